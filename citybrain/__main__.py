@@ -1,0 +1,5 @@
+import sys
+
+from citybrain.cli import main
+
+sys.exit(main())
