@@ -1,0 +1,641 @@
+"""Load a city folder and check it: types, referential integrity, physics and geometry.
+
+A city folder holds ``city.yaml`` (every field of :class:`~brain.city.model.City` except the
+polygons), ``districts.geojson`` and ``cells.geojson`` (FeatureCollections whose features'
+``properties.id`` name a district / grid cell; geometry Polygon or MultiPolygon, WGS84
+``[lon, lat]``). :func:`load_city` reads the three files; :func:`city_from_data` checks
+already-parsed data (handy for cities built in memory, e.g. in tests).
+
+Every problem found is collected, not just the first: a :class:`CityError` lists them all, each
+naming its file and field path (``city.yaml: sensors[12].cell: unknown cell 'C99'``), so a
+whole batch of registry edits can be fixed in one pass.
+
+Polygons are stored as ``id -> list of rings``; a MultiPolygon's parts are flattened into one
+list of rings, which the even-odd rule of :func:`brain.city.geo.point_in_rings` still reads
+correctly (holes stay holes, parts stay parts).
+
+Example:
+    >>> from brain.city import demo_city_path
+    >>> city = load_city(demo_city_path())
+    >>> city.name, len(city.districts) >= 4
+    ('Demo City', True)
+    >>> bad = {"name": "X", "admin_code": "12", "timezone": "Asia/Shanghai", "center": [120.0, 30.0],
+    ...        "districts": [], "streets": [], "cells": [], "segments": [], "intersections": [],
+    ...        "corridors": [], "sensors": []}
+    >>> try:
+    ...     city_from_data(bad)
+    ... except CityError as exc:
+    ...     print(exc.problems[0])
+    city.yaml: admin_code: admin code '12' is not 6 digits
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import zoneinfo
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+import yaml
+
+from brain.city import geo
+from brain.city.model import (
+    SENSOR_FAMILY,
+    City,
+    Corridor,
+    District,
+    GridCell,
+    HazardSource,
+    HealthWeights,
+    Intersection,
+    RoadSegment,
+    Sensor,
+    Street,
+)
+
+CITY_FILE = "city.yaml"
+DISTRICTS_FILE = "districts.geojson"
+CELLS_FILE = "cells.geojson"
+
+#: A point further than this from the city centre is "far outside the city".
+FAR_FROM_CENTER_M = 50_000.0
+#: How far outside its district polygon a point (sensor, cell centre, segment...) may lie.
+DISTRICT_TOLERANCE_M = 1_000.0
+#: How far outside its grid-cell polygon a sensor, intersection or hazard source may lie.
+CELL_TOLERANCE_M = 500.0
+
+#: Unit of a utility sensor -> the :class:`brain.schemas.UtilityReading` field it measures.
+UTILITY_UNIT_FIELD: dict[str, str] = {"kPa": "pressure_kpa", "m3/h": "flow_m3h", "kW": "load_kw"}
+UTILITY_TYPES = frozenset({"utility_power", "utility_water", "utility_gas", "utility_heat"})
+SEGMENT_SENSOR_TYPES = frozenset({"loop", "video", "radar", "probe"})
+
+# section name -> item struct (order: referenced kinds first, so error lists read top-down)
+SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "districts": District,
+    "streets": Street,
+    "cells": GridCell,
+    "segments": RoadSegment,
+    "intersections": Intersection,
+    "corridors": Corridor,
+    "hazards": HazardSource,
+    "sensors": Sensor,
+}
+_CITY_FIELDS = {f.name: f for f in msgspec.structs.fields(City)}
+_POLYGON_FIELDS = ("district_polygons", "cell_polygons")
+_SCALAR_FIELDS = [n for n in _CITY_FIELDS if n not in SECTIONS and n not in _POLYGON_FIELDS]
+_AT_RE = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>.*)`$")
+_FIELD_RE = re.compile(r"^Object (?P<what>missing required field|contains unknown field) `(?P<field>[^`]*)`$")
+
+
+class Problem(NamedTuple):
+    """One problem in a city folder: the file, the field path inside it, and what is wrong."""
+
+    file: str
+    field_path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field_path}: {self.message}" if self.field_path else f"{self.file}: {self.message}"
+
+
+class CityError(ValueError):
+    """A city folder that cannot be used; ``problems`` lists every :class:`Problem` found."""
+
+    def __init__(self, problems: Iterable[Problem], where: str = "city") -> None:
+        self.problems: list[Problem] = list(problems)
+        self.where = where
+        n = len(self.problems)
+        lines = [f"{n} problem{'s' if n != 1 else ''} in {where}:"] + [f"  {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def load_city(path: str | Path) -> City:
+    """Read and check the city folder at ``path`` (or the ``city.yaml`` inside it).
+
+    Raises :class:`CityError` listing every problem: missing files, YAML/JSON syntax errors,
+    type errors, unknown references, implausible physics, bad geometry.
+    """
+    folder = Path(path)
+    if folder.is_file() and folder.name == CITY_FILE:
+        folder = folder.parent
+    if not folder.exists():
+        raise CityError([Problem(str(folder), "", "no such folder")], where=str(folder))
+    if not folder.is_dir():
+        raise CityError([Problem(str(folder), "", "not a folder (expected a folder holding city.yaml)")], where=str(folder))
+    problems: list[Problem] = []
+    data = _read(folder / CITY_FILE, _parse_yaml, problems)
+    districts = _read(folder / DISTRICTS_FILE, _parse_json, problems)
+    cells = _read(folder / CELLS_FILE, _parse_json, problems)
+    if data is None:
+        # Without city.yaml nothing else can be cross-checked; still report GeoJSON syntax.
+        raise CityError(problems, where=str(folder))
+    return city_from_data(data, districts, cells, _problems=problems, _where=str(folder))
+
+
+def city_from_data(
+    data: Any,
+    districts_geojson: Any = None,
+    cells_geojson: Any = None,
+    *,
+    _problems: list[Problem] | None = None,
+    _where: str = "city",
+) -> City:
+    """Check parsed ``city.yaml`` data (and the two GeoJSON FeatureCollections) and build the City.
+
+    ``None`` for a GeoJSON argument means "file missing" and is reported as such.
+    """
+    checker = _Checker(list(_problems or []))
+    checker.check_city(data)
+    checker.check_geojson(DISTRICTS_FILE, districts_geojson, "district")
+    checker.check_geojson(CELLS_FILE, cells_geojson, "cell")
+    checker.check_geometry()
+    if checker.problems:
+        raise CityError(_dedupe(checker.problems), where=_where)
+    try:
+        city = msgspec.convert(data, type=City)
+    except msgspec.ValidationError as exc:  # every field was checked above; this is a safety net
+        raise CityError([Problem(CITY_FILE, "", str(exc))], where=_where) from None
+    city.district_polygons = checker.polygons["district"]
+    city.cell_polygons = checker.polygons["cell"]
+    return city
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    """One problem per field: a NaN latitude is "not finite", not also "out of range"."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        key = (p.file, p.field_path)
+        if p.field_path and key in seen:
+            continue
+        seen.add(key)
+        out.append(p)
+    return out
+
+
+# --- reading -----------------------------------------------------------------------------------
+def _read(path: Path, parse, problems: list[Problem]) -> Any:
+    if not path.is_file():
+        problems.append(Problem(path.name, "", f"missing file ({path})"))
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(path.name, "", f"cannot read: {exc}"))
+        return None
+    return parse(path.name, text, problems)
+
+
+def _parse_yaml(name: str, text: str, problems: list[Problem]) -> Any:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x) or str(exc)
+        problems.append(Problem(name, where, f"YAML syntax error: {what}"))
+        return None
+
+
+def _parse_json(name: str, text: str, problems: list[Problem]) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(Problem(name, f"line {exc.lineno}, column {exc.colno}", f"JSON syntax error: {exc.msg}"))
+        return None
+
+
+# --- checking ----------------------------------------------------------------------------------
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _admin_code_ok(code: str) -> bool:
+    return len(code) == 6 and code.isascii() and code.isdigit()
+
+
+class _Checker:
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        self.items: dict[str, list[tuple[int, Any]]] = {s: [] for s in SECTIONS}  # decoded (index, struct)
+        self.ids: dict[str, set[str]] = {s: set() for s in SECTIONS}  # every id seen, decoded or not
+        self.center: tuple[float, float] | None = None
+        self.city_code: str | None = None
+        self.polygons: dict[str, dict[str, list]] = {"district": {}, "cell": {}}
+        self.city_ok = False
+
+    def add(self, path: str, message: str, file: str = CITY_FILE) -> None:
+        self.problems.append(Problem(file, path, message))
+
+    # -- city.yaml ---------------------------------------------------------------------------
+    def check_city(self, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            what = "empty" if data is None else type(data).__name__
+            self.add("", f"expected a mapping of city fields at the top level, got {what}")
+            return
+        self.city_ok = True
+        for key in data:
+            if key in _POLYGON_FIELDS:
+                self.add(str(key), f"polygons belong in {DISTRICTS_FILE} / {CELLS_FILE}, not in {CITY_FILE}")
+            elif key not in _CITY_FIELDS:
+                self.add(str(key), "unknown field")
+        for name, info in _CITY_FIELDS.items():
+            if info.required and name not in data:
+                self.add(name, "missing required field")
+        scalars = {}
+        for name in _SCALAR_FIELDS:
+            if name in data:
+                value = self.convert(data[name], _CITY_FIELDS[name].type, name)
+                if value is not None:
+                    scalars[name] = value
+        self.check_scalars(scalars)
+        for section, item_type in SECTIONS.items():
+            raw = data.get(section, [])
+            if raw is None or not isinstance(raw, list):
+                self.add(section, f"expected a list, got {'null' if raw is None else type(raw).__name__}")
+                continue
+            seen: Counter[str] = Counter()
+            for i, item in enumerate(raw):
+                path = f"{section}[{i}]"
+                if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+                    self.ids[section].add(item["id"])
+                    seen[item["id"]] += 1
+                    if seen[item["id"]] == 2:
+                        self.add(f"{path}.id", f"duplicate id '{item['id']}' in {section}")
+                obj = self.convert(item, item_type, path)
+                if obj is not None:
+                    self.nonfinite(obj, path)
+                    self.items[section].append((i, obj))
+        for section in SECTIONS:
+            check = getattr(self, f"check_{section}")
+            for i, obj in self.items[section]:
+                check(f"{section}[{i}]", obj)
+
+    def convert(self, value: Any, typ: Any, path: str) -> Any:
+        try:
+            return msgspec.convert(value, type=typ)
+        except msgspec.ValidationError as exc:
+            msg = str(exc)
+            at = _AT_RE.match(msg)
+            if at:
+                msg, path = at["msg"], path + at["path"]
+            field = _FIELD_RE.match(msg)
+            if field:
+                path = f"{path}.{field['field']}"
+                msg = "missing required field" if field["what"].startswith("missing") else "unknown field"
+            self.add(path, msg)
+            return None
+
+    def nonfinite(self, obj: Any, path: str) -> None:
+        if isinstance(obj, float):
+            if not math.isfinite(obj):
+                self.add(path, f"{obj} is not a finite number")
+        elif isinstance(obj, list):
+            for j, v in enumerate(obj):
+                self.nonfinite(v, f"{path}[{j}]")
+        elif isinstance(obj, msgspec.Struct):
+            for name in obj.__struct_fields__:
+                self.nonfinite(getattr(obj, name), f"{path}.{name}")
+
+    def check_scalars(self, s: dict[str, Any]) -> None:
+        if "name" in s and not s["name"].strip():
+            self.add("name", "empty name")
+        if "admin_code" in s:
+            if _admin_code_ok(s["admin_code"]):
+                self.city_code = s["admin_code"]
+            else:
+                self.add("admin_code", f"admin code '{s['admin_code']}' is not 6 digits")
+        if "timezone" in s:
+            try:
+                zoneinfo.ZoneInfo(s["timezone"])
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                self.add("timezone", f"unknown IANA time zone '{s['timezone']}'")
+        if "center" in s and self.coord("center", s["center"], far_check=False):
+            self.center = (s["center"][0], s["center"][1])
+        w = s.get("health_weights")
+        if isinstance(w, HealthWeights):
+            values = {n: getattr(w, n) for n in w.__struct_fields__}
+            for n, v in values.items():
+                if not math.isfinite(v) or v < 0:
+                    self.add(f"health_weights.{n}", f"weight {v} must be a finite number >= 0")
+            if all(math.isfinite(v) for v in values.values()) and sum(values.values()) <= 0:
+                self.add("health_weights", "weights must not all be 0")
+
+    def coord(self, path: str, point: list[float], *, far_check: bool = True) -> bool:
+        """Check one ``[lon, lat]``; True when it is a usable point."""
+        if len(point) != 2:
+            self.add(path, f"expected [lon, lat], got {len(point)} numbers")
+            return False
+        return self.lonlat(path, point[0], point[1], far_check=far_check, paths=(f"{path}[0]", f"{path}[1]"))
+
+    def lonlat(self, path: str, lon: float, lat: float, *, far_check: bool = True, paths: tuple[str, str] | None = None) -> bool:
+        lon_path, lat_path = paths or (f"{path}.lon", f"{path}.lat")
+        ok = True
+        if not (math.isfinite(lon) and -180 <= lon <= 180):
+            self.add(lon_path, f"longitude {lon} out of range [-180, 180]")
+            ok = False
+        if not (math.isfinite(lat) and -90 <= lat <= 90):
+            self.add(lat_path, f"latitude {lat} out of range [-90, 90]")
+            ok = False
+        if ok and far_check and self.center is not None:
+            d = geo.haversine_m(self.center[0], self.center[1], lon, lat)
+            if d > FAR_FROM_CENTER_M:
+                self.add(path, f"[{lon}, {lat}] is {d / 1000:.0f} km from the city centre "
+                               f"(more than {FAR_FROM_CENTER_M / 1000:.0f} km: far outside the city)")
+                ok = False
+        return ok
+
+    def ref(self, path: str, value: str, section: str, what: str, owner: str = "") -> bool:
+        if value in self.ids[section]:
+            return True
+        self.add(path, f"unknown {what} '{value}'" + (f" ({owner})" if owner else ""))
+        return False
+
+    def positive(self, path: str, value: float, what: str = "") -> None:
+        if math.isfinite(value) and value <= 0:
+            self.add(path, f"{what or path.rsplit('.', 1)[-1]} must be > 0, got {value}")
+
+    def nonneg(self, path: str, value: float) -> None:
+        if math.isfinite(value) and value < 0:
+            self.add(path, f"{path.rsplit('.', 1)[-1]} must be >= 0, got {value}")
+
+    def in_district(self, path: str, item_id: str, district: str, cell: str) -> None:
+        """Cell (already known to exist) must belong to the same district as the item."""
+        cell_district = self.cell_district.get(cell)
+        if cell_district is not None and district in self.ids["districts"] and cell_district != district:
+            self.add(f"{path}.cell", f"cell '{cell}' is in district '{cell_district}', not '{district}' ({item_id})")
+
+    @property
+    def cell_district(self) -> dict[str, str]:
+        if not hasattr(self, "_cell_district"):
+            self._cell_district = {c.id: c.district for _, c in self.items["cells"]}
+        return self._cell_district
+
+    def check_districts(self, path: str, d: District) -> None:
+        if not d.name.strip():
+            self.add(f"{path}.name", "empty name")
+        if not _admin_code_ok(d.admin_code):
+            self.add(f"{path}.admin_code", f"admin code '{d.admin_code}' is not 6 digits ({d.id})")
+        elif self.city_code is not None:
+            prefix = self.city_code[:2] if self.city_code[2:4] == "00" else self.city_code[:4]
+            if not d.admin_code.startswith(prefix) or d.admin_code.endswith("00"):
+                self.add(f"{path}.admin_code",
+                         f"admin code '{d.admin_code}' is not a district code under the city's '{self.city_code}' ({d.id})")
+        self.coord(f"{path}.center", d.center)
+
+    def check_streets(self, path: str, s: Street) -> None:
+        self.ref(f"{path}.district", s.district, "districts", "district", s.id)
+
+    def check_cells(self, path: str, c: GridCell) -> None:
+        if self.ref(f"{path}.district", c.district, "districts", "district", c.id):
+            street_district = {s.id: s.district for _, s in self.items["streets"]}.get(c.street)
+            if street_district is not None and street_district != c.district:
+                self.add(f"{path}.street", f"street '{c.street}' is in district '{street_district}', not '{c.district}' ({c.id})")
+        self.ref(f"{path}.street", c.street, "streets", "street", c.id)
+        self.coord(f"{path}.center", c.center)
+
+    def check_segments(self, path: str, s: RoadSegment) -> None:
+        self.ref(f"{path}.district", s.district, "districts", "district", s.id)
+        if self.ref(f"{path}.cell", s.cell, "cells", "cell", s.id):
+            self.in_district(path, s.id, s.district, s.cell)
+        self.positive(f"{path}.length_m", s.length_m)
+        self.positive(f"{path}.free_flow_kmh", s.free_flow_kmh)
+        if math.isfinite(s.free_flow_kmh) and s.free_flow_kmh > 150:
+            self.add(f"{path}.free_flow_kmh", f"free-flow speed {s.free_flow_kmh} km/h is implausible for a city road (> 150)")
+        self.positive(f"{path}.lanes", s.lanes)
+        if s.lanes > 12:
+            self.add(f"{path}.lanes", f"{s.lanes} lanes is implausible (> 12)")
+        if len(s.line) < 2:
+            self.add(f"{path}.line", f"a line needs at least 2 points, got {len(s.line)}")
+            return
+        ok = all([self.coord(f"{path}.line[{j}]", p) for j, p in enumerate(s.line)])
+        if ok and math.isfinite(s.length_m) and s.length_m > 0:
+            drawn = geo.polyline_length_m(s.line)
+            if drawn > 0 and not (0.5 * drawn <= s.length_m <= 3 * drawn + 100):
+                self.add(f"{path}.length_m", f"length {s.length_m} m disagrees with its line ({drawn:.0f} m long) ({s.id})")
+
+    def check_intersections(self, path: str, x: Intersection) -> None:
+        self.ref(f"{path}.district", x.district, "districts", "district", x.id)
+        if self.ref(f"{path}.cell", x.cell, "cells", "cell", x.id):
+            self.in_district(path, x.id, x.district, x.cell)
+        self.lonlat(path, x.lon, x.lat)
+        if not x.phases:
+            self.add(f"{path}.phases", f"no phases ({x.id})")
+        names = Counter(p.name for p in x.phases)
+        for j, p in enumerate(x.phases):
+            pp = f"{path}.phases[{j}]"
+            if names[p.name] > 1 and [q.name for q in x.phases].index(p.name) != j:
+                self.add(f"{pp}.name", f"duplicate phase name '{p.name}' ({x.id})")
+            self.positive(f"{pp}.min_green_s", p.min_green_s)
+            self.positive(f"{pp}.yellow_s", p.yellow_s)
+            self.nonneg(f"{pp}.ped_clearance_s", p.ped_clearance_s)
+            self.nonneg(f"{pp}.all_red_s", p.all_red_s)
+        for j, seg in enumerate(x.approach_segments):
+            self.ref(f"{path}.approach_segments[{j}]", seg, "segments", "segment", x.id)
+
+    def check_corridors(self, path: str, c: Corridor) -> None:
+        n = len(c.intersections)
+        if n < 2:
+            self.add(f"{path}.intersections", f"a corridor needs at least 2 intersections, got {n} ({c.id})")
+        seen: set[str] = set()
+        known = {x.id: x for _, x in self.items["intersections"]}
+        for j, iid in enumerate(c.intersections):
+            ip = f"{path}.intersections[{j}]"
+            if iid in seen:
+                self.add(ip, f"intersection '{iid}' listed twice ({c.id})")
+            seen.add(iid)
+            if self.ref(ip, iid, "intersections", "intersection", c.id) and iid in known:
+                coordinated = sum(p.coordinated for p in known[iid].phases)
+                if coordinated != 1:
+                    self.add(ip, f"intersection '{iid}' has {coordinated} coordinated phases; a corridor "
+                                 f"intersection needs exactly 1 (the arterial through phase) ({c.id})")
+        pos = c.positions_m
+        if len(pos) != n:
+            self.add(f"{path}.positions_m", f"{len(pos)} positions for {n} intersections ({c.id})")
+        if pos and pos[0] != 0:
+            self.add(f"{path}.positions_m[0]", f"the first position must be 0, got {pos[0]} ({c.id})")
+        for j in range(1, len(pos)):
+            if not pos[j] > pos[j - 1]:
+                self.add(f"{path}.positions_m[{j}]", f"positions must strictly increase: {pos[j - 1]} then {pos[j]} ({c.id})")
+        if len(pos) == n and all(iid in known for iid in c.intersections):
+            for j in range(1, n):
+                a, b = known[c.intersections[j - 1]], known[c.intersections[j]]
+                gap, crow = pos[j] - pos[j - 1], geo.haversine_m(a.lon, a.lat, b.lon, b.lat)
+                # Along-road distance is at least the straight line, and rarely more than double.
+                if gap > 0 and math.isfinite(crow) and not (0.8 * crow - 50 <= gap <= 2 * crow + 100):
+                    self.add(f"{path}.positions_m[{j}]", f"gap {gap:.0f} m from '{a.id}' to '{b.id}' disagrees with their "
+                                                         f"coordinates ({crow:.0f} m apart) ({c.id})")
+        for name in ("speed_out_kmh", "speed_in_kmh"):
+            v = getattr(c, name)
+            self.positive(f"{path}.{name}", v)
+            if math.isfinite(v) and v > 120:
+                self.add(f"{path}.{name}", f"progression speed {v} km/h is implausible (> 120)")
+        self.positive(f"{path}.cycle_min_s", c.cycle_min_s)
+        if math.isfinite(c.cycle_min_s) and math.isfinite(c.cycle_max_s):
+            if c.cycle_max_s < c.cycle_min_s:
+                self.add(f"{path}.cycle_max_s", f"cycle_max_s {c.cycle_max_s} < cycle_min_s {c.cycle_min_s} ({c.id})")
+            if c.cycle_max_s > 300:
+                self.add(f"{path}.cycle_max_s", f"cycle_max_s {c.cycle_max_s} s is implausible (> 300)")
+
+    def check_hazards(self, path: str, h: HazardSource) -> None:
+        self.ref(f"{path}.district", h.district, "districts", "district", h.id)
+        if self.ref(f"{path}.cell", h.cell, "cells", "cell", h.id):
+            self.in_district(path, h.id, h.district, h.cell)
+        self.lonlat(path, h.lon, h.lat)
+        if not h.unit.strip():
+            self.add(f"{path}.unit", f"empty unit ({h.id})")
+
+    def check_sensors(self, path: str, s: Sensor) -> None:
+        if s.type not in SENSOR_FAMILY:
+            self.add(f"{path}.type", f"unknown sensor type '{s.type}' ({s.id}); known: {', '.join(sorted(SENSOR_FAMILY))}")
+        self.ref(f"{path}.district", s.district, "districts", "district", s.id)
+        if self.ref(f"{path}.cell", s.cell, "cells", "cell", s.id):
+            self.in_district(path, s.id, s.district, s.cell)
+        self.lonlat(path, s.lon, s.lat)
+        for name in ("owner", "unit"):
+            if not getattr(s, name).strip():
+                self.add(f"{path}.{name}", f"empty {name} ({s.id})")
+        if math.isfinite(s.valid_min) and math.isfinite(s.valid_max) and s.valid_min >= s.valid_max:
+            self.add(f"{path}.valid_max", f"valid_min {s.valid_min} >= valid_max {s.valid_max} ({s.id})")
+        if s.segment is not None:
+            self.ref(f"{path}.segment", s.segment, "segments", "segment", s.id)
+        elif s.type in SEGMENT_SENSOR_TYPES:
+            self.add(f"{path}.segment", f"a {s.type} sensor needs a segment ({s.id})")
+        if s.type in UTILITY_TYPES:
+            if s.unit not in UTILITY_UNIT_FIELD:
+                self.add(f"{path}.unit", f"utility unit must be one of {', '.join(UTILITY_UNIT_FIELD)}, got '{s.unit}' ({s.id})")
+            if s.nominal is None:
+                self.add(f"{path}.nominal", f"a {s.type} sensor needs a nominal value ({s.id})")
+        if s.nominal is not None and math.isfinite(s.nominal) and s.valid_min < s.valid_max:
+            if not s.valid_min <= s.nominal <= s.valid_max:
+                self.add(f"{path}.nominal", f"nominal {s.nominal} outside the valid range [{s.valid_min}, {s.valid_max}] ({s.id})")
+        if s.hazard is not None:
+            if s.type != "hazard":
+                self.add(f"{path}.hazard", f"only hazard sensors name a hazard source, this is a {s.type} sensor ({s.id})")
+            elif self.ref(f"{path}.hazard", s.hazard, "hazards", "hazard source", s.id):
+                unit = {h.id: h.unit for _, h in self.items["hazards"]}.get(s.hazard)
+                if unit is not None and unit != s.unit:
+                    self.add(f"{path}.unit", f"unit '{s.unit}' differs from hazard source '{s.hazard}' unit '{unit}' ({s.id})")
+        elif s.type == "hazard":
+            self.add(f"{path}.hazard", f"a hazard sensor needs a hazard source ({s.id})")
+
+    # -- GeoJSON -----------------------------------------------------------------------------
+    def check_geojson(self, file: str, fc: Any, kind: str) -> None:
+        if fc is None:
+            return  # missing or unreadable: already reported
+        add = lambda path, msg: self.add(path, msg, file)  # noqa: E731
+        if not isinstance(fc, Mapping) or fc.get("type") != "FeatureCollection":
+            add("type", "expected a GeoJSON FeatureCollection")
+            return
+        features = fc.get("features")
+        if not isinstance(features, list):
+            add("features", "expected a list of features")
+            return
+        section = f"{kind}s"
+        polygons = self.polygons[kind]
+        for i, feat in enumerate(features):
+            fp = f"features[{i}]"
+            if not isinstance(feat, Mapping) or feat.get("type") != "Feature":
+                add(f"{fp}.type", "expected a GeoJSON Feature")
+                continue
+            props = feat.get("properties")
+            fid = props.get("id") if isinstance(props, Mapping) else None
+            if not isinstance(fid, str):
+                add(f"{fp}.properties.id", f"expected the {kind} id as a string")
+                continue
+            if fid in polygons:
+                add(f"{fp}.properties.id", f"duplicate {kind} id '{fid}'")
+            elif self.city_ok and fid not in self.ids[section]:
+                add(f"{fp}.properties.id", f"unknown {kind} '{fid}' (not in {CITY_FILE} {section})")
+            rings = self.geometry(file, f"{fp}.geometry", feat.get("geometry"))
+            if rings is not None and fid not in polygons:
+                polygons[fid] = rings
+        if self.city_ok:
+            for i, obj in self.items[section]:
+                if obj.id not in polygons:
+                    add("features", f"no polygon for {kind} '{obj.id}' ({CITY_FILE} {section}[{i}])")
+
+    def geometry(self, file: str, gp: str, geom: Any) -> list | None:
+        add = lambda path, msg: self.add(path, msg, file)  # noqa: E731
+        if not isinstance(geom, Mapping):
+            add(gp, "expected a Polygon or MultiPolygon geometry")
+            return None
+        gtype, coords = geom.get("type"), geom.get("coordinates")
+        if gtype == "Polygon":
+            polys, paths = [coords], [f"{gp}.coordinates"]
+        elif gtype == "MultiPolygon":
+            if not isinstance(coords, list) or not coords:
+                add(f"{gp}.coordinates", "expected a non-empty list of polygons")
+                return None
+            polys, paths = coords, [f"{gp}.coordinates[{k}]" for k in range(len(coords))]
+        else:
+            add(f"{gp}.type", f"expected Polygon or MultiPolygon, got {gtype!r}")
+            return None
+        rings_out, ok = [], True
+        for poly, pp in zip(polys, paths):
+            if not isinstance(poly, list) or not poly:
+                add(pp, "expected a non-empty list of rings")
+                ok = False
+                continue
+            for r, ring in enumerate(poly):
+                rp = f"{pp}[{r}]"
+                if not isinstance(ring, list) or len(ring) < 4:
+                    add(rp, "a ring needs at least 4 positions (closed triangle)")
+                    ok = False
+                    continue
+                pts_ok = True
+                for k, pt in enumerate(ring):
+                    if not (isinstance(pt, list) and len(pt) in (2, 3) and all(_is_num(v) for v in pt)):
+                        add(f"{rp}[{k}]", "expected a position [lon, lat]")
+                        pts_ok = False
+                    elif not self.lonlat(f"{rp}[{k}]", pt[0], pt[1], paths=(f"{rp}[{k}][0]", f"{rp}[{k}][1]")):
+                        pts_ok = False
+                    if not pts_ok:
+                        break
+                if not pts_ok:
+                    ok = False
+                    continue
+                if list(ring[0][:2]) != list(ring[-1][:2]):
+                    add(rp, f"ring is not closed: first position {ring[0]} != last {ring[-1]}")
+                    ok = False
+                    continue
+                rings_out.append([[float(p[0]), float(p[1])] for p in ring])
+        return rings_out if ok else None
+
+    # -- where things are ----------------------------------------------------------------------
+    def check_geometry(self) -> None:
+        """Points and lines must lie in their district (and cell) polygons, within a tolerance."""
+        dpoly, cpoly = self.polygons["district"], self.polygons["cell"]
+        if not (dpoly or cpoly):
+            return
+
+        def place(path: str, item_id: str, lon: float, lat: float, district: str, cell: str | None) -> None:
+            if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+                return  # already reported as out of range
+            if self.center is not None and geo.haversine_m(*self.center, lon, lat) > FAR_FROM_CENTER_M:
+                return  # already reported as far outside the city
+            if district in dpoly and not geo.within_m(lon, lat, dpoly[district], DISTRICT_TOLERANCE_M):
+                d = geo.distance_to_rings_m(lon, lat, dpoly[district])
+                self.add(path, f"[{lon}, {lat}] lies {d:.0f} m outside its district '{district}' ({item_id})")
+            elif cell is not None and cell in cpoly and not geo.within_m(lon, lat, cpoly[cell], CELL_TOLERANCE_M):
+                d = geo.distance_to_rings_m(lon, lat, cpoly[cell])
+                self.add(path, f"[{lon}, {lat}] lies {d:.0f} m outside its cell '{cell}' ({item_id})")
+
+        for i, c in self.items["cells"]:
+            if len(c.center) == 2:
+                place(f"cells[{i}].center", c.id, c.center[0], c.center[1], c.district, c.id)
+        for i, d in self.items["districts"]:
+            if len(d.center) == 2:
+                place(f"districts[{i}].center", d.id, d.center[0], d.center[1], d.id, None)
+        for i, s in self.items["segments"]:
+            for j, p in enumerate(s.line):
+                if len(p) == 2:
+                    place(f"segments[{i}].line[{j}]", s.id, p[0], p[1], s.district, None)
+        for section in ("intersections", "hazards", "sensors"):
+            for i, x in self.items[section]:
+                place(f"{section}[{i}]", x.id, x.lon, x.lat, x.district, x.cell)
