@@ -1,0 +1,193 @@
+"""Grouping per subscription (Alertmanager timers), throttling and digests → notifications.
+
+For each subscription, the notifiable alerts it matches (firing or acknowledged, not silenced,
+not inhibited) are grouped by its ``group_by`` labels. A new group waits ``group_wait`` so that
+alerts born of one incident (the incident, the jam behind it, the noise of the sirens) leave as
+one notification; later changes (new alerts, resolutions) leave at most every
+``group_interval``; an unchanged firing group is repeated every ``repeat_interval``. An alert
+already notified is reported *resolved* once it resolves (or disappears), so every firing
+notification gets its resolve. Each notification's idempotency key is
+``subscription:group-hash:sequence``, stable across restarts because the sequence is state.
+
+Throttling: beyond ``N`` notifications per period a subscription's further notifications are
+folded into its digest, sent once per period; ``digest_only`` subscribers receive only digests.
+
+Example:
+    >>> from brain.alerts.model import Alert
+    >>> from brain.alerts.routing import Subscription
+    >>> sub = Subscription.from_dict({"id": "s", "department": "ops", "group_wait": "0s",
+    ...                               "channel": {"type": "log"}})
+    >>> a = Alert(fingerprint="f", rule_id="r", kind="threshold", severity=3, status="firing",
+    ...           labels={"district": "D1", "cell": "C1"}, fired_ms=0)
+    >>> g = Grouper()
+    >>> groups, subs_state = {}, {}
+    >>> [(n.status, n.key.endswith(":1")) for n in g.step({"f": a}, [sub], groups, subs_state, 0)]
+    [('firing', True)]
+    >>> a.status = "resolved"
+    >>> [(n.status, len(n.alerts)) for n in g.step({"f": a}, [sub], groups, subs_state, 600_000)]
+    [('resolved', 1)]
+"""
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from brain.alerts.model import Alert, Notification
+from brain.alerts.routing import Router, Subscription
+
+
+class GroupState(msgspec.Struct, kw_only=True):
+    """What one subscription's group last notified (persisted with the alerts)."""
+
+    subscription_id: str
+    group_key: str
+    labels: dict[str, str]
+    created_ms: int
+    last_sent_ms: int = 0
+    seq: int = 0
+    sent: dict[str, str] = {}  # fingerprint -> tier it was last notified at
+
+
+class SubscriptionState(msgspec.Struct, kw_only=True):
+    """Per-subscription throttle window and digest buffer."""
+
+    sent_times_ms: list[int] = []
+    digest: dict[str, Alert] = {}
+    last_digest_ms: int = -1  # -1: no digest period started yet
+    digest_seq: int = 0
+
+
+def notifiable(a: Alert) -> bool:
+    return a.active and not a.silenced_by and not a.inhibited_by
+
+
+def group_hash(sub_id: str, labels: dict[str, str]) -> str:
+    text = sub_id + "\x00" + "\x00".join(f"{k}={labels[k]}" for k in sorted(labels))
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+class Grouper:
+    """Turns the current alert states into notifications, updating group and subscription state."""
+
+    def __init__(self, router: Router | None = None):
+        self.router = router or Router()
+
+    def step(self, alerts: dict[str, Alert], subscriptions: list[Subscription], groups: dict[str, GroupState],
+             subs_state: dict[str, SubscriptionState], now_ms: int) -> list[Notification]:
+        live = [a for a in alerts.values() if notifiable(a)]
+        out: list[Notification] = []
+        sub_ids = {s.id for s in subscriptions}
+        for gid in [g for g, st in groups.items() if st.subscription_id not in sub_ids]:
+            del groups[gid]  # the subscription was removed
+        for sub in subscriptions:
+            members: dict[str, dict[str, Alert]] = {}
+            labels_of: dict[str, dict[str, str]] = {}
+            for a in live:
+                if self.router.matches(sub, a):
+                    gl = {k: a.labels.get(k, "") for k in sub.group_by}
+                    gk = group_hash(sub.id, gl)
+                    members.setdefault(gk, {})[a.fingerprint] = a
+                    labels_of[gk] = gl
+            sub_groups = {st.group_key: gid for gid, st in groups.items() if st.subscription_id == sub.id}
+            for gk in set(members) | set(sub_groups):
+                gid = sub_groups.get(gk) or f"{sub.id}|{gk}"
+                st = groups.get(gid)
+                firing = members.get(gk, {})
+                if st is None:
+                    st = groups[gid] = GroupState(subscription_id=sub.id, group_key=gk, labels=labels_of[gk],
+                                                  created_ms=now_ms)
+                n = self._flush(sub, st, firing, alerts, now_ms)
+                if n is not None:
+                    out.extend(self._throttle(sub, subs_state.setdefault(sub.id, SubscriptionState()), n, now_ms))
+                if not st.sent and not firing:
+                    del groups[gid]
+            d = self._digest(sub, subs_state.get(sub.id), now_ms)
+            if d is not None:
+                out.append(d)
+        return out
+
+    def _flush(self, sub: Subscription, st: GroupState, firing: dict[str, Alert], alerts: dict[str, Alert],
+               now_ms: int) -> Notification | None:
+        resolved = [fp for fp in st.sent if fp not in firing and not _held(alerts.get(fp))]
+        new = [fp for fp in firing if fp not in st.sent]
+        if st.seq == 0:
+            if not firing or now_ms - st.created_ms < sub._group_wait_ms:
+                return None
+            reason = "escalation" if any(_escalated(firing[fp]) for fp in new) else "alert"
+        elif new or resolved:
+            if now_ms - st.last_sent_ms < sub._group_interval_ms:
+                return None
+            reason = "escalation" if any(_escalated(firing[fp]) for fp in new) else "alert"
+        elif firing and now_ms - st.last_sent_ms >= sub._repeat_interval_ms:
+            reason = "repeat"
+        else:
+            return None
+        for fp in resolved:
+            del st.sent[fp]
+        for fp, a in firing.items():
+            st.sent[fp] = a.tier
+        if not firing and not sub.send_resolved:
+            return None
+        snap = [msgspec.structs.replace(a) for a in firing.values()]
+        for fp in resolved:
+            a = alerts.get(fp)
+            if a is not None:
+                snap.append(msgspec.structs.replace(a, status="resolved") if a.status != "resolved" else msgspec.structs.replace(a))
+        if not snap:
+            return None
+        st.seq += 1
+        st.last_sent_ms = now_ms
+        tiers = [a.tier for a in firing.values()]
+        return Notification(key=f"{sub.id}:{st.group_key}:{st.seq}", subscription_id=sub.id, group_key=st.group_key,
+                            status="firing" if firing else "resolved", reason=reason, ts_ms=now_ms, alerts=snap,
+                            group_labels=dict(st.labels), tier=max(tiers, key=_tier_rank) if tiers else "")
+
+    def _throttle(self, sub: Subscription, ss: SubscriptionState, n: Notification, now_ms: int) -> list[Notification]:
+        if sub.digest_only:
+            _fold(ss, n)
+            return []
+        if sub._throttle is not None:
+            limit, period_ms = sub._throttle
+            ss.sent_times_ms = [t for t in ss.sent_times_ms if now_ms - t < period_ms]
+            if len(ss.sent_times_ms) >= limit:
+                _fold(ss, n)
+                return []
+            ss.sent_times_ms.append(now_ms)
+        return [n]
+
+    def _digest(self, sub: Subscription, ss: SubscriptionState | None, now_ms: int) -> Notification | None:
+        if ss is None or not sub._digest_ms:
+            return None
+        if ss.last_digest_ms < 0:
+            ss.last_digest_ms = now_ms
+        if not ss.digest or now_ms - ss.last_digest_ms < sub._digest_ms:
+            return None
+        ss.digest_seq += 1
+        ss.last_digest_ms = now_ms
+        items = sorted(ss.digest.values(), key=lambda a: (a.severity, a.fired_ms))
+        ss.digest = {}
+        return Notification(key=f"{sub.id}:digest:{ss.digest_seq}", subscription_id=sub.id, group_key="digest",
+                            status="firing" if any(a.active for a in items) else "resolved", reason="digest",
+                            ts_ms=now_ms, alerts=items)
+
+
+def _fold(ss: SubscriptionState, n: Notification) -> None:
+    for a in n.alerts:
+        ss.digest[a.fingerprint] = a
+
+
+def _escalated(a: Alert) -> bool:
+    return a.tier_since_ms > a.fired_ms
+
+
+def _held(a: Alert | None) -> bool:
+    """An alert that is still active but muted (silenced/inhibited) keeps its place: no resolve yet."""
+    return a is not None and a.active
+
+
+_TIER_RANK = {"street": 0, "district": 1, "city": 2}
+
+
+def _tier_rank(t: str) -> int:
+    return _TIER_RANK.get(t, 0)

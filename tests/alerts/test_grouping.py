@@ -1,0 +1,96 @@
+from brain.alerts.grouping import Grouper
+from brain.alerts.routing import Subscription
+from tests.alerts.helpers import alert
+
+S = 1000
+M = 60_000
+
+
+def mk(**kw):
+    base = {"id": "ops", "department": "ops", "channel": {"type": "log"}, "group_by": ["cell"],
+            "group_wait": "30s", "group_interval": "5m", "repeat_interval": "1h"}
+    return Subscription.from_dict({**base, **kw})
+
+
+class Run:
+    def __init__(self, *subs):
+        self.subs, self.g, self.groups, self.ss = list(subs), Grouper(), {}, {}
+
+    def __call__(self, alerts, now):
+        return self.g.step({a.fingerprint: a for a in alerts}, self.subs, self.groups, self.ss, now)
+
+
+def test_alerts_of_one_incident_leave_as_one_notification_after_group_wait():
+    run = Run(mk())
+    inc = alert("inc", cell="C1", category="emergency")
+    assert run([inc], 0) == []
+    jam = alert("jam", cell="C1", category="traffic")
+    other = alert("far", cell="C7")
+    assert run([inc, jam, other], 20 * S) == []
+    out = run([inc, jam, other], 30 * S)
+    assert len(out) == 1 and {a.fingerprint for a in out[0].alerts} == {"inc", "jam"}
+    out = run([inc, jam, other], 50 * S)  # group C7 was born at 20 s
+    assert [{a.fingerprint for a in n.alerts} for n in out] == [{"far"}]
+
+
+def test_changes_wait_for_group_interval_and_resolves_are_reported():
+    run = Run(mk(group_wait="0s"))
+    a, b = alert("a", cell="C1"), alert("b", cell="C1")
+    assert len(run([a], 0)) == 1
+    assert run([a, b], M) == []  # within group_interval
+    (n,) = run([a, b], 5 * M)
+    assert n.status == "firing" and {x.fingerprint for x in n.alerts} == {"a", "b"}
+    a.status, b.status = "resolved", "resolved"
+    (n,) = run([a, b], 10 * M)
+    assert n.status == "resolved" and sorted(x.status for x in n.alerts) == ["resolved", "resolved"]
+    assert run([a, b], 20 * M) == [] and run.groups == {}
+
+
+def test_repeat_interval_and_unique_keys():
+    run = Run(mk(group_wait="0s"))
+    a = alert("a", cell="C1")
+    keys = [n.key for t in range(0, 181, 10) for n in run([a], t * M)]
+    assert len(keys) == 4 and len(set(keys)) == 4  # first + repeats at 60, 120, 180 min
+
+
+def test_silenced_alert_not_notified_but_notified_one_still_gets_its_resolve():
+    run = Run(mk(group_wait="0s", group_interval="0s"))
+    a = alert("a", cell="C1")
+    a.silenced_by = "s"
+    assert run([a], 0) == []
+    a.silenced_by = ""
+    assert len(run([a], M)) == 1
+    a.silenced_by = "s"  # muted after notifying: no resolve yet, it is still active
+    assert run([a], 2 * M) == []
+    a.status = "resolved"
+    (n,) = run([a], 3 * M)
+    assert n.status == "resolved"
+
+
+def test_throttle_folds_excess_into_a_digest():
+    run = Run(mk(group_wait="0s", throttle="2/1h", repeat_interval="4h"))
+    alerts = [alert(f"a{i}", cell=f"C{i}") for i in range(5)]
+    out = run(alerts, 0)
+    assert len(out) == 2 and all(n.reason == "alert" for n in out)
+    assert run(alerts, 30 * M) == []
+    (d,) = run(alerts, 60 * M)
+    assert d.reason == "digest" and len(d.alerts) == 3
+
+
+def test_digest_only_subscriber_gets_periodic_summaries():
+    run = Run(mk(group_wait="0s", digest="1h", digest_only=True))
+    alerts = [alert(f"a{i}", cell=f"C{i}") for i in range(3)]
+    assert run(alerts, 0) == []
+    (d,) = run(alerts, 60 * M)
+    assert d.reason == "digest" and len(d.alerts) == 3 and d.key.endswith("digest:1")
+
+
+def test_escalated_alert_reaches_district_subscriber_as_escalation():
+    street, district = mk(id="street", group_wait="0s"), mk(id="district", group_wait="0s", tier="district")
+    run = Run(street, district)
+    a = alert("a", cell="C1", fired_ms=0)
+    a.tier, a.tier_since_ms = "street", 0
+    assert [n.subscription_id for n in run([a], 0)] == ["street"]
+    a.tier, a.tier_since_ms = "district", 10 * M
+    out = run([a], 10 * M)
+    assert [(n.subscription_id, n.reason) for n in out] == [("district", "escalation")]

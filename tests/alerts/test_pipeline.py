@@ -1,0 +1,52 @@
+from brain.alerts.inhibition import InhibitRule
+from brain.alerts.model import Candidate
+from brain.alerts.pipeline import AlertPipeline
+from brain.alerts.routing import Subscription
+from brain.alerts.silences import Silence
+
+M = 60_000
+
+
+def c(rule, sev=3, **labels):
+    return Candidate(rule_id=rule, kind="threshold", severity=sev, labels=labels, value=1.0, ts_ms=0)
+
+
+def test_incident_with_congestion_gives_one_notification_per_subscriber_and_one_resolve():
+    subs = [Subscription.from_dict({"id": s, "department": s, "channel": {"type": "log"}, "group_by": ["cell"],
+                                    "group_wait": "30s", "group_interval": "1m"}) for s in ("police", "cmd")]
+    p = AlertPipeline(subs, [InhibitRule(["category=emergency"], ["category=traffic"], ["segment_id"])])
+    inc = c("incident", 2, category="emergency", segment_id="S1", cell="C1")
+    jam = c("tti", 3, category="traffic", segment_id="S1", cell="C1")
+    sent = []
+    for minute in range(10):
+        cands = [inc, jam] if minute < 6 else []
+        sent += p.process([Candidate(**{f: getattr(x, f) for x in [] for f in ()}) if False else x for x in cands],
+                          minute * M)
+    firing = [n for n in sent if n.status == "firing"]
+    assert sorted(n.subscription_id for n in firing) == ["cmd", "police"]
+    assert all([a.rule_id for a in n.alerts] == ["incident"] for n in firing)  # jam inhibited
+    assert sorted(n.subscription_id for n in sent if n.status == "resolved") == ["cmd", "police"]
+    actions = [e.action for e in p.state.audit]
+    assert actions.count("notify") == 4 and "alert" in actions
+
+
+def test_silence_and_ack_are_audited_with_who():
+    sub = Subscription.from_dict({"id": "ops", "department": "ops", "channel": {"type": "log"}, "group_wait": "0s"})
+    p = AlertPipeline([sub])
+    p.add_silence(Silence.create(["district=D1"], 0, 10 * M, "wang", "road works"))
+    assert p.process([c("a", district="D1")], 0) == []
+    (n,) = p.process([c("b", district="D2")], M)
+    fp = n.alerts[0].fingerprint
+    p.acknowledge(fp, "li.na", 2 * M)
+    entries = [(e.actor, e.action) for e in p.state.audit]
+    assert ("wang", "silence") in entries and ("li.na", "ack") in entries
+    assert p.state.alerts[fp].status == "acknowledged"
+
+
+def test_replayed_notification_keys_are_not_sent_twice():
+    sub = Subscription.from_dict({"id": "ops", "department": "ops", "channel": {"type": "log"}, "group_wait": "0s"})
+    p = AlertPipeline([sub])
+    (n,) = p.process([c("a")], 0)
+    # simulate a restart that lost group state but kept the notification log
+    p.state.groups.clear()
+    assert p.process([c("a")], M) == []
