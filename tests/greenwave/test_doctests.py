@@ -1,0 +1,25 @@
+"""Run the docstring examples of the green-wave modules."""
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "brain.greenwave",
+    "brain.kernels.bandwidth",
+    "brain.greenwave.model",
+    "brain.greenwave.webster",
+    "brain.greenwave.milp",
+    "brain.greenwave.plan",
+    "brain.greenwave.optimizer",
+    "brain.greenwave.safety",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0
+    assert result.failed == 0
