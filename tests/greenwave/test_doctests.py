@@ -15,6 +15,7 @@ MODULES = [
     "brain.greenwave.plan",
     "brain.greenwave.optimizer",
     "brain.greenwave.safety",
+    "brain.greenwave.transition",
 ]
 
 
