@@ -1,0 +1,277 @@
+"""``citybrain run`` and ``citybrain replay``: the city brain end to end with the local driver."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from citybrain.cli import UserError
+
+log = logging.getLogger("citybrain.run")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration_s(text: str) -> float:
+    """'90s', '30m', '6h', '2d', '1w' (or plain seconds) -> seconds.
+
+    >>> parse_duration_s("6h"), parse_duration_s("90")
+    (21600.0, 90.0)
+    """
+    m = _DURATION.match(text or "")
+    if not m:
+        raise UserError(f"cannot read duration {text!r}: use a number with s, m, h, d or w (e.g. 6h)")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def _common(p) -> None:
+    p.add_argument("--city", metavar="DIR", help="city folder (city.yaml + GeoJSON); default: the shipped demo city")
+    p.add_argument("--out", metavar="DIR", help="where history (Parquet), dead letters and the checkpoint go (default var/run)")
+    p.add_argument("--config", metavar="FILE", help="settings file (YAML); CITYBRAIN_* environment variables override it")
+    p.add_argument("--window", metavar="SECONDS", type=int, help="vital-sign window (tick) in seconds, dividing 3600 (default 300)")
+    p.add_argument("--lateness", metavar="SECONDS", type=int, help="allowed lateness before records count as late (default 120)")
+    p.add_argument("--fresh", action="store_true", help="ignore and replace an existing checkpoint in --out instead of resuming")
+    p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT (default off)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the city brain: demo city, built-in simulator, live vital signs, alerts",
+        description=(
+            "Run the city brain with the in-process (local) driver. By default the shipped demo city is fed by the "
+            "built-in simulator and a live terminal view shows each district's vital signs (traffic TPI, AQI, noise, "
+            "grid cases, utilities, incidents, sensor health, health index) and the firing alerts. Vital-sign history "
+            "is appended to Parquet under --out; rejected records go to dead-letter files with their reasons. "
+            "State is checkpointed, so running again with the same --out resumes where it stopped. Ctrl-C stops cleanly."
+        ),
+    )
+    _common(p)
+    p.add_argument("--source", default="sim", metavar="sim|FILE", help="'sim' (default) or a recorded JSONL/Parquet/CSV file or folder")
+    p.add_argument("--speed", type=float, help="stream seconds per wall second (default 600; 0 = as fast as possible)")
+    p.add_argument("--duration", metavar="SPAN", help="stop after this much stream time, e.g. 6h, 1d (default: run until Ctrl-C)")
+    p.add_argument("--seed", type=int, help="simulator seed (default 0)")
+    p.add_argument("--start", metavar="ISO", help="simulated start (local time of the city), e.g. 2026-11-16T00:00; default a recent Monday 00:00")
+    p.add_argument("--headless", action="store_true", help="no live view: print a JSON summary line every --summary-every of stream time")
+    p.add_argument("--summary-every", default="1h", metavar="SPAN", help="headless summary period in stream time (default 1h)")
+    p.set_defaults(func=run_command, replay=False)
+
+    r = sub.add_parser(
+        "replay",
+        help="process a recorded JSONL/Parquet/CSV file as fast as possible",
+        description=(
+            "Replay a recorded file (or a folder written by `citybrain simulate`) through the same topology, as fast "
+            "as possible, with a progress bar; prints the record accounting (in = applied + dead-lettered + late) and "
+            "where history and dead letters were written."
+        ),
+    )
+    r.add_argument("file", metavar="FILE", help="JSONL, Parquet or CSV file, or a `citybrain simulate` folder")
+    _common(r)
+    r.set_defaults(func=replay_command, replay=True, speed=0.0, duration=None, seed=None, start=None, headless=True, source=None, summary_every="1h")
+
+
+def _settings(args):
+    from citybrain.settings import load_settings
+
+    return load_settings(
+        args.config,
+        city=args.city,
+        out_dir=args.out,
+        window_s=args.window,
+        allowed_lateness_s=args.lateness,
+        speed=getattr(args, "speed", None),
+        seed=getattr(args, "seed", None),
+        metrics_port=args.metrics_port,
+    )
+
+
+def _load_city(path: str | None):
+    from brain.city import CityError, demo_city_path, load_city
+
+    try:
+        return load_city(path or demo_city_path())
+    except CityError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _start_ms(text: str | None, tz: str) -> int | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--start {text!r} is not an ISO date/time such as 2026-11-16T00:00") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=ZoneInfo(tz))
+    return int(dt.timestamp() * 1000)
+
+
+def build_engine(args, settings):
+    """City, pipeline, source and driver for ``run``/``replay`` (shared by tests and benches)."""
+    from brain.pipeline import CityPipeline, PipelineConfig
+    from streams.feeds import SimulatorSource, open_file_source
+    from streams.local import LocalDriver
+
+    city = _load_city(settings.city)
+    try:
+        config = PipelineConfig(window_s=settings.window_s, allowed_lateness_s=settings.allowed_lateness_s, max_ahead_s=settings.max_ahead_s)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    operators = []
+    from streams.anomaly_operator import maybe_anomaly_operator
+
+    anomaly = maybe_anomaly_operator(city, config)
+    if anomaly is not None:
+        operators.append(anomaly)
+    pipeline = CityPipeline(city, config, window_operators=operators)
+    source_arg = args.file if args.replay else args.source
+    if source_arg in (None, "sim"):
+        source = SimulatorSource(city, seed=settings.seed, start_ms=_start_ms(args.start, city.timezone))
+        key = f"sim:{city.name}:{settings.seed}:{source.start_ms}"
+    else:
+        path = Path(source_arg)
+        if not path.exists():
+            raise UserError(f"source {path} does not exist (use 'sim' or a JSONL/Parquet/CSV file or folder)")
+        try:
+            source = open_file_source(path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read {path}: {exc}") from None
+        key = f"file:{path.resolve()}"
+    out = Path(settings.out_dir)
+    until_ms = None
+    if getattr(args, "duration", None):
+        span_ms = int(parse_duration_s(args.duration) * 1000)
+        base = getattr(source, "start_ms", None)
+        until_ms = (base + span_ms) if base is not None else None
+    driver = LocalDriver(pipeline, source, out, speed=settings.speed, until_ms=until_ms, checkpoint_every_s=settings.checkpoint_every_s, source_key=key)
+    if args.fresh and driver.checkpoints.path.exists():
+        driver.checkpoints.path.unlink()
+    try:
+        driver.resume()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if driver.resumed and until_ms is not None and getattr(source, "start_ms", None) is not None:
+        pass  # --duration counts from the simulator's original start, so a resumed run stops at the same point
+    return city, pipeline, driver
+
+
+def _install_signal_handlers(driver) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, driver.stop)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread
+            pass
+
+
+async def _run_async(args, settings) -> int:
+    from dashboards.terminal import LiveView, print_summary, summary_line
+
+    city, pipeline, driver = build_engine(args, settings)
+    _install_signal_handlers(driver)
+    alerts = None
+    if not args.no_alerts:
+        from streams.alert_wiring import maybe_alert_service
+
+        alerts = await maybe_alert_service(city, settings)
+        if alerts is not None:
+            driver.window_handlers.append(alerts.on_window_result)
+    metrics_runner = None
+    if settings.metrics_port:
+        from dashboards.metrics import start_metrics_server
+
+        metrics_runner = await start_metrics_server(settings.metrics_host, settings.metrics_port, pipeline, driver)
+    started = time.monotonic()
+    summary_ms = int(parse_duration_s(args.summary_every) * 1000)
+    next_summary = [None]
+
+    def firing():
+        return alerts.firing_for_view() if alerts is not None else []
+
+    if args.headless:
+
+        def on_window(w):
+            if next_summary[0] is None:
+                next_summary[0] = w.window_end_ms
+            if w.window_end_ms >= next_summary[0]:
+                print_summary(summary_line(w.window_end_ms, city.timezone, w.vitals, dict(pipeline.counters), firing()))
+                next_summary[0] = w.window_end_ms + summary_ms
+
+        driver.window_handlers.append(on_window)
+        stats = await driver.run()
+    else:
+        view = LiveView(city.name, city.timezone)
+        last = [0.0]
+
+        def on_window(w):
+            now = time.monotonic()
+            if now - last[0] >= 0.25:
+                last[0] = now
+                view.update(w.window_end_ms, w.vitals, dict(pipeline.counters), firing(), settings.speed, now - started)
+
+        driver.window_handlers.append(on_window)
+        with view:
+            stats = await driver.run()
+    if alerts is not None:
+        await alerts.close()
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
+    c = pipeline.counters
+    print(
+        f"stopped at stream time {stats.stream_time_ms}; windows {stats.windows}; records in {c['records_in']:,} = "
+        f"applied {c['applied']:,} + dead-lettered {c['dead_lettered']:,} + late {c['late']:,}"
+        f" ({'ok' if pipeline.invariant_holds() else 'MISMATCH'}); output in {driver.out_dir}",
+        file=sys.stderr,
+    )
+    return 0 if pipeline.invariant_holds() else 1
+
+
+def run_command(args) -> int:
+    settings = _settings(args)
+    return asyncio.run(_run_async(args, settings))
+
+
+def replay_command(args) -> int:
+    from tqdm import tqdm
+
+    settings = _settings(args)
+    settings.speed = 0.0
+
+    async def go() -> int:
+        city, pipeline, driver = build_engine(args, settings)
+        _install_signal_handlers(driver)
+        size = Path(args.file).stat().st_size if Path(args.file).is_file() else None
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc="replay", disable=None)
+
+        def on_batch(result):
+            offset = getattr(driver.source, "offset", None)
+            if size and offset is not None:
+                bar.n = offset
+                bar.refresh()
+            bar.set_postfix(records=f"{pipeline.counters['records_in']:,}", windows=driver.stats.windows)
+
+        driver.batch_handlers.append(on_batch)
+        started = time.monotonic()
+        stats = await driver.run()
+        bar.close()
+        c = pipeline.counters
+        wall = time.monotonic() - started
+        dead = {k[5:]: v for k, v in c.items() if k.startswith("dead.")}
+        print(
+            f"records in {c['records_in']:,} = applied {c['applied']:,} + dead-lettered {c['dead_lettered']:,} + late {c['late']:,}"
+            f" -> {'ok' if pipeline.invariant_holds() else 'MISMATCH'}\n"
+            f"dead-letter reasons: {dead or 'none'}\n"
+            f"windows closed {stats.windows}; {c['records_in'] / max(wall, 1e-9):,.0f} records/s\n"
+            f"history: {driver.out_dir / 'history'}; dead letters: {driver.out_dir / 'deadletter'}"
+        )
+        return 0 if pipeline.invariant_holds() else 1
+
+    return asyncio.run(go())

@@ -1,0 +1,1 @@
+"""Sinks: where the engine writes what it computed (history, dead letters, plans, alerts)."""
