@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import typing
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -52,6 +53,8 @@ from brain.city.model import (
     HazardSource,
     HealthWeights,
     Intersection,
+    NoiseClass,
+    RoadClass,
     RoadSegment,
     Sensor,
     Street,
@@ -87,6 +90,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
 _CITY_FIELDS = {f.name: f for f in msgspec.structs.fields(City)}
 _POLYGON_FIELDS = ("district_polygons", "cell_polygons")
 _SCALAR_FIELDS = [n for n in _CITY_FIELDS if n not in SECTIONS and n not in _POLYGON_FIELDS]
+_LITERAL_FIELDS = {"noise_class": typing.get_args(NoiseClass), "road_class": typing.get_args(RoadClass)}
 _AT_RE = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>.*)`$")
 _FIELD_RE = re.compile(r"^Object (?P<what>missing required field|contains unknown field) `(?P<field>[^`]*)`$")
 
@@ -130,7 +134,10 @@ def load_city(path: str | Path) -> City:
     data = _read(folder / CITY_FILE, _parse_yaml, problems)
     districts = _read(folder / DISTRICTS_FILE, _parse_json, problems)
     cells = _read(folder / CELLS_FILE, _parse_json, problems)
-    if data is None:
+    # A file holding JSON `null` is present but wrong; None would mean "no polygons given".
+    districts = None if districts is _UNREADABLE else ({} if districts is None else districts)
+    cells = None if cells is _UNREADABLE else ({} if cells is None else cells)
+    if data is _UNREADABLE:
         # Without city.yaml nothing else can be cross-checked; still report GeoJSON syntax.
         raise CityError(problems, where=str(folder))
     return city_from_data(data, districts, cells, _problems=problems, _where=str(folder))
@@ -146,7 +153,8 @@ def city_from_data(
 ) -> City:
     """Check parsed ``city.yaml`` data (and the two GeoJSON FeatureCollections) and build the City.
 
-    ``None`` for a GeoJSON argument means "file missing" and is reported as such.
+    ``None`` for a GeoJSON argument skips its polygons (an in-memory city need not have any);
+    :func:`load_city` reports a missing file itself.
     """
     checker = _Checker(list(_problems or []))
     checker.check_city(data)
@@ -177,16 +185,19 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     return out
 
 
+_UNREADABLE = object()  # a file that is missing or does not parse (None is valid YAML: empty)
+
+
 # --- reading -----------------------------------------------------------------------------------
 def _read(path: Path, parse, problems: list[Problem]) -> Any:
     if not path.is_file():
         problems.append(Problem(path.name, "", f"missing file ({path})"))
-        return None
+        return _UNREADABLE
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(path.name, "", f"cannot read: {exc}"))
-        return None
+        return _UNREADABLE
     return parse(path.name, text, problems)
 
 
@@ -199,7 +210,7 @@ def _parse_yaml(name: str, text: str, problems: list[Problem]) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x) or str(exc)
         problems.append(Problem(name, where, f"YAML syntax error: {what}"))
-        return None
+        return _UNREADABLE
 
 
 def _parse_json(name: str, text: str, problems: list[Problem]) -> Any:
@@ -207,7 +218,7 @@ def _parse_json(name: str, text: str, problems: list[Problem]) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         problems.append(Problem(name, f"line {exc.lineno}, column {exc.colno}", f"JSON syntax error: {exc.msg}"))
-        return None
+        return _UNREADABLE
 
 
 # --- checking ----------------------------------------------------------------------------------
@@ -288,6 +299,9 @@ class _Checker:
             if field:
                 path = f"{path}.{field['field']}"
                 msg = "missing required field" if field["what"].startswith("missing") else "unknown field"
+            name = path.rsplit(".", 1)[-1]
+            if msg.startswith("Invalid enum value") and name in _LITERAL_FIELDS:
+                msg += f"; expected one of {', '.join(repr(v) for v in _LITERAL_FIELDS[name])}"
             self.add(path, msg)
             return None
 
@@ -527,7 +541,7 @@ class _Checker:
     # -- GeoJSON -----------------------------------------------------------------------------
     def check_geojson(self, file: str, fc: Any, kind: str) -> None:
         if fc is None:
-            return  # missing or unreadable: already reported
+            return  # not given (in-memory city) or missing/unreadable (already reported by load_city)
         add = lambda path, msg: self.add(path, msg, file)  # noqa: E731
         if not isinstance(fc, Mapping) or fc.get("type") != "FeatureCollection":
             add("type", "expected a GeoJSON FeatureCollection")

@@ -1,0 +1,454 @@
+"""Every kind of problem in a city folder is reported with its file and field path."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from brain.city import CityError, Problem, city_from_data, demo_city_path, load_city
+from tests.city.conftest import find, problems_of
+
+Y = "city.yaml"
+
+
+def first(items: list[dict], **match) -> int:
+    return next(i for i, x in enumerate(items) if all(x.get(k) == v for k, v in match.items()))
+
+
+def test_demo_copy_is_valid(city_dir):
+    # The round trip through the helpers keeps the city valid, so every failure below is the edit's.
+    city = load_city(city_dir())
+    assert len(city.sensors) == len(load_city(demo_city_path()).sensors)
+
+
+def test_city_yaml_path_is_accepted(city_dir):
+    folder = city_dir()
+    assert load_city(folder / "city.yaml").name == load_city(folder).name
+
+
+# --- references ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("section", "match", "field", "message"),
+    [
+        ("streets", {}, "district", "unknown district 'nowhere'"),
+        ("cells", {}, "district", "unknown district 'nowhere'"),
+        ("cells", {}, "street", "unknown street 'nowhere'"),
+        ("segments", {}, "district", "unknown district 'nowhere'"),
+        ("segments", {}, "cell", "unknown cell 'nowhere'"),
+        ("intersections", {}, "cell", "unknown cell 'nowhere'"),
+        ("hazards", {}, "district", "unknown district 'nowhere'"),
+        ("sensors", {"type": "air"}, "district", "unknown district 'nowhere'"),
+        ("sensors", {"type": "loop"}, "cell", "unknown cell 'nowhere'"),
+        ("sensors", {"type": "probe"}, "segment", "unknown segment 'nowhere'"),
+        ("sensors", {"type": "hazard"}, "hazard", "unknown hazard source 'nowhere'"),
+    ],
+)
+def test_unknown_reference(city_dir, section, match, field, message):
+    box = {}
+
+    def mutate(d):
+        box["i"] = i = first(d[section], **match)
+        d[section][i][field] = "nowhere"
+
+    problems = problems_of(city_dir(mutate))
+    p = find(problems, Y, f"{section}[{box['i']}].{field}")
+    assert p.message.startswith(message)
+
+
+def test_problem_str_names_file_field_and_value(city_dir):
+    def mutate(d):
+        d["sensors"][12]["cell"] = "C99"
+
+    with pytest.raises(CityError) as info:
+        load_city(city_dir(mutate))
+    assert "city.yaml: sensors[12].cell: unknown cell 'C99'" in str(info.value)
+    assert str(info.value.problems[0]).startswith("city.yaml: sensors[12].cell: unknown cell 'C99'")
+    assert isinstance(info.value, ValueError)
+
+
+def test_unknown_approach_segment_and_corridor_intersection(city_dir):
+    def mutate(d):
+        d["intersections"][2]["approach_segments"][1] = "S-404"
+        d["corridors"][1]["intersections"][4] = "I-404"
+
+    problems = problems_of(city_dir(mutate))
+    assert "unknown segment 'S-404'" in find(problems, Y, "intersections[2].approach_segments[1]").message
+    assert "unknown intersection 'I-404'" in find(problems, Y, "corridors[1].intersections[4]").message
+
+
+def test_cell_of_another_district(city_dir):
+    box = {}
+
+    def mutate(d):
+        i = first(d["sensors"], type="noise")
+        other = next(c for c in d["cells"] if c["district"] != d["sensors"][i]["district"])
+        d["sensors"][i]["cell"] = other["id"]
+        box["i"] = i
+
+    p = find(problems_of(city_dir(mutate)), Y, f"sensors[{box['i']}].cell")
+    assert "is in district" in p.message
+
+
+def test_street_of_another_district(city_dir):
+    def mutate(d):
+        other = next(s for s in d["streets"] if s["district"] != d["cells"][0]["district"])
+        d["cells"][0]["street"] = other["id"]
+
+    assert "is in district" in find(problems_of(city_dir(mutate)), Y, "cells[0].street").message
+
+
+@pytest.mark.parametrize("section", ["districts", "streets", "cells", "segments", "intersections", "corridors", "sensors", "hazards"])
+def test_duplicate_ids(city_dir, section):
+    def mutate(d):
+        d[section][1]["id"] = d[section][0]["id"]
+
+    p = find(problems_of(city_dir(mutate)), Y, f"{section}[1].id")
+    assert "duplicate id" in p.message
+
+
+# --- sensors -------------------------------------------------------------------------------------
+def test_unknown_sensor_type(city_dir):
+    def mutate(d):
+        d["sensors"][7]["type"] = "lidar"
+
+    assert "unknown sensor type 'lidar'" in find(problems_of(city_dir(mutate)), Y, "sensors[7].type").message
+
+
+@pytest.mark.parametrize(("vmin", "vmax"), [(10.0, 10.0), (50.0, 0.0)])
+def test_valid_range_inverted(city_dir, vmin, vmax):
+    def mutate(d):
+        d["sensors"][3].update(valid_min=vmin, valid_max=vmax)
+
+    assert "valid_min" in find(problems_of(city_dir(mutate)), Y, "sensors[3].valid_max").message
+
+
+@pytest.mark.parametrize("stype", ["loop", "video", "radar", "probe"])
+def test_traffic_sensor_without_segment(city_dir, stype):
+    box = {}
+
+    def mutate(d):
+        box["i"] = i = first(d["sensors"], type=stype)
+        del d["sensors"][i]["segment"]
+
+    assert "needs a segment" in find(problems_of(city_dir(mutate)), Y, f"sensors[{box['i']}].segment").message
+
+
+def test_utility_sensor_checks(city_dir):
+    box = {}
+
+    def mutate(d):
+        box["a"] = a = first(d["sensors"], type="utility_gas")
+        box["b"] = b = first(d["sensors"], type="utility_power")
+        box["c"] = c = first(d["sensors"], type="utility_water")
+        del d["sensors"][a]["nominal"]
+        d["sensors"][b]["unit"] = "MW"
+        d["sensors"][c]["nominal"] = d["sensors"][c]["valid_max"] + 1
+
+    problems = problems_of(city_dir(mutate))
+    assert "nominal" in find(problems, Y, f"sensors[{box['a']}].nominal").message
+    assert "'MW'" in find(problems, Y, f"sensors[{box['b']}].unit").message
+    assert "outside the valid range" in find(problems, Y, f"sensors[{box['c']}].nominal").message
+
+
+def test_hazard_sensor_checks(city_dir):
+    box = {}
+
+    def mutate(d):
+        box["a"] = a = first(d["sensors"], type="hazard")
+        box["b"] = b = first(d["sensors"], type="air")
+        d["sensors"][a]["unit"] = "bar"
+        d["sensors"][b]["hazard"] = d["hazards"][0]["id"]
+
+    problems = problems_of(city_dir(mutate))
+    assert "differs from hazard source" in find(problems, Y, f"sensors[{box['a']}].unit").message
+    assert "only hazard sensors" in find(problems, Y, f"sensors[{box['b']}].hazard").message
+
+
+# --- coordinates ---------------------------------------------------------------------------------
+def test_coordinates_out_of_range_and_far_away(city_dir):
+    def mutate(d):
+        d["sensors"][0]["lat"] = 95.0
+        d["sensors"][1]["lon"] = -181.0
+        d["sensors"][2]["lon"] += 2.0  # ~190 km east
+        d["segments"][3]["line"][1] = [121.5, 30.27]
+        d["cells"][4]["center"] = [120.15]
+
+    problems = problems_of(city_dir(mutate))
+    assert "latitude 95.0 out of range" in find(problems, Y, "sensors[0].lat").message
+    assert "longitude -181.0 out of range" in find(problems, Y, "sensors[1].lon").message
+    assert "far outside the city" in find(problems, Y, "sensors[2]").message
+    assert "far outside the city" in find(problems, Y, "segments[3].line[1]").message
+    assert "[lon, lat]" in find(problems, Y, "cells[4].center").message
+
+
+def test_point_outside_its_district(city_dir):
+    box = {}
+
+    def mutate(d):
+        i = first(d["sensors"], type="weather")
+        other = next(x for x in d["districts"] if x["id"] != d["sensors"][i]["district"])
+        d["sensors"][i]["lon"], d["sensors"][i]["lat"] = other["center"]  # inside the city, wrong district
+        box["i"] = i
+
+    assert "outside its district" in find(problems_of(city_dir(mutate)), Y, f"sensors[{box['i']}]").message
+
+
+# --- segments, intersections, corridors ------------------------------------------------------------
+@pytest.mark.parametrize(("field", "value"), [("length_m", 0.0), ("length_m", -5.0), ("free_flow_kmh", 0.0), ("lanes", 0), ("lanes", -2)])
+def test_segment_physics(city_dir, field, value):
+    def mutate(d):
+        d["segments"][5][field] = value
+
+    assert "must be > 0" in find(problems_of(city_dir(mutate)), Y, f"segments[5].{field}").message
+
+
+def test_segment_length_disagrees_with_line(city_dir):
+    def mutate(d):
+        d["segments"][6]["length_m"] *= 10
+
+    assert "disagrees with its line" in find(problems_of(city_dir(mutate)), Y, "segments[6].length_m").message
+
+
+def test_intersection_without_phases(city_dir):
+    def mutate(d):
+        d["intersections"][0]["phases"] = []
+
+    assert "no phases" in find(problems_of(city_dir(mutate)), Y, "intersections[0].phases").message
+
+
+@pytest.mark.parametrize("value", [0.0, -3.0])
+def test_min_green_not_positive(city_dir, value):
+    def mutate(d):
+        d["intersections"][1]["phases"][1]["min_green_s"] = value
+
+    assert "must be > 0" in find(problems_of(city_dir(mutate)), Y, "intersections[1].phases[1].min_green_s").message
+
+
+def test_corridor_intersection_needs_one_coordinated_phase(city_dir):
+    box = {}
+
+    def mutate(d):
+        iid = d["corridors"][0]["intersections"][3]
+        i = first(d["intersections"], id=iid)
+        for ph in d["intersections"][i]["phases"]:
+            ph["coordinated"] = False
+        box["iid"] = iid
+
+    p = find(problems_of(city_dir(mutate)), Y, "corridors[0].intersections[3]")
+    assert "0 coordinated phases" in p.message and box["iid"] in p.message
+
+
+def test_corridor_positions(city_dir):
+    def mutate(d):
+        d["corridors"][0]["positions_m"][0] = 5.0
+        pos = d["corridors"][1]["positions_m"]
+        pos[3] = pos[2]  # not strictly increasing
+
+    problems = problems_of(city_dir(mutate))
+    assert "must be 0" in find(problems, Y, "corridors[0].positions_m[0]").message
+    assert "strictly increase" in find(problems, Y, "corridors[1].positions_m[3]").message
+
+
+def test_corridor_positions_length_mismatch(city_dir):
+    def mutate(d):
+        d["corridors"][0]["positions_m"].pop()
+
+    assert "positions for" in find(problems_of(city_dir(mutate)), Y, "corridors[0].positions_m").message
+
+
+def test_corridor_positions_disagree_with_coordinates(city_dir):
+    def mutate(d):
+        d["corridors"][0]["positions_m"] = [p * 3 for p in d["corridors"][0]["positions_m"]]
+
+    assert "disagrees with their coordinates" in find(problems_of(city_dir(mutate)), Y, "corridors[0].positions_m[1]").message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("speed_out_kmh", 0.0, "must be > 0"),
+        ("speed_in_kmh", -40.0, "must be > 0"),
+        ("cycle_min_s", 0.0, "must be > 0"),
+        ("cycle_max_s", 50.0, "< cycle_min_s"),
+        ("cycle_max_s", 600.0, "implausible"),
+    ],
+)
+def test_corridor_speeds_and_cycle(city_dir, field, value, message):
+    def mutate(d):
+        d["corridors"][1][field] = value
+
+    assert message in find(problems_of(city_dir(mutate)), Y, f"corridors[1].{field}").message
+
+
+# --- districts and city fields -----------------------------------------------------------------------
+@pytest.mark.parametrize(("code", "message"), [("33990", "not 6 digits"), ("3399O5", "not 6 digits"), ("110105", "not a district code under")])
+def test_district_admin_code(city_dir, code, message):
+    def mutate(d):
+        d["districts"][2]["admin_code"] = code
+
+    assert message in find(problems_of(city_dir(mutate)), Y, "districts[2].admin_code").message
+
+
+def test_city_fields(city_dir):
+    def mutate(d):
+        d["admin_code"] = "3399"
+        d["timezone"] = "Mars/Olympus"
+        d["health_weights"]["grid"] = -1.0
+        d["colour"] = "blue"
+        del d["corridors"]
+
+    problems = problems_of(city_dir(mutate))
+    assert "not 6 digits" in find(problems, Y, "admin_code").message
+    assert "time zone" in find(problems, Y, "timezone").message
+    assert ">= 0" in find(problems, Y, "health_weights.grid").message
+    assert find(problems, Y, "colour").message == "unknown field"
+    assert find(problems, Y, "corridors").message == "missing required field"
+
+
+# --- types -----------------------------------------------------------------------------------------
+def test_type_errors_name_the_field_path_and_all_are_reported(city_dir):
+    def mutate(d):
+        d["sensors"][3]["lon"] = "east"
+        d["sensors"][40]["valid_max"] = [1, 2]
+        d["intersections"][0]["phases"][1]["yellow_s"] = "three"
+        del d["segments"][9]["lanes"]
+        d["cells"][2]["noise_class"] = "5"
+        d["hazards"][0]["wind"] = 3
+
+    problems = problems_of(city_dir(mutate))
+    assert "Expected `float`, got `str`" in find(problems, Y, "sensors[3].lon").message
+    assert "Expected `float`, got `array`" in find(problems, Y, "sensors[40].valid_max").message
+    assert "got `str`" in find(problems, Y, "intersections[0].phases[1].yellow_s").message
+    assert find(problems, Y, "segments[9].lanes").message == "missing required field"
+    assert "'4a'" in find(problems, Y, "cells[2].noise_class").message
+    assert find(problems, Y, "hazards[0].wind").message == "unknown field"
+
+
+def test_type_error_does_not_cause_spurious_reference_errors(city_dir):
+    # A district that fails to decode is still a known id: its cells must not be "unknown district".
+    def mutate(d):
+        d["districts"][0]["center"] = "middle"
+
+    problems = problems_of(city_dir(mutate))
+    assert [p.field_path for p in problems] == ["districts[0].center"]
+
+
+def test_non_finite_numbers(city_dir):
+    def mutate(d):
+        d["segments"][0]["free_flow_kmh"] = math.nan
+        d["sensors"][0]["valid_max"] = math.inf
+
+    problems = problems_of(city_dir(mutate))
+    assert "not a finite number" in find(problems, Y, "segments[0].free_flow_kmh").message
+    assert "not a finite number" in find(problems, Y, "sensors[0].valid_max").message
+
+
+def test_all_problems_are_collected(city_dir):
+    def mutate(d):
+        d["sensors"][1]["cell"] = "nowhere"
+        d["sensors"][2]["type"] = "lidar"
+        d["segments"][4]["lanes"] = 0
+        d["corridors"][0]["speed_in_kmh"] = 0.0
+        d["districts"][1]["admin_code"] = "12"
+
+    def mutate_cells(fc):
+        fc["features"][0]["geometry"]["coordinates"][0].pop()
+
+    problems = problems_of(city_dir(mutate, mutate_cells=mutate_cells))
+    paths = {(p.file, p.field_path) for p in problems}
+    assert {(Y, "sensors[1].cell"), (Y, "sensors[2].type"), (Y, "segments[4].lanes"), (Y, "corridors[0].speed_in_kmh"),
+            (Y, "districts[1].admin_code"), ("cells.geojson", "features[0].geometry.coordinates[0]")} <= paths
+
+
+# --- GeoJSON -----------------------------------------------------------------------------------------
+def test_geojson_unknown_and_missing_ids(city_dir, demo_raw):
+    old = demo_raw[1]["features"][1]["properties"]["id"]
+
+    def mutate_districts(fc):
+        fc["features"][1]["properties"]["id"] = "atlantis"
+
+    problems = problems_of(city_dir(mutate_districts=mutate_districts))
+    assert "unknown district 'atlantis'" in find(problems, "districts.geojson", "features[1].properties.id").message
+    assert f"no polygon for district '{old}'" in find(problems, "districts.geojson", "features").message
+
+
+def test_geojson_unclosed_ring_and_bad_geometry(city_dir):
+    def mutate_cells(fc):
+        fc["features"][3]["geometry"]["coordinates"][0][-1] = [120.0, 30.0]
+        fc["features"][5]["geometry"] = {"type": "Point", "coordinates": [120.1, 30.2]}
+        fc["features"][6]["geometry"]["coordinates"][0] = fc["features"][6]["geometry"]["coordinates"][0][:3]
+
+    problems = problems_of(city_dir(mutate_cells=mutate_cells))
+    assert "not closed" in find(problems, "cells.geojson", "features[3].geometry.coordinates[0]").message
+    assert "Polygon or MultiPolygon" in find(problems, "cells.geojson", "features[5].geometry.type").message
+    assert "at least 4 positions" in find(problems, "cells.geojson", "features[6].geometry.coordinates[0]").message
+
+
+def test_multipolygon_is_accepted_and_flattened(city_dir):
+    def mutate_districts(fc):
+        g = fc["features"][0]["geometry"]
+        fc["features"][0]["geometry"] = {"type": "MultiPolygon", "coordinates": [g["coordinates"]]}
+
+    city = load_city(city_dir(mutate_districts=mutate_districts))
+    assert len(city.district_polygons[city.districts[0].id]) == 1
+
+
+def test_geojson_not_a_feature_collection(city_dir):
+    def mutate_cells(fc):
+        fc["type"] = "Feature"
+
+    assert "FeatureCollection" in find(problems_of(city_dir(mutate_cells=mutate_cells)), "cells.geojson", "type").message
+
+
+# --- files -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["city.yaml", "districts.geojson", "cells.geojson"])
+def test_missing_file(city_dir, name):
+    folder = city_dir()
+    (folder / name).unlink()
+    p = find(problems_of(folder), name, "")
+    assert "missing file" in p.message
+
+
+def test_missing_folder_and_file_instead_of_folder(tmp_path):
+    problems = problems_of(tmp_path / "nope")
+    assert problems == [Problem(str(tmp_path / "nope"), "", "no such folder")]
+    f = tmp_path / "x.txt"
+    f.write_text("hi")
+    assert "not a folder" in problems_of(f)[0].message
+
+
+def test_yaml_syntax_error(city_dir):
+    folder = city_dir()
+    text = (folder / "city.yaml").read_text(encoding="utf-8").splitlines()
+    text[5] = text[5] + " [unclosed"
+    text.insert(8, "  - : : bad: [")
+    (folder / "city.yaml").write_text("\n".join(text), encoding="utf-8")
+    problems = problems_of(folder)
+    assert len(problems) == 1
+    p = problems[0]
+    assert p.file == "city.yaml" and p.field_path.startswith("line ") and "YAML syntax error" in p.message
+
+
+def test_json_syntax_error(city_dir):
+    folder = city_dir()
+    (folder / "cells.geojson").write_text('{"type": "FeatureCollection", "features": [', encoding="utf-8")
+    p = find(problems_of(folder), "cells.geojson", "line 1, column 44")
+    assert "JSON syntax error" in p.message
+
+
+@pytest.mark.parametrize(("text", "what"), [("", "empty"), ("- a\n- b\n", "list"), ("42\n", "int")])
+def test_top_level_not_a_mapping(city_dir, text, what):
+    folder = city_dir()
+    (folder / "city.yaml").write_text(text, encoding="utf-8")
+    p = find(problems_of(folder), "city.yaml", "")
+    assert what in p.message
+
+
+def test_city_from_data_without_geojson(demo_raw):
+    # In-memory cities (tests, tools) may skip the polygons; everything else is still checked.
+    city = city_from_data(demo_raw[0])
+    assert city.district_polygons == {} and city.cell_polygons == {}
+    broken = dict(demo_raw[0], timezone="Nowhere/Land")
+    with pytest.raises(CityError) as info:
+        city_from_data(broken)
+    assert [str(p) for p in info.value.problems] == ["city.yaml: timezone: unknown IANA time zone 'Nowhere/Land'"]
