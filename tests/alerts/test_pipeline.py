@@ -20,7 +20,7 @@ def test_incident_with_congestion_gives_one_notification_per_subscriber_and_one_
     sent = []
     for minute in range(10):
         cands = [inc, jam] if minute < 6 else []
-        sent += p.process([Candidate(**{f: getattr(x, f) for x in [] for f in ()}) if False else x for x in cands],
+        sent += p.process(cands,
                           minute * M)
     firing = [n for n in sent if n.status == "firing"]
     assert sorted(n.subscription_id for n in firing) == ["cmd", "police"]
