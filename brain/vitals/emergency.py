@@ -35,12 +35,12 @@ METRIC_COLUMNS: tuple[str, ...] = (
 
 def dispatch_delay_s() -> pl.Expr:
     """Polars expression: dispatched - reported, in seconds (null until dispatched)."""
-    return ((pl.col("dispatched_ms") - pl.col("reported_ms")) / 1000.0).alias("dispatch_delay_s")
+    return ((pl.col("dispatched_ms") - pl.col("reported_ms")).cast(pl.Float64) / 1000.0).alias("dispatch_delay_s")
 
 
 def arrival_delay_s() -> pl.Expr:
     """Polars expression: on scene - dispatched, in seconds (null until on scene)."""
-    return ((pl.col("on_scene_ms") - pl.col("dispatched_ms")) / 1000.0).alias("arrival_delay_s")
+    return ((pl.col("on_scene_ms") - pl.col("dispatched_ms")).cast(pl.Float64) / 1000.0).alias("arrival_delay_s")
 
 
 def active_at(t_ms: int) -> pl.Expr:

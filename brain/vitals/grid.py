@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 HOUR_MS = 3_600_000
@@ -85,14 +86,14 @@ def case_metrics(cases: pl.DataFrame, t_ms: int, by: Sequence[str] = (), lookbac
     t = int(t_ms)
     since = t - int(lookback_s * 1000)
     closed_recent = pl.col("closed_ms").is_not_null() & (pl.col("closed_ms") > since) & (pl.col("closed_ms") <= t) & (pl.col("reported_ms") <= t)
-    duration_h = ((pl.col("closed_ms") - pl.col("reported_ms")).clip(lower_bound=0) / HOUR_MS).cast(pl.Float64)
+    duration_ms = (pl.col("closed_ms") - pl.col("reported_ms")).clip(lower_bound=0).cast(pl.Float64)
     aggs = [
         ((pl.col("reported_ms") > t - HOUR_MS) & (pl.col("reported_ms") <= t)).sum().cast(pl.Int64).alias("new_last_hour"),
         open_at(t).sum().cast(pl.Int64).alias("open_backlog"),
         overdue_at(t).sum().cast(pl.Int64).alias("overdue"),
         closed_recent.sum().cast(pl.Int64).alias("closed_recent"),
         (closed_recent & (pl.col("closed_ms") <= pl.col("deadline_ms"))).sum().cast(pl.Int64).alias("closed_on_time"),
-        duration_h.filter(closed_recent).mean().alias("mean_time_to_close_h"),
+        duration_ms.filter(closed_recent).mean().alias("mean_time_to_close_h"),
     ]
     frame = cases.with_columns(pl.col("closed_ms").cast(pl.Int64), pl.col("reported_ms").cast(pl.Int64), pl.col("deadline_ms").cast(pl.Int64))
     if by:
@@ -100,5 +101,7 @@ def case_metrics(cases: pl.DataFrame, t_ms: int, by: Sequence[str] = (), lookbac
     else:
         out = frame.select(aggs)
     rate = pl.when(pl.col("closed_recent") > 0).then(pl.col("closed_on_time") / pl.col("closed_recent")).otherwise(None)
-    out = out.with_columns(rate.cast(pl.Float64).alias("on_time_closure_rate"), pl.col("mean_time_to_close_h").cast(pl.Float64))
+    # ms -> h in numpy: polars divides by a literal as a multiply by its reciprocal (7.2e6 / 3.6e6 = 1.9999999999999998).
+    hours = pl.Series("mean_time_to_close_h", out["mean_time_to_close_h"].cast(pl.Float64).fill_null(np.nan).to_numpy() / HOUR_MS)
+    out = out.with_columns(rate.cast(pl.Float64).alias("on_time_closure_rate"), hours.fill_nan(None))
     return out.select(*by, *METRIC_COLUMNS)

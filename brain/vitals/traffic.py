@@ -194,7 +194,8 @@ def space_mean_speed_kmh(speed_kmh, vkm) -> float:
     ok = np.isfinite(v) & (v > 0) & np.isfinite(w) & (w > 0)
     if not ok.any():
         return float("nan")
-    return float(np.sum(w[ok]) / np.sum(w[ok] / v[ok]))
+    with np.errstate(over="ignore"):  # a speed near 0 makes hours huge: the speed tends to 0, correctly
+        return float(np.sum(w[ok]) / np.sum(w[ok] / v[ok]))
 
 
 def congested_share(length_km, level, min_level: int = 4) -> float:
