@@ -206,4 +206,5 @@ def health_index(subscores: Mapping[str, object], weights: HealthWeights = Healt
     if not present:
         raise ValueError("no sub-scores given")
     parts = [np.clip(np.atleast_1d(_arr(subscores[k])), 0.0, 100.0) for k in present]
-    return _mix(parts, [w[k] for k in present])
+    # The clip only removes float rounding (100.00000000000001); the mix of [0, 100] parts is within it.
+    return np.clip(_mix(parts, [w[k] for k in present]), 0.0, 100.0)
