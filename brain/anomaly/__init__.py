@@ -1,0 +1,11 @@
+"""Anomaly detection: streaming numba detectors and ONNX-served learned models.
+
+* :func:`default_detector` — a fresh univariate detector for any metric series
+  (``score_one(timestamp, value) -> float in [0, 1]``, learns as it scores).
+* :class:`BatchDetector` — the same model over many keys per call, for the streaming path.
+* :func:`warm_up` — compile every kernel at start-up; returns the seconds it took.
+* :class:`OnnxModel` / :func:`load_model` — learned models (``models/``) scored with onnxruntime.
+"""
+from brain.anomaly.streaming import BatchDetector, SeasonalDetector, default_detector, warm_up
+
+__all__ = ["BatchDetector", "SeasonalDetector", "default_detector", "warm_up"]

@@ -1,0 +1,221 @@
+"""Streaming detectors over the fused numba kernel (:mod:`brain.kernels.detector`).
+
+Two faces of the same model, in River's style:
+
+* :class:`SeasonalDetector` — one series, one point at a time: ``score_one(timestamp, value)``.
+* :class:`BatchDetector` — many series at once for the streaming path:
+  ``score_many(keys, ts_ms, values)`` over dense integer keys, learning as it scores.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import math
+import time
+
+import numpy as np
+
+from brain.kernels import detector as _k
+
+_MAGIC = b"CBAD1\n"
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _to_ms(timestamp) -> int:
+    """Seconds since the Unix epoch (int/float) or a datetime (naive = UTC) -> integer ms."""
+    if isinstance(timestamp, _dt.datetime):
+        if timestamp.tzinfo is None:
+            timestamp = timestamp.replace(tzinfo=_dt.timezone.utc)
+        return int(round((timestamp - _EPOCH).total_seconds() * 1000.0))
+    if isinstance(timestamp, (int, float, np.integer, np.floating)) and not isinstance(timestamp, bool):
+        t = float(timestamp)
+        if not math.isfinite(t):
+            raise ValueError(f"timestamp must be finite, got {timestamp!r}")
+        return int(round(t * 1000.0))
+    raise TypeError(f"timestamp must be seconds since the epoch (int/float) or a datetime, got {type(timestamp).__name__}")
+
+
+class SeasonalDetector:
+    """Univariate streaming anomaly detector that learns as it scores; no per-series parameters.
+
+    Model: robust level + hour-of-week/hour-of-day seasonal profile + robust noise scale, with four
+    statistics (spike/dip, CUSUM level shift, flatline, drift) and missing values (NaN) combined into
+    ``score = 1 - p-value`` in ``[0, 1]``: on clean data about one point in a thousand scores
+    ``>= 0.999``. The first ``WARMUP_N`` = 10 points score 0. ``timestamp`` is seconds since the
+    Unix epoch or a ``datetime``; sampling may be irregular; out-of-order points are learned
+    without moving the clock back. :func:`brain.anomaly.default_detector` returns a fresh one.
+
+    Example:
+        >>> det = SeasonalDetector()
+        >>> scores = [det.score_one(60.0 * i, 20.0 + (i % 5)) for i in range(200)]
+        >>> max(scores) < 0.999
+        True
+        >>> det.score_one(60.0 * 200, 90.0) > 0.999        # a spike
+        True
+        >>> det.last_reason
+        'spike'
+    """
+
+    def __init__(self) -> None:
+        self._S, self._SEA = _k.detector_state(1)
+        self.last_expected = math.nan
+        self.last_z = 0.0
+        self.last_reason = "none"
+
+    def score_one(self, timestamp, value) -> float:
+        """Score ``value`` at ``timestamp`` against what was learned so far, then learn it."""
+        s, e, z, r = _k.detector_step(self._S, self._SEA, 0, _to_ms(timestamp), float(value))
+        self.last_expected, self.last_z, self.last_reason = e, z, _k.REASONS[r]
+        return s
+
+    def learn_one(self, timestamp, value) -> "SeasonalDetector":
+        """Learn a point without using its score (e.g. to warm up on history)."""
+        self.score_one(timestamp, value)
+        return self
+
+    @property
+    def n_seen(self) -> int:
+        """Finite points learned so far."""
+        return int(self._S[0, _k.C_N])
+
+
+class BatchDetector:
+    """The same detector for many keys at once: one numba pass per micro-batch, state grown as needed.
+
+    Keys are dense integer ids ``0..n-1`` (the caller maps sensor/metric names to ids and keeps
+    the mapping stable); each key has its own state. ``score_many`` scores every point against its
+    key's state, then learns it, in array order (several points of one key in a batch are fine).
+    ``snapshot()`` / ``restore()`` save and load the whole state as bytes (checkpointing).
+
+    Parameters:
+        n_keys_hint: initial number of keys to allocate (grows automatically; ~2 kB per key).
+
+    Example:
+        >>> import numpy as np
+        >>> det = BatchDetector(n_keys_hint=2)
+        >>> keys = np.array([0, 1] * 50, dtype=np.int64)
+        >>> ts = np.repeat(np.arange(50, dtype=np.int64) * 60_000, 2)
+        >>> vals = np.where(keys == 0, 10.0, 500.0) + np.tile([0.0, 1.0, -1.0, 0.5, -0.5], 20)
+        >>> scores = det.score_many(keys, ts, vals)
+        >>> bool(scores.max() < 0.999)
+        True
+        >>> res = det.explain_many(np.array([1]), np.array([3_000_000]), np.array([900.0]))
+        >>> bool(res["score"][0] > 0.999), res["reason"][0], round(float(res["expected"][0]))
+        (True, 'spike', 500)
+    """
+
+    def __init__(self, n_keys_hint: int = 1024) -> None:
+        if isinstance(n_keys_hint, bool) or not isinstance(n_keys_hint, (int, np.integer)) or n_keys_hint < 1:
+            raise ValueError(f"n_keys_hint must be a positive integer, got {n_keys_hint!r}")
+        self._S, self._SEA = _k.detector_state(int(n_keys_hint))
+
+    @property
+    def n_keys(self) -> int:
+        """Number of keys with allocated state."""
+        return self._S.shape[0]
+
+    def _prepare(self, keys, ts_ms, values):
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        ts_ms = np.ascontiguousarray(ts_ms, dtype=np.int64)
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        if not (keys.ndim == ts_ms.ndim == values.ndim == 1) or not (keys.size == ts_ms.size == values.size):
+            raise ValueError(
+                f"keys, ts_ms and values must be 1-D arrays of one length, got shapes {keys.shape}, {ts_ms.shape}, {values.shape}"
+            )
+        if keys.size:
+            lo, hi = int(keys.min()), int(keys.max())
+            if lo < 0:
+                raise ValueError(f"keys must be non-negative dense ids, got {lo}")
+            if hi >= self._S.shape[0]:
+                self._grow(hi + 1)
+        return keys, ts_ms, values
+
+    def _grow(self, n: int) -> None:
+        new = max(n, 2 * self._S.shape[0])
+        S, SEA = _k.detector_state(new)
+        old = self._S.shape[0]
+        S[:old] = self._S
+        SEA[:old] = self._SEA
+        self._S, self._SEA = S, SEA
+
+    def score_many(self, keys, ts_ms, values) -> np.ndarray:
+        """Scores in ``[0, 1]`` for each point (int64 keys, int64 event time ms, float64 values)."""
+        keys, ts_ms, values = self._prepare(keys, ts_ms, values)
+        return _k.detector_scores(keys, ts_ms, values, self._S, self._SEA, np.empty(keys.size))
+
+    def learn_many(self, keys, ts_ms, values) -> "BatchDetector":
+        """Learn points without using their scores."""
+        self.score_many(keys, ts_ms, values)
+        return self
+
+    def explain_many(self, keys, ts_ms, values) -> dict[str, np.ndarray]:
+        """Like :meth:`score_many`, with what explains each score.
+
+        Returns ``score``, ``expected`` (the baseline the value was compared to), ``z`` (calibrated
+        standardised residual) and ``reason`` (which statistic dominated: none, spike, level_shift,
+        flatline, drift, missing), each an array aligned with the input.
+        """
+        keys, ts_ms, values = self._prepare(keys, ts_ms, values)
+        score, expected, z, reason = _k.detector_batch(keys, ts_ms, values, self._S, self._SEA)
+        return {"score": score, "expected": expected, "z": z, "reason": np.asarray(_k.REASONS, dtype=object)[reason]}
+
+    def snapshot(self) -> bytes:
+        """The whole state as bytes (restore with :meth:`restore` or :meth:`from_snapshot`)."""
+        buf = io.BytesIO()
+        buf.write(_MAGIC)
+        np.savez(buf, S=self._S, SEA=self._SEA)
+        return buf.getvalue()
+
+    def restore(self, data: bytes) -> "BatchDetector":
+        """Replace the state with one from :meth:`snapshot`."""
+        if not isinstance(data, (bytes, bytearray, memoryview)) or bytes(data[: len(_MAGIC)]) != _MAGIC:
+            raise ValueError("not a BatchDetector snapshot (bad header)")
+        try:
+            with np.load(io.BytesIO(bytes(data[len(_MAGIC):])), allow_pickle=False) as z:
+                S, SEA = z["S"], z["SEA"]
+        except Exception as exc:  # corrupt zip, missing arrays
+            raise ValueError(f"corrupt BatchDetector snapshot: {exc}") from None
+        if S.ndim != 2 or S.shape[1] != _k.N_COLS or SEA.shape != (S.shape[0], _k.detector_state(1)[1].shape[1]):
+            raise ValueError(f"BatchDetector snapshot has incompatible state shapes {S.shape}, {SEA.shape}")
+        self._S = np.ascontiguousarray(S, dtype=np.float64)
+        self._SEA = np.ascontiguousarray(SEA, dtype=np.float64)
+        return self
+
+    @classmethod
+    def from_snapshot(cls, data: bytes) -> "BatchDetector":
+        """A detector restored from :meth:`snapshot` bytes."""
+        return cls(1).restore(data)
+
+
+def default_detector() -> SeasonalDetector:
+    """A fresh univariate detector for any metric series; ``score_one(timestamp, value)`` learns as it scores.
+
+    Example:
+        >>> det = default_detector()
+        >>> round(det.score_one(0.0, 1.0), 3)
+        0.0
+    """
+    return SeasonalDetector()
+
+
+def warm_up() -> float:
+    """Compile (or load from the numba cache) every anomaly kernel on tiny arrays; returns seconds taken.
+
+    Call at start-up so no compile time lands in the first window.
+    """
+    from brain.kernels import changepoint, ewma, faults, robust, seasonal
+
+    t0 = time.perf_counter()
+    keys = np.zeros(3, dtype=np.int64)
+    ts = np.array([0, 60_000, 120_000], dtype=np.int64)
+    x = np.array([1.0, 2.0, np.nan])
+    S, SEA = _k.detector_state(1)
+    _k.detector_batch(keys, ts, x, S, SEA)
+    _k.detector_scores(keys, ts, x, S, SEA, np.empty(3))
+    _k.detector_step(S, SEA, 0, 180_000, 1.5)
+    ewma.ewma_batch(keys, ts, x, 60.0, *ewma.ewma_state(1))
+    robust.robust_batch(keys, x, 0.05, 3.0, np.zeros(1), np.zeros(1), np.zeros(1))
+    seasonal.seasonal_batch(keys, ts, x, 2.0, seasonal.seasonal_state(1), np.zeros(1, dtype=np.int64))
+    changepoint.cusum_batch(keys, x, 0.5, 8.0, np.zeros(1), np.zeros(1))
+    faults.flatline_batch(keys, x, *faults.flatline_state(1))
+    return time.perf_counter() - t0

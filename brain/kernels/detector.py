@@ -1,0 +1,397 @@
+"""The fused streaming anomaly detector: one numba pass that scores and learns many keys.
+
+Per key the model is ``value = level + seasonal(t) + deviation + noise``:
+
+* ``level``: slow time-decayed EWMA (``max(TAU_LONG_S, 300 sampling intervals)``) of the clipped
+  value minus the seasonal profile; the profile learns the clipped value minus the level;
+* ``deviation``: fast time-decayed EWMA (``max(TAU_LEVEL_S, 10 sampling intervals)``) of the
+  Huber-clipped residual, which follows short-lived departures (weather, events) so that they do
+  not read as anomalies for long, and whose size against its usual size is the drift statistic;
+* ``seasonal``: hour-of-week profile, falling back to hour-of-day while cold, linear between
+  hour centres (:mod:`brain.kernels.seasonal`);
+* ``noise``: clipped mean absolute residual -> sigma (:mod:`brain.kernels.robust`), inflated
+  during warm-up, floored at half the smallest step seen (quantised series such as counts).
+
+Four statistics become surprises ``-ln p``: spike/dip (Gaussian tail of the residual z), level
+shift (two-sided CUSUM, :mod:`brain.kernels.changepoint`; on alarm the level jumps to the new
+regime so a shift is reported once), flatline (run of repeats) and drift (deviation vs its usual size)
+(:mod:`brain.kernels.faults`). Real series break the i.i.d. assumptions behind those tails
+(heavy tails, autocorrelated residuals, counts), so each key also tracks the 99th percentile of
+each surprise on its own non-alarming points and scales that surprise down when the key's
+percentile exceeds the i.i.d. value ``-ln 0.01``: this is what replaces per-series tuning.
+The score is ``1 - min(1, 4 * exp(-max surprise))`` (Bonferroni over the four), a calibrated
+``1 - p-value``: on clean data about one point in a thousand scores ``>= 0.999``.
+Missing values (NaN) are scored as a run of missing points (like a flatline).
+
+Keys are dense integer ids indexing rows of two state arrays (:func:`detector_state`).
+:func:`detector_batch_ref` is the plain-Python reference the tests compare against.
+
+Example:
+    >>> import numpy as np
+    >>> S, SEA = detector_state(1)
+    >>> t = np.arange(300, dtype=np.int64) * 60_000
+    >>> x = 50 + np.sin(np.arange(300) / 7.0)
+    >>> x[250] = 80.0                                          # one spike
+    >>> score, expected, z, reason = detector_batch(np.zeros(300, dtype=np.int64), t, x, S, SEA)
+    >>> int(np.argmax(score)), bool(score[250] > 0.999), int(reason[250]) == REASON_SPIKE
+    (250, True, True)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from brain.kernels.ewma import decay_alpha, decay_alpha_ref
+from brain.kernels.faults import (
+    drift_z,
+    drift_z_ref,
+    is_repeat,
+    rate_update,
+    rate_update_ref,
+    run_pvalue,
+    run_pvalue_ref,
+    spike_pvalue,
+    spike_pvalue_ref,
+)
+from brain.kernels.robust import MAD_TO_SIGMA, clip, clip_ref
+from brain.kernels.seasonal import (
+    N_BINS,
+    seasonal_learn,
+    seasonal_learn_ref,
+    seasonal_value,
+    seasonal_value_ref,
+)
+
+# --- state columns ------------------------------------------------------------------------------
+C_N = 0  # finite points seen
+C_LAST_TS = 1  # last event time, ms
+C_DT = 2  # typical sampling interval, s (EWMA)
+C_LEVEL = 3  # slow base level
+C_SCALE = 4  # clipped mean absolute residual
+C_PREV = 5  # previous finite value
+C_RUN = 6  # current run of repeats
+C_REP = 7  # learned repeat rate
+C_CP = 8  # CUSUM up
+C_CN = 9  # CUSUM down
+C_RFAST = 10  # fast EWMA of residuals: the size of a shift
+C_Q = 11  # 99th percentile of the spike surprise (-ln p)
+C_DEV = 12  # fast deviation from the seasonal baseline (tracks shifts and drifts)
+C_DSCALE = 13  # typical |deviation|
+C_NANRUN = 14
+C_NANRATE = 15
+C_QUANT = 16  # smallest non-zero step seen
+C_QS = 17  # 99th percentile of the level-shift surprise
+C_QF = 18  # ... of the flatline surprise
+C_QD = 19  # ... of the drift surprise
+N_COLS = 20
+
+# --- constants (the same for every series: there are no per-series parameters) ---------------------
+WARMUP_N = 10.0
+MIN_BIN_COUNT = 3.0
+TAU_LEVEL_S = 3600.0
+LEVEL_MIN_POINTS = 10.0
+TAU_LONG_S = 3 * 86400.0
+LONG_MIN_POINTS = 300.0
+DRIFT_MIN_N = 200.0
+CLIP_SIGMAS = 3.0
+CUSUM_K = 0.5
+CUSUM_H = 10.0  # restart above the 0.999-score surprise (8.29), so a shift is reported first
+Q_TAU = 0.99
+Q_S = 4.605170185988091  # -ln(0.01): the 99th percentile of a calibrated surprise
+Q_ETA = 1.0  # calibration step: Q_ETA / sqrt(points seen) (fast at first, then slow so that an
+Q_ETA_MIN = 0.01  # anomaly lasting hours cannot teach its key that it is normal), never below Q_ETA_MIN
+S_ALARM = 8.294049640102028  # -ln(0.001 / 4): surprise of a score of 0.999
+RFAST_ALPHA = 0.3
+DT_ALPHA = 0.05
+N_COMPONENTS = 4.0
+
+REASON_NONE = 0
+REASON_SPIKE = 1
+REASON_SHIFT = 2
+REASON_FLATLINE = 3
+REASON_DRIFT = 4
+REASON_MISSING = 5
+REASONS = ("none", "spike", "level_shift", "flatline", "drift", "missing")
+
+
+def detector_state(n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh ``(scalars (n_keys, N_COLS), seasonal (n_keys, 2 * N_BINS))`` state arrays."""
+    S = np.zeros((n_keys, N_COLS))
+    S[:, C_Q] = Q_S
+    S[:, C_QS] = Q_S
+    S[:, C_QF] = Q_S
+    S[:, C_QD] = Q_S
+    S[:, C_QUANT] = np.inf
+    return S, np.zeros((n_keys, 2 * N_BINS))
+
+
+@njit(cache=True)
+def surprise(p):
+    """-ln(p), finite for p = 0."""
+    return -math.log(p) if p > 1e-300 else 690.7755278982137
+
+
+@njit(cache=True)
+def calibration(q99):
+    """Factor bringing a key's 99th-percentile surprise down to the i.i.d. value (never up)."""
+    return Q_S / q99 if q99 > Q_S else 1.0
+
+
+@njit(cache=True)
+def quantile_step_log(q, x, tau, eta):
+    """Multiplicative stochastic-gradient step of a positive quantile (scale-free)."""
+    return q * math.exp(eta * tau) if x > q else q * math.exp(-eta * (1.0 - tau))
+
+
+@njit(cache=True)
+def detector_step(S, SEA, k, ts_ms, x):
+    """Score then learn one point of key ``k``. Returns ``(score, expected, z, reason)``."""
+    n = S[k, C_N]
+    if not math.isfinite(x):
+        r = S[k, C_NANRUN] + 1.0
+        S[k, C_NANRUN] = r
+        p = run_pvalue(S[k, C_NANRATE], n, r)
+        S[k, C_NANRATE] = rate_update(S[k, C_NANRATE], n, True)
+        if n < WARMUP_N:
+            return 0.0, np.nan, 0.0, REASON_NONE
+        q = N_COMPONENTS * p
+        return 1.0 - (q if q < 1.0 else 1.0), np.nan, 0.0, REASON_MISSING
+    if n == 0.0:
+        S[k, C_LAST_TS] = ts_ms
+        S[k, C_LEVEL] = x
+        S[k, C_PREV] = x
+    else:
+        S[k, C_NANRATE] = rate_update(S[k, C_NANRATE], n, False)
+    S[k, C_NANRUN] = 0.0
+    dt_s = (ts_ms - S[k, C_LAST_TS]) / 1000.0
+    if dt_s < 0.0:
+        dt_s = 0.0  # out of order: learn it, but as if no time passed
+    else:
+        S[k, C_LAST_TS] = ts_ms
+    if dt_s > 0.0:
+        S[k, C_DT] = dt_s if S[k, C_DT] == 0.0 else S[k, C_DT] + DT_ALPHA * (dt_s - S[k, C_DT])
+
+    level = S[k, C_LEVEL]
+    dev = S[k, C_DEV]
+    base = level + seasonal_value(SEA, k, ts_ms, MIN_BIN_COUNT)
+    expected = base + dev
+    r = x - expected
+    sigma = MAD_TO_SIGMA * S[k, C_SCALE]
+    floor = 1e-9 * (1.0 + abs(level))
+    if sigma < floor:
+        sigma = floor
+    half_step = 0.5 * S[k, C_QUANT]
+    if sigma < half_step:
+        sigma = half_step
+    sig_eff = sigma * math.sqrt(1.0 + WARMUP_N / (n + 1.0))  # wider while the scale is uncertain
+    z = r / sig_eff
+
+    # the four statistics as surprises -ln(p), each rescaled by how surprising this key usually is
+    s_spike = surprise(spike_pvalue(z))
+    c_spike = calibration(S[k, C_Q])
+    zcl = clip(z, 4.0)
+    cp = S[k, C_CP] + zcl - CUSUM_K
+    cn = S[k, C_CN] - zcl - CUSUM_K
+    cp = cp if cp > 0.0 else 0.0
+    cn = cn if cn > 0.0 else 0.0
+    s_shift = cp if cp > cn else cn  # = -ln of the CUSUM tail probability
+    c_shift = calibration(S[k, C_QS])
+    rep = n > 0.0 and is_repeat(x, S[k, C_PREV])
+    run = S[k, C_RUN] + 1.0 if rep else 0.0
+    s_flat = surprise(run_pvalue(S[k, C_REP], n - 1.0, run)) if n > 0.0 else 0.0
+    c_flat = calibration(S[k, C_QF])
+    s_drift = surprise(spike_pvalue(drift_z(dev, 0.0, S[k, C_DSCALE], 0.5 * sigma))) if n >= DRIFT_MIN_N else 0.0
+    c_drift = calibration(S[k, C_QD])
+    best = s_spike * c_spike
+    reason = REASON_SPIKE
+    if s_shift * c_shift > best:
+        best = s_shift * c_shift
+        reason = REASON_SHIFT
+    if s_flat * c_flat > best:
+        best = s_flat * c_flat
+        reason = REASON_FLATLINE
+    if s_drift * c_drift > best:
+        best = s_drift * c_drift
+        reason = REASON_DRIFT
+    zc = z * c_spike
+    if n < WARMUP_N:
+        score = 0.0
+        reason = REASON_NONE
+    else:
+        q = N_COMPONENTS * math.exp(-best)
+        score = 1.0 - (q if q < 1.0 else 1.0)
+        # learn the key's own surprise levels from points that are not alarms
+        if best < S_ALARM:
+            eta = Q_ETA / math.sqrt(n + 1.0)
+            eta = eta if eta > Q_ETA_MIN else Q_ETA_MIN
+            S[k, C_Q] = quantile_step_log(S[k, C_Q], s_spike, Q_TAU, eta)
+            S[k, C_QS] = quantile_step_log(S[k, C_QS], s_shift, Q_TAU, eta)
+            S[k, C_QF] = quantile_step_log(S[k, C_QF], s_flat, Q_TAU, eta)
+            S[k, C_QD] = quantile_step_log(S[k, C_QD], s_drift, Q_TAU, eta)
+
+    # learn: the fast deviation from the clipped residual, the base level and the seasonal profile
+    # slowly from the clipped value
+    a = decay_alpha(dt_s, max(TAU_LEVEL_S, LEVEL_MIN_POINTS * S[k, C_DT]), n)
+    rc = clip(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
+    dev += a * rc
+    S[k, C_SCALE] += a * (abs(rc) - S[k, C_SCALE])
+    rfast = S[k, C_RFAST] + RFAST_ALPHA * (r - S[k, C_RFAST])
+    al = decay_alpha(dt_s, max(TAU_LONG_S, LONG_MIN_POINTS * S[k, C_DT]), n)
+    xc = expected + rc
+    level += al * (xc - base)
+    if s_shift * c_shift > CUSUM_H:
+        # a level shift: move the baseline to the new regime instead of flagging it until it adapts
+        level += rfast
+        rfast = 0.0
+        cp = 0.0
+        cn = 0.0
+    S[k, C_RFAST] = rfast
+    S[k, C_CP] = cp
+    S[k, C_CN] = cn
+    S[k, C_LEVEL] = level
+    S[k, C_DEV] = dev
+    S[k, C_DSCALE] += al * (abs(dev) - S[k, C_DSCALE])
+    seasonal_learn(SEA, k, ts_ms, xc - level, dt_s)
+    if n > 0.0:
+        S[k, C_REP] = rate_update(S[k, C_REP], n - 1.0, rep)
+        step = abs(x - S[k, C_PREV])
+        if step > 0.0 and step < S[k, C_QUANT]:
+            S[k, C_QUANT] = step
+    S[k, C_RUN] = run
+    S[k, C_PREV] = x
+    S[k, C_N] = n + 1.0
+    return score, expected, zc, reason
+
+
+@njit(cache=True)
+def detector_batch(keys, ts_ms, values, S, SEA):
+    """Score and learn each point in order. Returns ``(score, expected, z, reason)`` arrays.
+
+    ``keys`` must index rows of ``S``/``SEA`` (the caller grows them; no bounds check here).
+    """
+    n = keys.shape[0]
+    score = np.empty(n)
+    expected = np.empty(n)
+    z = np.empty(n)
+    reason = np.empty(n, dtype=np.int8)
+    for i in range(n):
+        s, e, zz, r = detector_step(S, SEA, keys[i], ts_ms[i], values[i])
+        score[i] = s
+        expected[i] = e
+        z[i] = zz
+        reason[i] = r
+    return score, expected, z, reason
+
+
+@njit(cache=True)
+def detector_scores(keys, ts_ms, values, S, SEA, out):
+    """Like :func:`detector_batch` but writes only the scores into ``out`` (the fast path)."""
+    for i in range(keys.shape[0]):
+        out[i] = detector_step(S, SEA, keys[i], ts_ms[i], values[i])[0]
+    return out
+
+
+# --- plain-Python reference ----------------------------------------------------------------------
+def detector_batch_ref(keys, ts_ms, values, state=None):
+    """Plain-Python reference of :func:`detector_batch` (state: dict key -> (list, list))."""
+    st = {} if state is None else state
+    out_s, out_e, out_z, out_r = [], [], [], []
+    for k, t, x in zip(keys.tolist(), ts_ms.tolist(), values.tolist()):
+        if k not in st:
+            row = [0.0] * N_COLS
+            row[C_Q] = row[C_QS] = row[C_QF] = row[C_QD] = Q_S
+            row[C_QUANT] = math.inf
+            st[k] = (row, [0.0] * (2 * N_BINS))
+        row, sea = st[k]
+        s, e, z, r = _step_ref(row, sea, t, x)
+        out_s.append(s)
+        out_e.append(e)
+        out_z.append(z)
+        out_r.append(r)
+    return np.array(out_s), np.array(out_e), np.array(out_z), np.array(out_r, dtype=np.int8)
+
+
+def _surprise_ref(p: float) -> float:
+    return -math.log(p) if p > 1e-300 else 690.7755278982137
+
+
+def _step_ref(row, sea, t, x):
+    n = row[C_N]
+    if not math.isfinite(x):
+        row[C_NANRUN] += 1.0
+        p = run_pvalue_ref(row[C_NANRATE], n, row[C_NANRUN])
+        row[C_NANRATE] = rate_update_ref(row[C_NANRATE], n, True)
+        if n < WARMUP_N:
+            return 0.0, math.nan, 0.0, REASON_NONE
+        return 1.0 - min(1.0, N_COMPONENTS * p), math.nan, 0.0, REASON_MISSING
+    if n == 0:
+        row[C_LAST_TS] = float(t)
+        row[C_LEVEL] = row[C_PREV] = x
+    else:
+        row[C_NANRATE] = rate_update_ref(row[C_NANRATE], n, False)
+    row[C_NANRUN] = 0.0
+    dt = (t - row[C_LAST_TS]) / 1000.0
+    if dt < 0:
+        dt = 0.0
+    else:
+        row[C_LAST_TS] = float(t)
+    if dt > 0:
+        row[C_DT] = dt if row[C_DT] == 0 else row[C_DT] + DT_ALPHA * (dt - row[C_DT])
+    level, dev = row[C_LEVEL], row[C_DEV]
+    base = level + seasonal_value_ref(sea, t, MIN_BIN_COUNT)
+    expected = base + dev
+    r = x - expected
+    sigma = max(MAD_TO_SIGMA * row[C_SCALE], 1e-9 * (1.0 + abs(level)), 0.5 * row[C_QUANT])
+    sig_eff = sigma * math.sqrt(1.0 + WARMUP_N / (n + 1.0))
+    z = r / sig_eff
+    zcl = clip_ref(z, 4.0)
+    cp = max(0.0, row[C_CP] + zcl - CUSUM_K)
+    cn = max(0.0, row[C_CN] - zcl - CUSUM_K)
+    rep = n > 0 and abs(x - row[C_PREV]) <= 1e-12 * (1.0 + abs(x))
+    run = row[C_RUN] + 1.0 if rep else 0.0
+    raw = {
+        C_Q: _surprise_ref(spike_pvalue_ref(z)),
+        C_QS: max(cp, cn),
+        C_QF: _surprise_ref(run_pvalue_ref(row[C_REP], n - 1.0, run)) if n > 0 else 0.0,
+        C_QD: _surprise_ref(spike_pvalue_ref(drift_z_ref(dev, 0.0, row[C_DSCALE], 0.5 * sigma))) if n >= DRIFT_MIN_N else 0.0,
+    }
+    cal = {c: (Q_S / row[c] if row[c] > Q_S else 1.0) for c in raw}
+    why = {C_Q: REASON_SPIKE, C_QS: REASON_SHIFT, C_QF: REASON_FLATLINE, C_QD: REASON_DRIFT}
+    best, reason = raw[C_Q] * cal[C_Q], REASON_SPIKE
+    for c in (C_QS, C_QF, C_QD):  # first strictly larger wins, as in the kernel
+        if raw[c] * cal[c] > best:
+            best, reason = raw[c] * cal[c], why[c]
+    zc = z * cal[C_Q]
+    if n < WARMUP_N:
+        score, reason = 0.0, REASON_NONE
+    else:
+        score = 1.0 - min(1.0, N_COMPONENTS * math.exp(-best))
+        if best < S_ALARM:
+            eta = max(Q_ETA / math.sqrt(n + 1.0), Q_ETA_MIN)
+            for c, v in raw.items():
+                row[c] = row[c] * math.exp(eta * Q_TAU) if v > row[c] else row[c] * math.exp(-eta * (1.0 - Q_TAU))
+    a = decay_alpha_ref(dt, max(TAU_LEVEL_S, LEVEL_MIN_POINTS * row[C_DT]), n)
+    rc = clip_ref(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
+    dev += a * rc
+    row[C_SCALE] += a * (abs(rc) - row[C_SCALE])
+    rfast = row[C_RFAST] + RFAST_ALPHA * (r - row[C_RFAST])
+    al = decay_alpha_ref(dt, max(TAU_LONG_S, LONG_MIN_POINTS * row[C_DT]), n)
+    xc = expected + rc
+    level += al * (xc - base)
+    if raw[C_QS] * cal[C_QS] > CUSUM_H:
+        level += rfast
+        rfast = cp = cn = 0.0
+    row[C_RFAST], row[C_CP], row[C_CN], row[C_LEVEL], row[C_DEV] = rfast, cp, cn, level, dev
+    row[C_DSCALE] += al * (abs(dev) - row[C_DSCALE])
+    seasonal_learn_ref(sea, t, xc - level, dt)
+    if n > 0:
+        row[C_REP] = rate_update_ref(row[C_REP], n - 1.0, rep)
+        step = abs(x - row[C_PREV])
+        if 0 < step < row[C_QUANT]:
+            row[C_QUANT] = step
+    row[C_RUN] = run
+    row[C_PREV] = x
+    row[C_N] = n + 1.0
+    return score, expected, zc, reason
