@@ -1,0 +1,263 @@
+"""``AlertService``: the one entry point the drivers call — rules → pipeline → Redis → delivery workers.
+
+Usage from a driver (one call per closed window)::
+
+    svc = await AlertService.start(city=city)              # embedded Redis unless CITYBRAIN_REDIS_URL
+    notes = await svc.on_window(vitals_tables, window_end_ms)
+    ...
+    await svc.close()
+
+``on_window`` evaluates the rule packs over the window's tables (the dict of polars frames from
+:func:`brain.vitals.compute_vitals`, plus optional ``anomaly``, ``incidents`` and
+``sensor_last_seen`` frames), runs the alert pipeline, and persists the changed state and the new
+notifications in one Redis transaction; delivery workers send them in the background. Operator
+commands written to Redis by ``citybrain alerts …`` (acks, silences, subscriptions) and edited
+rule files are picked up at the next window (and by a 1 s poller for acks), without losing state.
+
+Example (no Redis needed for the in-memory parts; see tests/alerts for the real-Redis runs):
+    >>> AlertService.__name__
+    'AlertService'
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import msgspec
+import polars as pl
+import yaml
+
+from brain.alerts.escalation import Escalation
+from brain.alerts.lifecycle import Lifecycle
+from brain.alerts.model import Alert, Notification
+from brain.alerts.pipeline import AlertPipeline
+from brain.alerts.routing import Subscription
+from brain.alerts.rules import RuleEngine, RuleError, default_rules_dir, load_rule_packs
+from brain.alerts.silences import MaintenanceWindow
+from brain.alerts.state import AlertState, AuditEntry
+from streams.alerts.delivery import DeliveryConfig, DeliveryPool
+from streams.alerts.store import AlertStore, DEFAULT_PREFIX, now_ms
+from streams.redis_server import EmbeddedRedis, resolve_redis_url
+
+log = logging.getLogger("citybrain.alerts")
+
+
+def load_subscriptions_file(path: str | os.PathLike) -> list[Subscription]:
+    """Subscriptions from a YAML file: a list, or a mapping with ``subscriptions:`` (and optional ``maintenance:``)."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{p}: {exc}") from None
+    items = data.get("subscriptions") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ValueError(f"{p}: expected a list of subscriptions (or 'subscriptions:' with a list)")
+    subs = [Subscription.from_dict(d) for d in items]
+    ids = [s.id for s in subs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"{p}: duplicate subscription id(s) {dup}")
+    return subs
+
+
+def load_maintenance_file(path: str | os.PathLike) -> list[MaintenanceWindow]:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    items = data.get("maintenance", []) if isinstance(data, dict) else []
+    try:
+        return [msgspec.convert(w, MaintenanceWindow) for w in items]
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{path}: maintenance: {exc}") from None
+
+
+class AlertService:
+    """Rule evaluation, the alert pipeline, Redis state and delivery for one running engine."""
+
+    def __init__(self, store: AlertStore, rules_path: str | os.PathLike | None = None, city=None,
+                 subscriptions: list[Subscription] | None = None, maintenance: list[MaintenanceWindow] | None = None,
+                 lifecycle: Lifecycle | None = None, escalation: Escalation | None = None,
+                 delivery: DeliveryConfig | None = None, deliver: bool = True, server: EmbeddedRedis | None = None):
+        self.store = store
+        self.rules_path = Path(rules_path) if rules_path else default_rules_dir()
+        self.city = city
+        self.engine = RuleEngine(load_rule_packs(self.rules_path), city=city)
+        self.pipeline = AlertPipeline(inhibit_rules=self.engine.inhibit_rules, state=AlertState(),
+                                      lifecycle=lifecycle, escalation=escalation, maintenance=maintenance or [])
+        self._initial_subs = list(subscriptions or [])
+        if delivery is None and city is not None:
+            delivery = DeliveryConfig(cap_admin_code=city.admin_code)
+        self.pool = DeliveryPool(store, delivery) if deliver else None
+        self.server = server
+        self._lock = asyncio.Lock()
+        self._rules_mtime = self._mtime()
+        self._subs_version = -1
+        self._poller: asyncio.Task | None = None
+        self.last_window_ms: int | None = None
+        self.rule_errors: dict[str, str] = {}
+        self.reload_error: str = ""
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    @classmethod
+    async def start(cls, redis_url: str | None = None, rules_path: str | os.PathLike | None = None, city=None,
+                    subscriptions: list[Subscription] | str | os.PathLike | None = None,
+                    state_dir: str | os.PathLike | None = None, prefix: str = DEFAULT_PREFIX, **kw) -> "AlertService":
+        """Connect (or start the embedded Redis), load state, seed subscriptions, start delivery workers."""
+        server = None
+        if redis_url is None:
+            redis_url, server = resolve_redis_url(state_dir)
+        maintenance = kw.pop("maintenance", None)
+        if isinstance(subscriptions, (str, os.PathLike)):
+            if maintenance is None:
+                maintenance = load_maintenance_file(subscriptions)
+            subscriptions = load_subscriptions_file(subscriptions)
+        svc = cls(AlertStore.from_url(redis_url, prefix), rules_path=rules_path, city=city,
+                  subscriptions=subscriptions, maintenance=maintenance, server=server, **kw)
+        await svc._open()
+        return svc
+
+    async def _open(self) -> None:
+        await self.store.load_state(self.pipeline.state)
+        for s in self._initial_subs:
+            known = self.pipeline.state.subscriptions.get(s.id)
+            if known is None or known.to_dict() != s.to_dict():
+                await self.store.put_subscription(s, actor="config")
+        await self._sync_subscriptions(force=True)
+        meta = await self.store.meta()
+        if meta.get("last_window_ms"):
+            self.last_window_ms = int(meta["last_window_ms"])
+        await self.store.set_meta(rules_path=str(self.rules_path), rules=len(self.engine.rules), started_ms=now_ms())
+        active = sum(1 for a in self.pipeline.state.alerts.values() if a.active)
+        log.info("alert service started", extra={"fields": {"alerts_active": active, "rules": len(self.engine.rules),
+                                                            "subscriptions": len(self.pipeline.state.subscriptions)}})
+        self._poller = asyncio.create_task(self._poll(), name="alerts:commands")
+
+    async def close(self) -> None:
+        """Stop the poller and the delivery workers (what is not delivered stays in Redis), close Redis."""
+        if self._poller is not None:
+            self._poller.cancel()
+            try:
+                await self._poller
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._poller = None
+        if self.pool is not None:
+            await self.pool.close()
+        await self.store.close()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    # --- the window hook ------------------------------------------------------------------------------
+    async def on_window(self, tables: dict[str, pl.DataFrame], now_ms_: int) -> list[Notification]:
+        """Evaluate, run the pipeline and persist one closed window; returns the new notifications."""
+        async with self._lock:
+            if self.last_window_ms is not None and now_ms_ <= self.last_window_ms:
+                # a window replayed after a restart was already applied and persisted
+                log.debug("window already processed", extra={"fields": {"window_ms": now_ms_}})
+                return []
+            await self._maybe_reload_rules()
+            await self._sync_subscriptions()
+            await self._apply_commands(now_ms_)
+            cands = self.engine.evaluate(tables, now_ms_)
+            self.rule_errors = dict(self.engine.errors)
+            notes = self.pipeline.process(cands, now_ms_)
+            await self.store.persist(self.pipeline.state, notes, window_ms=now_ms_)
+            await self.store.write_feed(self.feed())
+            self.last_window_ms = now_ms_
+            return notes
+
+    async def handle_window(self, window) -> list[Notification]:
+        """Adapter for driver window handlers: ``window.vitals`` (+ ``anomaly`` / ``frames`` if present)."""
+        tables = dict(getattr(window, "vitals", None) or {})
+        anomaly = getattr(window, "anomaly", None)
+        if isinstance(anomaly, pl.DataFrame):
+            tables["anomaly"] = anomaly
+        frames = getattr(window, "frames", None) or {}
+        for name in ("incidents", "sensor_last_seen"):
+            if name in frames and name not in tables:
+                tables[name] = frames[name]
+        return await self.on_window(tables, int(window.window_end_ms))
+
+    def feed(self) -> list[Alert]:
+        """Active (and pending) alerts, most severe and most escalated first: what a live view shows."""
+        tier_rank = {"street": 0, "district": 1, "city": 2}
+        items = [a for a in self.pipeline.state.alerts.values() if a.status != "resolved"]
+        return sorted(items, key=lambda a: (a.severity, -tier_rank.get(a.tier, 0), -a.last_seen_ms))
+
+    # --- operator actions (in-process; the CLI goes through Redis) -----------------------------------
+    async def acknowledge(self, fingerprint: str, who: str, comment: str = "", at_ms: int | None = None) -> None:
+        async with self._lock:
+            self.pipeline.acknowledge(fingerprint, who, at_ms if at_ms is not None else self._now(), comment)
+            await self.store.persist(self.pipeline.state, [])
+
+    async def reload_rules(self) -> None:
+        """Validate and swap in the rule files; on error keep the running rules and raise RuleError."""
+        async with self._lock:
+            await self._maybe_reload_rules(force=True, raise_errors=True)
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _now(self) -> int:
+        return self.last_window_ms if self.last_window_ms is not None else now_ms()
+
+    def _mtime(self) -> tuple:
+        p = self.rules_path
+        files = sorted(list(p.glob("*.yaml")) + list(p.glob("*.yml"))) if p.is_dir() else [p]
+        return tuple((str(f), f.stat().st_mtime_ns) for f in files if f.exists())
+
+    async def _maybe_reload_rules(self, force: bool = False, raise_errors: bool = False) -> None:
+        m = self._mtime()
+        if not force and m == self._rules_mtime:
+            return
+        self._rules_mtime = m
+        try:
+            packs = load_rule_packs(self.rules_path)
+        except RuleError as exc:
+            self.reload_error = str(exc)
+            log.error("rule reload failed; keeping the running rules", extra={"fields": {"error": str(exc)}})
+            await self.store.log_audit(AuditEntry(ts_ms=now_ms(), actor="engine", action="rules", target=str(self.rules_path),
+                                                  new="reload-failed", detail=str(exc)[:500]))
+            if raise_errors:
+                raise
+            return
+        self.engine.reload(packs)
+        self.pipeline.set_inhibit_rules(self.engine.inhibit_rules)
+        self.reload_error = ""
+        await self.store.log_audit(AuditEntry(ts_ms=now_ms(), actor="engine", action="rules", target=str(self.rules_path),
+                                              new="reloaded", detail=f"{len(self.engine.rules)} rules"))
+        log.info("rules reloaded", extra={"fields": {"rules": len(self.engine.rules)}})
+
+    async def _sync_subscriptions(self, force: bool = False) -> None:
+        v = await self.store.subscriptions_version()
+        if not force and v == self._subs_version:
+            return
+        self._subs_version = v
+        self.pipeline.state.subscriptions = await self.store.subscriptions()
+        if self.pool is not None:
+            await self.pool.sync(self.pipeline.state.subscriptions)
+
+    async def _apply_commands(self, at_ms: int) -> None:
+        st = self.pipeline.state
+        st.silences = await self.store.silences()
+        acks = await self.store.take_acks()
+        for fp, a in acks.items():
+            try:
+                self.pipeline.acknowledge(fp, a.get("who", "?"), at_ms, a.get("comment", ""))
+            except (KeyError, ValueError) as exc:
+                st.log(AuditEntry(ts_ms=at_ms, actor=a.get("who", "?"), action="ack", target=fp, new="rejected",
+                                  detail=str(exc)))
+
+    async def _poll(self) -> None:
+        """Apply acknowledgements promptly even between windows (e.g. a paused or slow stream)."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                if await self.store.r.hlen(self.store.k("acks")):
+                    async with self._lock:
+                        await self._apply_commands(self._now())
+                        await self.store.persist(self.pipeline.state, [])
+                        await self.store.write_feed(self.feed())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep polling through Redis hiccups
+                log.warning("command poll failed", extra={"fields": {"error": str(exc)}})

@@ -1,0 +1,272 @@
+"""Redis-backed alert store: alert states, groups, subscriptions, silences, notification log, outboxes, audit.
+
+Keys (under ``prefix``, default ``citybrain:alerts``):
+
+============================ ==========================================================================
+``{p}:alerts``               hash fingerprint → alert state (JSON)
+``{p}:groups``               hash group id → what each subscription's group last notified
+``{p}:subs_state``           hash subscription id → throttle window and digest buffer
+``{p}:subscriptions``        hash subscription id → subscription (JSON); ``{p}:subscriptions:version``
+``{p}:silences``             hash silence id → silence (JSON)
+``{p}:acks``                 hash fingerprint → pending operator acknowledgement (applied by the engine)
+``{p}:sent``                 set of notification idempotency keys ever enqueued (the notification log)
+``{p}:notifications``        stream: every notification enqueued (key, subscription, status, summary)
+``{p}:outbox:{sub}``         stream per subscription, consumer group ``delivery``: what is still to deliver
+``{p}:delivered``            hash notification key → delivery time (ms)
+``{p}:parked``               stream: notifications that exhausted their retries (replayable)
+``{p}:audit``                stream: every state change and who made it
+``{p}:feed``                 string: JSON snapshot of active alerts for live views
+``{p}:meta``                 hash: last_window_ms, rules_version …
+============================ ==========================================================================
+
+One window's changes (alert states, groups, new notifications into the outboxes and the log,
+audit entries) are written in a single MULTI/EXEC transaction, so after a crash Redis holds
+either the window before or the window after, never half of one.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import msgspec
+import redis.asyncio as aioredis
+
+from brain.alerts.grouping import GroupState, SubscriptionState
+from brain.alerts.model import Alert, Notification
+from brain.alerts.routing import Subscription
+from brain.alerts.silences import Silence
+from brain.alerts.state import AlertState, AuditEntry
+
+DEFAULT_PREFIX = "citybrain:alerts"
+AUDIT_MAXLEN = 200_000
+NOTIFICATIONS_MAXLEN = 100_000
+
+_enc = msgspec.json.Encoder()
+_dec_alert = msgspec.json.Decoder(Alert)
+_dec_group = msgspec.json.Decoder(GroupState)
+_dec_subst = msgspec.json.Decoder(SubscriptionState)
+_dec_sil = msgspec.json.Decoder(Silence)
+_dec_note = msgspec.json.Decoder(Notification)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AlertStore:
+    """Async access to the alert keys of one Redis; shared by the engine, the delivery workers and the CLI."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str = DEFAULT_PREFIX):
+        self.r = redis
+        self.p = prefix
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> "AlertStore":
+        return cls(aioredis.Redis.from_url(url), prefix)
+
+    def k(self, *parts: str) -> str:
+        return ":".join((self.p, *parts))
+
+    async def close(self) -> None:
+        await self.r.aclose()
+
+    # --- engine state -------------------------------------------------------------------------------
+    async def load_state(self, state: AlertState) -> AlertState:
+        """Fill an in-memory state from Redis (alerts, groups, subscriptions, silences, notification log)."""
+        p = self.r.pipeline(transaction=False)
+        p.hgetall(self.k("alerts"))
+        p.hgetall(self.k("groups"))
+        p.hgetall(self.k("subs_state"))
+        p.smembers(self.k("sent"))
+        alerts, groups, subs_state, sent = await p.execute()
+        state.alerts = {fp.decode(): _dec_alert.decode(v) for fp, v in alerts.items()}
+        state.groups = {g.decode(): _dec_group.decode(v) for g, v in groups.items()}
+        state.subs_state = {s.decode(): _dec_subst.decode(v) for s, v in subs_state.items()}
+        state.sent_keys = {s.decode() for s in sent}
+        state.subscriptions = await self.subscriptions()
+        state.silences = await self.silences()
+        return state
+
+    async def persist(self, state: AlertState, notes: list[Notification], window_ms: int | None = None) -> None:
+        """Write one window's changes and enqueue its notifications, atomically."""
+        dirty, removed, audit = state.take_changes()
+        p = self.r.pipeline(transaction=True)
+        if dirty:
+            p.hset(self.k("alerts"), mapping={fp: _enc.encode(state.alerts[fp]) for fp in dirty if fp in state.alerts})
+        if removed:
+            p.hdel(self.k("alerts"), *removed)
+        p.delete(self.k("groups"))
+        if state.groups:
+            p.hset(self.k("groups"), mapping={g: _enc.encode(v) for g, v in state.groups.items()})
+        p.delete(self.k("subs_state"))
+        if state.subs_state:
+            p.hset(self.k("subs_state"), mapping={s: _enc.encode(v) for s, v in state.subs_state.items()})
+        for n in notes:
+            payload = _enc.encode(n)
+            p.sadd(self.k("sent"), n.key)
+            p.xadd(self.k("outbox", n.subscription_id), {"key": n.key, "note": payload})
+            p.xadd(self.k("notifications"), {"key": n.key, "sub": n.subscription_id, "status": n.status,
+                                             "reason": n.reason, "ts_ms": n.ts_ms, "alerts": len(n.alerts),
+                                             "summary": "; ".join(a.summary for a in n.alerts[:3])},
+                   maxlen=NOTIFICATIONS_MAXLEN, approximate=True)
+        for e in audit:
+            p.xadd(self.k("audit"), _audit_fields(e), maxlen=AUDIT_MAXLEN, approximate=True)
+        if window_ms is not None:
+            p.hset(self.k("meta"), mapping={"last_window_ms": window_ms, "updated_ms": now_ms()})
+        await p.execute()
+
+    async def write_feed(self, alerts: list[Alert]) -> None:
+        await self.r.set(self.k("feed"), _enc.encode(alerts))
+
+    async def meta(self) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in (await self.r.hgetall(self.k("meta"))).items()}
+
+    async def set_meta(self, **fields) -> None:
+        await self.r.hset(self.k("meta"), mapping={k: str(v) for k, v in fields.items()})
+
+    # --- reading (CLI, dashboards) -----------------------------------------------------------------
+    async def alerts(self) -> list[Alert]:
+        return [_dec_alert.decode(v) for v in (await self.r.hgetall(self.k("alerts"))).values()]
+
+    async def audit(self, count: int = 50) -> list[dict]:
+        rows = await self.r.xrevrange(self.k("audit"), count=count)
+        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in reversed(rows)]
+
+    async def notifications(self, count: int = 50) -> list[dict]:
+        rows = await self.r.xrevrange(self.k("notifications"), count=count)
+        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in reversed(rows)]
+
+    async def log_audit(self, entry: AuditEntry) -> None:
+        await self.r.xadd(self.k("audit"), _audit_fields(entry), maxlen=AUDIT_MAXLEN, approximate=True)
+
+    # --- operator commands --------------------------------------------------------------------------
+    async def request_ack(self, fingerprint: str, who: str, comment: str = "") -> None:
+        """Queue an acknowledgement for the engine (which owns alert state) to apply."""
+        await self.r.hset(self.k("acks"), fingerprint, json.dumps({"who": who, "comment": comment, "ts_ms": now_ms()}))
+
+    async def take_acks(self) -> dict[str, dict]:
+        p = self.r.pipeline(transaction=True)
+        p.hgetall(self.k("acks"))
+        p.delete(self.k("acks"))
+        raw, _ = await p.execute()
+        return {fp.decode(): json.loads(v) for fp, v in raw.items()}
+
+    async def silences(self) -> dict[str, Silence]:
+        return {k.decode(): _dec_sil.decode(v) for k, v in (await self.r.hgetall(self.k("silences"))).items()}
+
+    async def put_silence(self, s: Silence, actor: str, action: str = "create") -> None:
+        p = self.r.pipeline(transaction=True)
+        p.hset(self.k("silences"), s.id, _enc.encode(s))
+        p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="silence", target=s.id,
+                                                         new=action, detail=f"{s.matchers} {s.starts_ms}..{s.ends_ms} {s.comment}")))
+        await p.execute()
+
+    async def subscriptions(self) -> dict[str, Subscription]:
+        raw = await self.r.hgetall(self.k("subscriptions"))
+        return {k.decode(): Subscription.from_dict(json.loads(v)) for k, v in raw.items()}
+
+    async def subscriptions_version(self) -> int:
+        return int(await self.r.get(self.k("subscriptions", "version")) or 0)
+
+    async def put_subscription(self, sub: Subscription, actor: str) -> None:
+        p = self.r.pipeline(transaction=True)
+        p.hset(self.k("subscriptions"), sub.id, json.dumps(sub.to_dict(), ensure_ascii=False))
+        p.incr(self.k("subscriptions", "version"))
+        p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="subscription",
+                                                         target=sub.id, new="set")))
+        await p.execute()
+
+    async def remove_subscription(self, sub_id: str, actor: str) -> bool:
+        p = self.r.pipeline(transaction=True)
+        p.hdel(self.k("subscriptions"), sub_id)
+        p.incr(self.k("subscriptions", "version"))
+        p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="subscription",
+                                                         target=sub_id, new="removed")))
+        n, _, _ = await p.execute()
+        return bool(n)
+
+    # --- delivery -----------------------------------------------------------------------------------
+    def outbox(self, sub_id: str) -> str:
+        return self.k("outbox", sub_id)
+
+    async def ensure_group(self, sub_id: str) -> None:
+        try:
+            await self.r.xgroup_create(self.outbox(sub_id), "delivery", id="0", mkstream=True)
+        except aioredis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_outbox(self, sub_id: str, consumer: str, pending: bool, block_ms: int, count: int = 10):
+        """Entries for a delivery worker: its own unacknowledged ones first (after a restart), then new ones."""
+        res = await self.r.xreadgroup("delivery", consumer, {self.outbox(sub_id): "0" if pending else ">"},
+                                      count=count, block=None if pending else block_ms)
+        out = []
+        for _, entries in res or []:
+            for entry_id, fields in entries:
+                if fields:
+                    out.append((entry_id, fields[b"key"].decode(), _dec_note.decode(fields[b"note"])))
+        return out
+
+    async def mark_delivered(self, sub_id: str, entry_id, key: str, attempts: int, actor: str) -> None:
+        p = self.r.pipeline(transaction=True)
+        p.hset(self.k("delivered"), key, now_ms())
+        p.xack(self.outbox(sub_id), "delivery", entry_id)
+        p.xdel(self.outbox(sub_id), entry_id)
+        p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="deliver", target=key,
+                                                         new="delivered", detail=f"attempts={attempts}")),
+               maxlen=AUDIT_MAXLEN, approximate=True)
+        await p.execute()
+
+    async def park(self, sub_id: str, entry_id, key: str, note: Notification, attempts: int, error: str,
+                   actor: str) -> None:
+        p = self.r.pipeline(transaction=True)
+        p.xadd(self.k("parked"), {"key": key, "sub": sub_id, "note": _enc.encode(note), "attempts": attempts,
+                                  "error": error[:500], "parked_ms": now_ms()})
+        p.xack(self.outbox(sub_id), "delivery", entry_id)
+        p.xdel(self.outbox(sub_id), entry_id)
+        p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="deliver", target=key,
+                                                         new="parked", detail=f"attempts={attempts}: {error[:200]}")),
+               maxlen=AUDIT_MAXLEN, approximate=True)
+        await p.execute()
+
+    async def parked(self) -> list[dict]:
+        rows = await self.r.xrange(self.k("parked"))
+        out = []
+        for entry_id, f in rows:
+            out.append({"id": entry_id.decode(), "key": f[b"key"].decode(), "sub": f[b"sub"].decode(),
+                        "attempts": int(f[b"attempts"]), "error": f[b"error"].decode(), "parked_ms": int(f[b"parked_ms"])})
+        return out
+
+    async def replay_parked(self, ids: list[str] | None, actor: str) -> int:
+        """Move parked notifications (all, or the given entry ids) back to their outboxes."""
+        rows = await self.r.xrange(self.k("parked"))
+        n = 0
+        for entry_id, f in rows:
+            eid = entry_id.decode()
+            if ids is not None and eid not in ids and f[b"key"].decode() not in ids:
+                continue
+            sub = f[b"sub"].decode()
+            p = self.r.pipeline(transaction=True)
+            p.xadd(self.outbox(sub), {"key": f[b"key"], "note": f[b"note"]})
+            p.xdel(self.k("parked"), entry_id)
+            p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="deliver",
+                                                             target=f[b"key"].decode(), old="parked", new="replayed")))
+            await p.execute()
+            await self.ensure_group(sub)
+            n += 1
+        return n
+
+    async def delivered_keys(self) -> set[str]:
+        return {k.decode() for k in await self.r.hkeys(self.k("delivered"))}
+
+    async def outbox_lengths(self) -> dict[str, int]:
+        subs = await self.r.hkeys(self.k("subscriptions"))
+        out = {}
+        for s in subs:
+            out[s.decode()] = int(await self.r.xlen(self.outbox(s.decode())))
+        return out
+
+
+def _audit_fields(e: AuditEntry) -> dict:
+    return {"ts_ms": e.ts_ms, "actor": e.actor, "action": e.action, "target": e.target, "old": e.old, "new": e.new,
+            "detail": e.detail}

@@ -1,0 +1,94 @@
+"""Alert state in a real Redis: what survives a restart of the service."""
+import asyncio
+
+from brain.alerts.routing import Subscription
+from brain.alerts.silences import Silence
+from streams.alerts.delivery import DeliveryConfig
+from streams.alerts.service import AlertService
+from streams.alerts.store import AlertStore
+from tests.alerts.svc_helpers import M, seg_table, webhook_sub, wait_until, write_rules
+
+
+def test_state_survives_restart_and_resolve_still_goes_out(redis_url, receiver, tmp_path):
+    rules = write_rules(tmp_path)
+    sub = Subscription.from_dict(webhook_sub("police", receiver.url))
+
+    async def first():
+        svc = await AlertService.start(redis_url, rules_path=rules, subscriptions=[sub],
+                                       delivery=DeliveryConfig(backoff_base_s=0.05, block_ms=50))
+        notes = await svc.on_window(seg_table({"S1": 2.5, "S2": 3.0}), 0)
+        assert sorted(n.alerts[0].labels["segment_id"] for n in notes) == ["S1", "S2"]
+        assert await wait_until(lambda: len(receiver.received) == 2)
+        await svc.close()
+
+    async def second():
+        svc = await AlertService.start(redis_url, rules_path=rules, subscriptions=[sub],
+                                       delivery=DeliveryConfig(backoff_base_s=0.05, block_ms=50))
+        firing = sorted(a.labels["segment_id"] for a in svc.pipeline.state.alerts.values() if a.status == "firing")
+        assert firing == ["S1", "S2"]
+        # S1 still congested: nothing new; S2 cleared: its resolve goes out
+        notes = await svc.on_window(seg_table({"S1": 2.5}), M)
+        assert [(n.status, n.alerts[0].labels["segment_id"]) for n in notes] == [("resolved", "S2")]
+        # a replayed old window changes nothing
+        assert await svc.on_window(seg_table({"S1": 2.5, "S2": 3.0}), 0) == []
+        assert await wait_until(lambda: len(receiver.received) == 3)
+        await svc.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+    statuses = [(r["body"]["status"], r["body"]["alerts"][0]["labels"]["segment_id"]) for r in receiver.received]
+    assert sorted(statuses) == [("firing", "S1"), ("firing", "S2"), ("resolved", "S2")]
+    assert len(set(receiver.keys())) == 3
+
+
+def test_operator_ack_and_silence_through_redis_are_applied_and_audited(redis_url, receiver, tmp_path):
+    rules = write_rules(tmp_path)
+
+    async def run():
+        svc = await AlertService.start(redis_url, rules_path=rules,
+                                       subscriptions=[Subscription.from_dict(webhook_sub("police", receiver.url))])
+        await svc.on_window(seg_table({"S1": 2.5}), 0)
+        cli = AlertStore.from_url(redis_url)
+        (a,) = await cli.alerts()
+        await cli.request_ack(a.fingerprint, "duty.officer", "on it")
+        await cli.request_ack("0000000000000000", "duty.officer")
+        await cli.put_silence(Silence.create(["segment_id=S2"], 0, 10 * M, "wang"), actor="wang")
+        await svc.on_window(seg_table({"S1": 2.5, "S2": 2.6}), M)
+        by_seg = {x.labels["segment_id"]: x for x in await cli.alerts()}
+        assert by_seg["S1"].status == "acknowledged" and by_seg["S1"].acked_by == "duty.officer"
+        assert by_seg["S2"].status == "firing" and by_seg["S2"].silenced_by
+        audit = await cli.audit(100)
+        assert any(e["action"] == "ack" and e["actor"] == "duty.officer" and e["new"] == "acknowledged" for e in audit)
+        assert any(e["action"] == "ack" and e["new"] == "rejected" for e in audit)
+        assert any(e["action"] == "silence" and e["actor"] == "wang" for e in audit)
+        await wait_until(lambda: len(receiver.received) >= 1)
+        await asyncio.sleep(0.3)
+        await cli.close()
+        await svc.close()
+
+    asyncio.run(run())
+    # S2 was silenced: only S1 was ever notified
+    assert [r["body"]["alerts"][0]["labels"]["segment_id"] for r in receiver.received] == ["S1"]
+
+
+def test_subscription_added_while_running_gets_current_alerts(redis_url, receiver_factory, tmp_path):
+    rules = write_rules(tmp_path)
+    r1, r2 = receiver_factory(), receiver_factory()
+
+    async def run():
+        svc = await AlertService.start(redis_url, rules_path=rules,
+                                       subscriptions=[Subscription.from_dict(webhook_sub("a", r1.url))])
+        await svc.on_window(seg_table({"S1": 2.5}), 0)
+        cli = AlertStore.from_url(redis_url)
+        await cli.put_subscription(Subscription.from_dict(webhook_sub("b", r2.url)), actor="admin")
+        await svc.on_window(seg_table({"S1": 2.5}), M)
+        assert await wait_until(lambda: len(r1.received) == 1 and len(r2.received) == 1)
+        assert await cli.remove_subscription("b", actor="admin")
+        await svc.on_window(seg_table({"S1": 2.5, "S3": 2.2}), 2 * M)
+        await wait_until(lambda: len(r1.received) == 2)
+        await asyncio.sleep(0.2)
+        await cli.close()
+        await svc.close()
+
+    asyncio.run(run())
+    assert len(r2.received) == 1 and len(r1.received) == 2
