@@ -16,6 +16,8 @@ MODULES = [
     "brain.greenwave.optimizer",
     "brain.greenwave.safety",
     "brain.greenwave.transition",
+    "brain.greenwave.replanner",
+    "streams.sinks.signal_plans",
 ]
 
 
