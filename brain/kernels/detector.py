@@ -52,6 +52,8 @@ from brain.kernels.faults import (
     rate_update_ref,
     run_pvalue,
     run_pvalue_ref,
+    run_surprise,
+    run_surprise_ref,
     spike_pvalue,
     spike_pvalue_ref,
 )
@@ -140,9 +142,12 @@ def calibration(q99):
 
 
 @njit(cache=True)
-def quantile_step_log(q, x, tau, eta):
-    """Multiplicative stochastic-gradient step of a positive quantile (scale-free)."""
-    return q * math.exp(eta * tau) if x > q else q * math.exp(-eta * (1.0 - tau))
+def quantile_step_log(q, x, up, down):
+    """Multiplicative stochastic-gradient step of a positive quantile (scale-free).
+
+    ``up = exp(eta * tau)``, ``down = exp(-eta * (1 - tau))`` for quantile ``tau`` and step ``eta``.
+    """
+    return q * up if x > q else q * down
 
 
 @njit(cache=True)
@@ -200,7 +205,7 @@ def detector_step(S, SEA, k, ts_ms, x):
     c_shift = calibration(S[k, C_QS])
     rep = n > 0.0 and is_repeat(x, S[k, C_PREV])
     run = S[k, C_RUN] + 1.0 if rep else 0.0
-    s_flat = surprise(run_pvalue(S[k, C_REP], n - 1.0, run)) if n > 0.0 else 0.0
+    s_flat = run_surprise(S[k, C_REP], n - 1.0, run) if n > 0.0 else 0.0
     c_flat = calibration(S[k, C_QF])
     s_drift = surprise(spike_pvalue(drift_z(dev, 0.0, S[k, C_DSCALE], 0.5 * sigma))) if n >= DRIFT_MIN_N else 0.0
     c_drift = calibration(S[k, C_QD])
@@ -226,10 +231,12 @@ def detector_step(S, SEA, k, ts_ms, x):
         if best < S_ALARM:
             eta = Q_ETA / math.sqrt(n + 1.0)
             eta = eta if eta > Q_ETA_MIN else Q_ETA_MIN
-            S[k, C_Q] = quantile_step_log(S[k, C_Q], s_spike, Q_TAU, eta)
-            S[k, C_QS] = quantile_step_log(S[k, C_QS], s_shift, Q_TAU, eta)
-            S[k, C_QF] = quantile_step_log(S[k, C_QF], s_flat, Q_TAU, eta)
-            S[k, C_QD] = quantile_step_log(S[k, C_QD], s_drift, Q_TAU, eta)
+            up = math.exp(eta * Q_TAU)
+            down = math.exp(-eta * (1.0 - Q_TAU))
+            S[k, C_Q] = quantile_step_log(S[k, C_Q], s_spike, up, down)
+            S[k, C_QS] = quantile_step_log(S[k, C_QS], s_shift, up, down)
+            S[k, C_QF] = quantile_step_log(S[k, C_QF], s_flat, up, down)
+            S[k, C_QD] = quantile_step_log(S[k, C_QD], s_drift, up, down)
 
     # learn: the fast deviation from the clipped residual, the base level and the seasonal profile
     # slowly from the clipped value
@@ -354,7 +361,7 @@ def _step_ref(row, sea, t, x):
     raw = {
         C_Q: _surprise_ref(spike_pvalue_ref(z)),
         C_QS: max(cp, cn),
-        C_QF: _surprise_ref(run_pvalue_ref(row[C_REP], n - 1.0, run)) if n > 0 else 0.0,
+        C_QF: run_surprise_ref(row[C_REP], n - 1.0, run) if n > 0 else 0.0,
         C_QD: _surprise_ref(spike_pvalue_ref(drift_z_ref(dev, 0.0, row[C_DSCALE], 0.5 * sigma))) if n >= DRIFT_MIN_N else 0.0,
     }
     cal = {c: (Q_S / row[c] if row[c] > Q_S else 1.0) for c in raw}
@@ -370,8 +377,9 @@ def _step_ref(row, sea, t, x):
         score = 1.0 - min(1.0, N_COMPONENTS * math.exp(-best))
         if best < S_ALARM:
             eta = max(Q_ETA / math.sqrt(n + 1.0), Q_ETA_MIN)
+            up, down = math.exp(eta * Q_TAU), math.exp(-eta * (1.0 - Q_TAU))
             for c, v in raw.items():
-                row[c] = row[c] * math.exp(eta * Q_TAU) if v > row[c] else row[c] * math.exp(-eta * (1.0 - Q_TAU))
+                row[c] = row[c] * up if v > row[c] else row[c] * down
     a = decay_alpha_ref(dt, max(TAU_LEVEL_S, LEVEL_MIN_POINTS * row[C_DT]), n)
     rc = clip_ref(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
     dev += a * rc

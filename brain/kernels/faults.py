@@ -57,6 +57,22 @@ def run_pvalue_ref(rate: float, n: float, run: float) -> float:
 
 
 @njit(cache=True)
+def run_surprise(rate, n, run):
+    """``-ln`` of :func:`run_pvalue`, without a power or a log for the usual ``run == 0``."""
+    if run <= 0.0:
+        return 0.0
+    m = n if n < RATE_MEMORY else RATE_MEMORY
+    return -run * math.log((rate * m + 0.5) / (m + 1.0))
+
+
+def run_surprise_ref(rate: float, n: float, run: float) -> float:
+    if run <= 0:
+        return 0.0
+    m = min(n, RATE_MEMORY)
+    return -run * math.log((rate * m + 0.5) / (m + 1.0))
+
+
+@njit(cache=True)
 def rate_update(rate, n, event):
     """Learn the per-point event rate (running mean, then EWMA with ``RATE_MEMORY`` points)."""
     m = n if n < RATE_MEMORY else RATE_MEMORY
