@@ -44,6 +44,15 @@ from streams.redis_server import EmbeddedRedis, resolve_redis_url
 log = logging.getLogger("citybrain.alerts")
 
 
+def _local_hhmm(ts_ms: int, tz) -> str:
+    from datetime import datetime, timezone
+
+    dt = datetime.fromtimestamp(ts_ms / 1000.0, tz=timezone.utc)
+    if tz is not None:
+        dt = dt.astimezone(tz)
+    return dt.strftime("%m-%d %H:%M")
+
+
 def load_subscriptions_file(path: str | os.PathLike) -> list[Subscription]:
     """Subscriptions from a YAML file: a list, or a mapping with ``subscriptions:`` (and optional ``maintenance:``)."""
     p = Path(path)
@@ -116,6 +125,14 @@ class AlertService:
         await svc._open()
         return svc
 
+    @classmethod
+    async def from_settings(cls, city, settings, **kw) -> "AlertService":
+        """What ``citybrain run`` uses: ``settings.redis_url`` (or the embedded Redis under
+        ``settings.out_dir``/redis) and ``settings.rules_dir`` (or the shipped packs)."""
+        state_dir = Path(settings.out_dir) / "redis"
+        return await cls.start(redis_url=settings.redis_url or None, rules_path=settings.rules_dir, city=city,
+                               state_dir=state_dir, **kw)
+
     async def _open(self) -> None:
         await self.store.load_state(self.pipeline.state)
         for s in self._initial_subs:
@@ -167,17 +184,51 @@ class AlertService:
             self.last_window_ms = now_ms_
             return notes
 
-    async def handle_window(self, window) -> list[Notification]:
-        """Adapter for driver window handlers: ``window.vitals`` (+ ``anomaly`` / ``frames`` if present)."""
+    async def on_window_result(self, window) -> list[Notification]:
+        """Driver window handler: ``window.vitals`` plus, when present, the ``anomaly`` scores and the
+        per-window ``incidents`` / ``sensor_last_seen`` input frames (per-incident and per-sensor rules)."""
         tables = dict(getattr(window, "vitals", None) or {})
         anomaly = getattr(window, "anomaly", None)
         if isinstance(anomaly, pl.DataFrame):
             tables["anomaly"] = anomaly
-        frames = getattr(window, "frames", None) or {}
-        for name in ("incidents", "sensor_last_seen"):
-            if name in frames and name not in tables:
-                tables[name] = frames[name]
+        inputs = getattr(window, "inputs", None) or {}
+        for name in ("incidents", "sensor_last_seen", "anomaly"):
+            if name in inputs and name not in tables:
+                tables[name] = inputs[name]
         return await self.on_window(tables, int(window.window_end_ms))
+
+    handle_window = on_window_result
+
+    def firing_for_view(self, limit: int = 50) -> list[dict]:
+        """Rows for the live view: severity colour, summary, where, since (local time), state."""
+        from brain.alerts.model import severity_colour
+
+        tz = None
+        if self.city is not None:
+            try:
+                from zoneinfo import ZoneInfo
+
+                tz = ZoneInfo(self.city.timezone)
+            except Exception:
+                tz = None
+        rows = []
+        for a in self.feed():
+            if a.status == "pending":
+                continue
+            where = " / ".join(a.labels[k] for k in ("district", "street", "cell", "segment_id", "sensor_id") if a.labels.get(k))
+            state = a.status if a.status != "acknowledged" else f"ack by {a.acked_by}"
+            if a.tier != "street":
+                state += f" ↑{a.tier}"
+            if a.inhibited_by:
+                state += " (inhibited)"
+            if a.silenced_by:
+                state += " (silenced)"
+            rows.append({"severity": severity_colour(a.severity), "summary": a.summary, "rule": a.rule_id,
+                         "where": where, "since": _local_hhmm(a.fired_ms, tz), "state": state,
+                         "fingerprint": a.fingerprint})
+            if len(rows) >= limit:
+                break
+        return rows
 
     def feed(self) -> list[Alert]:
         """Active (and pending) alerts, most severe and most escalated first: what a live view shows."""

@@ -1,0 +1,290 @@
+"""``citybrain alerts …``: list, acknowledge, silence, subscriptions, parked notifications, audit log.
+
+Works against the running engine's Redis: ``CITYBRAIN_REDIS_URL`` (or ``redis_url`` in the
+settings file), else the embedded server the engine started under ``--out`` (default var/run).
+Changes are written to Redis; the engine applies acknowledgements within a second and
+silences and subscriptions at its next window.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from citybrain.cli import UserError
+
+
+def _common(p) -> None:
+    p.add_argument("--out", metavar="DIR", help="the engine's --out folder (default var/run): where its embedded Redis lives")
+    p.add_argument("--config", metavar="FILE", help="settings file (YAML) naming redis_url / out_dir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("alerts", help="list, acknowledge and silence alerts; manage subscriptions",
+                       description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    asub = p.add_subparsers(dest="alerts_command", metavar="ACTION")
+
+    ls = asub.add_parser("list", help="alerts in the running engine (default: firing, acknowledged and pending)")
+    _common(ls)
+    ls.add_argument("--all", action="store_true", help="include resolved alerts still kept for flap detection")
+    ls.set_defaults(func=cmd_list)
+
+    ack = asub.add_parser("ack", help="acknowledge a firing alert (stops its escalation)")
+    _common(ack)
+    ack.add_argument("fingerprint", help="the alert's fingerprint (see `citybrain alerts list`); a unique prefix is enough")
+    ack.add_argument("--by", required=True, help="who acknowledges (recorded in the audit log)")
+    ack.add_argument("--comment", default="", help="why / what is being done")
+    ack.set_defaults(func=cmd_ack)
+
+    sil = asub.add_parser("silence", help="mute alerts matching labels for a time (list, add, expire)")
+    _common(sil)
+    sil.add_argument("action", nargs="?", default="list", choices=["list", "add", "expire"])
+    sil.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
+                     help="label matcher (=, !=, =~ regex, !~); repeat for several (all must match)")
+    sil.add_argument("--for", dest="duration", default="1h", help="how long, e.g. 30m, 2h (default 1h)")
+    sil.add_argument("--by", default="", help="who (required for add and expire)")
+    sil.add_argument("--comment", default="", help="why")
+    sil.add_argument("--id", default="", help="silence id (for expire)")
+    sil.set_defaults(func=cmd_silence)
+
+    subs = asub.add_parser("subscriptions", help="list, add (from a YAML file) or remove subscriptions")
+    _common(subs)
+    subs.add_argument("action", nargs="?", default="list", choices=["list", "add", "remove"])
+    subs.add_argument("target", nargs="?", help="YAML file of subscriptions (add) or a subscription id (remove)")
+    subs.add_argument("--by", default="cli", help="who (recorded in the audit log)")
+    subs.set_defaults(func=cmd_subscriptions)
+
+    parked = asub.add_parser("parked", help="notifications that exhausted their retries; --replay sends them again")
+    _common(parked)
+    parked.add_argument("--replay", nargs="*", metavar="ID", help="replay these entries (or keys); no ids: all")
+    parked.add_argument("--by", default="cli", help="who (recorded in the audit log)")
+    parked.set_defaults(func=cmd_parked)
+
+    audit = asub.add_parser("audit", help="the last state changes and who made them")
+    _common(audit)
+    audit.add_argument("--limit", type=int, default=30, help="how many entries (default 30)")
+    audit.set_defaults(func=cmd_audit)
+
+    notes = asub.add_parser("notifications", help="the last notifications enqueued")
+    _common(notes)
+    notes.add_argument("--limit", type=int, default=30, help="how many (default 30)")
+    notes.set_defaults(func=cmd_notifications)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+# --- plumbing ---------------------------------------------------------------------------------------
+
+def _url(args) -> str:
+    from streams.redis_server import running_redis_url
+
+    out_dir, redis_url = args.out, None
+    try:
+        from citybrain.settings import load_settings
+
+        settings = load_settings(args.config)
+        redis_url = settings.redis_url
+        out_dir = out_dir or settings.out_dir
+    except UserError:
+        raise
+    except Exception:
+        pass
+    if redis_url:
+        return redis_url
+    url = running_redis_url(Path(out_dir or "var/run") / "redis")
+    if url is None:
+        raise UserError("no running engine's Redis found: start `citybrain run` (same --out), "
+                        "or set CITYBRAIN_REDIS_URL to the Redis it uses")
+    return url
+
+
+def _run(args, coro_fn) -> int:
+    from streams.alerts.store import AlertStore
+
+    async def go():
+        store = AlertStore.from_url(_url(args))
+        try:
+            return await coro_fn(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go()) or 0
+    except UserError:
+        raise
+    except OSError as exc:
+        raise UserError(f"cannot reach Redis: {exc}") from None
+
+
+def _print(args, rows: list[dict], columns: list[str]) -> None:
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(header_style="bold")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[str(r.get(c, "")) for c in columns])
+    Console().print(t)
+
+
+def _hhmm(ms) -> str:
+    if not ms:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(ms) / 1000)) + "Z"
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    from brain.alerts.model import severity_colour
+
+    async def go(store):
+        alerts = await store.alerts()
+        meta = await store.meta()
+        rows = []
+        order = {"firing": 0, "acknowledged": 1, "pending": 2, "resolved": 3}
+        for a in sorted(alerts, key=lambda a: (order.get(a.status, 9), a.severity, -a.last_seen_ms)):
+            if a.status == "resolved" and not args.all:
+                continue
+            where = "/".join(a.labels[k] for k in ("district", "cell", "segment_id", "sensor_id") if a.labels.get(k))
+            rows.append({"fingerprint": a.fingerprint, "level": severity_colour(a.severity), "status": a.status,
+                         "tier": a.tier, "rule": a.rule_id, "where": where, "summary": a.summary,
+                         "since": _hhmm(a.fired_ms or a.started_ms), "acked_by": a.acked_by,
+                         "muted": a.silenced_by or (f"inhibited by {a.inhibited_by}" if a.inhibited_by else "")})
+        _print(args, rows, ["fingerprint", "level", "status", "tier", "rule", "where", "summary", "since", "acked_by", "muted"])
+        if not args.json:
+            print(f"{len(rows)} alert(s); engine's last window {_hhmm(meta.get('last_window_ms'))}", file=sys.stderr)
+        return 0
+
+    return _run(args, go)
+
+
+def cmd_ack(args) -> int:
+    if not args.by.strip():
+        raise UserError("--by must name who acknowledges")
+
+    async def go(store):
+        alerts = await store.alerts()
+        hits = [a for a in alerts if a.fingerprint.startswith(args.fingerprint)]
+        if not hits:
+            raise UserError(f"no alert with fingerprint {args.fingerprint!r} (see `citybrain alerts list`)")
+        if len(hits) > 1:
+            raise UserError(f"fingerprint prefix {args.fingerprint!r} matches {len(hits)} alerts; give more digits")
+        a = hits[0]
+        if a.status != "firing":
+            raise UserError(f"alert {a.fingerprint} is {a.status}; only firing alerts can be acknowledged")
+        await store.request_ack(a.fingerprint, args.by.strip(), args.comment)
+        print(f"acknowledgement of {a.fingerprint} ({a.rule_id}) by {args.by} sent to the engine")
+        return 0
+
+    return _run(args, go)
+
+
+def cmd_silence(args) -> int:
+    from brain.alerts.model import parse_duration_ms
+    from brain.alerts.silences import Silence
+    from streams.alerts.store import now_ms
+
+    async def go(store):
+        if args.action == "list":
+            now = now_ms()
+            rows = [{"id": s.id, "matchers": ", ".join(s.matchers), "from": _hhmm(s.starts_ms), "until": _hhmm(s.ends_ms),
+                     "by": s.created_by, "comment": s.comment, "active": "yes" if s.active_at(now) else "no"}
+                    for s in (await store.silences()).values()]
+            _print(args, rows, ["id", "matchers", "from", "until", "by", "comment", "active"])
+            return 0
+        if not args.by.strip():
+            raise UserError(f"--by must name who makes the silence ({args.action})")
+        if args.action == "add":
+            try:
+                dur = parse_duration_ms(args.duration)
+                start = now_ms()
+                s = Silence.create(args.match, start, start + dur, args.by.strip(), args.comment)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            await store.put_silence(s, actor=args.by.strip(), action="create")
+            print(f"silence {s.id} created until {_hhmm(s.ends_ms)} for {', '.join(s.matchers)}")
+            return 0
+        sil = await store.silences()
+        if args.id not in sil:
+            raise UserError(f"no silence with id {args.id!r} (see `citybrain alerts silence list`)")
+        s = sil[args.id]
+        s.ends_ms = min(s.ends_ms, now_ms())
+        await store.put_silence(s, actor=args.by.strip(), action="expire")
+        print(f"silence {s.id} expired")
+        return 0
+
+    return _run(args, go)
+
+
+def cmd_subscriptions(args) -> int:
+    async def go(store):
+        if args.action == "list":
+            rows = []
+            for s in (await store.subscriptions()).values():
+                what = ",".join(s.categories) or "all"
+                where = ",".join(s.districts + s.streets + s.cells) + (" +polygon" if s.polygon else "") or "city"
+                rows.append({"id": s.id, "department": s.department, "role": s.role, "contact": s.contact,
+                             "what": f"{what} ≥{s.min_severity}", "where": where, "tier": s.tier or "any",
+                             "channel": f"{s.channel.type} {s.channel.url or s.channel.stream}".strip()})
+            _print(args, rows, ["id", "department", "role", "contact", "what", "where", "tier", "channel"])
+            return 0
+        if not args.target:
+            raise UserError(f"subscriptions {args.action} needs a {'YAML file' if args.action == 'add' else 'subscription id'}")
+        if args.action == "add":
+            from streams.alerts.service import load_subscriptions_file
+
+            if not Path(args.target).is_file():
+                raise UserError(f"{args.target}: no such file")
+            try:
+                subs = load_subscriptions_file(args.target)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            for s in subs:
+                await store.put_subscription(s, actor=args.by)
+            print(f"{len(subs)} subscription(s) stored: {', '.join(s.id for s in subs)}")
+            return 0
+        if not await store.remove_subscription(args.target, actor=args.by):
+            raise UserError(f"no subscription {args.target!r}")
+        print(f"subscription {args.target} removed")
+        return 0
+
+    return _run(args, go)
+
+
+def cmd_parked(args) -> int:
+    async def go(store):
+        if args.replay is not None:
+            n = await store.replay_parked(args.replay or None, actor=args.by)
+            print(f"{n} parked notification(s) sent back to their outboxes")
+            return 0
+        rows = [{**p, "parked": _hhmm(p["parked_ms"])} for p in await store.parked()]
+        _print(args, rows, ["id", "key", "sub", "attempts", "error", "parked"])
+        return 0
+
+    return _run(args, go)
+
+
+def cmd_audit(args) -> int:
+    async def go(store):
+        rows = [{**e, "time": _hhmm(e.get("ts_ms"))} for e in await store.audit(args.limit)]
+        _print(args, rows, ["time", "actor", "action", "target", "old", "new", "detail"])
+        return 0
+
+    return _run(args, go)
+
+
+def cmd_notifications(args) -> int:
+    async def go(store):
+        rows = [{**e, "time": _hhmm(e.get("ts_ms"))} for e in await store.notifications(args.limit)]
+        _print(args, rows, ["time", "key", "sub", "status", "reason", "alerts", "summary"])
+        return 0
+
+    return _run(args, go)
