@@ -242,7 +242,8 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
     Input columns as in :func:`component_iaqis`; other columns are kept. Added columns:
     ``iaqi_<component>`` (f64, null when not measured), ``aqi`` (f64, the max IAQI; null when
     nothing measured), ``primary_pollutant`` (str: the components with IAQI == AQI joined by ",",
-    null when AQI <= 50), ``level`` (I..VI), ``category_zh`` (优 .. 严重污染), ``category_en``,
+    null when AQI <= 50), ``exceeding_pollutants`` (str: components with IAQI > 100, 超标污染物,
+    null if none), ``level`` (I..VI), ``category_zh`` (优 .. 严重污染), ``category_en``,
     ``colour`` and ``colour_hex``.
 
     Example (hourly; PM2.5 1 h = 80 scored on the 24-h row -> 107; O3 1 h = 180 ->
@@ -265,6 +266,12 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
         sep = np.where(primary == "", "", ",")
         primary = np.where(is_primary[k], primary + sep + name, primary)
     primary = np.where(primary == "", None, primary)
+    # 超标污染物: every component whose IAQI is above 100 (HJ 633 3.5).
+    exceeding = np.full(frame.height, "", dtype=object)
+    for k, name in enumerate(names):
+        sep = np.where(exceeding == "", "", ",")
+        exceeding = np.where(np.isfinite(stacked[k]) & (stacked[k] > 100), exceeding + sep + name, exceeding)
+    exceeding = np.where(exceeding == "", None, exceeding)
     lvl = aqi_level(agg, standard)
 
     def pick(values: tuple[str, ...]) -> list[str | None]:
@@ -274,6 +281,7 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
     new = {f"iaqi_{c}": pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64).fill_nan(None) for c in COMPONENTS}
     new["aqi"] = pl.Series("aqi", agg, dtype=pl.Float64).fill_nan(None)
     new["primary_pollutant"] = pl.Series("primary_pollutant", primary.tolist(), dtype=pl.String)
+    new["exceeding_pollutants"] = pl.Series("exceeding_pollutants", exceeding.tolist(), dtype=pl.String)
     new["level"] = pl.Series("level", pick(table.level_names), dtype=pl.String)
     new["category_zh"] = pl.Series("category_zh", pick(table.category_zh), dtype=pl.String)
     new["category_en"] = pl.Series("category_en", pick(table.category_en), dtype=pl.String)

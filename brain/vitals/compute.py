@@ -239,8 +239,12 @@ def _nearest_cell(lon: np.ndarray, lat: np.ndarray, cells: pl.DataFrame) -> np.n
     clon = cells["lon"].to_numpy()
     clat = cells["lat"].to_numpy()
     k = np.cos(np.radians(np.nanmean(clat)))
-    d2 = ((lon[:, None] - clon[None, :]) * k) ** 2 + (lat[:, None] - clat[None, :]) ** 2
-    return np.argmin(d2, axis=1)
+    out = np.empty(len(lon), dtype=np.int64)
+    step = max(1, 2_000_000 // len(clon))  # bound the distance block to ~16 MB
+    for i in range(0, len(lon), step):
+        d2 = ((lon[i:i + step, None] - clon[None, :]) * k) ** 2 + (lat[i:i + step, None] - clat[None, :]) ** 2
+        out[i:i + step] = np.argmin(np.nan_to_num(d2, nan=np.inf), axis=1)
+    return np.where(np.isfinite(lon) & np.isfinite(lat), out, -1)
 
 
 # --- families ---------------------------------------------------------------------------------------

@@ -83,3 +83,53 @@ def incident_metrics(incidents: pl.DataFrame, t_ms: int, by: Sequence[str] = (),
     if by:
         return frame.group_by(list(by)).agg(aggs).sort(list(by)).select(*by, *METRIC_COLUMNS)
     return frame.select(aggs).select(*METRIC_COLUMNS)
+
+
+#: Lifecycle order of incident statuses, to order updates that share a timestamp.
+INCIDENT_STATUS_RANK: dict[str, int] = {"reported": 0, "dispatched": 1, "on_scene": 2, "closed": 3}
+
+
+def incident_state(updates: pl.DataFrame) -> pl.DataFrame:
+    """Fold incident update records (``brain.schemas.Incident``) into one current-state row per incident.
+
+    Input columns: ``incident_id, status, ts_ms, type, severity, lon, lat`` (``units`` and
+    ``segment_id`` optional). Per incident: ``reported_ms`` = earliest update; ``dispatched_ms`` =
+    first ``dispatched``, else first ``on_scene`` (arrival implies dispatch); ``on_scene_ms`` =
+    first ``on_scene``; ``closed_ms`` = last update's time if it is ``closed``; other fields from
+    the latest update (severity may be raised or lowered while the incident runs).
+
+    Example: reported at 0, on scene at 400 without a separate dispatch record, upgraded to
+    severity 1 at 500:
+        >>> import polars as pl
+        >>> up = pl.DataFrame({"incident_id": ["x"] * 3, "status": ["reported", "on_scene", "on_scene"],
+        ...     "ts_ms": [0, 400, 500], "type": ["fire"] * 3, "severity": [3, 3, 1], "lon": [116.4] * 3, "lat": [39.9] * 3})
+        >>> incident_state(up).select("reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity").row(0)
+        (0, 400, 400, None, 1)
+    """
+    need = ("incident_id", "status", "ts_ms", "type", "severity", "lon", "lat")
+    missing = [c for c in need if c not in updates.columns]
+    if missing:
+        raise ValueError(f"incident updates lack column(s) {missing}; need {list(need)}")
+    u = updates
+    if "units" not in u.columns:
+        u = u.with_columns(pl.lit(0, dtype=pl.Int64).alias("units"))
+    if "segment_id" not in u.columns:
+        u = u.with_columns(pl.lit(None, dtype=pl.String).alias("segment_id"))
+    u = u.with_columns(pl.col("status").replace_strict(INCIDENT_STATUS_RANK, default=None, return_dtype=pl.Int64).alias("_rank"),
+                       pl.col("ts_ms").cast(pl.Int64))
+    bad = u.filter(pl.col("_rank").is_null())
+    if bad.height:
+        raise ValueError(f"unknown incident status(es) {sorted(set(bad['status'].to_list()))}; known: {', '.join(INCIDENT_STATUS_RANK)}")
+    u = u.sort("ts_ms", "_rank")
+    status, ts = pl.col("status"), pl.col("ts_ms")
+    on_scene = ts.filter(status == "on_scene").min()
+    out = u.group_by("incident_id").agg(
+        pl.col("type").last(), pl.col("severity").last().cast(pl.Int64), pl.col("lon").last(), pl.col("lat").last(),
+        ts.min().alias("reported_ms"),
+        pl.coalesce(ts.filter(status == "dispatched").min(), on_scene).alias("dispatched_ms"),
+        on_scene.alias("on_scene_ms"),
+        pl.when(status.last() == "closed").then(ts.last()).otherwise(None).alias("closed_ms"),
+        status.last().alias("status"), pl.col("segment_id").last(), pl.col("units").last().cast(pl.Int64),
+    )
+    return out.select("incident_id", "type", "severity", "lon", "lat", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms",
+                      "status", "segment_id", "units").sort("incident_id")

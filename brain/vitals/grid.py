@@ -105,3 +105,49 @@ def case_metrics(cases: pl.DataFrame, t_ms: int, by: Sequence[str] = (), lookbac
     hours = pl.Series("mean_time_to_close_h", out["mean_time_to_close_h"].cast(pl.Float64).fill_null(np.nan).to_numpy() / HOUR_MS)
     out = out.with_columns(rate.cast(pl.Float64).alias("on_time_closure_rate"), hours.fill_nan(None))
     return out.select(*by, *METRIC_COLUMNS)
+
+
+#: Lifecycle order of case statuses, to order updates that share a timestamp.
+CASE_STATUS_RANK: dict[str, int] = {"reported": 0, "dispatched": 1, "handling": 2, "closed": 3}
+
+
+def case_state(updates: pl.DataFrame) -> pl.DataFrame:
+    """Fold grid-case update records (``brain.schemas.GridCase``) into one current-state row per case.
+
+    Input columns: ``case_id, status, ts_ms, category, cell_id, unit, deadline_ms``. Updates may
+    arrive in any order; they are ordered by ``ts_ms`` (then lifecycle rank). Per case:
+    ``reported_ms`` = earliest update; ``dispatched_ms`` = first ``dispatched`` update, else first
+    ``handling`` (handling implies dispatch), null if neither (e.g. settled on the spot);
+    ``closed_ms`` = time of the last update if that update is ``closed`` (a case reopened after
+    closing is open again); category, cell, unit, deadline and status from the latest update.
+
+    Example: case k reported at 10, handled at 30 (no explicit dispatch), closed at 50;
+    case m closed at 20 then reopened (handling) at 40, so it is open.
+        >>> import polars as pl
+        >>> up = pl.DataFrame({"case_id": ["k", "k", "m", "k", "m", "m"],
+        ...     "status": ["closed", "reported", "reported", "handling", "closed", "handling"],
+        ...     "ts_ms": [50, 10, 5, 30, 20, 40], "category": ["road"] * 6, "cell_id": ["C1"] * 6,
+        ...     "unit": ["u"] * 6, "deadline_ms": [100] * 6})
+        >>> case_state(up).select("case_id", "reported_ms", "dispatched_ms", "closed_ms", "status").rows()
+        [('k', 10, 30, 50, 'closed'), ('m', 5, 40, None, 'handling')]
+    """
+    need = ("case_id", "status", "ts_ms", "category", "cell_id", "unit", "deadline_ms")
+    missing = [c for c in need if c not in updates.columns]
+    if missing:
+        raise ValueError(f"case updates lack column(s) {missing}; need {list(need)}")
+    rank = pl.col("status").replace_strict(CASE_STATUS_RANK, default=None, return_dtype=pl.Int64)
+    u = updates.with_columns(rank.alias("_rank"), pl.col("ts_ms").cast(pl.Int64))
+    bad = u.filter(pl.col("_rank").is_null())
+    if bad.height:
+        raise ValueError(f"unknown case status(es) {sorted(set(bad['status'].to_list()))}; known: {', '.join(CASE_STATUS_RANK)}")
+    u = u.sort("ts_ms", "_rank")
+    status = pl.col("status")
+    ts = pl.col("ts_ms")
+    out = u.group_by("case_id").agg(
+        pl.col("category").last(), pl.col("cell_id").last(), pl.col("unit").last(),
+        ts.min().alias("reported_ms"),
+        pl.coalesce(ts.filter(status == "dispatched").min(), ts.filter(status == "handling").min()).alias("dispatched_ms"),
+        pl.when(status.last() == "closed").then(ts.last()).otherwise(None).alias("closed_ms"),
+        pl.col("deadline_ms").last().cast(pl.Int64), status.last().alias("status"),
+    )
+    return out.select("case_id", "category", "cell_id", "unit", "reported_ms", "dispatched_ms", "closed_ms", "deadline_ms", "status").sort("case_id")

@@ -51,7 +51,10 @@ def freshness(last_seen_ms, t_ms: int, expected_interval_s, fresh_factor: float 
     """
     if not 0 < fresh_factor <= silent_factor:
         raise ValueError(f"need 0 < fresh_factor <= silent_factor, got {fresh_factor}, {silent_factor}")
-    seen = np.asarray([np.nan if x is None else x for x in last_seen_ms] if isinstance(last_seen_ms, list) else last_seen_ms, dtype=np.float64)
+    try:
+        seen = np.asarray(last_seen_ms, dtype=np.float64)
+    except TypeError:  # a Python list holding None for never-seen sensors
+        seen = np.asarray([np.nan if x is None else x for x in last_seen_ms], dtype=np.float64)
     interval_ms = np.asarray(expected_interval_s, dtype=np.float64) * 1000.0
     if np.any(~(interval_ms > 0)):
         raise ValueError("expected reporting intervals must be > 0")

@@ -83,3 +83,36 @@ def active_outages(outages: pl.DataFrame, t_ms: int, by: Sequence[str] = ()) -> 
     if by:
         return live.group_by(list(by)).agg(aggs).sort(list(by))
     return live.select(aggs)
+
+
+def outage_state(updates: pl.DataFrame) -> pl.DataFrame:
+    """Fold outage records (``brain.schemas.UtilityOutage``: start / end) into one row per outage.
+
+    Input columns: ``outage_id, utility, status, cell_id, customers, ts_ms``. ``started_ms`` = first
+    ``start`` (else the first record); ``ended_ms`` = last record's time if it is ``end`` (a
+    restart after an end makes the outage active again); ``customers`` = the largest count
+    reported; utility and cell from the latest record.
+
+    Example: o1 starts at 10 (80 customers, revised to 120 at 20) and ends at 90:
+        >>> import polars as pl
+        >>> up = pl.DataFrame({"outage_id": ["o1"] * 3, "utility": ["water"] * 3, "status": ["start", "end", "start"],
+        ...     "cell_id": ["C1"] * 3, "customers": [80, 0, 120], "ts_ms": [10, 90, 20]})
+        >>> outage_state(up).row(0)
+        ('o1', 'water', 'C1', 120, 10, 90)
+    """
+    need = ("outage_id", "utility", "status", "cell_id", "customers", "ts_ms")
+    missing = [c for c in need if c not in updates.columns]
+    if missing:
+        raise ValueError(f"outage updates lack column(s) {missing}; need {list(need)}")
+    bad = set(updates["status"].unique().to_list()) - {"start", "end"}
+    if bad:
+        raise ValueError(f"unknown outage status(es) {sorted(map(str, bad))}; known: start, end")
+    # 'start' before 'end' at the same instant, so a zero-length outage ends.
+    u = updates.with_columns(pl.col("ts_ms").cast(pl.Int64), (pl.col("status") == "end").alias("_end")).sort("ts_ms", "_end")
+    status, ts = pl.col("status"), pl.col("ts_ms")
+    out = u.group_by("outage_id").agg(
+        pl.col("utility").last(), pl.col("cell_id").last(), pl.col("customers").max().cast(pl.Int64),
+        pl.coalesce(ts.filter(status == "start").min(), ts.min()).alias("started_ms"),
+        pl.when(status.last() == "end").then(ts.last()).otherwise(None).alias("ended_ms"),
+    )
+    return out.select(*OUTAGE_COLUMNS).sort("outage_id")

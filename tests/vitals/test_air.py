@@ -192,3 +192,10 @@ def test_aqi_is_max_iaqi(rows, report):
             else:
                 named = primary.split(",")
                 assert all(iaqis[i][air.COMPONENTS.index(n)] == a for n in named)
+
+
+def test_exceeding_pollutants_are_those_above_100():
+    # PM2.5 24 h 80 -> 107 (exceeds), PM10 24 h 160 -> 100 + 50/100*10 = 105 (exceeds), NO2 24 h 80 -> 100 (does not).
+    out = air.aqi(pl.DataFrame({"pm25_24h_ugm3": [80.0, 10.0], "pm10_24h_ugm3": [160.0, 10.0], "no2_24h_ugm3": [80.0, 10.0]}), report="daily")
+    assert out["exceeding_pollutants"].to_list() == ["pm10,pm25", None]
+    assert out["primary_pollutant"].to_list() == ["pm25", None]

@@ -68,3 +68,37 @@ def test_missing_columns_and_bad_lookback(cases):
         case_metrics(cases.drop("deadline_ms"), T)
     with pytest.raises(ValueError, match="lookback_s must be > 0"):
         case_metrics(cases, T, lookback_s=0)
+
+
+def _updates(rows):
+    return pl.DataFrame(rows, schema={"case_id": pl.String, "status": pl.String, "ts_ms": pl.Int64, "category": pl.String,
+                                      "cell_id": pl.String, "unit": pl.String, "deadline_ms": pl.Int64}, orient="row")
+
+
+def test_case_state_from_out_of_order_updates():
+    from brain.vitals.grid import case_state
+
+    up = _updates([
+        ("b", "dispatched", 3 * H, "road", "C1", "u1", 10 * H),
+        ("a", "reported", int(11.5 * H), "road", "C1", "u1", 20 * H),
+        ("b", "reported", 2 * H, "road", "C1", "u1", 10 * H),
+        ("c", "closed", 3 * H, "litter", "C1", "u2", 4 * H),
+        ("c", "reported", 1 * H, "litter", "C1", "u2", 4 * H),
+        ("c", "dispatched", 1 * H, "litter", "C1", "u2", 4 * H),  # same instant as the report: ordered after it
+    ])
+    state = case_state(up)
+    assert state.select("case_id", "reported_ms", "dispatched_ms", "closed_ms", "status").rows() == [
+        ("a", int(11.5 * H), None, None, "reported"),
+        ("b", 2 * H, 3 * H, None, "dispatched"),
+        ("c", 1 * H, 1 * H, 3 * H, "closed"),
+    ]
+    # Fed to the metrics at 12 h: a new and open, b open and overdue (due 10 h), c closed on time in 2 h.
+    m = case_metrics(state, T).row(0, named=True)
+    assert (m["new_last_hour"], m["open_backlog"], m["overdue"], m["on_time_closure_rate"], m["mean_time_to_close_h"]) == (1, 2, 1, 1.0, 2.0)
+
+
+def test_case_state_rejects_unknown_status():
+    from brain.vitals.grid import case_state
+
+    with pytest.raises(ValueError, match="unknown case status"):
+        case_state(_updates([("a", "lost", 0, "road", "C1", "u", 1)]))

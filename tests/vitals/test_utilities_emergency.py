@@ -68,3 +68,32 @@ def test_incident_metrics_by_type_and_severity():
 def test_incident_bad_frames():
     with pytest.raises(ValueError, match="lacks column"):
         emergency.incident_metrics(INCIDENTS.drop("severity"), T)
+
+
+def test_incident_state_then_metrics():
+    up = pl.DataFrame(
+        [("i1", "reported", 0, "fire", 2, 116.4, 39.9), ("i1", "dispatched", 90_000, "fire", 2, 116.4, 39.9),
+         ("i1", "on_scene", 600_000, "fire", 1, 116.4, 39.9),  # upgraded on arrival
+         ("i2", "closed", 900_000, "medical", 3, 116.4, 39.9), ("i2", "reported", 200_000, "medical", 3, 116.4, 39.9),
+         ("i2", "dispatched", 230_000, "medical", 3, 116.4, 39.9)],
+        schema={"incident_id": pl.String, "status": pl.String, "ts_ms": pl.Int64, "type": pl.String, "severity": pl.Int64,
+                "lon": pl.Float64, "lat": pl.Float64}, orient="row")
+    state = emergency.incident_state(up)
+    assert state.select("incident_id", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms").rows() == [
+        ("i1", 1, 0, 90_000, 600_000, None), ("i2", 3, 200_000, 230_000, None, 900_000)]
+    m = emergency.incident_metrics(state, 1_000_000).row(0, named=True)
+    # active: i1 only (severity I now); dispatch delays 90 s and 30 s -> 60 s; arrival 510 s.
+    assert (m["active_incidents"], m["active_sev1"], m["mean_dispatch_delay_s"], m["mean_arrival_delay_s"]) == (1, 1, 60.0, 510.0)
+
+
+def test_outage_state_restart_after_end_is_active():
+    up = pl.DataFrame([("o1", "power", "start", "C1", 50, 1 * H), ("o1", "power", "end", "C1", 0, 2 * H),
+                       ("o1", "power", "start", "C1", 70, 3 * H), ("o2", "gas", "start", "C2", 5, 1 * H),
+                       ("o2", "gas", "end", "C2", 0, 1 * H)],  # zero-length: over
+                      schema={"outage_id": pl.String, "utility": pl.String, "status": pl.String, "cell_id": pl.String,
+                              "customers": pl.Int64, "ts_ms": pl.Int64}, orient="row")
+    state = utilities.outage_state(up)
+    assert state.rows() == [("o1", "power", "C1", 70, 1 * H, None), ("o2", "gas", "C2", 5, 1 * H, 1 * H)]
+    assert utilities.active_outages(state, 4 * H).row(0) == (1, 70)
+    with pytest.raises(ValueError, match="unknown outage status"):
+        utilities.outage_state(up.with_columns(pl.lit("paused").alias("status")))
