@@ -118,10 +118,11 @@ def aqi_table(standard: str = DEFAULT_STANDARD) -> AqiTable:
 def _score(row: _Row, c: np.ndarray, rounding: str) -> np.ndarray:
     """Piecewise-linear IAQI on one row; NaN where c is NaN or above a truncated row's top."""
     bp, iq = row.conc, row.iaqi
-    hi = np.clip(np.searchsorted(bp, c, side="left"), 1, len(bp) - 1)
-    lo = hi - 1
+    slope = np.diff(iq) / np.diff(bp)
+    # Segment k spans (bp[k], bp[k+1]]; a concentration on a breakpoint scores the same on both sides.
+    lo = np.clip(np.searchsorted(bp, c, side="left") - 1, 0, len(bp) - 2)
     with np.errstate(invalid="ignore"):
-        val = (iq[hi] - iq[lo]) / (bp[hi] - bp[lo]) * (c - bp[lo]) + iq[lo]
+        val = slope[lo] * (c - bp[lo]) + iq[lo]
         above = c > bp[-1]
     val = np.where(above, np.nan if row.fallback is not None else iq[-1], val)
     if rounding == "ceil":
