@@ -17,6 +17,7 @@ MODULES = [
     "brain.greenwave.safety",
     "brain.greenwave.transition",
     "brain.greenwave.replanner",
+    "brain.greenwave.priority",
     "streams.sinks.signal_plans",
 ]
 
