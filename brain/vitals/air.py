@@ -56,7 +56,11 @@ class _Row:
 
 @dataclass(frozen=True)
 class AqiTable:
-    """One edition of the breakpoint table, parsed and checked (see :func:`aqi_table`)."""
+    """One edition of the breakpoint table, parsed and checked (see :func:`aqi_table`).
+
+    >>> aqi_table("hj633-2012").level_names
+    ('I', 'II', 'III', 'IV', 'V', 'VI')
+    """
 
     standard: str
     rows: dict[str, _Row]

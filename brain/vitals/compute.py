@@ -493,7 +493,16 @@ def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], city: City, t: int
 
 def compute_vitals(window_frames: Mapping[str, pl.DataFrame], city: City, window_end_ms: int,
                    config: VitalsConfig | None = None) -> dict[str, pl.DataFrame]:
-    """All vital-sign frames for the window ending at ``window_end_ms`` (see the module docstring)."""
+    """All vital-sign frames for the window ending at ``window_end_ms`` (see the module docstring).
+
+    ``window_frames`` maps input names (:data:`INPUT_SCHEMAS`) to polars frames; missing names are
+    empty. ``config`` defaults to :class:`VitalsConfig` ().
+
+    >>> from brain.city import demo_city_path, load_city
+    >>> out = compute_vitals({}, load_city(demo_city_path()), 0)
+    >>> sorted(out)[:4], out["city"].height
+    (['air_station', 'city', 'district', 'emergency'], 1)
+    """
     cfg = config or VitalsConfig()
     unknown = set(window_frames) - set(INPUT_SCHEMAS)
     if unknown:

@@ -55,12 +55,24 @@ def _check(cases: pl.DataFrame) -> None:
 
 
 def open_at(t_ms: int) -> pl.Expr:
-    """Polars predicate: the case exists and is not closed at ``t_ms``."""
+    """Polars predicate: the case exists and is not closed at ``t_ms``.
+
+    >>> import polars as pl
+    >>> f = pl.DataFrame({"reported_ms": [0, 0, 50], "closed_ms": [None, 10, None]})
+    >>> f.select(open_at(20)).to_series().to_list()
+    [True, False, False]
+    """
     return (pl.col("reported_ms") <= t_ms) & (pl.col("closed_ms").is_null() | (pl.col("closed_ms") > t_ms))
 
 
 def overdue_at(t_ms: int) -> pl.Expr:
-    """Polars predicate: open at ``t_ms`` and past its deadline."""
+    """Polars predicate: open at ``t_ms`` and past its deadline.
+
+    >>> import polars as pl
+    >>> f = pl.DataFrame({"reported_ms": [0, 0], "closed_ms": [None, None], "deadline_ms": [10, 30]})
+    >>> f.select(overdue_at(20)).to_series().to_list()
+    [True, False]
+    """
     return open_at(t_ms) & (pl.col("deadline_ms") < t_ms)
 
 

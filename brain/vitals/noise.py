@@ -32,7 +32,11 @@ DEFAULT_STANDARD = "gb3096-2008"
 
 @dataclass(frozen=True)
 class NoiseTable:
-    """A parsed GB 3096-style limit table (see :func:`noise_table`)."""
+    """A parsed GB 3096-style limit table (see :func:`noise_table`).
+
+    >>> noise_table().day_start_h, noise_table().night_start_h, noise_table().night_max_allowance_db
+    (6, 22, 15.0)
+    """
 
     standard: str
     day_start_h: int

@@ -48,6 +48,9 @@ def freshness(last_seen_ms, t_ms: int, expected_interval_s, fresh_factor: float 
     """Freshness code per sensor: 0 fresh, 1 stale, 2 silent, 3 never seen (None/NaN last seen).
 
     A last-seen time after ``t`` (clock skew) counts as fresh.
+
+    >>> freshness([0.0, float("nan")], 600_000, [3600.0, 60.0]).tolist()  # 10 min old, hourly: fresh
+    [0, 3]
     """
     if not 0 < fresh_factor <= silent_factor:
         raise ValueError(f"need 0 < fresh_factor <= silent_factor, got {fresh_factor}, {silent_factor}")
@@ -106,5 +109,10 @@ def metadata_problems(sensor: Sensor, city: City) -> list[str]:
 
 
 def metadata_complete(city: City) -> np.ndarray:
-    """Per registered sensor (in ``city.sensors`` order): True when its registry entry is complete."""
+    """Per registered sensor (in ``city.sensors`` order): True when its registry entry is complete.
+
+    >>> from brain.city import demo_city_path, load_city
+    >>> bool(metadata_complete(load_city(demo_city_path())).all())
+    True
+    """
     return np.asarray([not metadata_problems(s, city) for s in city.sensors], dtype=bool)

@@ -34,7 +34,11 @@ DEFAULT_STANDARD = "db11t785-2011"
 
 @dataclass(frozen=True)
 class CongestionTable:
-    """A parsed, checked congestion table (see :func:`congestion_table`)."""
+    """A parsed, checked congestion table (see :func:`congestion_table`).
+
+    >>> congestion_table().road_classes
+    ('expressway', 'arterial', 'secondary')
+    """
 
     standard: str
     tti_points: np.ndarray

@@ -72,6 +72,12 @@ def active_outages(outages: pl.DataFrame, t_ms: int, by: Sequence[str] = ()) -> 
 
     Output: the ``by`` columns, ``active_outages`` (i64), ``customers_affected`` (i64). With
     ``by=()`` one row is always returned; grouped output lists only groups with an active outage.
+
+    >>> import polars as pl
+    >>> out = pl.DataFrame({"outage_id": ["a", "b"], "utility": ["gas", "gas"], "cell_id": ["C1", "C2"],
+    ...     "customers": [10, 5], "started_ms": [0, 0], "ended_ms": [None, None]})
+    >>> active_outages(out, 1, by=["utility"]).rows()
+    [('gas', 2, 15)]
     """
     missing = [c for c in OUTAGE_COLUMNS if c not in outages.columns]
     if missing:

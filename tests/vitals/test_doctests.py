@@ -27,3 +27,17 @@ def test_module_doctests(name):
     assert result.failed == 0, f"{result.failed} doctest example(s) failed in {name}"
     if name != "brain.vitals.tables" and name != "brain.vitals":
         assert result.attempted > 0, f"{name} has no runnable docstring example"
+
+
+def test_every_public_function_and_class_has_an_example():
+    import inspect
+
+    missing = []
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for attr, obj in vars(module).items():
+            if attr.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)) or obj.__module__ != name:
+                continue
+            if ">>>" not in (obj.__doc__ or ""):
+                missing.append(f"{name}.{attr}")
+    assert missing == []

@@ -33,7 +33,11 @@ def _index() -> dict[str, str]:
 
 
 def available_tables() -> tuple[str, ...]:
-    """Names of the standard tables shipped with the package."""
+    """Names of the standard tables shipped with the package.
+
+    >>> "gb3096-2008" in available_tables()
+    True
+    """
     return tuple(_index())
 
 
