@@ -6,7 +6,9 @@ standards' tables kept as versioned data in ``brain/vitals/tables/``:
 * :mod:`brain.vitals.air`: IAQI / AQI after HJ 633-2012 (1 h and 24 h rules, primary pollutant, level, colour).
 * :mod:`brain.vitals.traffic`: TTI, TPI 0-10 and levels, speed bands, congested road-km share.
 * :mod:`brain.vitals.noise`: day/night period, GB 3096-2008 limits, exceedance, night sudden-maximum rule.
-* :mod:`brain.vitals.grid`: grid-case lifecycle metrics (new, backlog, overdue, on-time rate, time to close).
+* :mod:`brain.vitals.grid`: grid-case lifecycle metrics (new, backlog, overdue, on-time rate, time to close),
+  and :func:`case_state` to fold case update records into the per-case state those metrics read
+  (likewise :func:`incident_state` and :func:`outage_state`).
 * :mod:`brain.vitals.utilities`: deviation from nominal, active outages and customers affected.
 * :mod:`brain.vitals.emergency`: active incidents by type and severity, dispatch and arrival delays.
 * :mod:`brain.vitals.sensors`: fresh / stale / silent shares and registry completeness.
@@ -21,8 +23,8 @@ Example:
 """
 from brain.vitals.air import aqi, aqi_level, aqi_table, component_iaqis, iaqi
 from brain.vitals.compute import INPUT_SCHEMAS, VitalsConfig, compute_vitals
-from brain.vitals.emergency import incident_metrics
-from brain.vitals.grid import case_metrics
+from brain.vitals.emergency import incident_metrics, incident_state
+from brain.vitals.grid import case_metrics, case_state
 from brain.vitals.health import HealthScoring, health_index, normalised_weights
 from brain.vitals.noise import energy_mean_db, exceedance_db, is_night, limit_db, night_max_exceedance_db
 from brain.vitals.sensors import freshness, metadata_complete, metadata_problems
@@ -36,10 +38,11 @@ from brain.vitals.traffic import (
     tti_from_speed,
     tti_from_travel_time,
 )
-from brain.vitals.utilities import active_outages, deviation_pct
+from brain.vitals.utilities import active_outages, deviation_pct, outage_state
 
 __all__ = [
     "INPUT_SCHEMAS", "HealthScoring", "VitalsConfig", "active_outages", "aqi", "aqi_level", "aqi_table", "case_metrics",
+    "case_state", "incident_state", "outage_state",
     "component_iaqis", "compute_vitals", "congested_share", "deviation_pct", "energy_mean_db", "exceedance_db",
     "freshness", "health_index", "iaqi", "incident_metrics", "is_night", "limit_db", "metadata_complete",
     "metadata_problems", "night_max_exceedance_db", "normalised_weights", "space_mean_speed_kmh", "speed_level",

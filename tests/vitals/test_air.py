@@ -199,3 +199,35 @@ def test_exceeding_pollutants_are_those_above_100():
     out = air.aqi(pl.DataFrame({"pm25_24h_ugm3": [80.0, 10.0], "pm10_24h_ugm3": [160.0, 10.0], "no2_24h_ugm3": [80.0, 10.0]}), report="daily")
     assert out["exceeding_pollutants"].to_list() == ["pm10,pm25", None]
     assert out["primary_pollutant"].to_list() == ["pm25", None]
+
+
+def test_another_edition_is_just_another_table(tmp_path):
+    # A draft edition with tighter PM2.5 breakpoints, loaded from a file: same code, different numbers.
+    import yaml
+
+    from brain.vitals.tables import load_table
+
+    draft = dict(load_table("hj633-2012"))
+    draft["standard"] = "hj633-draft-test"
+    draft["breakpoints"] = dict(draft["breakpoints"])
+    draft["breakpoints"]["pm25_24h"] = {"unit": "ugm3", "conc": [0, 30, 60, 115, 150, 250, 350, 500], "above_top": "cap"}
+    path = tmp_path / "draft.yaml"
+    path.write_text(yaml.safe_dump(draft, allow_unicode=True), encoding="utf-8")
+    # PM2.5 24 h 45: 2012 table 50/40*10 + 50 = 62.5 -> 63; draft 50/30*15 + 50 = 75.
+    assert air.iaqi("pm25", [45.0], "24h").tolist() == [63.0]
+    assert air.iaqi("pm25", [45.0], "24h", standard=str(path)).tolist() == [75.0]
+
+
+def test_broken_table_is_rejected(tmp_path):
+    import yaml
+
+    from brain.vitals.tables import load_table
+
+    bad = dict(load_table("hj633-2012"))
+    bad["breakpoints"] = {"pm25_24h": {"unit": "ugm3", "conc": [0, 75, 35], "above_top": "cap"}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ValueError, match="increasing breakpoints"):
+        air.aqi_table(str(path))
+    with pytest.raises(ValueError, match="does not exist"):
+        air.aqi_table(str(tmp_path / "nope.yaml"))

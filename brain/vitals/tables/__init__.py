@@ -3,7 +3,8 @@
 Each YAML file in this folder is one edition of one standard, named by its ``standard`` key:
 air quality breakpoints (``hj633-2012``), noise limits (``gb3096-2008``), congestion levels
 (``db11t785-2011``). A revised edition is a new file; callers choose it by name. Files are read
-once per process and checked for shape (monotone breakpoints, known keys) when loaded.
+once per process and checked for shape (monotone breakpoints, known keys) by the module that
+uses it. A table outside the package can be named by its file path.
 
 Example:
     >>> t = load_table("hj633-2012")
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
+from pathlib import Path
 
 import yaml
 
@@ -43,7 +45,19 @@ def available_tables() -> tuple[str, ...]:
 
 @functools.cache
 def load_table(standard: str) -> dict:
-    """The parsed table for ``standard`` (cached; treat as read-only)."""
+    """The parsed table for ``standard`` (cached; treat as read-only).
+
+    ``standard`` is a shipped table's name, or the path of a YAML file with the same layout (a
+    local or draft edition, e.g. a revised HJ 633 before it ships here).
+    """
+    if standard.endswith((".yaml", ".yml")):
+        path = Path(standard)
+        if not path.is_file():
+            raise ValueError(f"standard table file {standard!r} does not exist")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or "standard" not in data:
+            raise ValueError(f"standard table file {standard!r} has no 'standard' key")
+        return data
     index = _index()
     if standard not in index:
         raise ValueError(f"unknown standard table {standard!r}; available: {', '.join(sorted(index))}")
