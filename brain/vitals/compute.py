@@ -185,7 +185,13 @@ def _conform(frames: Mapping[str, pl.DataFrame], name: str) -> pl.DataFrame:
         raise ValueError(f"window frame {name!r} lacks column(s) {missing}")
     exprs = []
     for col, dtype in schema.items():
-        exprs.append(pl.col(col).cast(dtype) if col in frame.columns else pl.lit(None, dtype=dtype).alias(col))
+        if col not in frame.columns:
+            exprs.append(pl.lit(None, dtype=dtype).alias(col))
+        elif col.endswith("_ms") and isinstance(frame.schema[col], pl.Datetime):
+            # A plain cast would give the datetime's own unit (often µs), not epoch ms.
+            exprs.append(pl.col(col).dt.epoch("ms").alias(col))
+        else:
+            exprs.append(pl.col(col).cast(dtype))
     try:
         return frame.select(exprs)
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:

@@ -270,3 +270,12 @@ def test_max_age_drops_old_windows(frames, city):
     # ... but 2 minutes later they are stale and dropped.
     out = compute_vitals(frames, city, T + 2 * M, VitalsConfig(traffic_max_age_s=60))
     assert out["segment_traffic"].height == 0
+
+
+def test_datetime_columns_are_read_as_epoch_ms(frames, city):
+    # The same traffic frame with datetime (µs) window columns gives the same segment vital signs.
+    as_dt = frames["traffic"].with_columns(pl.from_epoch("window_start_ms", time_unit="ms").dt.cast_time_unit("us"),
+                                           pl.from_epoch("window_end_ms", time_unit="ms").dt.cast_time_unit("us"))
+    a = compute_vitals({"traffic": frames["traffic"]}, city, T)["segment_traffic"]
+    b = compute_vitals({"traffic": as_dt}, city, T)["segment_traffic"]
+    assert b.height == 2 and a.equals(b)
