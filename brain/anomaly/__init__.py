@@ -9,3 +9,6 @@
 from brain.anomaly.streaming import BatchDetector, SeasonalDetector, default_detector, warm_up
 
 __all__ = ["BatchDetector", "SeasonalDetector", "default_detector", "warm_up"]
+from brain.anomaly.onnx_scorer import ModelError, OnnxModel, available_models, load_model, load_models
+
+__all__ += ["ModelError", "OnnxModel", "available_models", "load_model", "load_models"]

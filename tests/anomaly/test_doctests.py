@@ -14,6 +14,8 @@ MODULES = [
     "brain.kernels.faults",
     "brain.kernels.detector",
     "brain.anomaly.streaming",
+    "brain.anomaly.onnx_scorer",
+    "models.train",
     "models.simhistory",
 ]
 
