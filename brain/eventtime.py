@@ -53,10 +53,12 @@ class EventClock:
         if self.max_ts_ms is None:
             if frame.height == 0:
                 return frame, frame.clear(), frame.clear()
-            # No history yet: the batch median stands in for "now" so one wild clock can't lead.
+            # No history yet: the batch median stands in for "now", so one wild clock can neither
+            # lead the stream nor open windows years in the past.
             reference = int(frame["ts_ms"].median())
             ahead = ts > reference + self.max_ahead_ms
-            return frame.filter(~ahead), frame.clear(), frame.filter(ahead)
+            behind = ts < reference - self.max_ahead_ms
+            return frame.filter(~ahead & ~behind), frame.filter(behind), frame.filter(ahead)
         late = ts < self.watermark_ms
         ahead = ts > self.max_ts_ms + self.max_ahead_ms
         return frame.filter(~late & ~ahead), frame.filter(late), frame.filter(ahead)

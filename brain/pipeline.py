@@ -79,6 +79,8 @@ WINDOW_FIELDS: dict[str, list[str]] = {
     "weather": ["temp_c", "humidity_pct", "wind_ms", "rain_mm"],
     "hazard": ["value"],
 }
+#: Per-sensor window tables that go straight to the outputs (no vital-sign formula consumes them).
+PASS_THROUGH = ("water_quality", "weather", "hazard")
 AIR_FIELDS = ["pm25_ugm3", "pm10_ugm3", "so2_ugm3", "no2_ugm3", "o3_ugm3", "co_mgm3"]
 
 CASE_STAGES = {"reported": "reported_ms", "dispatched": "dispatched_ms", "handling": "handling_ms", "closed": "closed_ms"}
@@ -282,7 +284,10 @@ class CityPipeline:
                 self.air_history.append(air_closed.pop(0))
             inputs = self._tick_inputs(end - w, end, {k: c.get(end) for k, c in closed.items()})
             result = WindowResult(end - w, end, inputs)
-            result.vitals = dict(self.vitals_fn(inputs, self.city, end))
+            vital_inputs = {k: v for k, v in inputs.items() if k not in PASS_THROUGH}
+            result.vitals = dict(self.vitals_fn(vital_inputs, self.city, end))
+            # Readings with no vital-sign formula yet are still published per sensor for rules.
+            result.vitals.update({f"{k}_sensor": inputs[k] for k in PASS_THROUGH})
             for op in self.window_operators:
                 result.vitals.update(op(result))
             results.append(result)

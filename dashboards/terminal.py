@@ -20,20 +20,21 @@ from rich.text import Text
 
 #: District columns shown, in order, when the vitals provide them: (column, header, format).
 DISTRICT_COLUMNS = [
-    ("district_name", "District", "{}"),
+    ("name", "District", "{}"),
     ("health_index", "Health", "{:.0f}"),
     ("tpi", "TPI", "{:.1f}"),
-    ("tpi_level", "Traffic", "{}"),
+    ("tpi_level_name", "Traffic", "{}"),
     ("mean_speed_kmh", "Speed km/h", "{:.0f}"),
     ("congested_km_share", "Congested", "{:.0%}"),
     ("aqi", "AQI", "{:.0f}"),
-    ("aqi_level", "Air", "{}"),
-    ("noise_exceedance_share", "Noise over", "{:.0%}"),
-    ("open_cases", "Open cases", "{:.0f}"),
-    ("overdue_cases", "Overdue", "{:.0f}"),
-    ("active_outages", "Outages", "{:.0f}"),
-    ("active_incidents", "Incidents", "{:.0f}"),
-    ("fresh_share", "Sensors fresh", "{:.0%}"),
+    ("aqi_category_zh", "Air", "{}"),
+    ("primary_pollutant", "Primary", "{}"),
+    ("noise_within_limit_share", "Noise OK", "{:.0%}"),
+    ("cases_open", "Open cases", "{:.0f}"),
+    ("cases_overdue", "Overdue", "{:.0f}"),
+    ("outages_active", "Outages", "{:.0f}"),
+    ("incidents_active", "Incidents", "{:.0f}"),
+    ("sensors_fresh_share", "Sensors fresh", "{:.0%}"),
 ]
 
 HEALTH_STYLE = [(80, "green"), (60, "yellow"), (40, "dark_orange"), (0, "red")]
@@ -61,15 +62,14 @@ def district_table(district: pl.DataFrame | None, city_row: pl.DataFrame | None)
         table.add_column("waiting for the first window…")
         return table
     cols = [(c, h, f) for c, h, f in DISTRICT_COLUMNS if c in district.columns]
-    if not any(c == "district_name" for c, _, _ in cols) and "district" in district.columns:
+    if not any(c == "name" for c, _, _ in cols) and "district" in district.columns:
         cols.insert(0, ("district", "District", "{}"))
     for _, header, _ in cols:
-        table.add_column(header, justify="right" if header not in ("District", "Traffic", "Air") else "left")
+        table.add_column(header, justify="left" if header in ("District", "Traffic", "Air", "Primary") else "right")
     rows = list(district.iter_rows(named=True))
     if city_row is not None and city_row.height:
         city = city_row.row(0, named=True)
-        city.setdefault("district_name", "CITY")
-        city.setdefault("district", "CITY")
+        city["name"] = f"全市 {city.get('name') or 'city'}"
         rows.append(city)
     for i, row in enumerate(rows):
         cells = []
