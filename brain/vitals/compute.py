@@ -41,8 +41,9 @@ Output (``dict[str, polars.DataFrame]``):
   window_start_ms, window_end_ms, laeq_db, lamax_db, period`` (day/night)``, limit_db,
   exceedance_db, night_max_exceedance_db, laeq_day_db, laeq_night_db`` (energy means over the
   trailing ``noise_period_lookback_s`` by period) ``, day_exceedance_db, night_exceedance_db``.
-* ``utility_sensor``: ``sensor_id, type, district, cell_id, window_end_ms, unit, value, nominal,
-  deviation_pct, within_tolerance``.
+* ``utility_sensor``: ``sensor_id, type, district, cell_id, window_end_ms, unit, quantity``
+  (pressure_kpa / flow_m3h / load_kw, from the unit) ``, value, nominal, deviation_pct,
+  within_tolerance`` (``|deviation| <=`` the quantity's ``utility_tolerance_pct``).
 * ``utility_outages``: active outages by ``district, utility``: ``active_outages, customers_affected``.
 * ``grid_cell``: ``cell_id, district`` + :data:`brain.vitals.grid.METRIC_COLUMNS`;
   ``grid_category``: ``category`` + the same metrics (whole city).
@@ -148,6 +149,7 @@ class VitalsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     fresh_factor: float = 2.0
     silent_factor: float = 10.0
     expected_interval_s: dict[str, float] = msgspec.field(default_factory=lambda: dict(sensors.DEFAULT_EXPECTED_INTERVAL_S))
+    utility_tolerance_pct: dict[str, float] = msgspec.field(default_factory=lambda: dict(utilities.DEFAULT_TOLERANCE_PCT))
     scoring: health.HealthScoring = msgspec.field(default_factory=health.HealthScoring)
 
     def __post_init__(self) -> None:
@@ -164,6 +166,9 @@ class VitalsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         bad = {k: v for k, v in self.expected_interval_s.items() if not v > 0}
         if bad:
             raise ValueError(f"expected_interval_s values must be > 0, got {bad}")
+        bad = {k: v for k, v in self.utility_tolerance_pct.items() if k not in utilities.QUANTITIES or not v > 0}
+        if bad:
+            raise ValueError(f"utility_tolerance_pct needs quantities {utilities.QUANTITIES} with values > 0, got {bad}")
         # Load the tables now so a wrong standard name fails here, not mid-stream.
         air.aqi_table(self.aqi_standard)
         noise.noise_table(self.noise_standard)
@@ -363,10 +368,12 @@ def _utility_sensor(frames, refs: _Refs, t: int, cfg: VitalsConfig) -> pl.DataFr
     cur = _latest(_conform(frames, "utility"), "sensor_id", t, cfg.utility_max_age_s)
     cur = cur.join(refs.sensors.select("sensor_id", "type", "district", "cell_id", "unit", "nominal"), on="sensor_id", how="inner")
     value = utilities.measured_value(cur)
+    quantity = utilities.measured_quantity(cur)
     dev = utilities.deviation_pct(value.fill_null(np.nan).to_numpy(), cur["nominal"].fill_null(np.nan).to_numpy())
-    cur = cur.with_columns(value, pl.Series("deviation_pct", dev, dtype=F64).fill_nan(None))
-    cur = cur.with_columns((pl.col("deviation_pct").abs() <= cfg.scoring.utility_tolerance_pct).alias("within_tolerance"))
-    return cur.select("sensor_id", "type", "district", "cell_id", "window_end_ms", "unit", "value", "nominal",
+    ok = utilities.within_tolerance(dev, quantity.to_numpy(), cfg.utility_tolerance_pct)
+    cur = cur.with_columns(value, quantity, pl.Series("deviation_pct", dev, dtype=F64).fill_nan(None),
+                           pl.Series("within_tolerance", ok.tolist(), dtype=pl.Boolean))
+    return cur.select("sensor_id", "type", "district", "cell_id", "window_end_ms", "unit", "quantity", "value", "nominal",
                       "deviation_pct", "within_tolerance").sort("sensor_id")
 
 

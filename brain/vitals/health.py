@@ -8,7 +8,8 @@ How each sub-score maps to 0-100 (parameters in :class:`HealthScoring`, defaults
   ``noise = 100 * share of noise sensors within their limit``. If only one is measured it is used alone.
 * **grid** = mean of ``100 * (1 - overdue / open backlog)`` (100 with no backlog) and
   ``100 * on-time closure rate`` (left out when nothing closed in the lookback).
-* **utilities** = ``100 * share of utility sensors within ±tolerance_pct`` [10 %] of nominal, times
+* **utilities** = ``100 * share of utility sensors within tolerance`` of nominal (per quantity,
+  :data:`brain.vitals.utilities.DEFAULT_TOLERANCE_PCT`: pressure ±10 %, flow and load ±60 %), times
   ``max(0, 1 - customers_affected / customers_full_penalty)`` [10 000] (missing part = 1).
 * **emergency** = ``max(0, 100 - Σ severity_penalty[s] * active incidents of severity s)``
   [I 40, II 20, III 10, IV 5]: no active incident = 100, one red (I) incident = 60.
@@ -49,7 +50,6 @@ class HealthScoring(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     aqi_zero: float = 300.0
     air_share: float = 0.7
-    utility_tolerance_pct: float = 10.0
     customers_full_penalty: float = 10_000.0
     severity_penalty: tuple[float, float, float, float] = (40.0, 20.0, 10.0, 5.0)
 
@@ -58,8 +58,6 @@ class HealthScoring(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"aqi_zero must be > 50 (the top of level I), got {self.aqi_zero}")
         if not 0.0 <= self.air_share <= 1.0:
             raise ValueError(f"air_share must be in [0, 1], got {self.air_share}")
-        if not self.utility_tolerance_pct > 0:
-            raise ValueError(f"utility_tolerance_pct must be > 0, got {self.utility_tolerance_pct}")
         if not self.customers_full_penalty > 0:
             raise ValueError(f"customers_full_penalty must be > 0, got {self.customers_full_penalty}")
         if len(self.severity_penalty) != 4 or any(p < 0 for p in self.severity_penalty):

@@ -24,6 +24,14 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+#: The measured quantities (window-mean columns of the ``utility`` frame).
+QUANTITIES: tuple[str, ...] = ("pressure_kpa", "flow_m3h", "load_kw")
+
+#: Default tolerance (± % of nominal) per quantity. Pressure is a regulated set-point, so 10 % is
+#: already a fault; flow and load follow demand (night flow is often half the nominal), so only a
+#: gross departure (a burst main doubling flow, a feeder dropping to nothing) counts.
+DEFAULT_TOLERANCE_PCT: dict[str, float] = {"pressure_kpa": 10.0, "flow_m3h": 60.0, "load_kw": 60.0}
+
 #: Measured column for each (lower-cased) sensor unit.
 UNIT_COLUMN: dict[str, str] = {
     "kpa": "pressure_kpa",
@@ -47,6 +55,43 @@ def deviation_pct(value, nominal) -> np.ndarray:
     ok = np.isfinite(n) & (n > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, (v - n) / np.where(ok, n, 1.0) * 100.0, np.nan)
+
+
+def measured_quantity(frame: pl.DataFrame, unit_column: str = "unit") -> pl.Series:
+    """Which quantity each row measures: by its unit, else its first non-null column (null if none).
+
+    >>> import polars as pl
+    >>> f = pl.DataFrame({"unit": ["kPa", "?", "?"], "pressure_kpa": [300.0, None, None],
+    ...                   "flow_m3h": [None, 7.0, None], "load_kw": [None, None, None]})
+    >>> measured_quantity(f).to_list()
+    ['pressure_kpa', 'flow_m3h', None]
+    """
+    f = frame.with_columns([pl.lit(None, dtype=pl.Float64).alias(c) for c in QUANTITIES if c not in frame.columns])
+    unit = pl.col(unit_column).str.to_lowercase()
+    expr = pl.lit(None, dtype=pl.String)
+    for c in reversed(QUANTITIES):
+        expr = pl.when(pl.col(c).is_not_null()).then(pl.lit(c)).otherwise(expr)
+    for u, c in UNIT_COLUMN.items():
+        expr = pl.when(unit == u).then(pl.lit(c)).otherwise(expr)
+    return f.select(expr.alias("quantity")).to_series()
+
+
+def within_tolerance(deviation, quantity, tolerance_pct=None) -> np.ndarray:
+    """``|deviation| <= tolerance of the row's quantity`` (:data:`DEFAULT_TOLERANCE_PCT`); None where unknown.
+
+    Example: pressure -16.7 % is out of its ±10 %; flow -48 % (a night minimum) is within ±60 %.
+
+    >>> within_tolerance([-16.7, -48.0, float("nan")], ["pressure_kpa", "flow_m3h", "load_kw"]).tolist()
+    [False, True, None]
+    """
+    tol = DEFAULT_TOLERANCE_PCT if tolerance_pct is None else tolerance_pct
+    dev = np.asarray(deviation, dtype=np.float64)
+    q = np.asarray(quantity, dtype=object)
+    limit = np.full(dev.shape, np.nan)
+    for name, pct in tol.items():
+        limit[q == name] = pct
+    known = np.isfinite(dev) & np.isfinite(limit)
+    return np.where(known, np.abs(dev) <= np.where(known, limit, 0.0), None)
 
 
 def measured_value(frame: pl.DataFrame, unit_column: str = "unit") -> pl.Series:

@@ -97,3 +97,20 @@ def test_outage_state_restart_after_end_is_active():
     assert utilities.active_outages(state, 4 * H).row(0) == (1, 70)
     with pytest.raises(ValueError, match="unknown outage status"):
         utilities.outage_state(up.with_columns(pl.lit("paused").alias("status")))
+
+
+def test_tolerance_per_quantity():
+    # Defaults: pressure ±10 %, flow and load ±60 %. A night flow at -48 % is normal demand, a pressure
+    # drop of 12 % is a fault; a custom table can tighten flow to ±30 %.
+    q = ["pressure_kpa", "flow_m3h", "load_kw", "flow_m3h"]
+    assert utilities.within_tolerance([-12.0, -48.0, 61.0, 10.0], q).tolist() == [False, True, False, True]
+    assert utilities.within_tolerance([-12.0, -48.0], q[:2], {"pressure_kpa": 15.0, "flow_m3h": 30.0}).tolist() == [True, False]
+    # A quantity without a tolerance is unknown, not "fine".
+    assert utilities.within_tolerance([1.0], ["load_kw"], {"pressure_kpa": 10.0}).tolist() == [None]
+
+
+def test_config_rejects_unknown_quantity():
+    from brain.vitals import VitalsConfig
+
+    with pytest.raises(ValueError, match="utility_tolerance_pct"):
+        VitalsConfig(utility_tolerance_pct={"voltage_v": 5.0})
