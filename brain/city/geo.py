@@ -24,7 +24,9 @@ Ring = Sequence[Sequence[float]]
 
 
 def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance in metres between two WGS84 points given in degrees."""
+    """Great-circle distance in metres between two WGS84 points given in degrees (NaN if any is not finite)."""
+    if not all(map(math.isfinite, (lon1, lat1, lon2, lat2))):
+        return math.nan
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp = p2 - p1
     dl = math.radians(lon2 - lon1)

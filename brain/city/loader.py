@@ -239,6 +239,10 @@ class _Checker:
         self.city_code: str | None = None
         self.polygons: dict[str, dict[str, list]] = {"district": {}, "cell": {}}
         self.city_ok = False
+        self.cell_district: dict[str, str] = {}
+        self.street_district: dict[str, str] = {}
+        self.hazard_unit: dict[str, str] = {}
+        self.intersection_by_id: dict[str, Intersection] = {}
 
     def add(self, path: str, message: str, file: str = CITY_FILE) -> None:
         self.problems.append(Problem(file, path, message))
@@ -282,6 +286,11 @@ class _Checker:
                 if obj is not None:
                     self.nonfinite(obj, path)
                     self.items[section].append((i, obj))
+        # Lookups over the decoded items, shared by the per-item checks below.
+        self.cell_district = {c.id: c.district for _, c in self.items["cells"]}
+        self.street_district = {x.id: x.district for _, x in self.items["streets"]}
+        self.hazard_unit = {h.id: h.unit for _, h in self.items["hazards"]}
+        self.intersection_by_id = {x.id: x for _, x in self.items["intersections"]}
         for section in SECTIONS:
             check = getattr(self, f"check_{section}")
             for i, obj in self.items[section]:
@@ -384,11 +393,6 @@ class _Checker:
         if cell_district is not None and district in self.ids["districts"] and cell_district != district:
             self.add(f"{path}.cell", f"cell '{cell}' is in district '{cell_district}', not '{district}' ({item_id})")
 
-    @property
-    def cell_district(self) -> dict[str, str]:
-        if not hasattr(self, "_cell_district"):
-            self._cell_district = {c.id: c.district for _, c in self.items["cells"]}
-        return self._cell_district
 
     def check_districts(self, path: str, d: District) -> None:
         if not d.name.strip():
@@ -407,7 +411,7 @@ class _Checker:
 
     def check_cells(self, path: str, c: GridCell) -> None:
         if self.ref(f"{path}.district", c.district, "districts", "district", c.id):
-            street_district = {s.id: s.district for _, s in self.items["streets"]}.get(c.street)
+            street_district = self.street_district.get(c.street)
             if street_district is not None and street_district != c.district:
                 self.add(f"{path}.street", f"street '{c.street}' is in district '{street_district}', not '{c.district}' ({c.id})")
         self.ref(f"{path}.street", c.street, "streets", "street", c.id)
@@ -457,7 +461,7 @@ class _Checker:
         if n < 2:
             self.add(f"{path}.intersections", f"a corridor needs at least 2 intersections, got {n} ({c.id})")
         seen: set[str] = set()
-        known = {x.id: x for _, x in self.items["intersections"]}
+        known = self.intersection_by_id
         for j, iid in enumerate(c.intersections):
             ip = f"{path}.intersections[{j}]"
             if iid in seen:
@@ -481,7 +485,7 @@ class _Checker:
                 a, b = known[c.intersections[j - 1]], known[c.intersections[j]]
                 gap, crow = pos[j] - pos[j - 1], geo.haversine_m(a.lon, a.lat, b.lon, b.lat)
                 # Along-road distance is at least the straight line, and rarely more than double.
-                if gap > 0 and math.isfinite(crow) and not (0.8 * crow - 50 <= gap <= 2 * crow + 100):
+                if gap > 0 and math.isfinite(gap) and math.isfinite(crow) and not (0.8 * crow - 50 <= gap <= 2 * crow + 100):
                     self.add(f"{path}.positions_m[{j}]", f"gap {gap:.0f} m from '{a.id}' to '{b.id}' disagrees with their "
                                                          f"coordinates ({crow:.0f} m apart) ({c.id})")
         for name in ("speed_out_kmh", "speed_in_kmh"):
@@ -532,7 +536,7 @@ class _Checker:
             if s.type != "hazard":
                 self.add(f"{path}.hazard", f"only hazard sensors name a hazard source, this is a {s.type} sensor ({s.id})")
             elif self.ref(f"{path}.hazard", s.hazard, "hazards", "hazard source", s.id):
-                unit = {h.id: h.unit for _, h in self.items["hazards"]}.get(s.hazard)
+                unit = self.hazard_unit.get(s.hazard)
                 if unit is not None and unit != s.unit:
                     self.add(f"{path}.unit", f"unit '{s.unit}' differs from hazard source '{s.hazard}' unit '{unit}' ({s.id})")
         elif s.type == "hazard":

@@ -94,3 +94,12 @@ def test_hazards(city):
     for h in city.hazards:
         monitors = [s for s in city.sensors if s.hazard == h.id]
         assert monitors and all(s.type == "hazard" and s.unit == h.unit for s in monitors)
+
+
+@pytest.mark.parametrize("module", ["brain.city", "brain.city.loader", "brain.city.geo", "brain.city.demo_gen"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
