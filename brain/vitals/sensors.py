@@ -27,16 +27,17 @@ from brain.city.model import SENSOR_FAMILY, City, Sensor
 FRESH, STALE, SILENT, NEVER = 0, 1, 2, 3
 FRESHNESS_NAMES: tuple[str, ...] = ("fresh", "stale", "silent", "never")
 
-#: Expected reporting interval (s) per sensor type. Detectors and meters report on a clock;
-#: case and dispatch gateways are event driven, so their interval is the longest quiet spell
-#: that is still normal in a working day (they are expected to send heartbeats at least hourly).
+#: Expected reporting interval (s) per sensor type. Detectors and meters report on a clock. Case
+#: sources (inspector apps, the 12345 gateway, citizen apps), outage feeds and dispatch (CAD)
+#: systems are event driven: a quiet night is normal (one inspector per grid cell may file nothing
+#: for hours), so they are expected to be heard from daily, and are stale after 2 quiet days.
 DEFAULT_EXPECTED_INTERVAL_S: dict[str, float] = {
     "loop": 60.0, "video": 60.0, "radar": 60.0, "probe": 300.0,
     "air": 3600.0, "noise": 60.0, "water_quality": 3600.0, "weather": 600.0,
-    "grid_inspector": 3600.0, "hotline_12345": 3600.0, "citizen_app": 3600.0,
+    "grid_inspector": 86400.0, "hotline_12345": 86400.0, "citizen_app": 86400.0,
     "utility_power": 300.0, "utility_water": 300.0, "utility_gas": 300.0, "utility_heat": 300.0,
-    "utility_outage_feed": 3600.0,
-    "cad_police": 3600.0, "cad_fire": 3600.0, "cad_medical": 3600.0, "cad_emergency_mgmt": 3600.0,
+    "utility_outage_feed": 86400.0,
+    "cad_police": 86400.0, "cad_fire": 86400.0, "cad_medical": 86400.0, "cad_emergency_mgmt": 86400.0,
     "hazard": 60.0,
 }
 
