@@ -231,3 +231,53 @@ def test_broken_table_is_rejected(tmp_path):
         air.aqi_table(str(path))
     with pytest.raises(ValueError, match="does not exist"):
         air.aqi_table(str(tmp_path / "nope.yaml"))
+
+
+# An independent plain-Python reference: the breakpoints typed from STANDARDS.md (HJ 633-2012 Table 1),
+# not read from the YAML, and the formula evaluated one value at a time with exact fractions.
+REFERENCE_ROWS = {
+    ("so2", "24h"): [0, 50, 150, 475, 800, 1600, 2100, 2620],
+    ("so2", "1h"): [0, 150, 500, 650, 800],
+    ("no2", "24h"): [0, 40, 80, 180, 280, 565, 750, 940],
+    ("no2", "1h"): [0, 100, 200, 700, 1200, 2340, 3090, 3840],
+    ("pm10", "24h"): [0, 50, 150, 250, 350, 420, 500, 600],
+    ("co", "24h"): [0, 2, 4, 14, 24, 36, 48, 60],
+    ("co", "1h"): [0, 5, 10, 35, 60, 90, 120, 150],
+    ("o3", "1h"): [0, 160, 200, 300, 400, 800, 1000, 1200],
+    ("o3", "8h"): [0, 100, 160, 215, 265, 800],
+    ("pm25", "24h"): [0, 35, 75, 115, 150, 250, 350, 500],
+}
+REFERENCE_IAQI = [0, 50, 100, 150, 200, 300, 400, 500]
+
+
+def reference_iaqi(pollutant, averaging, c):
+    """(rounded-up IAQI, exact IAQI as a Fraction); (None, None) where the row does not score it."""
+    from fractions import Fraction
+
+    bp = REFERENCE_ROWS[(pollutant, averaging)]
+    if c > bp[-1]:
+        return (None, None) if len(bp) < len(REFERENCE_IAQI) else (500, Fraction(500))
+    c = Fraction(c)
+    for k in range(1, len(bp)):
+        if c <= bp[k]:
+            lo_i, hi_i = REFERENCE_IAQI[k - 1], REFERENCE_IAQI[k]
+            exact = Fraction(hi_i - lo_i, bp[k] - bp[k - 1]) * (c - bp[k - 1]) + lo_i
+            return math.ceil(exact), exact
+    raise AssertionError("unreachable")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(REFERENCE_ROWS)), st.lists(st.one_of(st.integers(0, 4000).map(float), st.floats(0, 4000, allow_nan=False)),
+                                                           min_size=1, max_size=20))
+def test_iaqi_matches_plain_python_reference(row, concs):
+    pollutant, averaging = row
+    got = air.iaqi(pollutant, concs, averaging)
+    for c, g in zip(concs, got.tolist()):
+        ref, exact = reference_iaqi(pollutant, averaging, c)
+        if ref is None:
+            assert math.isnan(g)
+        elif exact - math.floor(exact) <= 1e-9 and exact != math.floor(exact):
+            # Within the documented 1e-9 float tolerance above an integer: either rounding is acceptable.
+            assert g in (ref, ref - 1), (c, g, ref)
+        else:
+            assert g == ref, (c, g, ref)
