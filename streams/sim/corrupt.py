@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import msgspec
+import msgspec.inspect as mi
 import numpy as np
 
 from brain.schemas import PHYSICAL_RANGE, RECORD_TYPES
@@ -39,8 +40,7 @@ def _required(kind: str) -> list[str]:
     t = RECORD_TYPES.get(kind)
     if t is None:
         return ["sensor_id", "ts_ms"]
-    defaults = set(t.__struct_fields__[len(t.__struct_fields__) - len(t.__struct_defaults__):]) if t.__struct_defaults__ else set()
-    return [f for f in t.__struct_fields__ if f not in defaults]
+    return [f.name for f in mi.type_info(t).fields if f.required]
 
 
 def corrupt(data: bytes, fraction: float, seed: int, known_sensor_ids: Collection[str] | None = None) -> tuple[bytes, dict[str, int]]:
