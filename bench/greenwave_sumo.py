@@ -3,7 +3,8 @@
     .venv/bin/python bench/greenwave_sumo.py [--seeds 5] [--duration 1800] [--corridor-json FILE]
 
 Builds a SUMO arterial from a corridor definition (default: an 8-signal arterial with uneven
-spacing, two-phase signals), computes one cycle and one set of splits (Webster, rounded to whole
+spacing, two-phase signals), measures the free-flow progression speed (signals off, as probe data would give it) and hands
+it to every strategy, computes one cycle and one set of splits (Webster, rounded to whole
 seconds) shared by every strategy, and runs the same Poisson demand on the same seeds with four
 offset sets: all zero, SUMO's ``tools/tlsCoordinator.py``, the offsets of the MAXBAND MILP
 (``scipy.optimize.milp``), and ours (the numba kernel). Reported: stops per vehicle and travel
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.sumo_net.arterial import (  # noqa: E402
     build_arterial,
+    free_flow_speeds_kmh,
     integer_timings,
     run,
     tls_coordinator_offsets,
@@ -40,7 +42,6 @@ from brain.greenwave.model import CorridorSpec, IntersectionSpec, PhaseSpec  # n
 from brain.greenwave.optimizer import band_problem, optimize_corridor  # noqa: E402
 
 ARTERIAL_KMH = 50.0
-SPEED_FACTOR = 0.9  # progression speed / speed limit, the same assumption for every strategy
 
 
 def default_corridor(n: int = 8, seed: int = 4) -> tuple[CorridorSpec, list[float]]:
@@ -54,7 +55,7 @@ def default_corridor(n: int = 8, seed: int = 4) -> tuple[CorridorSpec, list[floa
             PhaseSpec(name="arterial", min_green_s=15, ped_clearance_s=12, coordinated=True, flow_vph=vol_out / 2),
             PhaseSpec(name="side", min_green_s=12, ped_clearance_s=15, flow_vph=float(s)),
         ]))
-    v = ARTERIAL_KMH * SPEED_FACTOR
+    v = ARTERIAL_KMH * 0.9  # replaced by the measured free-flow speed before planning
     spec = CorridorSpec(id="sumo-arterial", intersections=inters, speed_out_kmh=v, speed_in_kmh=v,
                         cycle_min_s=70, cycle_max_s=120, volume_out_vph=vol_out, volume_in_vph=vol_in)
     return spec, [float(s) for s in side]
@@ -71,6 +72,7 @@ def shared_timing(spec: CorridorSpec):
 def strategies(spec: CorridorSpec, art, routes: Path, workdir: Path) -> dict[str, tuple[Path, dict]]:
     C, greens = shared_timing(spec)
     ours = optimize_corridor(spec, cycle_s=C, greens_s=greens)
+    refined = optimize_corridor(spec, cycle_s=C, greens_s=greens, refine_sweeps=3)
     prob = band_problem(spec, C, greens)
     t0 = time.perf_counter()
     milp = maxband_milp(*prob.args())
@@ -79,11 +81,14 @@ def strategies(spec: CorridorSpec, art, routes: Path, workdir: Path) -> dict[str
     out = {
         "zero offsets": (write_offsets(art, [0.0] * spec.n, workdir / "zero.add.xml"), {}),
         "tlsCoordinator": (tls_coordinator_offsets(art, spec.volume_out_vph or 800, spec.volume_in_vph or 800,
-                                                    SPEED_FACTOR, workdir / "coord.add.xml"), {}),
+                                                    0.5 * (spec.speed_out_kmh + spec.speed_in_kmh) / ARTERIAL_KMH,
+                                                    workdir / "coord.add.xml"), {}),
         "MILP (scipy)": (write_offsets(art, milp_off, workdir / "milp.add.xml"),
                          {"band_out_s": milp["b_out_s"], "band_in_s": milp["b_in_s"], "solve_ms": t_milp * 1e3}),
         "ours (numba)": (write_offsets(art, ours.offsets_s(), workdir / "ours.add.xml"),
                          {"band_out_s": ours.band_out_s, "band_in_s": ours.band_in_s}),
+        "ours+refine": (write_offsets(art, refined.offsets_s(), workdir / "refined.add.xml"),
+                        {"band_out_s": refined.band_out_s, "band_in_s": refined.band_in_s}),
     }
     return out, ours, C
 
@@ -124,6 +129,10 @@ def main() -> int:
     workdir = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="greenwave_sumo_"))
     C, greens = shared_timing(spec)
     art = build_arterial(spec, optimize_corridor(spec, cycle_s=C, greens_s=greens), workdir, arterial_kmh=ARTERIAL_KMH)
+    # progression speed as probes measure it (free flow, signals off), the same for every strategy
+    v_out, v_in = free_flow_speeds_kmh(art, spec, spec.volume_out_vph or 800, spec.volume_in_vph or 800)
+    spec.speed_out_kmh, spec.speed_in_kmh = round(v_out, 1), round(v_in, 1)
+    print(f"measured free-flow progression speed: outbound {spec.speed_out_kmh} km/h, inbound {spec.speed_in_kmh} km/h")
     routes = write_routes(art, workdir / "demand.rou.xml", spec.volume_out_vph or 800, spec.volume_in_vph or 800,
                           side, a.duration)
     strat, ours_plan, C = strategies(spec, art, routes, workdir)

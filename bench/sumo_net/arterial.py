@@ -182,12 +182,15 @@ def write_routes(arterial: Arterial, out: Path, volume_out_vph: float, volume_in
     return out
 
 
-def run(arterial: Arterial, routes: Path, additional: list[Path], seed: int, end_s: float, tag: str) -> dict:
+def run(arterial: Arterial, routes: Path, additional: list[Path], seed: int, end_s: float, tag: str,
+        signals_off: bool = False) -> dict:
     """Run SUMO headless; per-group stats from tripinfo (``stops`` = SUMO's waitingCount)."""
     trip = arterial.workdir / f"trip_{tag}_{seed}.xml"
     cmd = [_bin("sumo"), "-n", str(arterial.net), "-r", str(routes), "--seed", str(seed), "--end", f"{end_s:.0f}",
            "--tripinfo-output", str(trip), "--no-step-log", "true", "--no-warnings", "true",
            "--step-length", "0.5", "--time-to-teleport", "-1"]
+    if signals_off:
+        cmd += ["--tls.all-off", "true"]
     if additional:
         cmd += ["-a", ",".join(str(a) for a in additional)]
     _run(cmd)
@@ -215,6 +218,17 @@ def _run(cmd: list[str]) -> None:
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"{Path(cmd[0]).name} failed: {res.stderr.strip()[-2000:]}")
+
+
+def free_flow_speeds_kmh(arterial: Arterial, spec, volume_out_vph: float, volume_in_vph: float, seed: int = 99) -> tuple[float, float]:
+    """Progression speeds as a probe fleet would measure them: the arterial traffic alone, signals off,
+    mean route length / travel time per direction (the same number is given to every strategy)."""
+    routes = write_routes(arterial, arterial.workdir / "calib.rou.xml", volume_out_vph, volume_in_vph,
+                          [0.0] * arterial.n, 900)
+    stats = run(arterial, routes, [], seed, 1500, "calib", signals_off=True)
+    length = spec.intersections[-1].position_m - spec.intersections[0].position_m + 2 * APPROACH_M
+    return (3.6 * length / float(np.mean(stats["out"]["travel_s"])),
+            3.6 * length / float(np.mean(stats["in"]["travel_s"])))
 
 
 def tls_coordinator_offsets(arterial: Arterial, volume_out_vph: float, volume_in_vph: float,

@@ -83,14 +83,16 @@ def _plan_id(spec: CorridorSpec, body: bytes) -> str:
 
 
 def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, plan_id: str | None = None,
-                      cycle_s: float | None = None, greens_s: list[np.ndarray] | None = None) -> Plan:
-    """The corridor's plan (checked safe). ``cycle_s``/``greens_s`` override Webster when given."""
+                      cycle_s: float | None = None, greens_s: list[np.ndarray] | None = None,
+                      refine_sweeps: int = 0) -> Plan:
+    """The corridor's plan (checked safe). ``cycle_s``/``greens_s`` override Webster when given;
+    ``refine_sweeps`` > 0 re-places the greens within the max-band ranges by the progression score."""
     from brain.greenwave.safety import assert_safe
 
     cycle = float(cycle_s) if cycle_s is not None else corridor_cycle_s(spec)
     greens = greens_s if greens_s is not None else corridor_greens_s(spec, cycle)
     prob = band_problem(spec, cycle, greens)
-    bands, starts = max_bandwidth(*prob.args())
+    bands, starts = max_bandwidth(*prob.args(), refine_sweeps)
     ref = starts[0]
     inters = []
     for i, it in enumerate(spec.intersections):

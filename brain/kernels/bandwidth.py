@@ -16,7 +16,10 @@ So the feasible bands are exactly ``0 <= b <= min G``, ``0 <= b̄ <= min Ḡ``,
 starts (the best window always starts at one) — plus MAXBAND's directional-demand target
 ``(1 - k)(b̄ - k b) >= 0``, maximising ``b + k b̄`` (k = inbound / outbound volume). That last
 step is a two-variable LP solved by vertex enumeration; the offsets follow from the winning
-window. A zero weight makes the corridor one-way (the other band is dropped, not held at width
+window: each intersection's green can still slide within a range that keeps both bands, and a
+coordinate search over those ranges picks, among the max-band offsets, the ones that carry the
+most of each direction's entry green through the corridor (:func:`progression_score`). A zero
+weight makes the corridor one-way (the other band is dropped, not held at width
 0). The result equals the optimum of the MAXBAND mixed-integer program
 (:func:`brain.greenwave.milp.maxband_milp`), which the tests check.
 
@@ -97,7 +100,76 @@ def _solve_bands(s_total, g_out_min, g_in_min, w_out, w_in):
 
 
 @njit(cache=True)
-def max_bandwidth(cycle_s, green_out_s, green_in_s, in_shift_s, travel_out_s, travel_in_s, weight_out, weight_in):
+def _carry(a, length, start, green):
+    # Longest piece of [a, a + length] inside the periodic green [start + k, start + k + green].
+    best_len = 0.0
+    best_a = a
+    k0 = math.floor(a - start)
+    for k in range(k0 - 1, k0 + 2):
+        lo = max(a, start + k)
+        hi = min(a + length, start + k + green)
+        if hi - lo > best_len:
+            best_len = hi - lo
+            best_a = lo
+    return best_a, best_len
+
+
+@njit(cache=True)
+def progression_score(c, go, gi, d, t_out, t_in, w_out, w_in):
+    """Demand-weighted length of each direction's entry green carried through, summed over signals.
+
+    A platoon leaves the entry signal over its whole green; at each next signal only the part
+    arriving in green carries on without stopping. Used to break ties among max-band offsets.
+    """
+    n = c.shape[0]
+    a = c[0] - d[0] + t_in[0]
+    length = go[0]
+    tot_out = length
+    for i in range(1, n):
+        if length <= 0.0:
+            break
+        a, length = _carry(a + t_out[i] - t_out[i - 1], length, c[i] - d[i] + t_in[i], go[i])
+        tot_out += length
+    a = c[n - 1] + t_in[n - 1]
+    length = gi[n - 1]
+    tot_in = length
+    for i in range(n - 2, -1, -1):
+        if length <= 0.0:
+            break
+        a, length = _carry(a + t_in[i] - t_in[i + 1], length, c[i] + t_in[i], gi[i])
+        tot_in += length
+    return w_out * tot_out + w_in * tot_in
+
+
+@njit(cache=True)
+def _refine(lo_c, hi_c, go, gi, d, t_out, t_in, w_out, w_in, sweeps):
+    # Every c_i in [lo_c, hi_c] keeps both bands; among them, coordinate ascent on the
+    # progression score (start: the middles; a move is kept only if it strictly helps).
+    n = lo_c.shape[0]
+    c = 0.5 * (lo_c + hi_c)
+    best = progression_score(c, go, gi, d, t_out, t_in, w_out, w_in)
+    for _sweep in range(sweeps):
+        improved = False
+        for i in range(n):
+            if hi_c[i] - lo_c[i] < 1e-9:
+                continue
+            keep = c[i]
+            for q in range(11):
+                c[i] = lo_c[i] + (hi_c[i] - lo_c[i]) * q / 10.0
+                sc = progression_score(c, go, gi, d, t_out, t_in, w_out, w_in)
+                if sc > best + 1e-12:
+                    best = sc
+                    keep = c[i]
+                    improved = True
+            c[i] = keep
+        if not improved:
+            break
+    return c
+
+
+@njit(cache=True)
+def max_bandwidth(cycle_s, green_out_s, green_in_s, in_shift_s, travel_out_s, travel_in_s, weight_out, weight_in,
+                  refine_sweeps=0):
     """Optimal two-way bands and the outbound green starts that give them.
 
     Returns ``(bands, green_start_s)``: ``bands = [b_out_s, b_in_s, out_start_s, in_start_s,
@@ -158,6 +230,8 @@ def max_bandwidth(cycle_s, green_out_s, green_in_s, in_shift_s, travel_out_s, tr
             b = 0.0
             bb = 0.0
     sigma = p[best_j] + b  # inbound band start (inbound frame)
+    lo_c = np.empty(n)
+    hi_c = np.empty(n)
     for i in range(n):
         go = green_out_s[i] / C
         gi = green_in_s[i] / C
@@ -168,8 +242,12 @@ def max_bandwidth(cycle_s, green_out_s, green_in_s, in_shift_s, travel_out_s, tr
         hi = lo0 + min(slack, delta)
         if hi < lo:
             hi = lo
-        ci = 0.5 * (lo + hi)
-        u = ci - in_shift_s[i] / C + travel_in_s[i] / C
+        lo_c[i] = lo
+        hi_c[i] = hi
+    c = _refine(lo_c, hi_c, green_out_s / C, green_in_s / C, in_shift_s / C, travel_out_s / C, travel_in_s / C,
+                weight_out, weight_in, refine_sweeps)
+    for i in range(n):
+        u = c[i] - in_shift_s[i] / C + travel_in_s[i] / C
         starts[i] = _frac(u) * C
     bands[0] = b * C
     bands[1] = bb * C
@@ -256,7 +334,8 @@ def _solve_bands_reference(s_total, g_out_min, g_in_min, w_out, w_in):
     return 0.5 * (x0 + x1), 0.5 * (y0 + y1)
 
 
-def max_bandwidth_reference(cycle_s, green_out_s, green_in_s, in_shift_s, travel_out_s, travel_in_s, weight_out, weight_in):
+def max_bandwidth_reference(cycle_s, green_out_s, green_in_s, in_shift_s, travel_out_s, travel_in_s, weight_out, weight_in,
+                            refine_sweeps=0):
     """Plain-Python twin of :func:`max_bandwidth` (same contract), used by the tests."""
     C = float(cycle_s)
     go = [float(g) / C for g in green_out_s]
@@ -287,15 +366,19 @@ def max_bandwidth_reference(cycle_s, green_out_s, green_in_s, in_shift_s, travel
         if b < 0:
             b = bb = 0.0
     sigma = p[best_j] + b
-    starts = []
+    lo_c, hi_c = [], []
     for i in range(n):
         slack = max(go[i] - b, 0.0)
         lo0 = e[i] - slack
         delta = _frac_py(sigma - lo0)
         lo = lo0 + max(0.0, delta - (gi[i] - bb))
-        hi = max(lo0 + min(slack, delta), lo)
-        u = 0.5 * (lo + hi) - float(in_shift_s[i]) / C + float(travel_in_s[i]) / C
-        starts.append(_frac_py(u) * C)
+        lo_c.append(lo)
+        hi_c.append(max(lo0 + min(slack, delta), lo))
+    d = [float(x) / C for x in in_shift_s]
+    t_o = [float(x) / C for x in travel_out_s]
+    t_i = [float(x) / C for x in travel_in_s]
+    c = _refine_reference(lo_c, hi_c, go, gi, d, t_o, t_i, weight_out, weight_in, refine_sweeps)
+    starts = [_frac_py(c[i] - d[i] + t_i[i]) * C for i in range(n)]
     bands = [b * C, bb * C, 0.0, _frac_py(sigma) * C, best_s * C]
     return np.array(bands), np.array(starts)
 
@@ -318,3 +401,54 @@ def band_of_offsets_reference(cycle_s, green_out_s, green_in_s, in_shift_s, trav
     bo, so = one_way(a, [g / C for g in green_out_s])
     bi, si = one_way(c, [g / C for g in green_in_s])
     return np.array([bo * C, bi * C, so * C, si * C])
+
+
+def _carry_reference(a, length, start, green):
+    best_len, best_a = 0.0, a
+    k0 = math.floor(a - start)
+    for k in (k0 - 1, k0, k0 + 1):
+        lo, hi = max(a, start + k), min(a + length, start + k + green)
+        if hi - lo > best_len:
+            best_len, best_a = hi - lo, lo
+    return best_a, best_len
+
+
+def progression_score_reference(c, go, gi, d, t_out, t_in, w_out, w_in):
+    """Plain-Python twin of :func:`progression_score`."""
+    n = len(c)
+    a, length = c[0] - d[0] + t_in[0], go[0]
+    tot_out = length
+    for i in range(1, n):
+        if length <= 0:
+            break
+        a, length = _carry_reference(a + t_out[i] - t_out[i - 1], length, c[i] - d[i] + t_in[i], go[i])
+        tot_out += length
+    a, length = c[n - 1] + t_in[n - 1], gi[n - 1]
+    tot_in = length
+    for i in range(n - 2, -1, -1):
+        if length <= 0:
+            break
+        a, length = _carry_reference(a + t_in[i] - t_in[i + 1], length, c[i] + t_in[i], gi[i])
+        tot_in += length
+    return w_out * tot_out + w_in * tot_in
+
+
+def _refine_reference(lo_c, hi_c, go, gi, d, t_out, t_in, w_out, w_in, sweeps):
+    n = len(lo_c)
+    c = [0.5 * (lo_c[i] + hi_c[i]) for i in range(n)]
+    best = progression_score_reference(c, go, gi, d, t_out, t_in, w_out, w_in)
+    for _ in range(sweeps):
+        improved = False
+        for i in range(n):
+            if hi_c[i] - lo_c[i] < 1e-9:
+                continue
+            keep = c[i]
+            for q in range(11):
+                c[i] = lo_c[i] + (hi_c[i] - lo_c[i]) * q / 10.0
+                sc = progression_score_reference(c, go, gi, d, t_out, t_in, w_out, w_in)
+                if sc > best + 1e-12:
+                    best, keep, improved = sc, c[i], True
+            c[i] = keep
+        if not improved:
+            break
+    return c
