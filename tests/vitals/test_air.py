@@ -281,3 +281,40 @@ def test_iaqi_matches_plain_python_reference(row, concs):
             assert g in (ref, ref - 1), (c, g, ref)
         else:
             assert g == ref, (c, g, ref)
+
+
+DAY0 = 1_767_196_800_000  # 2026-01-01 00:00 in Asia/Shanghai (2025-12-31 16:00 UTC)
+HR = 3_600_000
+
+
+def _hourly(hours, **cols):
+    return pl.DataFrame({"sensor_id": ["A"] * len(hours), "window_start_ms": [DAY0 + h * HR for h in hours],
+                         **{k: [float(v)] * len(hours) if not isinstance(v, list) else v for k, v in cols.items()}})
+
+
+def test_daily_24h_mean_needs_20_hours():
+    # 19 hours of PM2.5: no valid daily mean (GB 3095-2012 data validity); 20 hours: the mean.
+    assert air.daily_concentrations(_hourly(range(19), pm25_ugm3=50), "Asia/Shanghai")["pm25_24h_ugm3"].to_list() == [None]
+    got = air.daily_concentrations(_hourly(range(20), pm25_ugm3=[40.0] * 10 + [60.0] * 10), "Asia/Shanghai")
+    assert got["pm25_24h_ugm3"].to_list() == [50.0]
+
+
+def test_daily_o3_8h_validity():
+    # Hours 0-12 only: the window starting at s has min(12, s+7) - s + 1 hours; s = 0..7 have >= 6,
+    # so 8 valid windows < 14: no daily maximum 8-hour mean.
+    d = air.daily_concentrations(_hourly(range(13), o3_ugm3=100), "Asia/Shanghai")
+    assert d["o3_8h_ugm3"].to_list() == [None] and d["o3_1h_ugm3"].to_list() == [100.0]
+    # Hours 0-21 (22 hours): every one of the 17 windows has >= 6 hours. O3 = 100 except 300 in hours
+    # 14-21, so the best window (14-21) averages 300.
+    o3 = [100.0] * 14 + [300.0] * 8
+    d = air.daily_concentrations(_hourly(range(22), o3_ugm3=o3), "Asia/Shanghai")
+    assert d["o3_8h_ugm3"].to_list() == [300.0]
+
+
+def test_daily_uses_the_local_calendar_day():
+    # 23:00 on 1 Jan and 00:00 on 2 Jan local are different days; in UTC both are 1 Jan (15:00 and 16:00).
+    h = _hourly([23, 24], pm25_ugm3=10)
+    assert air.daily_concentrations(h, "Asia/Shanghai")["date"].cast(pl.String).to_list() == ["2026-01-01", "2026-01-02"]
+    assert air.daily_concentrations(h, "UTC")["date"].cast(pl.String).to_list() == ["2026-01-01"]
+    with pytest.raises(ValueError, match="unknown time zone"):
+        air.daily_concentrations(h, "Nowhere/Town")
