@@ -92,6 +92,10 @@ N_COLS = 20
 # --- constants (the same for every series: there are no per-series parameters) ---------------------
 WARMUP_N = 10.0
 MIN_BIN_COUNT = 3.0
+# a profile is used once its bins hold this many visits' worth of points: the hour-of-week profile
+# only once a full visit has filled it (a fresh bin learns fast and would echo the departures of its first minutes)
+WEEK_WARM_VISITS = 0.9
+TOD_WARM_VISITS = 0.5
 TAU_LEVEL_S = 3600.0
 LEVEL_MIN_POINTS = 10.0
 TAU_LONG_S = 3 * 86400.0
@@ -180,7 +184,12 @@ def detector_step(S, SEA, k, ts_ms, x):
 
     level = S[k, C_LEVEL]
     dev = S[k, C_DEV]
-    base = level + seasonal_value(SEA, k, ts_ms, MIN_BIN_COUNT)
+    per_bin = 3600.0 / S[k, C_DT] if S[k, C_DT] > 0.0 else 1.0  # points per hour bin visit
+    min_week = WEEK_WARM_VISITS * per_bin
+    min_week = min_week if min_week > MIN_BIN_COUNT else MIN_BIN_COUNT
+    min_tod = TOD_WARM_VISITS * per_bin
+    min_tod = min_tod if min_tod > MIN_BIN_COUNT else MIN_BIN_COUNT
+    base = level + seasonal_value(SEA, k, ts_ms, min_week, min_tod)
     expected = base + dev
     r = x - expected
     sigma = MAD_TO_SIGMA * S[k, C_SCALE]
@@ -240,14 +249,20 @@ def detector_step(S, SEA, k, ts_ms, x):
 
     # learn: the fast deviation from the clipped residual, the base level and the seasonal profile
     # slowly from the clipped value
-    a = decay_alpha(dt_s, max(TAU_LEVEL_S, LEVEL_MIN_POINTS * S[k, C_DT]), n)
+    # the deviation starts at 0 and only ever moves with elapsed time; the scale is a running mean at first
+    a = 1.0 - math.exp(-dt_s / max(TAU_LEVEL_S, LEVEL_MIN_POINTS * S[k, C_DT]))
+    a_scale = a if a > 1.0 / (n + 1.0) else 1.0 / (n + 1.0)
     rc = clip(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
     dev += a * rc
-    S[k, C_SCALE] += a * (abs(rc) - S[k, C_SCALE])
+    S[k, C_SCALE] += a_scale * (abs(rc) - S[k, C_SCALE])
     rfast = S[k, C_RFAST] + RFAST_ALPHA * (r - S[k, C_RFAST])
     al = decay_alpha(dt_s, max(TAU_LONG_S, LONG_MIN_POINTS * S[k, C_DT]), n)
-    xc = expected + rc
-    level += al * (xc - base)
+    # the baseline learns the value clipped around the baseline itself, never the deviation:
+    # otherwise level, profile and deviation would all absorb the same departure and overshoot
+    rb = x - base
+    if n >= WARMUP_N:
+        rb = clip(rb, CLIP_SIGMAS * sig_eff)
+    level += al * rb
     if s_shift * c_shift > CUSUM_H:
         # a level shift: move the baseline to the new regime instead of flagging it until it adapts
         level += rfast
@@ -260,7 +275,7 @@ def detector_step(S, SEA, k, ts_ms, x):
     S[k, C_LEVEL] = level
     S[k, C_DEV] = dev
     S[k, C_DSCALE] += al * (abs(dev) - S[k, C_DSCALE])
-    seasonal_learn(SEA, k, ts_ms, xc - level, dt_s)
+    seasonal_learn(SEA, k, ts_ms, base + rb - level, dt_s)
     if n > 0.0:
         S[k, C_REP] = rate_update(S[k, C_REP], n - 1.0, rep)
         step = abs(x - S[k, C_PREV])
@@ -347,7 +362,10 @@ def _step_ref(row, sea, t, x):
     if dt > 0:
         row[C_DT] = dt if row[C_DT] == 0 else row[C_DT] + DT_ALPHA * (dt - row[C_DT])
     level, dev = row[C_LEVEL], row[C_DEV]
-    base = level + seasonal_value_ref(sea, t, MIN_BIN_COUNT)
+    per_bin = 3600.0 / row[C_DT] if row[C_DT] > 0 else 1.0
+    min_week = max(WEEK_WARM_VISITS * per_bin, MIN_BIN_COUNT)
+    min_tod = max(TOD_WARM_VISITS * per_bin, MIN_BIN_COUNT)
+    base = level + seasonal_value_ref(sea, t, min_week, min_tod)
     expected = base + dev
     r = x - expected
     sigma = max(MAD_TO_SIGMA * row[C_SCALE], 1e-9 * (1.0 + abs(level)), 0.5 * row[C_QUANT])
@@ -380,20 +398,20 @@ def _step_ref(row, sea, t, x):
             up, down = math.exp(eta * Q_TAU), math.exp(-eta * (1.0 - Q_TAU))
             for c, v in raw.items():
                 row[c] = row[c] * up if v > row[c] else row[c] * down
-    a = decay_alpha_ref(dt, max(TAU_LEVEL_S, LEVEL_MIN_POINTS * row[C_DT]), n)
+    a = 1.0 - math.exp(-dt / max(TAU_LEVEL_S, LEVEL_MIN_POINTS * row[C_DT]))
     rc = clip_ref(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
     dev += a * rc
-    row[C_SCALE] += a * (abs(rc) - row[C_SCALE])
+    row[C_SCALE] += max(a, 1.0 / (n + 1.0)) * (abs(rc) - row[C_SCALE])
     rfast = row[C_RFAST] + RFAST_ALPHA * (r - row[C_RFAST])
     al = decay_alpha_ref(dt, max(TAU_LONG_S, LONG_MIN_POINTS * row[C_DT]), n)
-    xc = expected + rc
-    level += al * (xc - base)
+    rb = clip_ref(x - base, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else x - base
+    level += al * rb
     if raw[C_QS] * cal[C_QS] > CUSUM_H:
         level += rfast
         rfast = cp = cn = 0.0
     row[C_RFAST], row[C_CP], row[C_CN], row[C_LEVEL], row[C_DEV] = rfast, cp, cn, level, dev
     row[C_DSCALE] += al * (abs(dev) - row[C_DSCALE])
-    seasonal_learn_ref(sea, t, xc - level, dt)
+    seasonal_learn_ref(sea, t, base + rb - level, dt)
     if n > 0:
         row[C_REP] = rate_update_ref(row[C_REP], n - 1.0, rep)
         step = abs(x - row[C_PREV])

@@ -1,10 +1,10 @@
 """Seasonal baselines learned online: hour-of-day (24 bins) and hour-of-week (168 bins) per key.
 
 Each key has ``N_BINS`` = 192 bins stored as interleaved ``[value, count]`` pairs in one row of a
-float64 array (a bin's value and count share a cache line). The profile is linear between bin
-centres (so a one-hour rush-hour peak is not flattened into hourly steps) and is learned by
-weighted stochastic gradient on that interpolation. Bins are used once the two bracketing bins
-hold ``min_count`` points: hour-of-week when warm, else hour-of-day, else none.
+float64 array (a bin's value and count share a cache line). The profile is read linearly between
+bin centres (so a one-hour rush-hour peak is not flattened into hourly steps); each bin learns a
+running mean of the targets near it, weighted by the interpolation weight. Bins are used once the two bracketing bins
+hold enough points: hour-of-week when warm, else hour-of-day, else none.
 Bins are keyed on UTC hours: the phase does not matter for learning, only consistency does, so
 no timezone is needed. Learning is a running mean at first, then an EWMA whose memory is
 ``TOD_MEMORY_DAYS`` days (hour-of-day) or ``WEEK_MEMORY_WEEKS`` weeks (hour-of-week) whatever
@@ -66,23 +66,23 @@ def season_bins_ref(ts_ms: int) -> tuple[int, int, int, int, float]:
 
 
 @njit(cache=True)
-def seasonal_value(sea, k, ts_ms, min_count):
+def seasonal_value(sea, k, ts_ms, min_week, min_tod):
     """Learned offset at ``ts_ms`` (interpolated between hour bins), or 0 while the bins are cold.
 
-    Hour-of-week bins are used once both bracketing bins hold ``min_count`` points, else
-    hour-of-day bins under the same condition.
+    Hour-of-week bins are used once both bracketing bins hold ``min_week`` points, else
+    hour-of-day bins once both hold ``min_tod``.
     """
     tod0, tod1, week0, week1, w1 = season_bins(ts_ms)
-    if sea[k, week0 + 1] >= min_count and sea[k, week1 + 1] >= min_count:
+    if sea[k, week0 + 1] >= min_week and sea[k, week1 + 1] >= min_week:
         return (1.0 - w1) * sea[k, week0] + w1 * sea[k, week1]
-    if sea[k, tod0 + 1] >= min_count and sea[k, tod1 + 1] >= min_count:
+    if sea[k, tod0 + 1] >= min_tod and sea[k, tod1 + 1] >= min_tod:
         return (1.0 - w1) * sea[k, tod0] + w1 * sea[k, tod1]
     return 0.0
 
 
-def seasonal_value_ref(row, ts_ms: int, min_count: float) -> float:
+def seasonal_value_ref(row, ts_ms: int, min_week: float, min_tod: float) -> float:
     tod0, tod1, week0, week1, w1 = season_bins_ref(ts_ms)
-    for b0, b1 in ((week0, week1), (tod0, tod1)):
+    for b0, b1, min_count in ((week0, week1, min_week), (tod0, tod1, min_tod)):
         if row[b0 + 1] >= min_count and row[b1 + 1] >= min_count:
             return (1.0 - w1) * row[b0] + w1 * row[b1]
     return 0.0
@@ -107,13 +107,15 @@ def _bin_alpha_ref(count: float, w: float, dt_s: float, memory_periods: float) -
 
 @njit(cache=True)
 def _learn_pair(sea, k, b0, b1, w1, target, dt_s, memory):
-    err = target - ((1.0 - w1) * sea[k, b0] + w1 * sea[k, b1])
+    # each bin moves towards the target by its own weight (a kernel-weighted running mean): every
+    # bin stays a convex combination of targets. A joint gradient step on the interpolation error
+    # is unstable here: a fresh bin with a tiny weight would take the whole error each time.
     w0 = 1.0 - w1
     a0 = _bin_alpha(sea[k, b0 + 1], w0, dt_s, memory)
     a1 = _bin_alpha(sea[k, b1 + 1], w1, dt_s, memory)
-    sea[k, b0] += a0 * err
+    sea[k, b0] += a0 * (target - sea[k, b0])
     sea[k, b0 + 1] += w0
-    sea[k, b1] += a1 * err
+    sea[k, b1] += a1 * (target - sea[k, b1])
     sea[k, b1 + 1] += w1
 
 
@@ -128,12 +130,11 @@ def seasonal_learn(sea, k, ts_ms, target, dt_s):
 def seasonal_learn_ref(row, ts_ms: int, target: float, dt_s: float) -> None:
     tod0, tod1, week0, week1, w1 = season_bins_ref(ts_ms)
     for b0, b1, mem in ((tod0, tod1, TOD_MEMORY_DAYS), (week0, week1, WEEK_MEMORY_WEEKS)):
-        err = target - ((1.0 - w1) * row[b0] + w1 * row[b1])
         a0 = _bin_alpha_ref(row[b0 + 1], 1.0 - w1, dt_s, mem)
         a1 = _bin_alpha_ref(row[b1 + 1], w1, dt_s, mem)
-        row[b0] += a0 * err
+        row[b0] += a0 * (target - row[b0])
         row[b0 + 1] += 1.0 - w1
-        row[b1] += a1 * err
+        row[b1] += a1 * (target - row[b1])
         row[b1 + 1] += w1
 
 
@@ -149,7 +150,7 @@ def seasonal_batch(keys, ts_ms, values, min_count, sea, last_ts):
         warm = (sea[k, week0 + 1] >= min_count and sea[k, week1 + 1] >= min_count) or (
             sea[k, tod0 + 1] >= min_count and sea[k, tod1 + 1] >= min_count
         )
-        out[i] = seasonal_value(sea, k, ts_ms[i], min_count) if warm else np.nan
+        out[i] = seasonal_value(sea, k, ts_ms[i], min_count, min_count) if warm else np.nan
         if not math.isfinite(x):
             continue
         dt_s = (ts_ms[i] - last_ts[k]) / 1000.0
@@ -172,7 +173,7 @@ def seasonal_batch_ref(keys, ts_ms, values, min_count):
         warm = (row[week0 + 1] >= min_count and row[week1 + 1] >= min_count) or (
             row[tod0 + 1] >= min_count and row[tod1 + 1] >= min_count
         )
-        out.append(seasonal_value_ref(row, t, min_count) if warm else math.nan)
+        out.append(seasonal_value_ref(row, t, min_count, min_count) if warm else math.nan)
         if not math.isfinite(x):
             continue
         dt = (t - last.get(k, 0)) / 1000.0

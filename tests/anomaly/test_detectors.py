@@ -37,7 +37,7 @@ def test_clean_seasonal_data_has_few_alarms(kind, seed):
         ("speed_kmh", "stuck"),
         ("speed_kmh", "dropout"),
         ("speed_kmh", "accident"),
-        ("speed_kmh", "drift"),
+        ("pressure_kpa", "drift"),
         ("occupancy_pct", "level_shift"),
         ("pm25_ugm3", "pollution_episode"),
         ("pressure_kpa", "burst"),
