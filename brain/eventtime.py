@@ -48,19 +48,22 @@ class EventClock:
         return None if self.max_ts_ms is None else self.max_ts_ms - self.allowed_lateness_ms
 
     def split(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        """(on time, late, too far ahead) against the current watermark."""
+        """(on time, late, too far ahead) against the current watermark.
+
+        "Too far ahead" is judged against the batch's own 99th percentile as well as the stream's
+        newest time, so a replay batch spanning hours is fine while a lone wild clock is not.
+        """
+        if frame.height == 0:
+            return frame, frame.clear(), frame.clear()
         ts = pl.col("ts_ms")
+        low, high = (int(v) for v in frame.select(ts.quantile(0.01, "higher").alias("lo"), ts.quantile(0.99, "lower").alias("hi")).row(0))
         if self.max_ts_ms is None:
-            if frame.height == 0:
-                return frame, frame.clear(), frame.clear()
-            # No history yet: the batch median stands in for "now", so one wild clock can neither
-            # lead the stream nor open windows years in the past.
-            reference = int(frame["ts_ms"].median())
-            ahead = ts > reference + self.max_ahead_ms
-            behind = ts < reference - self.max_ahead_ms
+            # No history yet: one wild clock must neither lead the stream nor open windows years back.
+            ahead = ts > high + self.max_ahead_ms
+            behind = ts < low - self.max_ahead_ms
             return frame.filter(~ahead & ~behind), frame.filter(behind), frame.filter(ahead)
         late = ts < self.watermark_ms
-        ahead = ts > self.max_ts_ms + self.max_ahead_ms
+        ahead = ts > max(self.max_ts_ms, high) + self.max_ahead_ms
         return frame.filter(~late & ~ahead), frame.filter(late), frame.filter(ahead)
 
     def advance(self, *frames: pl.DataFrame) -> None:

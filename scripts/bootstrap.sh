@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv and installs CityBrain into it. Usage: scripts/bootstrap.sh [EXTRAS]  (e.g. "test,sumo")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "CityBrain needs Python >= 3.11 (found $("$PY" --version 2>&1))" >&2
+  exit 2
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+extras=${1:-}
+spec="."
+[ -n "$extras" ] && spec=".[$extras]"
+stamp=".venv/.installed-$(echo "$extras" | tr ',' '-')-$(cat pyproject.toml | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e "$spec"
+  touch "$stamp"
+fi
