@@ -3,7 +3,8 @@
 Pure, vectorised formulas over numpy arrays and polars frames, one module per family, with the
 standards' tables kept as versioned data in ``brain/vitals/tables/``:
 
-* :mod:`brain.vitals.air`: IAQI / AQI after HJ 633-2012 (1 h and 24 h rules, primary pollutant, level, colour).
+* :mod:`brain.vitals.air`: IAQI / AQI after HJ 633-2012 (1 h and 24 h rules, primary pollutant, level, colour),
+  real-time (hourly) and daily reports, daily-report inputs from hourly means.
 * :mod:`brain.vitals.traffic`: TTI, TPI 0-10 and levels, speed bands, congested road-km share.
 * :mod:`brain.vitals.noise`: day/night period, GB 3096-2008 limits, exceedance, night sudden-maximum rule.
 * :mod:`brain.vitals.grid`: grid-case lifecycle metrics (new, backlog, overdue, on-time rate, time to close),

@@ -52,7 +52,8 @@ Output (``dict[str, polars.DataFrame]``):
   incident is placed in its segment's district, or else in the district of the nearest grid cell centre.
 * ``sensor_health``: per ``district, family``: ``registered, fresh, stale, silent, never,
   fresh_share, stale_share, silent_share`` (never-seen counted as silent) ``, reported_share,
-  metadata_complete_share``.
+  metadata_complete_share``. Without a ``sensor_last_seen`` frame the freshness shares are null
+  (unknown); with one, a registered sensor missing from it has never been seen.
 * ``district``: one row per district of the city (also those without data), and ``city``: one
   row for the whole city (``district`` = null, figures computed over all the city's data, not
   averaged over districts). Columns: ``district, name, window_end_ms``; traffic ``tpi, tpi_level,
@@ -397,19 +398,27 @@ def _sensor_status(frames, refs: _Refs, t: int, cfg: VitalsConfig) -> pl.DataFra
     reg = refs.sensors.join(seen, on="sensor_id", how="left")
     interval = np.asarray([cfg.expected_interval_s.get(tp, 3600.0) for tp in reg["type"].to_list()], dtype=np.float64)
     code = sensors.freshness(reg["last_seen_ms"].cast(F64).fill_null(np.nan).to_numpy(), t, interval, cfg.fresh_factor, cfg.silent_factor)
+    if "sensor_last_seen" not in frames:
+        # No last-seen table at all: freshness is unknown (null shares), not "everything silent".
+        code = np.full(len(code), -1, dtype=np.int64)
     return reg.with_columns(pl.Series("freshness", code, dtype=I64))
 
 
 def _sensor_aggs() -> list[pl.Expr]:
     n = pl.len()
     code = pl.col("freshness")
+    known = (code >= 0).sum()
+
+    def share(pred: pl.Expr, name: str) -> pl.Expr:
+        return pl.when(known > 0).then(pred.sum() / known).otherwise(None).alias(name)
+
     return [
         n.cast(I64).alias("registered"),
         *[(code == k).sum().cast(I64).alias(name) for k, name in enumerate(sensors.FRESHNESS_NAMES)],
-        ((code == sensors.FRESH).sum() / n).alias("fresh_share"),
-        ((code == sensors.STALE).sum() / n).alias("stale_share"),
-        (((code == sensors.SILENT) | (code == sensors.NEVER)).sum() / n).alias("silent_share"),
-        ((code != sensors.NEVER).sum() / n).alias("reported_share"),
+        share(code == sensors.FRESH, "fresh_share"),
+        share(code == sensors.STALE, "stale_share"),
+        share((code == sensors.SILENT) | (code == sensors.NEVER), "silent_share"),
+        share((code >= 0) & (code != sensors.NEVER), "reported_share"),
         (pl.col("metadata_complete").sum() / n).alias("metadata_complete_share"),
     ]
 

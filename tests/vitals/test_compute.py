@@ -246,8 +246,13 @@ def test_all_outputs_present_and_empty_input(city):
         assert isinstance(out[name], pl.DataFrame), name
     assert out["district"]["district"].to_list() == ["D1", "D2"]
     assert out["segment_traffic"].height == 0
-    # Nothing has reported: every registered sensor is silent.
-    assert out["city"]["sensors_silent_share"].to_list() == [1.0]
+    # No last-seen table: freshness unknown, so no sensors sub-score (not a city full of silent sensors) ...
+    assert out["city"].select("sensors_fresh_share", "score_sensors").row(0) == (None, None)
+    assert out["city"]["registry_metadata_share"].to_list() == [8 / 9]  # L4 lacks its segment
+    # ... while an empty last-seen table means nobody has reported: all silent.
+    empty_seen = pl.DataFrame(schema={"sensor_id": pl.String, "last_seen_ms": pl.Int64})
+    out = compute_vitals({"sensor_last_seen": empty_seen}, city, T)
+    assert out["city"].select("sensors_silent_share", "registry_reported_share", "score_sensors").row(0) == (1.0, 0.0, 0.0)
 
 
 def test_input_errors(frames, city):
