@@ -166,6 +166,7 @@ class CityPipeline:
         self.window_operators = list(window_operators)
         self._segment_of_sensor = self._sensor_place_index("segment", [s.id for s in city.segments])
         self._segment_ids = [s.id for s in city.segments]
+        self._sensor_ids = np.array(self.registry.ids, dtype=object)
 
     # --- input ------------------------------------------------------------------------------------
     def ingest_jsonl(self, buf: bytes) -> StepResult:
@@ -303,14 +304,17 @@ class CityPipeline:
         return np.array([pos.get(getattr(s, attr) or "", -1) for s in self.city.sensors], dtype=np.int64)
 
     def _sensor_frame(self, win: ClosedWindow | None, start: int, end: int, columns: dict[str, np.ndarray]) -> pl.DataFrame:
-        ids = np.array(self.registry.ids, dtype=object)
         active = win.active() if win is not None else np.zeros(0, dtype=np.int64)
-        data = {"sensor_id": ids[active].tolist(), "window_start_ms": [start] * len(active), "window_end_ms": [end] * len(active)}
-        schema = {"sensor_id": pl.Utf8, "window_start_ms": pl.Int64, "window_end_ms": pl.Int64}
+        n = len(active)
+        data: dict[str, object] = {
+            # from a Python list: ~10x cheaper than Series.gather for a few hundred strings
+            "sensor_id": pl.Series("sensor_id", self._sensor_ids[active].tolist(), dtype=pl.Utf8),
+            "window_start_ms": np.full(n, start, dtype=np.int64),
+            "window_end_ms": np.full(n, end, dtype=np.int64),
+        }
         for name, values in columns.items():
-            data[name] = values[active] if len(active) else []
-            schema[name] = pl.Float64
-        return pl.DataFrame(data, schema=schema).fill_nan(None)
+            data[name] = pl.Series(name, values[active] if n else np.zeros(0), nan_to_null=True)
+        return pl.DataFrame(data)
 
     def _tick_inputs(self, start: int, end: int, wins: dict[str, ClosedWindow | None]) -> dict[str, pl.DataFrame]:
         n = len(self.registry)
