@@ -72,6 +72,11 @@ def distance_to_rings_m(lon: float, lat: float, rings: Sequence[Ring]) -> float:
     return 0.0 if best == math.inf else best
 
 
+def distance_to_line_m(lon: float, lat: float, line: Sequence[Sequence[float]]) -> float:
+    """Distance in metres from the point to a polyline of ``[lon, lat]`` points."""
+    return distance_to_rings_m(lon, lat, [line])
+
+
 def within_m(lon: float, lat: float, rings: Sequence[Ring], tolerance_m: float) -> bool:
     """True when the point is inside the polygon or at most ``tolerance_m`` metres outside it."""
     return point_in_rings(lon, lat, rings) or distance_to_rings_m(lon, lat, rings) <= tolerance_m

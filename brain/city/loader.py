@@ -71,6 +71,13 @@ DISTRICT_TOLERANCE_M = 1_000.0
 #: How far outside its grid-cell polygon a sensor, intersection or hazard source may lie.
 CELL_TOLERANCE_M = 500.0
 
+#: How far from the intersection an approach segment may end.
+APPROACH_TOLERANCE_M = 300.0
+#: How far from its segment's line a traffic sensor may lie.
+SENSOR_SEGMENT_TOLERANCE_M = 500.0
+#: How far from its hazard source a hazard sensor may lie.
+HAZARD_SENSOR_TOLERANCE_M = 2_000.0
+
 #: Unit of a utility sensor -> the :class:`brain.schemas.UtilityReading` field it measures.
 UTILITY_UNIT_FIELD: dict[str, str] = {"kPa": "pressure_kpa", "m3/h": "flow_m3h", "kW": "load_kw"}
 UTILITY_TYPES = frozenset({"utility_power", "utility_water", "utility_gas", "utility_heat"})
@@ -243,6 +250,8 @@ class _Checker:
         self.street_district: dict[str, str] = {}
         self.hazard_unit: dict[str, str] = {}
         self.intersection_by_id: dict[str, Intersection] = {}
+        self.segment_line: dict[str, list[list[float]]] = {}
+        self.hazard_site: dict[str, tuple[float, float]] = {}
 
     def add(self, path: str, message: str, file: str = CITY_FILE) -> None:
         self.problems.append(Problem(file, path, message))
@@ -291,6 +300,9 @@ class _Checker:
         self.street_district = {x.id: x.district for _, x in self.items["streets"]}
         self.hazard_unit = {h.id: h.unit for _, h in self.items["hazards"]}
         self.intersection_by_id = {x.id: x for _, x in self.items["intersections"]}
+        self.segment_line = {x.id: x.line for _, x in self.items["segments"]
+                             if len(x.line) >= 2 and all(len(p) == 2 and self.usable(*p) for p in x.line)}
+        self.hazard_site = {h.id: (h.lon, h.lat) for _, h in self.items["hazards"]}
         for section in SECTIONS:
             check = getattr(self, f"check_{section}")
             for i, obj in self.items[section]:
@@ -337,7 +349,9 @@ class _Checker:
             try:
                 zoneinfo.ZoneInfo(s["timezone"])
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                self.add("timezone", f"unknown IANA time zone '{s['timezone']}'")
+                # Without any time-zone database (slim images, no tzdata) a name cannot be judged.
+                if zoneinfo.available_timezones():
+                    self.add("timezone", f"unknown IANA time zone '{s['timezone']}'")
         if "center" in s and self.coord("center", s["center"], far_check=False):
             self.center = (s["center"][0], s["center"][1])
         w = s.get("health_weights")
@@ -372,6 +386,10 @@ class _Checker:
                                f"(more than {FAR_FROM_CENTER_M / 1000:.0f} km: far outside the city)")
                 ok = False
         return ok
+
+    def usable(self, lon: float, lat: float) -> bool:
+        """A point worth measuring distances from (bad ones are reported where they are)."""
+        return math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90
 
     def ref(self, path: str, value: str, section: str, what: str, owner: str = "") -> bool:
         if value in self.ids[section]:
@@ -454,7 +472,13 @@ class _Checker:
             self.nonneg(f"{pp}.ped_clearance_s", p.ped_clearance_s)
             self.nonneg(f"{pp}.all_red_s", p.all_red_s)
         for j, seg in enumerate(x.approach_segments):
-            self.ref(f"{path}.approach_segments[{j}]", seg, "segments", "segment", x.id)
+            if self.ref(f"{path}.approach_segments[{j}]", seg, "segments", "segment", x.id):
+                line = self.segment_line.get(seg)
+                if line and self.usable(x.lon, x.lat):
+                    d = geo.haversine_m(line[-1][0], line[-1][1], x.lon, x.lat)
+                    if d > APPROACH_TOLERANCE_M:
+                        self.add(f"{path}.approach_segments[{j}]", f"segment '{seg}' ends {d:.0f} m from the intersection "
+                                                                   f"(an approach must end there) ({x.id})")
 
     def check_corridors(self, path: str, c: Corridor) -> None:
         n = len(c.intersections)
@@ -521,7 +545,12 @@ class _Checker:
         if math.isfinite(s.valid_min) and math.isfinite(s.valid_max) and s.valid_min >= s.valid_max:
             self.add(f"{path}.valid_max", f"valid_min {s.valid_min} >= valid_max {s.valid_max} ({s.id})")
         if s.segment is not None:
-            self.ref(f"{path}.segment", s.segment, "segments", "segment", s.id)
+            if self.ref(f"{path}.segment", s.segment, "segments", "segment", s.id):
+                line = self.segment_line.get(s.segment)
+                if line and self.usable(s.lon, s.lat):
+                    d = geo.distance_to_line_m(s.lon, s.lat, line)
+                    if d > SENSOR_SEGMENT_TOLERANCE_M:
+                        self.add(path, f"sensor lies {d:.0f} m from its segment '{s.segment}' ({s.id})")
         elif s.type in SEGMENT_SENSOR_TYPES:
             self.add(f"{path}.segment", f"a {s.type} sensor needs a segment ({s.id})")
         if s.type in UTILITY_TYPES:
@@ -539,6 +568,11 @@ class _Checker:
                 unit = self.hazard_unit.get(s.hazard)
                 if unit is not None and unit != s.unit:
                     self.add(f"{path}.unit", f"unit '{s.unit}' differs from hazard source '{s.hazard}' unit '{unit}' ({s.id})")
+                site = self.hazard_site.get(s.hazard)
+                if site is not None and self.usable(*site) and self.usable(s.lon, s.lat):
+                    d = geo.haversine_m(site[0], site[1], s.lon, s.lat)
+                    if d > HAZARD_SENSOR_TOLERANCE_M:
+                        self.add(path, f"sensor lies {d:.0f} m from its hazard source '{s.hazard}' ({s.id})")
         elif s.type == "hazard":
             self.add(f"{path}.hazard", f"a hazard sensor needs a hazard source ({s.id})")
 

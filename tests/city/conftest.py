@@ -33,17 +33,24 @@ def city_dir(tmp_path: Path, demo_raw):
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir()
-        data, districts, cells = (copy.deepcopy(x) for x in demo_raw)
-        for fn, obj in ((mutate, data), (mutate_districts, districts), (mutate_cells, cells)):
-            if fn is not None:
+        for name, raw, fn, dump in zip(DEMO_FILES, demo_raw, (mutate, mutate_districts, mutate_cells), (_yaml, _json, _json)):
+            if fn is None:  # unedited: the shipped file itself
+                shutil.copyfile(demo_city_path() / name, folder / name)
+            else:
+                obj = copy.deepcopy(raw)
                 fn(obj)
-        (folder / "city.yaml").write_text(yaml.dump(data, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True),
-                                          encoding="utf-8")
-        (folder / "districts.geojson").write_text(json.dumps(districts, ensure_ascii=False), encoding="utf-8")
-        (folder / "cells.geojson").write_text(json.dumps(cells, ensure_ascii=False), encoding="utf-8")
+                (folder / name).write_text(dump(obj), encoding="utf-8")
         return folder
 
     return make
+
+
+def _yaml(obj) -> str:
+    return yaml.dump(obj, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True)
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)
 
 
 def problems_of(folder: Path) -> list[Problem]:

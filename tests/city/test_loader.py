@@ -26,33 +26,35 @@ def test_city_yaml_path_is_accepted(city_dir):
     assert load_city(folder / "city.yaml").name == load_city(folder).name
 
 
-# --- references ----------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("section", "match", "field", "message"),
-    [
-        ("streets", {}, "district", "unknown district 'nowhere'"),
-        ("cells", {}, "district", "unknown district 'nowhere'"),
-        ("cells", {}, "street", "unknown street 'nowhere'"),
-        ("segments", {}, "district", "unknown district 'nowhere'"),
-        ("segments", {}, "cell", "unknown cell 'nowhere'"),
-        ("intersections", {}, "cell", "unknown cell 'nowhere'"),
-        ("hazards", {}, "district", "unknown district 'nowhere'"),
-        ("sensors", {"type": "air"}, "district", "unknown district 'nowhere'"),
-        ("sensors", {"type": "loop"}, "cell", "unknown cell 'nowhere'"),
-        ("sensors", {"type": "probe"}, "segment", "unknown segment 'nowhere'"),
-        ("sensors", {"type": "hazard"}, "hazard", "unknown hazard source 'nowhere'"),
-    ],
-)
-def test_unknown_reference(city_dir, section, match, field, message):
-    box = {}
+REFERENCE_CASES = [
+    # (section, which item, field, message): all applied at once, to different items
+    ("streets", {}, "district", "unknown district 'nowhere'"),
+    ("cells", {}, "district", "unknown district 'nowhere'"),
+    ("cells", {"id": "NH-02"}, "street", "unknown street 'nowhere'"),
+    ("segments", {}, "district", "unknown district 'nowhere'"),
+    ("segments", {"id": "NW-01W"}, "cell", "unknown cell 'nowhere'"),
+    ("intersections", {}, "cell", "unknown cell 'nowhere'"),
+    ("hazards", {}, "district", "unknown district 'nowhere'"),
+    ("sensors", {"type": "air"}, "district", "unknown district 'nowhere'"),
+    ("sensors", {"type": "loop"}, "cell", "unknown cell 'nowhere'"),
+    ("sensors", {"type": "probe"}, "segment", "unknown segment 'nowhere'"),
+    ("sensors", {"type": "hazard"}, "hazard", "unknown hazard source 'nowhere'"),
+]
+
+
+def test_unknown_references(city_dir):
+    where = []
 
     def mutate(d):
-        box["i"] = i = first(d[section], **match)
-        d[section][i][field] = "nowhere"
+        for section, match, field, _ in REFERENCE_CASES:
+            i = first(d[section], **match)
+            d[section][i][field] = "nowhere"
+            where.append(f"{section}[{i}].{field}")
 
     problems = problems_of(city_dir(mutate))
-    p = find(problems, Y, f"{section}[{box['i']}].{field}")
-    assert p.message.startswith(message)
+    assert len(set(where)) == len(REFERENCE_CASES)  # every case edits its own item
+    for path, (_, _, _, message) in zip(where, REFERENCE_CASES):
+        assert find(problems, Y, path).message.startswith(message), path
 
 
 def test_problem_str_names_file_field_and_value(city_dir):
@@ -97,13 +99,16 @@ def test_street_of_another_district(city_dir):
     assert "is in district" in find(problems_of(city_dir(mutate)), Y, "cells[0].street").message
 
 
-@pytest.mark.parametrize("section", ["districts", "streets", "cells", "segments", "intersections", "corridors", "sensors", "hazards"])
-def test_duplicate_ids(city_dir, section):
-    def mutate(d):
-        d[section][1]["id"] = d[section][0]["id"]
+def test_duplicate_ids(city_dir):
+    sections = ["districts", "streets", "cells", "segments", "intersections", "corridors", "sensors", "hazards"]
 
-    p = find(problems_of(city_dir(mutate)), Y, f"{section}[1].id")
-    assert "duplicate id" in p.message
+    def mutate(d):
+        for section in sections:
+            d[section][1]["id"] = d[section][0]["id"]
+
+    problems = problems_of(city_dir(mutate))
+    for section in sections:
+        assert "duplicate id" in find(problems, Y, f"{section}[1].id").message
 
 
 # --- sensors -------------------------------------------------------------------------------------
@@ -114,23 +119,27 @@ def test_unknown_sensor_type(city_dir):
     assert "unknown sensor type 'lidar'" in find(problems_of(city_dir(mutate)), Y, "sensors[7].type").message
 
 
-@pytest.mark.parametrize(("vmin", "vmax"), [(10.0, 10.0), (50.0, 0.0)])
-def test_valid_range_inverted(city_dir, vmin, vmax):
+def test_valid_range_inverted(city_dir):
     def mutate(d):
-        d["sensors"][3].update(valid_min=vmin, valid_max=vmax)
+        d["sensors"][3].update(valid_min=10.0, valid_max=10.0)
+        d["sensors"][4].update(valid_min=50.0, valid_max=0.0)
 
-    assert "valid_min" in find(problems_of(city_dir(mutate)), Y, "sensors[3].valid_max").message
+    problems = problems_of(city_dir(mutate))
+    assert "valid_min 10.0 >= valid_max 10.0" in find(problems, Y, "sensors[3].valid_max").message
+    assert "valid_min 50.0 >= valid_max 0.0" in find(problems, Y, "sensors[4].valid_max").message
 
 
-@pytest.mark.parametrize("stype", ["loop", "video", "radar", "probe"])
-def test_traffic_sensor_without_segment(city_dir, stype):
-    box = {}
+def test_traffic_sensors_without_segment(city_dir):
+    where = {}
 
     def mutate(d):
-        box["i"] = i = first(d["sensors"], type=stype)
-        del d["sensors"][i]["segment"]
+        for stype in ("loop", "video", "radar", "probe"):
+            where[stype] = i = first(d["sensors"], type=stype)
+            del d["sensors"][i]["segment"]
 
-    assert "needs a segment" in find(problems_of(city_dir(mutate)), Y, f"sensors[{box['i']}].segment").message
+    problems = problems_of(city_dir(mutate))
+    for stype, i in where.items():
+        assert f"a {stype} sensor needs a segment" in find(problems, Y, f"sensors[{i}].segment").message
 
 
 def test_utility_sensor_checks(city_dir):
@@ -193,13 +202,17 @@ def test_point_outside_its_district(city_dir):
     assert "outside its district" in find(problems_of(city_dir(mutate)), Y, f"sensors[{box['i']}]").message
 
 
-# --- segments, intersections, corridors ------------------------------------------------------------
-@pytest.mark.parametrize(("field", "value"), [("length_m", 0.0), ("length_m", -5.0), ("free_flow_kmh", 0.0), ("lanes", 0), ("lanes", -2)])
-def test_segment_physics(city_dir, field, value):
-    def mutate(d):
-        d["segments"][5][field] = value
+SEGMENT_CASES = [("length_m", 0.0), ("length_m", -5.0), ("free_flow_kmh", 0.0), ("lanes", 0), ("lanes", -2)]
 
-    assert "must be > 0" in find(problems_of(city_dir(mutate)), Y, f"segments[5].{field}").message
+
+def test_segment_physics(city_dir):
+    def mutate(d):
+        for k, (field, value) in enumerate(SEGMENT_CASES):
+            d["segments"][5 + k][field] = value
+
+    problems = problems_of(city_dir(mutate))
+    for k, (field, value) in enumerate(SEGMENT_CASES):
+        assert f"must be > 0, got {value}" in find(problems, Y, f"segments[{5 + k}].{field}").message
 
 
 def test_segment_length_disagrees_with_line(city_dir):
@@ -216,12 +229,14 @@ def test_intersection_without_phases(city_dir):
     assert "no phases" in find(problems_of(city_dir(mutate)), Y, "intersections[0].phases").message
 
 
-@pytest.mark.parametrize("value", [0.0, -3.0])
-def test_min_green_not_positive(city_dir, value):
+def test_min_green_not_positive(city_dir):
     def mutate(d):
-        d["intersections"][1]["phases"][1]["min_green_s"] = value
+        d["intersections"][1]["phases"][1]["min_green_s"] = 0.0
+        d["intersections"][2]["phases"][0]["min_green_s"] = -3.0
 
-    assert "must be > 0" in find(problems_of(city_dir(mutate)), Y, "intersections[1].phases[1].min_green_s").message
+    problems = problems_of(city_dir(mutate))
+    assert "must be > 0, got 0.0" in find(problems, Y, "intersections[1].phases[1].min_green_s").message
+    assert "must be > 0, got -3.0" in find(problems, Y, "intersections[2].phases[0].min_green_s").message
 
 
 def test_corridor_intersection_needs_one_coordinated_phase(city_dir):
@@ -263,30 +278,37 @@ def test_corridor_positions_disagree_with_coordinates(city_dir):
     assert "disagrees with their coordinates" in find(problems_of(city_dir(mutate)), Y, "corridors[0].positions_m[1]").message
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [
-        ("speed_out_kmh", 0.0, "must be > 0"),
-        ("speed_in_kmh", -40.0, "must be > 0"),
-        ("cycle_min_s", 0.0, "must be > 0"),
-        ("cycle_max_s", 50.0, "< cycle_min_s"),
-        ("cycle_max_s", 600.0, "implausible"),
-    ],
-)
-def test_corridor_speeds_and_cycle(city_dir, field, value, message):
+def test_corridor_speeds_and_cycle(city_dir):
     def mutate(d):
-        d["corridors"][1][field] = value
+        d["corridors"][0].update(speed_out_kmh=0.0, cycle_min_s=0.0)
+        d["corridors"][1].update(speed_in_kmh=-40.0, cycle_max_s=50.0)
 
-    assert message in find(problems_of(city_dir(mutate)), Y, f"corridors[1].{field}").message
+    problems = problems_of(city_dir(mutate))
+    assert "must be > 0" in find(problems, Y, "corridors[0].speed_out_kmh").message
+    assert "must be > 0" in find(problems, Y, "corridors[0].cycle_min_s").message
+    assert "must be > 0" in find(problems, Y, "corridors[1].speed_in_kmh").message
+    assert "< cycle_min_s" in find(problems, Y, "corridors[1].cycle_max_s").message
 
 
-# --- districts and city fields -----------------------------------------------------------------------
-@pytest.mark.parametrize(("code", "message"), [("33990", "not 6 digits"), ("3399O5", "not 6 digits"), ("110105", "not a district code under")])
-def test_district_admin_code(city_dir, code, message):
+def test_corridor_cycle_implausible(city_dir):
     def mutate(d):
-        d["districts"][2]["admin_code"] = code
+        d["corridors"][1]["cycle_max_s"] = 600.0
 
-    assert message in find(problems_of(city_dir(mutate)), Y, "districts[2].admin_code").message
+    assert "implausible" in find(problems_of(city_dir(mutate)), Y, "corridors[1].cycle_max_s").message
+
+
+ADMIN_CODE_CASES = [("33990", "not 6 digits"), ("3399O5", "not 6 digits"), ("110105", "not a district code under"),
+                    ("339900", "not a district code under")]
+
+
+def test_district_admin_code(city_dir):
+    def mutate(d):
+        for k, (code, _) in enumerate(ADMIN_CODE_CASES):
+            d["districts"][k]["admin_code"] = code
+
+    problems = problems_of(city_dir(mutate))
+    for k, (_, message) in enumerate(ADMIN_CODE_CASES):
+        assert message in find(problems, Y, f"districts[{k}].admin_code").message
 
 
 def test_city_fields(city_dir):
@@ -452,3 +474,27 @@ def test_city_from_data_without_geojson(demo_raw):
     with pytest.raises(CityError) as info:
         city_from_data(broken)
     assert [str(p) for p in info.value.problems] == ["city.yaml: timezone: unknown IANA time zone 'Nowhere/Land'"]
+
+
+def test_things_far_from_what_they_belong_to(city_dir):
+    box = {}
+
+    def mutate(d):
+        # a loop detector pointed at a segment on the other side of the city
+        box["loop"] = i = first(d["sensors"], type="loop")
+        s = d["sensors"][i]
+        far = max(d["segments"], key=lambda g: abs(g["line"][0][0] - s["lon"]) + abs(g["line"][0][1] - s["lat"]))
+        s["segment"] = far["id"]
+        # an approach segment that does not end at its intersection
+        x = d["intersections"][0]
+        box["approach"] = next(g["id"] for g in d["segments"] if abs(g["line"][-1][0] - x["lon"]) > 0.02)
+        x["approach_segments"][0] = box["approach"]
+        # a hazard sensor named after a hazard source across the city
+        box["hz"] = j = first(d["sensors"], type="hazard", hazard="HZ3")
+        d["sensors"][j]["hazard"] = "HZ4"
+        d["sensors"][j]["unit"] = next(h["unit"] for h in d["hazards"] if h["id"] == "HZ4")
+
+    problems = problems_of(city_dir(mutate))
+    assert "m from its segment" in find(problems, Y, f"sensors[{box['loop']}]").message
+    assert f"segment '{box['approach']}' ends" in find(problems, Y, "intersections[0].approach_segments[0]").message
+    assert "m from its hazard source 'HZ4'" in find(problems, Y, f"sensors[{box['hz']}]").message
