@@ -73,9 +73,9 @@ class Effects:
         """Additive concentration per field per row (fields absent = no change)."""
         return {}
 
-    def utility(self, sensor: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
-        """Multiplicative factor on the reported value per row."""
-        return np.ones(len(sensor))
+    def utility(self, sensor: np.ndarray, ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(factor on the value, extra in units of the sensor's nominal) per row."""
+        return np.ones(len(sensor)), np.zeros(len(sensor))
 
 
 def clip_to_valid(values: np.ndarray, sensors_min: np.ndarray, sensors_max: np.ndarray) -> np.ndarray:

@@ -107,7 +107,8 @@ class LifelineGen:
             level = np.where(typ == "utility_heat", 1.0 + 0.01 * sm, level)
             level = np.where(typ == "utility_power", pdem / 0.95 * np.exp(0.04 * sm), level)
             noise = np.where(pressure, 0.004, 0.015) * hash_normal(seed, fam + 1, idx, ts)
-            value = self.util_nominal[idx] * level * (1.0 + noise) * fx.utility(idx, ts)
+            factor, extra = fx.utility(idx, ts)
+            value = self.util_nominal[idx] * (level * (1.0 + noise) * factor + extra)
             value = clip_to_valid(value, self.util_min[idx], self.util_max[idx])
             cols = {}
             for j, name in enumerate(UTILITY_FIELDS):

@@ -374,12 +374,14 @@ class ScenarioEngine(Effects):
                 add[f] = add.get(f, 0.0) + peak * r
         return add
 
-    def utility(self, sensor: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
-        fac = np.ones(len(sensor))
+    def utility(self, sensor: np.ndarray, ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fac, extra = np.ones(len(sensor)), np.zeros(len(sensor))
         for act in self._overlapping(ts_ms, "water_main_burst"):
             r = ramp(ts_ms, act.start_ms, act.end_ms, rise=0.03, fall=0.2)
-            fac *= np.where(np.isin(sensor, act.util_down), 1.0 - 0.55 * r, np.where(np.isin(sensor, act.util_up), 1.0 + 1.3 * r, 1.0))
-        return fac
+            fac *= np.where(np.isin(sensor, act.util_down), 1.0 - 0.55 * r, 1.0)
+            # The leak adds flow on top of demand: +1.6x nominal, so it stands out at night too.
+            extra += np.where(np.isin(sensor, act.util_up), 1.6 * r, 0.0)
+        return fac, extra
 
     def apply_faults(self, rows: dict[str, Rows], a_ms: int, b_ms: int) -> None:
         for act in self.faults:

@@ -1,10 +1,12 @@
 """Determinism, JSONL encoding, bad-input injection and replay round trips."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pickle
 import subprocess
 import sys
+from zoneinfo import ZoneInfo
 
 import msgspec
 import polars as pl
@@ -22,9 +24,9 @@ def _jsonl(sim, hours, batch_s=None):
 
 
 def test_same_seed_same_bytes_different_seed_differs(toy):
-    a = _jsonl(Simulator(toy, seed=7), 6)
-    b = _jsonl(Simulator(toy, seed=7), 6)
-    c = _jsonl(Simulator(toy, seed=8), 6)
+    a = _jsonl(Simulator(toy, seed=7), 6, batch_s=3600)
+    b = _jsonl(Simulator(toy, seed=7), 6, batch_s=3600)
+    c = _jsonl(Simulator(toy, seed=8), 6, batch_s=3600)
     assert a == b and len(a) > 100_000
     assert a != c
 
@@ -35,11 +37,11 @@ def test_batching_does_not_change_the_records(toy):
     frames_step = per_step.run(0)  # nothing yet
     assert frames_step == {}
     step_frames: dict[str, list] = {}
-    for b in per_step.batches(per_step.start_ms + 5 * HOUR_MS):
+    for b in per_step.batches(per_step.start_ms + 3 * HOUR_MS):
         for k, df in b.frames.items():
             step_frames.setdefault(k, []).append(df)
     big_frames: dict[str, list] = {}
-    for b in hourly.batches(hourly.start_ms + 5 * HOUR_MS, batch_s=7200):
+    for b in hourly.batches(hourly.start_ms + 3 * HOUR_MS, batch_s=7200):
         for k, df in b.frames.items():
             big_frames.setdefault(k, []).append(df)
     assert set(step_frames) == set(big_frames)
@@ -187,32 +189,58 @@ def _cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "citybrain", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-def test_cli_simulate_one_hour_then_replay(tmp_path, demo, fmt):
-    out = tmp_path / "day"
-    r = _cli("simulate", "--out", str(out), "--hours", "1", "--start", "2026-06-01T10:00", "--seed", "3",
-             "--format", fmt, "--quiet", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "events/s" in r.stdout and "traffic" in r.stdout
+def _check_output(out, demo, fmt):
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == fmt and manifest["events"] > 10_000
+    assert manifest["format"] == fmt and manifest["events"] > 5_000
     truth = json.loads((out / "ground_truth.json").read_text())
     assert isinstance(truth, list)
     # What the CLI wrote equals the library's output for the same arguments, record for record.
     sim = Simulator(demo, seed=3, start_ms=manifest["start_ms"])
-    expect = sim.run(1)
+    expect = sim.run(manifest["end_ms"] / HOUR_MS - manifest["start_ms"] / HOUR_MS)
     replayed = sorted(b"".join(ReplaySource(out).iter_jsonl()).splitlines())
     assert replayed == _records(expect)
     assert manifest["events_per_kind"] == {k: df.height for k, df in expect.items()}
     assert [t["scenario_id"] for t in truth] == sim.ground_truth["scenario_id"].to_list()
+    return truth
 
 
-def test_cli_bad_arguments_are_user_errors(tmp_path):
-    r = _cli("simulate", "--out", str(tmp_path / "o"), "--hours", "-1", cwd=tmp_path)
-    assert r.returncode == 2 and "--hours" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("simulate", "--out", str(tmp_path / "o"), "--hours", "1", "--start", "yesterday", cwd=tmp_path)
-    assert r.returncode == 2 and "--start" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("simulate", "--out", str(tmp_path / "o"), "--hours", "1", "--city", str(tmp_path / "nowhere"), cwd=tmp_path)
-    assert r.returncode == 2 and "cannot load city" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("simulate", "--out", str(tmp_path / "o"), "--hours", "1", "--format", "csv", "--bad-fraction", "0.1", cwd=tmp_path)
-    assert r.returncode == 2 and "jsonl" in r.stderr
+def test_cli_simulate_one_hour_in_a_subprocess(tmp_path, demo):
+    # Start at the hour of the day's first default scenario so the ground truth has something in it.
+    probe = Simulator(demo, seed=3)
+    probe._schedule(probe.start_ms, probe.start_ms + 1)
+    first_ms = min(t.start_ms for t in probe.engine.truths())
+    start = dt.datetime.fromtimestamp(first_ms // HOUR_MS * 3600, ZoneInfo(demo.timezone)).replace(tzinfo=None)
+    out = tmp_path / "day"
+    r = _cli("simulate", "--out", str(out), "--hours", "1", "--start", start.isoformat(), "--seed", "3",
+             "--format", "jsonl", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "events/s" in r.stdout and "traffic" in r.stdout
+    truth = _check_output(out, demo, "jsonl")
+    assert truth and truth[0]["start_ms"] == first_ms
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_cli_simulate_columnar_formats(tmp_path, demo, fmt, capsys):
+    from citybrain.cli import main
+
+    out = tmp_path / fmt
+    assert main(["simulate", "--out", str(out), "--hours", "0.5", "--start", "2026-06-01T08:00+08:00", "--seed", "3",
+                 "--format", fmt, "--quiet"]) == 0
+    assert "events/s" in capsys.readouterr().out
+    assert (out / f"traffic.{fmt}").exists() and not (out / "events.jsonl").exists()
+    _check_output(out, demo, fmt)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hours", "-1"], "--hours"),
+    (["--hours", "1", "--start", "yesterday"], "--start"),
+    (["--hours", "1", "--city", "/nonexistent/city"], "cannot load city"),
+    (["--hours", "1", "--format", "csv", "--bad-fraction", "0.1"], "jsonl"),
+    (["--hours", "1", "--step-s", "0"], "step_s"),
+])
+def test_cli_bad_arguments_are_user_errors(tmp_path, capsys, args, message):
+    from citybrain.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
