@@ -265,9 +265,11 @@ def _segment_traffic(frames, refs: _Refs, t: int, cfg: VitalsConfig) -> pl.DataF
     prb = _latest(_conform(frames, "probe"), "segment_id", t, cfg.traffic_max_age_s)
     det = det.select("segment_id", pl.col("window_end_ms").alias("det_end_ms"), "volume_veh", "occupancy_pct",
                      pl.when(pl.col("volume_veh") > 0).then(pl.col("speed_kmh")).otherwise(None).alias("det_speed_kmh"))
-    prb = prb.select("segment_id", pl.col("window_end_ms").alias("probe_end_ms"), pl.col("travel_time_s").alias("probe_tt_s"))
+    # A zero probe time is no measurement (a vehicle cannot cross a segment in no time).
+    prb = prb.select("segment_id", pl.col("window_end_ms").alias("probe_end_ms"),
+                     pl.when(pl.col("travel_time_s") > 0).then(pl.col("travel_time_s")).otherwise(None).alias("probe_tt_s"))
     seg = det.join(prb, on="segment_id", how="full", coalesce=True).join(refs.segments, on="segment_id", how="inner")
-    probe_speed = pl.when(pl.col("probe_tt_s") > 0).then(pl.col("length_km") / (pl.col("probe_tt_s") / 3600.0)).otherwise(None)
+    probe_speed = pl.col("length_km") / (pl.col("probe_tt_s") / 3600.0)
     seg = seg.with_columns(
         pl.max_horizontal("det_end_ms", "probe_end_ms").alias("window_end_ms"),
         pl.coalesce(probe_speed, pl.col("det_speed_kmh")).alias("speed_kmh"),

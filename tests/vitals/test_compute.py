@@ -284,3 +284,13 @@ def test_datetime_columns_are_read_as_epoch_ms(frames, city):
     a = compute_vitals({"traffic": frames["traffic"]}, city, T)["segment_traffic"]
     b = compute_vitals({"traffic": as_dt}, city, T)["segment_traffic"]
     assert b.height == 2 and a.equals(b)
+
+
+def test_zero_probe_time_and_empty_detector_window_are_no_measurement(city):
+    # S2 probe time 0 and S1 detector window with no vehicle (speed 0 reported): neither gives a TTI.
+    probe = pl.DataFrame({"segment_id": ["S2"], "window_start_ms": [T - 5 * M], "window_end_ms": [T], "travel_time_s": [0.0], "n_readings": [1]})
+    traffic = pl.DataFrame({"segment_id": ["S1"], "window_start_ms": [T - 5 * M], "window_end_ms": [T], "volume_veh": [0.0],
+                            "speed_kmh": [0.0], "occupancy_pct": [0.0], "n_readings": [5]})
+    seg = _by(compute_vitals({"probe": probe, "traffic": traffic}, city, T)["segment_traffic"], "segment_id")
+    assert seg["S1"]["tti"] is None and seg["S1"]["vkm"] == 0.0
+    assert seg["S2"]["tti"] is None and seg["S2"]["speed_kmh"] is None
