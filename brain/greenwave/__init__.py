@@ -11,7 +11,10 @@ Example:
 from brain.greenwave.model import CorridorSpec, IntersectionSpec, PhaseSpec, corridor_from_city
 from brain.greenwave.optimizer import optimize_corridor
 from brain.greenwave.plan import IntersectionTiming, PhaseTiming, Plan, to_ntcip
+from brain.greenwave.priority import BusPriority, EmergencyPriority, PriorityRequest
+from brain.greenwave.replanner import CorridorReplanner
 from brain.greenwave.safety import UnsafePlanError, assert_safe, check_plan
+from brain.greenwave.transition import Transition, check_transition, plan_transition
 
 __all__ = [
     "CorridorSpec",
@@ -26,4 +29,11 @@ __all__ = [
     "check_plan",
     "assert_safe",
     "UnsafePlanError",
+    "CorridorReplanner",
+    "plan_transition",
+    "check_transition",
+    "Transition",
+    "EmergencyPriority",
+    "BusPriority",
+    "PriorityRequest",
 ]

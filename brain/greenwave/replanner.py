@@ -57,7 +57,18 @@ from brain.greenwave.webster import flow_ratios
 
 
 class CorridorReplanner:
-    """Re-plans one corridor on material flow shifts (see the module docstring for the interface)."""
+    """Re-plans one corridor on material flow shifts (hysteresis; details in the module docstring).
+
+    Parameters: ``spec`` (the corridor), ``threshold`` (relative flow change that triggers a
+    re-plan, default 0.15), ``min_hold_ms`` (a plan stays in force at least this long, default
+    15 min), ``smoothing`` (EWMA weight of the newest window, default 0.5), ``min_change_s``
+    (smaller plan changes are not worth publishing), ``lead_ms`` (valid-from = window end + lead).
+
+    ``update(window_end_ms, phase_flows_vph, volume_out_vph=None, volume_in_vph=None)`` returns
+    a new safety-checked :class:`Plan` or ``None``. ``phase_flows_vph``: ``{intersection_id:
+    [veh/h per phase]}`` or an ``(n_intersections, max_phases)`` array, NaN = not measured.
+    ``plan`` is the plan in force, ``history`` the recent ones. Pure: no I/O, no clock.
+    """
 
     def __init__(self, spec: CorridorSpec, threshold: float = 0.15, min_hold_ms: int = 900_000,
                  smoothing: float = 0.5, min_change_s: float = 1.0, lead_ms: int = 0, keep_history: int = 20):
