@@ -3,12 +3,14 @@
 * :func:`default_detector` — a fresh univariate detector for any metric series
   (``score_one(timestamp, value) -> float in [0, 1]``, learns as it scores).
 * :class:`BatchDetector` — the same model over many keys per call, for the streaming path.
+* :class:`KeyedDetector` — the same over polars frames with named keys: the anomaly stream.
 * :func:`warm_up` — compile every kernel at start-up; returns the seconds it took.
 * :class:`OnnxModel` / :func:`load_model` — learned models (``models/``) scored with onnxruntime.
 """
 from brain.anomaly.streaming import BatchDetector, SeasonalDetector, default_detector, warm_up
 
 __all__ = ["BatchDetector", "SeasonalDetector", "default_detector", "warm_up"]
+from brain.anomaly.keyed import KeyedDetector
 from brain.anomaly.onnx_scorer import ModelError, OnnxModel, available_models, load_model, load_models
 
-__all__ += ["ModelError", "OnnxModel", "available_models", "load_model", "load_models"]
+__all__ += ["KeyedDetector", "ModelError", "OnnxModel", "available_models", "load_model", "load_models"]

@@ -15,6 +15,7 @@ MODULES = [
     "brain.kernels.detector",
     "brain.anomaly.streaming",
     "brain.anomaly.onnx_scorer",
+    "brain.anomaly.keyed",
     "models.train",
     "models.simhistory",
 ]
