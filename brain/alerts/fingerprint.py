@@ -18,24 +18,24 @@ from __future__ import annotations
 
 import hashlib
 
+import msgspec
+
 from brain.alerts.model import Candidate
 
 #: Labels that describe rather than identify an alert (they may change while it stays the same alert).
 NON_IDENTIFYING = frozenset({"severity", "summary", "sources"})
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def fingerprint(rule_id: str, labels: dict[str, str]) -> str:
-    """16 hex digits of blake2b over the rule id and the identifying labels, sorted by name."""
-    h = hashlib.blake2b(digest_size=8)
-    h.update(rule_id.encode())
-    for name in sorted(labels):
-        if name in NON_IDENTIFYING:
-            continue
-        h.update(b"\x00")
-        h.update(name.encode())
-        h.update(b"\x01")
-        h.update(str(labels[name]).encode())
-    return h.hexdigest()
+    """16 hex digits of blake2b over the rule id and the identifying labels, sorted by name.
+
+    The labels are hashed as their JSON encoding (one C call, and unambiguous whatever the values hold).
+    """
+    items = sorted((k, str(v)) for k, v in labels.items() if k not in NON_IDENTIFYING)
+    return hashlib.blake2b(_encode((rule_id, items)), digest_size=8).hexdigest()
 
 
 def dedup(candidates: list[Candidate]) -> list[Candidate]:

@@ -62,9 +62,11 @@ def notifiable(a: Alert) -> bool:
     return a.active and not a.silenced_by and not a.inhibited_by
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def group_hash(sub_id: str, labels: dict[str, str]) -> str:
-    text = sub_id + "\x00" + "\x00".join(f"{k}={labels[k]}" for k in sorted(labels))
-    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+    return hashlib.blake2b(_encode((sub_id, sorted(labels.items()))), digest_size=6).hexdigest()
 
 
 class Grouper:
@@ -72,30 +74,61 @@ class Grouper:
 
     def __init__(self, router: Router | None = None):
         self.router = router or Router()
+        # fingerprint -> (routing signature, [(subscription id, group key, group labels)]): an alert's
+        # routes change only when its severity, tier, location or the subscriptions do, so they are
+        # recomputed then, not every window for every (alert, subscription) pair
+        self._routes: dict[str, tuple[tuple, list[tuple[str, str, dict[str, str]]]]] = {}
+        self._subs_sig: tuple = ()
+        self._sig_labels: tuple = ()
+
+    def _routes_of(self, a: Alert, subscriptions: list[Subscription]) -> list[tuple[str, str, dict[str, str]]]:
+        lab = a.labels
+        sig = (a.severity, a.tier, a.lon, a.lat, *[lab.get(k) for k in self._sig_labels])
+        hit = self._routes.get(a.fingerprint)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        routes = []
+        for sub in subscriptions:
+            if self.router.matches(sub, a):
+                gl = {k: lab.get(k, "") for k in sub.group_by}
+                routes.append((sub.id, group_hash(sub.id, gl), gl))
+        self._routes[a.fingerprint] = (sig, routes)
+        return routes
 
     def step(self, alerts: dict[str, Alert], subscriptions: list[Subscription], groups: dict[str, GroupState],
              subs_state: dict[str, SubscriptionState], now_ms: int) -> list[Notification]:
-        live = [a for a in alerts.values() if notifiable(a)]
+        subs_sig = tuple(id(s) for s in subscriptions)
+        if subs_sig != self._subs_sig:
+            self._routes, self._subs_sig = {}, subs_sig
+            # rule and kind are part of the fingerprint, so only these labels can change an alert's routes
+            self._sig_labels = tuple(sorted({"category", "district", "street", "cell"}
+                                            | {k for s in subscriptions for k in s.group_by}))
+        if len(self._routes) > 2 * len(alerts) + 1000:
+            self._routes = {fp: r for fp, r in self._routes.items() if fp in alerts}
         out: list[Notification] = []
         sub_ids = {s.id for s in subscriptions}
         for gid in [g for g, st in groups.items() if st.subscription_id not in sub_ids]:
             del groups[gid]  # the subscription was removed
+        members_of: dict[str, dict[str, dict[str, Alert]]] = {s.id: {} for s in subscriptions}
+        labels_of: dict[tuple[str, str], dict[str, str]] = {}
+        for a in alerts.values():
+            if not notifiable(a):
+                continue
+            for sid, gk, gl in self._routes_of(a, subscriptions):
+                members_of[sid].setdefault(gk, {})[a.fingerprint] = a
+                labels_of[(sid, gk)] = gl
+        groups_of: dict[str, dict[str, str]] = {s.id: {} for s in subscriptions}
+        for gid, st in groups.items():
+            groups_of[st.subscription_id][st.group_key] = gid
         for sub in subscriptions:
-            members: dict[str, dict[str, Alert]] = {}
-            labels_of: dict[str, dict[str, str]] = {}
-            for a in live:
-                if self.router.matches(sub, a):
-                    gl = {k: a.labels.get(k, "") for k in sub.group_by}
-                    gk = group_hash(sub.id, gl)
-                    members.setdefault(gk, {})[a.fingerprint] = a
-                    labels_of[gk] = gl
-            sub_groups = {st.group_key: gid for gid, st in groups.items() if st.subscription_id == sub.id}
+            members = members_of[sub.id]
+            sub_groups = groups_of[sub.id]
             for gk in set(members) | set(sub_groups):
                 gid = sub_groups.get(gk) or f"{sub.id}|{gk}"
                 st = groups.get(gid)
                 firing = members.get(gk, {})
                 if st is None:
-                    st = groups[gid] = GroupState(subscription_id=sub.id, group_key=gk, labels=labels_of[gk],
+                    st = groups[gid] = GroupState(subscription_id=sub.id, group_key=gk, labels=labels_of[(sub.id, gk)],
                                                   created_ms=now_ms)
                 n = self._flush(sub, st, firing, alerts, now_ms)
                 if n is not None:
@@ -118,7 +151,7 @@ class Grouper:
         elif new or resolved:
             if now_ms - st.last_sent_ms < sub._group_interval_ms:
                 return None
-            reason = "escalation" if any(_escalated(firing[fp]) for fp in new) else "alert"
+            reason = "escalation" if any(_escalated(firing[fp]) for fp in new) else "update"
         elif firing and now_ms - st.last_sent_ms >= sub._repeat_interval_ms:
             reason = "repeat"
         else:

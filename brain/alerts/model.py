@@ -201,13 +201,18 @@ class Transition(msgspec.Struct, kw_only=True):
 
 
 class Notification(msgspec.Struct, kw_only=True):
-    """One message for one subscription; ``key`` is its idempotency key (stable across restarts)."""
+    """One message for one subscription; ``key`` is its idempotency key (stable across restarts).
+
+    ``reason``: ``alert`` (a group's first notification: actionable), ``update`` (new or resolved
+    alerts in a group already notified), ``escalation`` (reached this subscriber's tier unacknowledged),
+    ``repeat`` (still firing after ``repeat_interval``), ``digest`` (periodic summary).
+    """
 
     key: str
     subscription_id: str
     group_key: str
     status: Literal["firing", "resolved"]
-    reason: Literal["alert", "escalation", "repeat", "digest"]
+    reason: Literal["alert", "update", "escalation", "repeat", "digest"]
     ts_ms: int
     alerts: list[Alert]
     group_labels: dict[str, str] = {}

@@ -53,6 +53,7 @@ import numpy as np
 import polars as pl
 import yaml
 
+from brain.alerts.enrich import Enricher
 from brain.alerts.inhibition import InhibitRule
 from brain.alerts.model import Candidate, parse_duration_ms, parse_severity
 
@@ -62,6 +63,9 @@ Duration = Union[str, int, float]
 
 class RuleError(ValueError):
     """A rule pack that cannot be used; the message names the file and the rule."""
+
+
+_LOCATION_COLS = ("lon", "lat", "sensor_id", "segment_id", "cell_id", "cell", "district", "street")
 
 
 class _Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind", dict=True):
@@ -81,11 +85,15 @@ class _Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field=
         if not self.id or not all(ch.isalnum() or ch in "_-." for ch in self.id):
             raise ValueError(f"rule id must be letters, digits, '_', '-' or '.', got {self.id!r}")
         self._level = parse_severity(self.severity)
+        self._kind = type(self).__struct_config__.tag  # type: ignore[attr-defined]
         self._for_ms = parse_duration_ms(self.for_)
         self._keep_ms = parse_duration_ms(self.keep_firing_for)
-        for name in _template_fields(self.summary):
+        names = _template_fields(self.summary)
+        for name in names:
             if not name.isidentifier():
                 raise ValueError(f"summary placeholder {{{name}}} must be a column name")
+        # the only row columns a candidate needs (so wide tables are not turned into wide dicts)
+        self._row_cols = {*names, *self.labels_from, *self.evidence, *_LOCATION_COLS, self.severity_from or ""}
 
     @property
     def kind(self) -> str:
@@ -407,6 +415,13 @@ class _Fmt(string.Formatter):
 _FMT = _Fmt()
 
 
+class _Fields(dict):
+    """Row fields for ``str.format_map``; an unknown placeholder stays visible as ``{name}``."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 def _template_fields(text: str) -> list[str]:
     try:
         return [f for _, f, _, _ in string.Formatter().parse(text) if f]
@@ -474,6 +489,7 @@ class RuleEngine:
 
     def __init__(self, packs: list[RulePack] | tuple = (), city=None):
         self.locator = Locator(city)
+        self.enricher = Enricher(city)
         self.errors: dict[str, str] = {}
         self._memory: dict[str, tuple[str, dict]] = {}
         self.reload(list(packs))
@@ -498,6 +514,7 @@ class RuleEngine:
         return self._memory[rule.id][1]
 
     def evaluate(self, tables: dict[str, pl.DataFrame], now_ms: int) -> list[Candidate]:
+        tables = self.enricher.apply(tables)
         out: list[Candidate] = []
         by_rule: dict[str, list[Candidate]] = {}
         for rule in self.rules:
@@ -534,7 +551,8 @@ class RuleEngine:
         v = rule._value
         trig = _compare(v, rule.op, rule.threshold)
         hold = _compare(v, rule.op, rule.clear) if rule.clear is not None else trig
-        rows = df.with_columns(__value=v, __trigger=trig.fill_null(False)).filter(hold.fill_null(False) | pl.col("__trigger"))
+        rows = df.select(*[c for c in df.columns if c in rule._row_cols], __value=v, __trigger=trig.fill_null(False),
+                         __hold=hold.fill_null(False)).filter(pl.col("__hold") | pl.col("__trigger"))
         return [self._candidate(rule, r, r["__value"], now_ms, trigger=r["__trigger"], threshold=rule.threshold)
                 for r in rows.iter_rows(named=True)]
 
@@ -681,11 +699,17 @@ class RuleEngine:
                 evidence[col] = v if isinstance(v, str) else round(_num(v), 4)
         if extra:
             evidence.update({k: (v if isinstance(v, str) else round(_num(v), 4)) for k, v in extra.items()})
-        fields = {k: v for k, v in row.items() if not k.startswith("__")}
+        fields = _Fields(row)
         fields.update(labels)
         fields.update(value=val, threshold=threshold)
-        summary = _FMT.format(rule.summary, **fields) if rule.summary else f"{rule.id}: {val:g}"
-        return Candidate(rule_id=rule.id, kind=rule.kind, severity=level, labels=labels, value=val, ts_ms=now_ms,
+        if rule.summary:
+            try:  # str.format_map is C; the forgiving Formatter only for odd rows (None with a format spec…)
+                summary = rule.summary.format_map(fields)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                summary = _FMT.format(rule.summary, **fields)
+        else:
+            summary = f"{rule.id}: {val:g}"
+        return Candidate(rule_id=rule.id, kind=rule._kind, severity=level, labels=labels, value=val, ts_ms=now_ms,
                          trigger=bool(trigger), summary=summary, evidence=evidence, for_ms=rule._for_ms,
                          keep_firing_for_ms=rule._keep_ms, lon=lon, lat=lat)
 

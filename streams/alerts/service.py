@@ -44,6 +44,20 @@ from streams.redis_server import EmbeddedRedis, resolve_redis_url
 log = logging.getLogger("citybrain.alerts")
 
 
+def window_tables(window) -> dict[str, pl.DataFrame]:
+    """The tables rules see for one driver window: its vital signs plus the anomaly scores and the
+    per-window ``incidents``, ``cases``, ``outages`` and ``sensor_last_seen`` frames when present."""
+    tables = dict(getattr(window, "vitals", None) or {})
+    anomaly = getattr(window, "anomaly", None)
+    if isinstance(anomaly, pl.DataFrame):
+        tables["anomaly"] = anomaly
+    inputs = getattr(window, "inputs", None) or {}
+    for name in ("incidents", "cases", "outages", "sensor_last_seen", "anomaly"):
+        if name in inputs and name not in tables:
+            tables[name] = inputs[name]
+    return tables
+
+
 def _local_hhmm(ts_ms: int, tz) -> str:
     from datetime import datetime, timezone
 
@@ -174,28 +188,21 @@ class AlertService:
                 log.debug("window already processed", extra={"fields": {"window_ms": now_ms_}})
                 return []
             await self._maybe_reload_rules()
-            await self._sync_subscriptions()
-            await self._apply_commands(now_ms_)
+            version, silences, acks = await self.store.window_inputs()
+            if version != self._subs_version:
+                await self._sync_subscriptions()
+            self._apply(silences, acks, now_ms_)
             cands = self.engine.evaluate(tables, now_ms_)
             self.rule_errors = dict(self.engine.errors)
             notes = self.pipeline.process(cands, now_ms_)
-            await self.store.persist(self.pipeline.state, notes, window_ms=now_ms_)
-            await self.store.write_feed(self.feed())
+            await self.store.persist(self.pipeline.state, notes, window_ms=now_ms_, feed=self.feed())
             self.last_window_ms = now_ms_
             return notes
 
     async def on_window_result(self, window) -> list[Notification]:
         """Driver window handler: ``window.vitals`` plus, when present, the ``anomaly`` scores and the
-        per-window ``incidents`` / ``sensor_last_seen`` input frames (per-incident and per-sensor rules)."""
-        tables = dict(getattr(window, "vitals", None) or {})
-        anomaly = getattr(window, "anomaly", None)
-        if isinstance(anomaly, pl.DataFrame):
-            tables["anomaly"] = anomaly
-        inputs = getattr(window, "inputs", None) or {}
-        for name in ("incidents", "sensor_last_seen", "anomaly"):
-            if name in inputs and name not in tables:
-                tables[name] = inputs[name]
-        return await self.on_window(tables, int(window.window_end_ms))
+        per-window ``incidents`` / ``cases`` / ``outages`` / ``sensor_last_seen`` input frames."""
+        return await self.on_window(window_tables(window), int(window.window_end_ms))
 
     handle_window = on_window_result
 
@@ -288,9 +295,12 @@ class AlertService:
             await self.pool.sync(self.pipeline.state.subscriptions)
 
     async def _apply_commands(self, at_ms: int) -> None:
+        _, silences, acks = await self.store.window_inputs()
+        self._apply(silences, acks, at_ms)
+
+    def _apply(self, silences: dict, acks: dict[str, dict], at_ms: int) -> None:
         st = self.pipeline.state
-        st.silences = await self.store.silences()
-        acks = await self.store.take_acks()
+        st.silences = silences
         for fp, a in acks.items():
             try:
                 self.pipeline.acknowledge(fp, a.get("who", "?"), at_ms, a.get("comment", ""))
@@ -306,8 +316,7 @@ class AlertService:
                 if await self.store.r.hlen(self.store.k("acks")):
                     async with self._lock:
                         await self._apply_commands(self._now())
-                        await self.store.persist(self.pipeline.state, [])
-                        await self.store.write_feed(self.feed())
+                        await self.store.persist(self.pipeline.state, [], feed=self.feed())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep polling through Redis hiccups

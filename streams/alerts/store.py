@@ -87,8 +87,21 @@ class AlertStore:
         state.silences = await self.silences()
         return state
 
-    async def persist(self, state: AlertState, notes: list[Notification], window_ms: int | None = None) -> None:
-        """Write one window's changes and enqueue its notifications, atomically."""
+    async def window_inputs(self) -> tuple[int, dict[str, Silence], dict[str, dict]]:
+        """One round trip for what the engine reads each window: subscriptions version, silences, and the
+        pending acknowledgements (taken: removed from Redis in the same transaction)."""
+        p = self.r.pipeline(transaction=True)
+        p.get(self.k("subscriptions", "version"))
+        p.hgetall(self.k("silences"))
+        p.hgetall(self.k("acks"))
+        p.delete(self.k("acks"))
+        version, sil, acks, _ = await p.execute()
+        return (int(version or 0), {k.decode(): _dec_sil.decode(v) for k, v in sil.items()},
+                {fp.decode(): json.loads(v) for fp, v in acks.items()})
+
+    async def persist(self, state: AlertState, notes: list[Notification], window_ms: int | None = None,
+                      feed: list[Alert] | None = None) -> None:
+        """Write one window's changes and enqueue its notifications (and the live feed), atomically."""
         dirty, removed, audit = state.take_changes()
         p = self.r.pipeline(transaction=True)
         if dirty:
@@ -113,6 +126,8 @@ class AlertStore:
             p.xadd(self.k("audit"), _audit_fields(e), maxlen=AUDIT_MAXLEN, approximate=True)
         if window_ms is not None:
             p.hset(self.k("meta"), mapping={"last_window_ms": window_ms, "updated_ms": now_ms()})
+        if feed is not None:
+            p.set(self.k("feed"), _enc.encode(feed))
         await p.execute()
 
     async def write_feed(self, alerts: list[Alert]) -> None:

@@ -39,7 +39,7 @@ def test_changes_wait_for_group_interval_and_resolves_are_reported():
     assert len(run([a], 0)) == 1
     assert run([a, b], M) == []  # within group_interval
     (n,) = run([a, b], 5 * M)
-    assert n.status == "firing" and {x.fingerprint for x in n.alerts} == {"a", "b"}
+    assert n.status == "firing" and n.reason == "update" and {x.fingerprint for x in n.alerts} == {"a", "b"}
     a.status, b.status = "resolved", "resolved"
     (n,) = run([a, b], 10 * M)
     assert n.status == "resolved" and sorted(x.status for x in n.alerts) == ["resolved", "resolved"]

@@ -34,17 +34,15 @@ def test_default_packs_load_and_cover_every_family():
     assert kinds == {"threshold", "rate", "absence", "anomaly", "multipoint", "composite"}
 
 
-def test_default_packs_read_only_columns_the_vital_signs_produce():
-    """Each rule's table/columns must exist in compute_vitals' output (or in the driver's input frames)."""
+def test_default_packs_read_only_columns_the_driver_tables_have():
+    """Each rule's table/columns must exist in what ``citybrain run`` passes (vital signs, per-window
+    frames, pass-through tables, anomaly scores) after registry enrichment."""
+    from brain.alerts.enrich import driver_table_columns
     from brain.city import demo_city_path, load_city
-    from brain.vitals import INPUT_SCHEMAS, compute_vitals
 
-    city = load_city(demo_city_path())
-    out = compute_vitals({}, city, 3_600_000)
-    available = {name: set(df.columns) for name, df in out.items()}
-    for name in ("incidents", "sensor_last_seen"):
-        available[name] = set(INPUT_SCHEMAS[name][0])
-    available["anomaly"] = {"key", "window_end_ms", "score"}
+    available = driver_table_columns(load_city(demo_city_path()))
+    assert {"segment_traffic", "air_station", "noise_sensor", "utility_sensor", "grid_cell", "emergency",
+            "sensor_health", "district", "cases", "incidents", "sensor_last_seen", "hazard_sensor"} <= set(available)
     for pack in load_rule_packs(default_rules_dir()):
         for rule in pack.rules:
             for table, cols in rule_columns(rule).items():
