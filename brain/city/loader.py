@@ -523,6 +523,18 @@ class _Checker:
                 self.add(f"{path}.cycle_max_s", f"cycle_max_s {c.cycle_max_s} < cycle_min_s {c.cycle_min_s} ({c.id})")
             if c.cycle_max_s > 300:
                 self.add(f"{path}.cycle_max_s", f"cycle_max_s {c.cycle_max_s} s is implausible (> 300)")
+        if math.isfinite(c.cycle_max_s):
+            # Each phase lasts at least max(min green, ped clearance) plus its yellow and all-red;
+            # if a member's phases cannot fit in cycle_max_s no common cycle exists.
+            for iid in dict.fromkeys(c.intersections):
+                x = known.get(iid)
+                if x is None or not x.phases:
+                    continue
+                need = sum(max(p.min_green_s, p.ped_clearance_s) + p.yellow_s + p.all_red_s for p in x.phases)
+                if need > c.cycle_max_s:
+                    self.add(f"{path}.cycle_max_s", f"intersection '{iid}' needs at least {need:g} s per cycle "
+                                                    f"(min greens + clearances), more than cycle_max_s {c.cycle_max_s:g} ({c.id})")
+                    break
 
     def check_hazards(self, path: str, h: HazardSource) -> None:
         self.ref(f"{path}.district", h.district, "districts", "district", h.id)

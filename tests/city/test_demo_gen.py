@@ -11,7 +11,7 @@ from tests.city.test_cli import REPO
 
 def test_committed_files_are_the_generator_output(tmp_path):
     assert main(["--out", str(tmp_path)]) == 0
-    for name in ("city.yaml", "districts.geojson", "cells.geojson"):
+    for name in ("city.yaml", "districts.geojson", "cells.geojson", "README.md"):
         assert (tmp_path / name).read_bytes() == (demo_city_path() / name).read_bytes(), (
             f"{name} differs from demo_gen output: re-run `python -m brain.city.demo_gen`")
 

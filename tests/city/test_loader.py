@@ -498,3 +498,16 @@ def test_things_far_from_what_they_belong_to(city_dir):
     assert "m from its segment" in find(problems, Y, f"sensors[{box['loop']}]").message
     assert f"segment '{box['approach']}' ends" in find(problems, Y, "intersections[0].approach_segments[0]").message
     assert "m from its hazard source 'HZ4'" in find(problems, Y, f"sensors[{box['hz']}]").message
+
+
+def test_corridor_cycle_too_short_for_its_phases(city_dir):
+    box = {}
+
+    def mutate(d):
+        iid = d["corridors"][0]["intersections"][2]
+        x = d["intersections"][first(d["intersections"], id=iid)]
+        x["phases"][0]["min_green_s"] = 200.0  # alone longer than the corridor's longest cycle
+        box["iid"] = iid
+
+    p = find(problems_of(city_dir(mutate)), Y, "corridors[0].cycle_max_s")
+    assert f"intersection '{box['iid']}' needs at least" in p.message
