@@ -1,7 +1,13 @@
-"""Wires the alert service into ``citybrain run``."""
+"""Wires the alert service (rules → pipeline → Redis state → delivery) into ``citybrain run``."""
 from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("citybrain.alerts")
 
 
 async def maybe_alert_service(city, settings):
-    """The alert service for the run, or None while streams.alerts is not available."""
-    return None
+    """Start the alert service for a run: embedded Redis under ``out_dir`` unless ``redis_url`` is set."""
+    from streams.alerts.service import AlertService
+
+    return await AlertService.from_settings(city, settings)
