@@ -31,15 +31,17 @@ def test_same_seed_same_bytes_different_seed_differs(toy):
     assert a != c
 
 
-def test_batching_does_not_change_the_records(toy):
-    per_step = Simulator(toy, seed=3)
-    hourly = Simulator(toy, seed=3)
-    frames_step = per_step.run(0)  # nothing yet
-    assert frames_step == {}
+@pytest.mark.parametrize("readahead_s", [0, 900])
+def test_batching_does_not_change_the_records(toy, readahead_s):
+    per_step = Simulator(toy, seed=3, readahead_s=readahead_s)
+    assert per_step.run(0) == {}  # nothing yet
     step_frames: dict[str, list] = {}
     for b in per_step.batches(per_step.start_ms + 3 * HOUR_MS):
+        assert b.end_ms - b.start_ms == 60_000
         for k, df in b.frames.items():
+            assert df["ts_ms"].min() >= b.start_ms and df["ts_ms"].max() < b.end_ms
             step_frames.setdefault(k, []).append(df)
+    hourly = Simulator(toy, seed=3)
     big_frames: dict[str, list] = {}
     for b in hourly.batches(hourly.start_ms + 3 * HOUR_MS, batch_s=7200):
         for k, df in b.frames.items():
