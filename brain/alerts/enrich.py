@@ -104,5 +104,9 @@ def driver_table_columns(city) -> dict[str, set[str]]:
     for kind in PASS_THROUGH:
         cols = ["window_start_ms", "window_end_ms", *WINDOW_FIELDS[kind]] + (["value_max"] if kind == "hazard" else [])
         tables[f"{kind}_sensor"] = pl.DataFrame(schema={"sensor_id": pl.String, **{c: pl.Float64 for c in cols}})
-    tables["anomaly"] = pl.DataFrame(schema={"key": pl.String, "window_end_ms": pl.Int64, "score": pl.Float64})
+    # KeyedDetector.score_frame rows; the key column is named after what was scored
+    tables["anomaly"] = pl.DataFrame(schema={"key": pl.String, "sensor_id": pl.String, "segment_id": pl.String,
+                                             "metric": pl.String, "ts_ms": pl.Int64, "window_end_ms": pl.Int64,
+                                             "value": pl.Float64, "expected": pl.Float64, "z": pl.Float64,
+                                             "score": pl.Float64, "reason": pl.String})
     return {name: set(df.columns) for name, df in Enricher(city).apply(tables).items()}

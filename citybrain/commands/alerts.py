@@ -39,6 +39,14 @@ def register(sub) -> None:
     ack.add_argument("--comment", default="", help="why / what is being done")
     ack.set_defaults(func=cmd_ack)
 
+    show = asub.add_parser("show", help="one alert as JSON, CAP 1.2 XML or a Smart Data Models Alert")
+    _common(show)
+    show.add_argument("fingerprint", help="the alert's fingerprint (a unique prefix is enough)")
+    show.add_argument("--format", choices=["json", "cap", "sdm"], default="json", help="output format (default json)")
+    show.add_argument("--sender", default="citybrain@city.gov.cn", help="CAP sender")
+    show.add_argument("--admin-code", default="000000", help="6-digit GB/T 2260 area code for the CAP identifier")
+    show.set_defaults(func=cmd_show)
+
     sil = asub.add_parser("silence", help="mute alerts matching labels for a time (list, add, expire)")
     _common(sil)
     sil.add_argument("action", nargs="?", default="list", choices=["list", "add", "expire"])
@@ -171,17 +179,45 @@ def cmd_ack(args) -> int:
         raise UserError("--by must name who acknowledges")
 
     async def go(store):
-        alerts = await store.alerts()
-        hits = [a for a in alerts if a.fingerprint.startswith(args.fingerprint)]
-        if not hits:
-            raise UserError(f"no alert with fingerprint {args.fingerprint!r} (see `citybrain alerts list`)")
-        if len(hits) > 1:
-            raise UserError(f"fingerprint prefix {args.fingerprint!r} matches {len(hits)} alerts; give more digits")
-        a = hits[0]
+        a = await _one(store, args.fingerprint)
         if a.status != "firing":
             raise UserError(f"alert {a.fingerprint} is {a.status}; only firing alerts can be acknowledged")
         await store.request_ack(a.fingerprint, args.by.strip(), args.comment)
         print(f"acknowledgement of {a.fingerprint} ({a.rule_id}) by {args.by} sent to the engine")
+        return 0
+
+    return _run(args, go)
+
+
+async def _one(store, prefix: str):
+    alerts = await store.alerts()
+    hits = [a for a in alerts if a.fingerprint.startswith(prefix)]
+    if not hits:
+        raise UserError(f"no alert with fingerprint {prefix!r} (see `citybrain alerts list`)")
+    if len(hits) > 1:
+        raise UserError(f"fingerprint prefix {prefix!r} matches {len(hits)} alerts; give more digits")
+    return hits[0]
+
+
+def cmd_show(args) -> int:
+    import msgspec
+
+    from brain.alerts.cap import alert_to_cap
+    from brain.alerts.sdm import alert_to_sdm
+    from streams.alerts.store import now_ms
+
+    async def go(store):
+        a = await _one(store, args.fingerprint)
+        if args.format == "cap":
+            try:
+                print(alert_to_cap(a, sender=args.sender, admin_code=args.admin_code, sent_ms=now_ms(), seq=1,
+                                   msg_type="Alert"))
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+        elif args.format == "sdm":
+            print(json.dumps(alert_to_sdm(a), ensure_ascii=False, indent=1))
+        else:
+            print(json.dumps(msgspec.to_builtins(a), ensure_ascii=False, indent=1))
         return 0
 
     return _run(args, go)

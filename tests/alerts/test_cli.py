@@ -118,3 +118,17 @@ def test_rules_check(tmp_path, capsys):
     assert "no column(s) ['nope']" in capsys.readouterr().err
     bad.write_text("pack: x\nrules: [{id: r, kind: threshold}]\n")
     assert main(["rules", "check", str(bad)]) == 1
+
+
+def test_show_as_cap_and_sdm(engine_url, capsys):
+    from brain.alerts.cap import check_cap
+
+    fp = run_json(capsys, "alerts", "list")[0]["fingerprint"]
+    assert main(["alerts", "show", fp, "--format", "cap", "--admin-code", "330106"]) == 0
+    xml = capsys.readouterr().out
+    assert check_cap(xml) == [] and "<identifier>330106CITYBRAIN" in xml
+    assert main(["alerts", "show", fp, "--format", "sdm"]) == 0
+    sdm = json.loads(capsys.readouterr().out)
+    assert sdm["type"] == "Alert" and sdm["category"] == "traffic"
+    assert main(["alerts", "show", fp, "--format", "cap", "--admin-code", "33"]) == 2
+    assert "6-digit" in capsys.readouterr().err

@@ -50,3 +50,22 @@ def test_replayed_notification_keys_are_not_sent_twice():
     # simulate a restart that lost group state but kept the notification log
     p.state.groups.clear()
     assert p.process([c("a")], M) == []
+
+
+def test_unacknowledged_alert_escalates_to_the_district_tier_subscriber():
+    from brain.alerts.escalation import Escalation
+
+    street = Subscription.from_dict({"id": "street", "department": "street office", "channel": {"type": "log"},
+                                     "group_wait": "0s", "tier": "street"})
+    district = Subscription.from_dict({"id": "district", "department": "district centre", "channel": {"type": "log"},
+                                       "group_wait": "0s", "tier": "district"})
+    p = AlertPipeline([street, district], escalation=Escalation(after={"yellow": "10m"}))
+    sent = []
+    for minute in range(0, 20, 5):
+        sent += [(minute, n.subscription_id, n.reason) for n in p.process([c("jam", 3, district="D1", cell="C1")], minute * M)]
+    assert sent == [(0, "street", "alert"), (10, "district", "escalation")]
+    (a,) = p.state.alerts.values()
+    assert a.tier == "district"
+    p.acknowledge(a.fingerprint, "district.duty", 16 * M)
+    assert p.process([c("jam", 3, district="D1", cell="C1")], 60 * M) == []  # acknowledged: no climb to city
+    assert a.tier == "district"

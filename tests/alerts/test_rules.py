@@ -297,3 +297,14 @@ def test_locator_adds_street_and_a_point_from_the_city():
     assert c.labels["street"] == cell.street and c.labels["district"] == cell.district
     lons = [p[0] for p in seg.line]
     assert min(lons) <= c.lon <= max(lons)
+
+
+def test_shipped_anomaly_rule_on_detector_output():
+    packs = [p for p in load_rule_packs(default_rules_dir()) if p.pack == "anomaly"]
+    eng = RuleEngine(packs)
+    frame = pl.DataFrame({"sensor_id": ["L1", "L2", "L3"], "metric": ["speed_kmh"] * 3, "ts_ms": [0] * 3,
+                          "value": [5.0, 50.0, 30.0], "expected": [48.0, 49.0, 40.0], "z": [-6.1, 0.2, -2.0],
+                          "score": [0.97, 0.1, 0.8], "reason": ["low", "", "low"]})
+    got = {c.labels["sensor_id"]: (c.trigger, c.severity, c.labels["category"]) for c in eng.evaluate({"anomaly": frame}, 0)}
+    # L3 (0.8) is between clear 0.7 and threshold 0.9: held only, never starts an alert
+    assert got == {"L1": (True, 4, "anomaly"), "L3": (False, 4, "anomaly")}
