@@ -75,7 +75,7 @@ class AlertPipeline:
         notes = self.grouper.step(st.alerts, list(st.subscriptions.values()), st.groups, st.subs_state, now_ms)
         out = []
         for n in notes:
-            if st.record_sent(n.key):
+            if st.record_sent(n.key, now_ms):
                 out.append(n)
                 st.log(AuditEntry(ts_ms=now_ms, actor="engine", action="notify", target=n.key, new=n.status,
                                   detail=f"{n.reason}: {len(n.alerts)} alert(s)"))

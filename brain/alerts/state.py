@@ -43,17 +43,21 @@ class AlertState:
         self.subscriptions: dict[str, Subscription] = {}
         self.silences: dict[str, Silence] = {}
         self.windows: list[MaintenanceWindow] = []
-        self.sent_keys: set[str] = set()
+        self.sent_keys: dict[str, int] = {}  # the notification log: key -> enqueue time (ms)
+        self.log_ms = 7 * 86_400_000  # keys older than this (stream time) are forgotten
         self.audit: deque[AuditEntry] = deque(maxlen=audit_max)
         self.dirty: set[str] = set()  # alert fingerprints changed since the last persist
         self.removed: set[str] = set()  # alert fingerprints purged since the last persist
         self.new_audit: list[AuditEntry] = []  # audit entries not yet persisted
 
-    def record_sent(self, key: str) -> bool:
+    def record_sent(self, key: str, ts_ms: int = 0) -> bool:
         """Add a notification key to the log; False when it was already there (a duplicate)."""
         if key in self.sent_keys:
             return False
-        self.sent_keys.add(key)
+        self.sent_keys[key] = ts_ms
+        if len(self.sent_keys) % 10_000 == 0:  # keys guard against replays of recent windows only
+            horizon = ts_ms - self.log_ms
+            self.sent_keys = {k: t for k, t in self.sent_keys.items() if t >= horizon}
         return True
 
     def log(self, entry: AuditEntry) -> None:

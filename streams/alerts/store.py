@@ -9,10 +9,10 @@ Keys (under ``prefix``, default ``citybrain:alerts``):
 ``{p}:subscriptions``        hash subscription id → subscription (JSON); ``{p}:subscriptions:version``
 ``{p}:silences``             hash silence id → silence (JSON)
 ``{p}:acks``                 hash fingerprint → pending operator acknowledgement (applied by the engine)
-``{p}:sent``                 set of notification idempotency keys ever enqueued (the notification log)
+``{p}:sent``                 sorted set: notification idempotency keys enqueued (score: ms), kept ``log_days``
 ``{p}:notifications``        stream: every notification enqueued (key, subscription, status, summary)
 ``{p}:outbox:{sub}``         stream per subscription, consumer group ``delivery``: what is still to deliver
-``{p}:delivered``            hash notification key → delivery time (ms)
+``{p}:delivered``            sorted set: notification keys delivered (score: delivery ms), kept ``log_days``
 ``{p}:parked``               stream: notifications that exhausted their retries (replayable)
 ``{p}:audit``                stream: every state change and who made it
 ``{p}:feed``                 string: JSON snapshot of active alerts for live views
@@ -56,9 +56,10 @@ def now_ms() -> int:
 class AlertStore:
     """Async access to the alert keys of one Redis; shared by the engine, the delivery workers and the CLI."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str = DEFAULT_PREFIX):
+    def __init__(self, redis: aioredis.Redis, prefix: str = DEFAULT_PREFIX, log_days: float = 7.0):
         self.r = redis
         self.p = prefix
+        self.log_days = log_days
 
     @classmethod
     def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> "AlertStore":
@@ -77,12 +78,12 @@ class AlertStore:
         p.hgetall(self.k("alerts"))
         p.hgetall(self.k("groups"))
         p.hgetall(self.k("subs_state"))
-        p.smembers(self.k("sent"))
+        p.zrange(self.k("sent"), 0, -1, withscores=True)
         alerts, groups, subs_state, sent = await p.execute()
         state.alerts = {fp.decode(): _dec_alert.decode(v) for fp, v in alerts.items()}
         state.groups = {g.decode(): _dec_group.decode(v) for g, v in groups.items()}
         state.subs_state = {s.decode(): _dec_subst.decode(v) for s, v in subs_state.items()}
-        state.sent_keys = {s.decode() for s in sent}
+        state.sent_keys = {k.decode(): int(ts) for k, ts in sent}
         state.subscriptions = await self.subscriptions()
         state.silences = await self.silences()
         return state
@@ -116,7 +117,7 @@ class AlertStore:
             p.hset(self.k("subs_state"), mapping={s: _enc.encode(v) for s, v in state.subs_state.items()})
         for n in notes:
             payload = _enc.encode(n)
-            p.sadd(self.k("sent"), n.key)
+            p.zadd(self.k("sent"), {n.key: n.ts_ms})
             p.xadd(self.k("outbox", n.subscription_id), {"key": n.key, "note": payload})
             p.xadd(self.k("notifications"), {"key": n.key, "sub": n.subscription_id, "status": n.status,
                                              "reason": n.reason, "ts_ms": n.ts_ms, "alerts": len(n.alerts),
@@ -126,6 +127,8 @@ class AlertStore:
             p.xadd(self.k("audit"), _audit_fields(e), maxlen=AUDIT_MAXLEN, approximate=True)
         if window_ms is not None:
             p.hset(self.k("meta"), mapping={"last_window_ms": window_ms, "updated_ms": now_ms()})
+            # keys only guard against replays of recent windows: keep them for log_days of stream time
+            p.zremrangebyscore(self.k("sent"), "-inf", window_ms - self.log_days * 86_400_000)
         if feed is not None:
             p.set(self.k("feed"), _enc.encode(feed))
         await p.execute()
@@ -224,7 +227,8 @@ class AlertStore:
 
     async def mark_delivered(self, sub_id: str, entry_id, key: str, attempts: int, actor: str) -> None:
         p = self.r.pipeline(transaction=True)
-        p.hset(self.k("delivered"), key, now_ms())
+        p.zadd(self.k("delivered"), {key: now_ms()})
+        p.zremrangebyscore(self.k("delivered"), "-inf", now_ms() - self.log_days * 86_400_000)
         p.xack(self.outbox(sub_id), "delivery", entry_id)
         p.xdel(self.outbox(sub_id), entry_id)
         p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="deliver", target=key,
@@ -272,7 +276,7 @@ class AlertStore:
         return n
 
     async def delivered_keys(self) -> set[str]:
-        return {k.decode() for k in await self.r.hkeys(self.k("delivered"))}
+        return {k.decode() for k in await self.r.zrange(self.k("delivered"), 0, -1)}
 
     async def outbox_lengths(self) -> dict[str, int]:
         subs = await self.r.hkeys(self.k("subscriptions"))
