@@ -531,6 +531,10 @@ def compute_vitals(window_frames: Mapping[str, pl.DataFrame], city: City, window
     unknown = set(window_frames) - set(INPUT_SCHEMAS)
     if unknown:
         raise ValueError(f"unknown window frame(s) {sorted(unknown)}; expected some of {', '.join(INPUT_SCHEMAS)}")
+    if isinstance(window_end_ms, bool) or not isinstance(window_end_ms, (int, np.integer)):
+        raise ValueError(f"window_end_ms must be an integer epoch time in ms, got {window_end_ms!r}")
+    if not isinstance(city, City):
+        raise ValueError(f"city must be a brain.city.model.City, got {type(city).__name__}")
     t = int(window_end_ms)
     refs = _refs(city)
 

@@ -266,6 +266,10 @@ def test_input_errors(frames, city):
         compute_vitals({"traffic": [1, 2]}, city, T)
     with pytest.raises(ValueError, match="unknown standard table"):
         VitalsConfig(aqi_standard="epa-1999")
+    with pytest.raises(ValueError, match="window_end_ms must be an integer"):
+        compute_vitals({}, city, "2026-01-10T15:05Z")
+    with pytest.raises(ValueError, match="city must be"):
+        compute_vitals({}, {"name": "x"}, T)
 
 
 def test_max_age_drops_old_windows(frames, city):
