@@ -33,7 +33,16 @@ class PermanentError(Exception):
 
 
 class DeliveryConfig:
-    """Retry policy: ``max_attempts`` tries with exponential backoff ``base_s * 2**n`` capped at ``max_s`` (±20 % jitter)."""
+    """Retry policy: ``max_attempts`` tries with exponential backoff ``base_s * 2**n`` capped at ``max_s`` (±20 % jitter).
+
+    >>> cfg = DeliveryConfig(backoff_base_s=0.5, backoff_max_s=60)
+    >>> [0.4 <= cfg.backoff_s(0) <= 0.6, 3.2 <= cfg.backoff_s(3) <= 4.8, 48 <= cfg.backoff_s(20) <= 72]
+    [True, True, True]
+    >>> DeliveryConfig(max_attempts=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_attempts must be at least 1, got 0
+    """
 
     def __init__(self, max_attempts: int = 8, backoff_base_s: float = 0.5, backoff_max_s: float = 60.0,
                  block_ms: int = 500, cap_sender: str = "citybrain@city.gov.cn", cap_admin_code: str = "000000",
