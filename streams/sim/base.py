@@ -21,7 +21,7 @@ from streams.sim.frames import SensorIds
 
 
 class PeriodicGroup:
-    """Sensors of one record kind reporting every ``interval_s`` at a fixed whole-second phase each."""
+    """Sensors of one record kind reporting every ``interval_s`` at a fixed whole-second phase each (see the module example)."""
 
     def __init__(self, kind: str, sensors: list[Sensor], interval_s: float, rng: np.random.Generator):
         self.kind = kind
@@ -39,7 +39,13 @@ class PeriodicGroup:
 
 @dataclass
 class Rows:
-    """One kind's readings of one step before they become a frame: sensor index, time, field columns."""
+    """One kind's readings of a batch before they become a frame: sensor index, time, field columns.
+
+    Example:
+        >>> r = Rows(None, np.array([0, 1]), np.array([10, 20]), {"laeq_db": np.array([50.0, 51.0])})
+        >>> r.keep(np.array([False, True])); r.ts.tolist(), r.cols["laeq_db"].tolist()
+        ([20], [51.0])
+    """
 
     group: PeriodicGroup
     idx: np.ndarray
@@ -63,6 +69,11 @@ class Effects:
 
     This neutral version changes nothing; :class:`streams.sim.scenarios.ScenarioEngine` overrides it.
     Indices are the generators' own: segment index (traffic), air-station index, utility-sensor index.
+
+    Example:
+        >>> cap, speed = Effects().traffic(np.array([0, 3]), np.array([0, 0]))
+        >>> cap.tolist(), speed.tolist()
+        ([1.0, 1.0], [1.0, 1.0])
     """
 
     def traffic(self, seg: np.ndarray, ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,13 @@ MS_PER_HOUR = 3_600_000
 
 @dataclass(frozen=True)
 class LocalTime:
-    """Local wall-clock facts of one instant: hour of day (float), weekday (0 = Monday), local day number."""
+    """Local wall-clock facts of one instant: hour of day (float), weekday (0 = Monday), local day number.
+
+    Example:
+        >>> lt = local_time(1_780_243_200_000, ZoneInfo("Asia/Shanghai"))
+        >>> lt.hour, lt.weekday, lt.weekend
+        (0.0, 0, False)
+    """
 
     hour: float
     weekday: int
@@ -81,6 +87,12 @@ class SmoothNoise:
     """Stateless slowly varying noise per item: a sum of sinusoids with seeded random phases, std ~1.
 
     ``periods_s`` set how fast it wanders; values depend only on (seed, item, time).
+
+    Example:
+        >>> sn = SmoothNoise(3, np.random.default_rng(0))
+        >>> x = sn.at(np.arange(0, 86_400_000, 60_000), np.zeros(1440, dtype=int))
+        >>> 0.5 < float(x.std()) < 1.5, float(abs(np.diff(x)).max()) < 0.3  # per minute: slow
+        (True, True)
     """
 
     def __init__(self, n: int, rng: np.random.Generator, periods_s: tuple[float, ...] = (2_700.0, 9_000.0, 25_000.0)):
@@ -175,7 +187,13 @@ def hash_poisson(seed: int, stream: int, item: np.ndarray, ts_ms: np.ndarray, la
 
 
 class LocalClock:
-    """Vectorised local time of many instants in one zone (offsets looked up once per UTC hour)."""
+    """Vectorised local time of many instants in one zone (offsets looked up once per UTC hour).
+
+    Example:
+        >>> hour, weekday, day = LocalClock(ZoneInfo("Asia/Shanghai")).split(np.array([1_780_243_200_000 + 9 * 3_600_000]))
+        >>> float(hour[0]), int(weekday[0])
+        (9.0, 0)
+    """
 
     def __init__(self, tz: ZoneInfo):
         self.tz = tz

@@ -89,7 +89,8 @@ def corrupt(data: bytes, fraction: float, seed: int, known_sensor_ids: Collectio
             elif what == "out_of_range":
                 ranged = [f for f in numeric if f in PHYSICAL_RANGE]
                 if ranged:
-                    field = next((f for f in ranged if f in _OUT_OF_RANGE), ranged[int(rng.integers(len(ranged)))])
+                    special = [f for f in ranged if f in _OUT_OF_RANGE] or ranged
+                    field = special[int(rng.integers(len(special)))]
                     lo, hi = PHYSICAL_RANGE[field]
                     rec[field] = _OUT_OF_RANGE.get(field, hi * 10 + 1 if hi > 0 else lo - 1)
                 else:  # a kind without numeric fields: a deadline before the epoch is impossible too

@@ -77,7 +77,12 @@ def empty_frame(kind: str) -> pl.DataFrame:
 
 
 class SensorIds:
-    """The sensor ids of one group, ready to be gathered into a ``sensor_id`` column quickly."""
+    """The sensor ids of one group, ready to be gathered into a ``sensor_id`` column quickly.
+
+    Example:
+        >>> SensorIds(["a", "b"]).gather(np.array([1, 1, 0])).to_list()
+        ['b', 'b', 'a']
+    """
 
     def __init__(self, ids: list[str]):
         self.objects = np.array(ids, dtype=object)

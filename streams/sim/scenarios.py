@@ -68,7 +68,12 @@ MIN_MS = 60_000
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     """One injected situation. ``target``: a segment id (accident), a district id (pollution episode),
     a sensor id (water-main burst: a water *pressure* sensor; faults: any faultable sensor); None lets
-    the seed choose. ``scenario_id`` defaults to ``<type>-<n>``."""
+    the seed choose. ``scenario_id`` defaults to ``<type>-<n>``.
+
+    Example:
+        >>> Scenario(type="sensor_drift", start_ms=0, duration_s=3600, target="AQ-east-1").end_ms
+        3600000
+    """
 
     type: str
     start_ms: int
@@ -88,7 +93,14 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class GroundTruth(msgspec.Struct, frozen=True, kw_only=True):
-    """What a scenario did, where and when: one row of ``ground_truth.json``."""
+    """What a scenario did, where and when: one row of ``ground_truth.json``.
+
+    Example:
+        >>> t = GroundTruth(scenario_id="acc-1", type="accident", start_ms=0, end_ms=60_000, district="D1",
+        ...                 cell="C1", segment_id="S1", sensor_ids=["L1"], description="test")
+        >>> ground_truth_frame([t])["sensor_ids"].to_list()
+        [['L1']]
+    """
 
     scenario_id: str
     type: str
@@ -143,7 +155,17 @@ def _fmt_local(ts_ms: int, tz: ZoneInfo) -> str:
 
 
 class ScenarioEngine(Effects):
-    """Resolves scenarios against a city and the simulator's generators and applies them per step."""
+    """Resolves scenarios against a city and the simulator's generators and applies them to each batch.
+
+    Built by :class:`~streams.sim.Simulator` (it owns the generators and queues); reach it as ``sim.engine``.
+
+    Example:
+        >>> from streams.sim import Simulator
+        >>> from streams.sim.toycity import toy_city
+        >>> sim = Simulator(toy_city(), scenarios=[Scenario(type="accident", start_ms=0, duration_s=600, target="A2")])
+        >>> [t.segment_id for t in sim.engine.truths()]
+        ['A2']
+    """
 
     def __init__(self, city: City, seed: int, tz: ZoneInfo, traffic, env, life, cases: GridCaseGen,
                  incidents: IncidentGen, queues: dict[str, EventQueue]):

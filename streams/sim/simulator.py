@@ -40,7 +40,14 @@ __all__ = ["SimBatch", "Simulator", "to_jsonl"]
 
 @dataclass(frozen=True)
 class SimBatch:
-    """Records of ``[start_ms, end_ms)``: one polars frame per record kind present, rows sorted by ``ts_ms``."""
+    """Records of ``[start_ms, end_ms)``: one polars frame per record kind present, rows sorted by ``ts_ms``.
+
+    Example:
+        >>> import polars as pl
+        >>> b = SimBatch(0, 60_000, {"noise": pl.DataFrame({"sensor_id": ["N1"], "ts_ms": [5_000]})})
+        >>> b.n_events
+        1
+    """
 
     start_ms: int
     end_ms: int
@@ -53,6 +60,17 @@ class SimBatch:
 
 class Simulator:
     """A seeded, deterministic simulation of every feed of a city.
+
+    Example:
+        >>> from streams.sim.toycity import toy_city
+        >>> sim = Simulator(toy_city(), seed=0)
+        >>> frames = sim.run(hours=1)
+        >>> frames["traffic"].height, sim.now_ms - sim.start_ms
+        (480, 3600000)
+        >>> Simulator(toy_city(), step_s=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: step_s must be a whole number of seconds in 1..3600, got 0
 
     Parameters
     ----------

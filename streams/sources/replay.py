@@ -38,7 +38,15 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
 class ReplayError(ValueError):
-    """A recording that cannot be replayed; the message names the file and the problem."""
+    """A recording that cannot be replayed; the message names the file and the problem.
+
+    Example:
+        >>> try:
+        ...     ReplaySource("/nonexistent/rec.jsonl")
+        ... except ReplayError as exc:
+        ...     print(exc)
+        /nonexistent/rec.jsonl: no such file or folder
+    """
 
 
 def _all_fields_schema() -> dict[str, pl.DataType]:
@@ -56,6 +64,18 @@ _ALL_FIELDS = _all_fields_schema()
 
 class ReplaySource:
     """Lazy, chunked reader of a recording (see the module docstring).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from streams.sim import Simulator
+        >>> from streams.sim.toycity import toy_city
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> for kind, df in Simulator(toy_city(), seed=0).run(0.5).items():
+        ...     df.write_parquet(d / f"{kind}.parquet")
+        >>> src = ReplaySource(d, chunk_rows=100)
+        >>> batches = list(src.batches())
+        >>> src.format, len(batches) > 1, sum(df.height for b in batches for df in b.values()) > 500
+        ('parquet', True, True)
 
     Parameters
     ----------
