@@ -449,6 +449,7 @@ class CityPipeline:
             "last_seen_ms": self.last_seen_ms,
             "next_tick_end_ms": self.next_tick_end_ms,
             "counters": dict(self.counters),
+            "operators": [op.snapshot() if hasattr(op, "snapshot") else None for op in self.window_operators],
         }
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -471,6 +472,12 @@ class CityPipeline:
         self.last_seen_ms = state["last_seen_ms"]
         self.next_tick_end_ms = state["next_tick_end_ms"]
         self.counters = Counter(state["counters"])
+        saved = state.get("operators", [])
+        if len(saved) != len(self.window_operators):
+            raise ValueError("snapshot was taken with other window operators")
+        for op, blob in zip(self.window_operators, saved):
+            if blob is not None and hasattr(op, "restore"):
+                op.restore(blob)
 
     def invariant_holds(self) -> bool:
         c = self.counters
