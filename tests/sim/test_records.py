@@ -182,3 +182,19 @@ def test_bad_parameters_raise_clear_errors(toy):
         Simulator(toy, scenarios=[Scenario(type="accident", start_ms=0, duration_s=60, target="NOPE")])
     with pytest.raises(ValueError, match="batch_s"):
         next(Simulator(toy).batches(10**13, batch_s=90))
+
+
+@pytest.mark.parametrize("keep", [{"loop"}, {"air", "noise"}, {"utility_water", "hotline_12345"}, set()])
+def test_any_city_subset_simulates(toy, keep):
+    """A city folder with only some sensor types (or none) still simulates, with the scenarios it can host."""
+    city = msgspec.structs.replace(toy, sensors=[s for s in toy.sensors if s.type in keep])
+    sim = Simulator(city, seed=1)
+    frames = sim.run(24)
+    ids = {s.id for s in city.sensors}
+    for kind, df in frames.items():
+        assert set(df["sensor_id"].unique()) <= ids
+        assert {city.sensor(i).type for i in df["sensor_id"].unique()} <= KIND_SENSOR_TYPES[kind]
+    for row in sim.ground_truth.iter_rows(named=True):
+        assert set(row["sensor_ids"]) <= ids
+    if keep == {"loop"}:
+        assert set(sim.ground_truth["type"]) >= {"accident", "sensor_stuck"}
