@@ -3,22 +3,23 @@
 Input (``window_frames``, polars DataFrames keyed by name; a missing name or empty frame means no
 data; times are Unix epoch ms UTC):
 
-============== ============================================================================================
-name           columns
-============== ============================================================================================
-traffic        segment_id, window_start_ms, window_end_ms, volume_veh, speed_kmh, occupancy_pct, n_readings
-probe          segment_id, window_start_ms, window_end_ms, travel_time_s, n_readings
-air_1h         sensor_id, window_start_ms, window_end_ms, pm25_ugm3, pm10_ugm3, so2_ugm3, no2_ugm3, o3_ugm3, co_mgm3
-air_24h        as air_1h, 24-hour moving means ending at window_end_ms
-air_8h_o3      sensor_id, window_end_ms, o3_8h_ugm3
-noise          sensor_id, window_start_ms, window_end_ms, laeq_db, lamax_db
-utility        sensor_id, window_start_ms, window_end_ms, pressure_kpa, flow_m3h, load_kw
-outages        outage_id, utility, cell_id, customers, started_ms, ended_ms (null while active)
-cases          case_id, category, cell_id, unit, reported_ms, dispatched_ms, closed_ms, deadline_ms, status
-incidents      incident_id, type, severity, lon, lat, reported_ms, dispatched_ms, on_scene_ms, closed_ms,
-               status, segment_id, units
-sensor_last_se sensor_last_seen: sensor_id, last_seen_ms (null = never seen)
-============== ============================================================================================
+================ ==========================================================================================
+name             columns
+================ ==========================================================================================
+traffic          segment_id, window_start_ms, window_end_ms, volume_veh, speed_kmh, occupancy_pct, n_readings
+probe            segment_id, window_start_ms, window_end_ms, travel_time_s, n_readings
+air_1h           sensor_id, window_start_ms, window_end_ms, pm25_ugm3, pm10_ugm3, so2_ugm3, no2_ugm3, o3_ugm3,
+                 co_mgm3
+air_24h          as air_1h, 24-hour moving means ending at window_end_ms
+air_8h_o3        sensor_id, window_end_ms, o3_8h_ugm3
+noise            sensor_id, window_start_ms, window_end_ms, laeq_db, lamax_db
+utility          sensor_id, window_start_ms, window_end_ms, pressure_kpa, flow_m3h, load_kw
+outages          outage_id, utility, cell_id, customers, started_ms, ended_ms (null while active)
+cases            case_id, category, cell_id, unit, reported_ms, dispatched_ms, closed_ms, deadline_ms, status
+incidents        incident_id, type, severity, lon, lat, reported_ms, dispatched_ms, on_scene_ms, closed_ms,
+                 status, segment_id, units
+sensor_last_seen sensor_id, last_seen_ms (null = never seen)
+================ ==========================================================================================
 
 For windowed frames the value used per key is the latest window ending at or before
 ``window_end_ms`` and no older than the family's ``*_max_age_s`` (so hourly air windows and
