@@ -1,9 +1,9 @@
-"""``citybrain models …``: train the learned anomaly models, list and check model files.
+"""`citybrain models …`: train the learned anomaly models, list and check model files.
 
-``train`` simulates history (``models.simhistory``, no simulator or data needed), fits
+`train` simulates history (`models.simhistory`, no simulator or data needed), fits
 scikit-learn Isolation Forests, exports them to ONNX and writes a model card per model
-(features, training-data hash, metrics, versions). ``list`` shows the models in a folder;
-``check`` loads each one the way the engine does (hash, features, check rows) and reports
+(features, training-data hash, metrics, versions). `list` shows the models in a folder;
+`check` loads each one the way the engine does (hash, features, check rows) and reports
 any that would be refused.
 """
 from __future__ import annotations
