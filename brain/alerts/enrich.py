@@ -61,12 +61,16 @@ class Enricher:
                    "cell_id": pl.String, "lon": pl.Float64, "lat": pl.Float64, "unit": pl.String, "owner": pl.String,
                    "hazard": pl.String, "hazard_name": pl.String, "alarm_high": pl.Float64})
 
-    def apply(self, tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    def apply(self, tables: dict[str, pl.DataFrame], needs: dict[str, set[str]] | None = None) -> dict[str, pl.DataFrame]:
+        """Enriched copies of the tables; with ``needs`` (table → columns the rules read), only the
+        tables lacking a needed column are joined (joins are most of the cost of a window's rules)."""
         if self.registry is None:
             return tables
         out = dict(tables)
         for name, df in tables.items():
             if not isinstance(df, pl.DataFrame):
+                continue
+            if needs is not None and not (needs.get(name, set()) - set(df.columns)):
                 continue
             if "sensor_id" in df.columns:
                 extra = [c for c in self.registry.columns if c != "sensor_id" and c not in df.columns]

@@ -504,6 +504,10 @@ class RuleEngine:
         self.packs = list(packs)
         self.rules: list[Rule] = [r for p in packs for r in p.rules if r.enabled]
         self.inhibit_rules: list[InhibitRule] = [i for p in packs for i in p.inhibit_rules()]
+        self._needs: dict[str, set[str]] = {}
+        for r in self.rules:
+            for table, cols in rule_columns(r).items():
+                self._needs.setdefault(table, set()).update(cols)
         keep = {r.id: r.kind for r in self.rules}
         self._memory = {rid: mem for rid, mem in self._memory.items() if keep.get(rid) == mem[0]}
         self.errors = {}
@@ -514,7 +518,7 @@ class RuleEngine:
         return self._memory[rule.id][1]
 
     def evaluate(self, tables: dict[str, pl.DataFrame], now_ms: int) -> list[Candidate]:
-        tables = self.enricher.apply(tables)
+        tables = self.enricher.apply(tables, self._needs)
         out: list[Candidate] = []
         by_rule: dict[str, list[Candidate]] = {}
         for rule in self.rules:
