@@ -23,6 +23,8 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 def _to_ms(timestamp) -> int:
     """Seconds since the Unix epoch (int/float) or a datetime (naive = UTC) -> integer ms."""
+    if type(timestamp) is float and math.isfinite(timestamp):  # the common case, first
+        return int(round(timestamp * 1000.0))
     if isinstance(timestamp, _dt.datetime):
         if timestamp.tzinfo is None:
             timestamp = timestamp.replace(tzinfo=_dt.timezone.utc)
@@ -58,15 +60,27 @@ class SeasonalDetector:
 
     def __init__(self) -> None:
         self._S, self._SEA = _k.detector_state(1)
-        self.last_expected = math.nan
-        self.last_z = 0.0
-        self.last_reason = "none"
+        self._last = (0.0, math.nan, 0.0, _k.REASON_NONE)
 
     def score_one(self, timestamp, value) -> float:
         """Score ``value`` at ``timestamp`` against what was learned so far, then learn it."""
-        s, e, z, r = _k.detector_step(self._S, self._SEA, 0, _to_ms(timestamp), float(value))
-        self.last_expected, self.last_z, self.last_reason = e, z, _k.REASONS[r]
-        return s
+        self._last = last = _k.detector_step(self._S, self._SEA, 0, _to_ms(timestamp), float(value))
+        return last[0]
+
+    @property
+    def last_expected(self) -> float:
+        """The baseline the last value was compared to (NaN for a missing value)."""
+        return self._last[1]
+
+    @property
+    def last_z(self) -> float:
+        """The last value's calibrated standardised residual."""
+        return self._last[2]
+
+    @property
+    def last_reason(self) -> str:
+        """Which statistic dominated the last score: none, spike, level_shift, flatline, drift, missing."""
+        return _k.REASONS[self._last[3]]
 
     def learn_one(self, timestamp, value) -> "SeasonalDetector":
         """Learn a point without using its score (e.g. to warm up on history)."""
