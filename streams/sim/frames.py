@@ -127,28 +127,20 @@ def to_jsonl(frames: Mapping[str, pl.DataFrame], sort: bool = True) -> bytes:
     order of ``frames``, then of rows), so a consumer sees event time advancing.
     Each line decodes with ``msgspec.json.decode(line, type=brain.schemas.Record)``.
     """
-    parts: list[bytes] = []
-    ts_parts: list[np.ndarray] = []
+    parts: list[pl.DataFrame] = []
     for kind, df in frames.items():
-        if df.height == 0:
-            continue
         if kind not in KIND_SCHEMAS:
             raise ValueError(f"unknown record kind {kind!r}")
-        out = df.select(pl.lit(kind).alias("kind"), pl.all())
-        parts.append(out.write_ndjson().encode())
-        ts_parts.append(df["ts_ms"].to_numpy())
+        if df.height == 0:
+            continue
+        # Encoding a struct column stays in Rust; the lines equal write_ndjson's.
+        parts.append(df.select(pl.col("ts_ms"), pl.struct(pl.lit(kind).alias("kind"), pl.all()).struct.json_encode().alias("line")))
     if not parts:
         return b""
-    if not sort or len(parts) == 1:
-        return b"".join(parts)
-    ts = np.concatenate(ts_parts)
-    if np.all(ts[1:] >= ts[:-1]):
-        return b"".join(parts)
-    lines: list[bytes] = []
-    for p in parts:
-        lines.extend(p.split(b"\n")[:-1])  # each part ends with a newline
-    order = np.argsort(ts, kind="stable")
-    return b"\n".join([lines[i] for i in order]) + b"\n"
+    lines = pl.concat(parts) if len(parts) > 1 else parts[0]
+    if sort and len(parts) > 1:
+        lines = lines.sort("ts_ms", maintain_order=True)
+    return (lines["line"].str.join("\n").item() + "\n").encode()
 
 
 def decode_jsonl(data: bytes) -> list[msgspec.Struct]:
