@@ -52,7 +52,8 @@ def register(sub) -> None:
     sil.add_argument("action", nargs="?", default="list", choices=["list", "add", "expire"])
     sil.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
                      help="label matcher (=, !=, =~ regex, !~); repeat for several (all must match)")
-    sil.add_argument("--for", dest="duration", default="1h", help="how long, e.g. 30m, 2h (default 1h)")
+    sil.add_argument("--for", dest="duration", default="1h",
+                     help="how long, e.g. 30m, 2h (default 1h), from the engine's current stream time")
     sil.add_argument("--by", default="", help="who (required for add and expire)")
     sil.add_argument("--comment", default="", help="why")
     sil.add_argument("--id", default="", help="silence id (for expire)")
@@ -229,8 +230,10 @@ def cmd_silence(args) -> int:
     from streams.alerts.store import now_ms
 
     async def go(store):
+        # the engine judges silences in stream time (equal to wall time live, not in a simulation)
+        meta = await store.meta()
+        now = int(meta["last_window_ms"]) if meta.get("last_window_ms") else now_ms()
         if args.action == "list":
-            now = now_ms()
             rows = [{"id": s.id, "matchers": ", ".join(s.matchers), "from": _hhmm(s.starts_ms), "until": _hhmm(s.ends_ms),
                      "by": s.created_by, "comment": s.comment, "active": "yes" if s.active_at(now) else "no"}
                     for s in (await store.silences()).values()]
@@ -241,8 +244,7 @@ def cmd_silence(args) -> int:
         if args.action == "add":
             try:
                 dur = parse_duration_ms(args.duration)
-                start = now_ms()
-                s = Silence.create(args.match, start, start + dur, args.by.strip(), args.comment)
+                s = Silence.create(args.match, now, now + dur, args.by.strip(), args.comment)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
             await store.put_silence(s, actor=args.by.strip(), action="create")
@@ -252,7 +254,7 @@ def cmd_silence(args) -> int:
         if args.id not in sil:
             raise UserError(f"no silence with id {args.id!r} (see `citybrain alerts silence list`)")
         s = sil[args.id]
-        s.ends_ms = min(s.ends_ms, now_ms())
+        s.ends_ms = min(s.ends_ms, now)
         await store.put_silence(s, actor=args.by.strip(), action="expire")
         print(f"silence {s.id} expired")
         return 0

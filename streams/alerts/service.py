@@ -124,8 +124,12 @@ class AlertService:
     @classmethod
     async def start(cls, redis_url: str | None = None, rules_path: str | os.PathLike | None = None, city=None,
                     subscriptions: list[Subscription] | str | os.PathLike | None = None,
-                    state_dir: str | os.PathLike | None = None, prefix: str = DEFAULT_PREFIX, **kw) -> "AlertService":
-        """Connect (or start the embedded Redis), load state, seed subscriptions, start delivery workers."""
+                    state_dir: str | os.PathLike | None = None, prefix: str = DEFAULT_PREFIX, fresh: bool = False,
+                    **kw) -> "AlertService":
+        """Connect (or start the embedded Redis), load state, seed subscriptions, start delivery workers.
+
+        ``fresh=True`` (``citybrain run --fresh``) first forgets the alert state of a previous run, whose
+        stream time would otherwise make the new run's windows look already processed."""
         server = None
         if redis_url is None:
             redis_url, server = resolve_redis_url(state_dir)
@@ -136,16 +140,18 @@ class AlertService:
             subscriptions = load_subscriptions_file(subscriptions)
         svc = cls(AlertStore.from_url(redis_url, prefix), rules_path=rules_path, city=city,
                   subscriptions=subscriptions, maintenance=maintenance, server=server, **kw)
+        if fresh:
+            await svc.store.reset_state(actor="engine")
         await svc._open()
         return svc
 
     @classmethod
-    async def from_settings(cls, city, settings, **kw) -> "AlertService":
+    async def from_settings(cls, city, settings, fresh: bool = False, **kw) -> "AlertService":
         """What ``citybrain run`` uses: ``settings.redis_url`` (or the embedded Redis under
         ``settings.out_dir``/redis) and ``settings.rules_dir`` (or the shipped packs)."""
         state_dir = Path(settings.out_dir) / "redis"
         return await cls.start(redis_url=settings.redis_url or None, rules_path=settings.rules_dir, city=city,
-                               state_dir=state_dir, **kw)
+                               state_dir=state_dir, fresh=fresh, **kw)
 
     async def _open(self) -> None:
         await self.store.load_state(self.pipeline.state)

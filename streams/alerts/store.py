@@ -133,6 +133,18 @@ class AlertStore:
             p.set(self.k("feed"), _enc.encode(feed))
         await p.execute()
 
+    async def reset_state(self, actor: str) -> None:
+        """Forget alert states, groups, the notification log and pending outboxes (a fresh run);
+        subscriptions, silences, parked notifications and the audit log stay."""
+        subs = await self.r.hkeys(self.k("subscriptions"))
+        p = self.r.pipeline(transaction=True)
+        p.delete(self.k("alerts"), self.k("groups"), self.k("subs_state"), self.k("sent"), self.k("acks"),
+                 self.k("feed"), *[self.outbox(s.decode()) for s in subs])
+        p.hdel(self.k("meta"), "last_window_ms")
+        p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="reset", target=self.p,
+                                                         new="fresh")))
+        await p.execute()
+
     async def write_feed(self, alerts: list[Alert]) -> None:
         await self.r.set(self.k("feed"), _enc.encode(alerts))
 

@@ -92,3 +92,25 @@ def test_subscription_added_while_running_gets_current_alerts(redis_url, receive
 
     asyncio.run(run())
     assert len(r2.received) == 1 and len(r1.received) == 2
+
+
+def test_fresh_start_forgets_alert_state_but_keeps_subscriptions_and_silences(redis_url, tmp_path):
+    rules = write_rules(tmp_path)
+    sub = Subscription.from_dict({"id": "ops", "department": "ops", "channel": {"type": "log"}, "group_wait": "0s"})
+
+    async def run():
+        svc = await AlertService.start(redis_url, rules_path=rules, subscriptions=[sub], deliver=False)
+        await svc.on_window(seg_table({"S1": 2.5}), 10 * M)
+        await svc.store.put_silence(Silence.create(["segment_id=S9"], 0, 100 * M, "wang"), actor="wang")
+        await svc.close()
+        again = await AlertService.start(redis_url, rules_path=rules, deliver=False)
+        assert await again.on_window(seg_table({"S1": 2.5}), 5 * M) == []  # older stream time: already processed
+        await again.close()
+        fresh = await AlertService.start(redis_url, rules_path=rules, deliver=False, fresh=True)
+        assert fresh.pipeline.state.alerts == {} and list(fresh.pipeline.state.subscriptions) == ["ops"]
+        notes = await fresh.on_window(seg_table({"S1": 2.5}), 5 * M)
+        assert [n.status for n in notes] == ["firing"]
+        assert list((await fresh.store.silences())) and any(e["action"] == "reset" for e in await fresh.store.audit(50))
+        await fresh.close()
+
+    asyncio.run(run())
