@@ -66,16 +66,13 @@ def cmd_check(args) -> int:
 def _against_vitals(packs, city_dir) -> list[str]:
     from brain.alerts.rules import rule_columns
     from brain.city import CityError, demo_city_path, load_city
-    from brain.vitals import INPUT_SCHEMAS, compute_vitals
+    from brain.alerts.enrich import driver_table_columns
 
     try:
         city = load_city(city_dir or demo_city_path())
     except (CityError, OSError) as exc:
         raise UserError(f"cannot load city: {exc}") from None
-    available = {name: set(df.columns) for name, df in compute_vitals({}, city, 3_600_000).items()}
-    for name in ("incidents", "sensor_last_seen"):
-        available[name] = set(INPUT_SCHEMAS[name][0])
-    available.setdefault("anomaly", {"key", "window_end_ms", "score"})
+    available = driver_table_columns(city)
     out = []
     for pack in packs:
         for rule in pack.rules:
