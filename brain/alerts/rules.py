@@ -442,7 +442,10 @@ def _num(v: object) -> float:
 
 
 class Locator:
-    """Adds ``street``/``district`` labels and a point (lon, lat) from the city model, when one is given."""
+    """Adds ``street``/``district`` labels and a point (lon, lat) from the city model, when one is given.
+
+    A ``key`` label (detector output) naming a segment, sensor, cell or district gets the matching label.
+    """
 
     def __init__(self, city=None):
         self.city = city
@@ -455,6 +458,17 @@ class Locator:
         lon, lat = row.get("lon"), row.get("lat")
         if not self.city:
             return (float(lon), float(lat)) if isinstance(lon, (int, float)) and isinstance(lat, (int, float)) else (None, None)
+        key = labels.get("key")
+        if key and "segment_id" not in labels and "sensor_id" not in labels:
+            # detector output names what it scored only as "key": a segment, a sensor, a cell or a district
+            if key in self._segment:
+                labels["segment_id"] = key
+            elif key in self._sensor:
+                labels["sensor_id"] = key
+            elif key in self._cell:
+                labels.setdefault("cell", key)
+            elif key in self._district:
+                labels.setdefault("district", key)
         sensor = self._sensor.get(labels.get("sensor_id", "")) if "sensor_id" in labels else None
         seg = self._segment.get(labels.get("segment_id", "")) if "segment_id" in labels else None
         cell_id = labels.get("cell") or (sensor.cell if sensor else None) or (seg.cell if seg else None)

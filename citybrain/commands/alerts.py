@@ -124,6 +124,8 @@ def _run(args, coro_fn) -> int:
         return asyncio.run(go()) or 0
     except UserError:
         raise
+    except BrokenPipeError:  # output piped into head & co
+        return 0
     except OSError as exc:
         raise UserError(f"cannot reach Redis: {exc}") from None
 

@@ -308,3 +308,18 @@ def test_shipped_anomaly_rule_on_detector_output():
     got = {c.labels["sensor_id"]: (c.trigger, c.severity, c.labels["category"]) for c in eng.evaluate({"anomaly": frame}, 0)}
     # L3 (0.8) is between clear 0.7 and threshold 0.9: held only, never starts an alert
     assert got == {"L1": (True, 4, "anomaly"), "L3": (False, 4, "anomaly")}
+
+
+def test_detector_key_is_placed_on_the_city():
+    from brain.city import demo_city_path, load_city
+
+    city = load_city(demo_city_path())
+    seg, sensor = city.segments[3], city.sensors[-1]
+    packs = [p for p in load_rule_packs(default_rules_dir()) if p.pack == "anomaly"]
+    eng = RuleEngine(packs, city=city)
+    frame = pl.DataFrame({"key": [seg.id, sensor.id], "metric": ["speed_kmh", "value"], "window_end_ms": [0, 0],
+                          "value": [5.0, 1.0], "expected": [40.0, 0.2], "z": [-5.0, 6.0], "score": [0.99, 0.99],
+                          "reason": ["drop", "spike"]})
+    by_key = {c.labels["key"]: c.labels for c in eng.evaluate({"anomaly": frame}, 0)}
+    assert by_key[seg.id]["segment_id"] == seg.id and by_key[seg.id]["cell"] == seg.cell
+    assert by_key[sensor.id]["sensor_id"] == sensor.id and by_key[sensor.id]["district"] == sensor.district
