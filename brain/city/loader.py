@@ -370,20 +370,21 @@ class _Checker:
             return False
         return self.lonlat(path, point[0], point[1], far_check=far_check, paths=(f"{path}[0]", f"{path}[1]"))
 
-    def lonlat(self, path: str, lon: float, lat: float, *, far_check: bool = True, paths: tuple[str, str] | None = None) -> bool:
+    def lonlat(self, path: str, lon: float, lat: float, *, far_check: bool = True, paths: tuple[str, str] | None = None,
+               file: str = CITY_FILE) -> bool:
         lon_path, lat_path = paths or (f"{path}.lon", f"{path}.lat")
         ok = True
         if not (math.isfinite(lon) and -180 <= lon <= 180):
-            self.add(lon_path, f"longitude {lon} out of range [-180, 180]")
+            self.add(lon_path, f"longitude {lon} out of range [-180, 180]", file)
             ok = False
         if not (math.isfinite(lat) and -90 <= lat <= 90):
-            self.add(lat_path, f"latitude {lat} out of range [-90, 90]")
+            self.add(lat_path, f"latitude {lat} out of range [-90, 90]", file)
             ok = False
         if ok and far_check and self.center is not None:
             d = geo.haversine_m(self.center[0], self.center[1], lon, lat)
             if d > FAR_FROM_CENTER_M:
                 self.add(path, f"[{lon}, {lat}] is {d / 1000:.0f} km from the city centre "
-                               f"(more than {FAR_FROM_CENTER_M / 1000:.0f} km: far outside the city)")
+                               f"(more than {FAR_FROM_CENTER_M / 1000:.0f} km: far outside the city)", file)
                 ok = False
         return ok
 
@@ -657,7 +658,7 @@ class _Checker:
                     if not (isinstance(pt, list) and len(pt) in (2, 3) and all(_is_num(v) for v in pt)):
                         add(f"{rp}[{k}]", "expected a position [lon, lat]")
                         pts_ok = False
-                    elif not self.lonlat(f"{rp}[{k}]", pt[0], pt[1], paths=(f"{rp}[{k}][0]", f"{rp}[{k}][1]")):
+                    elif not self.lonlat(f"{rp}[{k}]", pt[0], pt[1], paths=(f"{rp}[{k}][0]", f"{rp}[{k}][1]"), file=file):
                         pts_ok = False
                     if not pts_ok:
                         break

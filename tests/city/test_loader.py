@@ -399,11 +399,14 @@ def test_geojson_unclosed_ring_and_bad_geometry(city_dir):
         fc["features"][3]["geometry"]["coordinates"][0][-1] = [120.0, 30.0]
         fc["features"][5]["geometry"] = {"type": "Point", "coordinates": [120.1, 30.2]}
         fc["features"][6]["geometry"]["coordinates"][0] = fc["features"][6]["geometry"]["coordinates"][0][:3]
+        fc["features"][7]["geometry"]["coordinates"][0][2][0] = 200.0
 
     problems = problems_of(city_dir(mutate_cells=mutate_cells))
     assert "not closed" in find(problems, "cells.geojson", "features[3].geometry.coordinates[0]").message
     assert "Polygon or MultiPolygon" in find(problems, "cells.geojson", "features[5].geometry.type").message
     assert "at least 4 positions" in find(problems, "cells.geojson", "features[6].geometry.coordinates[0]").message
+    assert "longitude 200.0 out of range" in find(problems, "cells.geojson", "features[7].geometry.coordinates[0][2][0]").message
+    assert not [p for p in problems if p.file == "city.yaml"]  # GeoJSON problems are filed under their own file
 
 
 def test_multipolygon_is_accepted_and_flattened(city_dir):

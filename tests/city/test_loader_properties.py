@@ -102,6 +102,34 @@ def mutation(draw, data: dict, section: str, i: int) -> tuple[str, object]:
     return f"{section}[{max(i, j)}].id"  # the later of the two is the duplicate
 
 
+def geo_mutation(draw, fc: dict, file: str) -> tuple[str, str]:
+    """Apply one invalid edit to a feature of a FeatureCollection; return (file, path) to be reported."""
+    i = draw(st.integers(0, len(fc["features"]) - 1))
+    feat = fc["features"][i]
+    p = f"features[{i}]"
+    kind = draw(st.sampled_from(["unclosed", "short", "bad_point", "geom_type", "id_type", "unknown_id"]))
+    ring = feat["geometry"]["coordinates"][0]
+    if kind == "unclosed":
+        ring[-1] = [ring[-1][0] + draw(st.floats(1e-6, 0.01)), ring[-1][1]]
+        return file, f"{p}.geometry.coordinates[0]"
+    if kind == "short":
+        feat["geometry"]["coordinates"][0] = ring[: draw(st.integers(0, 3))]
+        return file, f"{p}.geometry.coordinates[0]"
+    if kind == "bad_point":
+        k = draw(st.integers(0, len(ring) - 1))
+        ring[k] = draw(st.one_of(st.just([1.0]), st.just("x"), st.tuples(bad_lon, st.just(30.0)).map(list)))
+        return file, f"{p}.geometry.coordinates[0][{k}]"
+    if kind == "geom_type":
+        feat["geometry"]["type"] = draw(st.sampled_from(["Point", "LineString", "polygon", None]))
+        return file, f"{p}.geometry.type"
+    if kind == "id_type":
+        feat["properties"]["id"] = draw(st.one_of(st.integers(), st.none(), st.lists(st.integers(), max_size=2)))
+        return file, f"{p}.properties.id"
+    known = {f["properties"]["id"] for f in fc["features"]}
+    feat["properties"]["id"] = draw(st.text(min_size=1, max_size=8).filter(lambda t: t not in known))
+    return file, f"{p}.properties.id"
+
+
 def copy_city(data: dict) -> dict:
     # Lists of dicts two levels deep are all a mutation touches; cheaper than deepcopy.
     def cp(v):
@@ -133,13 +161,17 @@ def test_random_invalid_edits_are_all_reported(data):
     expected = []
     for section, n in targets:
         i = n % len(broken[section])
-        expected.append(mutation(data.draw, broken, section, i))
+        expected.append(("city.yaml", mutation(data.draw, broken, section, i)))
+    districts, cells = copy_city(districts), copy_city(cells)
+    for fc, file in ((districts, "districts.geojson"), (cells, "cells.geojson")):
+        if data.draw(st.booleans()):
+            expected.append(geo_mutation(data.draw, fc, file))
     try:
         city_from_data(broken, districts, cells)
     except CityError as exc:
-        reported = [p.field_path for p in exc.problems if p.file == "city.yaml"]
+        reported = [(p.file, p.field_path) for p in exc.problems]
         assert str(exc)  # renders
     else:
         raise AssertionError(f"no problem reported for edits at {expected}")
-    for path in expected:
-        assert any(r == path or r.startswith((path + ".", path + "[")) for r in reported), (path, reported)
+    for file, path in expected:
+        assert any(f == file and (r == path or r.startswith((path + ".", path + "["))) for f, r in reported), (path, reported)
