@@ -16,9 +16,9 @@ Four statistics become surprises ``-ln p``: spike/dip (Gaussian tail of the resi
 shift (two-sided CUSUM, :mod:`brain.kernels.changepoint`; on alarm the level jumps to the new
 regime so a shift is reported once), flatline (run of repeats) and drift (deviation vs its usual size)
 (:mod:`brain.kernels.faults`). Real series break the i.i.d. assumptions behind those tails
-(heavy tails, autocorrelated residuals, counts), so each key also tracks the 99th percentile of
-each surprise on its own non-alarming points and scales that surprise down when the key's
-percentile exceeds the i.i.d. value ``-ln 0.01``: this is what replaces per-series tuning.
+(heavy tails, autocorrelated residuals, counts), so each key also tracks the 99.5th percentile of
+each surprise (an alarm run counts once) and scales that surprise down when the key's
+percentile exceeds the i.i.d. value ``-ln 0.005``: this is what replaces per-series tuning.
 The score is ``1 - min(1, 4 * exp(-max surprise))`` (Bonferroni over the four), a calibrated
 ``1 - p-value``: on clean data about one point in a thousand scores ``>= 0.999``.
 Missing values (NaN) are scored as a run of missing points (like a flatline).
@@ -78,16 +78,17 @@ C_REP = 7  # learned repeat rate
 C_CP = 8  # CUSUM up
 C_CN = 9  # CUSUM down
 C_RFAST = 10  # fast EWMA of residuals: the size of a shift
-C_Q = 11  # 99th percentile of the spike surprise (-ln p)
+C_Q = 11  # 99.5th percentile of the spike surprise (-ln p)
 C_DEV = 12  # fast deviation from the seasonal baseline (tracks shifts and drifts)
 C_DSCALE = 13  # typical |deviation|
 C_NANRUN = 14
 C_NANRATE = 15
 C_QUANT = 16  # smallest non-zero step seen
-C_QS = 17  # 99th percentile of the level-shift surprise
+C_QS = 17  # 99.5th percentile of the level-shift surprise
 C_QF = 18  # ... of the flatline surprise
 C_QD = 19  # ... of the drift surprise
-N_COLS = 20
+C_ALARM = 20  # 1 if the previous point was an alarm (score >= 0.999)
+N_COLS = 21
 
 # --- constants (the same for every series: there are no per-series parameters) ---------------------
 WARMUP_N = 10.0
@@ -104,8 +105,8 @@ DRIFT_MIN_N = 200.0
 CLIP_SIGMAS = 3.0
 CUSUM_K = 0.5
 CUSUM_H = 10.0  # restart above the 0.999-score surprise (8.29), so a shift is reported first
-Q_TAU = 0.99
-Q_S = 4.605170185988091  # -ln(0.01): the 99th percentile of a calibrated surprise
+Q_TAU = 0.995
+Q_S = 5.298317366548036  # -ln(0.005): the 99.5th percentile of a calibrated surprise
 Q_ETA = 1.0  # calibration step: Q_ETA / sqrt(points seen) (fast at first, then slow so that an
 Q_ETA_MIN = 0.01  # anomaly lasting hours cannot teach its key that it is normal), never below Q_ETA_MIN
 S_ALARM = 8.294049640102028  # -ln(0.001 / 4): surprise of a score of 0.999
@@ -141,7 +142,7 @@ def surprise(p):
 
 @njit(cache=True)
 def calibration(q99):
-    """Factor bringing a key's 99th-percentile surprise down to the i.i.d. value (never up)."""
+    """Factor bringing a key's 99.5th-percentile surprise down to the i.i.d. value (never up)."""
     return Q_S / q99 if q99 > Q_S else 1.0
 
 
@@ -236,16 +237,20 @@ def detector_step(S, SEA, k, ts_ms, x):
     else:
         q = N_COMPONENTS * math.exp(-best)
         score = 1.0 - (q if q < 1.0 else 1.0)
-        # learn the key's own surprise levels from points that are not alarms
-        if best < S_ALARM:
+        # learn the key's own surprise levels. An alarm counts as one exceedance however long it
+        # lasts (only its first point is learned), so an anomaly lasting hours cannot teach its key
+        # that it is normal, while isolated alarms still keep the tail estimate honest.
+        alarm = best >= S_ALARM
+        if not alarm or S[k, C_ALARM] == 0.0:
             eta = Q_ETA / math.sqrt(n + 1.0)
             eta = eta if eta > Q_ETA_MIN else Q_ETA_MIN
             up = math.exp(eta * Q_TAU)
-            down = math.exp(-eta * (1.0 - Q_TAU))
+            down = 1.0 if alarm else math.exp(-eta * (1.0 - Q_TAU))
             S[k, C_Q] = quantile_step_log(S[k, C_Q], s_spike, up, down)
             S[k, C_QS] = quantile_step_log(S[k, C_QS], s_shift, up, down)
             S[k, C_QF] = quantile_step_log(S[k, C_QF], s_flat, up, down)
             S[k, C_QD] = quantile_step_log(S[k, C_QD], s_drift, up, down)
+        S[k, C_ALARM] = 1.0 if alarm else 0.0
 
     # learn: the fast deviation from the clipped residual, the base level and the seasonal profile
     # slowly from the clipped value
@@ -393,11 +398,14 @@ def _step_ref(row, sea, t, x):
         score, reason = 0.0, REASON_NONE
     else:
         score = 1.0 - min(1.0, N_COMPONENTS * math.exp(-best))
-        if best < S_ALARM:
+        alarm = best >= S_ALARM
+        if not alarm or row[C_ALARM] == 0.0:
             eta = max(Q_ETA / math.sqrt(n + 1.0), Q_ETA_MIN)
-            up, down = math.exp(eta * Q_TAU), math.exp(-eta * (1.0 - Q_TAU))
+            up = math.exp(eta * Q_TAU)
+            down = 1.0 if alarm else math.exp(-eta * (1.0 - Q_TAU))
             for c, v in raw.items():
                 row[c] = row[c] * up if v > row[c] else row[c] * down
+        row[C_ALARM] = 1.0 if alarm else 0.0
     a = 1.0 - math.exp(-dt / max(TAU_LEVEL_S, LEVEL_MIN_POINTS * row[C_DT]))
     rc = clip_ref(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
     dev += a * rc
