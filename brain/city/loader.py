@@ -103,7 +103,14 @@ _FIELD_RE = re.compile(r"^Object (?P<what>missing required field|contains unknow
 
 
 class Problem(NamedTuple):
-    """One problem in a city folder: the file, the field path inside it, and what is wrong."""
+    """One problem in a city folder: the file, the field path inside it, and what is wrong.
+
+    Example:
+        >>> str(Problem("city.yaml", "sensors[12].cell", "unknown cell 'C99'"))
+        "city.yaml: sensors[12].cell: unknown cell 'C99'"
+        >>> str(Problem("cells.geojson", "", "missing file"))
+        'cells.geojson: missing file'
+    """
 
     file: str
     field_path: str
@@ -114,7 +121,20 @@ class Problem(NamedTuple):
 
 
 class CityError(ValueError):
-    """A city folder that cannot be used; ``problems`` lists every :class:`Problem` found."""
+    """A city folder that cannot be used; ``problems`` lists every :class:`Problem` found.
+
+    A :class:`ValueError`, so callers that treat bad configuration generically still catch it.
+
+    Example:
+        >>> err = CityError([Problem("city.yaml", "timezone", "unknown IANA time zone 'X'"),
+        ...                  Problem("cells.geojson", "", "missing file")], where="mycity/")
+        >>> print(err)
+        2 problems in mycity/:
+          city.yaml: timezone: unknown IANA time zone 'X'
+          cells.geojson: missing file
+        >>> isinstance(err, ValueError), len(err.problems)
+        (True, 2)
+    """
 
     def __init__(self, problems: Iterable[Problem], where: str = "city") -> None:
         self.problems: list[Problem] = list(problems)
