@@ -78,7 +78,8 @@ class KeyedDetector:
         if frame.height == 0:
             return pl.DataFrame(schema={key: pl.String, "metric": pl.String, "ts_ms": pl.Int64, "value": pl.Float64,
                                         "expected": pl.Float64, "z": pl.Float64, "score": pl.Float64, "reason": pl.String})
-        names = frame[key].cast(pl.String).fill_null("").to_numpy().astype(object) + ("|" + metric)
+        # the key column's name is part of the key: segment "X" and sensor "X" are different series
+        names = (key + "=") + frame[key].cast(pl.String).fill_null("").to_numpy().astype(object) + ("|" + metric)
         keys = self.key_ids(names)
         values = frame[metric].cast(pl.Float64).fill_null(np.nan).to_numpy()
         ts_ms = frame[ts].cast(pl.Int64).to_numpy()

@@ -64,3 +64,12 @@ def test_bad_columns_are_clear_errors():
     empty = KeyedDetector().score_frame(pl.DataFrame({"sensor_id": [], "ts_ms": [], "v": []},
                                                      schema={"sensor_id": pl.String, "ts_ms": pl.Int64, "v": pl.Float64}), "v")
     assert empty.height == 0 and "score" in empty.columns
+
+
+def test_same_id_in_different_key_columns_are_different_series():
+    keyed = KeyedDetector()
+    df = pl.DataFrame({"segment_id": ["X"] * 50, "sensor_id": ["X"] * 50, "ts_ms": np.arange(50) * 60_000,
+                       "value": np.linspace(0.0, 1.0, 50)})
+    keyed.score_frame(df, "value", key="segment_id")
+    keyed.score_frame(df, "value", key="sensor_id")
+    assert keyed.n_keys == 2
