@@ -8,11 +8,15 @@ Measures, on the demo city (or --city):
 3. JSONL encoding of the generated frames (:func:`streams.sim.to_jsonl`);
 4. the peer: the same records of one hour built as per-event msgspec structs and encoded one by one,
    i.e. what a per-record Python simulator would spend on just materialising and encoding events.
+
+Rates are printed per wall second and per CPU second of this process (``time.process_time``): on a
+shared machine the CPU figure is the one that does not depend on what else is running.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -22,6 +26,22 @@ from brain.schemas import RECORD_TYPES
 from streams.sim import Simulator, to_jsonl
 
 HOUR_MS = 3_600_000
+
+
+class Timer:
+    wall = cpu = 0.0
+
+
+@contextmanager
+def timed():
+    t = Timer()
+    w0, c0 = time.perf_counter(), time.process_time()
+    yield t
+    t.wall, t.cpu = time.perf_counter() - w0, time.process_time() - c0
+
+
+def rate(n: float, t: Timer) -> str:
+    return f"{n / t.wall:,.0f}/s wall, {n / t.cpu:,.0f}/s CPU"
 
 
 def main() -> None:
@@ -35,46 +55,44 @@ def main() -> None:
     span_ms = int(args.hours * HOUR_MS)
 
     sim = Simulator(city, seed=args.seed)
-    t0 = time.perf_counter()
-    batches = list(sim.batches(sim.start_ms + span_ms, batch_s=args.batch_s))
-    gen_s = time.perf_counter() - t0
+    with timed() as gen:
+        batches = list(sim.batches(sim.start_ms + span_ms, batch_s=args.batch_s))
     n = sum(b.n_events for b in batches)
 
-    t0 = time.perf_counter()
-    data = [to_jsonl(b.frames) for b in batches]
-    enc_s = time.perf_counter() - t0
+    with timed() as enc:
+        data = [to_jsonl(b.frames) for b in batches]
     n_bytes = sum(len(d) for d in data)
 
     step_hours = min(args.hours, 6.0)
     sim_step = Simulator(city, seed=args.seed)
-    t0 = time.perf_counter()
-    n_step = sum(b.n_events for b in sim_step.batches(sim_step.start_ms + int(step_hours * HOUR_MS)))
-    step_s = time.perf_counter() - t0
+    with timed() as step:
+        n_step = sum(b.n_events for b in sim_step.batches(sim_step.start_ms + int(step_hours * HOUR_MS)))
 
     # Peer: one hour of the same records as per-event structs, encoded one by one.
     hour = Simulator(city, seed=args.seed).run(1)
-    t0 = time.perf_counter()
-    enc = msgspec.json.Encoder()
+    enc_one = msgspec.json.Encoder()
     n_peer = 0
-    out = []
-    for kind, df in hour.items():
-        t = RECORD_TYPES[kind]
-        for row in df.iter_rows(named=True):
-            out.append(enc.encode(t(**row)))
-            n_peer += 1
-    peer_s = time.perf_counter() - t0
+    with timed() as peer:
+        out = []
+        for kind, df in hour.items():
+            t = RECORD_TYPES[kind]
+            for row in df.iter_rows(named=True):
+                out.append(enc_one.encode(t(**row)))
+                n_peer += 1
 
     sim_seconds = span_ms / 1000
     print(f"city: {city.name} ({len(city.sensors)} sensors, {len(city.segments)} segments), {args.hours:g} simulated h, seed {args.seed}")
-    print(f"generate (batches of {args.batch_s} s): {n:,} events in {gen_s:.2f} s = {n / gen_s:,.0f} events/s, "
-          f"{sim_seconds / gen_s:,.0f}x real time")
-    print(f"generate (one batch per 60 s step, {step_hours:g} h): {n_step / step_s:,.0f} events/s, "
-          f"{step_hours * 3600 / step_s:,.0f}x real time")
-    print(f"encode JSONL: {n / enc_s:,.0f} events/s ({n_bytes / enc_s / 1e6:,.0f} MB/s)")
-    total = gen_s + enc_s
-    print(f"generate + encode: {n / total:,.0f} events/s, a simulated day in {total * 86400 / sim_seconds:.1f} s")
-    print(f"peer (per-event structs + encode, 1 h): {n_peer / peer_s:,.0f} events/s")
-    print(f"ratio columnar generate+encode / per-event encode only: {(n / total) / (n_peer / peer_s):.1f}x")
+    print(f"generate (batches of {args.batch_s} s): {n:,} events in {gen.wall:.2f} s wall / {gen.cpu:.2f} s CPU: "
+          f"{rate(n, gen)} events; {sim_seconds / gen.wall:,.0f}x real time")
+    print(f"generate (one batch per 60 s step, {step_hours:g} h): {rate(n_step, step)} events; "
+          f"{step_hours * 3600 / step.wall:,.0f}x real time")
+    print(f"encode JSONL: {rate(n, enc)} events ({n_bytes / enc.cpu / 1e6:,.0f} MB per CPU s)")
+    both = Timer()
+    both.wall, both.cpu = gen.wall + enc.wall, gen.cpu + enc.cpu
+    print(f"generate + encode: {rate(n, both)} events; a simulated day in {both.wall * 86400 / sim_seconds:.1f} s wall, "
+          f"{both.cpu * 86400 / sim_seconds:.1f} s CPU")
+    print(f"peer (per-event structs + encode, 1 h): {rate(n_peer, peer)} events")
+    print(f"ratio columnar generate+encode / per-event encode only (CPU): {(n / both.cpu) / (n_peer / peer.cpu):.1f}x")
 
 
 if __name__ == "__main__":

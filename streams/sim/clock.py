@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -184,6 +185,27 @@ def hash_poisson(seed: int, stream: int, item: np.ndarray, ts_ms: np.ndarray, la
         z = hash_normal(seed, stream + 7, np.asarray(item)[big] if np.ndim(item) else item, np.asarray(ts_ms)[big])
         out[big] = np.maximum(np.round(lam[big] + np.sqrt(lam[big]) * z), 0.0)
     return out
+
+
+_MASK = (1 << 64) - 1
+
+
+def scalar_poisson(seed: int, stream: int, key: int, lam: float) -> int:
+    """One Poisson count keyed by (seed, stream, key), in plain Python (cheap for the small per-step rates)."""
+    x = (key * 0x9E3779B97F4A7C15 + (seed * 1_000_003 + stream) * 0xBF58476D1CE4E5B9 + stream) & _MASK
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _MASK
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _MASK
+    x ^= x >> 31
+    u = ((x >> 11) + 0.5) / 9007199254740992.0
+    k, p = 0, math.exp(-lam)
+    cdf = p
+    while u > cdf and k < 10_000:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
 
 
 class LocalClock:

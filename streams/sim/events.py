@@ -15,7 +15,7 @@ Example:
     >>> from streams.sim.clock import local_time
     >>> gen = GridCaseGen(toy_city(), seed=0)
     >>> a = 1_780_243_200_000 + 10 * 3_600_000
-    >>> df = gen.arrivals(a, a + 8 * 3_600_000, local_time(a, ZoneInfo("Asia/Shanghai")), np.random.default_rng(3))
+    >>> df = gen.arrivals(a, a + 8 * 3_600_000, local_time(a, ZoneInfo("Asia/Shanghai")), 3)
     >>> sorted(set(df["status"]))
     ['closed', 'dispatched', 'handling', 'reported']
 """
@@ -26,7 +26,7 @@ import polars as pl
 
 from brain.city.model import City
 from brain.schemas import KIND_SENSOR_TYPES
-from streams.sim.clock import LocalTime
+from streams.sim.clock import LocalTime, scalar_poisson, step_rng
 from streams.sim.frames import KIND_SCHEMAS
 from streams.sim.profiles import case_rate, incident_rate
 
@@ -203,13 +203,14 @@ class GridCaseGen:
         deadlines = times[0] + (deadline_h * HOUR_MS).astype(np.int64)
         return case_frame(ids, sensors, categories, cells, units, deadlines, times)
 
-    def arrivals(self, a_ms: int, b_ms: int, lt: LocalTime, rng: np.random.Generator) -> pl.DataFrame | None:
+    def arrivals(self, a_ms: int, b_ms: int, lt: LocalTime, seed: int) -> pl.DataFrame | None:
         if not self.channels or not self.cells:
             return None
-        lam = self.RATE_PER_CELL_HOUR * len(self.cells) * case_rate(lt.hour) * (b_ms - a_ms) / HOUR_MS
-        n = int(rng.poisson(lam))
+        lam = self.RATE_PER_CELL_HOUR * len(self.cells) * float(case_rate(lt.hour)) * (b_ms - a_ms) / HOUR_MS
+        n = scalar_poisson(seed, self.FAMILY, a_ms // 1000, lam)
         if n == 0:
             return None
+        rng = step_rng(seed, self.FAMILY, a_ms)
         t0 = np.sort(rng.integers(a_ms, b_ms, n))
         cells = [self.cells[i] for i in rng.integers(len(self.cells), size=n)]
         cats = [self.cat_names[i] for i in rng.choice(len(self.cat_names), size=n, p=self.cat_p)]
@@ -227,7 +228,7 @@ class IncidentGen:
         >>> from streams.sim.toycity import toy_city
         >>> from streams.sim.clock import local_time
         >>> a = 1_780_243_200_000 + 12 * 3_600_000
-        >>> df = IncidentGen(toy_city(), 0).arrivals(a, a + 6 * 3_600_000, local_time(a, ZoneInfo("Asia/Shanghai")), np.random.default_rng(0))
+        >>> df = IncidentGen(toy_city(), 0).arrivals(a, a + 6 * 3_600_000, local_time(a, ZoneInfo("Asia/Shanghai")), 0)
         >>> df.filter(df["status"] == "reported").height * 4 == df.height
         True
     """
@@ -257,13 +258,14 @@ class IncidentGen:
         t3 = t2 + (15.0 + rng.exponential(25.0, n) * (5 - severity)) * MIN_MS if close_ms is None else np.maximum(close_ms, t2 + MIN_MS)
         return np.stack([t0, t1, t2, t3]).astype(np.int64)
 
-    def arrivals(self, a_ms: int, b_ms: int, lt: LocalTime, rng: np.random.Generator) -> pl.DataFrame | None:
+    def arrivals(self, a_ms: int, b_ms: int, lt: LocalTime, seed: int) -> pl.DataFrame | None:
         if not self.any_cad:
             return None
-        lam = self.RATE_PER_DISTRICT_HOUR * self.n_districts * incident_rate(lt.hour) * (b_ms - a_ms) / HOUR_MS
-        n = int(rng.poisson(lam))
+        lam = self.RATE_PER_DISTRICT_HOUR * self.n_districts * float(incident_rate(lt.hour)) * (b_ms - a_ms) / HOUR_MS
+        n = scalar_poisson(seed, self.FAMILY, a_ms // 1000, lam)
         if n == 0:
             return None
+        rng = step_rng(seed, self.FAMILY, a_ms)
         t0 = np.sort(rng.integers(a_ms, b_ms, n))
         kinds = rng.choice(len(self.types), size=n, p=self.type_p)
         severity = rng.choice(4, size=n, p=SEVERITY_P) + 1
@@ -298,7 +300,7 @@ class OutageGen:
         >>> from zoneinfo import ZoneInfo
         >>> from streams.sim.toycity import toy_city
         >>> from streams.sim.clock import local_time
-        >>> df = OutageGen(toy_city(), 0).arrivals(0, 10 * 86_400_000, local_time(0, ZoneInfo("UTC")), np.random.default_rng(0))
+        >>> df = OutageGen(toy_city(), 0).arrivals(0, 10 * 86_400_000, local_time(0, ZoneInfo("UTC")), 0)
         >>> sorted(set(df["status"]))
         ['end', 'start']
     """
@@ -315,12 +317,13 @@ class OutageGen:
         p = np.array(list(self.SHARE.values()))
         self.p = p / p.sum()
 
-    def arrivals(self, a_ms: int, b_ms: int, lt: LocalTime, rng: np.random.Generator) -> pl.DataFrame | None:
+    def arrivals(self, a_ms: int, b_ms: int, lt: LocalTime, seed: int) -> pl.DataFrame | None:
         if self.feed["power"] is None or not self.cells:
             return None
-        n = int(rng.poisson(self.RATE_PER_DAY * (b_ms - a_ms) / (24 * HOUR_MS)))
+        n = scalar_poisson(seed, self.FAMILY, a_ms // 1000, self.RATE_PER_DAY * (b_ms - a_ms) / (24 * HOUR_MS))
         if n == 0:
             return None
+        rng = step_rng(seed, self.FAMILY, a_ms)
         t0 = np.sort(rng.integers(a_ms, b_ms, n))
         utils = [self.utilities[i] for i in rng.choice(len(self.utilities), size=n, p=self.p)]
         cells = [self.cells[i] for i in rng.integers(len(self.cells), size=n)]

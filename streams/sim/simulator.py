@@ -26,7 +26,7 @@ import polars as pl
 from brain.city.model import City
 from brain.schemas import KINDS
 from streams.sim.base import Rows
-from streams.sim.clock import LocalClock, default_start_ms, local_time, step_rng
+from streams.sim.clock import LocalClock, default_start_ms, local_time
 from streams.sim.corrupt import corrupt
 from streams.sim.environment import EnvironmentGen
 from streams.sim.events import EventQueue, GridCaseGen, IncidentGen, OutageGen
@@ -178,7 +178,7 @@ class Simulator:
             self._schedule(t, e)
             hour = local_time((t + e) // 2, self.tz)
             for kind, gen in (("grid_case", self.case_gen), ("incident", self.incident_gen), ("outage", self.outage_gen)):
-                self.queues[kind].push(gen.arrivals(t, e, hour, step_rng(self.seed, gen.FAMILY, t)))
+                self.queues[kind].push(gen.arrivals(t, e, hour, self.seed))
             t = e
         rows: dict[str, Rows] = {}
         for gen in self.periodic:
