@@ -11,7 +11,8 @@ import streams.sim
 import streams.sources
 
 MODULES = sorted(
-    [f"streams.sim.{m.name}" for m in pkgutil.iter_modules(streams.sim.__path__)]
+    ["streams.sim"]
+    + [f"streams.sim.{m.name}" for m in pkgutil.iter_modules(streams.sim.__path__)]
     + [f"streams.sources.{m.name}" for m in pkgutil.iter_modules(streams.sources.__path__)]
 )
 
@@ -28,7 +29,7 @@ def test_public_classes_have_examples():
     for name in MODULES:
         module = importlib.import_module(name)
         for attr, obj in vars(module).items():
-            if isinstance(obj, type) and obj.__module__ == name and not attr.startswith("_"):
+            if isinstance(obj, type) and obj.__module__ == name and not attr.startswith("_") and name != "streams.sim":
                 doc = obj.__doc__ or ""
                 if ">>>" not in doc and "module docstring" not in doc and "module example" not in doc:
                     missing.append(f"{name}.{attr}")

@@ -198,3 +198,14 @@ def test_any_city_subset_simulates(toy, keep):
         assert set(row["sensor_ids"]) <= ids
     if keep == {"loop"}:
         assert set(sim.ground_truth["type"]) >= {"accident", "sensor_stuck"}
+
+
+def test_a_demo_day_is_much_faster_than_real_time(demo):
+    """Loose guard only (bench/sim_speed.py measures): a simulated day in well under a minute of CPU."""
+    import time
+
+    sim = Simulator(demo, seed=0)
+    t0 = time.process_time()
+    n = sum(b.n_events for b in sim.batches(sim.start_ms + 24 * HOUR_MS, batch_s=3600))
+    cpu_s = time.process_time() - t0
+    assert n > 300_000 and cpu_s < 30.0
