@@ -6,8 +6,10 @@ Measures, on the demo city (or --city):
 1. generation of ``--hours`` simulated hours into polars frames (columnar, hour-sized batches);
 2. the same with one batch per 60 s step (what a live driver pulls);
 3. JSONL encoding of the generated frames (:func:`streams.sim.to_jsonl`);
-4. the peer: the same records of one hour built as per-event msgspec structs and encoded one by one,
-   i.e. what a per-record Python simulator would spend on just materialising and encoding events.
+4. peers: (a) the same records of one hour built as per-event msgspec structs and encoded one by one
+   (what a per-record design spends on just materialising and encoding events); (b) a per-event
+   Python generator of the detector readings alone (same BPR physics, ``random`` draws, one struct
+   and one encode per event), against the columnar simulator's rate over all kinds.
 
 Rates are printed per wall second and per CPU second of this process (``time.process_time``): on a
 shared machine the CPU figure is the one that does not depend on what else is running.
@@ -22,7 +24,9 @@ from pathlib import Path
 import msgspec
 
 from brain.city import demo_city_path, load_city
-from brain.schemas import RECORD_TYPES
+from brain.schemas import RECORD_TYPES, TrafficReading
+from streams.sim.profiles import traffic_demand
+from streams.sim.traffic import BPR_ALPHA, BPR_BETA, CAPACITY_VPHPL, OCC_PCT_PER_VEH_KM
 from streams.sim import Simulator, to_jsonl
 
 HOUR_MS = 3_600_000
@@ -42,6 +46,35 @@ def timed():
 
 def rate(n: float, t: Timer) -> str:
     return f"{n / t.wall:,.0f}/s wall, {n / t.cpu:,.0f}/s CPU"
+
+
+def per_event_detectors(city, start_ms: int, hours: float) -> int:
+    """Peer (b): detector readings generated one event at a time in plain Python."""
+    import math
+    import random
+
+    rnd = random.Random(0)
+    enc = msgspec.json.Encoder()
+    segs = {s.id: s for s in city.segments}
+    dets = [(s.id, segs[s.segment]) for s in city.sensors if s.type in ("loop", "video", "radar") and s.segment in segs]
+    peak = {sid: rnd.uniform(0.75, 1.2) for sid in segs}
+    n = 0
+    out = []
+    for minute in range(int(hours * 60)):
+        ts = start_ms + minute * 60_000
+        hour = (minute / 60.0) % 24
+        demand = float(traffic_demand(hour, False))
+        for sid, seg in dets:
+            cap = CAPACITY_VPHPL[seg.road_class]
+            q = peak[seg.id] * demand * cap * math.exp(0.07 * rnd.gauss(0, 1))
+            v = max(seg.free_flow_kmh / (1 + BPR_ALPHA[seg.road_class] * (q / cap) ** BPR_BETA), 3.0)
+            volume = float(max(0, round(q * seg.lanes / 60 + math.sqrt(q * seg.lanes / 60 + 1e-9) * rnd.gauss(0, 1))))
+            occ = min(98.0, OCC_PCT_PER_VEH_KM * q / v * (1 + 0.06 * rnd.gauss(0, 1)))
+            rec = TrafficReading(sensor_id=sid, ts_ms=ts, volume_veh=volume, occupancy_pct=round(occ, 1),
+                                 speed_kmh=round(v * (1 + 0.04 * rnd.gauss(0, 1)), 1))
+            out.append(enc.encode(rec))
+            n += 1
+    return n
 
 
 def main() -> None:
@@ -80,6 +113,9 @@ def main() -> None:
                 out.append(enc_one.encode(t(**row)))
                 n_peer += 1
 
+    with timed() as naive:
+        n_naive = per_event_detectors(city, sim.start_ms, min(args.hours, 6.0))
+
     sim_seconds = span_ms / 1000
     print(f"city: {city.name} ({len(city.sensors)} sensors, {len(city.segments)} segments), {args.hours:g} simulated h, seed {args.seed}")
     print(f"generate (batches of {args.batch_s} s): {n:,} events in {gen.wall:.2f} s wall / {gen.cpu:.2f} s CPU: "
@@ -93,6 +129,8 @@ def main() -> None:
           f"{both.cpu * 86400 / sim_seconds:.1f} s CPU")
     print(f"peer (per-event structs + encode, 1 h): {rate(n_peer, peer)} events")
     print(f"ratio columnar generate+encode / per-event encode only (CPU): {(n / both.cpu) / (n_peer / peer.cpu):.1f}x")
+    print(f"peer (per-event Python generator, detectors only, {min(args.hours, 6.0):g} h): {rate(n_naive, naive)} events")
+    print(f"ratio columnar generate+encode / per-event generate+encode (CPU): {(n / both.cpu) / (n_naive / naive.cpu):.1f}x")
 
 
 if __name__ == "__main__":
