@@ -112,7 +112,7 @@ def run_per_event(path: Path) -> dict:
     import polars as pl
 
     from brain.city import demo_city_path, load_city
-    from brain.pipeline import AIR_FIELDS, HOUR_MS, CityPipeline
+    from brain.pipeline import AIR_FIELDS, HOUR_MS, LIFECYCLE_KINDS, CityPipeline, _lifecycle_schema, _TickTables
     from brain.schemas import KIND_SENSOR_TYPES, PHYSICAL_RANGE, PRIMARY_FIELD
 
     batches = _batches(path)
@@ -176,7 +176,9 @@ def run_per_event(path: Path) -> dict:
                 },
                 schema={"sensor_id": pl.Utf8, "window_start_ms": pl.Int64, "window_end_ms": pl.Int64, "laeq_db": pl.Float64, "lamax_db": pl.Float64},
             )
-            inputs = helper._tick_inputs(start, end, {})  # empty frames with the right schemas
+            inputs = {k: v.drop("tick_end_ms") for k, v in _TickTables().frames().items()}  # empty, right schemas
+            for name, (_, _, _, table) in LIFECYCLE_KINDS.items():
+                inputs[table] = pl.DataFrame(schema=_lifecycle_schema(name))
             inputs["traffic"] = traffic
             inputs["noise"] = noise
             helper.vitals_fn({k: v for k, v in inputs.items() if k not in ("water_quality", "weather", "hazard")}, city, end)

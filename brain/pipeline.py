@@ -93,6 +93,76 @@ LIFECYCLE_KINDS = {
 }
 
 
+_WIN = {"window_start_ms": pl.Int64, "window_end_ms": pl.Int64, "tick_end_ms": pl.Int64}
+
+
+def _mean(field: str):
+    return lambda w: w.mean(field)
+
+
+#: Per-sensor window tables built at each tick: table -> {column: how it comes from the window}.
+SENSOR_TABLES = {
+    # Energy average is the right mean for decibels.
+    "noise": {"laeq_db": lambda w: 10.0 * np.log10(w.mean("laeq_energy")), "lamax_db": lambda w: w.max("lamax_db")},
+    "utility": {f: _mean(f) for f in ("pressure_kpa", "flow_m3h", "load_kw")},
+    "water_quality": {f: _mean(f) for f in ("ph", "turbidity_ntu", "dissolved_oxygen_mgl")},
+    "weather": {f: _mean(f) for f in ("temp_c", "humidity_pct", "wind_ms", "rain_mm")},
+    "hazard": {"value": _mean("value"), "value_max": lambda w: w.max("value")},
+}
+
+#: Every stacked tick table and its columns (``tick_end_ms`` names the tick a row belongs to).
+TICK_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "traffic": {"segment_id": pl.Utf8, **_WIN, "volume_veh": pl.Float64, "speed_kmh": pl.Float64,
+                "occupancy_pct": pl.Float64, "n_readings": pl.Int64},
+    "probe": {"segment_id": pl.Utf8, **_WIN, "travel_time_s": pl.Float64, "n_readings": pl.Int64},
+    **{name: {"sensor_id": pl.Utf8, **_WIN, **{c: pl.Float64 for c in cols}} for name, cols in SENSOR_TABLES.items()},
+    "air_1h": {"sensor_id": pl.Utf8, **_WIN, **{f: pl.Float64 for f in AIR_FIELDS}},
+    "air_24h": {"sensor_id": pl.Utf8, **_WIN, **{f: pl.Float64 for f in AIR_FIELDS}},
+    "air_8h_o3": {"sensor_id": pl.Utf8, "window_end_ms": pl.Int64, "tick_end_ms": pl.Int64, "o3_8h_ugm3": pl.Float64},
+    "sensor_last_seen": {"sensor_id": pl.Utf8, "tick_end_ms": pl.Int64, "last_seen_ms": pl.Int64},
+}
+
+#: Current-state tables: the same frame serves every tick (vital signs read them as of each tick end).
+STATE_TABLES = frozenset({"cases", "incidents", "outages"})
+
+
+class _TickTables:
+    """Collects numpy columns of many ticks; one polars frame per table at the end."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[tuple[int, dict]]] = {name: [] for name in TICK_SCHEMAS}
+
+    def add(self, name: str, n: int, cols: dict) -> None:
+        if n:
+            self.parts[name].append((n, cols))
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        out = {}
+        for name, schema in TICK_SCHEMAS.items():
+            parts = self.parts[name]
+            data = {}
+            for col, dtype in schema.items():
+                chunks = [np.full(n, v) if np.isscalar(v) else np.asarray(v) for n, cols in parts for v in [cols[col]]]
+                if dtype == pl.Utf8:
+                    values = np.concatenate(chunks).tolist() if chunks else []
+                    data[col] = pl.Series(col, values, dtype=pl.Utf8)
+                else:
+                    arr = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
+                    series = pl.Series(col, arr, nan_to_null=True)
+                    data[col] = series.cast(pl.Int64) if dtype == pl.Int64 else series
+            out[name] = pl.DataFrame(data)
+        return out
+
+
+@dataclass
+class TickBatch:
+    """The stacked tables of every tick closed together (``ends`` ascending)."""
+
+    ends: list[int]
+    inputs: dict[str, pl.DataFrame]
+    vitals: dict[str, pl.DataFrame]
+
+
 def _lifecycle_schema(kind: str) -> dict[str, pl.DataType]:
     id_col, stages, fields, _ = LIFECYCLE_KINDS[kind]
     dtypes = KIND_DTYPES[kind]
@@ -136,10 +206,12 @@ def _dead_from_frame(kind: str, frame: pl.DataFrame, code: str, reason: pl.Expr)
 class CityPipeline:
     """The whole per-batch operator chain for one city (see module docstring).
 
-    ``vitals_fn(inputs, city, window_end_ms) -> dict[str, DataFrame]`` computes the vital signs of a
-    tick (default: :func:`brain.vitals.compute_vitals`); ``window_operators`` are callables
-    ``op(result: WindowResult) -> dict[str, DataFrame]`` whose tables are added to the tick's vitals
-    (anomaly scores, for example).
+    ``vitals_fn(inputs, city, window_end_ms) -> dict[str, DataFrame]`` computes the vital signs of one
+    tick (default: :func:`brain.vitals.compute_vitals`, or its batch form over many ticks at once,
+    ``compute_vitals_batch``, when present); ``window_operators`` are callables
+    ``op(batch: TickBatch) -> dict[str, DataFrame]`` whose stacked tables (with ``window_end_ms``) are
+    added to the vital signs of the ticks (anomaly scores, for example); an operator with
+    ``snapshot()``/``restore()`` is checkpointed with the pipeline.
     """
 
     def __init__(self, city: City, config: PipelineConfig | None = None, vitals_fn=None, window_operators=()):
@@ -157,15 +229,21 @@ class CityPipeline:
             kind: LifecycleTable(id_col, stages, fields, self.config.retention_days * 86_400_000)
             for kind, (id_col, stages, fields, _) in LIFECYCLE_KINDS.items()
         }
-        self.last_seen_ms = np.full(n, -1, dtype=np.int64)
+        self.last_seen_ms = np.full(n, -1, dtype=np.int64)  # as of the last closed tick
+        self.seen = TumblingWindows(n, self.config.window_ms, ["ts_ms"])  # newest time per sensor per window
         self.next_tick_end_ms: int | None = None
         self.counters: Counter[str] = Counter()
+        self.vitals_batch_fn = None
         if vitals_fn is None:
-            from brain.vitals import compute_vitals as vitals_fn
+            import brain.vitals as vitals_module
+
+            vitals_fn = vitals_module.compute_vitals
+            self.vitals_batch_fn = getattr(vitals_module, "compute_vitals_batch", None)
         self.vitals_fn = vitals_fn
         self.window_operators = list(window_operators)
         self._segment_of_sensor = self._sensor_place_index("segment", [s.id for s in city.segments])
         self._segment_ids = [s.id for s in city.segments]
+        self._segment_id_array = np.array(self._segment_ids, dtype=object)
         self._sensor_ids = np.array(self.registry.ids, dtype=object)
 
     # --- input ------------------------------------------------------------------------------------
@@ -238,7 +316,7 @@ class CityPipeline:
     def _apply(self, kind: str, frame: pl.DataFrame) -> None:
         ts = frame["ts_ms"].to_numpy()
         idx = frame["sensor_idx"].to_numpy().astype(np.int64)
-        np.maximum.at(self.last_seen_ms, idx, ts)
+        self.seen.add(ts, idx, ts.astype(np.float64)[:, None])
         if self.next_tick_end_ms is None:
             w = self.config.window_ms
             self.next_tick_end_ms = (int(ts.min()) // w) * w + w
@@ -272,97 +350,112 @@ class CityPipeline:
 
     # --- ticks ------------------------------------------------------------------------------------
     def _close_ticks(self) -> list[WindowResult]:
+        """Close every tick the watermark has passed, all in one stacked pass.
+
+        Input tables of all due ticks are built as one frame each (a ``tick_end_ms`` column tells
+        the ticks apart), the vital signs are computed for all of them in one call, window operators
+        see the whole stack in time order, and only then is the result split per tick. A replay that
+        closes hundreds of windows per batch pays polars' per-call overhead once, not per window.
+        """
         wm = self.clock.watermark_ms
         if wm is None or self.next_tick_end_ms is None or wm < self.next_tick_end_ms:
             return []
-        closed = {kind: {w.end_ms: w for w in tw.close(wm)} for kind, tw in self.windows.items()}
-        air_closed = self.air.close(wm)
-        results = []
         w = self.config.window_ms
-        while self.next_tick_end_ms <= wm:
-            end = self.next_tick_end_ms
+        ends = list(range(self.next_tick_end_ms, wm + 1, w))
+        self.next_tick_end_ms = ends[-1] + w
+        closed = {kind: {c.end_ms: c for c in tw.close(wm)} for kind, tw in self.windows.items()}
+        seen_closed = {c.end_ms: c for c in self.seen.close(wm)}
+        air_closed = self.air.close(wm)
+        builder = _TickTables()
+        for end in ends:
             while air_closed and air_closed[0].end_ms <= end:
                 self.air_history.append(air_closed.pop(0))
-            inputs = self._tick_inputs(end - w, end, {k: c.get(end) for k, c in closed.items()})
-            result = WindowResult(end - w, end, inputs)
-            vital_inputs = {k: v for k, v in inputs.items() if k not in PASS_THROUGH}
-            result.vitals = dict(self.vitals_fn(vital_inputs, self.city, end))
-            # Readings with no vital-sign formula yet are still published per sensor for rules.
-            result.vitals.update({f"{k}_sensor": inputs[k] for k in PASS_THROUGH})
-            for op in self.window_operators:
-                result.vitals.update(op(result))
-            results.append(result)
-            self.counters["windows_closed"] += 1
-            self.next_tick_end_ms = end + w
+            seen = seen_closed.get(end)
+            if seen is not None:
+                np.fmax(self.last_seen_ms, np.where(seen.counts[:, 0] > 0, seen.maxs[:, 0], -1).astype(np.int64), out=self.last_seen_ms)
+            self._tick_columns(builder, end - w, end, {k: c.get(end) for k, c in closed.items()})
+        inputs = builder.frames()
+        for kind, (_, _, _, name) in LIFECYCLE_KINDS.items():
+            inputs[name] = self.lifecycle[kind].current(_lifecycle_schema(kind))
+        vital_inputs = {k: v for k, v in inputs.items() if k not in PASS_THROUGH}
+        vitals = dict(self.vitals_batch(vital_inputs, self.city, ends))
+        # Readings with no vital-sign formula yet are still published per sensor for rules.
+        vitals.update({f"{k}_sensor": inputs[k] for k in PASS_THROUGH})
+        batch = TickBatch(ends, inputs, vitals)
+        for op in self.window_operators:
+            vitals.update(op(batch))
+        results = [WindowResult(end - w, end, {}, {}) for end in ends]
+        by_end = {r.window_end_ms: r for r in results}
+        for target, tables in (("inputs", inputs), ("vitals", vitals)):
+            for name, frame in tables.items():
+                column = "tick_end_ms" if "tick_end_ms" in frame.columns else "window_end_ms"
+                if name in STATE_TABLES or column not in frame.columns or len(ends) == 1:
+                    for r in results:
+                        getattr(r, target)[name] = frame
+                    continue
+                parts = frame.partition_by(column, as_dict=True)
+                empty = frame.clear()
+                for r in results:
+                    getattr(r, target)[name] = parts.get((r.window_end_ms,), empty)
+        self.counters["windows_closed"] += len(results)
         for table in self.lifecycle.values():
             table.prune(wm)
         self.deduper.forget_before(wm)
         return results
 
+    def vitals_batch(self, inputs: dict[str, pl.DataFrame], city: City, ends: list[int]) -> dict[str, pl.DataFrame]:
+        """Vital signs of stacked ticks: the batch function when there is one, else tick by tick."""
+        if self.vitals_batch_fn is not None:
+            return self.vitals_batch_fn(inputs, city, ends)
+        per_tick: dict[str, list[pl.DataFrame]] = {}
+        for end in ends:
+            tick_inputs = {}
+            for name, frame in inputs.items():
+                if "tick_end_ms" in frame.columns:
+                    frame = frame.filter(pl.col("tick_end_ms") == end).drop("tick_end_ms")
+                tick_inputs[name] = frame
+            for name, frame in self.vitals_fn(tick_inputs, city, end).items():
+                if "window_end_ms" not in frame.columns:
+                    frame = frame.with_columns(pl.lit(end, pl.Int64).alias("window_end_ms"))
+                per_tick.setdefault(name, []).append(frame)
+        return {name: pl.concat(parts, how="diagonal_relaxed") for name, parts in per_tick.items()}
+
     def _sensor_place_index(self, attr: str, ids: list[str]) -> np.ndarray:
         pos = {pid: i for i, pid in enumerate(ids)}
         return np.array([pos.get(getattr(s, attr) or "", -1) for s in self.city.sensors], dtype=np.int64)
 
-    def _sensor_frame(self, win: ClosedWindow | None, start: int, end: int, columns: dict[str, np.ndarray]) -> pl.DataFrame:
-        active = win.active() if win is not None else np.zeros(0, dtype=np.int64)
-        n = len(active)
-        data: dict[str, object] = {
-            # from a Python list: ~10x cheaper than Series.gather for a few hundred strings
-            "sensor_id": pl.Series("sensor_id", self._sensor_ids[active].tolist(), dtype=pl.Utf8),
-            "window_start_ms": np.full(n, start, dtype=np.int64),
-            "window_end_ms": np.full(n, end, dtype=np.int64),
-        }
-        for name, values in columns.items():
-            data[name] = pl.Series(name, values[active] if n else np.zeros(0), nan_to_null=True)
-        return pl.DataFrame(data)
-
-    def _tick_inputs(self, start: int, end: int, wins: dict[str, ClosedWindow | None]) -> dict[str, pl.DataFrame]:
-        n = len(self.registry)
-        empty = np.zeros(n)
-
-        def per_sensor(kind: str, **cols):
+    def _tick_columns(self, b: "_TickTables", start: int, end: int, wins: dict[str, ClosedWindow | None]) -> None:
+        ids = self._sensor_ids
+        for kind, spec in SENSOR_TABLES.items():
             win = wins.get(kind)
-            return self._sensor_frame(win, start, end, {k: (v(win) if win is not None else empty) for k, v in cols.items()})
+            if win is None:
+                continue
+            active = win.active()
+            cols = {"sensor_id": ids[active], "window_start_ms": start, "window_end_ms": end, "tick_end_ms": end}
+            for name, fn in spec.items():
+                cols[name] = fn(win)[active]
+            b.add(kind, len(active), cols)
+        self._segment_traffic(b, wins.get("traffic"), start, end)
+        self._segment_probe(b, wins.get("probe"), start, end)
+        self._air_columns(b, end)
+        b.add("sensor_last_seen", len(ids), {
+            "sensor_id": ids, "tick_end_ms": end,
+            "last_seen_ms": np.where(self.last_seen_ms >= 0, self.last_seen_ms.astype(np.float64), np.nan),
+        })
 
-        inputs: dict[str, pl.DataFrame] = {
-            "traffic": self._segment_traffic(wins.get("traffic"), start, end),
-            "probe": self._segment_probe(wins.get("probe"), start, end),
-            "noise": per_sensor(
-                "noise",
-                laeq_db=lambda w: 10.0 * np.log10(np.where(w.count("laeq_energy") > 0, w.mean("laeq_energy"), np.nan)),
-                lamax_db=lambda w: w.max("lamax_db"),
-            ),
-            "utility": per_sensor("utility", **{f: (lambda w, f=f: w.mean(f)) for f in WINDOW_FIELDS["utility"]}),
-            "water_quality": per_sensor("water_quality", **{f: (lambda w, f=f: w.mean(f)) for f in WINDOW_FIELDS["water_quality"]}),
-            "weather": per_sensor("weather", **{f: (lambda w, f=f: w.mean(f)) for f in WINDOW_FIELDS["weather"]}),
-            "hazard": per_sensor("hazard", value=lambda w: w.mean("value"), value_max=lambda w: w.max("value")),
-        }
-        inputs.update(self._air_inputs(end))
-        for kind, (_, _, _, name) in LIFECYCLE_KINDS.items():
-            inputs[name] = self.lifecycle[kind].current(_lifecycle_schema(kind))
-        seen = self.last_seen_ms
-        inputs["sensor_last_seen"] = pl.DataFrame(
-            {"sensor_id": self.registry.ids, "last_seen_ms": np.where(seen >= 0, seen, 0)},
-            schema={"sensor_id": pl.Utf8, "last_seen_ms": pl.Int64},
-        ).with_columns(pl.when(pl.Series(seen >= 0)).then(pl.col("last_seen_ms")).alias("last_seen_ms"))
-        return inputs
-
-    def _segment_traffic(self, win: ClosedWindow | None, start: int, end: int) -> pl.DataFrame:
-        schema = {"segment_id": pl.Utf8, "window_start_ms": pl.Int64, "window_end_ms": pl.Int64, "volume_veh": pl.Float64,
-                  "speed_kmh": pl.Float64, "occupancy_pct": pl.Float64, "n_readings": pl.Int64}
-        if win is None:
-            return pl.DataFrame(schema=schema)
+    def _by_segment(self, win: ClosedWindow):
         seg = self._segment_of_sensor
         active = win.active()
         active = active[seg[active] >= 0]
         n_seg = len(self._segment_ids)
         s = seg[active]
+        return active, lambda values: np.bincount(s, weights=values[active], minlength=n_seg), np.bincount(s, minlength=n_seg)
 
-        def by_segment(values: np.ndarray) -> np.ndarray:
-            return np.bincount(s, weights=values[active], minlength=n_seg)
-
+    def _segment_traffic(self, b: "_TickTables", win: ClosedWindow | None, start: int, end: int) -> None:
+        if win is None:
+            return
+        _, by_segment, n_det = self._by_segment(win)
         vol = by_segment(win.sum("volume_veh"))
-        n_det = np.bincount(s, minlength=n_seg)
         sv = by_segment(win.sum("speed_x_volume"))
         speed_sum, speed_n = by_segment(win.sum("speed_kmh")), by_segment(win.count("speed_kmh"))
         occ_sum, occ_n = by_segment(win.sum("occupancy_pct")), by_segment(win.count("occupancy_pct"))
@@ -372,66 +465,48 @@ class CityPipeline:
             occupancy = occ_sum / np.maximum(occ_n, 1)
             volume = vol / np.maximum(n_det, 1)  # each detector on a segment counts the same vehicles
         keep = np.flatnonzero(n_det > 0)
-        return pl.DataFrame(
-            {
-                "segment_id": [self._segment_ids[i] for i in keep],
-                "window_start_ms": [start] * len(keep),
-                "window_end_ms": [end] * len(keep),
-                "volume_veh": volume[keep],
-                "speed_kmh": speed[keep],
-                "occupancy_pct": occupancy[keep],
-                "n_readings": speed_n[keep].astype(np.int64),
-            },
-            schema=schema,
-        )
+        b.add("traffic", len(keep), {
+            "segment_id": self._segment_id_array[keep], "window_start_ms": start, "window_end_ms": end, "tick_end_ms": end,
+            "volume_veh": volume[keep], "speed_kmh": speed[keep], "occupancy_pct": occupancy[keep],
+            "n_readings": speed_n[keep],
+        })
 
-    def _segment_probe(self, win: ClosedWindow | None, start: int, end: int) -> pl.DataFrame:
-        schema = {"segment_id": pl.Utf8, "window_start_ms": pl.Int64, "window_end_ms": pl.Int64,
-                  "travel_time_s": pl.Float64, "n_readings": pl.Int64}
+    def _segment_probe(self, b: "_TickTables", win: ClosedWindow | None, start: int, end: int) -> None:
         if win is None:
-            return pl.DataFrame(schema=schema)
-        seg = self._segment_of_sensor
-        active = win.active()
-        active = active[seg[active] >= 0]
-        n_seg = len(self._segment_ids)
-        s = seg[active]
-        tt_sum = np.bincount(s, weights=win.sum("travel_time_s")[active], minlength=n_seg)
-        tt_n = np.bincount(s, weights=win.count("travel_time_s")[active], minlength=n_seg)
+            return
+        _, by_segment, _ = self._by_segment(win)
+        tt_sum, tt_n = by_segment(win.sum("travel_time_s")), by_segment(win.count("travel_time_s"))
         keep = np.flatnonzero(tt_n > 0)
-        return pl.DataFrame(
-            {
-                "segment_id": [self._segment_ids[i] for i in keep],
-                "window_start_ms": [start] * len(keep),
-                "window_end_ms": [end] * len(keep),
-                "travel_time_s": tt_sum[keep] / tt_n[keep],
-                "n_readings": tt_n[keep].astype(np.int64),
-            },
-            schema=schema,
-        )
+        b.add("probe", len(keep), {
+            "segment_id": self._segment_id_array[keep], "window_start_ms": start, "window_end_ms": end, "tick_end_ms": end,
+            "travel_time_s": tt_sum[keep] / tt_n[keep], "n_readings": tt_n[keep],
+        })
 
-    def _air_inputs(self, end: int) -> dict[str, pl.DataFrame]:
-        hours = [w for w in self.air_history if w.end_ms <= end]
-        last = hours[-1] if hours else None
+    def _air_columns(self, b: "_TickTables", end: int) -> None:
+        hours = [h for h in self.air_history if h.end_ms <= end]
+        if not hours:
+            return
+        last = hours[-1]
+        ids = self._sensor_ids
 
-        def moving(span_h: int) -> tuple[np.ndarray, np.ndarray]:
-            panes = [w for w in hours if w.end_ms > end - span_h * HOUR_MS]
-            sums = sum(p.sums for p in panes)
-            counts = sum(p.counts for p in panes)
-            return sums, counts
+        def add(name: str, win: ClosedWindow, extra: dict) -> None:
+            active = win.active()
+            cols = {"sensor_id": ids[active], "window_start_ms": win.start_ms, "window_end_ms": win.end_ms, "tick_end_ms": end}
+            cols.update({k: v[active] for k, v in extra.items()})
+            b.add(name, len(active), cols)
 
-        cols = {f: (lambda w, f=f: w.mean(f)) for f in AIR_FIELDS}
-        if last is None:
-            blank = self._sensor_frame(None, end - HOUR_MS, end, {f: np.zeros(0) for f in AIR_FIELDS})
-            o3 = pl.DataFrame(schema={"sensor_id": pl.Utf8, "window_end_ms": pl.Int64, "o3_8h_ugm3": pl.Float64})
-            return {"air_1h": blank, "air_24h": blank, "air_8h_o3": o3}
-        air_1h = self._sensor_frame(last, last.start_ms, last.end_ms, {k: v(last) for k, v in cols.items()})
-        sums24, counts24 = moving(24)
-        day = ClosedWindow(last.end_ms - 24 * HOUR_MS, last.end_ms, AIR_FIELDS, sums24, counts24, np.zeros_like(sums24))
-        air_24h = self._sensor_frame(day, day.start_ms, day.end_ms, {k: v(day) for k, v in cols.items()})
-        sums8, counts8 = moving(8)
-        eight = ClosedWindow(last.end_ms - 8 * HOUR_MS, last.end_ms, AIR_FIELDS, sums8, counts8, np.zeros_like(sums8))
-        o3 = self._sensor_frame(eight, eight.start_ms, eight.end_ms, {"o3_8h_ugm3": eight.mean("o3_ugm3")})
-        return {"air_1h": air_1h, "air_24h": air_24h, "air_8h_o3": o3.select("sensor_id", "window_end_ms", "o3_8h_ugm3")}
+        def moving(span_h: int) -> ClosedWindow:
+            panes = [h for h in hours if h.end_ms > last.end_ms - span_h * HOUR_MS]
+            sums, counts = sum(p.sums for p in panes), sum(p.counts for p in panes)
+            return ClosedWindow(last.end_ms - span_h * HOUR_MS, last.end_ms, AIR_FIELDS, sums, counts, np.zeros_like(sums))
+
+        add("air_1h", last, {f: last.mean(f) for f in AIR_FIELDS})
+        day = moving(24)
+        add("air_24h", day, {f: day.mean(f) for f in AIR_FIELDS})
+        eight = moving(8)
+        active = eight.active()
+        b.add("air_8h_o3", len(active), {"sensor_id": ids[active], "window_end_ms": eight.end_ms, "tick_end_ms": end,
+                                         "o3_8h_ugm3": eight.mean("o3_ugm3")[active]})
 
     # --- snapshot ---------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -444,6 +519,7 @@ class CityPipeline:
             "dedup": self.deduper.state(),
             "windows": {k: w.state() for k, w in self.windows.items()},
             "air": self.air.state(),
+            "seen": self.seen.state(),
             "air_history": list(self.air_history),
             "lifecycle": {k: t.state() for k, t in self.lifecycle.items()},
             "last_seen_ms": self.last_seen_ms,
@@ -466,6 +542,7 @@ class CityPipeline:
         for k, w in self.windows.items():
             w.load(state["windows"][k])
         self.air.load(state["air"])
+        self.seen.load(state["seen"])
         self.air_history = deque(state["air_history"], maxlen=24)
         for k, t in self.lifecycle.items():
             t.load(state["lifecycle"][k])

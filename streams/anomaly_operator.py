@@ -17,7 +17,7 @@ from __future__ import annotations
 import polars as pl
 
 from brain.anomaly import KeyedDetector
-from brain.pipeline import WindowResult
+from brain.pipeline import TickBatch
 
 #: (table, key column, metrics) scored each tick.
 SERIES = [
@@ -32,28 +32,33 @@ SCHEMA = {"key": pl.Utf8, "metric": pl.Utf8, "window_end_ms": pl.Int64, "value":
 
 
 class AnomalyOperator:
-    """Window operator ``op(result) -> {"anomaly": frame}`` with ``snapshot()``/``restore()``."""
+    """Window operator ``op(batch) -> {"anomaly": frame}`` with ``snapshot()``/``restore()``."""
 
     def __init__(self, n_keys_hint: int = 2048):
         self.detector = KeyedDetector(n_keys_hint)
         self._last_air_end: int | None = None
 
-    def __call__(self, result: WindowResult) -> dict[str, pl.DataFrame]:
-        end = result.window_end_ms
+    def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
         parts = []
-        sources = [(result.vitals.get(t), k, m) for t, k, m in SERIES]
-        air = result.inputs.get("air_1h")
-        if air is not None and air.height and int(air["window_end_ms"].max()) != self._last_air_end:
-            self._last_air_end = int(air["window_end_ms"].max())
-            sources += [(air, k, m) for _, k, m in HOURLY_SERIES]
+        sources = [(batch.vitals.get(t), k, m) for t, k, m in SERIES]
+        air = batch.inputs.get("air_1h")
+        if air is not None and air.height:
+            # One score per station-hour: the same hour is repeated in every tick until the next one closes.
+            new_hours = air.unique(["sensor_id", "window_end_ms"], keep="first", maintain_order=True)
+            if self._last_air_end is not None:
+                new_hours = new_hours.filter(pl.col("window_end_ms") > self._last_air_end)
+            if new_hours.height:
+                self._last_air_end = int(new_hours["window_end_ms"].max())
+                sources += [(new_hours, k, m) for _, k, m in HOURLY_SERIES]
         for frame, key, metrics in sources:
             if frame is None or frame.height == 0 or key not in frame.columns:
                 continue
-            frame = frame.with_columns(pl.lit(end, pl.Int64).alias("_ts"))
+            # Each key's points must reach the detector in time order.
+            frame = frame.sort("window_end_ms", maintain_order=True)
             for metric in metrics:
                 if metric not in frame.columns:
                     continue
-                scored = self.detector.score_frame(frame.filter(pl.col(metric).is_not_null()), metric, key=key, ts="_ts")
+                scored = self.detector.score_frame(frame.filter(pl.col(metric).is_not_null()), metric, key=key, ts="window_end_ms")
                 parts.append(scored.rename({key: "key", "ts_ms": "window_end_ms"}).select(list(SCHEMA)))
         anomaly = pl.concat(parts) if parts else pl.DataFrame(schema=SCHEMA)
         return {"anomaly": anomaly}
