@@ -49,7 +49,6 @@ from streams.sim.events import (
     EventQueue,
     GridCaseGen,
     IncidentGen,
-    case_frame,
     incident_frame,
     outage_frame,
 )
