@@ -30,6 +30,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -253,6 +254,14 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+@functools.cache
+def _numeric_fields(cls: type) -> tuple[str, ...]:
+    """Fields of a struct that can hold floats (directly, in lists, or in nested structs)."""
+    skip = (str, int, bool, list[str], str | None)
+    return tuple(f.name for f in msgspec.structs.fields(cls)
+                 if f.type not in skip and typing.get_origin(f.type) is not typing.Literal)
+
+
 def _admin_code_ok(code: str) -> bool:
     return len(code) == 6 and code.isascii() and code.isdigit()
 
@@ -354,7 +363,7 @@ class _Checker:
             for j, v in enumerate(obj):
                 self.nonfinite(v, f"{path}[{j}]")
         elif isinstance(obj, msgspec.Struct):
-            for name in obj.__struct_fields__:
+            for name in _numeric_fields(type(obj)):
                 self.nonfinite(getattr(obj, name), f"{path}.{name}")
 
     def check_scalars(self, s: dict[str, Any]) -> None:
