@@ -37,6 +37,19 @@ def _to_ms(timestamp) -> int:
     raise TypeError(f"timestamp must be seconds since the epoch (int/float) or a datetime, got {type(timestamp).__name__}")
 
 
+def _to_value(value) -> float:
+    """A reading as float; None (no reading) is a missing value."""
+    if value is None:
+        return math.nan
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"value must be a number or None, got {type(value).__name__}")
+
+
+#: the most keys a BatchDetector allocates (~3.3 kB each): a guard against sparse ids
+MAX_KEYS = 5_000_000
+
+
 class SeasonalDetector:
     """Univariate streaming anomaly detector that learns as it scores; no per-series parameters.
 
@@ -64,7 +77,9 @@ class SeasonalDetector:
 
     def score_one(self, timestamp, value) -> float:
         """Score ``value`` at ``timestamp`` against what was learned so far, then learn it."""
-        self._last = last = _k.detector_step(self._S, self._SEA, 0, _to_ms(timestamp), float(value))
+        if type(value) is not float:
+            value = _to_value(value)
+        self._last = last = _k.detector_step(self._S, self._SEA, 0, _to_ms(timestamp), value)
         return last[0]
 
     @property
@@ -102,7 +117,7 @@ class BatchDetector:
     ``snapshot()`` / ``restore()`` save and load the whole state as bytes (checkpointing).
 
     Parameters:
-        n_keys_hint: initial number of keys to allocate (grows automatically; ~2 kB per key).
+        n_keys_hint: initial number of keys to allocate (grows automatically; ~3.3 kB per key).
 
     Example:
         >>> import numpy as np
@@ -141,6 +156,11 @@ class BatchDetector:
             if lo < 0:
                 raise ValueError(f"keys must be non-negative dense ids, got {lo}")
             if hi >= self._S.shape[0]:
+                if hi >= MAX_KEYS:
+                    raise ValueError(
+                        f"key {hi} is too large: keys must be dense ids 0..n-1 (at most {MAX_KEYS:,}); "
+                        "map names to ids first (see KeyedDetector)"
+                    )
                 self._grow(hi + 1)
         return keys, ts_ms, values
 

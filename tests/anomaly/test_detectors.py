@@ -150,6 +150,11 @@ def test_bad_input_gives_clear_errors():
         BatchDetector(0)
     with pytest.raises(TypeError, match="timestamp"):
         default_detector().score_one("yesterday", 1.0)
+    with pytest.raises(ValueError, match="dense ids"):
+        det.score_many(np.array([10**12]), np.array([0]), np.array([1.0]))
+    with pytest.raises(TypeError, match="number or None"):
+        default_detector().score_one(0.0, "12")
+    assert default_detector().score_one(0.0, None) == 0.0  # no reading: missing, and still warming up
     grown = det.score_many(np.array([5000]), np.array([0]), np.array([1.0]))
     assert grown.shape == (1,) and det.n_keys >= 5001
 
