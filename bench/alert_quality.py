@@ -35,6 +35,7 @@ from brain.alerts.rules import RuleEngine  # noqa: E402
 from brain.city import demo_city_path, load_city  # noqa: E402
 from brain.pipeline import CityPipeline, PipelineConfig  # noqa: E402
 from streams.alerts.service import window_tables  # noqa: E402
+from streams.anomaly_operator import maybe_anomaly_operator  # noqa: E402
 from streams.sim import Simulator  # noqa: E402
 from streams.sim.scenarios import Scenario  # noqa: E402
 
@@ -45,7 +46,8 @@ SUBSCRIBERS = [
     {"id": "traffic-police", "department": "交警 Traffic police", "categories": ["traffic", "emergency"], "min_severity": "yellow"},
     {"id": "ecology", "department": "生态环境局 Ecology", "categories": ["environment"], "min_severity": "yellow"},
     {"id": "water-gas-power", "department": "公用事业 Utilities", "categories": ["utilities"], "min_severity": "yellow"},
-    {"id": "sensor-maintenance", "department": "运维 Sensor maintenance", "categories": ["sensor_health"], "min_severity": "blue"},
+    {"id": "sensor-maintenance", "department": "运维 Sensor maintenance", "categories": ["sensor_health", "anomaly"],
+     "min_severity": "blue"},
     {"id": "emergency-mgmt", "department": "应急管理局 Emergency management", "categories": ["emergency"], "min_severity": "orange"},
     {"id": "city-command", "department": "城运中心 City command", "min_severity": "orange", "tier": "district"},
 ]
@@ -73,7 +75,9 @@ def scenario_day(start_ms: int) -> list[Scenario]:
 def run_day(city, seed: int, start_ms: int | None, hours: float, scenarios, faults):
     """Feed one simulated span through the chain; returns (notifications, ground truth, sim start, stats)."""
     sim = Simulator(city, seed=seed, start_ms=start_ms, scenarios=scenarios, faults=faults)
-    pipe = CityPipeline(city, PipelineConfig())
+    cfg = PipelineConfig()
+    anomaly = maybe_anomaly_operator(city, cfg)  # as citybrain run wires it (None while not available)
+    pipe = CityPipeline(city, cfg, window_operators=[anomaly] if anomaly is not None else [])
     engine = RuleEngine.from_path(city=city)
     alerts = AlertPipeline(subscriptions(), engine.inhibit_rules)
     notes, activations = [], []
@@ -110,7 +114,9 @@ def matches(gt: dict, a) -> bool:
     if typ == "water_main_burst":
         return lab.get("category") == "utilities" and (lab.get("sensor_id") in sensors or lab.get("cell") == gt["cell"]
                                                       or (lab.get("district") == gt["district"] and a.kind == "multipoint"))
-    return lab.get("sensor_id") in sensors  # sensor faults
+    # sensor faults: an alert on the sensor, or a detector/health alert on the segment it measures
+    return lab.get("sensor_id") in sensors or (
+        bool(gt["segment_id"]) and lab.get("segment_id") == gt["segment_id"] and lab.get("category") in ("anomaly", "sensor_health"))
 
 
 def score(notes, truth, alerts_state, activations, subs):
