@@ -14,7 +14,8 @@ standards' tables kept as versioned data in ``brain/vitals/tables/``:
 * :mod:`brain.vitals.emergency`: active incidents by type and severity, dispatch and arrival delays.
 * :mod:`brain.vitals.sensors`: fresh / stale / silent shares and registry completeness.
 * :mod:`brain.vitals.health`: the composite 0-100 district health index.
-* :func:`compute_vitals`: everything for one window end, from the streaming core's per-window frames.
+* :func:`compute_vitals`: everything for one window end, from the streaming core's per-window frames;
+  :func:`compute_vitals_batch`: the same for K window ends in one vectorised pass.
 
 Example:
     >>> iaqi("pm25", [80.0], "24h").tolist()
@@ -23,6 +24,7 @@ Example:
     [4.0]
 """
 from brain.vitals.air import aqi, aqi_level, aqi_table, component_iaqis, daily_concentrations, iaqi
+from brain.vitals.batch import compute_vitals_batch, split_ticks
 from brain.vitals.compute import INPUT_SCHEMAS, VitalsConfig, compute_vitals
 from brain.vitals.emergency import incident_metrics, incident_state
 from brain.vitals.grid import case_metrics, case_state
@@ -44,7 +46,7 @@ from brain.vitals.utilities import active_outages, deviation_pct, outage_state
 __all__ = [
     "INPUT_SCHEMAS", "HealthScoring", "VitalsConfig", "active_outages", "aqi", "aqi_level", "aqi_table", "case_metrics",
     "case_state", "incident_state", "outage_state",
-    "component_iaqis", "compute_vitals", "daily_concentrations", "congested_share", "deviation_pct", "energy_mean_db", "exceedance_db",
+    "component_iaqis", "compute_vitals", "compute_vitals_batch", "split_ticks", "daily_concentrations", "congested_share", "deviation_pct", "energy_mean_db", "exceedance_db",
     "freshness", "health_index", "iaqi", "incident_metrics", "is_night", "limit_db", "metadata_complete",
     "metadata_problems", "night_max_exceedance_db", "normalised_weights", "space_mean_speed_kmh", "speed_level",
     "tpi_from_tti", "tpi_level", "tpi_level_names", "tti_from_speed", "tti_from_travel_time",

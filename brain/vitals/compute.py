@@ -544,7 +544,8 @@ def compute_vitals(window_frames: Mapping[str, pl.DataFrame], city: City, window
     noise_st = _noise_sensor(window_frames, refs, t, cfg, city.timezone)
     util_st = _utility_sensor(window_frames, refs, t, cfg)
     outages = _with_cell_district(_conform(window_frames, "outages"), refs)
-    cases = _with_cell_district(_conform(window_frames, "cases"), refs)
+    # A case reported after t does not exist yet at t (no zero row for its cell or category).
+    cases = _with_cell_district(_conform(window_frames, "cases"), refs).filter(pl.col("reported_ms") <= t)
     incidents = _incidents_with_district(window_frames, refs, t, cfg)
     status = _sensor_status(window_frames, refs, t, cfg)
 

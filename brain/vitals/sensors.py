@@ -45,7 +45,7 @@ _TRAFFIC_TYPES = frozenset({"loop", "video", "radar", "probe"})
 _METER_TYPES = frozenset({"utility_power", "utility_water", "utility_gas", "utility_heat"})
 
 
-def freshness(last_seen_ms, t_ms: int, expected_interval_s, fresh_factor: float = 2.0, silent_factor: float = 10.0) -> np.ndarray:
+def freshness(last_seen_ms, t_ms, expected_interval_s, fresh_factor: float = 2.0, silent_factor: float = 10.0) -> np.ndarray:
     """Freshness code per sensor: 0 fresh, 1 stale, 2 silent, 3 never seen (None/NaN last seen).
 
     A last-seen time after ``t`` (clock skew) counts as fresh.
@@ -62,7 +62,7 @@ def freshness(last_seen_ms, t_ms: int, expected_interval_s, fresh_factor: float 
     interval_ms = np.asarray(expected_interval_s, dtype=np.float64) * 1000.0
     if np.any(~(interval_ms > 0)):
         raise ValueError("expected reporting intervals must be > 0")
-    age = float(t_ms) - seen
+    age = np.asarray(t_ms, dtype=np.float64) - seen  # one t, or one per sensor (batches of ticks)
     code = np.where(age <= fresh_factor * interval_ms, FRESH, np.where(age <= silent_factor * interval_ms, STALE, SILENT))
     return np.where(np.isnan(seen), NEVER, code).astype(np.int64)
 
