@@ -215,6 +215,8 @@ class LocalDriver:
                         await asyncio.wait_for(self._stop.wait(), timeout=delay)
                     except asyncio.TimeoutError:
                         pass
+                else:
+                    await asyncio.sleep(0)  # behind schedule: still let signal handlers and servers run
             else:
                 await asyncio.sleep(0)
             if time.monotonic() - self.stats.last_checkpoint_wall >= self.checkpoint_every_s:

@@ -78,3 +78,30 @@ def test_replay_of_a_file_with_bad_lines(tmp_path):
     assert "ok" in p.stdout
     dead = pl.concat([pl.read_ndjson(x) for x in (tmp_path / "out" / "deadletter").glob("deadletter-*.jsonl")])
     assert sorted(dead["reason_code"].to_list()) == ["duplicate", "malformed", "unknown_sensor"]
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*CLI, "run", "--headless", "--speed", "3600", "--out", str(out), "--no-alerts", "--summary-every", "15m"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        deadline = time.monotonic() + 120
+        first = proc.stdout.readline()  # the first summary: it is running and has closed a window
+        assert first.startswith("{"), first
+        while time.monotonic() < deadline and not (out / "checkpoint.bin").exists():
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "(ok)" in stderr
+    stopped_at = int(stderr.split("stopped at stream time ")[1].split(";")[0])
+    again = run("run", "--headless", "--speed", "0", "--duration", "3h", "--out", str(out), "--no-alerts")
+    assert again.returncode == 0, again.stderr
+    windows = pl.read_parquet(out / "history" / "district" / "*.parquet").select("window_end_ms", "district")
+    assert windows.is_duplicated().sum() == 0
+    assert windows["window_end_ms"].min() < stopped_at < windows["window_end_ms"].max()
