@@ -226,13 +226,20 @@ class LocalClock:
         if hours.size == 0:
             return np.zeros(0, dtype=np.int64)
         lo, hi = int(hours.min()), int(hours.max())
-        for h in range(lo, hi + 1):
-            if h not in self._offsets:
-                self._offsets[h] = local_time(h * MS_PER_HOUR, self.tz).offset_ms
-        if lo == hi or all(self._offsets[h] == self._offsets[lo] for h in range(lo, hi + 1)):
-            return np.full(hours.shape, self._offsets[lo], dtype=np.int64)
-        table = np.array([self._offsets[h] for h in range(lo, hi + 1)], dtype=np.int64)
+        if hi - lo > 48:  # sparse instants over a long span: look up only the hours present
+            uniq, inverse = np.unique(hours, return_inverse=True)
+            return np.array([self._offset(int(h)) for h in uniq], dtype=np.int64)[inverse]
+        table = np.array([self._offset(h) for h in range(lo, hi + 1)], dtype=np.int64)
+        if (table == table[0]).all():
+            return np.full(hours.shape, table[0], dtype=np.int64)
         return table[hours - lo]
+
+    def _offset(self, hour: int) -> int:
+        if hour not in self._offsets:
+            if len(self._offsets) > 10_000:
+                self._offsets.clear()
+            self._offsets[hour] = local_time(hour * MS_PER_HOUR, self.tz).offset_ms
+        return self._offsets[hour]
 
     def split(self, ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hour of day as float, weekday 0 = Monday, local day number) per instant."""
