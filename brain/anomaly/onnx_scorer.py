@@ -35,7 +35,12 @@ _VERSION = re.compile(r"^\d+(\.\d+)*$")
 
 
 class ModelError(ValueError):
-    """A model cannot be used: missing, mismatched with its card, or fed the wrong features."""
+    """A model cannot be used: missing, mismatched with its card, or fed the wrong features.
+
+    Example:
+        >>> isinstance(ModelError("model x version 1 not found"), ValueError)
+        True
+    """
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,15 @@ class OnnxModel:
     """A loaded model: ``score(X)`` gives one anomaly score in ``(0, 1]`` per row of ``X``.
 
     ``features`` names the columns of ``X`` in order; ``card`` is the whole model card.
+
+    Example (the shipped models live in the ``models.artifacts`` package):
+        >>> import numpy as np, models.artifacts
+        >>> m = load_model("segment_iforest", "1", models.artifacts.DIR)
+        >>> m.features[:3]
+        ('volume_mean', 'occupancy_mean', 'speed_mean')
+        >>> normal, jammed = m.score(np.array([[40, 14, 50, 6, 2, 2.5], [12, 45, 12, 4, 9, 6]]))
+        >>> bool(normal < m.threshold <= jammed)
+        True
     """
 
     name: str
