@@ -316,6 +316,8 @@ class _Checker:
             for i, item in enumerate(raw):
                 path = f"{section}[{i}]"
                 if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+                    if not item["id"] or item["id"] != item["id"].strip():
+                        self.add(f"{path}.id", f"id {item['id']!r} is empty or has surrounding spaces")
                     self.ids[section].add(item["id"])
                     seen[item["id"]] += 1
                     if seen[item["id"]] == 2:

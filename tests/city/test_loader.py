@@ -514,3 +514,13 @@ def test_corridor_cycle_too_short_for_its_phases(city_dir):
 
     p = find(problems_of(city_dir(mutate)), Y, "corridors[0].cycle_max_s")
     assert f"intersection '{box['iid']}' needs at least" in p.message
+
+
+def test_blank_ids(city_dir):
+    def mutate(d):
+        d["sensors"][0]["id"] = ""
+        d["cells"][1]["id"] = " NH-02"
+
+    problems = problems_of(city_dir(mutate))
+    assert "empty or has surrounding spaces" in find(problems, Y, "sensors[0].id").message
+    assert "empty or has surrounding spaces" in find(problems, Y, "cells[1].id").message

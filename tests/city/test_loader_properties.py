@@ -51,7 +51,7 @@ def mutation(draw, data: dict, section: str, i: int) -> tuple[str, object]:
     kinds += ["ref"] * bool(refs) + ["positive"] * bool(POSITIVE.get(section)) + ["point"] * (section in POINTS)
     kinds += {"sensors": ["range"], "corridors": ["positions"], "intersections": ["green"],
               "segments": ["line"], "districts": ["admin_code", "center"], "cells": ["center"]}.get(section, [])
-    kinds.append("duplicate")
+    kinds += ["duplicate", "blank_id"]
     kind = draw(st.sampled_from(kinds))
     if kind == "type":
         field = draw(st.sampled_from(REQUIRED[section]))
@@ -96,6 +96,9 @@ def mutation(draw, data: dict, section: str, i: int) -> tuple[str, object]:
     if kind == "center":
         item["center"][0] = draw(bad_lon)
         return f"{p}.center[0]"
+    if kind == "blank_id":
+        item["id"] = draw(st.sampled_from(["", " ", "\t"])) + draw(st.sampled_from(["", item["id"] + " "]))
+        return f"{p}.id"
     # duplicate: take another item's id
     j = draw(st.integers(0, len(data[section]) - 1).filter(lambda j: j != i))
     item["id"] = data[section][j]["id"]
