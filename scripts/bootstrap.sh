@@ -13,7 +13,11 @@ spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 stamp=".venv/.installed-$(echo "$extras" | tr ',' '-')-$(cat pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e "$spec"
+  echo "installing CityBrain ($spec) into .venv ..." >&2
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e "$spec"; } > .venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    echo "install failed (log above)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
