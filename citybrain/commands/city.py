@@ -145,8 +145,9 @@ def draw_map(city: City, out: Path) -> None:
             xs, ys = zip(*ring)
             ax.fill(xs, ys, color=palette(k % 9), alpha=0.6, zorder=0)
             ax.plot(xs, ys, color="#333333", lw=1.5, zorder=1)
-        # District names may be CJK, which default fonts lack: label with the ASCII id.
-        ax.text(d.center[0], d.center[1], f"{d.id}\n{d.admin_code}", ha="center", va="center", fontsize=12,
+        # District names may be CJK, which default fonts lack: label with the name's ASCII part or the id.
+        label = "".join(ch for ch in d.name if ch.isascii()).strip() or d.id
+        ax.text(d.center[0], d.center[1], f"{label}\n{d.admin_code}", ha="center", va="center", fontsize=12,
                 weight="bold", alpha=0.45, zorder=6)
     for c in city.cells:
         for ring in city.cell_polygons.get(c.id, []):
