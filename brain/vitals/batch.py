@@ -73,8 +73,40 @@ WINDOW_TABLES = ("traffic", "probe", "air_1h", "air_24h", "air_8h_o3", "noise", 
 HOUR_MS = grid.HOUR_MS
 
 
-def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: pl.DataFrame, single: int | None) -> pl.DataFrame:
-    """A per-window input conformed to its schema plus its ``tick_end_ms``, restricted to the ticks."""
+class _Index:
+    """Per-city reference frames keyed by a small integer ``_k`` (joins and uniques on integers, not
+    strings), built once per City. ``_k`` is the rank of the id, so ordering by it orders by id."""
+
+    def __init__(self, refs: _Refs) -> None:
+        self.segments = refs.segments.sort("segment_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
+        self.sensors = refs.sensors.sort("sensor_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
+        self.segment_key = self.segments.select("segment_id", "_k")
+        self.sensor_key = self.sensors.select("sensor_id", "_k")
+        self._edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def speed_edges(self, standard: str) -> tuple[np.ndarray, np.ndarray]:
+        """Speed-band edges of each segment's road class (rows in ``_k`` order; NaN for a class the
+        standard does not know) and where the class is unknown."""
+        if standard not in self._edges:
+            table = traffic.congestion_table(standard)
+            rc = self.segments["road_class"].to_list()
+            padded = np.vstack([table.speed_edges_kmh, np.full((1, table.speed_edges_kmh.shape[1]), np.nan)])
+            rows = np.asarray([table.road_classes.index(c) if c in table.road_classes else -1 for c in rc], dtype=np.int64)
+            self._edges[standard] = (padded[rows], rows < 0)
+        return self._edges[standard]
+
+
+def _index(city: City, refs: _Refs) -> _Index:
+    cache = city.__dict__.setdefault("_indexes", {})
+    if "vitals_batch_index" not in cache:
+        cache["vitals_batch_index"] = _Index(refs)
+    return cache["vitals_batch_index"]
+
+
+def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: pl.DataFrame, single: int | None,
+             key: pl.DataFrame) -> pl.DataFrame:
+    """A per-window input conformed to its schema, with its ``tick_end_ms`` and the integer ``_k`` of
+    its id (rows of unknown ids or of other ticks dropped)."""
     base = _conform(frames, name)
     raw = frames.get(name)
     if raw is not None and base.height and T in raw.columns:
@@ -88,55 +120,67 @@ def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: pl.DataFrame,
         raise ValueError(f"window frame {name!r} needs a tick_end_ms column to batch more than one tick")
     else:
         base = base.with_columns(pl.lit(None, dtype=I64).alias(T))
-    return base.join(ticks, on=T, how="semi") if base.height else base
+    if base.n_chunks() > 1:
+        base = base.rechunk()  # stacked per tick: hundreds of chunks make every later step slow
+    if base.height and T in (raw.columns if raw is not None else ()):
+        base = base.join(ticks, on=T, how="semi")
+    return base.join(key, on=key.columns[0], how="inner")
 
 
-def _latest(frame: pl.DataFrame, key: str, max_age_s: float) -> pl.DataFrame:
-    """Per tick, the latest window per key ending in (tick - max_age, tick]."""
+def _latest(frame: pl.DataFrame, max_age_s: float) -> pl.DataFrame:
+    """Per tick, the latest window per key ``_k`` ending in (tick - max_age, tick]."""
     age_ms = int(max_age_s * 1000)
     end = pl.col("window_end_ms")
     recent = frame.filter((end <= _TICK) & (end > _TICK - age_ms))
-    return recent.sort("window_end_ms").unique(subset=[T, key], keep="last")
+    return recent.sort("window_end_ms").unique(subset=[T, "_k"], keep="last")
 
 
 # --- families ---------------------------------------------------------------------------------------
-def _segment_traffic(frames, refs: _Refs, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
-    det = _latest(_stacked(frames, "traffic", ticks, single), "segment_id", cfg.traffic_max_age_s)
-    prb = _latest(_stacked(frames, "probe", ticks, single), "segment_id", cfg.traffic_max_age_s)
-    det = det.select(T, "segment_id", pl.col("window_end_ms").alias("det_end_ms"), "volume_veh", "occupancy_pct",
+def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
+    det = _latest(_stacked(frames, "traffic", ticks, single, ix.segment_key), cfg.traffic_max_age_s)
+    prb = _latest(_stacked(frames, "probe", ticks, single, ix.segment_key), cfg.traffic_max_age_s)
+    det = det.select(T, "_k", pl.col("window_end_ms").alias("det_end_ms"), "volume_veh", "occupancy_pct",
                      pl.when(pl.col("volume_veh") > 0).then(pl.col("speed_kmh")).otherwise(None).alias("det_speed_kmh"))
     # A zero probe time is no measurement (a vehicle cannot cross a segment in no time).
-    prb = prb.select(T, "segment_id", pl.col("window_end_ms").alias("probe_end_ms"),
+    prb = prb.select(T, "_k", pl.col("window_end_ms").alias("probe_end_ms"),
                      pl.when(pl.col("travel_time_s") > 0).then(pl.col("travel_time_s")).otherwise(None).alias("probe_tt_s"))
-    seg = det.join(prb, on=[T, "segment_id"], how="full", coalesce=True).join(refs.segments, on="segment_id", how="inner")
+    seg = det.join(prb, on=[T, "_k"], how="full", coalesce=True).sort(T, "_k").join(ix.segments, on="_k", how="left", maintain_order="left")
     probe_speed = pl.col("length_km") / (pl.col("probe_tt_s") / 3600.0)
     observed = pl.col("volume_veh").is_not_null()
     vol_sum = pl.col("volume_veh").sum().over(T)
     lanes_sum = pl.when(observed).then(pl.col("lanes")).otherwise(0).sum().over(T)
+    speed = pl.coalesce(probe_speed, pl.col("det_speed_kmh"))
     seg = seg.with_columns(
         pl.max_horizontal("det_end_ms", "probe_end_ms").alias("window_end_ms"),
-        pl.coalesce(probe_speed, pl.col("det_speed_kmh")).alias("speed_kmh"),
+        speed.alias("speed_kmh"),
         pl.when(pl.col("probe_tt_s").is_not_null()).then(pl.lit("probe"))
         .when(pl.col("det_speed_kmh").is_not_null()).then(pl.lit("detector")).otherwise(None).alias("speed_source"),
         (pl.col("length_km") * 3600.0 / pl.col("free_flow_kmh")).alias("free_flow_time_s"),
+        pl.coalesce(pl.col("probe_tt_s"), pl.col("length_km") * 3600.0 / speed).alias("travel_time_s"),
         # Vehicle-km weights: probe-only segments get the tick's observed mean volume per lane.
         pl.when(lanes_sum > 0).then(vol_sum / lanes_sum).otherwise(1.0).alias("_per_lane"),
-    )
-    seg = seg.with_columns(
-        pl.coalesce(pl.col("probe_tt_s"), pl.col("length_km") * 3600.0 / pl.col("speed_kmh")).alias("travel_time_s"),
     )
     std = cfg.congestion_standard
     tti = traffic.tti_from_travel_time(seg["travel_time_s"].fill_null(np.nan).to_numpy(), seg["free_flow_time_s"].to_numpy())
     tpi = traffic.tpi_from_tti(tti, std)
     tpi_lvl = traffic.tpi_level(tpi, std)
-    sp_lvl = traffic.speed_level(seg["speed_kmh"].fill_null(np.nan).to_numpy(), seg["road_class"].to_numpy(), std)
+    # traffic.speed_level, with each segment's band edges looked up once per city
+    v = seg["speed_kmh"].fill_null(np.nan).to_numpy()
+    all_edges, unknown = ix.speed_edges(std)
+    k = seg["_k"].to_numpy()
+    if unknown[k].any():
+        bad = sorted(set(ix.segments["road_class"].to_numpy()[k[unknown[k]]].tolist()))
+        raise ValueError(f"unknown road class(es) {bad}; known: {', '.join(traffic.congestion_table(std).road_classes)}")
+    edges = all_edges[k]
+    sp_lvl = np.where(np.isnan(v), 0, edges.shape[1] + 1 - np.sum(v[:, None] > edges, axis=1)).astype(np.int64)
+    names = pl.Series(traffic.tpi_level_names(np.arange(edges.shape[1] + 2), std), dtype=S)  # level 0..5 -> name
     seg = seg.with_columns(
         pl.Series("tti", tti, dtype=F64).fill_nan(None),
         pl.Series("tpi", tpi, dtype=F64).fill_nan(None),
         pl.Series("tpi_level", tpi_lvl, dtype=I64),
-        pl.Series("tpi_level_name", traffic.tpi_level_names(tpi_lvl, std), dtype=S),
+        names.gather(tpi_lvl).alias("tpi_level_name"),
         pl.Series("speed_level", sp_lvl, dtype=I64),
-        pl.Series("speed_level_name", traffic.tpi_level_names(sp_lvl, std), dtype=S),
+        names.gather(sp_lvl).alias("speed_level_name"),
         pl.Series("congestion_level", np.where(sp_lvl > 0, sp_lvl, tpi_lvl), dtype=I64),
         (pl.coalesce(pl.col("volume_veh"), pl.col("lanes") * pl.col("_per_lane")) * pl.col("length_km")).alias("vkm"),
     )
@@ -144,31 +188,31 @@ def _segment_traffic(frames, refs: _Refs, ticks, single, cfg: VitalsConfig) -> p
         "segment_id", "district", "cell_id", "road_class", "length_km", "window_end_ms", "volume_veh", "occupancy_pct",
         "speed_kmh", "speed_source", "travel_time_s", "tti", "tpi", "tpi_level", "tpi_level_name", "speed_level",
         "speed_level_name", "congestion_level", "vkm", T,
-    ).sort(T, "segment_id")
+    )
 
 
-def _air_station(frames, refs: _Refs, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
+def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
     age = cfg.air_max_age_s
-    a1 = _latest(_stacked(frames, "air_1h", ticks, single), "sensor_id", age)
-    a24 = _latest(_stacked(frames, "air_24h", ticks, single), "sensor_id", age)
-    o8 = _latest(_stacked(frames, "air_8h_o3", ticks, single), "sensor_id", age)
-    a1 = a1.select(T, "sensor_id", "window_end_ms", *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS])
-    a24 = a24.select(T, "sensor_id", pl.col("window_end_ms").alias("_end24"),
+    a1 = _latest(_stacked(frames, "air_1h", ticks, single, ix.sensor_key), age)
+    a24 = _latest(_stacked(frames, "air_24h", ticks, single, ix.sensor_key), age)
+    o8 = _latest(_stacked(frames, "air_8h_o3", ticks, single, ix.sensor_key), age)
+    a1 = a1.select(T, "_k", "window_end_ms", *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS])
+    a24 = a24.select(T, "_k", pl.col("window_end_ms").alias("_end24"),
                      *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"])
-    o8 = o8.select(T, "sensor_id", pl.col("window_end_ms").alias("_end8"), "o3_8h_ugm3")
-    key = [T, "sensor_id"]
+    o8 = o8.select(T, "_k", pl.col("window_end_ms").alias("_end8"), "o3_8h_ugm3")
+    key = [T, "_k"]
     st = a1.join(a24, on=key, how="full", coalesce=True).join(o8, on=key, how="full", coalesce=True)
     st = st.with_columns(pl.max_horizontal("window_end_ms", "_end24", "_end8").alias("window_end_ms")).drop("_end24", "_end8")
-    st = st.join(refs.sensors.select("sensor_id", "district", "cell_id"), on="sensor_id", how="inner")
+    st = st.sort(key).join(ix.sensors.select("_k", "sensor_id", "district", "cell_id"), on="_k", how="left", maintain_order="left")
     conc_cols = [c for c in st.columns if c.endswith(("_ugm3", "_mgm3"))]
-    st = st.select("sensor_id", "district", "cell_id", "window_end_ms", *conc_cols, T).sort(T, "sensor_id")
+    st = st.select("sensor_id", "district", "cell_id", "window_end_ms", *conc_cols, T)
     out = air.aqi(st, "hourly", cfg.aqi_standard, cfg.pm_basis)
     return out.select(pl.exclude(T), T)
 
 
-def _noise_sensor(frames, refs: _Refs, ticks, single, cfg: VitalsConfig, tz: str) -> pl.DataFrame:
-    allrows = _stacked(frames, "noise", ticks, single).join(
-        refs.sensors.select("sensor_id", "district", "cell_id"), on="sensor_id", how="inner"
+def _noise_sensor(frames, ix: _Index, refs: _Refs, ticks, single, cfg: VitalsConfig, tz: str) -> pl.DataFrame:
+    allrows = _stacked(frames, "noise", ticks, single, ix.sensor_key).drop("sensor_id").join(
+        ix.sensors.select("_k", "sensor_id", "district", "cell_id"), on="_k", how="left"
     ).join(refs.cells.select("cell_id", "noise_class"), on="cell_id", how="left")
     allrows = allrows.with_columns(pl.col("noise_class").fill_null("2"))  # unknown cell: GB 3096's mixed zone
     night = noise.is_night(allrows["window_start_ms"].to_numpy(), tz, cfg.noise_standard)
@@ -179,11 +223,11 @@ def _noise_sensor(frames, refs: _Refs, ticks, single, cfg: VitalsConfig, tz: str
     trail = allrows.filter((end <= _TICK) & (end > _TICK - lookback_ms) & pl.col("laeq_db").is_not_null())
     dur = (pl.col("window_end_ms") - pl.col("window_start_ms")).clip(lower_bound=1).cast(F64)
     energy = (dur * (10.0 ** (pl.col("laeq_db") / 10.0)))
-    periods = trail.group_by(T, "sensor_id").agg(
+    periods = trail.group_by(T, "_k").agg(
         (10.0 * (energy.filter(~pl.col("is_night")).sum() / dur.filter(~pl.col("is_night")).sum()).log10()).alias("laeq_day_db"),
         (10.0 * (energy.filter(pl.col("is_night")).sum() / dur.filter(pl.col("is_night")).sum()).log10()).alias("laeq_night_db"),
     ).with_columns(pl.col("laeq_day_db").fill_nan(None), pl.col("laeq_night_db").fill_nan(None))
-    cur = _latest(allrows, "sensor_id", cfg.noise_max_age_s).join(periods, on=[T, "sensor_id"], how="left")
+    cur = _latest(allrows, cfg.noise_max_age_s).join(periods, on=[T, "_k"], how="left").sort(T, "_k")
     std = cfg.noise_standard
     cls = cur["noise_class"].to_numpy()
     is_n = cur["is_night"].to_numpy().astype(bool)
@@ -206,12 +250,13 @@ def _noise_sensor(frames, refs: _Refs, ticks, single, cfg: VitalsConfig, tz: str
         "sensor_id", "district", "cell_id", "noise_class", "window_start_ms", "window_end_ms", "laeq_db", "lamax_db", "period",
         "limit_db", "exceedance_db", "night_max_exceedance_db", "laeq_day_db", "laeq_night_db", "day_exceedance_db",
         "night_exceedance_db", T,
-    ).sort(T, "sensor_id")
+    )
 
 
-def _utility_sensor(frames, refs: _Refs, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
-    cur = _latest(_stacked(frames, "utility", ticks, single), "sensor_id", cfg.utility_max_age_s)
-    cur = cur.join(refs.sensors.select("sensor_id", "type", "district", "cell_id", "unit", "nominal"), on="sensor_id", how="inner")
+def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
+    cur = _latest(_stacked(frames, "utility", ticks, single, ix.sensor_key), cfg.utility_max_age_s).drop("sensor_id")
+    cur = cur.sort(T, "_k").join(ix.sensors.select("_k", "sensor_id", "type", "district", "cell_id", "unit", "nominal"),
+                                 on="_k", how="left", maintain_order="left")
     value = utilities.measured_value(cur)
     quantity = utilities.measured_quantity(cur)
     dev = utilities.deviation_pct(value.fill_null(np.nan).to_numpy(), cur["nominal"].fill_null(np.nan).to_numpy())
@@ -219,7 +264,7 @@ def _utility_sensor(frames, refs: _Refs, ticks, single, cfg: VitalsConfig) -> pl
     cur = cur.with_columns(value, quantity, pl.Series("deviation_pct", dev, dtype=F64).fill_nan(None),
                            pl.Series("within_tolerance", ok.tolist(), dtype=pl.Boolean))
     return cur.select("sensor_id", "type", "district", "cell_id", "window_end_ms", "unit", "quantity", "value", "nominal",
-                      "deviation_pct", "within_tolerance", T).sort(T, "sensor_id")
+                      "deviation_pct", "within_tolerance", T)
 
 
 def _with_cell_district(frame: pl.DataFrame, refs: _Refs) -> pl.DataFrame:
@@ -511,11 +556,12 @@ def compute_vitals_batch(frames: Mapping[str, pl.DataFrame], city: City, window_
 
 def _compute(frames, city: City, ends: list[int], single: int | None, cfg: VitalsConfig) -> dict[str, pl.DataFrame]:
     refs = _refs(city)
+    ix = _index(city, refs)
     ticks = pl.DataFrame({T: ends}, schema={T: I64})
-    seg = _segment_traffic(frames, refs, ticks, single, cfg)
-    air_st = _air_station(frames, refs, ticks, single, cfg)
-    noise_st = _noise_sensor(frames, refs, ticks, single, cfg, city.timezone)
-    util_st = _utility_sensor(frames, refs, ticks, single, cfg)
+    seg = _segment_traffic(frames, ix, ticks, single, cfg)
+    air_st = _air_station(frames, ix, ticks, single, cfg)
+    noise_st = _noise_sensor(frames, ix, refs, ticks, single, cfg, city.timezone)
+    util_st = _utility_sensor(frames, ix, ticks, single, cfg)
     outages = _as_of(_with_cell_district(_conform(frames, "outages"), refs), ticks, "started_ms")
     cases = _as_of(_with_cell_district(_conform(frames, "cases"), refs), ticks, "reported_ms")
     incidents = _incidents(frames, refs, ticks, cfg)
