@@ -179,11 +179,15 @@ def _card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-def train_all(out_dir, seed: int = 0, days: float = 7.0, units: int = 40, progress: bool = True, n_estimators: int = 30) -> list[dict]:
+def train_all(out_dir, seed: int = 0, days: float = 7.0, units: int = 40, progress: bool = True, n_estimators: int = 30,
+              segment_data: tuple | None = None) -> list[dict]:
     """Train and export both models into ``out_dir``; returns their model cards.
 
     ``units`` is the number of simulated segments (and half as many districts); ``days`` of
     clean history train, a further simulated period with injected scenarios evaluates.
+    ``segment_data`` replaces the generated segment windows with other ones (for example from the
+    city simulator): ``(X_train, X_eval, y_eval, description dict)`` with :data:`SEGMENT_FEATURES`
+    columns.
     """
     if days <= 0 or units < 2 or n_estimators < 1:
         raise ValueError("days must be > 0, units >= 2 and n_estimators >= 1")
@@ -191,18 +195,26 @@ def train_all(out_dir, seed: int = 0, days: float = 7.0, units: int = 40, progre
     out.mkdir(parents=True, exist_ok=True)
     cards = []
     with tqdm(total=4, desc="simulating history", unit="set", disable=not progress) as bar:
-        Xs, _ = segment_windows(days, units, seed=seed)
-        bar.update(1)
-        Xs_eval, ys_eval = segment_windows(max(2.0, days / 3), max(2, units // 2), seed=seed + 1, anomaly_fraction=0.8)
-        bar.update(1)
+        if segment_data is None:
+            Xs, _ = segment_windows(days, units, seed=seed)
+            bar.update(1)
+            Xs_eval, ys_eval = segment_windows(max(2.0, days / 3), max(2, units // 2), seed=seed + 1, anomaly_fraction=0.8)
+            bar.update(1)
+            seg_desc = {"generator": "models.simhistory.segment_windows", "days": days, "segments": units, "seed": seed, "window": "5 x 1 min"}
+        else:
+            Xs, Xs_eval, ys_eval, seg_desc = segment_data
+            Xs, Xs_eval = np.asarray(Xs, dtype=np.float32), np.asarray(Xs_eval, dtype=np.float32)
+            ys_eval = np.asarray(ys_eval, dtype=bool)
+            if Xs.ndim != 2 or Xs.shape[1] != len(SEGMENT_FEATURES) or Xs_eval.shape[1:] != Xs.shape[1:] or len(ys_eval) != len(Xs_eval):
+                raise ValueError(f"segment_data must hold (n, {len(SEGMENT_FEATURES)}) matrices and one label per eval row")
+            bar.update(2)
         n_d = max(2, units // 2)
         Xd, _ = district_vectors(days, n_d, seed=seed + 2)
         bar.update(1)
         Xd_eval, yd_eval = district_vectors(max(2.0, days / 3), n_d, seed=seed + 3, anomaly_fraction=0.8)
         bar.update(1)
     with tqdm(total=6, desc="training + exporting", unit="step", disable=not progress) as bar:
-        cards.append(fit_and_export("segment_iforest", SEGMENT_FEATURES, Xs, Xs_eval, ys_eval, out, seed, n_estimators,
-                                     {"generator": "models.simhistory.segment_windows", "days": days, "segments": units, "seed": seed, "window": "5 x 1 min"}, bar)[0])
+        cards.append(fit_and_export("segment_iforest", SEGMENT_FEATURES, Xs, Xs_eval, ys_eval, out, seed, n_estimators, seg_desc, bar)[0])
         cards.append(fit_and_export("district_iforest", DISTRICT_FEATURES, Xd, Xd_eval, yd_eval, out, seed, n_estimators,
                                      {"generator": "models.train.district_vectors", "days": days, "districts": n_d, "seed": seed, "window": "1 h of 5-min series"}, bar)[0])
     return cards

@@ -114,3 +114,15 @@ def test_cli_train_list_check(tmp_path, capsys):
     assert cli_main(["models", "check", "--dir", str(out)]) == 1
     assert cli_main(["models", "train", "--out", str(out), "--days", "0"]) == 2
     assert "--days must be positive" in capsys.readouterr().err
+
+
+def test_cli_train_from_the_city_simulator(tmp_path):
+    pytest.importorskip("streams.sim")
+    out = tmp_path / "city"
+    assert cli_main(["models", "train", "--source", "city", "--out", str(out), "--days", "0.5", "--units", "4",
+                     "--trees", "3", "--no-progress"]) == 0
+    card = json.loads((out / "segment_iforest-1.json").read_text())
+    assert card["training_data"]["generator"].startswith("streams.sim.Simulator")
+    assert card["metrics"]["eval_anomalous_windows"] > 0  # the evaluation run had accidents
+    assert load_model("segment_iforest", "1", out).features == tuple(SEGMENT_FEATURES)
+    assert cli_main(["models", "train", "--source", "city", "--city", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
