@@ -80,7 +80,6 @@ def fit_and_export(name, features, X_train, X_eval, y_eval, out_dir: Path, seed,
     """Fit one IsolationForest, write ``<name>-<VERSION>.onnx/.json/.md`` into ``out_dir``; returns ``(card, model)``."""
     if bar is None:
         bar = tqdm(disable=True)
-    from onnx.defs import onnx_opset_version  # noqa: F401  (fails early if onnx is broken)
     from skl2onnx import to_onnx
     from sklearn.ensemble import IsolationForest
     from sklearn.metrics import average_precision_score, roc_auc_score
