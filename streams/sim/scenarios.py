@@ -4,7 +4,9 @@ A :class:`Scenario` says *what* and *when* (and optionally *where*); the :class:
 resolves it against the city (picking a target from the seed when none is given), pushes the
 records it causes (incidents, grid cases, outages) into the event queues, bends the generators
 each step through :class:`~streams.sim.base.Effects`, and rewrites faulty sensors' readings.
-Every resolved scenario becomes one :class:`GroundTruth` row.
+Every resolved scenario becomes one :class:`GroundTruth` row. The records a scenario causes carry
+its id, so they can be traced back: incident ``INC-<scenario_id>``, grid cases
+``GC-<scenario_id>-<n>``, outage ``OUT-<scenario_id>``.
 
 =====================  ==========================================================================
 type                   what the data shows
