@@ -24,6 +24,8 @@ Example:
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from brain.city.model import City
@@ -78,6 +80,7 @@ class EnvironmentGen:
         self.wx_min = np.array([s.valid_min for s in self.wx.sensors])
         self.wx_max = np.array([s.valid_max for s in self.wx.sensors])
         self._days: dict[int, dict] = {}
+        self.lat = float(city.center[1]) if len(city.center) > 1 else 30.0
 
     @property
     def groups(self) -> list[PeriodicGroup]:
@@ -92,7 +95,7 @@ class EnvironmentGen:
             rain = r.random() < 0.3
             self._days[d] = {
                 "air": np.exp(r.normal(0.0, 0.22, len(self.districts))),
-                "temp_mean": float(r.normal(22.0, 3.0)),
+                "temp_mean": float(self._seasonal_temp_c(d) + r.normal(0.0, 2.5)),
                 "temp_amp": float(r.uniform(3.0, 6.0)),
                 "wind": float(r.uniform(1.0, 4.5)),
                 "rain_start_h": float(r.uniform(0.0, 20.0)) if rain else -100.0,
@@ -100,6 +103,12 @@ class EnvironmentGen:
                 "rain_rate": float(r.uniform(0.3, 3.0)),  # mm per 10 min at the peak
             }
         return self._days[d]
+
+    def _seasonal_temp_c(self, day: int) -> float:
+        """Daily mean temperature of the season: warmest late July (late January south of the equator)."""
+        doy = (dt.date(1970, 1, 1) + dt.timedelta(days=day)).timetuple().tm_yday
+        swing = 11.0 * np.sign(self.lat or 1.0) * np.sin(2 * np.pi * (doy - 110) / 365.25)
+        return float(16.0 + swing - 0.25 * max(abs(self.lat) - 30.0, 0.0))
 
     def _per_day(self, day: np.ndarray, key: str) -> np.ndarray:
         out = np.empty(len(day))

@@ -434,7 +434,7 @@ class ScenarioEngine(Effects):
                 col[where] = col[where] * (1.0 + act.drift_sign * 0.5 * elapsed)
             if col is not None:
                 lo, hi = PHYSICAL_RANGE.get(act.fault_field, (-np.inf, np.inf))
-                col[where] = np.round(np.clip(col[where], max(lo, 0.0), hi), 3)
+                col[where] = np.round(np.clip(col[where], lo, hi), 3)
 
     def truths(self) -> list[GroundTruth]:
         return sorted((a.truth for a in self.active + self.faults), key=lambda t: (t.start_ms, t.scenario_id))
