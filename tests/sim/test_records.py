@@ -209,3 +209,20 @@ def test_a_demo_day_is_much_faster_than_real_time(demo):
     n = sum(b.n_events for b in sim.batches(sim.start_ms + 24 * HOUR_MS, batch_s=3600))
     cpu_s = time.process_time() - t0
     assert n > 300_000 and cpu_s < 30.0
+
+
+def test_seasons_and_day_cycle_in_weather(toy):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    def day_temps(month):
+        start = int(dt.datetime(2026, month, 12, tzinfo=ZoneInfo(toy.timezone)).timestamp() * 1000)
+        wx = Simulator(toy, seed=0, start_ms=start, scenarios=[]).run(24)["weather"]
+        hour = ((wx["ts_ms"] - start) // HOUR_MS).to_numpy()
+        t = wx["temp_c"].to_numpy()
+        return t.mean(), t[(hour >= 13) & (hour < 16)].mean(), t[(hour >= 3) & (hour < 6)].mean()
+
+    jan, jul = day_temps(1), day_temps(7)
+    assert jan[0] + 10 < jul[0]  # winter is colder at 30 N
+    for mean, afternoon, before_dawn in (jan, jul):
+        assert afternoon > before_dawn + 3
