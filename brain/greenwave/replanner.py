@@ -67,7 +67,9 @@ class CorridorReplanner:
     ``update(window_end_ms, phase_flows_vph, volume_out_vph=None, volume_in_vph=None)`` returns
     a new safety-checked :class:`Plan` or ``None``. ``phase_flows_vph``: ``{intersection_id:
     [veh/h per phase]}`` or an ``(n_intersections, max_phases)`` array, NaN = not measured.
-    ``plan`` is the plan in force, ``history`` the recent ones. Pure: no I/O, no clock.
+    ``plan`` is the plan in force, ``history`` the recent ones, ``last_reason`` why the latest
+    plan was made. ``state()`` / ``load(state)`` checkpoint it (plain data, pickle-safe) so a
+    restarted engine keeps its hysteresis. Pure: no I/O, no clock.
     """
 
     def __init__(self, spec: CorridorSpec, threshold: float = 0.15, min_hold_ms: int = 900_000,
@@ -96,6 +98,8 @@ class CorridorReplanner:
         self._planned_at_ms: int | None = None
         self.plan: Plan | None = None
         self.history: list[Plan] = []
+        #: Why the latest plan was made: "first plan", or the flow shift that triggered it.
+        self.last_reason: str = ""
 
     # ------------------------------------------------------------------ input
     def _as_array(self, phase_flows_vph) -> np.ndarray:
@@ -148,11 +152,13 @@ class CorridorReplanner:
         spec = self._spec_now()
         y = np.array([flow_ratios(it).sum() for it in spec.intersections])
         k = self._ratio(spec)
+        reason = "first plan"
         if self.plan is not None:
             if window_end_ms - (self._planned_at_ms or 0) < self.min_hold_ms:
                 return None
             if self._shift(y, k) <= self.threshold:
                 return None
+            reason = self._describe_shift(y, k)
         candidate = optimize_corridor(spec, valid_from_ms=int(window_end_ms) + self.lead_ms)
         if self.plan is not None and not self._differs(candidate, self.plan):
             # the flows moved but the plan would not: adopt them as the new reference anyway
@@ -160,6 +166,7 @@ class CorridorReplanner:
             return None
         self._planned_y, self._planned_k, self._planned_at_ms = y, k, int(window_end_ms)
         self.plan = candidate
+        self.last_reason = reason
         self.history.append(candidate)
         del self.history[: -self.keep_history]
         return candidate
@@ -175,6 +182,48 @@ class CorridorReplanner:
         dy = float(np.max(np.abs(y - ref_y) / np.maximum(ref_y, 0.05)))
         dk = abs(math.log(k / self._planned_k))
         return max(dy, dk)
+
+    def _describe_shift(self, y: np.ndarray, k: float) -> str:
+        ref_y = self._planned_y
+        rel = np.abs(y - ref_y) / np.maximum(ref_y, 0.05)
+        i = int(np.argmax(rel))
+        dk = abs(math.log(k / self._planned_k))
+        if dk > float(rel[i]):
+            return f"directional demand in/out {self._planned_k:.2f} -> {k:.2f}"
+        return f"flow ratio sum at {self._ids[i]} {ref_y[i]:.2f} -> {y[i]:.2f}"
+
+    # ------------------------------------------------------------- checkpoint
+    def state(self) -> dict:
+        """Everything :meth:`update` depends on, as plain data (see :meth:`load`)."""
+        return {
+            "corridor": self.spec.id,
+            "flows": self._flows.copy(),
+            "volumes": self._volumes.copy(),
+            "planned_y": None if self._planned_y is None else self._planned_y.copy(),
+            "planned_k": self._planned_k,
+            "planned_at_ms": self._planned_at_ms,
+            "plan": None if self.plan is None else msgspec.json.encode(self.plan),
+            "history": [msgspec.json.encode(p) for p in self.history],
+            "last_reason": self.last_reason,
+        }
+
+    def load(self, state: dict) -> "CorridorReplanner":
+        """Continue from :meth:`state` of a replanner of the same corridor (same phases)."""
+        if state.get("corridor") != self.spec.id:
+            raise ValueError(f"replanner state is for corridor {state.get('corridor')!r}, not {self.spec.id!r}")
+        flows = np.asarray(state["flows"], dtype=np.float64)
+        if flows.shape != self._flows.shape:
+            raise ValueError(f"replanner state of {self.spec.id!r} has flows of shape {flows.shape}, "
+                             f"the corridor needs {self._flows.shape} (intersections or phases changed)")
+        self._flows = flows.copy()
+        self._volumes = np.asarray(state["volumes"], dtype=np.float64).copy()
+        self._planned_y = None if state["planned_y"] is None else np.asarray(state["planned_y"], dtype=np.float64).copy()
+        self._planned_k = state["planned_k"]
+        self._planned_at_ms = state["planned_at_ms"]
+        self.plan = None if state["plan"] is None else msgspec.json.decode(state["plan"], type=Plan)
+        self.history = [msgspec.json.decode(p, type=Plan) for p in state["history"]]
+        self.last_reason = state.get("last_reason", "")
+        return self
 
     def _differs(self, a: Plan, b: Plan) -> bool:
         if abs(a.cycle_s - b.cycle_s) > self.min_change_s:

@@ -40,6 +40,8 @@ def _common(p) -> None:
     p.add_argument("--fresh", action="store_true", help="ignore and replace an existing checkpoint in --out instead of resuming")
     p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT (default off)")
+    p.add_argument("--models", metavar="SPECS", help="learned ONNX models to score each hour, e.g. district_iforest:1 (default none); a missing or mismatched model is reported and skipped")
+    p.add_argument("--models-dir", metavar="DIR", help="where the .onnx files and model cards are (default: the shipped ones)")
 
 
 def register(sub) -> None:
@@ -90,6 +92,8 @@ def _settings(args):
         speed=getattr(args, "speed", None),
         seed=getattr(args, "seed", None),
         metrics_port=args.metrics_port,
+        models=args.models,
+        models_dir=args.models_dir,
     )
 
 
@@ -131,6 +135,25 @@ def build_engine(args, settings):
     anomaly = maybe_anomaly_operator(city, config)
     if anomaly is not None:
         operators.append(anomaly)
+    from streams.anomaly_operator import ModelOperator, parse_model_specs
+
+    specs = parse_model_specs(settings.models)
+    if specs:
+        learned = ModelOperator(city, specs, settings.models_dir)
+        for error in learned.errors:
+            # Not fatal: the numba detectors keep scoring; the operator says what it could not use.
+            print(f"citybrain: warning: {error}; continuing without it", file=sys.stderr)
+            log.warning("model not loaded", extra={"fields": {"error": error}})
+        if learned.models:
+            operators.append(learned)
+    from streams.greenwave_operator import maybe_greenwave_operator
+
+    try:  # live green waves: plans to <out>/signal_plans/ (the Redis stream sink is not wired here yet)
+        greenwave = maybe_greenwave_operator(city, settings.out_dir, fresh=bool(getattr(args, "fresh", False)))
+    except ValueError as exc:
+        raise UserError(f"green-wave corridors: {exc}") from None
+    if greenwave is not None:
+        operators.append(greenwave)
     pipeline = CityPipeline(city, config, window_operators=operators)
     source_arg = args.file if args.replay else args.source
     if source_arg in (None, "sim"):
