@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0 = no /metrics endpoint
     rules_dir: str | None = None  # None = the shipped rule packs
+    models: str = ""  # learned ONNX models scored each hour, "name[:version],..." (e.g. district_iforest:1); "" = none
+    models_dir: str | None = None  # None = the shipped models (models/artifacts)
 
 
 _CONVERTERS = {int: ("an integer", int), float: ("a number", float), str: ("a string", str)}

@@ -14,6 +14,8 @@ Example:
 """
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
 from brain.anomaly import KeyedDetector
@@ -82,3 +84,100 @@ def maybe_anomaly_operator(city, config):
 
     warm_up()
     return AnomalyOperator(n_keys_hint=4 * len(city.sensors) + 4 * len(city.segments))
+
+
+# --- learned models (onnxruntime) -----------------------------------------------------------------
+
+MODEL_SCHEMA = {"model": pl.Utf8, "version": pl.Utf8, "key": pl.Utf8, "window_end_ms": pl.Int64, "score": pl.Float64,
+                "threshold": pl.Float64, "flagged": pl.Boolean}
+
+
+def district_features(batch: TickBatch, tz: str) -> pl.DataFrame:
+    """One row per district per full hour: the district model's features, from the hour's vital signs.
+
+    ``speed_kmh_mean`` (district mean speed), ``pm25_ugm3_mean`` (mean of its stations' hourly PM2.5),
+    ``cases_per_h`` (new grid cases in the hour), ``pressure_kpa_mean`` / ``load_kw_mean`` (mean of its
+    kPa / kW utility sensors), ``hour_sin``/``hour_cos`` of the local hour.
+    """
+    district = batch.vitals.get("district")
+    if district is None or district.height == 0:
+        return pl.DataFrame()
+    hourly = district.filter(pl.col("window_end_ms") % 3_600_000 == 0)
+    if hourly.height == 0:
+        return pl.DataFrame()
+    speed = district.with_columns((pl.col("window_end_ms") + 3_600_000 - 1) // 3_600_000 * 3_600_000).group_by(
+        "district", "window_end_ms").agg(pl.col("mean_speed_kmh").mean().alias("speed_kmh_mean"))
+    air = batch.vitals.get("air_station", pl.DataFrame(schema={"district": pl.Utf8, "window_end_ms": pl.Int64, "pm25_1h_ugm3": pl.Float64}))
+    pm = air.group_by("district", "window_end_ms").agg(pl.col("pm25_1h_ugm3").mean().alias("pm25_ugm3_mean"))
+    util = batch.vitals.get("utility_sensor", pl.DataFrame(schema={"district": pl.Utf8, "window_end_ms": pl.Int64, "unit": pl.Utf8, "value": pl.Float64}))
+    util_h = util.with_columns((pl.col("window_end_ms") + 3_600_000 - 1) // 3_600_000 * 3_600_000).group_by("district", "window_end_ms").agg(
+        pl.col("value").filter(pl.col("unit") == "kPa").mean().alias("pressure_kpa_mean"),
+        pl.col("value").filter(pl.col("unit") == "kW").mean().alias("load_kw_mean"),
+    )
+    local_hour = pl.from_epoch(pl.col("window_end_ms"), time_unit="ms").dt.convert_time_zone(tz).dt.hour().cast(pl.Float64)
+    out = (
+        hourly.select("district", "window_end_ms", pl.col("cases_new_last_hour").cast(pl.Float64).alias("cases_per_h"))
+        .join(speed, on=["district", "window_end_ms"], how="left")
+        .join(pm, on=["district", "window_end_ms"], how="left")
+        .join(util_h, on=["district", "window_end_ms"], how="left")
+        .with_columns((2 * math.pi * local_hour / 24).sin().alias("hour_sin"), (2 * math.pi * local_hour / 24).cos().alias("hour_cos"))
+    )
+    return out
+
+
+#: Feature builders per model name: the engine can only score models whose features it can build.
+FEATURE_BUILDERS = {"district_iforest": ("district", district_features)}
+
+
+class ModelOperator:
+    """Scores the learned ONNX models each hour (onnxruntime, one batch per model).
+
+    Models are loaded by name and version at start; a missing, altered or mismatched model is
+    reported (``errors``) and skipped: the engine keeps running on the numba detectors.
+    """
+
+    def __init__(self, city, specs: list[tuple[str, str | None]], directory=None):
+        from brain.anomaly import load_models
+
+        if directory is None:
+            import models.artifacts
+
+            directory = models.artifacts.DIR
+        self.tz = city.timezone
+        loaded, self.errors = load_models(specs, directory)
+        self.models = {}
+        for name, model in loaded.items():
+            if name not in FEATURE_BUILDERS:
+                self.errors.append(f"model {name}: the engine has no feature builder for it (known: {', '.join(FEATURE_BUILDERS)})")
+            else:
+                self.models[name] = model
+
+    def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
+        parts = []
+        for name, model in self.models.items():
+            key_col, build = FEATURE_BUILDERS[name]
+            feats = build(batch, self.tz)
+            if feats.height == 0:
+                continue
+            missing = [f for f in model.features if f not in feats.columns]
+            if missing:
+                continue
+            X = feats.select(model.features).fill_null(strategy="mean").fill_null(0.0).to_numpy().astype("float32")
+            score = model.score(X)
+            parts.append(pl.DataFrame({
+                "model": [name] * feats.height, "version": [model.version] * feats.height, "key": feats[key_col],
+                "window_end_ms": feats["window_end_ms"], "score": score, "threshold": [model.threshold] * feats.height,
+                "flagged": score >= model.threshold,
+            }, schema=MODEL_SCHEMA))
+        return {"model_scores": pl.concat(parts) if parts else pl.DataFrame(schema=MODEL_SCHEMA)}
+
+
+def parse_model_specs(text: str | None) -> list[tuple[str, str | None]]:
+    """'district_iforest:1,segment_iforest' -> [('district_iforest', '1'), ('segment_iforest', None)]."""
+    specs = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        if item:
+            name, _, version = item.partition(":")
+            specs.append((name.strip(), version.strip() or None))
+    return specs
