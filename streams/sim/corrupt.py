@@ -75,6 +75,9 @@ def corrupt(data: bytes, fraction: float, seed: int, known_sensor_ids: Collectio
             rec = msgspec.json.decode(line)
             kind = rec.get("kind", "")
             numeric = [f for f, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and f != "ts_ms"]
+            ranged = [f for f in numeric if f in PHYSICAL_RANGE]
+            if what == "out_of_range" and not ranged:
+                what = "wrong_type"  # e.g. a grid case: no field has a physical range to break
             if what == "wrong_type":
                 field = numeric[int(rng.integers(len(numeric)))] if numeric else "ts_ms"
                 rec[field] = "n/a"
@@ -87,14 +90,12 @@ def corrupt(data: bytes, fraction: float, seed: int, known_sensor_ids: Collectio
                     sid += "x"
                 rec["sensor_id"] = sid
             elif what == "out_of_range":
-                ranged = [f for f in numeric if f in PHYSICAL_RANGE]
-                if ranged:
-                    special = [f for f in ranged if f in _OUT_OF_RANGE] or ranged
-                    field = special[int(rng.integers(len(special)))]
-                    lo, hi = PHYSICAL_RANGE[field]
-                    rec[field] = _OUT_OF_RANGE.get(field, hi * 10 + 1 if hi > 0 else lo - 1)
-                else:  # a kind without numeric fields: a deadline before the epoch is impossible too
-                    rec["ts_ms"] = -1
+                special = [f for f in ranged if f in _OUT_OF_RANGE] or ranged
+                field = special[int(rng.integers(len(special)))]
+                lo, hi = PHYSICAL_RANGE[field]
+                bad_value = _OUT_OF_RANGE.get(field, hi * 10 + 1 if hi > 0 else lo - 1)
+                # Keep the JSON type (an int field stays an int) so the line fails on range, not on type.
+                rec[field] = int(bad_value) if isinstance(rec[field], int) else float(bad_value)
             elif what == "late":
                 rec["ts_ms"] = int(rec.get("ts_ms", 0)) - LATE_MS
             out[pos] = msgspec.json.encode(rec)

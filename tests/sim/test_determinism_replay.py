@@ -246,3 +246,29 @@ def test_cli_bad_arguments_are_user_errors(tmp_path, capsys, args, message):
     assert main(["simulate", "--out", str(tmp_path / "o"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_out_of_range_corruptions_fail_on_range_not_type():
+    """Every kind of record, corrupted out of range, still decodes and is caught by the physical range."""
+    lines = [
+        b'{"kind":"outage","sensor_id":"O","ts_ms":1,"outage_id":"x","utility":"power","status":"start","cell_id":"C","customers":5}',
+        b'{"kind":"incident","sensor_id":"I","ts_ms":1,"incident_id":"x","status":"reported","type":"fire","severity":3,"lon":120.0,"lat":30.0,"units":0,"segment_id":null}',
+        b'{"kind":"probe","sensor_id":"P","ts_ms":1,"travel_time_s":50.0,"samples":3}',
+        b'{"kind":"grid_case","sensor_id":"G","ts_ms":1,"case_id":"c","status":"reported","category":"garbage","cell_id":"C","unit":"u","deadline_ms":9}',
+    ] * 50
+    data = b"\n".join(lines) + b"\n"
+    bad, counts = corrupt(data, 1.0, seed=1)
+    assert counts["out_of_range"] > 0
+    dec = msgspec.json.Decoder(Record)
+    ranged = 0
+    for line in bad.splitlines():
+        try:
+            rec = dec.decode(line)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            continue
+        for f in rec.__struct_fields__:
+            v = getattr(rec, f)
+            if f in PHYSICAL_RANGE and isinstance(v, (int, float)) and not (PHYSICAL_RANGE[f][0] <= v <= PHYSICAL_RANGE[f][1]):
+                ranged += 1
+                break
+    assert ranged == counts["out_of_range"]
