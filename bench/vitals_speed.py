@@ -3,13 +3,14 @@
     POLARS_MAX_THREADS=1 .venv/bin/python bench/vitals_speed.py [--hours 24] [--per-call-sample 48] [--repeat 3]
 
 The real streaming pipeline (``CityPipeline``) runs over the demo city's simulated day and its
-per-tick vital-sign inputs are captured (not timed). Then, on one core:
-  per-call  ``compute_vitals`` called for each window (on ``--per-call-sample`` windows spread over
-            the day, to keep the run short; 0 = all), time per window;
-  batch     ``compute_vitals_batch`` over all the day's windows at once (best of ``--repeat``),
-            time per window and in total;
-  batch-1   ``compute_vitals_batch`` with one window per call (the single-window path).
-Prints times per window and the per-call / batch ratio; checks the two agree on the sampled windows.
+per-tick vital-sign inputs are captured (not timed). Then, on one core, time per window of:
+  reference   the one-window formulation (``compute.py``'s ``_compute_vitals_reference``: what
+              ``compute_vitals`` was), one call per window on ``--per-call-sample`` windows spread
+              over the day (0 = all);
+  per-call    ``compute_vitals`` (now the batch with one window), one call per window;
+  batch       ``compute_vitals_batch`` over all the day's windows at once (best of ``--repeat``).
+Wall and CPU time are both printed: the machine is shared, so wall time swings with other load.
+Prints the ratios and checks the batch agrees with the reference on the sampled windows.
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def main() -> int:
 
     from brain.vitals import compute_vitals, compute_vitals_batch, split_ticks
     from brain.vitals.batch import WINDOW_TABLES
+    from brain.vitals.compute import _compute_vitals_reference
 
     t0 = time.perf_counter()
     city, ticks = capture(args.hours)
@@ -75,34 +77,42 @@ def main() -> int:
 
     # warm-up (imports, YAML tables, per-city caches)
     compute_vitals(per_tick_inputs[0], city, ends[0])
+    _compute_vitals_reference(per_tick_inputs[0], city, ends[0])
     compute_vitals_batch(frames, city, ends[:2])
 
     n = len(ticks) if args.per_call_sample <= 0 else min(args.per_call_sample, len(ticks))
     sample = sorted({round(i * (len(ticks) - 1) / max(n - 1, 1)) for i in range(n)})
-    t0 = time.perf_counter()
-    per_call = {i: compute_vitals(per_tick_inputs[i], city, ends[i]) for i in sample}
-    per_call_s = (time.perf_counter() - t0) / len(sample)
 
-    t0 = time.perf_counter()
-    for i in sample:
-        compute_vitals_batch(per_tick_inputs[i], city, [ends[i]])
-    batch1_s = (time.perf_counter() - t0) / len(sample)
+    def per_window(fn) -> tuple[float, float, dict]:
+        """(wall s, cpu s) per window of one call per sampled window, and the outputs."""
+        outs = {}
+        w0, c0 = time.perf_counter(), time.process_time()
+        for i in sample:
+            outs[i] = fn(per_tick_inputs[i], city, ends[i])
+        return (time.perf_counter() - w0) / len(sample), (time.process_time() - c0) / len(sample), outs
 
-    best = float("inf")
+    ref_wall, ref_cpu, reference = per_window(_compute_vitals_reference)
+    cv_wall, cv_cpu, _ = per_window(compute_vitals)
+
+    best_wall = best_cpu = float("inf")
     for _ in range(max(args.repeat, 1)):
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         out = compute_vitals_batch(frames, city, ends)
-        best = min(best, time.perf_counter() - t0)
+        best_wall, best_cpu = min(best_wall, time.perf_counter() - w0), min(best_cpu, time.process_time() - c0)
     split = split_ticks(out, ends)
     for i in sample:
-        for name, want in per_call[i].items():
+        for name, want in reference[i].items():
             assert_frame_equal(split[i][name], want, check_exact=False, rel_tol=1e-9, abs_tol=0.0)
 
     k = len(ends)
-    print(f"per-call  compute_vitals            {per_call_s * 1e3:8.2f} ms/window  ({len(sample)} windows timed)")
-    print(f"batch-1   compute_vitals_batch (K=1) {batch1_s * 1e3:8.2f} ms/window")
-    print(f"batch     compute_vitals_batch (K={k}) {best * 1e3 / k:8.2f} ms/window  ({best:.3f} s for all {k} windows)")
-    print(f"ratio     per-call / batch          {per_call_s / (best / k):8.1f}x   (outputs agree on the timed windows)")
+    print(f"{'':44s} {'wall ms/window':>15s} {'cpu ms/window':>14s}")
+    print(f"{'reference: one-window formulation, per call':44s} {ref_wall * 1e3:15.2f} {ref_cpu * 1e3:14.2f}   ({len(sample)} windows)")
+    print(f"{'compute_vitals (batch of 1), per call':44s} {cv_wall * 1e3:15.2f} {cv_cpu * 1e3:14.2f}   ({len(sample)} windows)")
+    print(f"{f'compute_vitals_batch, all {k} windows at once':44s} {best_wall * 1e3 / k:15.2f} {best_cpu * 1e3 / k:14.2f}"
+          f"   (total {best_wall:.3f} s wall, {best_cpu:.3f} s cpu; best of {args.repeat})")
+    print(f"ratio reference / batch: {ref_wall / (best_wall / k):.1f}x wall, {ref_cpu / (best_cpu / k):.1f}x cpu; "
+          f"compute_vitals / batch: {cv_wall / (best_wall / k):.1f}x wall, {cv_cpu / (best_cpu / k):.1f}x cpu "
+          f"(outputs agree on the timed windows)")
     return 0
 
 

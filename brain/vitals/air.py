@@ -170,7 +170,9 @@ def iaqi(pollutant: str, conc, averaging: str, standard: str = DEFAULT_STANDARD)
 def _col(frame: pl.DataFrame, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.full(frame.height, np.nan)
-    return frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
+    col = frame.get_column(name)
+    # A float Series converts its nulls to NaN itself; skipping no-op casts saves a polars call per column.
+    return (col if col.dtype == pl.Float64 else col.cast(pl.Float64)).to_numpy()
 
 
 def component_iaqis(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_STANDARD,
@@ -283,8 +285,8 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
         arr = np.asarray(values + (None,), dtype=object)
         return arr[np.where(lvl < 0, len(values), lvl)].tolist()
 
-    new = {f"iaqi_{c}": pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64).fill_nan(None) for c in COMPONENTS}
-    new["aqi"] = pl.Series("aqi", agg, dtype=pl.Float64).fill_nan(None)
+    new = {f"iaqi_{c}": pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64, nan_to_null=True) for c in COMPONENTS}
+    new["aqi"] = pl.Series("aqi", agg, dtype=pl.Float64, nan_to_null=True)
     new["primary_pollutant"] = pl.Series("primary_pollutant", primary.tolist(), dtype=pl.String)
     new["exceeding_pollutants"] = pl.Series("exceeding_pollutants", exceeding.tolist(), dtype=pl.String)
     new["level"] = pl.Series("level", pick(table.level_names), dtype=pl.String)
@@ -365,7 +367,7 @@ def daily_concentrations(hourly: pl.DataFrame, timezone: str) -> pl.DataFrame:
         means = np.where(counts >= MIN_HOURS_8H, sums / np.maximum(counts, 1), np.nan)
     n_ok = np.isfinite(means).sum(axis=1)
     best = np.where(n_ok >= MIN_WINDOWS_8H, np.nanmax(np.where(np.isfinite(means), means, -np.inf), axis=1), np.nan) if keys.height else np.empty(0)
-    return daily.with_columns(pl.Series("o3_8h_ugm3", best, dtype=pl.Float64).fill_nan(None)).select(
+    return daily.with_columns(pl.Series("o3_8h_ugm3", best, dtype=pl.Float64, nan_to_null=True)).select(
         "sensor_id", "date", "n_hours", "so2_24h_ugm3", "no2_24h_ugm3", "pm10_24h_ugm3", "pm25_24h_ugm3", "co_24h_mgm3",
         "o3_1h_ugm3", "o3_8h_ugm3",
     )

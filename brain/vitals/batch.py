@@ -19,10 +19,11 @@ Input (``frames``): the names and columns of :data:`brain.vitals.INPUT_SCHEMAS`,
   outage from ``started_ms``; a close / end after the tick counts as still open).
 
 Output: the tables of ``compute_vitals``, stacked over the ticks (ordered by tick, then as
-``compute_vitals`` orders them), each with one extra last column ``tick_end_ms``. For the
-per-sensor tables ``window_end_ms`` stays the data window's end (an air station's hour), so split
-by ``tick_end_ms`` (:func:`split_ticks`) to get exactly what ``compute_vitals`` returns per tick.
-A tick without any input row still gets its district and city rows.
+``compute_vitals`` orders them), each with one extra last column ``tick_end_ms``; the tables that
+have no ``window_end_ms`` in ``compute_vitals`` (:data:`TICK_ONLY_TABLES`) also get
+``window_end_ms`` = the tick. For the per-sensor tables ``window_end_ms`` stays the data window's
+end (an air station's hour), so group by ``tick_end_ms``; :func:`split_ticks` gives exactly what
+``compute_vitals`` returns per tick. A tick without any input row still gets its district and city rows.
 
 Example: two ticks of the one-segment city of :mod:`brain.vitals.compute`, the second one quiet:
     >>> import polars as pl
@@ -161,11 +162,11 @@ def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl
         pl.when(lanes_sum > 0).then(vol_sum / lanes_sum).otherwise(1.0).alias("_per_lane"),
     )
     std = cfg.congestion_standard
-    tti = traffic.tti_from_travel_time(seg["travel_time_s"].fill_null(np.nan).to_numpy(), seg["free_flow_time_s"].to_numpy())
+    tti = traffic.tti_from_travel_time(seg["travel_time_s"].to_numpy(), seg["free_flow_time_s"].to_numpy())
     tpi = traffic.tpi_from_tti(tti, std)
     tpi_lvl = traffic.tpi_level(tpi, std)
     # traffic.speed_level, with each segment's band edges looked up once per city
-    v = seg["speed_kmh"].fill_null(np.nan).to_numpy()
+    v = seg["speed_kmh"].to_numpy()
     all_edges, unknown = ix.speed_edges(std)
     k = seg["_k"].to_numpy()
     if unknown[k].any():
@@ -175,8 +176,8 @@ def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl
     sp_lvl = np.where(np.isnan(v), 0, edges.shape[1] + 1 - np.sum(v[:, None] > edges, axis=1)).astype(np.int64)
     names = pl.Series(traffic.tpi_level_names(np.arange(edges.shape[1] + 2), std), dtype=S)  # level 0..5 -> name
     seg = seg.with_columns(
-        pl.Series("tti", tti, dtype=F64).fill_nan(None),
-        pl.Series("tpi", tpi, dtype=F64).fill_nan(None),
+        pl.Series("tti", tti, dtype=F64, nan_to_null=True),
+        pl.Series("tpi", tpi, dtype=F64, nan_to_null=True),
         pl.Series("tpi_level", tpi_lvl, dtype=I64),
         names.gather(tpi_lvl).alias("tpi_level_name"),
         pl.Series("speed_level", sp_lvl, dtype=I64),
@@ -236,15 +237,15 @@ def _noise_sensor(frames, ix: _Index, refs: _Refs, ticks, single, cfg: VitalsCon
     lim_night = noise.limit_db(cls, np.ones(len(cls), bool), std)
 
     def col(name: str) -> np.ndarray:
-        return cur[name].cast(F64).fill_null(np.nan).to_numpy()
+        return cur[name].cast(F64).to_numpy()
 
     cur = cur.with_columns(
         pl.Series("period", np.where(is_n, "night", "day"), dtype=S),
         pl.Series("limit_db", lim, dtype=F64),
-        pl.Series("exceedance_db", noise.exceedance_db(col("laeq_db"), lim), dtype=F64).fill_nan(None),
-        pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(col("lamax_db"), lim, is_n, std), dtype=F64).fill_nan(None),
-        pl.Series("day_exceedance_db", noise.exceedance_db(col("laeq_day_db"), lim_day), dtype=F64).fill_nan(None),
-        pl.Series("night_exceedance_db", noise.exceedance_db(col("laeq_night_db"), lim_night), dtype=F64).fill_nan(None),
+        pl.Series("exceedance_db", noise.exceedance_db(col("laeq_db"), lim), dtype=F64, nan_to_null=True),
+        pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(col("lamax_db"), lim, is_n, std), dtype=F64, nan_to_null=True),
+        pl.Series("day_exceedance_db", noise.exceedance_db(col("laeq_day_db"), lim_day), dtype=F64, nan_to_null=True),
+        pl.Series("night_exceedance_db", noise.exceedance_db(col("laeq_night_db"), lim_night), dtype=F64, nan_to_null=True),
     )
     return cur.select(
         "sensor_id", "district", "cell_id", "noise_class", "window_start_ms", "window_end_ms", "laeq_db", "lamax_db", "period",
@@ -259,9 +260,9 @@ def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.
                                  on="_k", how="left", maintain_order="left")
     value = utilities.measured_value(cur)
     quantity = utilities.measured_quantity(cur)
-    dev = utilities.deviation_pct(value.fill_null(np.nan).to_numpy(), cur["nominal"].fill_null(np.nan).to_numpy())
+    dev = utilities.deviation_pct(value.cast(F64).to_numpy(), cur["nominal"].to_numpy())
     ok = utilities.within_tolerance(dev, quantity.to_numpy(), cfg.utility_tolerance_pct)
-    cur = cur.with_columns(value, quantity, pl.Series("deviation_pct", dev, dtype=F64).fill_nan(None),
+    cur = cur.with_columns(value, quantity, pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
                            pl.Series("within_tolerance", ok.tolist(), dtype=pl.Boolean))
     return cur.select("sensor_id", "type", "district", "cell_id", "window_end_ms", "unit", "quantity", "value", "nominal",
                       "deviation_pct", "within_tolerance", T)
@@ -280,7 +281,7 @@ def _incidents(frames, refs: _Refs, ticks, cfg: VitalsConfig) -> pl.DataFrame:
     inc = _conform(frames, "incidents")
     inc = inc.join(refs.segments.select("segment_id", pl.col("district").alias("seg_district")), on="segment_id", how="left")
     # The nearest cell is a property of the incident, not of the tick: computed once.
-    near = _nearest_cell(inc["lon"].fill_null(np.nan).to_numpy(), inc["lat"].fill_null(np.nan).to_numpy(), refs.cells)
+    near = _nearest_cell(inc["lon"].to_numpy(), inc["lat"].to_numpy(), refs.cells)
     cell_d = refs.cells["cell_district"].to_numpy()
     near_d = np.where(near >= 0, cell_d[np.clip(near, 0, None)] if len(cell_d) else None, None) if len(near) else np.empty(0, dtype=object)
     inc = inc.with_columns(pl.coalesce(pl.col("seg_district"), pl.Series("near", near_d.tolist(), dtype=S)).alias("district")).drop("seg_district")
@@ -330,7 +331,7 @@ def _sensor_counts(frames, city: City, refs: _Refs, ends: list[int], cfg: Vitals
         seen = seen.join(sg.index, on="sensor_id", how="inner")
         last = np.full((k, n), np.nan)
         if seen.height:
-            vals = seen["last_seen_ms"].cast(F64).fill_null(np.nan).to_numpy()
+            vals = seen["last_seen_ms"].cast(F64).to_numpy()
             cols = seen["_i"].to_numpy()
             if stacked:
                 tick_of = seen[T].to_numpy()
@@ -394,8 +395,8 @@ def _case_metrics(cases: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.D
     ).sort(keys)
     rate = pl.when(pl.col("closed_recent") > 0).then(pl.col("closed_on_time") / pl.col("closed_recent")).otherwise(None)
     # ms -> h in numpy, as case_metrics does (polars divides by a literal as a multiply by its reciprocal).
-    hours = pl.Series("mean_time_to_close_h", out["mean_time_to_close_h"].cast(F64).fill_null(np.nan).to_numpy() / HOUR_MS)
-    out = out.with_columns(rate.cast(F64).alias("on_time_closure_rate"), hours.fill_nan(None))
+    hours = pl.Series("mean_time_to_close_h", out["mean_time_to_close_h"].cast(F64).to_numpy() / HOUR_MS, nan_to_null=True)
+    out = out.with_columns(rate.cast(F64).alias("on_time_closure_rate"), hours)
     return out.select(*keys, *grid.METRIC_COLUMNS)
 
 
@@ -499,7 +500,7 @@ def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], ticks: pl.DataFram
     out = out.with_columns([pl.col(c).fill_nan(None) for c, dt in out.schema.items() if dt == F64])
 
     def arr(name: str) -> np.ndarray:
-        return out[name].cast(F64).fill_null(np.nan).to_numpy()
+        return out[name].cast(F64).to_numpy()
 
     lvl = traffic.tpi_level(arr("tpi"), cfg.congestion_standard)
     sc = cfg.scoring
@@ -517,8 +518,8 @@ def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], ticks: pl.DataFram
         pl.col(T).alias("window_end_ms"),
         pl.Series("tpi_level", lvl, dtype=I64).replace(0, None),
         pl.Series("tpi_level_name", traffic.tpi_level_names(lvl, cfg.congestion_standard), dtype=S),
-        *[pl.Series(f"score_{k}", v, dtype=F64).fill_nan(None) for k, v in scores.items()],
-        pl.Series("health_index", index, dtype=F64).fill_nan(None),
+        *[pl.Series(f"score_{k}", v, dtype=F64, nan_to_null=True) for k, v in scores.items()],
+        pl.Series("health_index", index, dtype=F64, nan_to_null=True),
     )
     return out.rename({"area": "district"}).select(*AREA_COLUMNS, T)
 
@@ -581,7 +582,7 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     emerg = _incident_metrics(incidents, ["district", "type", "severity"], cfg).select(pl.exclude(T), T)
     health_rows = status.select(_sensor_shares(["district", "family", T])).sort(T, "district", "family")
     health_rows = health_rows.select(pl.exclude(T), T)
-    return {
+    tables = {
         "segment_traffic": seg,
         "air_station": air_st,
         "noise_sensor": noise_st,
@@ -594,6 +595,14 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
         "district": district,
         "city": city_rows,
     }
+    # Stacked tables also say their tick as window_end_ms where compute_vitals has no such column.
+    for name in TICK_ONLY_TABLES:
+        tables[name] = tables[name].select(pl.exclude(T), pl.col(T).alias("window_end_ms"), T)
+    return tables
+
+
+#: Tables that compute_vitals gives without a ``window_end_ms`` column (the batch adds it = the tick).
+TICK_ONLY_TABLES: tuple[str, ...] = ("utility_outages", "grid_cell", "grid_category", "emergency", "sensor_health")
 
 
 def split_ticks(batch: Mapping[str, pl.DataFrame], window_ends_ms: Sequence[int]) -> list[dict[str, pl.DataFrame]]:
@@ -609,6 +618,8 @@ def split_ticks(batch: Mapping[str, pl.DataFrame], window_ends_ms: Sequence[int]
     pos = {t: i for i, t in enumerate(ends)}
     out: list[dict[str, pl.DataFrame]] = [{} for _ in ends]
     for name, frame in batch.items():
+        if name in TICK_ONLY_TABLES and "window_end_ms" in frame.columns:
+            frame = frame.drop("window_end_ms")
         parts = frame.partition_by(T, as_dict=True, include_key=False, maintain_order=True)
         empty = frame.clear().drop(T)
         for i in range(len(ends)):

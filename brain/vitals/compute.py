@@ -21,6 +21,9 @@ incidents        incident_id, type, severity, lon, lat, reported_ms, dispatched_
 sensor_last_seen sensor_id, last_seen_ms (null = never seen)
 ================ ==========================================================================================
 
+``compute_vitals`` runs :func:`brain.vitals.compute_vitals_batch` (which computes many window
+ends in one vectorised pass) for the one window end.
+
 For windowed frames the value used per key is the latest window ending at or before
 ``window_end_ms`` and no older than the family's ``*_max_age_s`` (so hourly air windows and
 minute traffic windows can be combined at any window end). State frames (outages, cases,
@@ -289,8 +292,8 @@ def _segment_traffic(frames, refs: _Refs, t: int, cfg: VitalsConfig) -> pl.DataF
     observed = seg.filter(pl.col("volume_veh").is_not_null())
     per_lane = (observed["volume_veh"].sum() / observed["lanes"].sum()) if observed.height and observed["lanes"].sum() > 0 else 1.0
     seg = seg.with_columns(
-        pl.Series("tti", tti, dtype=F64).fill_nan(None),
-        pl.Series("tpi", tpi, dtype=F64).fill_nan(None),
+        pl.Series("tti", tti, dtype=F64, nan_to_null=True),
+        pl.Series("tpi", tpi, dtype=F64, nan_to_null=True),
         pl.Series("tpi_level", tpi_lvl, dtype=I64),
         pl.Series("tpi_level_name", traffic.tpi_level_names(tpi_lvl, cfg.congestion_standard), dtype=S),
         pl.Series("speed_level", sp_lvl, dtype=I64),
@@ -357,10 +360,10 @@ def _noise_sensor(frames, refs: _Refs, t: int, cfg: VitalsConfig, tz: str) -> pl
     cur = cur.with_columns(
         pl.Series("period", np.where(is_n, "night", "day"), dtype=S),
         pl.Series("limit_db", lim, dtype=F64),
-        pl.Series("exceedance_db", noise.exceedance_db(col("laeq_db"), lim), dtype=F64).fill_nan(None),
-        pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(col("lamax_db"), lim, is_n, cfg.noise_standard), dtype=F64).fill_nan(None),
-        pl.Series("day_exceedance_db", noise.exceedance_db(col("laeq_day_db"), lim_day), dtype=F64).fill_nan(None),
-        pl.Series("night_exceedance_db", noise.exceedance_db(col("laeq_night_db"), lim_night), dtype=F64).fill_nan(None),
+        pl.Series("exceedance_db", noise.exceedance_db(col("laeq_db"), lim), dtype=F64, nan_to_null=True),
+        pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(col("lamax_db"), lim, is_n, cfg.noise_standard), dtype=F64, nan_to_null=True),
+        pl.Series("day_exceedance_db", noise.exceedance_db(col("laeq_day_db"), lim_day), dtype=F64, nan_to_null=True),
+        pl.Series("night_exceedance_db", noise.exceedance_db(col("laeq_night_db"), lim_night), dtype=F64, nan_to_null=True),
     )
     return cur.select(
         "sensor_id", "district", "cell_id", "noise_class", "window_start_ms", "window_end_ms", "laeq_db", "lamax_db", "period",
@@ -375,7 +378,7 @@ def _utility_sensor(frames, refs: _Refs, t: int, cfg: VitalsConfig) -> pl.DataFr
     quantity = utilities.measured_quantity(cur)
     dev = utilities.deviation_pct(value.fill_null(np.nan).to_numpy(), cur["nominal"].fill_null(np.nan).to_numpy())
     ok = utilities.within_tolerance(dev, quantity.to_numpy(), cfg.utility_tolerance_pct)
-    cur = cur.with_columns(value, quantity, pl.Series("deviation_pct", dev, dtype=F64).fill_nan(None),
+    cur = cur.with_columns(value, quantity, pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
                            pl.Series("within_tolerance", ok.tolist(), dtype=pl.Boolean))
     return cur.select("sensor_id", "type", "district", "cell_id", "window_end_ms", "unit", "quantity", "value", "nominal",
                       "deviation_pct", "within_tolerance").sort("sensor_id")
@@ -499,8 +502,8 @@ def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], city: City, t: int
         pl.lit(t, dtype=I64).alias("window_end_ms"),
         pl.Series("tpi_level", lvl, dtype=I64).replace(0, None),
         pl.Series("tpi_level_name", traffic.tpi_level_names(lvl, cfg.congestion_standard), dtype=S),
-        *[pl.Series(f"score_{k}", v, dtype=F64).fill_nan(None) for k, v in scores.items()],
-        pl.Series("health_index", index, dtype=F64).fill_nan(None),
+        *[pl.Series(f"score_{k}", v, dtype=F64, nan_to_null=True) for k, v in scores.items()],
+        pl.Series("health_index", index, dtype=F64, nan_to_null=True),
     )
     return out.rename({"area": "district"}).select(
         "district", "name", "window_end_ms",
@@ -536,6 +539,19 @@ def compute_vitals(window_frames: Mapping[str, pl.DataFrame], city: City, window
         raise ValueError(f"window_end_ms must be an integer epoch time in ms, got {window_end_ms!r}")
     if not isinstance(city, City):
         raise ValueError(f"city must be a brain.city.model.City, got {type(city).__name__}")
+    from brain.vitals.batch import TICK_ONLY_TABLES, _compute
+
+    t = int(window_end_ms)
+    tables = _compute(window_frames, city, [t], t, cfg)
+    return {name: frame.drop("tick_end_ms", *(("window_end_ms",) if name in TICK_ONLY_TABLES else ()))
+            for name, frame in tables.items()}
+
+
+def _compute_vitals_reference(window_frames: Mapping[str, pl.DataFrame], city: City, window_end_ms: int,
+                              config: VitalsConfig | None = None) -> dict[str, pl.DataFrame]:
+    """The plain one-window formulation of :func:`compute_vitals` (one polars step after another),
+    kept as the reference the vectorised :func:`brain.vitals.compute_vitals_batch` is tested against."""
+    cfg = config or VitalsConfig()
     t = int(window_end_ms)
     refs = _refs(city)
 
