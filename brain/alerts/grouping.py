@@ -6,7 +6,10 @@ alerts born of one incident (the incident, the jam behind it, the noise of the s
 one notification; later changes (new alerts, resolutions) leave at most every
 ``group_interval``; an unchanged firing group is repeated every ``repeat_interval``. An alert
 already notified is reported *resolved* once it resolves (or disappears), so every firing
-notification gets its resolve. Each notification's idempotency key is
+notification gets its resolve. A later notification is an ``update`` when it only adds more alerts
+of rules the group already reported, ``alert`` (actionable) when it brings a rule the group has not
+reported yet (an incident joining a district's rush-hour congestion), ``escalation`` when an alert
+reached the subscriber's tier unacknowledged. Each notification's idempotency key is
 ``subscription:group-hash:sequence``, stable across restarts because the sequence is state.
 
 Throttling: beyond ``N`` notifications per period a subscription's further notifications are
@@ -47,6 +50,7 @@ class GroupState(msgspec.Struct, kw_only=True):
     last_sent_ms: int = 0
     seq: int = 0
     sent: dict[str, str] = {}  # fingerprint -> tier it was last notified at
+    rules: list[str] = []  # rules this group has notified about (a new one makes an update actionable)
 
 
 class SubscriptionState(msgspec.Struct, kw_only=True):
@@ -151,7 +155,12 @@ class Grouper:
         elif new or resolved:
             if now_ms - st.last_sent_ms < sub._group_interval_ms:
                 return None
-            reason = "escalation" if any(_escalated(firing[fp]) for fp in new) else "update"
+            if any(_escalated(firing[fp]) for fp in new):
+                reason = "escalation"
+            elif any(firing[fp].rule_id not in st.rules for fp in new):
+                reason = "alert"  # a new kind of problem in the group: actionable, not just more of the same
+            else:
+                reason = "update"
         elif firing and now_ms - st.last_sent_ms >= sub._repeat_interval_ms:
             reason = "repeat"
         else:
@@ -160,6 +169,8 @@ class Grouper:
             del st.sent[fp]
         for fp, a in firing.items():
             st.sent[fp] = a.tier
+            if a.rule_id not in st.rules:
+                st.rules.append(a.rule_id)
         if not firing and not sub.send_resolved:
             return None
         snap = [msgspec.structs.replace(a) for a in firing.values()]
