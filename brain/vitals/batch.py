@@ -431,14 +431,23 @@ def _active_outages(outages: pl.DataFrame, by: list[str]) -> pl.DataFrame:
 
 
 # --- areas (districts and the whole city) -----------------------------------------------------------
-def _area_parts(key: pl.Expr, seg, air_st, noise_st, util_st, outages, cases, incidents, status, cfg: VitalsConfig) -> list:
-    """Per (tick, area) figures of each family, ``area`` being ``key`` (a district column, or a literal)."""
+CITY_AREA = "__city__"
+
+
+def _area_parts(seg, air_st, noise_st, util_st, outages, cases, incidents, status, cfg: VitalsConfig) -> list:
+    """Per (tick, area) figures of each family, the areas being the districts and the whole city
+    (``area`` = :data:`CITY_AREA`, figures over all the city's rows, not over the districts')."""
+    district = pl.col("district")
+    city = pl.lit(CITY_AREA, dtype=S)
 
     def with_area(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.with_columns(key.alias("area")).filter(pl.col("area").is_not_null())
+        """Each row twice: in its district (if it has one) and in the city."""
+        return pl.concat([frame.filter(district.is_not_null()).with_columns(district.alias("area")),
+                          frame.with_columns(city.alias("area"))])
 
     def by_area(frame: pl.DataFrame, aggs) -> pl.DataFrame:
-        return with_area(frame).group_by(T, "area").agg(aggs)
+        return pl.concat([frame.group_by(T, district.alias("area")).agg(aggs).filter(pl.col("area").is_not_null()),
+                          frame.group_by(T, city.alias("area")).agg(aggs)])
 
     parts = [by_area(seg, traffic.network_aggregations(cfg.congested_min_level))]
     conc_cols = [c for c in air_st.columns if c.endswith(("_ugm3", "_mgm3"))]
@@ -495,12 +504,19 @@ def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], ticks: pl.DataFram
     """One row per (tick, area): the families' figures, the health scores and the index."""
     out = ticks.join(areas, how="cross")
     for p in parts:
-        out = out.join(p.with_columns(pl.col("area").cast(S)), on=[T, "area"], how="left")
-    out = out.with_columns([pl.col(c).fill_null(0) for c in _ZERO_COLS])
-    out = out.with_columns([pl.col(c).fill_nan(None) for c, dt in out.schema.items() if dt == F64])
+        out = out.join(p if p.schema["area"] == S else p.with_columns(pl.col("area").cast(S)), on=[T, "area"], how="left")
+    fill = []
+    for c, dt in out.schema.items():
+        e = pl.col(c).fill_null(0) if c in _ZERO_COLS else pl.col(c)
+        if dt == F64:
+            e = e.fill_nan(None)
+        if c in _ZERO_COLS or dt == F64:
+            fill.append(e)
+    out = out.with_columns(fill)
 
     def arr(name: str) -> np.ndarray:
-        return out[name].cast(F64).to_numpy()
+        col = out[name]
+        return (col if col.dtype == F64 else col.cast(F64)).to_numpy()
 
     lvl = traffic.tpi_level(arr("tpi"), cfg.congestion_standard)
     sc = cfg.scoring
@@ -569,10 +585,12 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     status = _sensor_counts(frames, city, refs, ends, cfg)
 
     fams = (seg, air_st, noise_st, util_st, outages, cases, incidents, status)
-    district = _assemble(refs.districts.rename({"district": "area"}), _area_parts(pl.col("district"), *fams, cfg), ticks, city, cfg)
-    city_area = pl.DataFrame({"area": ["__city__"], "name": [city.name]}, schema={"area": S, "name": S})
-    city_rows = _assemble(city_area, _area_parts(pl.lit("__city__", dtype=S), *fams, cfg), ticks, city, cfg)
-    city_rows = city_rows.with_columns(pl.lit(None, dtype=S).alias("district"))
+    areas = pl.concat([refs.districts.rename({"district": "area"}),
+                       pl.DataFrame({"area": [CITY_AREA], "name": [city.name]}, schema={"area": S, "name": S})])
+    both = _assemble(areas, _area_parts(*fams, cfg), ticks, city, cfg)
+    is_city = pl.col("district") == CITY_AREA
+    district = both.filter(~is_city)
+    city_rows = both.filter(is_city).with_columns(pl.lit(None, dtype=S).alias("district"))
 
     grid_cell = _case_metrics(cases.filter(pl.col("cell_id").is_not_null()), ["cell_id"], cfg)
     grid_cell = grid_cell.join(refs.cells.select("cell_id", pl.col("cell_district").alias("district")), on="cell_id", how="left")
