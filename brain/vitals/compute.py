@@ -190,6 +190,10 @@ def _conform(frames: Mapping[str, pl.DataFrame], name: str) -> pl.DataFrame:
         raise ValueError(f"window frame {name!r} must be a polars DataFrame, got {type(frame).__name__}")
     if frame.height == 0 and not frame.columns:
         return pl.DataFrame(schema=schema)
+    have = frame.schema
+    if all(have.get(col) == dtype for col, dtype in schema.items()):
+        # Already in shape (the streaming core's frames): no per-column cast expressions to build.
+        return frame if list(have) == list(schema) else frame.select(list(schema))
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"window frame {name!r} lacks column(s) {missing}")
