@@ -11,7 +11,8 @@ Input (``frames``): the names and columns of :data:`brain.vitals.INPUT_SCHEMAS`,
 * per-window tables (``traffic, probe, air_1h, air_24h, air_8h_o3, noise, utility``): the rows of
   all K ticks stacked, each row tagged with the tick it belongs to in a ``tick_end_ms`` column
   (required when K > 1; an hourly air row's ``window_end_ms`` is its hour's end, not the tick).
-  Each tick sees only its own rows, exactly as if they had been passed to ``compute_vitals``.
+  Each tick sees only its own rows, exactly as if they had been passed to ``compute_vitals``
+  (rows tagged with a tick not in ``window_ends_ms`` are ignored).
 * ``sensor_last_seen``: ``sensor_id, tick_end_ms, last_seen_ms`` (last seen as of each tick); without
   ``tick_end_ms`` one table applies to every tick.
 * state tables (``outages, cases, incidents``): the current state after the last tick, evaluated
