@@ -12,9 +12,6 @@ from typing import Iterator
 from brain.city.model import City
 from streams.local import SourceBatch
 
-JSONL_CHUNK_BYTES = 4 << 20
-
-
 class SimulatorSource:
     """The built-in simulator, ``step_s`` of stream time per batch, forever (``finite`` is False)."""
 
@@ -49,56 +46,30 @@ class SimulatorSource:
         self.position_ms = blob["position_ms"]
 
 
-class JsonlFileSource:
-    """A JSON-lines file read in chunks of whole lines (a record is never split)."""
+class FileSource:
+    """A recording — JSONL, Parquet, CSV, or a folder written by ``citybrain simulate`` — via the replay reader.
 
-    finite = True
-
-    def __init__(self, path: str | Path, chunk_bytes: int = JSONL_CHUNK_BYTES):
-        self.path = Path(path)
-        self.chunk_bytes = int(chunk_bytes)
-        self.offset = 0
-
-    def batches(self) -> Iterator[SourceBatch]:
-        with self.path.open("rb") as fh:
-            fh.seek(self.offset)
-            carry = b""
-            while True:
-                chunk = fh.read(self.chunk_bytes)
-                if not chunk:
-                    break
-                data = carry + chunk
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    carry = data
-                    continue
-                body, carry = data[: cut + 1], data[cut + 1 :]
-                self.offset += len(body)
-                yield SourceBatch(jsonl=body)
-            if carry.strip():
-                self.offset += len(carry)
-                yield SourceBatch(jsonl=carry)
-
-    def state(self) -> int:
-        return self.offset
-
-    def load(self, state: int) -> None:
-        self.offset = int(state)
-
-
-class FramesFileSource:
-    """Parquet/CSV recordings (or a folder written by ``citybrain simulate``) via the replay reader."""
+    JSONL arrives as raw whole-line chunks (validated like live input, so bad lines are dead-lettered
+    with reasons); Parquet and CSV as per-kind frames merged in event time. ``offset`` counts the JSONL
+    bytes handed out (for progress bars); the position saved in a checkpoint is the number of batches.
+    """
 
     finite = True
 
     def __init__(self, path: str | Path):
-        from streams.sources.replay import ReplaySource
+        from streams.sources.replay import ReplayError, ReplaySource
 
-        self.replay = ReplaySource(path)
+        try:
+            self.replay = ReplaySource(path)
+        except ReplayError as exc:
+            raise ValueError(str(exc)) from None
         self.done = 0
+        self.offset = 0
 
     def batches(self) -> Iterator[SourceBatch]:
         for i, item in enumerate(self.replay.batches()):
+            if isinstance(item, (bytes, bytearray)):
+                self.offset += len(item)
             if i < self.done:
                 continue
             self.done = i + 1
@@ -114,9 +85,5 @@ class FramesFileSource:
         self.done = int(state)
 
 
-def open_file_source(path: str | Path):
-    """JSONL files stream raw lines (validated like live input); Parquet, CSV and folders go through replay."""
-    p = Path(path)
-    if p.is_file() and p.suffix in (".jsonl", ".ndjson", ".json"):
-        return JsonlFileSource(p)
-    return FramesFileSource(p)
+def open_file_source(path: str | Path) -> FileSource:
+    return FileSource(path)
