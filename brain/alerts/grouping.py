@@ -6,10 +6,10 @@ alerts born of one incident (the incident, the jam behind it, the noise of the s
 one notification; later changes (new alerts, resolutions) leave at most every
 ``group_interval``; an unchanged firing group is repeated every ``repeat_interval``. An alert
 already notified is reported *resolved* once it resolves (or disappears), so every firing
-notification gets its resolve. A later notification is an ``update`` when it only adds more alerts
-of rules the group already reported, ``alert`` (actionable) when it brings a rule the group has not
-reported yet (an incident joining a district's rush-hour congestion), ``escalation`` when an alert
-reached the subscriber's tier unacknowledged. Each notification's idempotency key is
+notification gets its resolve. A later notification is an ``update`` when it only adds more of what
+the group already reported; it is an ``alert`` (actionable) when it brings a category the group has
+not reported (an incident joining a district's rush-hour congestion) or a more severe level than
+any so far, and an ``escalation`` when an alert reached the subscriber's tier unacknowledged. Each notification's idempotency key is
 ``subscription:group-hash:sequence``, stable across restarts because the sequence is state.
 
 Throttling: beyond ``N`` notifications per period a subscription's further notifications are
@@ -50,7 +50,8 @@ class GroupState(msgspec.Struct, kw_only=True):
     last_sent_ms: int = 0
     seq: int = 0
     sent: dict[str, str] = {}  # fingerprint -> tier it was last notified at
-    rules: list[str] = []  # rules this group has notified about (a new one makes an update actionable)
+    categories: list[str] = []  # categories this group has reported
+    best_level: int = 5  # most severe level it has reported (1 red .. 4 blue; 5: none yet)
 
 
 class SubscriptionState(msgspec.Struct, kw_only=True):
@@ -157,8 +158,9 @@ class Grouper:
                 return None
             if any(_escalated(firing[fp]) for fp in new):
                 reason = "escalation"
-            elif any(firing[fp].rule_id not in st.rules for fp in new):
-                reason = "alert"  # a new kind of problem in the group: actionable, not just more of the same
+            elif any(firing[fp].severity < st.best_level or firing[fp].labels.get("category", "") not in st.categories
+                     for fp in new):
+                reason = "alert"  # the situation got worse or changed kind: actionable, not more of the same
             else:
                 reason = "update"
         elif firing and now_ms - st.last_sent_ms >= sub._repeat_interval_ms:
@@ -169,8 +171,10 @@ class Grouper:
             del st.sent[fp]
         for fp, a in firing.items():
             st.sent[fp] = a.tier
-            if a.rule_id not in st.rules:
-                st.rules.append(a.rule_id)
+            cat = a.labels.get("category", "")
+            if cat not in st.categories:
+                st.categories.append(cat)
+            st.best_level = min(st.best_level, a.severity)
         if not firing and not sub.send_resolved:
             return None
         snap = [msgspec.structs.replace(a) for a in firing.values()]

@@ -203,8 +203,8 @@ class Transition(msgspec.Struct, kw_only=True):
 class Notification(msgspec.Struct, kw_only=True):
     """One message for one subscription; ``key`` is its idempotency key (stable across restarts).
 
-    ``reason``: ``alert`` (actionable: a group's first notification, or one bringing a rule the group
-    had not reported), ``update`` (more alerts of the same rules, or resolutions, in a notified group), ``escalation`` (reached this subscriber's tier unacknowledged),
+    ``reason``: ``alert`` (actionable: a group's first notification, or one bringing a new category or
+    a more severe level to it), ``update`` (more of the same, or resolutions, in a notified group), ``escalation`` (reached this subscriber's tier unacknowledged),
     ``repeat`` (still firing after ``repeat_interval``), ``digest`` (periodic summary).
     """
 

@@ -96,14 +96,15 @@ def test_escalated_alert_reaches_district_subscriber_as_escalation():
     assert [(n.subscription_id, n.reason) for n in out] == [("district", "escalation")]
 
 
-def test_new_kind_of_problem_in_an_open_group_is_actionable_more_of_the_same_is_an_update():
+def test_new_category_or_worse_level_in_an_open_group_is_actionable_more_of_the_same_is_an_update():
     run = Run(mk(group_wait="0s", group_interval="0s", group_by=["district"]))
-    jam1 = alert("j1", district="D1")
-    jam1.rule_id = "congestion"
+    jam1 = alert("j1", district="D1", category="traffic")
     assert [n.reason for n in run([jam1], 0)] == ["alert"]
-    jam2 = alert("j2", district="D1")
-    jam2.rule_id = "congestion"
+    jam2 = alert("j2", district="D1", category="traffic")
     assert [n.reason for n in run([jam1, jam2], M)] == ["update"]
-    inc = alert("i1", district="D1", sev=2)
-    inc.rule_id = "incident"
-    assert [n.reason for n in run([jam1, jam2, inc], 2 * M)] == ["alert"]
+    inc = alert("i1", district="D1", category="emergency")
+    assert [n.reason for n in run([jam1, jam2, inc], 2 * M)] == ["alert"]  # new category
+    worse = alert("j3", district="D1", category="traffic", sev=2)
+    assert [n.reason for n in run([jam1, jam2, inc, worse], 3 * M)] == ["alert"]  # more severe than before
+    same = alert("j4", district="D1", category="traffic", sev=2)
+    assert [n.reason for n in run([jam1, jam2, inc, worse, same], 4 * M)] == ["update"]
