@@ -82,6 +82,15 @@ class GreenWaveOperator:
         self._sent_ms: list[dict[str, int]] = [{} for _ in sinks]  # per sink, latest valid-from per corridor
         self.publish_errors = 0
 
+    def add_sink(self, sink) -> None:
+        """Publish to one more sink from the next plan on (e.g. the Redis stream once the run's
+        Redis is up); it is first brought up to date with the plans in force."""
+        if not hasattr(sink, "publish") or not hasattr(sink, "latest"):
+            raise ValueError("sink must be a plan sink (publish, latest)")
+        self.sinks.append(sink)
+        self._pending.append([rp.plan for rp in self.replanners.values() if rp.plan is not None])
+        self._sent_ms.append({})
+
     # ------------------------------------------------------------------ ticks
     def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
         rows = []

@@ -206,3 +206,16 @@ def test_bad_arguments(city, tmp_path):
         GreenWaveOperator(city, FilePlanSink(tmp_path), corridors=["nope"])
     with pytest.raises(ValueError, match="threshold"):
         GreenWaveOperator(city, FilePlanSink(tmp_path), threshold=0)
+
+
+def test_a_sink_added_later_gets_the_plans_in_force(city, morning, tmp_path, redis_client):
+    batches = morning[1]
+    pipe, op, first, _ = run(city, FilePlanSink(tmp_path / "f"), batches[:2])
+    redis_sink = RedisStreamPlanSink(redis_client)
+    op.add_sink(redis_sink)
+    _, _, later, _ = run(city, None, batches[2:4], pipe=pipe)
+    for cid in op.replanners:
+        assert redis_sink.latest(cid) == op.sinks[0].latest(cid) is not None
+        new_here = later.filter(pl.col("corridor") == cid).height
+        # the plan in force when it was added, then every later one
+        assert len(redis_sink.history(cid, 100)) == 1 + new_here
