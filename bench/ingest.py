@@ -7,8 +7,8 @@ Contenders, each in its own process (so peak memory is its own), all on the same
             fastest any Python consumer could even look at the records.
   ours      ``CityPipeline.ingest_jsonl``: columnar decode, validation, dedup, event time, windows,
             vital signs, per batch of ``--batch-minutes`` of stream time.
-  decode    only our decode step (polars NDJSON, one union schema) — and msgspec-cols, the
-            alternative: msgspec typed structs transposed into the same columns.
+  decode    only our decode step (JSON lines -> per-kind polars frames) — and msgspec-cols, the
+            plain way to the same columns (per-line typed decode, one getattr per field).
   per-event a straightforward pure-Python implementation of the same computation: ``json.loads``
             per line, dict lookups for the registry and ranges, a set for duplicates, dict windows,
             then the same vital-sign function per window.
@@ -73,12 +73,21 @@ def run_ceiling(path: Path) -> dict:
     n = 0
     t0 = time.perf_counter()
     for b in batches:
-        n += len(decoder.decode_lines(b))
+        try:
+            n += len(decoder.decode_lines(b))
+        except msgspec.DecodeError:  # a batch with a malformed line: the ceiling decodes it line by line
+            for line in b.split(b"\n"):
+                if line:
+                    n += 1
+                    try:
+                        decoder.decode(line)
+                    except msgspec.DecodeError:
+                        pass
     return {"records": n, "seconds": time.perf_counter() - t0}
 
 
 def run_decode(path: Path) -> dict:
-    """Only our decode step (polars NDJSON with one union schema): JSON lines -> per-kind columns."""
+    """Only our decode step (msgspec typed structs in groups, one row-wise polars frame per kind)."""
     from brain.ingest import decode_jsonl
 
     batches = _batches(path)
@@ -92,7 +101,7 @@ def run_decode(path: Path) -> dict:
 
 
 def run_msgspec_columns(path: Path) -> dict:
-    """The alternative decode: msgspec typed structs, then transposed into per-kind columns."""
+    """The plain way to the same columns: msgspec typed structs line by line, a getattr per field."""
     import msgspec
     import polars as pl
 
@@ -324,7 +333,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, default=24.0, help="simulated hours of the demo city (default 24)")
     ap.add_argument("--bad-fraction", type=float, default=0.01, help="share of corrupted lines mixed in (default 0.01)")
-    ap.add_argument("--batch-minutes", type=int, default=1, help="stream minutes per batch (default 1)")
+    ap.add_argument("--batch-minutes", type=int, default=60, help="stream minutes per batch (default 60; latency is per batch)")
     ap.add_argument("--child", choices=["ceiling", "ours", "per-event", "decode", "msgspec-cols"], help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -339,7 +348,9 @@ def main() -> int:
               f"(generated in {time.perf_counter() - t:.1f} s); injected bad lines: {info['injected']}")
         results = {}
         for which in ("ceiling", "decode", "msgspec-cols", "ours", "per-event"):
-            out = subprocess.run([sys.executable, __file__, "--child", which, "--data", str(path)], capture_output=True, text=True, check=True)
+            out = subprocess.run([sys.executable, __file__, "--child", which, "--data", str(path)], capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"{which} failed:\n{out.stderr}")
             results[which] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"\n{'contender':<10} {'records/s':>12} {'seconds':>8} {'peak RSS MB':>12}  notes")
     for which, r in results.items():
@@ -353,7 +364,7 @@ def main() -> int:
         print(f"{which:<10} {rate:>12,.0f} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.0f}  {note}")
     ours = results["ours"]["records"] / results["ours"]["seconds"]
     decode = results["decode"]["records"] / results["decode"]["seconds"]
-    print(f"\ndecode step: polars NDJSON {decode:,.0f}/s vs msgspec structs + columns "
+    print(f"\ndecode step: ours {decode:,.0f}/s vs per-line structs + getattr columns "
           f"{results['msgspec-cols']['records'] / results['msgspec-cols']['seconds']:,.0f}/s")
     print(f"ours / ceiling   = {ours / (results['ceiling']['records'] / results['ceiling']['seconds']):.2f}  (target >= 0.5)")
     print(f"ours / per-event = {ours / (results['per-event']['records'] / results['per-event']['seconds']):.1f}x (target >= 30x)")
