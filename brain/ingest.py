@@ -25,6 +25,7 @@ import types
 import typing
 
 import msgspec
+import numpy as np
 import polars as pl
 
 from brain.schemas import KINDS, RECORD_TYPES, Record
@@ -93,27 +94,36 @@ def decode_jsonl(buf: bytes, chunk_lines: int = GROUP_LINES) -> tuple[dict[str, 
     Dead letters have ``reason_code`` (malformed, wrong_type, missing_field, bad_value, unknown_kind),
     a readable ``reason`` naming the field, and the ``raw`` line. Blank lines are skipped, not counted.
     """
-    lines = split_lines(buf)
+    view = memoryview(buf)
+    # Line boundaries found by numpy; groups are decoded from slices of the buffer, never copied.
+    ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
+    if len(buf) and buf[-1:] != b"\n":
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else ends
     by_type: dict[type, list] = {}
     codes: list[str] = []
     reasons: list[str] = []
     raws: list[str] = []
     decode_lines, decode_one = _DECODER.decode_lines, _DECODER.decode
     errors = (msgspec.ValidationError, msgspec.DecodeError)
-    for start in range(0, len(lines), chunk_lines):
-        group = lines[start : start + chunk_lines]
+    n = len(ends)
+    for g in range(0, n, chunk_lines):
+        last = min(g + chunk_lines, n) - 1
         try:
-            records = decode_lines(b"\n".join(group))
+            records = decode_lines(view[starts[g] : ends[last]])
         except errors:
             records = []
-            for line in group:
+            for i in range(g, last + 1):
+                line = view[starts[i] : ends[i]]
+                if not bytes(line).strip():
+                    continue
                 try:
                     records.append(decode_one(line))
                 except errors as exc:
                     code, why = _reason(exc)
                     codes.append(code)
                     reasons.append(why)
-                    raws.append(_raw(line))
+                    raws.append(_raw(bytes(line)))
         for rec in records:
             bucket = by_type.get(type(rec))
             if bucket is None:
