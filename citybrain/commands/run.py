@@ -186,6 +186,20 @@ def build_engine(args, settings):
     return city, pipeline, driver
 
 
+def _plans_to_redis(pipeline, settings) -> None:
+    """Publish timing plans to the engine's Redis too (stream per corridor + latest hash) once it runs."""
+    from streams.greenwave_operator import GreenWaveOperator
+    from streams.redis_server import running_redis_url
+    from streams.sinks.signal_plans import RedisStreamPlanSink
+
+    url = settings.redis_url or running_redis_url(Path(settings.out_dir) / "redis")
+    if not url:
+        return
+    for op in pipeline.window_operators:
+        if isinstance(op, GreenWaveOperator):
+            op.add_sink(RedisStreamPlanSink(url=url))
+
+
 def _install_signal_handlers(driver) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -207,6 +221,7 @@ async def _run_async(args, settings) -> int:
         alerts = await maybe_alert_service(city, settings)
         if alerts is not None:
             driver.window_handlers.append(alerts.on_window_result)
+        _plans_to_redis(pipeline, settings)
     metrics_runner = None
     if settings.metrics_port:
         from dashboards.metrics import start_metrics_server
