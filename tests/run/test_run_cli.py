@@ -85,7 +85,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
     import time
 
     out = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "run", "--headless", "--speed", "3600", "--out", str(out), "--no-alerts", "--summary-every", "15m"],
+    proc = subprocess.Popen([*CLI, "run", "--headless", "--speed", "600", "--out", str(out), "--no-alerts", "--summary-every", "15m"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         deadline = time.monotonic() + 120
@@ -100,7 +100,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and "(ok)" in stderr
     stopped_at = int(stderr.split("stopped at stream time ")[1].split(";")[0])
-    again = run("run", "--headless", "--speed", "0", "--duration", "3h", "--out", str(out), "--no-alerts")
+    again = run("run", "--headless", "--speed", "0", "--duration", "8h", "--out", str(out), "--no-alerts")
     assert again.returncode == 0, again.stderr
     windows = pl.read_parquet(out / "history" / "district" / "*.parquet").select("window_end_ms", "district")
     assert windows.is_duplicated().sum() == 0
