@@ -106,51 +106,47 @@ def _index(city: City, refs: _Refs) -> _Index:
 
 
 def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: pl.DataFrame, single: int | None,
-             key: pl.DataFrame, max_age_s: float | None = None) -> pl.DataFrame:
+             key: pl.DataFrame) -> pl.DataFrame:
     """A per-window input conformed to its schema, with its ``tick_end_ms`` and the integer ``_k`` of
-    its id (rows of unknown ids or of other ticks dropped); with ``max_age_s``, only the latest
-    window per tick and key ending in (tick - max_age, tick]."""
+    its id (rows of unknown ids or of other ticks dropped)."""
     base = _conform(frames, name)
     raw = frames.get(name)
-    tagged = raw is not None and base.height > 0 and T in raw.columns
-    if tagged:
-        tick = raw[T]
-        if tick.dtype != I64:
-            try:
-                tick = tick.cast(I64)
-            except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
-                raise ValueError(f"window frame {name!r}: tick_end_ms must be integer epoch ms") from None
-        base = base.hstack([tick.alias(T)])
+    if raw is not None and base.height and T in raw.columns:
+        try:
+            base = base.with_columns(raw[T].cast(I64).alias(T))
+        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
+            raise ValueError(f"window frame {name!r}: tick_end_ms must be integer epoch ms") from None
     elif single is not None:
-        base = base.hstack([pl.Series(T, [single], dtype=I64).new_from_index(0, base.height)])
+        base = base.with_columns(pl.lit(single, dtype=I64).alias(T))
     elif base.height:
         raise ValueError(f"window frame {name!r} needs a tick_end_ms column to batch more than one tick")
     else:
-        base = base.hstack([pl.Series(T, [], dtype=I64)])
+        base = base.with_columns(pl.lit(None, dtype=I64).alias(T))
     if base.n_chunks() > 1:
         base = base.rechunk()  # stacked per tick: hundreds of chunks make every later step slow
-    # One lazy chain, one collect: polars' cost here is per call, not per row.
-    lf = base.lazy()
-    if tagged:
-        lf = lf.join(ticks.lazy(), on=T, how="semi")
-    lf = lf.join(key.lazy(), on=key.columns[0], how="inner")
-    if max_age_s is not None:
-        age_ms = int(max_age_s * 1000)
-        end = pl.col("window_end_ms")
-        lf = lf.filter((end <= _TICK) & (end > _TICK - age_ms)).sort("window_end_ms").unique(subset=[T, "_k"], keep="last")
-    return lf.collect()
+    if base.height and T in (raw.columns if raw is not None else ()):
+        base = base.join(ticks, on=T, how="semi")
+    return base.join(key, on=key.columns[0], how="inner")
+
+
+def _latest(frame: pl.DataFrame, max_age_s: float) -> pl.DataFrame:
+    """Per tick, the latest window per key ``_k`` ending in (tick - max_age, tick]."""
+    age_ms = int(max_age_s * 1000)
+    end = pl.col("window_end_ms")
+    recent = frame.filter((end <= _TICK) & (end > _TICK - age_ms))
+    return recent.sort("window_end_ms").unique(subset=[T, "_k"], keep="last")
 
 
 # --- families ---------------------------------------------------------------------------------------
 def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
-    det = _stacked(frames, "traffic", ticks, single, ix.segment_key, cfg.traffic_max_age_s)
-    prb = _stacked(frames, "probe", ticks, single, ix.segment_key, cfg.traffic_max_age_s)
-    det = det.lazy().select(T, "_k", pl.col("window_end_ms").alias("det_end_ms"), "volume_veh", "occupancy_pct",
+    det = _latest(_stacked(frames, "traffic", ticks, single, ix.segment_key), cfg.traffic_max_age_s)
+    prb = _latest(_stacked(frames, "probe", ticks, single, ix.segment_key), cfg.traffic_max_age_s)
+    det = det.select(T, "_k", pl.col("window_end_ms").alias("det_end_ms"), "volume_veh", "occupancy_pct",
                      pl.when(pl.col("volume_veh") > 0).then(pl.col("speed_kmh")).otherwise(None).alias("det_speed_kmh"))
     # A zero probe time is no measurement (a vehicle cannot cross a segment in no time).
-    prb = prb.lazy().select(T, "_k", pl.col("window_end_ms").alias("probe_end_ms"),
+    prb = prb.select(T, "_k", pl.col("window_end_ms").alias("probe_end_ms"),
                      pl.when(pl.col("travel_time_s") > 0).then(pl.col("travel_time_s")).otherwise(None).alias("probe_tt_s"))
-    seg = det.join(prb, on=[T, "_k"], how="full", coalesce=True).sort(T, "_k").join(ix.segments.lazy(), on="_k", how="left", maintain_order="left")
+    seg = det.join(prb, on=[T, "_k"], how="full", coalesce=True).sort(T, "_k").join(ix.segments, on="_k", how="left", maintain_order="left")
     probe_speed = pl.col("length_km") / (pl.col("probe_tt_s") / 3600.0)
     observed = pl.col("volume_veh").is_not_null()
     vol_sum = pl.col("volume_veh").sum().over(T)
@@ -165,7 +161,7 @@ def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl
         pl.coalesce(pl.col("probe_tt_s"), pl.col("length_km") * 3600.0 / speed).alias("travel_time_s"),
         # Vehicle-km weights: probe-only segments get the tick's observed mean volume per lane.
         pl.when(lanes_sum > 0).then(vol_sum / lanes_sum).otherwise(1.0).alias("_per_lane"),
-    ).collect()
+    )
     std = cfg.congestion_standard
     tti = traffic.tti_from_travel_time(seg["travel_time_s"].to_numpy(), seg["free_flow_time_s"].to_numpy())
     tpi = traffic.tpi_from_tti(tti, std)
@@ -199,44 +195,41 @@ def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl
 
 def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
     age = cfg.air_max_age_s
-    a1 = _stacked(frames, "air_1h", ticks, single, ix.sensor_key, age)
-    a24 = _stacked(frames, "air_24h", ticks, single, ix.sensor_key, age)
-    o8 = _stacked(frames, "air_8h_o3", ticks, single, ix.sensor_key, age)
-    a1 = a1.lazy().select(T, "_k", "window_end_ms", *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS])
-    a24 = a24.lazy().select(T, "_k", pl.col("window_end_ms").alias("_end24"),
+    a1 = _latest(_stacked(frames, "air_1h", ticks, single, ix.sensor_key), age)
+    a24 = _latest(_stacked(frames, "air_24h", ticks, single, ix.sensor_key), age)
+    o8 = _latest(_stacked(frames, "air_8h_o3", ticks, single, ix.sensor_key), age)
+    a1 = a1.select(T, "_k", "window_end_ms", *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS])
+    a24 = a24.select(T, "_k", pl.col("window_end_ms").alias("_end24"),
                      *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"])
-    o8 = o8.lazy().select(T, "_k", pl.col("window_end_ms").alias("_end8"), "o3_8h_ugm3")
+    o8 = o8.select(T, "_k", pl.col("window_end_ms").alias("_end8"), "o3_8h_ugm3")
     key = [T, "_k"]
     st = a1.join(a24, on=key, how="full", coalesce=True).join(o8, on=key, how="full", coalesce=True)
     st = st.with_columns(pl.max_horizontal("window_end_ms", "_end24", "_end8").alias("window_end_ms")).drop("_end24", "_end8")
-    st = st.sort(key).join(ix.sensors.lazy().select("_k", "sensor_id", "district", "cell_id"), on="_k", how="left",
-                           maintain_order="left")
-    conc_cols = [c for c in st.collect_schema().names() if c.endswith(("_ugm3", "_mgm3"))]
-    st = st.select("sensor_id", "district", "cell_id", "window_end_ms", *conc_cols, T).collect()
+    st = st.sort(key).join(ix.sensors.select("_k", "sensor_id", "district", "cell_id"), on="_k", how="left", maintain_order="left")
+    conc_cols = [c for c in st.columns if c.endswith(("_ugm3", "_mgm3"))]
+    st = st.select("sensor_id", "district", "cell_id", "window_end_ms", *conc_cols, T)
     out = air.aqi(st, "hourly", cfg.aqi_standard, cfg.pm_basis)
     return out.select(pl.exclude(T), T)
 
 
 def _noise_sensor(frames, ix: _Index, refs: _Refs, ticks, single, cfg: VitalsConfig, tz: str) -> pl.DataFrame:
-    allrows = _stacked(frames, "noise", ticks, single, ix.sensor_key).lazy().drop("sensor_id").join(
-        ix.sensors.lazy().select("_k", "sensor_id", "district", "cell_id"), on="_k", how="left"
-    ).join(refs.cells.lazy().select("cell_id", "noise_class"), on="cell_id", how="left")
-    allrows = allrows.with_columns(pl.col("noise_class").fill_null("2")).collect()  # unknown cell: GB 3096's mixed zone
+    allrows = _stacked(frames, "noise", ticks, single, ix.sensor_key).drop("sensor_id").join(
+        ix.sensors.select("_k", "sensor_id", "district", "cell_id"), on="_k", how="left"
+    ).join(refs.cells.select("cell_id", "noise_class"), on="cell_id", how="left")
+    allrows = allrows.with_columns(pl.col("noise_class").fill_null("2"))  # unknown cell: GB 3096's mixed zone
     night = noise.is_night(allrows["window_start_ms"].to_numpy(), tz, cfg.noise_standard)
     allrows = allrows.with_columns(pl.Series("is_night", night, dtype=pl.Boolean))
     # Trailing-period energy means (Ld, Ln) weighted by window duration.
     lookback_ms = int(cfg.noise_period_lookback_s * 1000)
     end = pl.col("window_end_ms")
-    trail = allrows.lazy().filter((end <= _TICK) & (end > _TICK - lookback_ms) & pl.col("laeq_db").is_not_null())
+    trail = allrows.filter((end <= _TICK) & (end > _TICK - lookback_ms) & pl.col("laeq_db").is_not_null())
     dur = (pl.col("window_end_ms") - pl.col("window_start_ms")).clip(lower_bound=1).cast(F64)
     energy = (dur * (10.0 ** (pl.col("laeq_db") / 10.0)))
     periods = trail.group_by(T, "_k").agg(
         (10.0 * (energy.filter(~pl.col("is_night")).sum() / dur.filter(~pl.col("is_night")).sum()).log10()).alias("laeq_day_db"),
         (10.0 * (energy.filter(pl.col("is_night")).sum() / dur.filter(pl.col("is_night")).sum()).log10()).alias("laeq_night_db"),
     ).with_columns(pl.col("laeq_day_db").fill_nan(None), pl.col("laeq_night_db").fill_nan(None))
-    recent = allrows.lazy().filter((end <= _TICK) & (end > _TICK - int(cfg.noise_max_age_s * 1000)))
-    latest = recent.sort("window_end_ms").unique(subset=[T, "_k"], keep="last")
-    cur = latest.join(periods, on=[T, "_k"], how="left").sort(T, "_k").collect()
+    cur = _latest(allrows, cfg.noise_max_age_s).join(periods, on=[T, "_k"], how="left").sort(T, "_k")
     std = cfg.noise_standard
     cls = cur["noise_class"].to_numpy()
     is_n = cur["is_night"].to_numpy().astype(bool)
@@ -263,9 +256,9 @@ def _noise_sensor(frames, ix: _Index, refs: _Refs, ticks, single, cfg: VitalsCon
 
 
 def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
-    cur = _stacked(frames, "utility", ticks, single, ix.sensor_key, cfg.utility_max_age_s).lazy().drop("sensor_id")
-    cur = cur.sort(T, "_k").join(ix.sensors.lazy().select("_k", "sensor_id", "type", "district", "cell_id", "unit", "nominal"),
-                                 on="_k", how="left", maintain_order="left").collect()
+    cur = _latest(_stacked(frames, "utility", ticks, single, ix.sensor_key), cfg.utility_max_age_s).drop("sensor_id")
+    cur = cur.sort(T, "_k").join(ix.sensors.select("_k", "sensor_id", "type", "district", "cell_id", "unit", "nominal"),
+                                 on="_k", how="left", maintain_order="left")
     value = utilities.measured_value(cur)
     quantity = utilities.measured_quantity(cur)
     dev = utilities.deviation_pct(value.cast(F64).to_numpy(), cur["nominal"].to_numpy())
