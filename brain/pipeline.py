@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -161,6 +162,37 @@ class TickBatch:
     ends: list[int]
     inputs: dict[str, pl.DataFrame]
     vitals: dict[str, pl.DataFrame]
+    _parts: dict = field(default_factory=dict, repr=False)
+
+    def tick_table(self, target: str, name: str, end: int) -> pl.DataFrame:
+        """Table ``name`` of ``inputs``/``vitals`` restricted to the tick ending at ``end``."""
+        frame = getattr(self, target)[name]
+        column = "tick_end_ms" if "tick_end_ms" in frame.columns else "window_end_ms"
+        if name in STATE_TABLES or column not in frame.columns or len(self.ends) == 1:
+            return frame
+        key = (target, name)
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = self._parts[key] = frame.partition_by(column, as_dict=True)
+        return parts.get((end,), frame.clear())
+
+
+class _TickView(Mapping):
+    """A read-only ``{name: frame}`` view of one tick inside a :class:`TickBatch`."""
+
+    def __init__(self, batch: TickBatch, target: str, end: int):
+        self._batch, self._target, self._end = batch, target, end
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        if name not in getattr(self._batch, self._target):
+            raise KeyError(name)
+        return self._batch.tick_table(self._target, name, self._end)
+
+    def __iter__(self):
+        return iter(getattr(self._batch, self._target))
+
+    def __len__(self) -> int:
+        return len(getattr(self._batch, self._target))
 
 
 def _lifecycle_schema(kind: str) -> dict[str, pl.DataType]:
@@ -174,14 +206,19 @@ def _lifecycle_schema(kind: str) -> dict[str, pl.DataType]:
     )
 
 
-@dataclass
 class WindowResult:
-    """One vital-sign tick: the per-window input aggregates and the vital-sign tables."""
+    """One vital-sign tick: its input aggregates and vital-sign tables (mappings of name -> frame).
 
-    window_start_ms: int
-    window_end_ms: int
-    inputs: dict[str, pl.DataFrame]
-    vitals: dict[str, pl.DataFrame] = field(default_factory=dict)
+    The tables are cut out of the batch's stacked tables on first access, so a tick nobody reads
+    (a fast replay with no live view) costs nothing. Build one by hand with plain dicts too.
+    """
+
+    def __init__(self, window_start_ms: int, window_end_ms: int, inputs=None, vitals=None, batch: "TickBatch | None" = None):
+        self.window_start_ms = window_start_ms
+        self.window_end_ms = window_end_ms
+        self.batch = batch
+        self.inputs = inputs if inputs is not None else _TickView(batch, "inputs", window_end_ms)
+        self.vitals = vitals if vitals is not None else _TickView(batch, "vitals", window_end_ms)
 
 
 @dataclass
@@ -384,19 +421,7 @@ class CityPipeline:
         batch = TickBatch(ends, inputs, vitals)
         for op in self.window_operators:
             vitals.update(op(batch))
-        results = [WindowResult(end - w, end, {}, {}) for end in ends]
-        by_end = {r.window_end_ms: r for r in results}
-        for target, tables in (("inputs", inputs), ("vitals", vitals)):
-            for name, frame in tables.items():
-                column = "tick_end_ms" if "tick_end_ms" in frame.columns else "window_end_ms"
-                if name in STATE_TABLES or column not in frame.columns or len(ends) == 1:
-                    for r in results:
-                        getattr(r, target)[name] = frame
-                    continue
-                parts = frame.partition_by(column, as_dict=True)
-                empty = frame.clear()
-                for r in results:
-                    getattr(r, target)[name] = parts.get((r.window_end_ms,), empty)
+        results = [WindowResult(end - w, end, batch=batch) for end in ends]
         self.counters["windows_closed"] += len(results)
         for table in self.lifecycle.values():
             table.prune(wm)

@@ -170,8 +170,14 @@ class LocalDriver:
     async def _emit(self, result: StepResult) -> None:
         self.dead.add(result.dead)
         self.late.add(result.late)
+        written: set[int] = set()
         for window in result.windows:
-            self.history.add(window.window_end_ms, window.vitals)
+            batch = getattr(window, "batch", None)
+            if batch is None:
+                self.history.add(window.window_end_ms, window.vitals)
+            elif id(batch) not in written:  # a batch's stacked tables go to history in one piece
+                written.add(id(batch))
+                self.history.add_stacked(batch.ends[0], batch.ends[-1], batch.vitals)
             self.stats.windows += 1
             for handler in self.window_handlers:
                 out = handler(window)

@@ -44,6 +44,14 @@ class ParquetHistory:
         self._first = window_end_ms if self._first is None else self._first
         self._last = window_end_ms
 
+    def add_stacked(self, first_end_ms: int, last_end_ms: int, tables: dict[str, pl.DataFrame]) -> None:
+        """Tables of several ticks at once (each row carries its ``window_end_ms``)."""
+        for name, frame in tables.items():
+            if frame.height:
+                self._rows.setdefault(name, []).append(frame)
+        self._first = first_end_ms if self._first is None else self._first
+        self._last = last_end_ms
+
     def flush(self) -> None:
         if self._first is None:
             return
