@@ -10,7 +10,8 @@ notification gets its resolve. A later notification is an ``update`` when it onl
 the group already reported; it is an ``alert`` (actionable) when it brings a category the group has
 not reported (an incident joining a district's rush-hour congestion) or a more severe level than
 any so far, and an ``escalation`` when an alert reached the subscriber's tier unacknowledged. Each notification's idempotency key is
-``subscription:group-hash:sequence``, stable across restarts because the sequence is state.
+``subscription:group-hash:group-birth-ms:sequence``: stable across restarts (birth and sequence are
+state) and never reused when a group that emptied and was dropped forms again later.
 
 Throttling: beyond ``N`` notifications per period a subscription's further notifications are
 folded into its digest, sent once per period; ``digest_only`` subscribers receive only digests.
@@ -187,7 +188,7 @@ class Grouper:
         st.seq += 1
         st.last_sent_ms = now_ms
         tiers = [a.tier for a in firing.values()]
-        return Notification(key=f"{sub.id}:{st.group_key}:{st.seq}", subscription_id=sub.id, group_key=st.group_key,
+        return Notification(key=f"{sub.id}:{st.group_key}:{st.created_ms}:{st.seq}", subscription_id=sub.id, group_key=st.group_key,
                             status="firing" if firing else "resolved", reason=reason, ts_ms=now_ms, alerts=snap,
                             group_labels=dict(st.labels), tier=max(tiers, key=_tier_rank) if tiers else "")
 

@@ -108,3 +108,15 @@ def test_new_category_or_worse_level_in_an_open_group_is_actionable_more_of_the_
     assert [n.reason for n in run([jam1, jam2, inc, worse], 3 * M)] == ["alert"]  # more severe than before
     same = alert("j4", district="D1", category="traffic", sev=2)
     assert [n.reason for n in run([jam1, jam2, inc, worse, same], 4 * M)] == ["update"]
+
+
+def test_a_group_that_empties_and_forms_again_gets_new_keys():
+    run = Run(mk(group_wait="0s", group_interval="0s"))
+    keys = []
+    for start in (0, 30 * M):
+        a = alert(f"a{start}", cell="C1")
+        keys += [n.key for n in run([a], start)]
+        a.status = "resolved"
+        keys += [n.key for n in run([a], start + M)]
+        assert run.groups == {}  # dropped once its resolve went out
+    assert len(keys) == 4 and len(set(keys)) == 4
