@@ -53,7 +53,8 @@ def allocate_greens_s(cycle_s: float, clearances_s, flow_ratios, min_greens_s) -
     for _ in range(len(y) + 1):
         free = ~fixed
         share = available - mins[fixed].sum()
-        greens = np.where(fixed, mins, share * y / y[free].sum())
+        with np.errstate(invalid="ignore", divide="ignore"):  # all phases fixed: 0/0 in the branch not taken
+            greens = np.where(fixed, mins, share * y / y[free].sum())
         low = free & (greens < mins)
         if not low.any():
             break
