@@ -38,6 +38,8 @@ DISTRICT_COLUMNS = [
 ]
 
 HEALTH_STYLE = [(80, "green"), (60, "yellow"), (40, "dark_orange"), (0, "red")]
+#: China's four warning levels (Emergency Response Law): colour, name and tier.
+SEVERITY_LABEL = {"red": "红色 I", "orange": "橙色 II", "yellow": "黄色 III", "blue": "蓝色 IV"}
 SEVERITY_STYLE = {"red": "bold white on red", "orange": "black on dark_orange", "yellow": "black on yellow", "blue": "white on blue"}
 
 
@@ -102,7 +104,7 @@ def alerts_table(alerts: list[dict]) -> Table:
     for a in alerts[:10]:
         sev = str(a.get("severity", ""))
         table.add_row(
-            Text(sev, style=SEVERITY_STYLE.get(sev, "")),
+            Text(SEVERITY_LABEL.get(sev, sev), style=SEVERITY_STYLE.get(sev, "")),
             str(a.get("summary") or a.get("rule") or ""),
             str(a.get("where") or ""),
             str(a.get("since") or ""),
