@@ -1,0 +1,297 @@
+"""The ``faust`` driver: the same :class:`brain.pipeline.CityPipeline` inside a Faust agent over Kafka.
+
+Records come in on ``citybrain.records``, one raw JSON line per message value, keyed by
+``sensor_id`` (one terminal's records always land on one partition, in order). The agent reads
+them in micro-batches with ``stream.take_events(n, within=t)``, joins the values with ``b"\\n"``
+and hands them to :meth:`CityPipeline.ingest_jsonl` — exactly the bytes the local driver would
+decode — so validation, dedup, lateness, windows and vital signs are the same code. Each batch
+then produces:
+
+- ``citybrain.vitals``: one JSON message per closed window and vital-sign table (default the
+  ``district`` and ``city`` tables), key ``"<table>:<window_end_ms>"``, value
+  ``{"table", "window_start_ms", "window_end_ms", "rows": [...]}``;
+- ``citybrain.deadletter``: one JSON message per rejected record (``reason_code``, ``reason``,
+  ``raw``), late records included with ``reason_code="late"`` (nothing is silently dropped).
+
+Checkpointing (why not Faust tables): Faust tables need one current event per update and raise
+``Operation outside of stream iteration`` after ``take()``; the pipeline's state is columnar anyway.
+After each batch the worker (1) flushes its output messages, (2) atomically replaces one file
+``<out_dir>/faust-<app_id>-<worker_id>.ckpt`` holding the pipeline snapshot *and* the last input
+offset applied per partition, (3) lets Faust acknowledge the batch so the offsets get committed.
+A worker killed between (2) and the commit is handed those events again on restart; it skips
+every event at or below the offsets in its checkpoint, so state is applied exactly once. Outputs
+are at-least-once (a kill between (1) and (2) re-sends that batch's messages): consumers drop
+repeats by key. tansu (the test broker) has no transactions, so this does not rely on them.
+
+Partitions and more workers — what is and is not done here:
+
+- One worker is correct with any number of input partitions *for per-sensor state*, but the
+  watermark is one clock over all of them: if the worker reads one partition far ahead of another,
+  records of the lagging one can turn "late". A single partition (the default) keeps the input's
+  order and gives exactly the local driver's results.
+- Several workers would each own some partitions, hence some sensors. Windows and per-sensor state
+  then split cleanly (key = sensor), but vital signs are not per sensor: a district's TPI, AQI or
+  health index combines sensors held by different workers, and the watermark must be the minimum
+  over all workers. Serving that needs a second stage: workers publish per-sensor window
+  aggregates (``WindowResult.inputs``) keyed by window, a merge agent combines them once every
+  worker's watermark has passed the window end, and only it computes vital signs. That stage is
+  not built; :func:`make_app` therefore runs one pipeline per worker and says so in its checkpoint
+  name (``worker_id``) rather than pretending partial vital signs are the city's.
+
+Example:
+    >>> from brain.city import load_city, demo_city_path
+    >>> app = make_app(load_city(demo_city_path()), "kafka://127.0.0.1:9092", out_dir="/tmp/cb-faust")
+    >>> app.conf.id, sorted(app.citybrain.topic_names)
+    ('citybrain', ['citybrain.deadletter', 'citybrain.records', 'citybrain.vitals'])
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from brain.city.model import City
+from brain.pipeline import CityPipeline, PipelineConfig, StepResult
+
+log = logging.getLogger("citybrain.faust")
+
+CHECKPOINT_VERSION = 1
+INPUT_TOPIC = "citybrain.records"
+VITALS_TOPIC = "citybrain.vitals"
+DEADLETTER_TOPIC = "citybrain.deadletter"
+
+
+class _SensorKey(msgspec.Struct):
+    sensor_id: str | None = None
+
+
+_key_decoder = msgspec.json.Decoder(_SensorKey)
+
+
+def record_key(line: bytes) -> bytes | None:
+    """The Kafka key of one JSON-line record: its ``sensor_id`` (None when the line can't say).
+
+    >>> record_key(b'{"kind":"noise","sensor_id":"N1","ts_ms":1}'), record_key(b'{"kind":')
+    (b'N1', None)
+    """
+    try:
+        sid = _key_decoder.decode(line).sensor_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return sid.encode() if sid else None
+
+
+def _json_default(value):
+    return str(value)
+
+
+def _dumps(obj) -> bytes:
+    # allow_nan: vital signs use NaN for "no data"; Python's json reads it back.
+    return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def vitals_messages(result: StepResult, tables: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages for the closed windows of one step."""
+    out = []
+    for w in result.windows:
+        for name in tables:
+            if name not in w.vitals:
+                continue
+            rows = w.vitals[name].to_dicts()
+            value = {"table": name, "window_start_ms": w.window_start_ms, "window_end_ms": w.window_end_ms, "rows": rows}
+            out.append((f"{name}:{w.window_end_ms}".encode(), _dumps(value)))
+    return out
+
+
+def deadletter_messages(result: StepResult) -> list[bytes]:
+    """One JSON value per dead or late record of one step."""
+    out = []
+    for frame in (result.dead, result.late):
+        for code, reason, raw in frame.select("reason_code", "reason", "raw").iter_rows():
+            out.append(_dumps({"reason_code": code, "reason": reason, "raw": raw}))
+    return out
+
+
+@dataclass
+class WorkerState:
+    """The pipeline of one worker plus the last input offset applied per partition."""
+
+    pipeline: CityPipeline
+    path: Path
+    offsets: dict[int, int] = field(default_factory=dict)
+    batches: int = 0
+
+    def load(self) -> bool:
+        if not self.path.exists():
+            return False
+        try:
+            blob = pickle.loads(self.path.read_bytes())
+        except Exception as exc:  # a torn or foreign file: say which, don't guess
+            raise ValueError(f"checkpoint {self.path} is unreadable ({exc}); delete it to start fresh") from None
+        if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint {self.path} has another format; delete it to start fresh")
+        self.pipeline.restore(blob["snapshot"])
+        self.offsets = dict(blob["offsets"])
+        return True
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        blob = {"version": CHECKPOINT_VERSION, "snapshot": self.pipeline.snapshot(), "offsets": dict(self.offsets)}
+        tmp.write_bytes(pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, self.path)
+
+
+def read_checkpoint(path: str | os.PathLike, city: City, config: PipelineConfig | None = None) -> tuple[CityPipeline, dict[int, int]]:
+    """A pipeline restored from a worker's checkpoint file, and its input offsets (for tools and tests)."""
+    state = WorkerState(CityPipeline(city, config), Path(path))
+    if not state.load():
+        raise FileNotFoundError(path)
+    return state.pipeline, state.offsets
+
+
+def checkpoint_path(out_dir: str | os.PathLike, app_id: str = "citybrain", worker_id: int = 0) -> Path:
+    return Path(out_dir) / f"faust-{app_id}-{worker_id}.ckpt"
+
+
+def make_app(
+    city: City,
+    broker_url: str,
+    *,
+    out_dir: str | os.PathLike,
+    input_topic: str = INPUT_TOPIC,
+    vitals_topic: str = VITALS_TOPIC,
+    deadletter_topic: str = DEADLETTER_TOPIC,
+    partitions: int = 1,
+    app_id: str = "citybrain",
+    worker_id: int = 0,
+    config: PipelineConfig | None = None,
+    tables: tuple[str, ...] = ("district", "city"),
+    batch_size: int = 2000,
+    batch_within_s: float = 1.0,
+    web: bool = False,
+):
+    """A Faust app with one agent running a :class:`CityPipeline` over ``input_topic``.
+
+    Topics are not declared by Faust (create them first, e.g. with :func:`ensure_topics`), so the
+    same app runs against brokers whose admin API differs. ``app.citybrain`` holds the settings
+    and, once the agent runs, the :class:`WorkerState`.
+    """
+    import faust
+
+    if not isinstance(city, City):
+        raise ValueError(f"city must be a brain.city.model.City, got {type(city).__name__}")
+    if not broker_url.startswith("kafka://"):
+        raise ValueError(f"broker_url must look like kafka://HOST:PORT, got {broker_url!r}")
+    if not isinstance(partitions, int) or partitions < 1:
+        raise ValueError(f"partitions must be a positive int, got {partitions!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not (isinstance(batch_within_s, (int, float)) and math.isfinite(batch_within_s) and batch_within_s > 0):
+        raise ValueError(f"batch_within_s must be > 0 seconds, got {batch_within_s!r}")
+    if not isinstance(worker_id, int) or worker_id < 0:
+        raise ValueError(f"worker_id must be a non-negative int, got {worker_id!r}")
+    config = config or PipelineConfig()
+    app = faust.App(
+        app_id,
+        broker=broker_url,
+        store="memory://",
+        processing_guarantee="at_least_once",  # no transactions on every broker (tansu has none)
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=partitions,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        web_enabled=web,
+        web_bind="127.0.0.1",
+    )
+    records = app.topic(input_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                        partitions=partitions)
+    vitals_out = app.topic(vitals_topic, key_serializer="raw", value_serializer="raw", partitions=1)
+    dead_out = app.topic(deadletter_topic, value_serializer="raw", partitions=1)
+    ckpt = checkpoint_path(out_dir, app_id, worker_id)
+    app.citybrain = type("CityBrainSettings", (), {})()
+    app.citybrain.topic_names = [input_topic, vitals_topic, deadletter_topic]
+    app.citybrain.checkpoint = ckpt
+    app.citybrain.state = None
+
+    @app.agent(records, name="citybrain-pipeline")
+    async def process(stream):
+        state = WorkerState(CityPipeline(city, config), ckpt)
+        if state.load():
+            log.info("resumed", extra={"fields": {"checkpoint": str(ckpt), "offsets": state.offsets}})
+        app.citybrain.state = state
+        async for events in stream.take_events(batch_size, within=batch_within_s):
+            lines = []
+            top: dict[int, int] = {}
+            for event in events:
+                msg = event.message
+                if msg.offset <= state.offsets.get(msg.partition, -1):
+                    continue  # applied before a restart; its offset was not committed yet
+                value = event.value
+                if value:
+                    lines.append(value.rstrip(b"\n"))
+                top[msg.partition] = max(top.get(msg.partition, -1), msg.offset)
+            if not top:
+                continue
+            result = state.pipeline.ingest_jsonl(b"\n".join(lines) + b"\n") if lines else None
+            if result is not None:
+                for key, value in vitals_messages(result, tables):
+                    await vitals_out.send(key=key, value=value)
+                for value in deadletter_messages(result):
+                    await dead_out.send(value=value)
+                await app.producer.flush()
+            state.offsets.update(top)
+            state.batches += 1
+            state.save()
+
+    app.citybrain.agent = process
+    return app
+
+
+async def ensure_topics(bootstrap: str, spec: dict[str, int], timeout_s: float = 10.0) -> None:
+    """Create the topics in ``spec`` ({name: partitions}) that do not exist yet.
+
+    Raises ``ConnectionError`` with a plain message when the broker cannot be reached.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await admin.start()
+    except (KafkaConnectionError, KafkaError, OSError) as exc:
+        try:
+            await admin.close()
+        except Exception:  # pragma: no cover - best effort after a failed start
+            pass
+        raise ConnectionError(f"cannot reach the Kafka broker at {bootstrap} ({exc.__class__.__name__})") from None
+    try:
+        existing = set(await admin.list_topics())
+        todo = [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in spec.items() if name not in existing]
+        if todo:
+            try:
+                await admin.create_topics(todo)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+def bootstrap_of(broker_url: str) -> str:
+    """``kafka://host:port`` (Faust style) -> ``host:port`` (aiokafka style).
+
+    >>> bootstrap_of("kafka://127.0.0.1:19092")
+    '127.0.0.1:19092'
+    """
+    for prefix in ("kafka://", "tcp://"):
+        if broker_url.startswith(prefix):
+            return broker_url[len(prefix):]
+    return broker_url
