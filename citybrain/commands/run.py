@@ -218,7 +218,7 @@ async def _run_async(args, settings) -> int:
     if not args.no_alerts:
         from streams.alert_wiring import maybe_alert_service
 
-        alerts = await maybe_alert_service(city, settings)
+        alerts = await maybe_alert_service(city, settings, fresh=bool(args.fresh))
         if alerts is not None:
             driver.window_handlers.append(alerts.on_window_result)
         _plans_to_redis(pipeline, settings)
