@@ -46,6 +46,7 @@ Example:
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -156,6 +157,11 @@ def read_checkpoint(path: str | os.PathLike, city: City, config: PipelineConfig 
     return state.pipeline, state.offsets
 
 
+def _hold_offsets(events) -> None:
+    for event in events:
+        event.message.acked = True  # Faust's consumer then never adds these offsets to its commit
+
+
 def checkpoint_path(out_dir: str | os.PathLike, app_id: str = "citybrain", worker_id: int = 0) -> Path:
     return Path(out_dir) / f"faust-{app_id}-{worker_id}.ckpt"
 
@@ -241,16 +247,30 @@ def make_app(
                 top[msg.partition] = max(top.get(msg.partition, -1), msg.offset)
             if not top:
                 continue
-            result = state.pipeline.ingest_jsonl(b"\n".join(lines) + b"\n") if lines else None
-            if result is not None:
-                for key, value in vitals_messages(result, tables):
-                    await vitals_out.send(key=key, value=value)
-                for value in deadletter_messages(result):
-                    await dead_out.send(value=value)
-                await app.producer.flush()
-            state.offsets.update(top)
-            state.batches += 1
-            state.save()
+            try:
+                result = state.pipeline.ingest_jsonl(b"\n".join(lines) + b"\n") if lines else None
+                if result is not None:
+                    for key, value in vitals_messages(result, tables):
+                        await vitals_out.send(key=key, value=value)
+                    for value in deadletter_messages(result):
+                        await dead_out.send(value=value)
+                    await app.producer.flush()
+                state.offsets.update(top)
+                state.batches += 1
+                state.save()
+            except asyncio.CancelledError:
+                # Shutdown in mid-batch. take_events() acks the batch in a ``finally`` even so; marking
+                # its messages acked first keeps their offsets uncommitted, so they come back on restart.
+                _hold_offsets(events)
+                raise
+            except Exception:
+                # Fail-stop: an agent restarted in-process would read on past this batch and lose it.
+                # Exiting before any ack leaves the offsets uncommitted; the next start resumes from the
+                # checkpoint and re-reads the batch.
+                _hold_offsets(events)
+                log.critical("batch failed; stopping the worker so its records are read again", exc_info=True)
+                logging.shutdown()
+                os._exit(70)
 
     app.citybrain.agent = process
     return app

@@ -199,7 +199,13 @@ def test_killed_worker_resumes_without_applying_twice(broker, city, recorded, lo
     second = Worker(broker, out)
     try:
         _produce(lines[half:], tmp_path / "second.jsonl", broker)
-        pipe = second.wait_for_records(city, len(lines))
+        second.wait_for_records(city, half + len(lines) // 4)
+    finally:
+        # A clean stop while the rest is still streaming in: it may land in the middle of a batch.
+        second.stop(signal.SIGTERM)
+    third = Worker(broker, out)
+    try:
+        pipe = third.wait_for_records(city, len(lines))
         _compare(local, pipe, broker, len(lines))
     finally:
-        second.stop()
+        third.stop()
