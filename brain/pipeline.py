@@ -81,7 +81,7 @@ WINDOW_FIELDS: dict[str, list[str]] = {
     "hazard": ["value"],
 }
 #: Per-sensor window tables that go straight to the outputs (no vital-sign formula consumes them).
-PASS_THROUGH = ("water_quality", "weather", "hazard")
+PASS_THROUGH = ("water_quality", "weather", "hazard", "detector")
 AIR_FIELDS = ["pm25_ugm3", "pm10_ugm3", "so2_ugm3", "no2_ugm3", "o3_ugm3", "co_mgm3"]
 
 CASE_STAGES = {"reported": "reported_ms", "dispatched": "dispatched_ms", "handling": "handling_ms", "closed": "closed_ms"}
@@ -101,14 +101,17 @@ def _mean(field: str):
     return lambda w: w.mean(field)
 
 
-#: Per-sensor window tables built at each tick: table -> {column: how it comes from the window}.
+#: Per-sensor window tables built at each tick: table -> (window kind, {column: how it comes from the window}).
 SENSOR_TABLES = {
     # Energy average is the right mean for decibels.
-    "noise": {"laeq_db": lambda w: 10.0 * np.log10(w.mean("laeq_energy")), "lamax_db": lambda w: w.max("lamax_db")},
-    "utility": {f: _mean(f) for f in ("pressure_kpa", "flow_m3h", "load_kw")},
-    "water_quality": {f: _mean(f) for f in ("ph", "turbidity_ntu", "dissolved_oxygen_mgl")},
-    "weather": {f: _mean(f) for f in ("temp_c", "humidity_pct", "wind_ms", "rain_mm")},
-    "hazard": {"value": _mean("value"), "value_max": lambda w: w.max("value")},
+    "noise": ("noise", {"laeq_db": lambda w: 10.0 * np.log10(w.mean("laeq_energy")), "lamax_db": lambda w: w.max("lamax_db")}),
+    "utility": ("utility", {f: _mean(f) for f in ("pressure_kpa", "flow_m3h", "load_kw")}),
+    "water_quality": ("water_quality", {f: _mean(f) for f in ("ph", "turbidity_ntu", "dissolved_oxygen_mgl")}),
+    "weather": ("weather", {f: _mean(f) for f in ("temp_c", "humidity_pct", "wind_ms", "rain_mm")}),
+    "hazard": ("hazard", {"value": _mean("value"), "value_max": lambda w: w.max("value")}),
+    # Each traffic detector on its own (segments average them): a stuck or drifting one shows here.
+    "detector": ("traffic", {"speed_kmh": _mean("speed_kmh"), "occupancy_pct": _mean("occupancy_pct"),
+                             "volume_veh": lambda w: w.sum("volume_veh")}),
 }
 
 #: Every stacked tick table and its columns (``tick_end_ms`` names the tick a row belongs to).
@@ -116,7 +119,7 @@ TICK_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "traffic": {"segment_id": pl.Utf8, **_WIN, "volume_veh": pl.Float64, "speed_kmh": pl.Float64,
                 "occupancy_pct": pl.Float64, "n_readings": pl.Int64},
     "probe": {"segment_id": pl.Utf8, **_WIN, "travel_time_s": pl.Float64, "n_readings": pl.Int64},
-    **{name: {"sensor_id": pl.Utf8, **_WIN, **{c: pl.Float64 for c in cols}} for name, cols in SENSOR_TABLES.items()},
+    **{name: {"sensor_id": pl.Utf8, **_WIN, **{c: pl.Float64 for c in cols}} for name, (_, cols) in SENSOR_TABLES.items()},
     "air_1h": {"sensor_id": pl.Utf8, **_WIN, **{f: pl.Float64 for f in AIR_FIELDS}},
     "air_24h": {"sensor_id": pl.Utf8, **_WIN, **{f: pl.Float64 for f in AIR_FIELDS}},
     "air_8h_o3": {"sensor_id": pl.Utf8, "window_end_ms": pl.Int64, "tick_end_ms": pl.Int64, "o3_8h_ugm3": pl.Float64},
@@ -451,15 +454,15 @@ class CityPipeline:
 
     def _tick_columns(self, b: "_TickTables", start: int, end: int, wins: dict[str, ClosedWindow | None]) -> None:
         ids = self._sensor_ids
-        for kind, spec in SENSOR_TABLES.items():
+        for name, (kind, spec) in SENSOR_TABLES.items():
             win = wins.get(kind)
             if win is None:
                 continue
             active = win.active()
             cols = {"sensor_id": ids[active], "window_start_ms": start, "window_end_ms": end, "tick_end_ms": end}
-            for name, fn in spec.items():
-                cols[name] = fn(win)[active]
-            b.add(kind, len(active), cols)
+            for column, fn in spec.items():
+                cols[column] = fn(win)[active]
+            b.add(name, len(active), cols)
         self._segment_traffic(b, wins.get("traffic"), start, end)
         self._segment_probe(b, wins.get("probe"), start, end)
         self._air_columns(b, end)

@@ -26,6 +26,7 @@ SERIES = [
     ("segment_traffic", "segment_id", ["speed_kmh", "occupancy_pct", "volume_veh"]),
     ("utility_sensor", "sensor_id", ["value"]),
     ("noise_sensor", "sensor_id", ["laeq_db"]),
+    ("detector_sensor", "sensor_id", ["detector_speed_kmh"]),
 ]
 HOURLY_SERIES = [("air_1h", "sensor_id", ["pm25_ugm3", "pm10_ugm3"])]
 
@@ -43,6 +44,10 @@ class AnomalyOperator:
     def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
         parts = []
         sources = [(batch.vitals.get(t), k, m) for t, k, m in SERIES]
+        detectors = batch.vitals.get("detector_sensor")
+        if detectors is not None:  # one detector's own speed, named apart from the segment's
+            sources = [(detectors.rename({"speed_kmh": "detector_speed_kmh"}), k, m) if t == "detector_sensor" else (f, k, m)
+                       for (f, k, m), (t, _, _) in zip(sources, SERIES)]
         air = batch.inputs.get("air_1h")
         if air is not None and air.height:
             # One score per station-hour: the same hour is repeated in every tick until the next one closes.

@@ -97,7 +97,7 @@ def driver_table_columns(city) -> dict[str, set[str]]:
     :func:`brain.vitals.compute_vitals`, the per-window frames the driver passes along (``cases``,
     ``incidents``, ``outages``, ``sensor_last_seen``, ``<kind>_sensor`` pass-through tables), the
     ``anomaly`` scores, all after registry enrichment. Used by ``citybrain rules check --against-vitals``."""
-    from brain.pipeline import LIFECYCLE_KINDS, PASS_THROUGH, WINDOW_FIELDS
+    from brain.pipeline import LIFECYCLE_KINDS, PASS_THROUGH, TICK_SCHEMAS
     from brain.vitals import INPUT_SCHEMAS, compute_vitals
 
     tables = dict(compute_vitals({}, city, 3_600_000))
@@ -106,8 +106,7 @@ def driver_table_columns(city) -> dict[str, set[str]]:
         tables[name] = pl.DataFrame(schema={c: pl.String if c in (id_col, "status") else pl.Float64 for c in cols})
     tables["sensor_last_seen"] = pl.DataFrame(schema=dict(INPUT_SCHEMAS["sensor_last_seen"][0]))
     for kind in PASS_THROUGH:
-        cols = ["window_start_ms", "window_end_ms", *WINDOW_FIELDS[kind]] + (["value_max"] if kind == "hazard" else [])
-        tables[f"{kind}_sensor"] = pl.DataFrame(schema={"sensor_id": pl.String, **{c: pl.Float64 for c in cols}})
+        tables[f"{kind}_sensor"] = pl.DataFrame(schema=TICK_SCHEMAS[kind])
     # KeyedDetector.score_frame rows; the key column is named after what was scored
     tables["anomaly"] = pl.DataFrame(schema={"key": pl.String, "sensor_id": pl.String, "segment_id": pl.String,
                                              "metric": pl.String, "ts_ms": pl.Int64, "window_end_ms": pl.Int64,
