@@ -61,6 +61,7 @@ from brain.vitals.compute import (
     _POLLUTANTS,
     INPUT_SCHEMAS,
     VitalsConfig,
+    _health_columns,
     _conform,
     _nearest_cell,
     _Refs,
@@ -519,24 +520,9 @@ def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], ticks: pl.DataFram
         col = out[name]
         return (col if col.dtype == F64 else col.cast(F64)).to_numpy()
 
-    lvl = traffic.tpi_level(arr("tpi"), cfg.congestion_standard)
-    sc = cfg.scoring
-    scores = {
-        "traffic": health.traffic_score(arr("tpi")),
-        "environment": health.environment_score(arr("aqi"), arr("noise_within_limit_share"), sc),
-        "grid": health.grid_score(arr("cases_open"), arr("cases_overdue"), arr("cases_on_time_rate")),
-        "utilities": health.utilities_score(arr("utility_within_tolerance_share"), arr("outage_customers"), sc),
-        "emergency": health.emergency_score(np.column_stack([arr(f"incidents_active_sev{s}") for s in (1, 2, 3, 4)]), sc)
-        if out.height else np.empty(0),
-        "sensors": health.sensors_score(arr("sensors_fresh_share")),
-    }
-    index = health.health_index(scores, city.health_weights) if out.height else np.empty(0)
     out = out.with_columns(
         pl.col(T).alias("window_end_ms"),
-        pl.Series("tpi_level", lvl, dtype=I64).replace(0, None),
-        pl.Series("tpi_level_name", traffic.tpi_level_names(lvl, cfg.congestion_standard), dtype=S),
-        *[pl.Series(f"score_{k}", v, dtype=F64, nan_to_null=True) for k, v in scores.items()],
-        pl.Series("health_index", index, dtype=F64, nan_to_null=True),
+        *_health_columns(arr, out.height, city, cfg),
     )
     return out.rename({"area": "district"}).select(*AREA_COLUMNS, T)
 

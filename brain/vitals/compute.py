@@ -477,6 +477,29 @@ def _area_figures(key: pl.Expr, seg, air_st, noise_st, util_st, outages, cases, 
     return parts
 
 
+def _health_columns(arr, n_rows: int, city: City, cfg: VitalsConfig) -> list[pl.Series]:
+    """TPI level, level name, the six sub-scores and the health index, from ``arr(column) -> array``
+    over the assembled district/city rows (shared by the one-window and the batch paths)."""
+    lvl = traffic.tpi_level(arr("tpi"), cfg.congestion_standard)
+    sc = cfg.scoring
+    scores = {
+        "traffic": health.traffic_score(arr("tpi")),
+        "environment": health.environment_score(arr("aqi"), arr("noise_within_limit_share"), sc),
+        "grid": health.grid_score(arr("cases_open"), arr("cases_overdue"), arr("cases_on_time_rate")),
+        "utilities": health.utilities_score(arr("utility_within_tolerance_share"), arr("outage_customers"), sc),
+        "emergency": health.emergency_score(np.column_stack([arr(f"incidents_active_sev{s}") for s in (1, 2, 3, 4)]), sc)
+        if n_rows else np.empty(0),
+        "sensors": health.sensors_score(arr("sensors_fresh_share")),
+    }
+    index = health.health_index(scores, city.health_weights) if n_rows else np.empty(0)
+    return [
+        pl.Series("tpi_level", lvl, dtype=I64).replace(0, None),
+        pl.Series("tpi_level_name", traffic.tpi_level_names(lvl, cfg.congestion_standard), dtype=S),
+        *[pl.Series(f"score_{k}", v, dtype=F64, nan_to_null=True) for k, v in scores.items()],
+        pl.Series("health_index", index, dtype=F64, nan_to_null=True),
+    ]
+
+
 def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], city: City, t: int, cfg: VitalsConfig) -> pl.DataFrame:
     out = areas
     for p in parts:
@@ -490,24 +513,9 @@ def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], city: City, t: int
     def arr(name: str) -> np.ndarray:
         return out[name].cast(F64).fill_null(np.nan).to_numpy()
 
-    lvl = traffic.tpi_level(arr("tpi"), cfg.congestion_standard)
-    sc = cfg.scoring
-    scores = {
-        "traffic": health.traffic_score(arr("tpi")),
-        "environment": health.environment_score(arr("aqi"), arr("noise_within_limit_share"), sc),
-        "grid": health.grid_score(arr("cases_open"), arr("cases_overdue"), arr("cases_on_time_rate")),
-        "utilities": health.utilities_score(arr("utility_within_tolerance_share"), arr("outage_customers"), sc),
-        "emergency": health.emergency_score(np.column_stack([arr(f"incidents_active_sev{s}") for s in (1, 2, 3, 4)]), sc)
-        if out.height else np.empty(0),
-        "sensors": health.sensors_score(arr("sensors_fresh_share")),
-    }
-    index = health.health_index(scores, city.health_weights) if out.height else np.empty(0)
     out = out.with_columns(
         pl.lit(t, dtype=I64).alias("window_end_ms"),
-        pl.Series("tpi_level", lvl, dtype=I64).replace(0, None),
-        pl.Series("tpi_level_name", traffic.tpi_level_names(lvl, cfg.congestion_standard), dtype=S),
-        *[pl.Series(f"score_{k}", v, dtype=F64, nan_to_null=True) for k, v in scores.items()],
-        pl.Series("health_index", index, dtype=F64, nan_to_null=True),
+        *_health_columns(arr, out.height, city, cfg),
     )
     return out.rename({"area": "district"}).select(
         "district", "name", "window_end_ms",
