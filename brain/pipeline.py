@@ -10,11 +10,19 @@ Windows: traffic, probe, noise, utility, water-quality, weather and hazard readi
 windows of ``window_s`` (the vital-sign tick); air uses hourly windows, with 8 h (O3) and 24 h
 moving means built from the last closed hours (a sliding window over hourly panes).
 
-Example:
-    >>> from brain.city import load_city, demo_city_path  # doctest: +SKIP
-    >>> pipe = CityPipeline(load_city(demo_city_path()))  # doctest: +SKIP
-    >>> result = pipe.ingest_jsonl(open("day.jsonl", "rb").read())  # doctest: +SKIP
-    >>> [w.window_end_ms for w in result.windows]  # doctest: +SKIP
+Example (three minutes of one detector, then the end of the stream):
+    >>> import msgspec
+    >>> from brain.city import demo_city_path, load_city
+    >>> city = load_city(demo_city_path())
+    >>> pipe = CityPipeline(city, PipelineConfig(window_s=300))
+    >>> lines = [msgspec.json.encode({"kind": "traffic", "sensor_id": "LP-JF-01E", "ts_ms": 1_780_243_200_000 + m * 60_000,
+    ...                               "volume_veh": 12, "occupancy_pct": 8.0, "speed_kmh": 45.0}) for m in range(3)]
+    >>> step = pipe.ingest_jsonl(b"\\n".join(lines + [b"not json"]))
+    >>> step.dead["reason_code"].to_list(), pipe.invariant_holds()
+    (['malformed'], True)
+    >>> window = pipe.flush().windows[0]
+    >>> window.vitals["segment_traffic"].filter(pl.col("segment_id") == "JF-01E")["speed_kmh"].to_list()
+    [45.0]
 """
 from __future__ import annotations
 

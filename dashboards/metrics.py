@@ -12,7 +12,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
 class EngineCollector:
-    """Reads the pipeline's counters at scrape time (no double bookkeeping)."""
+    """Reads the pipeline's counters at scrape time (no double bookkeeping).
+
+    Example:
+        >>> from brain.city import demo_city_path, load_city
+        >>> from brain.pipeline import CityPipeline
+        >>> pipe = CityPipeline(load_city(demo_city_path()))
+        >>> _ = pipe.ingest_jsonl(b"{oops")
+        >>> [line for line in metrics_text(pipe).decode().splitlines() if line.startswith("citybrain_dead_letters_total")]
+        ['citybrain_dead_letters_total{reason="malformed"} 1.0']
+    """
 
     def __init__(self, pipeline, driver=None):
         self.pipeline = pipeline

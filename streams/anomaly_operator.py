@@ -7,10 +7,17 @@ scores). The output table ``anomaly`` has one row per scored series: key, metric
 value, expected value, z, score in [0, 1] and the reason (spike, level shift, stuck, ...), which
 the alert rules (rules/anomaly.yaml) and the live view read.
 
-Example:
-    >>> from brain.city import demo_city_path, load_city  # doctest: +SKIP
-    >>> op = AnomalyOperator()  # doctest: +SKIP
-    >>> CityPipeline(load_city(demo_city_path()), window_operators=[op])  # doctest: +SKIP
+Example (an hour of the simulated demo city):
+    >>> from brain.city import demo_city_path, load_city
+    >>> from brain.pipeline import CityPipeline
+    >>> from streams.sim import Simulator
+    >>> city = load_city(demo_city_path())
+    >>> pipe = CityPipeline(city, window_operators=[AnomalyOperator()])
+    >>> sim = Simulator(city, seed=2)
+    >>> windows = [w for b in sim.batches(sim.start_ms + 3_600_000, batch_s=3600) for w in pipe.ingest_frames(b.frames).windows]
+    >>> scores = windows[-1].vitals["anomaly"]
+    >>> sorted(scores["metric"].unique().to_list())[:3], bool(scores["score"].is_between(0, 1).all())
+    (['detector_speed_kmh', 'laeq_db', 'occupancy_pct'], True)
 """
 from __future__ import annotations
 
@@ -139,6 +146,12 @@ class ModelOperator:
 
     Models are loaded by name and version at start; a missing, altered or mismatched model is
     reported (``errors``) and skipped: the engine keeps running on the numba detectors.
+
+    Example:
+        >>> from brain.city import demo_city_path, load_city
+        >>> op = ModelOperator(load_city(demo_city_path()), [("district_iforest", "1"), ("nosuch", None)])
+        >>> list(op.models), len(op.errors)
+        (['district_iforest'], 1)
     """
 
     def __init__(self, city, specs: list[tuple[str, str | None]], directory=None):

@@ -13,7 +13,15 @@ from brain.city.model import City
 from streams.local import SourceBatch
 
 class SimulatorSource:
-    """The built-in simulator, ``step_s`` of stream time per batch, forever (``finite`` is False)."""
+    """The built-in simulator, ``step_s`` of stream time per batch, forever (``finite`` is False).
+
+    Example:
+        >>> from brain.city import demo_city_path, load_city
+        >>> source = SimulatorSource(load_city(demo_city_path()), seed=1)
+        >>> batch = next(source.batches())
+        >>> batch.stream_time_ms - source.start_ms, "traffic" in batch.frames
+        (60000, True)
+    """
 
     finite = False
 
@@ -52,6 +60,13 @@ class FileSource:
     JSONL arrives as raw whole-line chunks (validated like live input, so bad lines are dead-lettered
     with reasons); Parquet and CSV as per-kind frames merged in event time. ``offset`` counts the JSONL
     bytes handed out (for progress bars); the position saved in a checkpoint is the number of batches.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "day.jsonl"
+        >>> _ = f.write_bytes(b'{"kind":"noise","sensor_id":"NS-01","ts_ms":0,"laeq_db":55.0}\\n{oops\\n')
+        >>> [b.jsonl.count(b"\\n") for b in FileSource(f).batches()]
+        [2]
     """
 
     finite = True

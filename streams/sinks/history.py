@@ -70,6 +70,15 @@ class DeadLetterFile:
     """Dead letters (and late records) as JSON lines: ``reason_code``, ``reason``, ``raw`` per line.
 
     Written to ``DIR/<name>-<seq>.jsonl`` at each checkpoint; ``seq`` is part of the checkpoint.
+
+    Example:
+        >>> import polars as pl, tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> dlq = DeadLetterFile(d)
+        >>> dlq.add(pl.DataFrame({"reason_code": ["malformed"], "reason": ["malformed JSON"], "raw": ["{oops"]}))
+        >>> dlq.flush()
+        >>> read_dead_letters(d)["reason_code"].to_list()
+        ['malformed']
     """
 
     def __init__(self, directory: str | os.PathLike, name: str = "deadletter"):
