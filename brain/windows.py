@@ -89,12 +89,19 @@ class TumblingWindows:
         starts = (np.asarray(ts_ms, dtype=np.int64) // self.width_ms) * self.width_ms
         keys = np.asarray(keys, dtype=np.int64)
         values = np.ascontiguousarray(values, dtype=np.float64)
-        unique = np.unique(starts)
-        for start in unique:
-            rows = slice(None) if len(unique) == 1 else starts == start
-            sums, counts, maxs = self._arrays(int(start))
-            k = keys[rows]
-            accumulate(np.zeros(len(k), np.int64), k, values[rows], sums, counts, maxs)
+        unique, slot = np.unique(starts, return_inverse=True)
+        if len(unique) == 1:
+            accumulate(np.zeros(len(keys), np.int64), keys, values, *self._arrays(int(unique[0])))
+            return
+        # Many windows in one batch (a replay): one kernel pass into a scratch stack, then fold in.
+        shape = (len(unique), self.n_keys, len(self.fields))
+        sums, counts, maxs = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf)
+        accumulate(slot.astype(np.int64), keys, values, sums, counts, maxs)
+        for i, start in enumerate(unique.tolist()):
+            s, c, m = self._arrays(start)
+            s[0] += sums[i]
+            c[0] += counts[i]
+            np.maximum(m[0], maxs[i], out=m[0])
 
     def close(self, watermark_ms: int) -> list[ClosedWindow]:
         """Close and return every window whose end is at or before the watermark, oldest first."""
