@@ -164,7 +164,7 @@ def run_per_event(path: Path) -> dict:
     import polars as pl
 
     from brain.city import demo_city_path, load_city
-    from brain.pipeline import AIR_FIELDS, HOUR_MS, LIFECYCLE_KINDS, CityPipeline, _lifecycle_schema, _TickTables
+    from brain.pipeline import AIR_FIELDS, HOUR_MS, LIFECYCLE_KINDS, PASS_THROUGH, CityPipeline, _lifecycle_schema, _TickTables
     from brain.schemas import KIND_SENSOR_TYPES, PHYSICAL_RANGE, PRIMARY_FIELD
 
     batches = _batches(path)
@@ -233,7 +233,7 @@ def run_per_event(path: Path) -> dict:
                 inputs[table] = pl.DataFrame(schema=_lifecycle_schema(name))
             inputs["traffic"] = traffic
             inputs["noise"] = noise
-            helper.vitals_fn({k: v for k, v in inputs.items() if k not in ("water_quality", "weather", "hazard")}, city, end)
+            helper.vitals_fn({k: v for k, v in inputs.items() if k not in PASS_THROUGH}, city, end)
             for key in [k for k in windows if k[1] + (HOUR_MS if k[0] == "air" else window_ms) <= wm]:
                 windows.pop(key)
             n_windows += 1
