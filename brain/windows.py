@@ -93,15 +93,13 @@ class TumblingWindows:
         if len(unique) == 1:
             accumulate(np.zeros(len(keys), np.int64), keys, values, *self._arrays(int(unique[0])))
             return
-        # Many windows in one batch (a replay): one kernel pass into a scratch stack, then fold in.
-        shape = (len(unique), self.n_keys, len(self.fields))
-        sums, counts, maxs = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf)
-        accumulate(slot.astype(np.int64), keys, values, sums, counts, maxs)
+        # Many windows in one batch (a replay): a stable sort by window gives each window its rows as
+        # one slice, still in arrival order, so sums come out bit-identical however batches are cut.
+        order = np.argsort(slot, kind="stable")
+        bounds = np.searchsorted(slot[order], np.arange(len(unique) + 1))
         for i, start in enumerate(unique.tolist()):
-            s, c, m = self._arrays(start)
-            s[0] += sums[i]
-            c[0] += counts[i]
-            np.maximum(m[0], maxs[i], out=m[0])
+            rows = order[bounds[i] : bounds[i + 1]]
+            accumulate(np.zeros(len(rows), np.int64), keys[rows], values[rows], *self._arrays(start))
 
     def close(self, watermark_ms: int) -> list[ClosedWindow]:
         """Close and return every window whose end is at or before the watermark, oldest first."""
