@@ -39,7 +39,7 @@ from brain.city.model import City
 from brain.eventtime import Deduper, EventClock
 from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, decode_jsonl
 from brain.lifecycle import LifecycleTable
-from brain.validate import Validator
+from brain.validate import Validator, dead_letters
 from brain.windows import ClosedWindow, TumblingWindows
 
 SNAPSHOT_VERSION = 1
@@ -242,15 +242,6 @@ class StepResult:
     records_in: int
 
 
-def _dead_from_frame(kind: str, frame: pl.DataFrame, code: str, reason: pl.Expr) -> pl.DataFrame:
-    columns = [c for c in KIND_DTYPES[kind] if c in frame.columns]
-    return frame.select(
-        pl.lit(code).alias("reason_code"),
-        reason.alias("reason"),
-        pl.struct([pl.lit(kind).alias("kind")] + [pl.col(c) for c in columns]).struct.json_encode().alias("raw"),
-    )
-
-
 class CityPipeline:
     """The whole per-batch operator chain for one city (see module docstring).
 
@@ -338,14 +329,14 @@ class CityPipeline:
                 (dups, "duplicate", pl.format("duplicate of an applied record (sensor {}, ts_ms {})", pl.col("sensor_id"), pl.col("ts_ms"))),
             ):
                 if part.height:
-                    dead = part if code is None else _dead_from_frame(kind, part, code, reason)
+                    dead = part if code is None else dead_letters(kind, part, code, reason)
                     dead_parts.append(dead)
                     for row in dead.group_by("reason_code").len().iter_rows():
                         self.counters[f"dead.{row[0]}"] += row[1]
             if late.height:
                 wm = self.clock.watermark_ms
                 late_parts.append(
-                    _dead_from_frame(kind, late, "late", pl.format(f"ts_ms={{}} behind watermark {wm} (allowed lateness {self.clock.allowed_lateness_ms} ms)", pl.col("ts_ms")))
+                    dead_letters(kind, late, "late", pl.format(f"ts_ms={{}} behind watermark {wm} (allowed lateness {self.clock.allowed_lateness_ms} ms)", pl.col("ts_ms")))
                 )
                 self.counters["late"] += late.height
             if fresh.height:

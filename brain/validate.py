@@ -64,6 +64,22 @@ PLACE_FIELDS: dict[str, dict[str, str]] = {
 UNIT_FIELD = {"kPa": "pressure_kpa", "m3/h": "flow_m3h", "kW": "load_kw"}
 
 
+def dead_letters(kind: str, frame: pl.DataFrame, code: pl.Expr | str, reason: pl.Expr) -> pl.DataFrame:
+    """Rows of one kind as dead letters: ``reason_code``, ``reason`` and the record as JSON in ``raw``.
+
+    Example:
+        >>> f = pl.DataFrame({"sensor_id": ["X"], "ts_ms": [5], "laeq_db": [55.0]})
+        >>> dead_letters("noise", f, "unknown_sensor", pl.lit("unknown sensor 'X'")).row(0)
+        ('unknown_sensor', "unknown sensor 'X'", '{"kind":"noise","sensor_id":"X","ts_ms":5,"laeq_db":55.0}')
+    """
+    columns = [c for c in KIND_DTYPES[kind] if c in frame.columns]
+    return frame.select(
+        (pl.lit(code) if isinstance(code, str) else code).alias("reason_code"),
+        reason.alias("reason"),
+        pl.struct([pl.lit(kind).alias("kind")] + [pl.col(c) for c in columns]).struct.json_encode().alias("raw"),
+    )
+
+
 class SensorRegistry:
     """The sensor registry as columns: id -> dense index, type, place, valid range.
 
@@ -222,9 +238,4 @@ class Validator:
         bad_rows = checked.filter(~ok)
         if bad_rows.height == 0:
             return good, pl.DataFrame(schema=DEAD_SCHEMA)
-        dead = bad_rows.select(
-            "reason_code",
-            "reason",
-            pl.struct([pl.lit(kind).alias("kind")] + [pl.col(c) for c in columns]).struct.json_encode().alias("raw"),
-        )
-        return good, dead
+        return good, dead_letters(kind, bad_rows, pl.col("reason_code"), pl.col("reason"))
