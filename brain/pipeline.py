@@ -139,9 +139,14 @@ STATE_TABLES = frozenset({"cases", "incidents", "outages"})
 
 
 class _TickTables:
-    """Collects numpy columns of many ticks; one polars frame per table at the end."""
+    """Collects numpy columns of many ticks; one polars frame per table at the end.
 
-    def __init__(self) -> None:
+    Id columns (``sensor_id``, ``segment_id``) arrive as integer positions into ``lookups`` and are
+    gathered in one call, so no Python string is made per row.
+    """
+
+    def __init__(self, lookups: dict[str, pl.Series] | None = None) -> None:
+        self.lookups = lookups or {}
         self.parts: dict[str, list[tuple[int, dict]]] = {name: [] for name in TICK_SCHEMAS}
 
     def add(self, name: str, n: int, cols: dict) -> None:
@@ -156,8 +161,10 @@ class _TickTables:
             for col, dtype in schema.items():
                 chunks = [np.full(n, v) if np.isscalar(v) else np.asarray(v) for n, cols in parts for v in [cols[col]]]
                 if dtype == pl.Utf8:
-                    values = np.concatenate(chunks).tolist() if chunks else []
-                    data[col] = pl.Series(col, values, dtype=pl.Utf8)
+                    if chunks:
+                        data[col] = self.lookups[col].gather(np.concatenate(chunks).astype(np.int64)).alias(col)
+                    else:
+                        data[col] = pl.Series(col, [], dtype=pl.Utf8)
                 else:
                     arr = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
                     series = pl.Series(col, arr, nan_to_null=True)
@@ -282,8 +289,8 @@ class CityPipeline:
         self.window_operators = list(window_operators)
         self._segment_of_sensor = self._sensor_place_index("segment", [s.id for s in city.segments])
         self._segment_ids = [s.id for s in city.segments]
-        self._segment_id_array = np.array(self._segment_ids, dtype=object)
-        self._sensor_ids = np.array(self.registry.ids, dtype=object)
+        self._id_lookups = {"sensor_id": pl.Series(list(self.registry.ids), dtype=pl.Utf8),
+                            "segment_id": pl.Series(self._segment_ids, dtype=pl.Utf8)}
 
     # --- input ------------------------------------------------------------------------------------
     def ingest_jsonl(self, buf: bytes) -> StepResult:
@@ -402,17 +409,23 @@ class CityPipeline:
         w = self.config.window_ms
         ends = list(range(self.next_tick_end_ms, wm + 1, w))
         self.next_tick_end_ms = ends[-1] + w
-        closed = {kind: {c.end_ms: c for c in tw.close(wm)} for kind, tw in self.windows.items()}
-        seen_closed = {c.end_ms: c for c in self.seen.close(wm)}
-        air_closed = self.air.close(wm)
-        builder = _TickTables()
-        for end in ends:
-            while air_closed and air_closed[0].end_ms <= end:
-                self.air_history.append(air_closed.pop(0))
-            seen = seen_closed.get(end)
-            if seen is not None:
-                np.fmax(self.last_seen_ms, np.where(seen.counts[:, 0] > 0, seen.maxs[:, 0], -1).astype(np.int64), out=self.last_seen_ms)
-            self._tick_columns(builder, end - w, end, {k: c.get(end) for k, c in closed.items()})
+        n = len(self.registry)
+        # The windows of all due ticks stacked as (tick, key, field) arrays: every table below is
+        # built for all ticks at once, with no Python loop per tick.
+        stacks = {}
+        for kind, tw in self.windows.items():
+            by_end = {c.end_ms: c for c in tw.close(wm)}
+            if by_end:
+                stacks[kind] = ClosedWindow.stack([by_end.get(e) for e in ends], n, tw.fields)
+        seen_by_end = {c.end_ms: c for c in self.seen.close(wm)}
+        seen = ClosedWindow.stack([seen_by_end.get(e) for e in ends], n, self.seen.fields)
+        newest = np.where(seen.counts[..., 0] > 0, seen.maxs[..., 0], -1).astype(np.int64)
+        newest[0] = np.fmax(newest[0], self.last_seen_ms)
+        last_seen = np.maximum.accumulate(newest, axis=0)  # (tick, sensor), as of each tick's end
+        self.last_seen_ms = last_seen[-1].copy()
+        builder = _TickTables(self._id_lookups)
+        self._tick_columns(builder, np.array(ends, dtype=np.int64), stacks, last_seen)
+        self._air_columns(builder, ends, self.air.close(wm))
         inputs = builder.frames()
         for kind, (_, _, _, name) in LIFECYCLE_KINDS.items():
             inputs[name] = self.lifecycle[kind].current(_lifecycle_schema(kind))
@@ -451,37 +464,52 @@ class CityPipeline:
         pos = {pid: i for i, pid in enumerate(ids)}
         return np.array([pos.get(getattr(s, attr) or "", -1) for s in self.city.sensors], dtype=np.int64)
 
-    def _tick_columns(self, b: "_TickTables", start: int, end: int, wins: dict[str, ClosedWindow | None]) -> None:
-        ids = self._sensor_ids
+    def _tick_columns(self, b: "_TickTables", ends: np.ndarray, stacks: dict[str, ClosedWindow], last_seen: np.ndarray) -> None:
+        w = self.config.window_ms
         for name, (kind, spec) in SENSOR_TABLES.items():
-            win = wins.get(kind)
+            win = stacks.get(kind)
             if win is None:
                 continue
-            active = win.active()
-            cols = {"sensor_id": ids[active], "window_start_ms": start, "window_end_ms": end, "tick_end_ms": end}
+            tick, sensor = np.nonzero(win.active_mask())
+            end = ends[tick]
+            cols = {"sensor_id": sensor, "window_start_ms": end - w, "window_end_ms": end, "tick_end_ms": end}
             for column, fn in spec.items():
-                cols[column] = fn(win)[active]
-            b.add(name, len(active), cols)
-        self._segment_traffic(b, wins.get("traffic"), start, end)
-        self._segment_probe(b, wins.get("probe"), start, end)
-        self._air_columns(b, end)
-        b.add("sensor_last_seen", len(ids), {
-            "sensor_id": ids, "tick_end_ms": end,
-            "last_seen_ms": np.where(self.last_seen_ms >= 0, self.last_seen_ms.astype(np.float64), np.nan),
+                cols[column] = fn(win)[tick, sensor]
+            b.add(name, len(tick), cols)
+        self._segment_traffic(b, stacks.get("traffic"), ends)
+        self._segment_probe(b, stacks.get("probe"), ends)
+        n_ticks, n_sensors = last_seen.shape
+        b.add("sensor_last_seen", n_ticks * n_sensors, {
+            "sensor_id": np.tile(np.arange(n_sensors), n_ticks), "tick_end_ms": np.repeat(ends, n_sensors),
+            "last_seen_ms": np.where(last_seen >= 0, last_seen.astype(np.float64), np.nan).ravel(),
         })
 
     def _by_segment(self, win: ClosedWindow):
-        seg = self._segment_of_sensor
-        active = win.active()
-        active = active[seg[active] >= 0]
-        n_seg = len(self._segment_ids)
-        s = seg[active]
-        return active, lambda values: np.bincount(s, weights=values[active], minlength=n_seg), np.bincount(s, minlength=n_seg)
+        """(sum over each segment's detectors per tick, detectors counted) for a stacked window.
 
-    def _segment_traffic(self, b: "_TickTables", win: ClosedWindow | None, start: int, end: int) -> None:
+        ``np.bincount`` adds in (tick, sensor) order, so a segment's sums are bit-identical however
+        many ticks are stacked.
+        """
+        seg = self._segment_of_sensor
+        n_ticks, n_seg = win.sums.shape[0], len(self._segment_ids)
+        tick, sensor = np.nonzero(win.active_mask() & (seg >= 0)[None, :])
+        slot = tick * n_seg + seg[sensor]
+        size = n_ticks * n_seg
+
+        def by_segment(values: np.ndarray) -> np.ndarray:
+            return np.bincount(slot, weights=values[tick, sensor], minlength=size).reshape(n_ticks, n_seg)
+
+        return by_segment, np.bincount(slot, minlength=size).reshape(n_ticks, n_seg)
+
+    def _segment_rows(self, ends: np.ndarray, keep: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+        tick, segment = np.nonzero(keep)
+        end = ends[tick]
+        return (tick, segment), {"segment_id": segment, "window_start_ms": end - self.config.window_ms, "window_end_ms": end, "tick_end_ms": end}
+
+    def _segment_traffic(self, b: "_TickTables", win: ClosedWindow | None, ends: np.ndarray) -> None:
         if win is None:
             return
-        _, by_segment, n_det = self._by_segment(win)
+        by_segment, n_det = self._by_segment(win)
         vol = by_segment(win.sum("volume_veh"))
         sv = by_segment(win.sum("speed_x_volume"))
         speed_sum, speed_n = by_segment(win.sum("speed_kmh")), by_segment(win.count("speed_kmh"))
@@ -491,49 +519,55 @@ class CityPipeline:
             speed = np.where(vol > 0, sv / np.where(vol > 0, vol, 1), speed_sum / np.maximum(speed_n, 1))
             occupancy = occ_sum / np.maximum(occ_n, 1)
             volume = vol / np.maximum(n_det, 1)  # each detector on a segment counts the same vehicles
-        keep = np.flatnonzero(n_det > 0)
-        b.add("traffic", len(keep), {
-            "segment_id": self._segment_id_array[keep], "window_start_ms": start, "window_end_ms": end, "tick_end_ms": end,
-            "volume_veh": volume[keep], "speed_kmh": speed[keep], "occupancy_pct": occupancy[keep],
-            "n_readings": speed_n[keep],
+        rows, cols = self._segment_rows(ends, n_det > 0)
+        b.add("traffic", len(rows[0]), cols | {
+            "volume_veh": volume[rows], "speed_kmh": speed[rows], "occupancy_pct": occupancy[rows], "n_readings": speed_n[rows],
         })
 
-    def _segment_probe(self, b: "_TickTables", win: ClosedWindow | None, start: int, end: int) -> None:
+    def _segment_probe(self, b: "_TickTables", win: ClosedWindow | None, ends: np.ndarray) -> None:
         if win is None:
             return
-        _, by_segment, _ = self._by_segment(win)
+        by_segment, _ = self._by_segment(win)
         tt_sum, tt_n = by_segment(win.sum("travel_time_s")), by_segment(win.count("travel_time_s"))
-        keep = np.flatnonzero(tt_n > 0)
-        b.add("probe", len(keep), {
-            "segment_id": self._segment_id_array[keep], "window_start_ms": start, "window_end_ms": end, "tick_end_ms": end,
-            "travel_time_s": tt_sum[keep] / tt_n[keep], "n_readings": tt_n[keep],
-        })
+        rows, cols = self._segment_rows(ends, tt_n > 0)
+        b.add("probe", len(rows[0]), cols | {"travel_time_s": tt_sum[rows] / tt_n[rows], "n_readings": tt_n[rows]})
 
-    def _air_columns(self, b: "_TickTables", end: int) -> None:
-        hours = [h for h in self.air_history if h.end_ms <= end]
-        if not hours:
-            return
+    def _air_columns(self, b: "_TickTables", ends: list[int], closed_hours: list[ClosedWindow]) -> None:
+        """Hourly, 24-hour and 8-hour-O3 air tables as of each tick (computed once per new hour)."""
+        parts: dict[str, tuple[int, dict]] = {}
+        for end in ends:
+            if closed_hours and closed_hours[0].end_ms <= end:
+                while closed_hours and closed_hours[0].end_ms <= end:
+                    self.air_history.append(closed_hours.pop(0))
+                parts = {}
+            if not self.air_history:
+                continue
+            if not parts:
+                parts = self._air_parts()
+            for name, (n, cols) in parts.items():
+                b.add(name, n, cols | {"tick_end_ms": end})
+
+    def _air_parts(self) -> dict[str, tuple[int, dict]]:
+        hours = list(self.air_history)
         last = hours[-1]
-        ids = self._sensor_ids
 
-        def add(name: str, win: ClosedWindow, extra: dict) -> None:
+        def part(win: ClosedWindow, extra: dict) -> tuple[int, dict]:
             active = win.active()
-            cols = {"sensor_id": ids[active], "window_start_ms": win.start_ms, "window_end_ms": win.end_ms, "tick_end_ms": end}
-            cols.update({k: v[active] for k, v in extra.items()})
-            b.add(name, len(active), cols)
+            cols = {"sensor_id": active, "window_start_ms": win.start_ms, "window_end_ms": win.end_ms}
+            return len(active), cols | {k: v[active] for k, v in extra.items()}
 
         def moving(span_h: int) -> ClosedWindow:
             panes = [h for h in hours if h.end_ms > last.end_ms - span_h * HOUR_MS]
             sums, counts = sum(p.sums for p in panes), sum(p.counts for p in panes)
             return ClosedWindow(last.end_ms - span_h * HOUR_MS, last.end_ms, AIR_FIELDS, sums, counts, np.zeros_like(sums))
 
-        add("air_1h", last, {f: last.mean(f) for f in AIR_FIELDS})
-        day = moving(24)
-        add("air_24h", day, {f: day.mean(f) for f in AIR_FIELDS})
-        eight = moving(8)
+        day, eight = moving(24), moving(8)
         active = eight.active()
-        b.add("air_8h_o3", len(active), {"sensor_id": ids[active], "window_end_ms": eight.end_ms, "tick_end_ms": end,
-                                         "o3_8h_ugm3": eight.mean("o3_ugm3")[active]})
+        return {
+            "air_1h": part(last, {f: last.mean(f) for f in AIR_FIELDS}),
+            "air_24h": part(day, {f: day.mean(f) for f in AIR_FIELDS}),
+            "air_8h_o3": (len(active), {"sensor_id": active, "window_end_ms": eight.end_ms, "o3_8h_ugm3": eight.mean("o3_ugm3")[active]}),
+        }
 
     # --- snapshot ---------------------------------------------------------------------------------
     def snapshot(self) -> bytes:

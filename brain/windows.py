@@ -25,7 +25,11 @@ from brain.kernels.window import accumulate
 
 @dataclass
 class ClosedWindow:
-    """Sums, counts and maxima of one closed window, per key and field."""
+    """Sums, counts and maxima of one closed window, per key and field.
+
+    The arrays are ``(n_keys, n_fields)``, or ``(n_ticks, n_keys, n_fields)`` for the windows of
+    many ticks stacked (see :meth:`stack`): every accessor works on the last axis either way.
+    """
 
     start_ms: int
     end_ms: int
@@ -38,19 +42,19 @@ class ClosedWindow:
         return self.fields.index(field)
 
     def sum(self, field: str) -> np.ndarray:
-        return self.sums[:, self._j(field)]
+        return self.sums[..., self._j(field)]
 
     def count(self, field: str) -> np.ndarray:
-        return self.counts[:, self._j(field)]
+        return self.counts[..., self._j(field)]
 
     def max(self, field: str) -> np.ndarray:
         j = self._j(field)
-        return np.where(self.counts[:, j] > 0, self.maxs[:, j], np.nan)
+        return np.where(self.counts[..., j] > 0, self.maxs[..., j], np.nan)
 
     def mean(self, field: str) -> np.ndarray:
         j = self._j(field)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.counts[:, j] > 0, self.sums[:, j] / self.counts[:, j], np.nan)
+            return np.where(self.counts[..., j] > 0, self.sums[..., j] / self.counts[..., j], np.nan)
 
     def ratio(self, numerator: str, denominator: str) -> np.ndarray:
         """sum(numerator) / sum(denominator): weighted means (value*weight over weight)."""
@@ -58,9 +62,27 @@ class ClosedWindow:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(den > 0, num / den, np.nan)
 
+    def active_mask(self) -> np.ndarray:
+        """True where a key has at least one value in any field (per tick when stacked)."""
+        return self.counts.sum(axis=-1) > 0
+
     def active(self) -> np.ndarray:
         """Keys with at least one value in any field."""
-        return np.flatnonzero(self.counts.sum(axis=1) > 0)
+        return np.flatnonzero(self.active_mask())
+
+    @staticmethod
+    def stack(windows: "list[ClosedWindow | None]", n_keys: int, fields: list[str]) -> "ClosedWindow":
+        """The windows of consecutive ticks as one ``(n_ticks, n_keys, n_fields)`` window; a tick
+        with no window (``None``) is empty. ``start_ms``/``end_ms`` span the whole stack."""
+        shape = (len(windows), n_keys, len(fields))
+        sums, counts, maxs = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf)
+        for i, w in enumerate(windows):
+            if w is not None:
+                sums[i], counts[i], maxs[i] = w.sums, w.counts, w.maxs
+        present = [w for w in windows if w is not None]
+        start = present[0].start_ms if present else 0
+        end = present[-1].end_ms if present else 0
+        return ClosedWindow(start, end, list(fields), sums, counts, maxs)
 
 
 class TumblingWindows:
