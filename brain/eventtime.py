@@ -99,16 +99,19 @@ class Deduper:
         1
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sensor_key: str = "sensor_id") -> None:
+        # The pipeline keys on the registry index (hashing an int is much cheaper than a string).
+        self.sensor_key = sensor_key
         self._hash: dict[str, np.ndarray] = {}
         self._ts: dict[str, np.ndarray] = {}
 
     def split(self, kind: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         if frame.height == 0:
             return frame, frame
-        cols = ["sensor_id", "ts_ms"] + ENTITY_KEYS.get(kind, [])
-        h = frame.select(pl.struct(cols).hash(seed=0)).to_series().to_numpy()
-        first = frame.select(pl.struct(cols).is_first_distinct()).to_series().to_numpy()
+        cols = [self.sensor_key, "ts_ms"] + ENTITY_KEYS.get(kind, [])
+        hashes = frame.select(pl.struct(cols).hash(seed=0)).to_series()
+        h = hashes.to_numpy()
+        first = hashes.is_first_distinct().to_numpy()
         seen = self._hash.get(kind)
         dup = ~first
         if seen is not None and len(seen):

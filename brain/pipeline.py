@@ -42,7 +42,7 @@ from brain.lifecycle import LifecycleTable
 from brain.validate import Validator, dead_letters
 from brain.windows import ClosedWindow, TumblingWindows
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: duplicate keys hash the sensor's registry index
 HOUR_MS = 3_600_000
 
 
@@ -266,7 +266,7 @@ class CityPipeline:
         self.validator = Validator.from_city(city)
         self.registry = self.validator.registry
         self.clock = EventClock(self.config.allowed_lateness_s * 1000, self.config.max_ahead_s * 1000)
-        self.deduper = Deduper()
+        self.deduper = Deduper(sensor_key="sensor_idx")
         n = len(self.registry)
         self.windows = {k: TumblingWindows(n, self.config.window_ms, f) for k, f in WINDOW_FIELDS.items()}
         self.air = TumblingWindows(n, HOUR_MS, AIR_FIELDS)
@@ -593,7 +593,10 @@ class CityPipeline:
     def restore(self, blob: bytes) -> None:
         state = pickle.loads(blob)
         if state.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {state.get('version')} is not {SNAPSHOT_VERSION}")
+            raise ValueError(
+                f"snapshot version {state.get('version')} is not {SNAPSHOT_VERSION}: it was written by another "
+                "CityBrain version; start afresh (citybrain run --fresh)"
+            )
         if state["n_sensors"] != len(self.registry):
             raise ValueError("snapshot was taken with a different sensor registry")
         if state["config"] != msgspec.structs.asdict(self.config):

@@ -226,16 +226,18 @@ class Validator:
         if frame.height == 0:
             return frame.with_columns(pl.lit(None, pl.Int32).alias("sensor_idx")), pl.DataFrame(schema=DEAD_SCHEMA)
         joined = frame.join(self.registry.frame, on="sensor_id", how="left", maintain_order="left")
+        # The reason code is decided for every row; the reason text only for the few rows that
+        # failed (formatting a sentence per good row would cost more than all the checks).
         code = pl.lit(None, pl.Utf8)
-        reason = pl.lit(None, pl.Utf8)
-        for failed, c, text in reversed(self._checks[kind]):
-            failed = failed.fill_null(False)
-            code = pl.when(failed).then(pl.lit(c)).otherwise(code)
-            reason = pl.when(failed).then(text).otherwise(reason)
-        checked = joined.with_columns(code.alias("reason_code"), reason.alias("reason"))
+        for failed, c, _ in reversed(self._checks[kind]):
+            code = pl.when(failed.fill_null(False)).then(pl.lit(c)).otherwise(code)
+        checked = joined.with_columns(code.alias("reason_code"))
         ok = checked["reason_code"].is_null()
+        if ok.all():
+            return checked.select(columns + ["sensor_idx"]), pl.DataFrame(schema=DEAD_SCHEMA)
         good = checked.filter(ok).select(columns + ["sensor_idx"])
         bad_rows = checked.filter(~ok)
-        if bad_rows.height == 0:
-            return good, pl.DataFrame(schema=DEAD_SCHEMA)
-        return good, dead_letters(kind, bad_rows, pl.col("reason_code"), pl.col("reason"))
+        reason = pl.lit(None, pl.Utf8)
+        for failed, _, text in reversed(self._checks[kind]):
+            reason = pl.when(failed.fill_null(False)).then(text).otherwise(reason)
+        return good, dead_letters(kind, bad_rows, pl.col("reason_code"), reason)
