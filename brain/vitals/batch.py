@@ -77,14 +77,24 @@ HOUR_MS = grid.HOUR_MS
 
 
 class _Index:
-    """Per-city reference frames keyed by a small integer ``_k`` (joins and uniques on integers, not
-    strings), built once per City. ``_k`` is the rank of the id, so ordering by it orders by id."""
+    """Per-city reference frames keyed by a small integer ``_k`` (the rank of the id, so ordering by it
+    orders by id), built once per City: rows of a family are placed by gathers on ``_k``, not joins."""
 
     def __init__(self, refs: _Refs) -> None:
         self.segments = refs.segments.sort("segment_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
         self.sensors = refs.sensors.sort("sensor_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
         self.segment_key = self.segments.select("segment_id", "_k")
         self.sensor_key = self.sensors.select("sensor_id", "_k")
+        # Sensor attributes in _k order, with the noise class of the sensor's cell (null: unknown cell).
+        self.sensor_places = self.sensors.select("sensor_id", "district", "cell_id").join(
+            refs.cells.select("cell_id", "noise_class"), on="cell_id", how="left", maintain_order="left")
+        self.sensor_utility = self.sensors.select("sensor_id", "type", "district", "cell_id", "unit", "nominal")
+        self.district_ids = refs.districts["district"].to_list()
+        position = {d: i for i, d in enumerate(self.district_ids)}
+        self.segment_area = np.asarray([position.get(d, -1) for d in self.segments["district"].to_list()], dtype=np.int64)
+        self.sensor_area = np.asarray([position.get(d, -1) for d in self.sensors["district"].to_list()], dtype=np.int64)
+        self.district_key = pl.DataFrame({"district": self.district_ids, "_a": np.arange(len(self.district_ids))},
+                                         schema={"district": S, "_a": I64})
         self._edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def speed_edges(self, standard: str) -> tuple[np.ndarray, np.ndarray]:
@@ -101,53 +111,115 @@ class _Index:
 
 def _index(city: City, refs: _Refs) -> _Index:
     cache = city.__dict__.setdefault("_indexes", {})
-    if "vitals_batch_index" not in cache:
-        cache["vitals_batch_index"] = _Index(refs)
-    return cache["vitals_batch_index"]
+    if "vitals_batch_keys" not in cache:
+        cache["vitals_batch_keys"] = _Index(refs)
+    return cache["vitals_batch_keys"]
 
 
-def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: pl.DataFrame, single: int | None,
-             key: pl.DataFrame) -> pl.DataFrame:
-    """A per-window input conformed to its schema, with its ``tick_end_ms`` and the integer ``_k`` of
-    its id (rows of unknown ids or of other ticks dropped)."""
+class _Rows:
+    """A per-window input conformed to its schema, restricted to the rows of known ids and of the
+    batch's ticks (input order kept), with ``tick_end_ms`` and ``_k`` columns and, as numpy, the
+    tick's position ``ti`` in the batch and ``k``."""
+
+    def __init__(self, frame: pl.DataFrame, ti: np.ndarray, k: np.ndarray, n_keys: int) -> None:
+        self.frame, self.ti, self.k, self.n_keys = frame, ti, k, n_keys
+
+    def latest(self, ticks: np.ndarray, max_age_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per (tick, key) the row of the latest window ending in (tick - max_age, tick] (of equal
+        ends the last row): row positions and their keys ``ti * n_keys + k``, in key order."""
+        end = self.frame["window_end_ms"].to_numpy()  # float with NaN where null: no comparison holds
+        tick = ticks[self.ti]
+        ok = (end <= tick) & (end > tick - int(max_age_s * 1000))
+        sel = np.flatnonzero(ok)
+        sel_key = self.ti[sel] * self.n_keys + self.k[sel]
+        order = np.lexsort((end[sel], sel_key))  # stable: of equal (key, end) the input order stays
+        s, key = sel[order], sel_key[order]
+        last = np.ones(len(s), dtype=bool)
+        last[:-1] = key[1:] != key[:-1]
+        return s[last], key[last]
+
+
+def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: np.ndarray, single: int | None,
+             key: pl.DataFrame) -> _Rows:
+    """A per-window input as :class:`_Rows` (rows of unknown ids or of other ticks dropped)."""
     base = _conform(frames, name)
     raw = frames.get(name)
-    if raw is not None and base.height and T in raw.columns:
+    n = base.height
+    if raw is not None and n and T in raw.columns:
         try:
-            base = base.with_columns(raw[T].cast(I64).alias(T))
+            tick = raw[T].cast(I64)
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
             raise ValueError(f"window frame {name!r}: tick_end_ms must be integer epoch ms") from None
+        t = tick.fill_null(np.iinfo(np.int64).min).to_numpy()
+        ti = np.minimum(np.searchsorted(ticks, t), max(len(ticks) - 1, 0))
+        ti = np.where(ticks[ti] == t, ti, -1) if len(ticks) else np.full(n, -1, dtype=np.int64)
     elif single is not None:
-        base = base.with_columns(pl.lit(single, dtype=I64).alias(T))
-    elif base.height:
+        ti = np.zeros(n, dtype=np.int64)
+    elif n:
         raise ValueError(f"window frame {name!r} needs a tick_end_ms column to batch more than one tick")
     else:
-        base = base.with_columns(pl.lit(None, dtype=I64).alias(T))
-    if base.n_chunks() > 1:
+        ti = np.zeros(0, dtype=np.int64)
+    id_col = key.columns[0]
+    k = base.select(id_col).join(key, on=id_col, how="left", maintain_order="left")["_k"].fill_null(-1).to_numpy()
+    keep = (ti >= 0) & (k >= 0)
+    if not keep.all():
+        rows = np.flatnonzero(keep)
+        base, ti, k = base[rows], ti[rows], k[rows]
+    elif base.n_chunks() > 1:
         base = base.rechunk()  # stacked per tick: hundreds of chunks make every later step slow
-    if base.height and T in (raw.columns if raw is not None else ()):
-        base = base.join(ticks, on=T, how="semi")
-    return base.join(key, on=key.columns[0], how="inner")
+    base = base.with_columns(pl.Series(T, ticks[ti], dtype=I64), pl.Series("_k", k, dtype=I64))
+    return _Rows(base, ti, k, key.height)
 
 
-def _latest(frame: pl.DataFrame, max_age_s: float) -> pl.DataFrame:
-    """Per tick, the latest window per key ``_k`` ending in (tick - max_age, tick]."""
-    age_ms = int(max_age_s * 1000)
-    end = pl.col("window_end_ms")
-    recent = frame.filter((end <= _TICK) & (end > _TICK - age_ms))
-    return recent.sort("window_end_ms").unique(subset=[T, "_k"], keep="last")
+def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """Rows of ``frame`` by position, an all-null row where ``rows`` is -1."""
+    if len(rows) and rows.min() < 0:
+        idx = pl.Series(np.where(rows < 0, np.nan, rows), nan_to_null=True).cast(pl.UInt32)
+        return frame.select(pl.all().gather(idx))
+    return frame[rows]
+
+
+def _union(n: int, *key_sets: np.ndarray) -> np.ndarray:
+    """The sorted union of key sets in ``range(n)`` (a full join's keys)."""
+    hit = np.zeros(n, dtype=bool)
+    for keys in key_sets:
+        hit[keys] = True
+    return np.flatnonzero(hit)
+
+
+def _place(n: int, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each key of ``at``, the row of that key (``keys`` -> ``rows``, keys in ``range(n)``); -1 where absent."""
+    where = np.full(n, -1, dtype=np.int64)
+    where[keys] = rows
+    return where[at]
+
+
+def _key_columns(keys: np.ndarray, n_keys: int, ticks: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame({T: ticks[keys // n_keys], "_k": keys % n_keys}, schema={T: I64, "_k": I64})
 
 
 # --- families ---------------------------------------------------------------------------------------
-def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
-    det = _latest(_stacked(frames, "traffic", ticks, single, ix.segment_key), cfg.traffic_max_age_s)
-    prb = _latest(_stacked(frames, "probe", ticks, single, ix.segment_key), cfg.traffic_max_age_s)
-    det = det.select(T, "_k", pl.col("window_end_ms").alias("det_end_ms"), "volume_veh", "occupancy_pct",
-                     pl.when(pl.col("volume_veh") > 0).then(pl.col("speed_kmh")).otherwise(None).alias("det_speed_kmh"))
+#: A family's output table, and of each row its tick position and district position (-1: none).
+_Family = tuple[pl.DataFrame, np.ndarray, np.ndarray]
+
+
+def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
+    det = _stacked(frames, "traffic", ticks, single, ix.segment_key)
+    prb = _stacked(frames, "probe", ticks, single, ix.segment_key)
+    d_rows, d_keys = det.latest(ticks, cfg.traffic_max_age_s)
+    p_rows, p_keys = prb.latest(ticks, cfg.traffic_max_age_s)
+    nk = det.n_keys
+    n = len(ticks) * nk
+    keys = _union(n, d_keys, p_keys)  # the full join of the two, in (tick, _k) order
+    d = _gather(det.frame.select("window_end_ms", "volume_veh", "speed_kmh", "occupancy_pct"), _place(n, d_keys, d_rows, keys))
+    p = _gather(prb.frame.select("window_end_ms", "travel_time_s"), _place(n, p_keys, p_rows, keys))
+    d = d.select(pl.col("window_end_ms").alias("det_end_ms"), "volume_veh", "occupancy_pct",
+                 pl.when(pl.col("volume_veh") > 0).then(pl.col("speed_kmh")).otherwise(None).alias("det_speed_kmh"))
     # A zero probe time is no measurement (a vehicle cannot cross a segment in no time).
-    prb = prb.select(T, "_k", pl.col("window_end_ms").alias("probe_end_ms"),
-                     pl.when(pl.col("travel_time_s") > 0).then(pl.col("travel_time_s")).otherwise(None).alias("probe_tt_s"))
-    seg = det.join(prb, on=[T, "_k"], how="full", coalesce=True).sort(T, "_k").join(ix.segments, on="_k", how="left", maintain_order="left")
+    p = p.select(pl.col("window_end_ms").alias("probe_end_ms"),
+                 pl.when(pl.col("travel_time_s") > 0).then(pl.col("travel_time_s")).otherwise(None).alias("probe_tt_s"))
+    k = keys % nk
+    seg = pl.concat([_key_columns(keys, nk, ticks), d, p, ix.segments[k].drop("_k")], how="horizontal")
     probe_speed = pl.col("length_km") / (pl.col("probe_tt_s") / 3600.0)
     observed = pl.col("volume_veh").is_not_null()
     vol_sum = pl.col("volume_veh").sum().over(T)
@@ -170,7 +242,6 @@ def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl
     # traffic.speed_level, with each segment's band edges looked up once per city
     v = seg["speed_kmh"].to_numpy()
     all_edges, unknown = ix.speed_edges(std)
-    k = seg["_k"].to_numpy()
     if unknown[k].any():
         bad = sorted(set(ix.segments["road_class"].to_numpy()[k[unknown[k]]].tolist()))
         raise ValueError(f"unknown road class(es) {bad}; known: {', '.join(traffic.congestion_table(std).road_classes)}")
@@ -187,36 +258,40 @@ def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl
         pl.Series("congestion_level", np.where(sp_lvl > 0, sp_lvl, tpi_lvl), dtype=I64),
         (pl.coalesce(pl.col("volume_veh"), pl.col("lanes") * pl.col("_per_lane")) * pl.col("length_km")).alias("vkm"),
     )
-    return seg.select(
+    out = seg.select(
         "segment_id", "district", "cell_id", "road_class", "length_km", "window_end_ms", "volume_veh", "occupancy_pct",
         "speed_kmh", "speed_source", "travel_time_s", "tti", "tpi", "tpi_level", "tpi_level_name", "speed_level",
         "speed_level_name", "congestion_level", "vkm", T,
     )
+    return out, keys // nk, ix.segment_area[k]
 
 
-def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
+def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
     age = cfg.air_max_age_s
-    a1 = _latest(_stacked(frames, "air_1h", ticks, single, ix.sensor_key), age)
-    a24 = _latest(_stacked(frames, "air_24h", ticks, single, ix.sensor_key), age)
-    o8 = _latest(_stacked(frames, "air_8h_o3", ticks, single, ix.sensor_key), age)
-    a1 = a1.select(T, "_k", "window_end_ms", *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS])
-    a24 = a24.select(T, "_k", pl.col("window_end_ms").alias("_end24"),
-                     *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"])
-    o8 = o8.select(T, "_k", pl.col("window_end_ms").alias("_end8"), "o3_8h_ugm3")
-    key = [T, "_k"]
-    st = a1.join(a24, on=key, how="full", coalesce=True).join(o8, on=key, how="full", coalesce=True)
-    st = st.with_columns(pl.max_horizontal("window_end_ms", "_end24", "_end8").alias("window_end_ms")).drop("_end24", "_end8")
-    st = st.sort(key).join(ix.sensors.select("_k", "sensor_id", "district", "cell_id"), on="_k", how="left", maintain_order="left")
+    tables = [_stacked(frames, name, ticks, single, ix.sensor_key) for name in ("air_1h", "air_24h", "air_8h_o3")]
+    latest = [t.latest(ticks, age) for t in tables]
+    n = len(ticks) * tables[0].n_keys
+    keys = _union(n, *[key for _, key in latest])  # the full join of the three
+    a1, a24, o8 = (_gather(t.frame, _place(n, key, rows, keys)) for t, (rows, key) in zip(tables, latest))
+    st = pl.concat([
+        _key_columns(keys, tables[0].n_keys, ticks),
+        a1.select("window_end_ms", *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS]),
+        a24.select(pl.col("window_end_ms").alias("_end24"),
+                   *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"]),
+        o8.select(pl.col("window_end_ms").alias("_end8"), "o3_8h_ugm3"),
+        ix.sensors[keys % tables[0].n_keys].select("sensor_id", "district", "cell_id"),
+    ], how="horizontal")
     conc_cols = [c for c in st.columns if c.endswith(("_ugm3", "_mgm3"))]
-    st = st.select("sensor_id", "district", "cell_id", "window_end_ms", *conc_cols, T)
+    st = st.select("sensor_id", "district", "cell_id", pl.max_horizontal("window_end_ms", "_end24", "_end8").alias("window_end_ms"),
+                   *conc_cols, T)
     out = air.aqi(st, "hourly", cfg.aqi_standard, cfg.pm_basis)
-    return out.select(pl.exclude(T), T)
+    return out.select(pl.exclude(T), T), keys // tables[0].n_keys, ix.sensor_area[keys % tables[0].n_keys]
 
 
-def _noise_sensor(frames, ix: _Index, refs: _Refs, ticks, single, cfg: VitalsConfig, tz: str) -> pl.DataFrame:
-    allrows = _stacked(frames, "noise", ticks, single, ix.sensor_key).drop("sensor_id").join(
-        ix.sensors.select("_k", "sensor_id", "district", "cell_id"), on="_k", how="left"
-    ).join(refs.cells.select("cell_id", "noise_class"), on="cell_id", how="left")
+def _noise_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig, tz: str) -> _Family:
+    rows = _stacked(frames, "noise", ticks, single, ix.sensor_key)
+    place = ix.sensor_places[rows.k]
+    allrows = pl.concat([rows.frame.drop("sensor_id"), place], how="horizontal")
     allrows = allrows.with_columns(pl.col("noise_class").fill_null("2"))  # unknown cell: GB 3096's mixed zone
     night = noise.is_night(allrows["window_start_ms"].to_numpy(), tz, cfg.noise_standard)
     allrows = allrows.with_columns(pl.Series("is_night", night, dtype=pl.Boolean))
@@ -230,7 +305,8 @@ def _noise_sensor(frames, ix: _Index, refs: _Refs, ticks, single, cfg: VitalsCon
         (10.0 * (energy.filter(~pl.col("is_night")).sum() / dur.filter(~pl.col("is_night")).sum()).log10()).alias("laeq_day_db"),
         (10.0 * (energy.filter(pl.col("is_night")).sum() / dur.filter(pl.col("is_night")).sum()).log10()).alias("laeq_night_db"),
     ).with_columns(pl.col("laeq_day_db").fill_nan(None), pl.col("laeq_night_db").fill_nan(None))
-    cur = _latest(allrows, cfg.noise_max_age_s).join(periods, on=[T, "_k"], how="left").sort(T, "_k")
+    latest, _ = rows.latest(ticks, cfg.noise_max_age_s)
+    cur = allrows[latest].join(periods, on=[T, "_k"], how="left", maintain_order="left")
     std = cfg.noise_standard
     cls = cur["noise_class"].to_numpy()
     is_n = cur["is_night"].to_numpy().astype(bool)
@@ -249,25 +325,27 @@ def _noise_sensor(frames, ix: _Index, refs: _Refs, ticks, single, cfg: VitalsCon
         pl.Series("day_exceedance_db", noise.exceedance_db(col("laeq_day_db"), lim_day), dtype=F64, nan_to_null=True),
         pl.Series("night_exceedance_db", noise.exceedance_db(col("laeq_night_db"), lim_night), dtype=F64, nan_to_null=True),
     )
-    return cur.select(
+    out = cur.select(
         "sensor_id", "district", "cell_id", "noise_class", "window_start_ms", "window_end_ms", "laeq_db", "lamax_db", "period",
         "limit_db", "exceedance_db", "night_max_exceedance_db", "laeq_day_db", "laeq_night_db", "day_exceedance_db",
         "night_exceedance_db", T,
     )
+    return out, rows.ti[latest], ix.sensor_area[rows.k[latest]]
 
 
-def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> pl.DataFrame:
-    cur = _latest(_stacked(frames, "utility", ticks, single, ix.sensor_key), cfg.utility_max_age_s).drop("sensor_id")
-    cur = cur.sort(T, "_k").join(ix.sensors.select("_k", "sensor_id", "type", "district", "cell_id", "unit", "nominal"),
-                                 on="_k", how="left", maintain_order="left")
+def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
+    rows = _stacked(frames, "utility", ticks, single, ix.sensor_key)
+    latest, _ = rows.latest(ticks, cfg.utility_max_age_s)
+    cur = pl.concat([rows.frame[latest].drop("sensor_id"), ix.sensor_utility[rows.k[latest]]], how="horizontal")
     value = utilities.measured_value(cur)
     quantity = utilities.measured_quantity(cur)
     dev = utilities.deviation_pct(value.cast(F64).to_numpy(), cur["nominal"].to_numpy())
     ok = utilities.within_tolerance(dev, quantity.to_numpy(), cfg.utility_tolerance_pct)
     cur = cur.with_columns(value, quantity, pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
                            pl.Series("within_tolerance", ok.tolist(), dtype=pl.Boolean))
-    return cur.select("sensor_id", "type", "district", "cell_id", "window_end_ms", "unit", "quantity", "value", "nominal",
-                      "deviation_pct", "within_tolerance", T)
+    out = cur.select("sensor_id", "type", "district", "cell_id", "window_end_ms", "unit", "quantity", "value", "nominal",
+                     "deviation_pct", "within_tolerance", T)
+    return out, rows.ti[latest], ix.sensor_area[rows.k[latest]]
 
 
 def _with_cell_district(frame: pl.DataFrame, refs: _Refs) -> pl.DataFrame:
@@ -306,21 +384,22 @@ class _SensorGroups:
         self.registered = np.bincount(self.group_of, minlength=n_groups).astype(np.int64)
         self.metadata = np.bincount(self.group_of, weights=refs.sensors["metadata_complete"].cast(F64).to_numpy(), minlength=n_groups)
         self.types = refs.sensors["type"]
+        position = {d: i for i, d in enumerate(refs.districts["district"].to_list())}
+        self.group_area = np.asarray([position.get(d, -1) for d in self.groups["district"].to_list()], dtype=np.int64)
 
 
 def _sensor_groups(city: City, refs: _Refs) -> _SensorGroups:
     cache = city.__dict__.setdefault("_indexes", {})
-    if "vitals_sensor_groups" not in cache:
-        cache["vitals_sensor_groups"] = _SensorGroups(refs)
-    return cache["vitals_sensor_groups"]
+    if "vitals_batch_sensor_groups" not in cache:
+        cache["vitals_batch_sensor_groups"] = _SensorGroups(refs)
+    return cache["vitals_batch_sensor_groups"]
 
 
-def _sensor_counts(frames, city: City, refs: _Refs, ends: list[int], cfg: VitalsConfig) -> pl.DataFrame:
-    """Per (tick, district, family): the registry's freshness counts (``registered, fresh, stale, silent,
-    never, known, metadata_complete``), from a (tick x sensor) freshness matrix."""
-    sg = _sensor_groups(city, refs)
-    k, n, n_groups = len(ends), len(sg.group_of), sg.groups.height
-    tick_arr = np.asarray(ends, dtype=np.int64)
+def _sensor_counts(frames, sg: _SensorGroups, tick_arr: np.ndarray, cfg: VitalsConfig) -> dict[str, np.ndarray]:
+    """Per (tick, district, family) group, as (ticks x groups) arrays: the registry's freshness counts
+    (``registered, fresh, stale, silent, never, known, metadata_complete``), from a (tick x sensor)
+    freshness matrix."""
+    k, n, n_groups = len(tick_arr), len(sg.group_of), sg.groups.height
     if "sensor_last_seen" not in frames:
         # No last-seen table at all: freshness is unknown (null shares), not "everything silent".
         code = np.full((k, n), -1, dtype=np.int64)
@@ -348,62 +427,153 @@ def _sensor_counts(frames, city: City, refs: _Refs, ends: list[int], cfg: Vitals
         code = sensors.freshness(last, tick_arr[:, None], interval[None, :], cfg.fresh_factor, cfg.silent_factor)
     # counts[tick, group, code + 1] in one bincount
     flat = (np.arange(k)[:, None] * n_groups + sg.group_of[None, :]) * 5 + (code + 1)
-    counts = np.bincount(flat.ravel(), minlength=k * n_groups * 5).reshape(k * n_groups, 5).astype(np.int64)
-    out = pl.DataFrame({
-        T: np.repeat(tick_arr, n_groups), "_g": np.tile(np.arange(n_groups, dtype=np.int64), k),
-        "registered": np.tile(sg.registered, k), "fresh": counts[:, 1], "stale": counts[:, 2], "silent": counts[:, 3],
-        "never": counts[:, 4], "known": counts[:, 1:].sum(axis=1), "metadata_complete": np.tile(sg.metadata, k),
-    })
-    return out.join(sg.groups, on="_g", how="left").drop("_g")
+    counts = np.bincount(flat.ravel(), minlength=k * n_groups * 5).reshape(k, n_groups, 5).astype(np.int64)
+    return {
+        "registered": np.tile(sg.registered, (k, 1)), "fresh": counts[:, :, 1], "stale": counts[:, :, 2],
+        "silent": counts[:, :, 3], "never": counts[:, :, 4], "known": counts[:, :, 1:].sum(axis=2),
+        "metadata_complete": np.tile(sg.metadata, (k, 1)),
+    }
 
 
-def _sensor_shares(by: list[str]) -> list[pl.Expr]:
-    """Registry figures of :func:`brain.vitals.compute._sensor_aggs` from summed freshness counts."""
-    known = pl.col("known")
-
-    def share(num: pl.Expr, name: str) -> pl.Expr:
-        return pl.when(known > 0).then(num / known).otherwise(None).alias(name)
-
-    return [
-        *by, "registered", *sensors.FRESHNESS_NAMES,
-        share(pl.col("fresh"), "fresh_share"),
-        share(pl.col("stale"), "stale_share"),
-        share(pl.col("silent") + pl.col("never"), "silent_share"),
-        share(known - pl.col("never"), "reported_share"),
-        (pl.col("metadata_complete") / pl.col("registered")).alias("metadata_complete_share"),
-    ]
+# --- state tables as of each tick (numpy: ticks x rows) ----------------------------------------------
+def _int_column(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """An integer column as (values with 0 for null, where not null)."""
+    col = frame[name]
+    return col.fill_null(0).to_numpy().astype(np.int64, copy=False), col.is_not_null().to_numpy()
 
 
-_COUNT_COLS = ("registered", *sensors.FRESHNESS_NAMES, "known", "metadata_complete")
+def _codes(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Dense codes of a string column in sorted order (nulls first, as ``sort`` orders them) and the
+    sorted distinct values."""
+    distinct = values.unique().sort(nulls_last=False)
+    codes = values.rank("dense").fill_null(0).to_numpy().astype(np.int64)  # 1.. for values, 0 for null
+    if distinct.null_count() == 0:
+        codes = codes - 1
+    return codes, distinct
 
 
-# --- grouped metrics with a per-row tick ---------------------------------------------------------
-def _case_metrics(cases: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
-    """:func:`brain.vitals.grid.case_metrics` per tick (rows already repeated per tick, as of it)."""
-    t = _TICK
-    since = t - int(cfg.case_lookback_s * 1000)
-    closed, reported = pl.col("closed_ms"), pl.col("reported_ms")
-    is_open = (reported <= t) & (closed.is_null() | (closed > t))
-    closed_recent = closed.is_not_null() & (closed > since) & (closed <= t) & (reported <= t)
-    duration_ms = (closed - reported).clip(lower_bound=0).cast(F64)
-    keys = [T, *by]
-    out = cases.group_by(keys).agg(
-        ((reported > t - HOUR_MS) & (reported <= t)).sum().cast(I64).alias("new_last_hour"),
-        is_open.sum().cast(I64).alias("open_backlog"),
-        (is_open & (pl.col("deadline_ms") < t)).sum().cast(I64).alias("overdue"),
-        closed_recent.sum().cast(I64).alias("closed_recent"),
-        (closed_recent & (closed <= pl.col("deadline_ms"))).sum().cast(I64).alias("closed_on_time"),
-        duration_ms.filter(closed_recent).mean().alias("mean_time_to_close_h"),
-    ).sort(keys)
-    rate = pl.when(pl.col("closed_recent") > 0).then(pl.col("closed_on_time") / pl.col("closed_recent")).otherwise(None)
-    # ms -> h in numpy, as case_metrics does (polars divides by a literal as a multiply by its reciprocal).
-    hours = pl.Series("mean_time_to_close_h", out["mean_time_to_close_h"].cast(F64).to_numpy() / HOUR_MS, nan_to_null=True)
-    out = out.with_columns(rate.cast(F64).alias("on_time_closure_rate"), hours)
-    return out.select(*keys, *grid.METRIC_COLUMNS)
+def _group_counts(masks: Mapping[str, np.ndarray], group: np.ndarray, n_groups: int,
+                  weights: Mapping[str, tuple[str, np.ndarray]] = {}) -> dict[str, np.ndarray]:
+    """Per (tick, group): how many rows of each (ticks x rows) mask hold, and the sums of weights over
+    a mask (``name: (mask name, ticks x rows values)``). Rows of group -1 count nowhere."""
+    k, n = next(iter(masks.values())).shape
+    flat = (np.arange(k, dtype=np.int64)[:, None] * n_groups + group[None, :])
+    inside = np.broadcast_to(group >= 0, (k, n))
+    out = {name: np.bincount(flat[m & inside], minlength=k * n_groups).reshape(k, n_groups) for name, m in masks.items()}
+    for name, (mask, values) in weights.items():
+        m = masks[mask] & inside
+        # Integer-valued ms durations: the float sum is exact in any order (below 2**53).
+        out[name] = np.bincount(flat[m], weights=values[m], minlength=k * n_groups).reshape(k, n_groups)
+    return out
 
 
-def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
-    """:func:`brain.vitals.emergency.incident_metrics` per tick."""
+class _CaseState:
+    """Cases as of each tick: the row masks of :func:`brain.vitals.grid.case_metrics` (a case exists
+    from ``reported_ms``; a close after the tick is still open)."""
+
+    def __init__(self, cases: pl.DataFrame, ticks: np.ndarray, cfg: VitalsConfig) -> None:
+        self.frame = cases
+        rep, rep_ok = _int_column(cases, "reported_ms")
+        closed, closed_ok = _int_column(cases, "closed_ms")
+        deadline, deadline_ok = _int_column(cases, "deadline_ms")
+        t = ticks[:, None]
+        exists = rep_ok & (rep <= t)
+        is_open = exists & (~closed_ok | (closed > t))
+        recent = closed_ok & (closed > t - int(cfg.case_lookback_s * 1000)) & (closed <= t) & exists
+        self.masks = {
+            "exists": exists, "new_last_hour": exists & (rep > t - HOUR_MS), "open_backlog": is_open,
+            "overdue": is_open & deadline_ok & (deadline < t), "closed_recent": recent,
+            "closed_on_time": recent & deadline_ok & (closed <= deadline),
+        }
+        self.duration_ms = np.broadcast_to(np.maximum(closed - rep, 0).astype(np.float64), exists.shape)
+
+    def metrics(self, group: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+        """(ticks x groups) arrays of :data:`brain.vitals.grid.METRIC_COLUMNS` and ``exists`` (cases in the group)."""
+        c = _group_counts(self.masks, group, n_groups, {"_dur": ("closed_recent", self.duration_ms)})
+        n = c["closed_recent"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c["on_time_closure_rate"] = np.where(n > 0, c["closed_on_time"] / n, np.nan)
+            # The mean in ms, then ms -> h (as case_metrics does).
+            c["mean_time_to_close_h"] = np.where(n > 0, c.pop("_dur") / n, np.nan) / HOUR_MS
+        return c
+
+    def table(self, column: str, ticks: np.ndarray, nulls: bool) -> pl.DataFrame:
+        """:func:`brain.vitals.grid.case_metrics` by ``column`` per tick, in (tick, value) order (only the
+        groups with a case at the tick; null values a group of their own when ``nulls``, else dropped)."""
+        codes, distinct = _codes(self.frame[column])
+        if not nulls and distinct.null_count():
+            codes, distinct = codes - 1, distinct[1:]  # the null group (code 0) is dropped
+        m = self.metrics(codes, distinct.len())
+        ti, g = np.nonzero(m["exists"] > 0)
+        cols = {column: distinct.gather(g)}
+        for name in grid.METRIC_COLUMNS:
+            v = m[name][ti, g]
+            cols[name] = pl.Series(name, v, dtype=F64, nan_to_null=True) if v.dtype == np.float64 else pl.Series(name, v, dtype=I64)
+        cols[T] = pl.Series(T, ticks[ti], dtype=I64)
+        return pl.DataFrame(cols)
+
+
+class _OutageState:
+    """Outages as of each tick: live from ``started_ms`` until an ``ended_ms`` after the tick."""
+
+    def __init__(self, outages: pl.DataFrame, ticks: np.ndarray) -> None:
+        self.frame = outages
+        start, start_ok = _int_column(outages, "started_ms")
+        end, end_ok = _int_column(outages, "ended_ms")
+        t = ticks[:, None]
+        self.live = start_ok & (start <= t) & (~end_ok | (end > t))
+        customers, _ = _int_column(outages, "customers")  # a null count adds nothing, as polars' sum
+        self.customers = np.broadcast_to(customers, self.live.shape)
+
+    def counts(self, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+        c = _group_counts({"live": self.live}, group, n_groups)["live"]
+        flat = (np.arange(self.live.shape[0])[:, None] * n_groups + group[None, :])
+        m = self.live & (group >= 0)[None, :]
+        cust = np.bincount(flat[m], weights=self.customers[m], minlength=c.size).reshape(c.shape)
+        return c, np.rint(cust).astype(np.int64)
+
+    def table(self, ticks: np.ndarray) -> pl.DataFrame:
+        """:func:`brain.vitals.utilities.active_outages` by district, utility per tick, in (tick, district,
+        utility) order (live groups only)."""
+        d_code, districts = _codes(self.frame["district"])
+        u_code, utils = _codes(self.frame["utility"])
+        n_u = max(utils.len(), 1)
+        groups, code = np.unique(d_code * n_u + u_code, return_inverse=True)
+        n, cust = self.counts(code.reshape(-1).astype(np.int64), len(groups))
+        ti, g = np.nonzero(n > 0)
+        return pl.DataFrame({
+            "district": districts.gather(groups[g] // n_u), "utility": utils.gather(groups[g] % n_u),
+            "active_outages": pl.Series(n[ti, g], dtype=I64), "customers_affected": pl.Series(cust[ti, g], dtype=I64),
+            T: pl.Series(ticks[ti], dtype=I64),
+        })
+
+
+def _shares(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Registry shares of :func:`brain.vitals.compute._sensor_aggs` from summed freshness counts (NaN: null)."""
+    known = c["known"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        def share(num: np.ndarray) -> np.ndarray:
+            return np.where(known > 0, num / known, np.nan)
+
+        return {
+            "fresh_share": share(c["fresh"]), "stale_share": share(c["stale"]), "silent_share": share(c["silent"] + c["never"]),
+            "reported_share": share(known - c["never"]), "metadata_complete_share": c["metadata_complete"] / c["registered"],
+        }
+
+
+def _sensor_health(counts: Mapping[str, np.ndarray], sg: "_SensorGroups", ticks: np.ndarray) -> pl.DataFrame:
+    """The ``sensor_health`` table: per (tick, district, family), in that order."""
+    k, n_groups = len(ticks), sg.groups.height
+    g = np.tile(np.arange(n_groups), k)
+    cols = {"district": sg.groups["district"].gather(g), "family": sg.groups["family"].gather(g)}
+    cols.update({name: pl.Series(name, counts[name].reshape(-1), dtype=I64) for name in ("registered", *sensors.FRESHNESS_NAMES)})
+    cols.update({name: pl.Series(name, v.reshape(-1), dtype=F64, nan_to_null=True) for name, v in _shares(counts).items()})
+    cols["window_end_ms"] = cols[T] = pl.Series(T, np.repeat(ticks, n_groups), dtype=I64)
+    return pl.DataFrame(cols)
+
+
+def _incident_aggs(cfg: VitalsConfig) -> list[pl.Expr]:
+    """:func:`brain.vitals.emergency.incident_metrics` as aggregations of rows with a ``tick_end_ms``."""
     t = _TICK
     recent = (pl.col("reported_ms") > t - int(cfg.incident_lookback_s * 1000)) & (pl.col("reported_ms") <= t)
     dispatched = recent & pl.col("dispatched_ms").is_not_null() & (pl.col("dispatched_ms") <= t)
@@ -411,8 +581,7 @@ def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig)
     act = (pl.col("reported_ms") <= t) & (pl.col("closed_ms").is_null() | (pl.col("closed_ms") > t))
     d = emergency.dispatch_delay_s().filter(dispatched)
     a = emergency.arrival_delay_s().filter(arrived)
-    keys = [T, *by]
-    return incidents.group_by(keys).agg(
+    return [
         act.sum().cast(I64).alias("active_incidents"),
         *[(act & (pl.col("severity") == s)).sum().cast(I64).alias(f"active_sev{s}") for s in (1, 2, 3, 4)],
         pl.col("units").filter(act).sum().cast(I64).alias("active_units"),
@@ -421,68 +590,55 @@ def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig)
         d.quantile(0.9, "linear").cast(F64).alias("p90_dispatch_delay_s"),
         a.mean().cast(F64).alias("mean_arrival_delay_s"),
         a.quantile(0.9, "linear").cast(F64).alias("p90_arrival_delay_s"),
-    ).sort(keys).select(*keys, *emergency.METRIC_COLUMNS)
+    ]
 
 
-def _active_outages(outages: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """:func:`brain.vitals.utilities.active_outages` per tick (groups with an active outage only)."""
-    live = outages.filter(pl.col("ended_ms").is_null() | (pl.col("ended_ms") > _TICK))
+def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
+    """:func:`brain.vitals.emergency.incident_metrics` per tick."""
     keys = [T, *by]
-    return live.group_by(keys).agg(pl.len().cast(I64).alias("active_outages"),
-                                   pl.col("customers").sum().cast(I64).alias("customers_affected")).sort(keys)
+    return incidents.group_by(keys).agg(_incident_aggs(cfg)).sort(keys).select(*keys, *emergency.METRIC_COLUMNS)
 
 
 # --- areas (districts and the whole city) -----------------------------------------------------------
 CITY_AREA = "__city__"
 
 
-def _area_parts(seg, air_st, noise_st, util_st, outages, cases, incidents, status, cfg: VitalsConfig) -> list:
-    """Per (tick, area) figures of each family, the areas being the districts and the whole city
-    (``area`` = :data:`CITY_AREA`, figures over all the city's rows, not over the districts')."""
-    district = pl.col("district")
-    city = pl.lit(CITY_AREA, dtype=S)
+class _AreaGrid:
+    """The (tick, area) rows of the district and city tables: row ``_r = tick position * A + area``,
+    the areas being the city's districts in order, then the city (``A`` = districts + 1)."""
 
-    def with_area(frame: pl.DataFrame) -> pl.DataFrame:
-        """Each row twice: in its district (if it has one) and in the city."""
-        return pl.concat([frame.filter(district.is_not_null()).with_columns(district.alias("area")),
-                          frame.with_columns(city.alias("area"))])
+    def __init__(self, ticks: np.ndarray, ix: _Index) -> None:
+        self.ticks = ticks
+        self.n_districts = len(ix.district_ids)
+        self.n_areas = self.n_districts + 1
+        self.n_rows = len(ticks) * self.n_areas
+        self.district_key = ix.district_key
 
-    def by_area(frame: pl.DataFrame, aggs) -> pl.DataFrame:
-        return pl.concat([frame.group_by(T, district.alias("area")).agg(aggs).filter(pl.col("area").is_not_null()),
-                          frame.group_by(T, city.alias("area")).agg(aggs)])
+    def area(self, frame: pl.DataFrame) -> np.ndarray:
+        """The district position of each row (-1: no district of the city)."""
+        a = frame.select("district").join(self.district_key, on="district", how="left", maintain_order="left")["_a"]
+        return a.fill_null(-1).to_numpy()
 
-    parts = [by_area(seg, traffic.network_aggregations(cfg.congested_min_level))]
-    conc_cols = [c for c in air_st.columns if c.endswith(("_ugm3", "_mgm3"))]
-    air_area = by_area(air_st, [pl.col(c).mean() for c in conc_cols])
-    parts.append(air.aqi(air_area, "hourly", cfg.aqi_standard, cfg.pm_basis).select(
-        T, "area", "aqi", pl.col("level").alias("aqi_level"), pl.col("category_zh").alias("aqi_category_zh"),
-        pl.col("colour_hex").alias("aqi_colour_hex"), "primary_pollutant"))
-    measured = pl.col("laeq_db").is_not_null()
-    parts.append(by_area(noise_st, [
-        measured.sum().cast(I64).alias("noise_sensors"),
-        (10.0 * (10.0 ** (pl.col("laeq_db") / 10.0)).filter(measured).mean().log10()).alias("noise_laeq_db"),
-        (pl.col("exceedance_db").filter(measured) <= 0).mean().alias("noise_within_limit_share"),
-        pl.col("exceedance_db").max().alias("noise_max_exceedance_db"),
-    ]))
-    g = _case_metrics(with_area(cases), ["area"], cfg)
-    parts.append(g.select(T, "area", pl.col("new_last_hour").alias("cases_new_last_hour"), pl.col("open_backlog").alias("cases_open"),
-                          pl.col("overdue").alias("cases_overdue"), pl.col("on_time_closure_rate").alias("cases_on_time_rate"),
-                          pl.col("mean_time_to_close_h").alias("cases_mean_time_to_close_h")))
-    parts.append(by_area(util_st, [
-        pl.col("within_tolerance").filter(pl.col("within_tolerance").is_not_null()).mean().alias("utility_within_tolerance_share"),
-        pl.col("deviation_pct").abs().max().alias("utility_max_abs_deviation_pct"),
-    ]))
-    o = _active_outages(with_area(outages), ["area"])
-    parts.append(o.select(T, "area", pl.col("active_outages").alias("outages_active"), pl.col("customers_affected").alias("outage_customers")))
-    e = _incident_metrics(with_area(incidents), ["area"], cfg)
-    parts.append(e.select(T, "area", pl.col("active_incidents").alias("incidents_active"),
-                          *[pl.col(f"active_sev{s}").alias(f"incidents_active_sev{s}") for s in (1, 2, 3, 4)],
-                          "mean_dispatch_delay_s", "mean_arrival_delay_s"))
-    s = with_area(status).group_by(T, "area").agg([pl.col(c).sum() for c in _COUNT_COLS]).select(_sensor_shares([T, "area"]))
-    parts.append(s.select(T, "area", pl.col("registered").alias("sensors_registered"), pl.col("fresh_share").alias("sensors_fresh_share"),
-                          pl.col("silent_share").alias("sensors_silent_share"), pl.col("reported_share").alias("registry_reported_share"),
-                          pl.col("metadata_complete_share").alias("registry_metadata_share")))
-    return parts
+    def rows(self, ti: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row (tick position ``ti``, district position ``a``) twice: in its district (if any) and in
+        the city. Row positions (input order kept within each area) and their ``_r``."""
+        placed = np.flatnonzero(a >= 0)
+        rows = np.concatenate([placed, np.arange(len(a))])
+        r = np.concatenate([ti[placed] * self.n_areas + a[placed], ti * self.n_areas + self.n_districts])
+        return rows, r
+
+    def spread(self, by_district: np.ndarray, city: np.ndarray) -> np.ndarray:
+        """(ticks x districts) and (ticks x 1) figures as one value per grid row."""
+        return np.concatenate([by_district, city], axis=1).reshape(-1)
+
+    def by_area(self, family: tuple[pl.DataFrame, np.ndarray, np.ndarray], aggs: list[pl.Expr]) -> pl.DataFrame:
+        """Polars aggregations of a family's rows per grid row (float sums exactly as polars sums them),
+        one result row per grid row (null where the area has no row)."""
+        frame, ti, a = family
+        rows, r = self.rows(ti, a)
+        part = frame[rows].with_columns(pl.Series("_r", r, dtype=I64)).group_by("_r").agg(aggs)
+        at = part["_r"].to_numpy()
+        return _gather(part.drop("_r"), _place(self.n_rows, at, np.arange(len(at)), np.arange(self.n_rows)))
 
 
 _ZERO_COLS = ("cases_new_last_hour", "cases_open", "cases_overdue", "outages_active", "outage_customers", "incidents_active",
@@ -502,13 +658,63 @@ AREA_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], ticks: pl.DataFrame, city: City, cfg: VitalsConfig) -> pl.DataFrame:
-    """One row per (tick, area): the families' figures, the health scores and the index."""
-    out = ticks.join(areas, how="cross")
-    for p in parts:
-        out = out.join(p if p.schema["area"] == S else p.with_columns(pl.col("area").cast(S)), on=[T, "area"], how="left")
+def _area_table(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: pl.DataFrame,
+                status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, areas: pl.DataFrame, city: City,
+                cfg: VitalsConfig) -> pl.DataFrame:
+    """One row per (tick, area), in grid order: the families' figures, the health scores and the index."""
+    k, n_areas = len(grid_ix.ticks), grid_ix.n_areas
+    polars_parts = [grid_ix.by_area(seg, traffic.network_aggregations(cfg.congested_min_level))]
+    conc_cols = [c for c in air_st[0].columns if c.endswith(("_ugm3", "_mgm3"))]
+    air_area = grid_ix.by_area(air_st, [pl.col(c).mean() for c in conc_cols])
+    polars_parts.append(air.aqi(air_area, "hourly", cfg.aqi_standard, cfg.pm_basis).select(
+        "aqi", pl.col("level").alias("aqi_level"), pl.col("category_zh").alias("aqi_category_zh"),
+        pl.col("colour_hex").alias("aqi_colour_hex"), "primary_pollutant"))
+    measured = pl.col("laeq_db").is_not_null()
+    polars_parts.append(grid_ix.by_area(noise_st, [
+        measured.sum().cast(I64).alias("noise_sensors"),
+        (10.0 * (10.0 ** (pl.col("laeq_db") / 10.0)).filter(measured).mean().log10()).alias("noise_laeq_db"),
+        (pl.col("exceedance_db").filter(measured) <= 0).mean().alias("noise_within_limit_share"),
+        pl.col("exceedance_db").max().alias("noise_max_exceedance_db"),
+    ]))
+    polars_parts.append(grid_ix.by_area(util_st, [
+        pl.col("within_tolerance").filter(pl.col("within_tolerance").is_not_null()).mean().alias("utility_within_tolerance_share"),
+        pl.col("deviation_pct").abs().max().alias("utility_max_abs_deviation_pct"),
+    ]))
+    inc_ti = np.searchsorted(grid_ix.ticks, incidents[T].to_numpy())
+    e = grid_ix.by_area((incidents, inc_ti, grid_ix.area(incidents)), _incident_aggs(cfg))
+    polars_parts.append(e.select(pl.col("active_incidents").alias("incidents_active"),
+                                 *[pl.col(f"active_sev{s}").alias(f"incidents_active_sev{s}") for s in (1, 2, 3, 4)],
+                                 "mean_dispatch_delay_s", "mean_arrival_delay_s"))
+
+    def per_area(fn, group: np.ndarray):
+        return fn(group, grid_ix.n_districts), fn(np.zeros(len(group), dtype=np.int64), 1)
+
+    cols: dict[str, pl.Series] = {}
+    by_d, whole = per_area(cases.metrics, grid_ix.area(cases.frame))
+    for name, out in (("new_last_hour", "cases_new_last_hour"), ("open_backlog", "cases_open"), ("overdue", "cases_overdue"),
+                      ("on_time_closure_rate", "cases_on_time_rate"), ("mean_time_to_close_h", "cases_mean_time_to_close_h")):
+        v = grid_ix.spread(by_d[name], whole[name])
+        cols[out] = pl.Series(out, v, dtype=F64, nan_to_null=True) if v.dtype == np.float64 else pl.Series(out, v, dtype=I64)
+    (n_d, cust_d), (n_c, cust_c) = per_area(outages.counts, grid_ix.area(outages.frame))
+    cols["outages_active"] = pl.Series("outages_active", grid_ix.spread(n_d, n_c), dtype=I64)
+    cols["outage_customers"] = pl.Series("outage_customers", grid_ix.spread(cust_d, cust_c), dtype=I64)
+    # Registry figures: the (district, family) groups' counts summed per area (null for an area without sensors).
+    onehot = (sg.group_area[:, None] == np.arange(grid_ix.n_districts)[None, :]).astype(np.int64)
+    has = grid_ix.spread(np.broadcast_to(onehot.sum(axis=0) > 0, (k, grid_ix.n_districts)), np.full((k, 1), sg.groups.height > 0))
+    summed = {name: grid_ix.spread(v @ onehot if v.dtype != np.float64 else v @ onehot.astype(np.float64), v.sum(axis=1, keepdims=True))
+              for name, v in status.items()}
+    shares = _shares(summed)
+    cols["sensors_registered"] = pl.Series("sensors_registered", summed["registered"], dtype=I64)
+    for name, out in (("fresh_share", "sensors_fresh_share"), ("silent_share", "sensors_silent_share"),
+                      ("reported_share", "registry_reported_share"), ("metadata_complete_share", "registry_metadata_share")):
+        cols[out] = pl.Series(out, np.where(has, shares[name], np.nan), dtype=F64, nan_to_null=True)
+
+    base = pl.DataFrame({T: np.repeat(grid_ix.ticks, n_areas)}, schema={T: I64})
+    out = pl.concat([base, areas[np.tile(np.arange(n_areas), k)], *polars_parts, pl.DataFrame(cols)], how="horizontal")
     fill = []
     for c, dt in out.schema.items():
+        if c in cols:
+            continue
         e = pl.col(c).fill_null(0) if c in _ZERO_COLS else pl.col(c)
         if dt == F64:
             e = e.fill_nan(None)
@@ -561,49 +767,54 @@ def compute_vitals_batch(frames: Mapping[str, pl.DataFrame], city: City, window_
 def _compute(frames, city: City, ends: list[int], single: int | None, cfg: VitalsConfig) -> dict[str, pl.DataFrame]:
     refs = _refs(city)
     ix = _index(city, refs)
-    ticks = pl.DataFrame({T: ends}, schema={T: I64})
+    ticks = np.asarray(ends, dtype=np.int64)
     seg = _segment_traffic(frames, ix, ticks, single, cfg)
     air_st = _air_station(frames, ix, ticks, single, cfg)
-    noise_st = _noise_sensor(frames, ix, refs, ticks, single, cfg, city.timezone)
+    noise_st = _noise_sensor(frames, ix, ticks, single, cfg, city.timezone)
     util_st = _utility_sensor(frames, ix, ticks, single, cfg)
-    outages = _as_of(_with_cell_district(_conform(frames, "outages"), refs), ticks, "started_ms")
-    cases = _as_of(_with_cell_district(_conform(frames, "cases"), refs), ticks, "reported_ms")
-    incidents = _incidents(frames, refs, ticks, cfg)
-    status = _sensor_counts(frames, city, refs, ends, cfg)
+    outages = _OutageState(_with_cell_district(_conform(frames, "outages"), refs), ticks)
+    cases = _CaseState(_with_cell_district(_conform(frames, "cases"), refs), ticks, cfg)
+    incidents = _incidents(frames, refs, pl.DataFrame({T: ends}, schema={T: I64}), cfg)
+    sg = _sensor_groups(city, refs)
+    status = _sensor_counts(frames, sg, ticks, cfg)
 
-    fams = (seg, air_st, noise_st, util_st, outages, cases, incidents, status)
     areas = pl.concat([refs.districts.rename({"district": "area"}),
                        pl.DataFrame({"area": [CITY_AREA], "name": [city.name]}, schema={"area": S, "name": S})])
-    both = _assemble(areas, _area_parts(*fams, cfg), ticks, city, cfg)
-    is_city = pl.col("district") == CITY_AREA
-    district = both.filter(~is_city)
-    city_rows = both.filter(is_city).with_columns(pl.lit(None, dtype=S).alias("district"))
+    grid_ix = _AreaGrid(ticks, ix)
+    both = _area_table(seg, air_st, noise_st, util_st, outages, cases, incidents, status, sg, grid_ix, areas, city, cfg)
+    n_areas = grid_ix.n_areas
+    is_city = np.arange(both.height) % n_areas == n_areas - 1
+    district = both.filter(pl.Series(~is_city))
+    city_rows = both.filter(pl.Series(is_city)).with_columns(pl.lit(None, dtype=S).alias("district"))
 
-    grid_cell = _case_metrics(cases.filter(pl.col("cell_id").is_not_null()), ["cell_id"], cfg)
-    grid_cell = grid_cell.join(refs.cells.select("cell_id", pl.col("cell_district").alias("district")), on="cell_id", how="left")
-    grid_cell = grid_cell.select("cell_id", "district", *grid.METRIC_COLUMNS, T)
-    grid_category = _case_metrics(cases, ["category"], cfg).select("category", *grid.METRIC_COLUMNS, T)
-    util_out = _active_outages(outages, ["district", "utility"]).select(pl.exclude(T), T)
+    grid_cell = cases.table("cell_id", ticks, nulls=False)
+    cell_district = grid_cell.select("cell_id").join(refs.cells.select("cell_id", pl.col("cell_district").alias("district")),
+                                                     on="cell_id", how="left", maintain_order="left")["district"]
+    grid_cell = grid_cell.with_columns(cell_district).select("cell_id", "district", *grid.METRIC_COLUMNS, T)
+    grid_category = cases.table("category", ticks, nulls=True)
+    util_out = outages.table(ticks)
     emerg = _incident_metrics(incidents, ["district", "type", "severity"], cfg).select(pl.exclude(T), T)
-    health_rows = status.select(_sensor_shares(["district", "family", T])).sort(T, "district", "family")
-    health_rows = health_rows.select(pl.exclude(T), T)
     tables = {
-        "segment_traffic": seg,
-        "air_station": air_st,
-        "noise_sensor": noise_st,
-        "utility_sensor": util_st,
+        "segment_traffic": seg[0],
+        "air_station": air_st[0],
+        "noise_sensor": noise_st[0],
+        "utility_sensor": util_st[0],
         "utility_outages": util_out,
         "grid_cell": grid_cell,
         "grid_category": grid_category,
         "emergency": emerg,
-        "sensor_health": health_rows,
         "district": district,
         "city": city_rows,
     }
     # Stacked tables also say their tick as window_end_ms where compute_vitals has no such column.
-    for name in TICK_ONLY_TABLES:
+    for name in ("utility_outages", "grid_cell", "grid_category", "emergency"):
         tables[name] = tables[name].select(pl.exclude(T), pl.col(T).alias("window_end_ms"), T)
-    return tables
+    tables["sensor_health"] = _sensor_health(status, sg, ticks)
+    return {name: tables[name] for name in TABLE_ORDER}
+
+
+TABLE_ORDER = ("segment_traffic", "air_station", "noise_sensor", "utility_sensor", "utility_outages", "grid_cell",
+               "grid_category", "emergency", "sensor_health", "district", "city")
 
 
 #: Tables that compute_vitals gives without a ``window_end_ms`` column (the batch adds it = the tick).

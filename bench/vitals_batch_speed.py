@@ -1,0 +1,143 @@
+"""``compute_vitals_batch`` on the ingest benchmark's day: this checkout vs an older commit, same run.
+
+    POLARS_MAX_THREADS=1 .venv/bin/python bench/vitals_batch_speed.py [--old-ref baee90e] [--repeat 5]
+        [--data /tmp/vb/day6.jsonl] [--batch-minutes 360] [--reuse] [--profile]
+
+The ingest benchmark's data (``bench/ingest.py``'s generator: a simulated day of the demo city as
+JSON lines, 1 % damaged, cut in ``--batch-minutes`` batches) goes through ``CityPipeline.ingest_jsonl``
+once, and the exact arguments of every ``compute_vitals_batch`` call it makes are captured (not
+timed). Then both implementations run on those same inputs, interleaved, ``--repeat`` times:
+
+  old   ``brain/vitals/batch.py`` and ``compute.py`` as of ``--old-ref`` (loaded from git as modules;
+        the leaf formula modules air/noise/traffic/... are this checkout's)
+  new   this checkout's ``brain.vitals.compute_vitals_batch``
+
+Prints seconds per day (all calls of one replay; best of the repeats, CPU and wall), the ratio, and
+checks every table of every call is identical (``assert_frame_equal``, exact) between the two.
+``--profile`` prints a cProfile of one replay of the new implementation.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+
+def load_old(ref: str):
+    """``compute_vitals_batch`` of commit ``ref`` (its batch.py importing its own compute.py)."""
+    def source(path: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{path}"], check=True, capture_output=True, text=True).stdout
+
+    compute = types.ModuleType("_old_vitals_compute")
+    sys.modules[compute.__name__] = compute
+    exec(compile(source("brain/vitals/compute.py"), f"{ref}:compute.py", "exec"), compute.__dict__)
+    batch = types.ModuleType("_old_vitals_batch")
+    sys.modules[batch.__name__] = batch
+    text = source("brain/vitals/batch.py").replace("from brain.vitals.compute import", "from _old_vitals_compute import")
+    exec(compile(text, f"{ref}:batch.py", "exec"), batch.__dict__)
+    return batch.compute_vitals_batch
+
+
+def capture(data: Path, batch_minutes: int):
+    """The city and the (frames, ends) of every compute_vitals_batch call of one replay."""
+    import ingest
+
+    from brain.city import demo_city_path, load_city
+    from brain.kernels.window import warm_up
+    from brain.pipeline import CityPipeline
+
+    if not data.exists() or not data.with_suffix(".cuts").exists():
+        data.parent.mkdir(parents=True, exist_ok=True)
+        ingest.make_data(data, 24, 0.01, batch_minutes)
+    city = load_city(demo_city_path())
+    warm_up()
+    calls = []
+    pipe = CityPipeline(city)
+    real = pipe.vitals_batch_fn
+
+    def keep(frames, city, ends):
+        calls.append((dict(frames), list(ends)))
+        return real(frames, city, ends)
+
+    pipe.vitals_batch_fn = keep
+    for b in ingest._batches(data):
+        pipe.ingest_jsonl(b)
+    pipe.flush()
+    return city, calls
+
+
+def replay(fn, city, calls) -> tuple[float, float, list]:
+    outs = []
+    c0, w0 = time.process_time(), time.perf_counter()
+    for frames, ends in calls:
+        outs.append(fn(frames, city, ends))
+    return time.process_time() - c0, time.perf_counter() - w0, outs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--old-ref", default="baee90e", help="git commit of the old implementation (default baee90e)")
+    ap.add_argument("--repeat", type=int, default=5, help="replays of each (best reported)")
+    ap.add_argument("--data", type=Path, default=Path("/tmp/vb/day6.jsonl"), help="JSON lines (made if missing)")
+    ap.add_argument("--batch-minutes", type=int, default=360, help="batch size when the data is made")
+    ap.add_argument("--reuse", action="store_true", help="reuse the inputs captured by an earlier run (next to --data)")
+    ap.add_argument("--profile", action="store_true", help="cProfile one replay of the new implementation")
+    args = ap.parse_args()
+
+    from polars.testing import assert_frame_equal
+
+    from brain.vitals import compute_vitals_batch as new
+
+    old = load_old(args.old_ref)
+    cache = args.data.with_suffix(".vitals_calls.pkl")
+    if args.reuse and cache.exists():
+        from brain.city import demo_city_path, load_city
+
+        city, calls = load_city(demo_city_path()), pickle.loads(cache.read_bytes())
+    else:
+        city, calls = capture(args.data, args.batch_minutes)
+        cache.write_bytes(pickle.dumps(calls))
+    n_ticks = sum(len(e) for _, e in calls)
+    print(f"{len(calls)} calls, {n_ticks} ticks; POLARS_MAX_THREADS={os.environ['POLARS_MAX_THREADS']}")
+    replay(old, city, calls[:1])
+    replay(new, city, calls[:1])  # warm both (per-city caches, lazy imports)
+    best = {"old": (1e9, 1e9), "new": (1e9, 1e9)}
+    outs = {}
+    for _ in range(args.repeat):
+        for name, fn in (("old", old), ("new", new)):
+            cpu, wall, outs[name] = replay(fn, city, calls)
+            best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+    for name in ("old", "new"):
+        print(f"{name:4s} {best[name][0]:.3f} s CPU  {best[name][1]:.3f} s wall per day")
+    print(f"speed-up old/new: {best['old'][0] / best['new'][0]:.2f}x CPU, {best['old'][1] / best['new'][1]:.2f}x wall")
+    for i, (a, b) in enumerate(zip(outs["old"], outs["new"])):
+        assert list(a) == list(b), f"call {i}: table names differ"
+        for name in a:
+            assert_frame_equal(b[name], a[name], check_exact=True)
+    print("identical: every table of every call")
+    if args.profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        replay(new, city, calls)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
