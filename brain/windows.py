@@ -115,13 +115,13 @@ class TumblingWindows:
         if len(unique) == 1:
             accumulate(np.zeros(len(keys), np.int64), keys, values, *self._arrays(int(unique[0])))
             return
-        # Many windows in one batch (a replay): a stable sort by window gives each window its rows as
-        # one slice, still in arrival order, so sums come out bit-identical however batches are cut.
-        order = np.argsort(slot, kind="stable")
-        bounds = np.searchsorted(slot[order], np.arange(len(unique) + 1))
+        # Many windows in one batch (a replay): one kernel pass over a stack of the windows touched.
+        # Rows are still added in arrival order, so sums come out bit-identical however batches are cut.
+        windows = [self._arrays(int(start)) for start in unique]
+        stacked = [np.concatenate([w[i] for w in windows]) for i in range(3)]
+        accumulate(slot.astype(np.int64), keys, values, *stacked)
         for i, start in enumerate(unique.tolist()):
-            rows = order[bounds[i] : bounds[i + 1]]
-            accumulate(np.zeros(len(rows), np.int64), keys[rows], values[rows], *self._arrays(start))
+            self._open[start] = tuple(a[i : i + 1] for a in stacked)
 
     def close(self, watermark_ms: int) -> list[ClosedWindow]:
         """Close and return every window whose end is at or before the watermark, oldest first."""
