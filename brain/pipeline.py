@@ -166,9 +166,12 @@ class _TickTables:
                     else:
                         data[col] = pl.Series(col, [], dtype=pl.Utf8)
                 else:
-                    arr = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
-                    series = pl.Series(col, arr, nan_to_null=True)
-                    data[col] = series.cast(pl.Int64) if dtype == pl.Int64 else series
+                    arr = np.concatenate(chunks) if chunks else np.zeros(0, np.int64 if dtype == pl.Int64 else np.float64)
+                    if dtype == pl.Int64 and arr.dtype.kind in "iu":
+                        data[col] = pl.Series(col, arr.astype(np.int64, copy=False))
+                    else:  # floats, or counts/times kept as floats where NaN marks a missing value
+                        series = pl.Series(col, arr.astype(np.float64, copy=False), nan_to_null=True)
+                        data[col] = series.cast(pl.Int64) if dtype == pl.Int64 else series
             out[name] = pl.DataFrame(data)
         return out
 
