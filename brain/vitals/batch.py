@@ -89,6 +89,12 @@ class _Index:
         self.sensor_places = self.sensors.select("sensor_id", "district", "cell_id").join(
             refs.cells.select("cell_id", "noise_class"), on="cell_id", how="left", maintain_order="left")
         self.sensor_utility = self.sensors.select("sensor_id", "type", "district", "cell_id", "unit", "nominal")
+        self.length_km = self.segments["length_km"].to_numpy()
+        self.free_flow_kmh = self.segments["free_flow_kmh"].to_numpy()
+        self.lanes = self.segments["lanes"].to_numpy()
+        units = [(u or "").lower() if u is not None else None for u in self.sensors["unit"].to_list()]
+        columns = {u: utilities.QUANTITIES.index(c) for u, c in utilities.UNIT_COLUMN.items()}
+        self.unit_column = np.asarray([columns.get(u, -1) if u is not None else -1 for u in units], dtype=np.int64)
         self.district_ids = refs.districts["district"].to_list()
         position = {d: i for i, d in enumerate(self.district_ids)}
         self.segment_area = np.asarray([position.get(d, -1) for d in self.segments["district"].to_list()], dtype=np.int64)
@@ -117,9 +123,8 @@ def _index(city: City, refs: _Refs) -> _Index:
 
 
 class _Rows:
-    """A per-window input conformed to its schema, restricted to the rows of known ids and of the
-    batch's ticks (input order kept), with ``tick_end_ms`` and ``_k`` columns and, as numpy, the
-    tick's position ``ti`` in the batch and ``k``."""
+    """A per-window input (conformed to its schema; input order) with, as numpy, each row's tick position
+    ``ti`` in the batch and key ``k`` (-1 for a row of another tick or of an unknown id)."""
 
     def __init__(self, frame: pl.DataFrame, ti: np.ndarray, k: np.ndarray, n_keys: int) -> None:
         self.frame, self.ti, self.k, self.n_keys = frame, ti, k, n_keys
@@ -129,7 +134,7 @@ class _Rows:
         ends the last row): row positions and their keys ``ti * n_keys + k``, in key order."""
         end = self.frame["window_end_ms"].to_numpy()  # float with NaN where null: no comparison holds
         tick = ticks[self.ti]
-        ok = (end <= tick) & (end > tick - int(max_age_s * 1000))
+        ok = (self.ti >= 0) & (self.k >= 0) & (end <= tick) & (end > tick - int(max_age_s * 1000))
         sel = np.flatnonzero(ok)
         sel_key = self.ti[sel] * self.n_keys + self.k[sel]
         order = np.lexsort((end[sel], sel_key))  # stable: of equal (key, end) the input order stays
@@ -138,11 +143,31 @@ class _Rows:
         last[:-1] = key[1:] != key[:-1]
         return s[last], key[last]
 
+    def values(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Column ``name`` at ``rows`` (-1: no row) as float64 and where it is not null."""
+        v, ok = _values(self.frame[name])
+        if not len(v):
+            return np.full(len(rows), np.nan), np.zeros(len(rows), dtype=bool)
+        at = np.maximum(rows, 0)
+        return v[at], ok[at] & (rows >= 0)
+
+
+def _conformed(frames: Mapping[str, pl.DataFrame], name: str) -> pl.DataFrame:
+    """:func:`brain.vitals.compute._conform`, except that a frame already in shape (its columns of the
+    schema have their dtypes; others may be there too) is used as it is."""
+    schema, _ = INPUT_SCHEMAS[name]
+    frame = frames.get(name)
+    if isinstance(frame, pl.DataFrame) and frame.height:
+        have = frame.schema
+        if all(have.get(col) == dtype for col, dtype in schema.items()):
+            return frame.rechunk() if frame.n_chunks() > 1 else frame
+    return _conform(frames, name)
+
 
 def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: np.ndarray, single: int | None,
              key: pl.DataFrame) -> _Rows:
-    """A per-window input as :class:`_Rows` (rows of unknown ids or of other ticks dropped)."""
-    base = _conform(frames, name)
+    """A per-window input as :class:`_Rows`."""
+    base = _conformed(frames, name)
     raw = frames.get(name)
     n = base.height
     if raw is not None and n and T in raw.columns:
@@ -150,9 +175,9 @@ def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: np.ndarray, s
             tick = raw[T].cast(I64)
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
             raise ValueError(f"window frame {name!r}: tick_end_ms must be integer epoch ms") from None
-        t = tick.fill_null(np.iinfo(np.int64).min).to_numpy()
+        t, t_ok = _ints(tick)
         ti = np.minimum(np.searchsorted(ticks, t), max(len(ticks) - 1, 0))
-        ti = np.where(ticks[ti] == t, ti, -1) if len(ticks) else np.full(n, -1, dtype=np.int64)
+        ti = np.where(t_ok & (ticks[ti] == t), ti, -1) if len(ticks) else np.full(n, -1, dtype=np.int64)
     elif single is not None:
         ti = np.zeros(n, dtype=np.int64)
     elif n:
@@ -160,23 +185,53 @@ def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: np.ndarray, s
     else:
         ti = np.zeros(0, dtype=np.int64)
     id_col = key.columns[0]
-    k = base.select(id_col).join(key, on=id_col, how="left", maintain_order="left")["_k"].fill_null(-1).to_numpy()
-    keep = (ti >= 0) & (k >= 0)
-    if not keep.all():
-        rows = np.flatnonzero(keep)
-        base, ti, k = base[rows], ti[rows], k[rows]
-    elif base.n_chunks() > 1:
-        base = base.rechunk()  # stacked per tick: hundreds of chunks make every later step slow
-    base = base.with_columns(pl.Series(T, ticks[ti], dtype=I64), pl.Series("_k", k, dtype=I64))
-    return _Rows(base, ti, k, key.height)
+    k, k_ok = _ints(base[[id_col]].join(key, on=id_col, how="left", maintain_order="left")["_k"])
+    return _Rows(base, ti, np.where(k_ok, k, -1), key.height)
 
 
-def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
-    """Rows of ``frame`` by position, an all-null row where ``rows`` is -1."""
-    if len(rows) and rows.min() < 0:
-        idx = pl.Series(np.where(rows < 0, np.nan, rows), nan_to_null=True).cast(pl.UInt32)
-        return frame.select(pl.all().gather(idx))
-    return frame[rows]
+def _values(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric column as float64 (NaN where null) and where it is not null (a NaN value is not null)."""
+    v = col.to_numpy()
+    if v.dtype != np.float64:
+        v = v.astype(np.float64)
+    nulls = col.null_count()
+    if not nulls:
+        return v, np.ones(len(v), dtype=bool)
+    nan = np.isnan(v)
+    if nan.sum() > nulls:  # NaN values besides the nulls: only polars knows which is which
+        return v, ~col.is_null().to_numpy()
+    return v, ~nan
+
+
+def _ints(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """An integer column as int64 (0 where null) and where it is not null."""
+    if not col.null_count():
+        return col.to_numpy().astype(np.int64, copy=False), np.ones(col.len(), dtype=bool)
+    v = col.to_numpy()  # float64 with NaN for nulls: exact for epoch ms (< 2**53)
+    ok = ~np.isnan(v)
+    return np.where(ok, v, 0).astype(np.int64), ok
+
+
+def _f64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
+    """A Float64 Series from values and where they are not null (a NaN there stays NaN)."""
+    if ok is None or ok.all():
+        return pl.Series(name, v, dtype=F64)
+    if not np.isnan(v[ok]).any():
+        return pl.Series(name, np.where(ok, v, np.nan), dtype=F64, nan_to_null=True)
+    nulls = pl.Series(name, np.full(len(v), np.nan), dtype=F64, nan_to_null=True)
+    return pl.Series(name, v, dtype=F64).zip_with(pl.Series(ok), nulls)
+
+
+def _i64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
+    if ok is None or ok.all():
+        return pl.Series(name, v, dtype=I64)
+    return pl.Series(name, np.where(ok, v, np.nan), dtype=F64, nan_to_null=True).cast(I64)
+
+
+def _gt0(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """polars' ``> 0`` of a non-null value (NaN is above every number there)."""
+    with np.errstate(invalid="ignore"):
+        return ok & ((v > 0) | np.isnan(v))
 
 
 def _union(n: int, *key_sets: np.ndarray) -> np.ndarray:
@@ -194,8 +249,16 @@ def _place(n: int, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> np.nda
     return where[at]
 
 
-def _key_columns(keys: np.ndarray, n_keys: int, ticks: np.ndarray) -> pl.DataFrame:
-    return pl.DataFrame({T: ticks[keys // n_keys], "_k": keys % n_keys}, schema={T: I64, "_k": I64})
+def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """Rows of ``frame`` by position, an all-null row where ``rows`` is -1."""
+    if len(rows) and rows.min() < 0:
+        return frame.vstack(frame.clear(1))[np.where(rows < 0, frame.height, rows)]
+    return frame[rows]
+
+
+def _pick(values: tuple, idx: np.ndarray) -> pl.Series:
+    """String values by index (the last entry of ``values`` may be None)."""
+    return pl.Series(list(values), dtype=S)[idx]
 
 
 # --- families ---------------------------------------------------------------------------------------
@@ -211,141 +274,193 @@ def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _F
     nk = det.n_keys
     n = len(ticks) * nk
     keys = _union(n, d_keys, p_keys)  # the full join of the two, in (tick, _k) order
-    d = _gather(det.frame.select("window_end_ms", "volume_veh", "speed_kmh", "occupancy_pct"), _place(n, d_keys, d_rows, keys))
-    p = _gather(prb.frame.select("window_end_ms", "travel_time_s"), _place(n, p_keys, p_rows, keys))
-    d = d.select(pl.col("window_end_ms").alias("det_end_ms"), "volume_veh", "occupancy_pct",
-                 pl.when(pl.col("volume_veh") > 0).then(pl.col("speed_kmh")).otherwise(None).alias("det_speed_kmh"))
-    # A zero probe time is no measurement (a vehicle cannot cross a segment in no time).
-    p = p.select(pl.col("window_end_ms").alias("probe_end_ms"),
-                 pl.when(pl.col("travel_time_s") > 0).then(pl.col("travel_time_s")).otherwise(None).alias("probe_tt_s"))
-    k = keys % nk
-    seg = pl.concat([_key_columns(keys, nk, ticks), d, p, ix.segments[k].drop("_k")], how="horizontal")
-    probe_speed = pl.col("length_km") / (pl.col("probe_tt_s") / 3600.0)
-    observed = pl.col("volume_veh").is_not_null()
-    vol_sum = pl.col("volume_veh").sum().over(T)
-    lanes_sum = pl.when(observed).then(pl.col("lanes")).otherwise(0).sum().over(T)
-    speed = pl.coalesce(probe_speed, pl.col("det_speed_kmh"))
-    seg = seg.with_columns(
-        pl.max_horizontal("det_end_ms", "probe_end_ms").alias("window_end_ms"),
-        speed.alias("speed_kmh"),
-        pl.when(pl.col("probe_tt_s").is_not_null()).then(pl.lit("probe"))
-        .when(pl.col("det_speed_kmh").is_not_null()).then(pl.lit("detector")).otherwise(None).alias("speed_source"),
-        (pl.col("length_km") * 3600.0 / pl.col("free_flow_kmh")).alias("free_flow_time_s"),
-        pl.coalesce(pl.col("probe_tt_s"), pl.col("length_km") * 3600.0 / speed).alias("travel_time_s"),
-        # Vehicle-km weights: probe-only segments get the tick's observed mean volume per lane.
-        pl.when(lanes_sum > 0).then(vol_sum / lanes_sum).otherwise(1.0).alias("_per_lane"),
-    )
+    d_at, p_at = _place(n, d_keys, d_rows, keys), _place(n, p_keys, p_rows, keys)
+    ti, k = keys // nk, keys % nk
+    det_end, det_end_ok = det.values("window_end_ms", d_at)
+    vol, vol_ok = det.values("volume_veh", d_at)
+    spd, spd_ok = det.values("speed_kmh", d_at)
+    occ, occ_ok = det.values("occupancy_pct", d_at)
+    prb_end, prb_end_ok = prb.values("window_end_ms", p_at)
+    tt, tt_ok = prb.values("travel_time_s", p_at)
+    # A detector window with no vehicle gives no speed; a zero probe time is no measurement.
+    det_spd_ok = _gt0(vol, vol_ok) & spd_ok
+    tt_ok = _gt0(tt, tt_ok)
+    length, ff, lanes = ix.length_km[k], ix.free_flow_kmh[k], ix.lanes[k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # polars divides by a literal as a multiply by its reciprocal
+        probe_speed = length / (tt * (1.0 / 3600.0))
+        speed = np.where(tt_ok, probe_speed, spd)
+        speed_ok = tt_ok | det_spd_ok
+        free_flow_time = length * 3600.0 / ff
+        travel_time = np.where(tt_ok, tt, length * 3600.0 / speed)
+    end_ok = det_end_ok | prb_end_ok
+    end = np.where(det_end_ok & prb_end_ok, np.fmax(det_end, prb_end), np.where(det_end_ok, det_end, prb_end))
+    end = np.where(end_ok, end, 0).astype(np.int64)
+    source = np.where(tt_ok, 0, np.where(det_spd_ok, 1, 2))
+    # Vehicle-km weights: probe-only segments get the tick's observed mean volume per lane.
+    vol_sum = _tick_sums(ti, _f64("v", vol, vol_ok), len(ticks))
+    lanes_sum = np.bincount(ti, weights=np.where(vol_ok, lanes, 0), minlength=len(ticks))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_lane = np.where(lanes_sum > 0, vol_sum / lanes_sum, 1.0)[ti]
+    vkm = np.where(vol_ok, vol, lanes * per_lane) * length
     std = cfg.congestion_standard
-    tti = traffic.tti_from_travel_time(seg["travel_time_s"].to_numpy(), seg["free_flow_time_s"].to_numpy())
+    tt_arr = np.where(speed_ok | tt_ok, travel_time, np.nan)
+    tti = traffic.tti_from_travel_time(tt_arr, free_flow_time)
     tpi = traffic.tpi_from_tti(tti, std)
     tpi_lvl = traffic.tpi_level(tpi, std)
     # traffic.speed_level, with each segment's band edges looked up once per city
-    v = seg["speed_kmh"].to_numpy()
+    v = np.where(speed_ok, speed, np.nan)
     all_edges, unknown = ix.speed_edges(std)
     if unknown[k].any():
         bad = sorted(set(ix.segments["road_class"].to_numpy()[k[unknown[k]]].tolist()))
         raise ValueError(f"unknown road class(es) {bad}; known: {', '.join(traffic.congestion_table(std).road_classes)}")
     edges = all_edges[k]
-    sp_lvl = np.where(np.isnan(v), 0, edges.shape[1] + 1 - np.sum(v[:, None] > edges, axis=1)).astype(np.int64)
-    names = pl.Series(traffic.tpi_level_names(np.arange(edges.shape[1] + 2), std), dtype=S)  # level 0..5 -> name
-    seg = seg.with_columns(
-        pl.Series("tti", tti, dtype=F64, nan_to_null=True),
-        pl.Series("tpi", tpi, dtype=F64, nan_to_null=True),
-        pl.Series("tpi_level", tpi_lvl, dtype=I64),
-        names.gather(tpi_lvl).alias("tpi_level_name"),
-        pl.Series("speed_level", sp_lvl, dtype=I64),
-        names.gather(sp_lvl).alias("speed_level_name"),
+    with np.errstate(invalid="ignore"):
+        sp_lvl = np.where(np.isnan(v), 0, edges.shape[1] + 1 - np.sum(v[:, None] > edges, axis=1)).astype(np.int64)
+    names = tuple(traffic.tpi_level_names(np.arange(edges.shape[1] + 2), std))  # level 0..5 -> name
+    ref = ix.segments[k]
+    out = pl.DataFrame([
+        ref.get_column("segment_id"), ref.get_column("district"), ref.get_column("cell_id"), ref.get_column("road_class"),
+        ref.get_column("length_km"),
+        _i64("window_end_ms", end, end_ok),
+        _f64("volume_veh", vol, vol_ok), _f64("occupancy_pct", occ, occ_ok), _f64("speed_kmh", speed, speed_ok),
+        _pick(("probe", "detector", None), source).alias("speed_source"), _f64("travel_time_s", travel_time, tt_ok | speed_ok),
+        pl.Series("tti", tti, dtype=F64, nan_to_null=True), pl.Series("tpi", tpi, dtype=F64, nan_to_null=True),
+        pl.Series("tpi_level", tpi_lvl, dtype=I64), _pick(names, tpi_lvl).alias("tpi_level_name"),
+        pl.Series("speed_level", sp_lvl, dtype=I64), _pick(names, sp_lvl).alias("speed_level_name"),
         pl.Series("congestion_level", np.where(sp_lvl > 0, sp_lvl, tpi_lvl), dtype=I64),
-        (pl.coalesce(pl.col("volume_veh"), pl.col("lanes") * pl.col("_per_lane")) * pl.col("length_km")).alias("vkm"),
-    )
-    out = seg.select(
-        "segment_id", "district", "cell_id", "road_class", "length_km", "window_end_ms", "volume_veh", "occupancy_pct",
-        "speed_kmh", "speed_source", "travel_time_s", "tti", "tpi", "tpi_level", "tpi_level_name", "speed_level",
-        "speed_level_name", "congestion_level", "vkm", T,
-    )
-    return out, keys // nk, ix.segment_area[k]
+        _f64("vkm", vkm), pl.Series(T, ticks[ti], dtype=I64),
+    ])
+    return out, ti, ix.segment_area[k]
+
+
+def _tick_sums(ti: np.ndarray, values: pl.Series, n_ticks: int) -> np.ndarray:
+    """Per tick, the sum of a float column's non-null values, summed as polars sums them."""
+    if not values.len():
+        return np.zeros(n_ticks)
+    sums = pl.DataFrame([pl.Series("_t", ti, dtype=I64), values]).group_by("_t").agg(pl.col(values.name).sum())
+    out = np.zeros(n_ticks)
+    out[sums["_t"].to_numpy()] = sums[values.name].to_numpy()
+    return out
 
 
 def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
     age = cfg.air_max_age_s
     tables = [_stacked(frames, name, ticks, single, ix.sensor_key) for name in ("air_1h", "air_24h", "air_8h_o3")]
     latest = [t.latest(ticks, age) for t in tables]
-    n = len(ticks) * tables[0].n_keys
+    nk = tables[0].n_keys
+    n = len(ticks) * nk
     keys = _union(n, *[key for _, key in latest])  # the full join of the three
-    a1, a24, o8 = (_gather(t.frame, _place(n, key, rows, keys)) for t, (rows, key) in zip(tables, latest))
-    st = pl.concat([
-        _key_columns(keys, tables[0].n_keys, ticks),
-        a1.select("window_end_ms", *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS]),
-        a24.select(pl.col("window_end_ms").alias("_end24"),
-                   *[pl.col(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"]),
-        o8.select(pl.col("window_end_ms").alias("_end8"), "o3_8h_ugm3"),
-        ix.sensors[keys % tables[0].n_keys].select("sensor_id", "district", "cell_id"),
-    ], how="horizontal")
-    conc_cols = [c for c in st.columns if c.endswith(("_ugm3", "_mgm3"))]
-    st = st.select("sensor_id", "district", "cell_id", pl.max_horizontal("window_end_ms", "_end24", "_end8").alias("window_end_ms"),
-                   *conc_cols, T)
-    out = air.aqi(st, "hourly", cfg.aqi_standard, cfg.pm_basis)
-    return out.select(pl.exclude(T), T), keys // tables[0].n_keys, ix.sensor_area[keys % tables[0].n_keys]
+    at = [_place(n, key, rows, keys) for rows, key in latest]
+    ends = [t.values("window_end_ms", a) for t, a in zip(tables, at)]
+    end_ok = ends[0][1] | ends[1][1] | ends[2][1]
+    end = np.fmax(np.fmax(ends[0][0], ends[1][0]), ends[2][0])  # NaN where null: the max of the others
+    cols = [*ix.sensors[keys % nk][["sensor_id", "district", "cell_id"]].get_columns(),
+            _i64("window_end_ms", np.where(end_ok, end, 0).astype(np.int64), end_ok)]
+    g1, g24, g8 = (_gather(t.frame, a) for t, a in zip(tables, at))
+    cols += [g1.get_column(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS]
+    cols += [g24.get_column(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"]
+    cols.append(g8.get_column("o3_8h_ugm3"))
+    out = air.aqi(pl.DataFrame(cols), "hourly", cfg.aqi_standard, cfg.pm_basis)
+    return out.hstack([pl.Series(T, ticks[keys // nk], dtype=I64)]), keys // nk, ix.sensor_area[keys % nk]
 
 
 def _noise_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig, tz: str) -> _Family:
     rows = _stacked(frames, "noise", ticks, single, ix.sensor_key)
-    place = ix.sensor_places[rows.k]
-    allrows = pl.concat([rows.frame.drop("sensor_id"), place], how="horizontal")
-    allrows = allrows.with_columns(pl.col("noise_class").fill_null("2"))  # unknown cell: GB 3096's mixed zone
-    night = noise.is_night(allrows["window_start_ms"].to_numpy(), tz, cfg.noise_standard)
-    allrows = allrows.with_columns(pl.Series("is_night", night, dtype=pl.Boolean))
-    # Trailing-period energy means (Ld, Ln) weighted by window duration.
-    lookback_ms = int(cfg.noise_period_lookback_s * 1000)
-    end = pl.col("window_end_ms")
-    trail = allrows.filter((end <= _TICK) & (end > _TICK - lookback_ms) & pl.col("laeq_db").is_not_null())
+    valid = np.flatnonzero((rows.ti >= 0) & (rows.k >= 0))
+    ti, k = rows.ti[valid], rows.k[valid]
+    start, start_ok = rows.values("window_start_ms", valid)
+    end, end_ok = rows.values("window_end_ms", valid)
+    laeq, laeq_ok = rows.values("laeq_db", valid)
+    night = noise.is_night(rows.frame["window_start_ms"].to_numpy()[valid], tz, cfg.noise_standard)
+    # Trailing-period energy means (Ld, Ln) weighted by window duration, summed by polars as the
+    # one-window formulation sums them.
+    tick = ticks[ti]
+    trail = np.flatnonzero((end <= tick) & (end > tick - int(cfg.noise_period_lookback_s * 1000)) & end_ok & laeq_ok)
+    nk = rows.n_keys
+    trail_frame = pl.DataFrame([
+        pl.Series("_g", ti[trail] * nk + k[trail], dtype=I64),
+        _i64("window_start_ms", np.where(start_ok[trail], start[trail], 0).astype(np.int64), start_ok[trail]),
+        _i64("window_end_ms", end[trail].astype(np.int64)), _f64("laeq_db", laeq[trail]), pl.Series("is_night", night[trail], dtype=pl.Boolean),
+    ])
     dur = (pl.col("window_end_ms") - pl.col("window_start_ms")).clip(lower_bound=1).cast(F64)
     energy = (dur * (10.0 ** (pl.col("laeq_db") / 10.0)))
-    periods = trail.group_by(T, "_k").agg(
+    periods = trail_frame.group_by("_g").agg(
         (10.0 * (energy.filter(~pl.col("is_night")).sum() / dur.filter(~pl.col("is_night")).sum()).log10()).alias("laeq_day_db"),
         (10.0 * (energy.filter(pl.col("is_night")).sum() / dur.filter(pl.col("is_night")).sum()).log10()).alias("laeq_night_db"),
-    ).with_columns(pl.col("laeq_day_db").fill_nan(None), pl.col("laeq_night_db").fill_nan(None))
-    latest, _ = rows.latest(ticks, cfg.noise_max_age_s)
-    cur = allrows[latest].join(periods, on=[T, "_k"], how="left", maintain_order="left")
+    )
+    latest, keys = rows.latest(ticks, cfg.noise_max_age_s)
+    g = periods["_g"].to_numpy()
+    p_at = _place(len(ticks) * nk, g, np.arange(len(g)), keys)
+    has = p_at >= 0
+    day = np.where(has, periods["laeq_day_db"].to_numpy()[np.maximum(p_at, 0)] if len(g) else np.nan, np.nan)
+    nite = np.where(has, periods["laeq_night_db"].to_numpy()[np.maximum(p_at, 0)] if len(g) else np.nan, np.nan)
+    # the latest row of each (tick, sensor) among the valid rows
+    pos = np.searchsorted(valid, latest)
+    cur_k, cur_ti = k[pos], ti[pos]
+    place = ix.sensor_places[cur_k]
+    cls = place["noise_class"].to_numpy()
+    cls = np.where(cls == None, "2", cls)  # noqa: E711 (elementwise); unknown cell: GB 3096's mixed zone
+    is_n = night[pos].astype(bool)
     std = cfg.noise_standard
-    cls = cur["noise_class"].to_numpy()
-    is_n = cur["is_night"].to_numpy().astype(bool)
     lim = noise.limit_db(cls, is_n, std)
     lim_day = noise.limit_db(cls, np.zeros(len(cls), bool), std)
     lim_night = noise.limit_db(cls, np.ones(len(cls), bool), std)
-
-    def col(name: str) -> np.ndarray:
-        return cur[name].cast(F64).to_numpy()
-
-    cur = cur.with_columns(
+    lamax, lamax_ok = rows.values("lamax_db", latest)
+    cur_laeq, cur_laeq_ok = laeq[pos], laeq_ok[pos]
+    out = pl.DataFrame([
+        *place[["sensor_id", "district", "cell_id"]].get_columns(), pl.Series("noise_class", cls.tolist(), dtype=S),
+        _i64("window_start_ms", np.where(start_ok[pos], start[pos], 0).astype(np.int64), start_ok[pos]),
+        _i64("window_end_ms", np.where(end_ok[pos], end[pos], 0).astype(np.int64), end_ok[pos]),
+        _f64("laeq_db", cur_laeq, cur_laeq_ok), _f64("lamax_db", lamax, lamax_ok),
         pl.Series("period", np.where(is_n, "night", "day"), dtype=S),
         pl.Series("limit_db", lim, dtype=F64),
-        pl.Series("exceedance_db", noise.exceedance_db(col("laeq_db"), lim), dtype=F64, nan_to_null=True),
-        pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(col("lamax_db"), lim, is_n, std), dtype=F64, nan_to_null=True),
-        pl.Series("day_exceedance_db", noise.exceedance_db(col("laeq_day_db"), lim_day), dtype=F64, nan_to_null=True),
-        pl.Series("night_exceedance_db", noise.exceedance_db(col("laeq_night_db"), lim_night), dtype=F64, nan_to_null=True),
-    )
-    out = cur.select(
-        "sensor_id", "district", "cell_id", "noise_class", "window_start_ms", "window_end_ms", "laeq_db", "lamax_db", "period",
-        "limit_db", "exceedance_db", "night_max_exceedance_db", "laeq_day_db", "laeq_night_db", "day_exceedance_db",
-        "night_exceedance_db", T,
-    )
-    return out, rows.ti[latest], ix.sensor_area[rows.k[latest]]
+        pl.Series("exceedance_db", noise.exceedance_db(np.where(cur_laeq_ok, cur_laeq, np.nan), lim), dtype=F64, nan_to_null=True),
+        pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(np.where(lamax_ok, lamax, np.nan), lim, is_n, std),
+                  dtype=F64, nan_to_null=True),
+        pl.Series("laeq_day_db", day, dtype=F64, nan_to_null=True), pl.Series("laeq_night_db", nite, dtype=F64, nan_to_null=True),
+        pl.Series("day_exceedance_db", noise.exceedance_db(day, lim_day), dtype=F64, nan_to_null=True),
+        pl.Series("night_exceedance_db", noise.exceedance_db(nite, lim_night), dtype=F64, nan_to_null=True),
+        pl.Series(T, ticks[cur_ti], dtype=I64),
+    ])
+    return out, cur_ti, ix.sensor_area[cur_k]
 
 
 def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
     rows = _stacked(frames, "utility", ticks, single, ix.sensor_key)
-    latest, _ = rows.latest(ticks, cfg.utility_max_age_s)
-    cur = pl.concat([rows.frame[latest].drop("sensor_id"), ix.sensor_utility[rows.k[latest]]], how="horizontal")
-    value = utilities.measured_value(cur)
-    quantity = utilities.measured_quantity(cur)
-    dev = utilities.deviation_pct(value.cast(F64).to_numpy(), cur["nominal"].to_numpy())
-    ok = utilities.within_tolerance(dev, quantity.to_numpy(), cfg.utility_tolerance_pct)
-    cur = cur.with_columns(value, quantity, pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
-                           pl.Series("within_tolerance", ok.tolist(), dtype=pl.Boolean))
-    out = cur.select("sensor_id", "type", "district", "cell_id", "window_end_ms", "unit", "quantity", "value", "nominal",
-                     "deviation_pct", "within_tolerance", T)
-    return out, rows.ti[latest], ix.sensor_area[rows.k[latest]]
+    latest, keys = rows.latest(ticks, cfg.utility_max_age_s)
+    nk = rows.n_keys
+    ti, k = keys // nk, keys % nk
+    measured = [rows.values(q, latest) for q in utilities.QUANTITIES]
+    # utilities.measured_value / measured_quantity: the unit's column (even when null), else the first
+    # non-null column; the sensor's unit is a property of the city.
+    unit_col = ix.unit_column[k]
+    value, value_ok = np.full(len(k), np.nan), np.zeros(len(k), dtype=bool)
+    quantity = np.full(len(k), -1, dtype=np.int64)
+    for j in reversed(range(len(measured))):
+        v, ok = measured[j]
+        first = (unit_col < 0) & ok
+        value, value_ok, quantity = np.where(first, v, value), np.where(first, True, value_ok), np.where(first, j, quantity)
+    for j, (v, ok) in enumerate(measured):
+        mine = unit_col == j
+        value, value_ok, quantity = np.where(mine, v, value), np.where(mine, ok, value_ok), np.where(mine, j, quantity)
+    names = np.asarray([*utilities.QUANTITIES, None], dtype=object)[quantity]
+    place = ix.sensor_utility[k]
+    nominal = place["nominal"].to_numpy()
+    dev = utilities.deviation_pct(np.where(value_ok, value, np.nan), nominal)
+    within = utilities.within_tolerance(dev, names, cfg.utility_tolerance_pct)
+    out = pl.DataFrame([
+        *place[["sensor_id", "type", "district", "cell_id"]].get_columns(), _i64("window_end_ms", *_int_at(rows, "window_end_ms", latest)),
+        place.get_column("unit"), _pick((*utilities.QUANTITIES, None), quantity).alias("quantity"), _f64("value", value, value_ok),
+        place.get_column("nominal"), pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
+        pl.Series("within_tolerance", within.tolist(), dtype=pl.Boolean), pl.Series(T, ticks[ti], dtype=I64),
+    ])
+    return out, ti, ix.sensor_area[k]
+
+
+def _int_at(rows: _Rows, name: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    v, ok = rows.values(name, at)
+    return np.where(ok, v, 0).astype(np.int64), ok
 
 
 def _with_cell_district(frame: pl.DataFrame, refs: _Refs) -> pl.DataFrame:
