@@ -96,6 +96,11 @@ class _Index:
         columns = {u: utilities.QUANTITIES.index(c) for u, c in utilities.UNIT_COLUMN.items()}
         self.unit_column = np.asarray([columns.get(u, -1) if u is not None else -1 for u in units], dtype=np.int64)
         self.district_ids = refs.districts["district"].to_list()
+        self.cell_position = {c: i for i, c in enumerate(refs.cells["cell_id"].to_list())}
+        cell_district = refs.cells["cell_district"].to_list()
+        self.cell_district = np.asarray([*cell_district, None], dtype=object)  # the last: no cell of the city
+        self.cell_area = np.asarray([*[{d: i for i, d in enumerate(self.district_ids)}.get(d, -1) for d in cell_district], -1],
+                                    dtype=np.int64)
         position = {d: i for i, d in enumerate(self.district_ids)}
         self.segment_area = np.asarray([position.get(d, -1) for d in self.segments["district"].to_list()], dtype=np.int64)
         self.sensor_area = np.asarray([position.get(d, -1) for d in self.sensors["district"].to_list()], dtype=np.int64)
@@ -252,7 +257,8 @@ def _place(n: int, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> np.nda
 def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     """Rows of ``frame`` by position, an all-null row where ``rows`` is -1."""
     if len(rows) and rows.min() < 0:
-        return frame.vstack(frame.clear(1))[np.where(rows < 0, frame.height, rows)]
+        null_row = pl.DataFrame([pl.Series(c, [None], dtype=dt) for c, dt in frame.schema.items()])
+        return frame.vstack(null_row)[np.where(rows < 0, frame.height, rows)]
     return frame[rows]
 
 
@@ -357,7 +363,8 @@ def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Famil
     end = np.fmax(np.fmax(ends[0][0], ends[1][0]), ends[2][0])  # NaN where null: the max of the others
     cols = [*ix.sensors[keys % nk][["sensor_id", "district", "cell_id"]].get_columns(),
             _i64("window_end_ms", np.where(end_ok, end, 0).astype(np.int64), end_ok)]
-    g1, g24, g8 = (_gather(t.frame, a) for t, a in zip(tables, at))
+    conc = [[f"{p}_{_unit(p)}" for p in _POLLUTANTS], [f"{p}_{_unit(p)}" for p in _POLLUTANTS if p != "o3"], ["o3_8h_ugm3"]]
+    g1, g24, g8 = (_gather(t.frame[c], a) for t, c, a in zip(tables, conc, at))
     cols += [g1.get_column(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS]
     cols += [g24.get_column(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"]
     cols.append(g8.get_column("o3_8h_ugm3"))
@@ -463,8 +470,9 @@ def _int_at(rows: _Rows, name: str, at: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.where(ok, v, 0).astype(np.int64), ok
 
 
-def _with_cell_district(frame: pl.DataFrame, refs: _Refs) -> pl.DataFrame:
-    return frame.join(refs.cells.select("cell_id", pl.col("cell_district").alias("district")), on="cell_id", how="left")
+def _cell_district(ix: _Index, cell: np.ndarray) -> pl.Series:
+    """The district of cell positions (-1: not a cell of the city -> null)."""
+    return pl.Series("district", ix.cell_district[cell].tolist(), dtype=S)
 
 
 def _as_of(state: pl.DataFrame, ticks: pl.DataFrame, since: str) -> pl.DataFrame:
@@ -553,18 +561,30 @@ def _sensor_counts(frames, sg: _SensorGroups, tick_arr: np.ndarray, cfg: VitalsC
 # --- state tables as of each tick (numpy: ticks x rows) ----------------------------------------------
 def _int_column(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
     """An integer column as (values with 0 for null, where not null)."""
-    col = frame[name]
-    return col.fill_null(0).to_numpy().astype(np.int64, copy=False), col.is_not_null().to_numpy()
+    return _ints(frame[name])
 
 
 def _codes(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
-    """Dense codes of a string column in sorted order (nulls first, as ``sort`` orders them) and the
-    sorted distinct values."""
-    distinct = values.unique().sort(nulls_last=False)
-    codes = values.rank("dense").fill_null(0).to_numpy().astype(np.int64)  # 1.. for values, 0 for null
-    if distinct.null_count() == 0:
-        codes = codes - 1
-    return codes, distinct
+    """Dense codes of a string column in sorted order (nulls first, as polars' ``sort`` orders them:
+    code point order is UTF-8 byte order) and the sorted distinct values."""
+    arr = values.to_numpy()
+    present = arr != None  # noqa: E711 (elementwise)
+    distinct, inverse = np.unique(arr[present].astype(str), return_inverse=True)
+    has_null = not present.all()
+    codes = np.zeros(len(arr), dtype=np.int64)
+    codes[present] = inverse.reshape(-1) + has_null
+    return codes, pl.Series(values.name, [None] * has_null + distinct.tolist(), dtype=S)
+
+
+def _lookup(values: pl.Series, table: Mapping[str, int]) -> np.ndarray:
+    """The position of each string in ``table`` (-1 for null or unknown)."""
+    arr = values.to_numpy()
+    present = arr != None  # noqa: E711 (elementwise)
+    out = np.full(len(arr), -1, dtype=np.int64)
+    if present.any():
+        distinct, inverse = np.unique(arr[present].astype(str), return_inverse=True)
+        out[present] = np.asarray([table.get(v, -1) for v in distinct.tolist()], dtype=np.int64)[inverse.reshape(-1)]
+    return out
 
 
 def _group_counts(masks: Mapping[str, np.ndarray], group: np.ndarray, n_groups: int,
@@ -586,8 +606,8 @@ class _CaseState:
     """Cases as of each tick: the row masks of :func:`brain.vitals.grid.case_metrics` (a case exists
     from ``reported_ms``; a close after the tick is still open)."""
 
-    def __init__(self, cases: pl.DataFrame, ticks: np.ndarray, cfg: VitalsConfig) -> None:
-        self.frame = cases
+    def __init__(self, cases: pl.DataFrame, area: np.ndarray, ticks: np.ndarray, cfg: VitalsConfig) -> None:
+        self.frame, self.area = cases, area
         rep, rep_ok = _int_column(cases, "reported_ms")
         closed, closed_ok = _int_column(cases, "closed_ms")
         deadline, deadline_ok = _int_column(cases, "deadline_ms")
@@ -631,8 +651,8 @@ class _CaseState:
 class _OutageState:
     """Outages as of each tick: live from ``started_ms`` until an ``ended_ms`` after the tick."""
 
-    def __init__(self, outages: pl.DataFrame, ticks: np.ndarray) -> None:
-        self.frame = outages
+    def __init__(self, outages: pl.DataFrame, area: np.ndarray, district: pl.Series, ticks: np.ndarray) -> None:
+        self.frame, self.area, self.district = outages, area, district
         start, start_ok = _int_column(outages, "started_ms")
         end, end_ok = _int_column(outages, "ended_ms")
         t = ticks[:, None]
@@ -650,7 +670,7 @@ class _OutageState:
     def table(self, ticks: np.ndarray) -> pl.DataFrame:
         """:func:`brain.vitals.utilities.active_outages` by district, utility per tick, in (tick, district,
         utility) order (live groups only)."""
-        d_code, districts = _codes(self.frame["district"])
+        d_code, districts = _codes(self.district)
         u_code, utils = _codes(self.frame["utility"])
         n_u = max(utils.len(), 1)
         groups, code = np.unique(d_code * n_u + u_code, return_inverse=True)
@@ -746,14 +766,15 @@ class _AreaGrid:
         """(ticks x districts) and (ticks x 1) figures as one value per grid row."""
         return np.concatenate([by_district, city], axis=1).reshape(-1)
 
-    def by_area(self, family: tuple[pl.DataFrame, np.ndarray, np.ndarray], aggs: list[pl.Expr]) -> pl.DataFrame:
-        """Polars aggregations of a family's rows per grid row (float sums exactly as polars sums them),
-        one result row per grid row (null where the area has no row)."""
+    def by_area(self, family: tuple[pl.DataFrame, np.ndarray, np.ndarray], columns: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
+        """Polars aggregations of a family's rows (of which ``columns`` are read) per grid row (float sums
+        exactly as polars sums them), one result row per grid row (null where the area has no row)."""
         frame, ti, a = family
         rows, r = self.rows(ti, a)
-        part = frame[rows].with_columns(pl.Series("_r", r, dtype=I64)).group_by("_r").agg(aggs)
+        part = frame[columns][rows].hstack([pl.Series("_r", r, dtype=I64)]).group_by("_r").agg(aggs)
         at = part["_r"].to_numpy()
-        return _gather(part.drop("_r"), _place(self.n_rows, at, np.arange(len(at)), np.arange(self.n_rows)))
+        figures = part[[c for c in part.columns if c != "_r"]]
+        return _gather(figures, _place(self.n_rows, at, np.arange(len(at)), np.arange(self.n_rows)))
 
 
 _ZERO_COLS = ("cases_new_last_hour", "cases_open", "cases_overdue", "outages_active", "outage_customers", "incidents_active",
@@ -778,25 +799,27 @@ def _area_table(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _C
                 cfg: VitalsConfig) -> pl.DataFrame:
     """One row per (tick, area), in grid order: the families' figures, the health scores and the index."""
     k, n_areas = len(grid_ix.ticks), grid_ix.n_areas
-    polars_parts = [grid_ix.by_area(seg, traffic.network_aggregations(cfg.congested_min_level))]
+    polars_parts = [grid_ix.by_area(seg, ["tpi", "tti", "speed_kmh", "vkm", "length_km", "congestion_level"],
+                                    traffic.network_aggregations(cfg.congested_min_level))]
     conc_cols = [c for c in air_st[0].columns if c.endswith(("_ugm3", "_mgm3"))]
-    air_area = grid_ix.by_area(air_st, [pl.col(c).mean() for c in conc_cols])
+    air_area = grid_ix.by_area(air_st, conc_cols, [pl.col(c).mean() for c in conc_cols])
     polars_parts.append(air.aqi(air_area, "hourly", cfg.aqi_standard, cfg.pm_basis).select(
         "aqi", pl.col("level").alias("aqi_level"), pl.col("category_zh").alias("aqi_category_zh"),
         pl.col("colour_hex").alias("aqi_colour_hex"), "primary_pollutant"))
     measured = pl.col("laeq_db").is_not_null()
-    polars_parts.append(grid_ix.by_area(noise_st, [
+    polars_parts.append(grid_ix.by_area(noise_st, ["laeq_db", "exceedance_db"], [
         measured.sum().cast(I64).alias("noise_sensors"),
         (10.0 * (10.0 ** (pl.col("laeq_db") / 10.0)).filter(measured).mean().log10()).alias("noise_laeq_db"),
         (pl.col("exceedance_db").filter(measured) <= 0).mean().alias("noise_within_limit_share"),
         pl.col("exceedance_db").max().alias("noise_max_exceedance_db"),
     ]))
-    polars_parts.append(grid_ix.by_area(util_st, [
+    polars_parts.append(grid_ix.by_area(util_st, ["within_tolerance", "deviation_pct"], [
         pl.col("within_tolerance").filter(pl.col("within_tolerance").is_not_null()).mean().alias("utility_within_tolerance_share"),
         pl.col("deviation_pct").abs().max().alias("utility_max_abs_deviation_pct"),
     ]))
     inc_ti = np.searchsorted(grid_ix.ticks, incidents[T].to_numpy())
-    e = grid_ix.by_area((incidents, inc_ti, grid_ix.area(incidents)), _incident_aggs(cfg))
+    e = grid_ix.by_area((incidents, inc_ti, grid_ix.area(incidents)),
+                        [T, "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"], _incident_aggs(cfg))
     polars_parts.append(e.select(pl.col("active_incidents").alias("incidents_active"),
                                  *[pl.col(f"active_sev{s}").alias(f"incidents_active_sev{s}") for s in (1, 2, 3, 4)],
                                  "mean_dispatch_delay_s", "mean_arrival_delay_s"))
@@ -805,12 +828,12 @@ def _area_table(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _C
         return fn(group, grid_ix.n_districts), fn(np.zeros(len(group), dtype=np.int64), 1)
 
     cols: dict[str, pl.Series] = {}
-    by_d, whole = per_area(cases.metrics, grid_ix.area(cases.frame))
+    by_d, whole = per_area(cases.metrics, cases.area)
     for name, out in (("new_last_hour", "cases_new_last_hour"), ("open_backlog", "cases_open"), ("overdue", "cases_overdue"),
                       ("on_time_closure_rate", "cases_on_time_rate"), ("mean_time_to_close_h", "cases_mean_time_to_close_h")):
         v = grid_ix.spread(by_d[name], whole[name])
         cols[out] = pl.Series(out, v, dtype=F64, nan_to_null=True) if v.dtype == np.float64 else pl.Series(out, v, dtype=I64)
-    (n_d, cust_d), (n_c, cust_c) = per_area(outages.counts, grid_ix.area(outages.frame))
+    (n_d, cust_d), (n_c, cust_c) = per_area(outages.counts, outages.area)
     cols["outages_active"] = pl.Series("outages_active", grid_ix.spread(n_d, n_c), dtype=I64)
     cols["outage_customers"] = pl.Series("outage_customers", grid_ix.spread(cust_d, cust_c), dtype=I64)
     # Registry figures: the (district, family) groups' counts summed per area (null for an area without sensors).
@@ -887,8 +910,11 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     air_st = _air_station(frames, ix, ticks, single, cfg)
     noise_st = _noise_sensor(frames, ix, ticks, single, cfg, city.timezone)
     util_st = _utility_sensor(frames, ix, ticks, single, cfg)
-    outages = _OutageState(_with_cell_district(_conform(frames, "outages"), refs), ticks)
-    cases = _CaseState(_with_cell_district(_conform(frames, "cases"), refs), ticks, cfg)
+    out_frame = _conformed(frames, "outages")
+    out_cell = _lookup(out_frame["cell_id"], ix.cell_position)
+    outages = _OutageState(out_frame, ix.cell_area[out_cell], _cell_district(ix, out_cell), ticks)
+    case_frame = _conformed(frames, "cases")
+    cases = _CaseState(case_frame, ix.cell_area[_lookup(case_frame["cell_id"], ix.cell_position)], ticks, cfg)
     incidents = _incidents(frames, refs, pl.DataFrame({T: ends}, schema={T: I64}), cfg)
     sg = _sensor_groups(city, refs)
     status = _sensor_counts(frames, sg, ticks, cfg)
@@ -899,13 +925,12 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     both = _area_table(seg, air_st, noise_st, util_st, outages, cases, incidents, status, sg, grid_ix, areas, city, cfg)
     n_areas = grid_ix.n_areas
     is_city = np.arange(both.height) % n_areas == n_areas - 1
-    district = both.filter(pl.Series(~is_city))
-    city_rows = both.filter(pl.Series(is_city)).with_columns(pl.lit(None, dtype=S).alias("district"))
+    district = both[np.flatnonzero(~is_city)]
+    city_rows = both[np.flatnonzero(is_city)]
+    city_rows.replace_column(0, pl.Series("district", [None] * city_rows.height, dtype=S))
 
     grid_cell = cases.table("cell_id", ticks, nulls=False)
-    cell_district = grid_cell.select("cell_id").join(refs.cells.select("cell_id", pl.col("cell_district").alias("district")),
-                                                     on="cell_id", how="left", maintain_order="left")["district"]
-    grid_cell = grid_cell.with_columns(cell_district).select("cell_id", "district", *grid.METRIC_COLUMNS, T)
+    grid_cell.insert_column(1, _cell_district(ix, _lookup(grid_cell["cell_id"], ix.cell_position)))
     grid_category = cases.table("category", ticks, nulls=True)
     util_out = outages.table(ticks)
     emerg = _incident_metrics(incidents, ["district", "type", "severity"], cfg).select(pl.exclude(T), T)
@@ -923,7 +948,8 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     }
     # Stacked tables also say their tick as window_end_ms where compute_vitals has no such column.
     for name in ("utility_outages", "grid_cell", "grid_category", "emergency"):
-        tables[name] = tables[name].select(pl.exclude(T), pl.col(T).alias("window_end_ms"), T)
+        frame = tables[name]
+        tables[name] = frame[[c for c in frame.columns if c != T]].hstack([frame[T].alias("window_end_ms"), frame[T]])
     tables["sensor_health"] = _sensor_health(status, sg, ticks)
     return {name: tables[name] for name in TABLE_ORDER}
 
