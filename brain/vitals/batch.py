@@ -97,6 +97,9 @@ class _Index:
         self.unit_column = np.asarray([columns.get(u, -1) if u is not None else -1 for u in units], dtype=np.int64)
         self.district_ids = refs.districts["district"].to_list()
         self.cell_position = {c: i for i, c in enumerate(refs.cells["cell_id"].to_list())}
+        self.district_position = {d: i for i, d in enumerate(self.district_ids)}
+        self.segment_position = {sid: i for i, sid in enumerate(self.segments["segment_id"].to_list())}
+        self.segment_district = np.asarray([*self.segments["district"].to_list(), None], dtype=object)
         cell_district = refs.cells["cell_district"].to_list()
         self.cell_district = np.asarray([*cell_district, None], dtype=object)  # the last: no cell of the city
         self.cell_area = np.asarray([*[{d: i for i, d in enumerate(self.district_ids)}.get(d, -1) for d in cell_district], -1],
@@ -475,22 +478,25 @@ def _cell_district(ix: _Index, cell: np.ndarray) -> pl.Series:
     return pl.Series("district", ix.cell_district[cell].tolist(), dtype=S)
 
 
-def _as_of(state: pl.DataFrame, ticks: pl.DataFrame, since: str) -> pl.DataFrame:
-    """State rows repeated for every tick at or after their ``since`` time (they did not exist before)."""
-    return state.join(ticks, how="cross").filter(pl.col(since) <= _TICK)
-
-
-def _incidents(frames, refs: _Refs, ticks, cfg: VitalsConfig) -> pl.DataFrame:
-    inc = _conform(frames, "incidents")
-    inc = inc.join(refs.segments.select("segment_id", pl.col("district").alias("seg_district")), on="segment_id", how="left")
+def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsConfig) -> _Family:
+    """Incident rows per tick (in tick order): those reported by the tick and still active at it or
+    reported within the lookback, each placed in its segment's district, else in the district of the
+    nearest grid cell centre."""
+    inc = _conformed(frames, "incidents")
+    seg_district = ix.segment_district[_lookup(inc["segment_id"], ix.segment_position)]
     # The nearest cell is a property of the incident, not of the tick: computed once.
     near = _nearest_cell(inc["lon"].to_numpy(), inc["lat"].to_numpy(), refs.cells)
-    cell_d = refs.cells["cell_district"].to_numpy()
-    near_d = np.where(near >= 0, cell_d[np.clip(near, 0, None)] if len(cell_d) else None, None) if len(near) else np.empty(0, dtype=object)
-    inc = inc.with_columns(pl.coalesce(pl.col("seg_district"), pl.Series("near", near_d.tolist(), dtype=S)).alias("district")).drop("seg_district")
-    lookback_ms = int(cfg.incident_lookback_s * 1000)
-    active = pl.col("closed_ms").is_null() | (pl.col("closed_ms") > _TICK)
-    return _as_of(inc, ticks, "reported_ms").filter(active | (pl.col("reported_ms") > _TICK - lookback_ms))
+    district = np.where(seg_district != None, seg_district, ix.cell_district[near])  # noqa: E711 (elementwise)
+    rep, rep_ok = _ints(inc["reported_ms"])
+    closed, closed_ok = _ints(inc["closed_ms"])
+    t = ticks[:, None]
+    active = ~closed_ok | (closed > t)
+    keep = rep_ok & (rep <= t) & (active | (rep > t - int(cfg.incident_lookback_s * 1000)))
+    ti, row = np.nonzero(keep)
+    cols = ["type", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "units"]
+    out = inc[cols][row].hstack([pl.Series("district", district[row].tolist(), dtype=S), pl.Series(T, ticks[ti], dtype=I64)])
+    area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
+    return out, ti, area[row]
 
 
 class _SensorGroups:
@@ -507,8 +513,32 @@ class _SensorGroups:
         self.registered = np.bincount(self.group_of, minlength=n_groups).astype(np.int64)
         self.metadata = np.bincount(self.group_of, weights=refs.sensors["metadata_complete"].cast(F64).to_numpy(), minlength=n_groups)
         self.types = refs.sensors["type"]
+        self._intervals: dict[tuple, np.ndarray] = {}
         position = {d: i for i, d in enumerate(refs.districts["district"].to_list())}
         self.group_area = np.asarray([position.get(d, -1) for d in self.groups["district"].to_list()], dtype=np.int64)
+
+    def interval(self, cfg: VitalsConfig) -> np.ndarray:
+        """Each sensor's expected reporting interval in seconds (3600 for a type the config does not name)."""
+        key = tuple(sorted(cfg.expected_interval_s.items()))
+        if key not in self._intervals:
+            self._intervals[key] = self.types.replace_strict(cfg.expected_interval_s, default=3600.0, return_dtype=F64).to_numpy()
+        return self._intervals[key]
+
+
+def _registry_positions(ids: pl.Series, sg: _SensorGroups, tick_of: np.ndarray | None) -> np.ndarray:
+    """The registry position of each sensor id (-1: not registered). A stacked last-seen table that
+    repeats one block of ids per tick (as the pipeline builds it) is looked up once per block."""
+    n = ids.len()
+    block = n
+    if tick_of is not None and n:
+        change = np.flatnonzero(tick_of != tick_of[0])
+        block = int(change[0]) if len(change) else n
+    if 0 < block < n and n % block == 0:
+        first = ids.slice(0, block)
+        if (ids == pl.concat([first] * (n // block))).all():
+            return np.tile(_registry_positions(first, sg, None), n // block)
+    k, ok = _ints(ids.to_frame("sensor_id").join(sg.index, on="sensor_id", how="left", maintain_order="left")["_i"])
+    return np.where(ok, k, -1)
 
 
 def _sensor_groups(city: City, refs: _Refs) -> _SensorGroups:
@@ -528,25 +558,27 @@ def _sensor_counts(frames, sg: _SensorGroups, tick_arr: np.ndarray, cfg: VitalsC
         code = np.full((k, n), -1, dtype=np.int64)
     else:
         raw = frames["sensor_last_seen"]
-        seen = _conform(frames, "sensor_last_seen")
+        seen = _conformed(frames, "sensor_last_seen")
         stacked = T in raw.columns and seen.height > 0
-        if stacked:
-            seen = seen.with_columns(raw[T].cast(I64).alias(T))
-        seen = seen.join(sg.index, on="sensor_id", how="inner")
+        tick_of = _ints(raw[T].cast(I64))[0] if stacked else None
+        cols = _registry_positions(seen["sensor_id"], sg, tick_of)
         last = np.full((k, n), np.nan)
-        if seen.height:
+        known = cols >= 0
+        if known.any():
             vals = seen["last_seen_ms"].cast(F64).to_numpy()
-            cols = seen["_i"].to_numpy()
             if stacked:
-                tick_of = seen[T].to_numpy()
                 rows = np.minimum(np.searchsorted(tick_arr, tick_of), k - 1)
-                ok = tick_arr[rows] == tick_of
-                np.fmax.at(last, (rows[ok], cols[ok]), vals[ok])
+                ok = known & (tick_arr[rows] == tick_of)
+                flat = rows[ok] * n + cols[ok]
+                if np.bincount(flat, minlength=k * n).max() <= 1:
+                    last.reshape(-1)[flat] = vals[ok]  # one row per (tick, sensor): nothing to take the max of
+                else:
+                    np.fmax.at(last, (rows[ok], cols[ok]), vals[ok])
             else:
                 one = np.full(n, np.nan)
-                np.fmax.at(one, cols, vals)
+                np.fmax.at(one, cols[known], vals[known])
                 last[:] = one
-        interval = sg.types.replace_strict(cfg.expected_interval_s, default=3600.0, return_dtype=F64).to_numpy()
+        interval = sg.interval(cfg)
         code = sensors.freshness(last, tick_arr[:, None], interval[None, :], cfg.fresh_factor, cfg.silent_factor)
     # counts[tick, group, code + 1] in one bincount
     flat = (np.arange(k)[:, None] * n_groups + sg.group_of[None, :]) * 5 + (code + 1)
@@ -794,7 +826,7 @@ AREA_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _area_table(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: pl.DataFrame,
+def _area_table(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _Family,
                 status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, areas: pl.DataFrame, city: City,
                 cfg: VitalsConfig) -> pl.DataFrame:
     """One row per (tick, area), in grid order: the families' figures, the health scores and the index."""
@@ -817,8 +849,7 @@ def _area_table(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _C
         pl.col("within_tolerance").filter(pl.col("within_tolerance").is_not_null()).mean().alias("utility_within_tolerance_share"),
         pl.col("deviation_pct").abs().max().alias("utility_max_abs_deviation_pct"),
     ]))
-    inc_ti = np.searchsorted(grid_ix.ticks, incidents[T].to_numpy())
-    e = grid_ix.by_area((incidents, inc_ti, grid_ix.area(incidents)),
+    e = grid_ix.by_area(incidents,
                         [T, "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"], _incident_aggs(cfg))
     polars_parts.append(e.select(pl.col("active_incidents").alias("incidents_active"),
                                  *[pl.col(f"active_sev{s}").alias(f"incidents_active_sev{s}") for s in (1, 2, 3, 4)],
@@ -915,7 +946,7 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     outages = _OutageState(out_frame, ix.cell_area[out_cell], _cell_district(ix, out_cell), ticks)
     case_frame = _conformed(frames, "cases")
     cases = _CaseState(case_frame, ix.cell_area[_lookup(case_frame["cell_id"], ix.cell_position)], ticks, cfg)
-    incidents = _incidents(frames, refs, pl.DataFrame({T: ends}, schema={T: I64}), cfg)
+    incidents = _incidents(frames, ix, refs, ticks, cfg)
     sg = _sensor_groups(city, refs)
     status = _sensor_counts(frames, sg, ticks, cfg)
 
@@ -933,7 +964,8 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     grid_cell.insert_column(1, _cell_district(ix, _lookup(grid_cell["cell_id"], ix.cell_position)))
     grid_category = cases.table("category", ticks, nulls=True)
     util_out = outages.table(ticks)
-    emerg = _incident_metrics(incidents, ["district", "type", "severity"], cfg).select(pl.exclude(T), T)
+    emerg = _incident_metrics(incidents[0], ["district", "type", "severity"], cfg)
+    emerg = emerg[[c for c in emerg.columns if c != T] + [T]]
     tables = {
         "segment_traffic": seg[0],
         "air_station": air_st[0],
