@@ -31,6 +31,13 @@ ENTITY_KEYS: dict[str, list[str]] = {
 }
 
 
+def _split3(frame: pl.DataFrame, late: np.ndarray, ahead: np.ndarray) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(rows in neither mask, rows in ``late``, rows in ``ahead``); no copy when all are on time."""
+    if not late.any() and not ahead.any():
+        return frame, frame.clear(), frame.clear()
+    return frame.filter(pl.Series(~late & ~ahead)), frame.filter(pl.Series(late)), frame.filter(pl.Series(ahead))
+
+
 class EventClock:
     """Watermark bookkeeping for one stream. Times are Unix epoch milliseconds."""
 
@@ -55,16 +62,17 @@ class EventClock:
         """
         if frame.height == 0:
             return frame, frame.clear(), frame.clear()
-        ts = pl.col("ts_ms")
-        low, high = (int(v) for v in frame.select(ts.quantile(0.01, "higher").alias("lo"), ts.quantile(0.99, "lower").alias("hi")).row(0))
+        ts = frame["ts_ms"].to_numpy()
+        low = int(np.quantile(ts, 0.01, method="higher"))
+        high = int(np.quantile(ts, 0.99, method="lower"))
         if self.max_ts_ms is None:
             # No history yet: one wild clock must neither lead the stream nor open windows years back.
             ahead = ts > high + self.max_ahead_ms
-            behind = ts < low - self.max_ahead_ms
-            return frame.filter(~ahead & ~behind), frame.filter(behind), frame.filter(ahead)
-        late = ts < self.watermark_ms
-        ahead = ts > max(self.max_ts_ms, high) + self.max_ahead_ms
-        return frame.filter(~late & ~ahead), frame.filter(late), frame.filter(ahead)
+            late = ts < low - self.max_ahead_ms
+        else:
+            late = ts < self.watermark_ms
+            ahead = ts > max(self.max_ts_ms, high) + self.max_ahead_ms
+        return _split3(frame, late, ahead)
 
     def advance(self, *frames: pl.DataFrame) -> None:
         for frame in frames:
@@ -120,6 +128,8 @@ class Deduper:
         self._hash[kind] = np.concatenate([seen, h[keep]]) if seen is not None else h[keep]
         ts = frame["ts_ms"].to_numpy()
         self._ts[kind] = np.concatenate([self._ts[kind], ts[keep]]) if kind in self._ts else ts[keep]
+        if not dup.any():
+            return frame, frame.clear()
         mask = pl.Series(keep)
         return frame.filter(mask), frame.filter(~mask)
 
