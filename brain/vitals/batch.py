@@ -51,6 +51,7 @@ Example: two ticks of the one-segment city of :mod:`brain.vitals.compute`, the s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -61,7 +62,7 @@ from brain.vitals.compute import (
     _POLLUTANTS,
     INPUT_SCHEMAS,
     VitalsConfig,
-    _health_columns,
+    _health_arrays,
     _conform,
     _nearest_cell,
     _Refs,
@@ -272,7 +273,26 @@ def _pick(values: tuple, idx: np.ndarray) -> pl.Series:
 
 # --- families ---------------------------------------------------------------------------------------
 #: A family's output table, and of each row its tick position and district position (-1: none).
-_Family = tuple[pl.DataFrame, np.ndarray, np.ndarray]
+class _Family(NamedTuple):
+    """A family's output table; of each row its tick position and district position (-1: none); and
+    the columns the area figures read, as numpy (values, where not null, dtype)."""
+
+    table: pl.DataFrame
+    ti: np.ndarray
+    area: np.ndarray
+    columns: dict[str, tuple[np.ndarray, np.ndarray, pl.DataType]]
+
+
+def _column(name: str, v: np.ndarray, ok: np.ndarray, dtype: pl.DataType) -> pl.Series:
+    if dtype == F64:
+        return _f64(name, v, ok)
+    if dtype == I64:
+        return _i64(name, v, ok)
+    return pl.Series(name, np.where(ok, v, np.nan), dtype=F64, nan_to_null=True).cast(dtype)
+
+
+def _nan_ok(v: np.ndarray) -> np.ndarray:
+    return ~np.isnan(v)
 
 
 def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
@@ -340,7 +360,12 @@ def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _F
         pl.Series("congestion_level", np.where(sp_lvl > 0, sp_lvl, tpi_lvl), dtype=I64),
         _f64("vkm", vkm), pl.Series(T, ticks[ti], dtype=I64),
     ])
-    return out, ti, ix.segment_area[k]
+    every = np.ones(len(k), dtype=bool)
+    return _Family(out, ti, ix.segment_area[k], {
+        "tpi": (tpi, _nan_ok(tpi), F64), "tti": (tti, _nan_ok(tti), F64), "speed_kmh": (speed, speed_ok, F64),
+        "vkm": (vkm, every, F64), "length_km": (length, every, F64),
+        "congestion_level": (np.where(sp_lvl > 0, sp_lvl, tpi_lvl), every, I64),
+    })
 
 
 def _tick_sums(ti: np.ndarray, values: pl.Series, n_ticks: int) -> np.ndarray:
@@ -372,7 +397,8 @@ def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Famil
     cols += [g24.get_column(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"]
     cols.append(g8.get_column("o3_8h_ugm3"))
     out = air.aqi(pl.DataFrame(cols), "hourly", cfg.aqi_standard, cfg.pm_basis)
-    return out.hstack([pl.Series(T, ticks[keys // nk], dtype=I64)]), keys // nk, ix.sensor_area[keys % nk]
+    conc = {c.name: (*_values(c), F64) for c in cols[4:]}
+    return _Family(out.hstack([pl.Series(T, ticks[keys // nk], dtype=I64)]), keys // nk, ix.sensor_area[keys % nk], conc)
 
 
 def _noise_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig, tz: str) -> _Family:
@@ -418,6 +444,7 @@ def _noise_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig, tz: str)
     lim_night = noise.limit_db(cls, np.ones(len(cls), bool), std)
     lamax, lamax_ok = rows.values("lamax_db", latest)
     cur_laeq, cur_laeq_ok = laeq[pos], laeq_ok[pos]
+    exceedance = noise.exceedance_db(np.where(cur_laeq_ok, cur_laeq, np.nan), lim)
     out = pl.DataFrame([
         *place[["sensor_id", "district", "cell_id"]].get_columns(), pl.Series("noise_class", cls.tolist(), dtype=S),
         _i64("window_start_ms", np.where(start_ok[pos], start[pos], 0).astype(np.int64), start_ok[pos]),
@@ -425,7 +452,7 @@ def _noise_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig, tz: str)
         _f64("laeq_db", cur_laeq, cur_laeq_ok), _f64("lamax_db", lamax, lamax_ok),
         pl.Series("period", np.where(is_n, "night", "day"), dtype=S),
         pl.Series("limit_db", lim, dtype=F64),
-        pl.Series("exceedance_db", noise.exceedance_db(np.where(cur_laeq_ok, cur_laeq, np.nan), lim), dtype=F64, nan_to_null=True),
+        pl.Series("exceedance_db", exceedance, dtype=F64, nan_to_null=True),
         pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(np.where(lamax_ok, lamax, np.nan), lim, is_n, std),
                   dtype=F64, nan_to_null=True),
         pl.Series("laeq_day_db", day, dtype=F64, nan_to_null=True), pl.Series("laeq_night_db", nite, dtype=F64, nan_to_null=True),
@@ -433,7 +460,8 @@ def _noise_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig, tz: str)
         pl.Series("night_exceedance_db", noise.exceedance_db(nite, lim_night), dtype=F64, nan_to_null=True),
         pl.Series(T, ticks[cur_ti], dtype=I64),
     ])
-    return out, cur_ti, ix.sensor_area[cur_k]
+    return _Family(out, cur_ti, ix.sensor_area[cur_k], {
+        "laeq_db": (cur_laeq, cur_laeq_ok, F64), "exceedance_db": (exceedance, _nan_ok(exceedance), F64)})
 
 
 def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
@@ -465,7 +493,9 @@ def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Fa
         place.get_column("nominal"), pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
         pl.Series("within_tolerance", within.tolist(), dtype=pl.Boolean), pl.Series(T, ticks[ti], dtype=I64),
     ])
-    return out, ti, ix.sensor_area[k]
+    return _Family(out, ti, ix.sensor_area[k], {
+        "within_tolerance": ((within == True).astype(np.float64), within != None, pl.Boolean),  # noqa: E711, E712 (elementwise)
+        "deviation_pct": (dev, _nan_ok(dev), F64)})
 
 
 def _int_at(rows: _Rows, name: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -496,7 +526,11 @@ def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsCo
     cols = ["type", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "units"]
     out = inc[cols][row].hstack([pl.Series("district", district[row].tolist(), dtype=S), pl.Series(T, ticks[ti], dtype=I64)])
     area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
-    return out, ti, area[row]
+    columns = {T: (ticks[ti], np.ones(len(ti), dtype=bool), I64)}
+    for name in ("reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"):
+        v, ok = _ints(inc[name])
+        columns[name] = (v[row], ok[row], I64)
+    return _Family(out, ti, area[row], columns)
 
 
 class _SensorGroups:
@@ -798,15 +832,24 @@ class _AreaGrid:
         """(ticks x districts) and (ticks x 1) figures as one value per grid row."""
         return np.concatenate([by_district, city], axis=1).reshape(-1)
 
-    def by_area(self, family: tuple[pl.DataFrame, np.ndarray, np.ndarray], columns: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
-        """Polars aggregations of a family's rows (of which ``columns`` are read) per grid row (float sums
-        exactly as polars sums them), one result row per grid row (null where the area has no row)."""
-        frame, ti, a = family
-        rows, r = self.rows(ti, a)
-        part = frame[columns][rows].hstack([pl.Series("_r", r, dtype=I64)]).group_by("_r").agg(aggs)
+    def figures(self, family: _Family, aggs: list[pl.Expr]) -> dict[str, np.ndarray]:
+        """Polars aggregations of a family's rows (its area columns) per grid row (float sums exactly as
+        polars sums them): per output column one value per grid row, NaN (float) or 0 (integer) where
+        the area has no row."""
+        rows, r = self.rows(family.ti, family.area)
+        part = pl.DataFrame([pl.Series("_r", r, dtype=I64)] + [_column(name, v[rows], ok[rows], dtype)
+                                                               for name, (v, ok, dtype) in family.columns.items()])
+        part = part.group_by("_r").agg(aggs)
         at = part["_r"].to_numpy()
-        figures = part[[c for c in part.columns if c != "_r"]]
-        return _gather(figures, _place(self.n_rows, at, np.arange(len(at)), np.arange(self.n_rows)))
+        out = {}
+        for name in part.columns:
+            if name == "_r":
+                continue
+            v = part[name].to_numpy()
+            full = np.full(self.n_rows, np.nan) if v.dtype.kind == "f" else np.zeros(self.n_rows, dtype=v.dtype)
+            full[at] = v
+            out[name] = full
+        return out
 
 
 _ZERO_COLS = ("cases_new_last_hour", "cases_open", "cases_overdue", "outages_active", "outage_customers", "incidents_active",
@@ -826,80 +869,88 @@ AREA_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _area_table(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _Family,
-                status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, areas: pl.DataFrame, city: City,
-                cfg: VitalsConfig) -> pl.DataFrame:
-    """One row per (tick, area), in grid order: the families' figures, the health scores and the index."""
-    k, n_areas = len(grid_ix.ticks), grid_ix.n_areas
-    polars_parts = [grid_ix.by_area(seg, ["tpi", "tti", "speed_kmh", "vkm", "length_km", "congestion_level"],
-                                    traffic.network_aggregations(cfg.congested_min_level))]
-    conc_cols = [c for c in air_st[0].columns if c.endswith(("_ugm3", "_mgm3"))]
-    air_area = grid_ix.by_area(air_st, conc_cols, [pl.col(c).mean() for c in conc_cols])
-    polars_parts.append(air.aqi(air_area, "hourly", cfg.aqi_standard, cfg.pm_basis).select(
-        "aqi", pl.col("level").alias("aqi_level"), pl.col("category_zh").alias("aqi_category_zh"),
-        pl.col("colour_hex").alias("aqi_colour_hex"), "primary_pollutant"))
+def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _Family,
+                 status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, refs: _Refs, city: City,
+                 cfg: VitalsConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The district and city tables: per (tick, area) the families' figures, the health scores and the
+    index. Columns are built as numpy over the grid (NaN: null), then cut into the two tables."""
+    k, n_d, n_areas = len(grid_ix.ticks), grid_ix.n_districts, grid_ix.n_areas
+    cols: dict[str, np.ndarray] = {}
+    cols.update(grid_ix.figures(seg, traffic.network_aggregations(cfg.congested_min_level)))
+    air_means = grid_ix.figures(air_st, [pl.col(c).mean() for c in air_st.columns])
+    air_area = air.aqi(pl.DataFrame([pl.Series(c, v, dtype=F64) for c, v in air_means.items()]), "hourly", cfg.aqi_standard, cfg.pm_basis)
+    cols["aqi"] = air_area["aqi"].to_numpy()
+    for name, out in (("level", "aqi_level"), ("category_zh", "aqi_category_zh"), ("colour_hex", "aqi_colour_hex"),
+                      ("primary_pollutant", "primary_pollutant")):
+        cols[out] = air_area[name].to_numpy()
     measured = pl.col("laeq_db").is_not_null()
-    polars_parts.append(grid_ix.by_area(noise_st, ["laeq_db", "exceedance_db"], [
+    cols.update(grid_ix.figures(noise_st, [
         measured.sum().cast(I64).alias("noise_sensors"),
         (10.0 * (10.0 ** (pl.col("laeq_db") / 10.0)).filter(measured).mean().log10()).alias("noise_laeq_db"),
         (pl.col("exceedance_db").filter(measured) <= 0).mean().alias("noise_within_limit_share"),
         pl.col("exceedance_db").max().alias("noise_max_exceedance_db"),
     ]))
-    polars_parts.append(grid_ix.by_area(util_st, ["within_tolerance", "deviation_pct"], [
+    cols.update(grid_ix.figures(util_st, [
         pl.col("within_tolerance").filter(pl.col("within_tolerance").is_not_null()).mean().alias("utility_within_tolerance_share"),
         pl.col("deviation_pct").abs().max().alias("utility_max_abs_deviation_pct"),
     ]))
-    e = grid_ix.by_area(incidents,
-                        [T, "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"], _incident_aggs(cfg))
-    polars_parts.append(e.select(pl.col("active_incidents").alias("incidents_active"),
-                                 *[pl.col(f"active_sev{s}").alias(f"incidents_active_sev{s}") for s in (1, 2, 3, 4)],
-                                 "mean_dispatch_delay_s", "mean_arrival_delay_s"))
+    e = grid_ix.figures(incidents, _incident_aggs(cfg))
+    cols["incidents_active"] = e["active_incidents"]
+    cols.update({f"incidents_active_sev{s}": e[f"active_sev{s}"] for s in (1, 2, 3, 4)})
+    cols["mean_dispatch_delay_s"], cols["mean_arrival_delay_s"] = e["mean_dispatch_delay_s"], e["mean_arrival_delay_s"]
 
     def per_area(fn, group: np.ndarray):
-        return fn(group, grid_ix.n_districts), fn(np.zeros(len(group), dtype=np.int64), 1)
+        return fn(group, n_d), fn(np.zeros(len(group), dtype=np.int64), 1)
 
-    cols: dict[str, pl.Series] = {}
     by_d, whole = per_area(cases.metrics, cases.area)
     for name, out in (("new_last_hour", "cases_new_last_hour"), ("open_backlog", "cases_open"), ("overdue", "cases_overdue"),
                       ("on_time_closure_rate", "cases_on_time_rate"), ("mean_time_to_close_h", "cases_mean_time_to_close_h")):
-        v = grid_ix.spread(by_d[name], whole[name])
-        cols[out] = pl.Series(out, v, dtype=F64, nan_to_null=True) if v.dtype == np.float64 else pl.Series(out, v, dtype=I64)
-    (n_d, cust_d), (n_c, cust_c) = per_area(outages.counts, outages.area)
-    cols["outages_active"] = pl.Series("outages_active", grid_ix.spread(n_d, n_c), dtype=I64)
-    cols["outage_customers"] = pl.Series("outage_customers", grid_ix.spread(cust_d, cust_c), dtype=I64)
+        cols[out] = grid_ix.spread(by_d[name], whole[name])
+    (n_out_d, cust_d), (n_out_c, cust_c) = per_area(outages.counts, outages.area)
+    cols["outages_active"], cols["outage_customers"] = grid_ix.spread(n_out_d, n_out_c), grid_ix.spread(cust_d, cust_c)
     # Registry figures: the (district, family) groups' counts summed per area (null for an area without sensors).
-    onehot = (sg.group_area[:, None] == np.arange(grid_ix.n_districts)[None, :]).astype(np.int64)
-    has = grid_ix.spread(np.broadcast_to(onehot.sum(axis=0) > 0, (k, grid_ix.n_districts)), np.full((k, 1), sg.groups.height > 0))
+    onehot = (sg.group_area[:, None] == np.arange(n_d)[None, :]).astype(np.int64)
+    has = grid_ix.spread(np.broadcast_to(onehot.sum(axis=0) > 0, (k, n_d)), np.full((k, 1), sg.groups.height > 0))
     summed = {name: grid_ix.spread(v @ onehot if v.dtype != np.float64 else v @ onehot.astype(np.float64), v.sum(axis=1, keepdims=True))
               for name, v in status.items()}
     shares = _shares(summed)
-    cols["sensors_registered"] = pl.Series("sensors_registered", summed["registered"], dtype=I64)
+    cols["sensors_registered"] = summed["registered"]
     for name, out in (("fresh_share", "sensors_fresh_share"), ("silent_share", "sensors_silent_share"),
                       ("reported_share", "registry_reported_share"), ("metadata_complete_share", "registry_metadata_share")):
-        cols[out] = pl.Series(out, np.where(has, shares[name], np.nan), dtype=F64, nan_to_null=True)
-
-    base = pl.DataFrame({T: np.repeat(grid_ix.ticks, n_areas)}, schema={T: I64})
-    out = pl.concat([base, areas[np.tile(np.arange(n_areas), k)], *polars_parts, pl.DataFrame(cols)], how="horizontal")
-    fill = []
-    for c, dt in out.schema.items():
-        if c in cols:
-            continue
-        e = pl.col(c).fill_null(0) if c in _ZERO_COLS else pl.col(c)
-        if dt == F64:
-            e = e.fill_nan(None)
-        if c in _ZERO_COLS or dt == F64:
-            fill.append(e)
-    out = out.with_columns(fill)
+        cols[out] = np.where(has, shares[name], np.nan)
 
     def arr(name: str) -> np.ndarray:
-        col = out[name]
-        return (col if col.dtype == F64 else col.cast(F64)).to_numpy()
+        v = cols[name]
+        return v if v.dtype == np.float64 else v.astype(np.float64)
 
-    out = out.with_columns(
-        pl.col(T).alias("window_end_ms"),
-        *_health_columns(arr, out.height, city, cfg),
-    )
-    return out.rename({"area": "district"}).select(*AREA_COLUMNS, T)
+    h = _health_arrays(arr, grid_ix.n_rows, city, cfg)
+    lvl = h.pop("tpi_level")
+    cols["tpi_level"] = np.where(lvl == 0, np.nan, lvl)  # 0: unknown -> null
+    cols["tpi_level_name"] = np.asarray(traffic.tpi_level_names(lvl, cfg.congestion_standard), dtype=object)
+    cols.update(h)
+    cols[T] = cols["window_end_ms"] = np.repeat(grid_ix.ticks, n_areas)
+    cols["name"] = np.tile(np.asarray([*refs.districts["name"].to_list(), city.name], dtype=object), k)
+    cols["district"] = np.tile(np.asarray([*refs.districts["district"].to_list(), None], dtype=object), k)
+
+    def table(rows: np.ndarray) -> pl.DataFrame:
+        series = []
+        for name in (*AREA_COLUMNS, T):
+            v = cols[name][rows]
+            if name in _AREA_STRINGS:
+                series.append(pl.Series(name, v.tolist(), dtype=S))
+            elif name in _AREA_INTS:
+                series.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f"
+                              else pl.Series(name, v, dtype=I64))
+            else:
+                series.append(pl.Series(name, v, dtype=F64, nan_to_null=True))
+        return pl.DataFrame(series)
+
+    grid_rows = np.arange(grid_ix.n_rows).reshape(k, n_areas)
+    return table(grid_rows[:, :n_d].reshape(-1)), table(grid_rows[:, n_d])
+
+
+_AREA_STRINGS = frozenset({"district", "name", "tpi_level_name", "aqi_level", "aqi_category_zh", "aqi_colour_hex", "primary_pollutant"})
+_AREA_INTS = frozenset({*_ZERO_COLS, "tpi_level", "window_end_ms", T})
 
 
 def _tick_list(window_ends_ms) -> list[int]:
@@ -950,15 +1001,8 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     sg = _sensor_groups(city, refs)
     status = _sensor_counts(frames, sg, ticks, cfg)
 
-    areas = pl.concat([refs.districts.rename({"district": "area"}),
-                       pl.DataFrame({"area": [CITY_AREA], "name": [city.name]}, schema={"area": S, "name": S})])
     grid_ix = _AreaGrid(ticks, ix)
-    both = _area_table(seg, air_st, noise_st, util_st, outages, cases, incidents, status, sg, grid_ix, areas, city, cfg)
-    n_areas = grid_ix.n_areas
-    is_city = np.arange(both.height) % n_areas == n_areas - 1
-    district = both[np.flatnonzero(~is_city)]
-    city_rows = both[np.flatnonzero(is_city)]
-    city_rows.replace_column(0, pl.Series("district", [None] * city_rows.height, dtype=S))
+    district, city_rows = _area_tables(seg, air_st, noise_st, util_st, outages, cases, incidents, status, sg, grid_ix, refs, city, cfg)
 
     grid_cell = cases.table("cell_id", ticks, nulls=False)
     grid_cell.insert_column(1, _cell_district(ix, _lookup(grid_cell["cell_id"], ix.cell_position)))

@@ -477,11 +477,11 @@ def _area_figures(key: pl.Expr, seg, air_st, noise_st, util_st, outages, cases, 
     return parts
 
 
-def _health_columns(arr, n_rows: int, city: City, cfg: VitalsConfig) -> list[pl.Series]:
-    """TPI level, level name, the six sub-scores and the health index, from ``arr(column) -> array``
-    over the assembled district/city rows (shared by the one-window and the batch paths)."""
-    lvl = traffic.tpi_level(arr("tpi"), cfg.congestion_standard)
+def _health_arrays(arr, n_rows: int, city: City, cfg: VitalsConfig) -> dict[str, np.ndarray]:
+    """TPI level (0: unknown), the six sub-scores and the health index (NaN: not measured), from
+    ``arr(column) -> array`` over the assembled district/city rows (shared by the one-window and the batch paths)."""
     sc = cfg.scoring
+    out = {"tpi_level": traffic.tpi_level(arr("tpi"), cfg.congestion_standard)}
     scores = {
         "traffic": health.traffic_score(arr("tpi")),
         "environment": health.environment_score(arr("aqi"), arr("noise_within_limit_share"), sc),
@@ -491,12 +491,19 @@ def _health_columns(arr, n_rows: int, city: City, cfg: VitalsConfig) -> list[pl.
         if n_rows else np.empty(0),
         "sensors": health.sensors_score(arr("sensors_fresh_share")),
     }
-    index = health.health_index(scores, city.health_weights) if n_rows else np.empty(0)
+    out.update({f"score_{k}": v for k, v in scores.items()})
+    out["health_index"] = health.health_index(scores, city.health_weights) if n_rows else np.empty(0)
+    return out
+
+
+def _health_columns(arr, n_rows: int, city: City, cfg: VitalsConfig) -> list[pl.Series]:
+    """:func:`_health_arrays` as the columns ``tpi_level, tpi_level_name, score_*, health_index``."""
+    h = _health_arrays(arr, n_rows, city, cfg)
+    lvl = h.pop("tpi_level")
     return [
         pl.Series("tpi_level", lvl, dtype=I64).replace(0, None),
         pl.Series("tpi_level_name", traffic.tpi_level_names(lvl, cfg.congestion_standard), dtype=S),
-        *[pl.Series(f"score_{k}", v, dtype=F64, nan_to_null=True) for k, v in scores.items()],
-        pl.Series("health_index", index, dtype=F64, nan_to_null=True),
+        *[pl.Series(k, v, dtype=F64, nan_to_null=True) for k, v in h.items()],
     ]
 
 
