@@ -226,18 +226,21 @@ class Validator:
         if frame.height == 0:
             return frame.with_columns(pl.lit(None, pl.Int32).alias("sensor_idx")), pl.DataFrame(schema=DEAD_SCHEMA)
         joined = frame.join(self.registry.frame, on="sensor_id", how="left", maintain_order="left")
-        # The reason code is decided for every row; the reason text only for the few rows that
-        # failed (formatting a sentence per good row would cost more than all the checks).
+        checks = self._checks[kind]
+        # One boolean column per check, in one select; a row's reason is its first failed check.
+        # (A nested when/then chain costs polars ~1 ms to plan per call, whatever the row count.)
+        failed = joined.select([f.fill_null(False).alias(str(i)) for i, (f, _, _) in enumerate(checks)]).to_numpy()
+        bad = failed.any(axis=1)
+        if not bad.any():
+            return joined.select(columns + ["sensor_idx"]), pl.DataFrame(schema=DEAD_SCHEMA)
+        bad_mask = pl.Series(bad)
+        good = joined.filter(~bad_mask).select(columns + ["sensor_idx"])
+        first = failed[bad].argmax(axis=1)
+        bad_rows = joined.filter(bad_mask).with_columns(pl.Series("_check", first, dtype=pl.Int32))
         code = pl.lit(None, pl.Utf8)
-        for failed, c, _ in reversed(self._checks[kind]):
-            code = pl.when(failed.fill_null(False)).then(pl.lit(c)).otherwise(code)
-        checked = joined.with_columns(code.alias("reason_code"))
-        ok = checked["reason_code"].is_null()
-        if ok.all():
-            return checked.select(columns + ["sensor_idx"]), pl.DataFrame(schema=DEAD_SCHEMA)
-        good = checked.filter(ok).select(columns + ["sensor_idx"])
-        bad_rows = checked.filter(~ok)
         reason = pl.lit(None, pl.Utf8)
-        for failed, _, text in reversed(self._checks[kind]):
-            reason = pl.when(failed.fill_null(False)).then(text).otherwise(reason)
-        return good, dead_letters(kind, bad_rows, pl.col("reason_code"), reason)
+        for i, (_, c, text) in reversed(list(enumerate(checks))):
+            hit = pl.col("_check") == i
+            code = pl.when(hit).then(pl.lit(c)).otherwise(code)
+            reason = pl.when(hit).then(text).otherwise(reason)
+        return good, dead_letters(kind, bad_rows, code, reason)
