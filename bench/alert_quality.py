@@ -54,7 +54,7 @@ SUBSCRIBERS = [
 
 
 def subscriptions() -> list[Subscription]:
-    base = {"group_by": ["district"], "group_wait": "1m", "group_interval": "10m", "repeat_interval": "12h",
+    base = {"group_by": ["incident"], "group_wait": "1m", "group_interval": "10m", "repeat_interval": "12h",
             "channel": {"type": "log"}}
     return [Subscription.from_dict({**base, **s}) for s in SUBSCRIBERS]
 
@@ -79,7 +79,7 @@ def run_day(city, seed: int, start_ms: int | None, hours: float, scenarios, faul
     anomaly = maybe_anomaly_operator(city, cfg)  # as citybrain run wires it (None while not available)
     pipe = CityPipeline(city, cfg, window_operators=[anomaly] if anomaly is not None else [])
     engine = RuleEngine.from_path(city=city)
-    alerts = AlertPipeline(subscriptions(), engine.inhibit_rules)
+    alerts = AlertPipeline(subscriptions(), engine.inhibit_rules, correlate_rules=engine.correlate_rules)
     notes, activations = [], []
     t_rules = t_chain = 0.0
     windows = 0

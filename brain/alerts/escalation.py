@@ -4,7 +4,8 @@ When an alert starts firing it is placed at its start tier (by severity: red sta
 district by default, the others at the street). If it is still unacknowledged ``after`` its
 severity's delay at that tier, it moves up one tier and an escalation transition is emitted, which
 the router sends to the subscribers of the new tier. Silenced and inhibited alerts do not
-escalate (someone decided they need no action); acknowledging stops escalation.
+escalate (someone decided they need no action), nor do expected ones (a rule with a ``digest``
+period: recurring rush-hour congestion); acknowledging stops escalation.
 
 Example:
     >>> from brain.alerts.model import Alert
@@ -48,8 +49,8 @@ class Escalation:
             if a.tier_since_ms < a.fired_ms:
                 a.tier = self.start_tier.get(a.severity, "street")
                 a.tier_since_ms = a.fired_ms
-            if a.status != "firing" or a.silenced_by or a.inhibited_by:
-                continue
+            if a.status != "firing" or a.silenced_by or a.inhibited_by or a.digest_ms:
+                continue  # muted or expected (digest) alerts need no action, so they do not climb
             delay = self.after_ms.get(a.severity)
             idx = TIERS.index(a.tier) if a.tier in TIERS else 0
             if delay is None or idx + 1 >= len(TIERS) or now_ms - a.tier_since_ms < delay:

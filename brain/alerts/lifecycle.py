@@ -129,5 +129,6 @@ def _refresh(a: Alert, c: Candidate, now_ms: int) -> None:
     a.for_ms = c.for_ms
     a.keep_firing_for_ms = c.keep_firing_for_ms
     a.labels = dict(c.labels)
+    a.digest_ms = c.digest_ms
     if c.lon is not None:
         a.lon, a.lat = c.lon, c.lat

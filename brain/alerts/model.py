@@ -148,6 +148,7 @@ class Candidate(msgspec.Struct, kw_only=True):
     lon: float | None = None
     lat: float | None = None
     fingerprint: str = ""
+    digest_ms: int = 0  # the rule's digest period: expected, not paged on its own (0: pages)
 
 
 AlertStatus = Literal["pending", "firing", "acknowledged", "resolved"]
@@ -183,6 +184,9 @@ class Alert(msgspec.Struct, kw_only=True):
     notified: bool = False  # a firing notification went out for this activation
     lon: float | None = None
     lat: float | None = None
+    incident: str = ""  # correlation key: the real incident this alert belongs to (see correlation.py)
+    incident_ms: int = 0  # when the incident key was first given to this alert
+    digest_ms: int = 0  # expected (e.g. recurring rush-hour congestion): digest, unless part of a paged incident
 
     @property
     def active(self) -> bool:
@@ -203,9 +207,11 @@ class Transition(msgspec.Struct, kw_only=True):
 class Notification(msgspec.Struct, kw_only=True):
     """One message for one subscription; ``key`` is its idempotency key (stable across restarts).
 
-    ``reason``: ``alert`` (actionable: a group's first notification, or one bringing a new category or
-    a more severe level to it), ``update`` (more of the same, or resolutions, in a notified group), ``escalation`` (reached this subscriber's tier unacknowledged),
-    ``repeat`` (still firing after ``repeat_interval``), ``digest`` (periodic summary).
+    ``reason``: ``alert`` (actionable: a group's first notification, or one bringing a real incident the
+    group has not reported), ``update`` (more alerts of incidents already reported, a more severe level
+    — then ``raised`` is True —, resolutions, or a re-fire within the group's ``reopen_within``),
+    ``escalation`` (a new incident reached this subscriber's tier unacknowledged), ``repeat`` (still
+    firing after ``repeat_interval``), ``digest`` (periodic summary, also of expected alerts).
     """
 
     key: str
@@ -217,3 +223,4 @@ class Notification(msgspec.Struct, kw_only=True):
     alerts: list[Alert]
     group_labels: dict[str, str] = {}
     tier: str = ""
+    raised: bool = False  # an update that raised the group's severity

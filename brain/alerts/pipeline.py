@@ -1,4 +1,4 @@
-"""The alert pipeline: candidates → dedup → lifecycle → inhibition → silences → escalation → grouping/routing → log.
+"""The alert pipeline: candidates → dedup → lifecycle → inhibition → correlation → silences → escalation → grouping/routing → log.
 
 Each stage is its own module with its own tests; this class only runs them in order over one
 :class:`~brain.alerts.state.AlertState` and returns the notifications to deliver. Notification
@@ -19,6 +19,7 @@ Example:
 """
 from __future__ import annotations
 
+from brain.alerts.correlation import CorrelateRule, Correlator
 from brain.alerts.escalation import Escalation
 from brain.alerts.fingerprint import dedup
 from brain.alerts.grouping import Grouper
@@ -35,7 +36,8 @@ class AlertPipeline:
 
     def __init__(self, subscriptions: list[Subscription] | tuple = (), inhibit_rules: list[InhibitRule] | tuple = (),
                  state: AlertState | None = None, lifecycle: Lifecycle | None = None,
-                 escalation: Escalation | None = None, maintenance: list[MaintenanceWindow] | tuple = ()):
+                 escalation: Escalation | None = None, maintenance: list[MaintenanceWindow] | tuple = (),
+                 correlate_rules: list[CorrelateRule] | tuple | None = None):
         self.state = state if state is not None else AlertState()
         for s in subscriptions:
             self.state.subscriptions[s.id] = s
@@ -43,6 +45,9 @@ class AlertPipeline:
             self.state.windows = list(maintenance)
         self.lifecycle = lifecycle or Lifecycle()
         self.inhibitor = Inhibitor(inhibit_rules)
+        # by default every inhibit rule is also a correlation link (what explains an alert is its incident)
+        self.correlator = Correlator(correlate_rules if correlate_rules is not None else
+                                     [CorrelateRule(r.source, r.target, r.equal) for r in inhibit_rules if r.equal])
         self.silencer = Silencer()
         self.escalation = escalation or Escalation()
         self.grouper = Grouper(Router())
@@ -51,11 +56,18 @@ class AlertPipeline:
     def set_inhibit_rules(self, rules: list[InhibitRule]) -> None:
         self.inhibitor = Inhibitor(rules)
 
+    def set_correlate_rules(self, rules: list[CorrelateRule]) -> None:
+        self.correlator = Correlator(rules)
+
     def process(self, candidates: list[Candidate], now_ms: int) -> list[Notification]:
         st = self.state
         cands = dedup(candidates)
         trans = self.lifecycle.step(st.alerts, cands, now_ms)
         self.inhibitor.apply(st.alerts)
+        before = {fp: a.incident for fp, a in st.alerts.items() if a.active}
+        for fp, key in self.correlator.apply(st.alerts, now_ms).items():
+            if key != before.get(fp):
+                st.dirty.add(fp)
         self.silencer.apply(st.alerts, list(st.silences.values()), st.windows, now_ms)
         esc = self.escalation.step(st.alerts, now_ms)
         for c in cands:

@@ -5,7 +5,8 @@ minimum severity), *where* (any of the listed districts, streets, cells, or insi
 ``[lon, lat]`` points), *which tier* it serves (a ``district`` subscription only receives alerts
 once they start at or escalate to the district tier; no tier = every tier) and *how* (a channel:
 webhook JSON — CityBrain's own payload or Alertmanager v4 —, CAP 1.2 XML over HTTP, a Redis
-Stream, or ``log``), plus grouping timers, throttling and digests.
+Stream, or ``log``), plus grouping (by default one group per real incident: ``group_by: [incident]``)
+and its timers, throttling and digests.
 
 Example:
     >>> from brain.alerts.model import Alert
@@ -54,14 +55,17 @@ class Subscription(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dic
     cells: list[str] = []
     polygon: list[list[float]] = []
     tier: str | None = None
-    group_by: list[str] = msgspec.field(default_factory=lambda: ["district", "cell"])
+    # labels; "incident" is the correlation key (brain.alerts.correlation): one group per real incident
+    group_by: list[str] = msgspec.field(default_factory=lambda: ["incident"])
     group_wait: str = "30s"
     group_interval: str = "5m"
     repeat_interval: str = "4h"
+    reopen_within: str = "1h"  # a notified group is kept this long after its last resolve: a re-fire is an update
     send_resolved: bool = True
     throttle: str | None = None  # "N/period", e.g. "20/1h": more than N in a period go to the digest
     digest: str | None = None  # digest period; set it alone to receive only periodic digests
     digest_only: bool = False
+    utc_offset_h: float = 8.0  # local time of the digest boundaries (a daily digest goes out at local midnight)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.id or ""):
@@ -74,6 +78,7 @@ class Subscription(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dic
         self._group_wait_ms = parse_duration_ms(self.group_wait)
         self._group_interval_ms = parse_duration_ms(self.group_interval)
         self._repeat_interval_ms = parse_duration_ms(self.repeat_interval)
+        self._reopen_ms = parse_duration_ms(self.reopen_within)
         if self.polygon:
             if len(self.polygon) < 3 or any(len(p) != 2 for p in self.polygon):
                 raise ValueError(f"subscription {self.id}: polygon needs at least 3 [lon, lat] points")
@@ -85,6 +90,8 @@ class Subscription(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dic
             self._throttle = (int(m.group(1)), parse_duration_ms(m.group(2)))
         period = self.digest or (self.throttle.split("/")[1].strip() if self.throttle else None)
         self._digest_ms = parse_duration_ms(period) if period else 0
+        if not -14 <= self.utc_offset_h <= 14:
+            raise ValueError(f"subscription {self.id}: utc_offset_h must be between -14 and 14, got {self.utc_offset_h}")
         if self.digest_only and not self.digest:
             raise ValueError(f"subscription {self.id}: digest_only needs a digest period")
         ch = self.channel

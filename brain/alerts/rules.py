@@ -53,9 +53,11 @@ import numpy as np
 import polars as pl
 import yaml
 
+from brain.alerts.correlation import CorrelateRule
 from brain.alerts.enrich import Enricher
 from brain.alerts.inhibition import InhibitRule
 from brain.alerts.model import Candidate, parse_duration_ms, parse_severity
+from brain.alerts.routing import point_in_polygon
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 Duration = Union[str, int, float]
@@ -79,6 +81,10 @@ class _Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field=
     severity_from: str | None = None  # a column holding the level 1..4 per row (e.g. incident severity)
     for_: Duration = msgspec.field(default=0, name="for")
     keep_firing_for: Duration = 0
+    # "daily", "hourly", "weekly" or a duration: the condition is expected (e.g. rush-hour congestion), so
+    # its alerts go to each subscriber's periodic digest instead of paging, unless they are part of an
+    # incident that pages (see brain.alerts.correlation)
+    digest: Duration | None = None
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -88,6 +94,7 @@ class _Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field=
         self._kind = type(self).__struct_config__.tag  # type: ignore[attr-defined]
         self._for_ms = parse_duration_ms(self.for_)
         self._keep_ms = parse_duration_ms(self.keep_firing_for)
+        self._digest_ms = parse_digest_period(self.digest) if self.digest is not None else 0
         names = _template_fields(self.summary)
         for name in names:
             if not name.isidentifier():
@@ -98,6 +105,20 @@ class _Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field=
     @property
     def kind(self) -> str:
         return type(self).__struct_config__.tag  # type: ignore[attr-defined]
+
+
+_PERIODS = {"hourly": "1h", "daily": "1d", "weekly": "7d"}
+
+
+def parse_digest_period(value: object) -> int:
+    """Milliseconds of a digest period: ``hourly``, ``daily``, ``weekly`` or a positive duration."""
+    try:
+        ms = parse_duration_ms(_PERIODS.get(str(value).strip().lower(), value))
+    except ValueError:
+        ms = 0
+    if ms <= 0:
+        raise ValueError(f"digest period must be hourly, daily, weekly or a positive duration, got {value!r}")
+    return ms
 
 
 def _expr(text: str, what: str) -> pl.Expr:
@@ -263,6 +284,16 @@ class InhibitSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     equal: list[str] = []
 
 
+class CorrelateSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Alerts matching ``target`` belong to the incident of an active alert matching ``source`` that shares
+    the ``equal`` labels (and lies within ``within_m`` metres, when set)."""
+
+    source: list[str]
+    target: list[str]
+    equal: list[str] = []
+    within_m: float | None = None
+
+
 class PackDefaults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     labels: dict[str, str] = {}
     for_: Duration | None = msgspec.field(default=None, name="for")
@@ -278,10 +309,16 @@ class RulePack(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     description: str = ""
     defaults: PackDefaults = msgspec.field(default_factory=PackDefaults)
     inhibit: list[InhibitSpec] = []
+    correlate: list[CorrelateSpec] = []
     source_file: str = ""
 
     def inhibit_rules(self) -> list[InhibitRule]:
         return [InhibitRule(i.source, i.target, i.equal) for i in self.inhibit]
+
+    def correlate_rules(self) -> list[CorrelateRule]:
+        """The pack's correlation links; every inhibit rule is one too (what explains an alert is its incident)."""
+        return ([CorrelateRule(i.source, i.target, i.equal) for i in self.inhibit]
+                + [CorrelateRule(c.source, c.target, c.equal, c.within_m) for c in self.correlate])
 
 
 def rule_schema() -> dict:
@@ -318,6 +355,10 @@ def parse_rule_pack(text: str, source: str = "<string>") -> RulePack:
         pack.inhibit_rules()
     except ValueError as exc:
         raise RuleError(f"{source}: inhibit: {exc}") from None
+    try:
+        pack.correlate_rules()
+    except ValueError as exc:
+        raise RuleError(f"{source}: correlate: {exc}") from None
     return pack
 
 
@@ -453,6 +494,22 @@ class Locator:
         self._cell = {c.id: c for c in city.cells} if city else {}
         self._segment = {s.id: s for s in city.segments} if city else {}
         self._district = {d.id: d for d in city.districts} if city else {}
+        self._polygons = [(self._cell[cid], ring[0]) for cid, ring in (city.cell_polygons.items() if city else [])
+                          if cid in self._cell and ring and len(ring[0]) >= 3]
+        cells = list(self._cell.values())
+        self._centres = (cells, np.array([c.center for c in cells], dtype=np.float64).reshape(-1, 2))
+
+    def cell_at(self, lon: float, lat: float):
+        """The grid cell holding a point: by the cell polygons when the city has them, else the nearest centre."""
+        for cell, ring in self._polygons:
+            if point_in_polygon(lon, lat, ring):
+                return cell
+        cells, xy = self._centres
+        if not cells:
+            return None
+        kx = math.cos(math.radians(lat))
+        d2 = ((xy[:, 0] - lon) * kx) ** 2 + (xy[:, 1] - lat) ** 2
+        return cells[int(np.argmin(d2))]
 
     def enrich(self, labels: dict[str, str], row: dict) -> tuple[float | None, float | None]:
         lon, lat = row.get("lon"), row.get("lat")
@@ -473,6 +530,8 @@ class Locator:
         seg = self._segment.get(labels.get("segment_id", "")) if "segment_id" in labels else None
         cell_id = labels.get("cell") or (sensor.cell if sensor else None) or (seg.cell if seg else None)
         cell = self._cell.get(cell_id or "")
+        if cell is None and "district" not in labels and isinstance(lon, (int, float)) and isinstance(lat, (int, float)):
+            cell = self.cell_at(float(lon), float(lat))  # a point only (an incident off the road network)
         if cell is not None:
             labels.setdefault("cell", cell.id)
             labels.setdefault("street", cell.street)
@@ -518,6 +577,7 @@ class RuleEngine:
         self.packs = list(packs)
         self.rules: list[Rule] = [r for p in packs for r in p.rules if r.enabled]
         self.inhibit_rules: list[InhibitRule] = [i for p in packs for i in p.inhibit_rules()]
+        self.correlate_rules: list[CorrelateRule] = [c for p in packs for c in p.correlate_rules()]
         self._needs: dict[str, set[str]] = {}
         for r in self.rules:
             for table, cols in rule_columns(r).items():
@@ -729,7 +789,7 @@ class RuleEngine:
             summary = f"{rule.id}: {val:g}"
         return Candidate(rule_id=rule.id, kind=rule._kind, severity=level, labels=labels, value=val, ts_ms=now_ms,
                          trigger=bool(trigger), summary=summary, evidence=evidence, for_ms=rule._for_ms,
-                         keep_firing_for_ms=rule._keep_ms, lon=lon, lat=lat)
+                         keep_firing_for_ms=rule._keep_ms, lon=lon, lat=lat, digest_ms=rule._digest_ms)
 
 
 def _radius_clusters(pts: list[dict], radius_m: float, lon: str, lat: str, ident: str, need: int) -> list[list[dict]]:

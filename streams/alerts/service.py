@@ -106,6 +106,7 @@ class AlertService:
         self.city = city
         self.engine = RuleEngine(load_rule_packs(self.rules_path), city=city)
         self.pipeline = AlertPipeline(inhibit_rules=self.engine.inhibit_rules, state=AlertState(),
+                                      correlate_rules=self.engine.correlate_rules,
                                       lifecycle=lifecycle, escalation=escalation, maintenance=maintenance or [])
         self._initial_subs = list(subscriptions or [])
         if delivery is None and city is not None:
@@ -286,6 +287,7 @@ class AlertService:
             return
         self.engine.reload(packs)
         self.pipeline.set_inhibit_rules(self.engine.inhibit_rules)
+        self.pipeline.set_correlate_rules(self.engine.correlate_rules)
         self.reload_error = ""
         await self.store.log_audit(AuditEntry(ts_ms=now_ms(), actor="engine", action="rules", target=str(self.rules_path),
                                               new="reloaded", detail=f"{len(self.engine.rules)} rules"))

@@ -57,3 +57,13 @@ def test_bad_policy():
         Escalation(after={"purple": "5m"})
     with pytest.raises(ValueError, match="positive"):
         Escalation(after={"red": "0s"})
+
+
+def test_expected_digest_alerts_do_not_escalate():
+    esc = Escalation(after={"orange": "10m"})
+    rush = alert("rush", sev=2, fired_ms=0)
+    rush.digest_ms = 86_400_000
+    acc = alert("acc", sev=2, fired_ms=0)
+    alerts = {"rush": rush, "acc": acc}
+    esc.step(alerts, 0)
+    assert [t.fingerprint for t in esc.step(alerts, 30 * M)] == ["acc"] and rush.tier == "street"

@@ -43,7 +43,8 @@ def test_changes_wait_for_group_interval_and_resolves_are_reported():
     a.status, b.status = "resolved", "resolved"
     (n,) = run([a, b], 10 * M)
     assert n.status == "resolved" and sorted(x.status for x in n.alerts) == ["resolved", "resolved"]
-    assert run([a, b], 20 * M) == [] and run.groups == {}
+    assert run([a, b], 20 * M) == [] and len(run.groups) == 1  # kept for reopen_within (1 h)
+    assert run([a, b], 70 * M) == [] and run.groups == {}
 
 
 def test_repeat_interval_and_unique_keys():
@@ -111,7 +112,7 @@ def test_new_category_or_worse_level_in_an_open_group_is_actionable_more_of_the_
 
 
 def test_a_group_that_empties_and_forms_again_gets_new_keys():
-    run = Run(mk(group_wait="0s", group_interval="0s"))
+    run = Run(mk(group_wait="0s", group_interval="0s", reopen_within="0s"))
     keys = []
     for start in (0, 30 * M):
         a = alert(f"a{start}", cell="C1")
@@ -120,3 +121,79 @@ def test_a_group_that_empties_and_forms_again_gets_new_keys():
         keys += [n.key for n in run([a], start + M)]
         assert run.groups == {}  # dropped once its resolve went out
     assert len(keys) == 4 and len(set(keys)) == 4
+
+
+def inc_alert(fp, incident, sev=3, category="traffic", status="firing", digest_ms=0, **labels):
+    a = alert(fp, sev=sev, status=status, category=category, **labels)
+    a.incident, a.digest_ms = incident, digest_ms
+    return a
+
+
+def test_one_incident_one_page_a_new_category_or_worse_level_of_it_is_a_raised_update():
+    run = Run(mk(group_wait="0s", group_interval="0s", group_by=["incident"]))
+    jam = inc_alert("jam", "acc", category="traffic", segment_id="S1")
+    (n,) = run([jam], 0)
+    assert n.reason == "alert"
+    report = inc_alert("inc", "acc", sev=2, category="emergency", segment_id="S1")
+    (n,) = run([jam, report], M)
+    assert (n.reason, n.raised, n.key == f"ops:{n.group_key}:0:2") == ("update", True, True)
+    gridlock = inc_alert("grid", "acc", sev=1, category="traffic", district="D1")
+    (n,) = run([jam, report, gridlock], 2 * M)
+    assert (n.reason, n.raised, len(n.alerts)) == ("update", True, 3)
+    # the same alert getting worse (its severity rises) is an update too, without any new alert
+    report.severity = 1
+    assert run([jam, report, gridlock], 3 * M) == []  # not above the group's worst level (red) so far
+    other = inc_alert("other", "elsewhere", category="traffic", segment_id="S9")
+    (n,) = run([jam, report, gridlock, other], 4 * M)
+    assert n.reason == "alert" and [a.fingerprint for a in n.alerts] == ["other"]  # another incident: its own page
+
+
+def test_grouping_by_place_a_new_incident_bringing_a_new_category_pages_in_the_same_group():
+    run = Run(mk(group_wait="0s", group_interval="0s", group_by=["district"]))
+    jam = inc_alert("jam", "rush", category="traffic", district="D1")
+    assert [n.reason for n in run([jam], 0)] == ["alert"]
+    jam2 = inc_alert("jam2", "rush", category="traffic", district="D1", sev=2)
+    assert [(n.reason, n.raised) for n in run([jam, jam2], M)] == [("update", True)]  # same incident, worse
+    acc = inc_alert("acc", "accident", category="emergency", district="D1", sev=2)
+    assert [n.reason for n in run([jam, jam2, acc], 2 * M)] == ["alert"]
+
+
+def test_a_fault_that_re_fires_within_reopen_within_is_an_update_in_its_old_group_later_a_new_page():
+    run = Run(mk(group_wait="0s", group_interval="5m", reopen_within="1h", group_by=["incident"]))
+    fault = inc_alert("stuck", "stuck", category="sensor_health", sev=4, sensor_id="D-1")
+    (first,) = run([fault], 0)
+    fault.status = "resolved"
+    (res,) = run([fault], 30 * M)
+    assert res.status == "resolved" and len(run.groups) == 1
+    fault.status = "firing"  # re-fires 20 minutes after resolving
+    (again,) = run([fault], 50 * M)
+    assert (again.reason, again.group_key, again.key.split(":")[2]) == ("update", first.group_key, "0")
+    fault.status = "resolved"
+    run([fault], 60 * M)
+    assert run([fault], 125 * M) == [] and run.groups == {}  # quiet for reopen_within: forgotten
+    fault.status = "firing"
+    (late,) = run([fault], 180 * M)
+    assert late.reason == "alert" and late.key.split(":")[2] == str(180 * M)
+
+
+def test_expected_alerts_go_to_the_daily_digest_at_local_midnight_unless_their_incident_pages():
+    day = 86_400_000
+    run = Run(mk(group_wait="0s", group_interval="0s", group_by=["incident"], utc_offset_h=8))
+    midnight = 16 * 3_600_000  # 00:00 in UTC+8 is 16:00 UTC
+    rush = [inc_alert(f"r{i}", f"r{i}", segment_id=f"S{i}", digest_ms=day) for i in range(3)]
+    assert run(rush, midnight + 8 * 3_600_000) == []  # 08:00 local: rush hour, nothing pages
+    acc = inc_alert("acc", "r0", sev=2, category="emergency", segment_id="S0")  # an accident in the jam on S0
+    (n,) = run(rush + [acc], midnight + 9 * 3_600_000)
+    assert n.reason == "alert" and {a.fingerprint for a in n.alerts} == {"acc", "r0"}
+    for a in rush:
+        a.status = "resolved"
+    acc.status = "resolved"
+    out = run(rush + [acc], midnight + 10 * 3_600_000)
+    assert [n.status for n in out] == ["resolved"]
+    assert run(rush + [acc], midnight + day - M) == []  # 23:59 local: the day is not over
+    (d,) = run(rush + [acc], midnight + day)
+    assert d.reason == "digest" and d.key == "ops:digest:1"
+    # r0 too: it was expected congestion for an hour before the accident made it part of an incident
+    assert sorted((a.fingerprint, a.status) for a in d.alerts) == [("r0", "resolved"), ("r1", "resolved"),
+                                                                   ("r2", "resolved")]
+    assert run(rush + [acc], midnight + day + 5 * M) == []  # once per period

@@ -65,6 +65,10 @@ def test_default_packs_read_only_columns_the_driver_tables_have():
     ("pack: x\nrules: [{id: a, kind: composite, op: and, of: [b], severity: red}]", "two rules"),
     ("pack: x\nrules:\n - {id: a, kind: anomaly, threshold: 1, severity: red}\n - {id: a, kind: anomaly, threshold: 1, severity: red}", "duplicate"),
     ("pack: x\nrules: []\ninhibit: [{source: ['x'], target: ['a=b']}]", "inhibit"),
+    ("pack: x\nrules: []\ncorrelate: [{source: ['a=b'], target: ['c=d']}]", "correlate.*equal"),
+    ("pack: x\nrules: []\ncorrelate: [{source: ['a=b'], target: ['c=d'], within_m: 0}]", "correlate.*within_m"),
+    ("pack: x\nrules: [{id: a, kind: anomaly, threshold: 1, severity: red, digest: sometimes}]", "digest"),
+    ("pack: x\nrules: [{id: a, kind: anomaly, threshold: 1, severity: red, digest: 0s}]", "digest"),
     ("pack: [unclosed", "YAML"),
     ("- just a list", "mapping"),
 ])
@@ -323,3 +327,53 @@ def test_detector_key_is_placed_on_the_city():
     by_key = {c.labels["key"]: c.labels for c in eng.evaluate({"anomaly": frame}, 0)}
     assert by_key[seg.id]["segment_id"] == seg.id and by_key[seg.id]["cell"] == seg.cell
     assert by_key[sensor.id]["sensor_id"] == sensor.id and by_key[sensor.id]["district"] == sensor.district
+
+
+def test_digest_rules_mark_their_candidates_and_packs_carry_correlate_rules():
+    pack = parse_rule_pack("""
+pack: t
+rules:
+  - {id: rush, kind: threshold, table: seg, value: tpi, op: ">=", threshold: 8, severity: yellow, digest: daily,
+     labels_from: [segment_id]}
+  - {id: odd, kind: threshold, table: seg, value: tpi, op: ">=", threshold: 8, severity: yellow, digest: 2h,
+     labels_from: [segment_id]}
+  - {id: page, kind: threshold, table: seg, value: tpi, op: ">=", threshold: 8, severity: yellow, labels_from: [segment_id]}
+inhibit:
+  - {source: [rule=page], target: [rule=rush], equal: [segment_id]}
+correlate:
+  - {source: [rule=page], target: [rule=odd], within_m: 500}
+""")
+    eng = RuleEngine([pack])
+    got = {c.rule_id: c.digest_ms for c in eng.evaluate({"seg": pl.DataFrame({"segment_id": ["S1"], "tpi": [9.0]})}, 0)}
+    assert got == {"rush": 86_400_000, "odd": 7_200_000, "page": 0}
+    # every inhibit rule is a correlation link too, then the pack's own correlate rules
+    assert [(str(r.target[0]), r.equal, r.within_m) for r in eng.correlate_rules] == [
+        ("rule=rush", ("segment_id",), None), ("rule=odd", (), 500.0)]
+
+
+def test_shipped_packs_mark_rush_hour_congestion_as_daily_digest_and_incidents_do_not():
+    rules = {r.id: r for p in load_rule_packs(default_rules_dir()) for r in p.rules}
+    assert rules["segment_severe_congestion"]._digest_ms == 86_400_000
+    assert rules["district_congested"]._digest_ms == 86_400_000
+    assert rules["incident_active"]._digest_ms == 0 and rules["segment_sudden_slowdown"]._digest_ms == 0
+
+
+def test_an_incident_known_only_by_its_point_is_placed_in_the_cell_holding_it():
+    from brain.alerts.routing import point_in_polygon
+    from brain.city import demo_city_path, load_city
+
+    city = load_city(demo_city_path())
+    packs = [p for p in load_rule_packs(default_rules_dir()) if p.pack == "emergency"]
+    eng = RuleEngine(packs, city=city)
+    cell_id, rings = next(iter(city.cell_polygons.items()))
+    ring = rings[0]
+    # a point inside the polygon: the mean of its vertices works for the demo city's convex cells
+    lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
+    lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
+    assert point_in_polygon(lon, lat, ring)
+    frame = pl.DataFrame({"incident_id": ["I1"], "type": ["fire"], "severity": [2], "status": ["dispatched"],
+                          "segment_id": [None], "lon": [lon], "lat": [lat], "units": [2]},
+                         schema_overrides={"segment_id": pl.String})
+    (c,) = [c for c in eng.evaluate({"incidents": frame}, 0) if c.rule_id == "incident_active"]
+    cell = city.cell(cell_id)
+    assert (c.labels["cell"], c.labels["district"], c.labels["street"]) == (cell.id, cell.district, cell.street)

@@ -1,0 +1,167 @@
+"""Correlation: which real incident each active alert belongs to (``Alert.incident``).
+
+One accident raises an incident alert, congestion on its segment and the ones feeding it, a
+district roll-up and grid reports; one burst water main raises a multi-point alert, a pressure
+drop, a flow spike and an outage. Subscribers want one page per real incident, with the rest as
+updates in the same group, so this stage gives every active alert an *incident key* that the
+grouping stage can group by (``group_by: [incident]``) and that decides what is news (a new
+incident) and what is an update (more of a known one).
+
+Links are directed: an *anchor* alert explains a *target* alert.
+
+- every correlate rule of the packs (``correlate:``), and every inhibit rule (what inhibits an
+  alert explains it): an active alert matching ``source`` anchors the alerts matching ``target``
+  that share the ``equal`` labels (and lie within ``within_m`` metres, when set);
+- a multi-point alert (多点触发) anchors the alerts about the sources that made it fire (its
+  ``sources`` label lists them as ``feed:id``: sensor, case or incident ids).
+
+A target joins only one anchor (the most severe, then the oldest), so an aggregate (a district
+roll-up counting two unrelated accidents) never merges two incidents; anchors chain (an anchor may be another's target).
+Keys flow from anchor to target, never back: an alert that is nobody's target founds an incident
+(its key is its fingerprint), except a multi-point alert, which joins the incident one of its
+sources already paged. Keys are *sticky*: an alert whose incident already paged (its key is held by
+an active alert that is not digest-only) keeps it for the rest of its activation, so alerts never
+move between notified groups. Resolved alerts keep their key, so a fault that re-fires soon after
+resolving comes back into its old incident; a re-fired alert that now has an anchor (a district
+roll-up lit again by a new accident) follows the anchor instead.
+
+Example:
+    >>> from brain.alerts.model import Alert
+    >>> rule = CorrelateRule(source=["rule=incident_active"], target=["category=traffic"], equal=["segment_id"])
+    >>> inc = Alert(fingerprint="i", rule_id="incident_active", kind="threshold", severity=2, status="firing",
+    ...             fired_ms=60_000, labels={"rule": "incident_active", "category": "emergency", "segment_id": "S1"})
+    >>> jam = Alert(fingerprint="j", rule_id="jam", kind="threshold", severity=3, status="firing",
+    ...             fired_ms=0, labels={"rule": "jam", "category": "traffic", "segment_id": "S1"})
+    >>> far = Alert(fingerprint="f", rule_id="jam", kind="threshold", severity=3, status="firing",
+    ...             fired_ms=0, labels={"rule": "jam", "category": "traffic", "segment_id": "S9"})
+    >>> sorted(Correlator([rule]).apply({"i": inc, "j": jam, "f": far}, now_ms=60_000).items())
+    [('f', 'f'), ('i', 'i'), ('j', 'i')]
+"""
+from __future__ import annotations
+
+import math
+
+from brain.alerts.model import Alert, Matcher, match_all, parse_matchers
+
+#: labels of a target alert that can name a multi-point alert's source (``feed:id`` in ``sources``)
+SOURCE_LABELS = ("sensor_id", "case_id", "incident_id")
+
+
+class CorrelateRule:
+    """Source (anchor) matchers, target matchers, labels that must be equal, optional distance in metres."""
+
+    def __init__(self, source: object, target: object, equal: list[str] | tuple[str, ...] = (),
+                 within_m: float | None = None):
+        self.source: tuple[Matcher, ...] = parse_matchers(source)
+        self.target: tuple[Matcher, ...] = parse_matchers(target)
+        if not self.source or not self.target:
+            raise ValueError("a correlate rule needs at least one source and one target matcher")
+        if isinstance(equal, str) or not all(isinstance(e, str) for e in equal):
+            raise ValueError(f"correlate rule 'equal' must be a list of label names, got {equal!r}")
+        if within_m is not None and (isinstance(within_m, bool) or not isinstance(within_m, (int, float))
+                                     or within_m <= 0):
+            raise ValueError(f"correlate rule within_m must be a positive number of metres, got {within_m!r}")
+        if not equal and within_m is None:
+            raise ValueError("a correlate rule needs 'equal' labels or 'within_m' (else it would link everything)")
+        self.equal = tuple(equal)
+        self.within_m = None if within_m is None else float(within_m)
+
+    def __repr__(self) -> str:
+        return (f"CorrelateRule(source={[str(m) for m in self.source]}, target={[str(m) for m in self.target]}, "
+                f"equal={list(self.equal)}, within_m={self.within_m})")
+
+
+def _age(a: Alert) -> tuple:
+    return (a.fired_ms or a.started_ms, a.fingerprint)
+
+
+def _metres(a: Alert, b: Alert) -> float:
+    if a.lon is None or b.lon is None or a.lat is None or b.lat is None:
+        return math.inf
+    kx = 111_320.0 * math.cos(math.radians((a.lat + b.lat) / 2))
+    return math.hypot((a.lon - b.lon) * kx, (a.lat - b.lat) * 110_574.0)
+
+
+class Correlator:
+    """Sets ``Alert.incident`` on every active alert; returns ``{fingerprint: incident key}`` for them."""
+
+    def __init__(self, rules: list[CorrelateRule] | tuple[CorrelateRule, ...] = ()):
+        self.rules = list(rules)
+
+    def anchors(self, active: list[Alert]) -> dict[str, str]:
+        """Target fingerprint → its best anchor's fingerprint (the most severe, then the oldest)."""
+        best: dict[str, Alert] = {}
+
+        def offer(target: Alert, anchor: Alert) -> None:
+            if anchor.fingerprint == target.fingerprint:
+                return
+            cur = best.get(target.fingerprint)
+            if cur is None or (anchor.severity, _age(anchor)) < (cur.severity, _age(cur)):
+                best[target.fingerprint] = anchor
+
+        for rule in self.rules:
+            index: dict[tuple, list[Alert]] = {}
+            for a in active:
+                if match_all(rule.source, a.labels):
+                    key = tuple(a.labels.get(n, "") for n in rule.equal)
+                    if all(key):
+                        index.setdefault(key, []).append(a)
+            if not index:
+                continue
+            for t in active:
+                if not match_all(rule.target, t.labels):
+                    continue
+                for anchor in index.get(tuple(t.labels.get(n, "") for n in rule.equal), ()):
+                    if rule.within_m is None or _metres(anchor, t) <= rule.within_m:
+                        offer(t, anchor)
+        by_source: dict[str, list[Alert]] = {}
+        for a in active:
+            for n in SOURCE_LABELS:
+                if a.labels.get(n):
+                    by_source.setdefault(a.labels[n], []).append(a)
+        if by_source:
+            for m in active:
+                if m.kind != "multipoint" or not m.labels.get("sources"):
+                    continue
+                for src in m.labels["sources"].split(","):
+                    for t in by_source.get(src.split(":", 1)[-1], ()):
+                        offer(t, m)
+        return {fp: a.fingerprint for fp, a in best.items()}
+
+    def apply(self, alerts: dict[str, Alert], now_ms: int) -> dict[str, str]:
+        active = sorted((a for a in alerts.values() if a.active), key=_age)
+        by_fp = {a.fingerprint: a for a in active}
+        anchor = self.anchors(active)
+        # keys already paged: held by an active alert that pages on its own (not digest-only)
+        paged = {a.incident for a in active if a.incident and not a.digest_ms}
+        # a multi-point alert is made of its sources: if one of them already pages, it joins that incident
+        adopt: dict[str, str] = {}
+        for t, m in anchor.items():
+            a, k = by_fp[t], by_fp[t].incident
+            if by_fp[m].kind == "multipoint" and k in paged and (m not in adopt or a.incident_ms < by_fp[adopt[m]].incident_ms):
+                adopt[m] = t
+        key_of: dict[str, str] = {}
+
+        def resolve(fp: str, stack: frozenset) -> str:
+            if fp in key_of:
+                return key_of[fp]
+            a = by_fp[fp]
+            anc = anchor.get(fp)
+            # sticky: during one activation an alert never leaves an incident that paged; a key from an
+            # earlier activation is kept only when nothing explains the alert now (a fault re-firing)
+            if a.incident and a.incident in paged and (anc is None or a.incident_ms >= a.fired_ms):
+                key = a.incident
+            elif anc is not None and anc not in stack:
+                key = resolve(anc, stack | {fp})
+            elif fp in adopt:
+                key = by_fp[adopt[fp]].incident
+            else:
+                key = a.incident or fp  # a root founds its own incident (or keeps the one it had)
+            key_of[fp] = key
+            return key
+
+        for a in active:
+            key = resolve(a.fingerprint, frozenset())
+            if a.incident != key:
+                a.incident, a.incident_ms = key, now_ms
+        return key_of
