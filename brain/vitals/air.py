@@ -281,20 +281,21 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
     exceeding = np.where(exceeding == "", None, exceeding)
     lvl = aqi_level(agg, standard)
 
-    def pick(values: tuple[str, ...]) -> list[str | None]:
-        arr = np.asarray(values + (None,), dtype=object)
-        return arr[np.where(lvl < 0, len(values), lvl)].tolist()
+    def pick(values: tuple[str, ...]) -> pl.Series:
+        return pl.Series(values + (None,), dtype=pl.String)[np.where(lvl < 0, len(values), lvl)]
 
     new = {f"iaqi_{c}": pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64, nan_to_null=True) for c in COMPONENTS}
     new["aqi"] = pl.Series("aqi", agg, dtype=pl.Float64, nan_to_null=True)
     new["primary_pollutant"] = pl.Series("primary_pollutant", primary.tolist(), dtype=pl.String)
     new["exceeding_pollutants"] = pl.Series("exceeding_pollutants", exceeding.tolist(), dtype=pl.String)
-    new["level"] = pl.Series("level", pick(table.level_names), dtype=pl.String)
-    new["category_zh"] = pl.Series("category_zh", pick(table.category_zh), dtype=pl.String)
-    new["category_en"] = pl.Series("category_en", pick(table.category_en), dtype=pl.String)
-    new["colour"] = pl.Series("colour", pick(table.colour), dtype=pl.String)
-    new["colour_hex"] = pl.Series("colour_hex", pick(table.colour_hex), dtype=pl.String)
-    return frame.with_columns(list(new.values()))
+    new["level"] = pick(table.level_names).alias("level")
+    new["category_zh"] = pick(table.category_zh).alias("category_zh")
+    new["category_en"] = pick(table.category_en).alias("category_en")
+    new["colour"] = pick(table.colour).alias("colour")
+    new["colour_hex"] = pick(table.colour_hex).alias("colour_hex")
+    if any(name in frame.columns for name in new):
+        return frame.with_columns(list(new.values()))
+    return frame.hstack(list(new.values()))
 
 
 #: Data validity (GB 3095-2012 Table 4 / HJ 663): minimum hourly values for a 24-hour mean, for an

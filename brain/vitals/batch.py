@@ -166,36 +166,52 @@ def _conformed(frames: Mapping[str, pl.DataFrame], name: str) -> pl.DataFrame:
     schema have their dtypes; others may be there too) is used as it is."""
     schema, _ = INPUT_SCHEMAS[name]
     frame = frames.get(name)
-    if isinstance(frame, pl.DataFrame) and frame.height:
+    if isinstance(frame, pl.DataFrame) and frame.width:
         have = frame.schema
         if all(have.get(col) == dtype for col, dtype in schema.items()):
             return frame.rechunk() if frame.n_chunks() > 1 else frame
     return _conform(frames, name)
 
 
-def _stacked(frames: Mapping[str, pl.DataFrame], name: str, ticks: np.ndarray, single: int | None,
-             key: pl.DataFrame) -> _Rows:
-    """A per-window input as :class:`_Rows`."""
-    base = _conformed(frames, name)
+def _tick_positions(frames: Mapping[str, pl.DataFrame], name: str, n: int, ticks: np.ndarray, single: int | None) -> np.ndarray:
+    """The position in ``ticks`` of each row's ``tick_end_ms`` (-1: not one of them)."""
     raw = frames.get(name)
-    n = base.height
     if raw is not None and n and T in raw.columns:
         try:
             tick = raw[T].cast(I64)
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
             raise ValueError(f"window frame {name!r}: tick_end_ms must be integer epoch ms") from None
         t, t_ok = _ints(tick)
-        ti = np.minimum(np.searchsorted(ticks, t), max(len(ticks) - 1, 0))
-        ti = np.where(t_ok & (ticks[ti] == t), ti, -1) if len(ticks) else np.full(n, -1, dtype=np.int64)
-    elif single is not None:
-        ti = np.zeros(n, dtype=np.int64)
-    elif n:
+        if not len(ticks):
+            return np.full(n, -1, dtype=np.int64)
+        ti = np.minimum(np.searchsorted(ticks, t), len(ticks) - 1)
+        return np.where(t_ok & (ticks[ti] == t), ti, -1)
+    if single is not None:
+        return np.zeros(n, dtype=np.int64)
+    if n:
         raise ValueError(f"window frame {name!r} needs a tick_end_ms column to batch more than one tick")
-    else:
-        ti = np.zeros(0, dtype=np.int64)
-    id_col = key.columns[0]
-    k, k_ok = _ints(base[[id_col]].join(key, on=id_col, how="left", maintain_order="left")["_k"])
-    return _Rows(base, ti, np.where(k_ok, k, -1), key.height)
+    return np.zeros(0, dtype=np.int64)
+
+
+def _window_rows(frames: Mapping[str, pl.DataFrame], ix: _Index, ticks: np.ndarray, single: int | None) -> dict[str, _Rows]:
+    """Every per-window input as :class:`_Rows`; the ids of the segment tables and of the sensor tables
+    are each looked up in one join."""
+    out = {}
+    for names, key in ((("traffic", "probe"), ix.segment_key), (("air_1h", "air_24h", "air_8h_o3", "noise", "utility"), ix.sensor_key)):
+        bases = {name: _conformed(frames, name) for name in names}
+        id_col = key.columns[0]
+        ids = [b.get_column(id_col) for b in bases.values() if b.height]
+        if ids:
+            k, k_ok = _ints(pl.concat(ids).to_frame(id_col).join(key, on=id_col, how="left", maintain_order="left")["_k"])
+            k = np.where(k_ok, k, -1)
+        else:
+            k = np.zeros(0, dtype=np.int64)
+        start = 0
+        for name, base in bases.items():
+            n = base.height
+            out[name] = _Rows(base, _tick_positions(frames, name, n, ticks, single), k[start:start + n], key.height)
+            start += n
+    return out
 
 
 def _values(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -295,9 +311,8 @@ def _nan_ok(v: np.ndarray) -> np.ndarray:
     return ~np.isnan(v)
 
 
-def _segment_traffic(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
-    det = _stacked(frames, "traffic", ticks, single, ix.segment_key)
-    prb = _stacked(frames, "probe", ticks, single, ix.segment_key)
+def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig) -> _Family:
+    det, prb = rows["traffic"], rows["probe"]
     d_rows, d_keys = det.latest(ticks, cfg.traffic_max_age_s)
     p_rows, p_keys = prb.latest(ticks, cfg.traffic_max_age_s)
     nk = det.n_keys
@@ -378,9 +393,9 @@ def _tick_sums(ti: np.ndarray, values: pl.Series, n_ticks: int) -> np.ndarray:
     return out
 
 
-def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
+def _air_station(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig) -> _Family:
     age = cfg.air_max_age_s
-    tables = [_stacked(frames, name, ticks, single, ix.sensor_key) for name in ("air_1h", "air_24h", "air_8h_o3")]
+    tables = [rows[name] for name in ("air_1h", "air_24h", "air_8h_o3")]
     latest = [t.latest(ticks, age) for t in tables]
     nk = tables[0].n_keys
     n = len(ticks) * nk
@@ -401,8 +416,8 @@ def _air_station(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Famil
     return _Family(out.hstack([pl.Series(T, ticks[keys // nk], dtype=I64)]), keys // nk, ix.sensor_area[keys % nk], conc)
 
 
-def _noise_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig, tz: str) -> _Family:
-    rows = _stacked(frames, "noise", ticks, single, ix.sensor_key)
+def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig, tz: str) -> _Family:
+    rows = window_rows["noise"]
     valid = np.flatnonzero((rows.ti >= 0) & (rows.k >= 0))
     ti, k = rows.ti[valid], rows.k[valid]
     start, start_ok = rows.values("window_start_ms", valid)
@@ -464,8 +479,8 @@ def _noise_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig, tz: str)
         "laeq_db": (cur_laeq, cur_laeq_ok, F64), "exceedance_db": (exceedance, _nan_ok(exceedance), F64)})
 
 
-def _utility_sensor(frames, ix: _Index, ticks, single, cfg: VitalsConfig) -> _Family:
-    rows = _stacked(frames, "utility", ticks, single, ix.sensor_key)
+def _utility_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig) -> _Family:
+    rows = window_rows["utility"]
     latest, keys = rows.latest(ticks, cfg.utility_max_age_s)
     nk = rows.n_keys
     ti, k = keys // nk, keys % nk
@@ -706,7 +721,7 @@ class _CaseState:
             codes, distinct = codes - 1, distinct[1:]  # the null group (code 0) is dropped
         m = self.metrics(codes, distinct.len())
         ti, g = np.nonzero(m["exists"] > 0)
-        cols = {column: distinct.gather(g)}
+        cols = {column: distinct[g]}
         for name in grid.METRIC_COLUMNS:
             v = m[name][ti, g]
             cols[name] = pl.Series(name, v, dtype=F64, nan_to_null=True) if v.dtype == np.float64 else pl.Series(name, v, dtype=I64)
@@ -743,7 +758,7 @@ class _OutageState:
         n, cust = self.counts(code.reshape(-1).astype(np.int64), len(groups))
         ti, g = np.nonzero(n > 0)
         return pl.DataFrame({
-            "district": districts.gather(groups[g] // n_u), "utility": utils.gather(groups[g] % n_u),
+            "district": districts[groups[g] // n_u], "utility": utils[groups[g] % n_u],
             "active_outages": pl.Series(n[ti, g], dtype=I64), "customers_affected": pl.Series(cust[ti, g], dtype=I64),
             T: pl.Series(ticks[ti], dtype=I64),
         })
@@ -766,7 +781,7 @@ def _sensor_health(counts: Mapping[str, np.ndarray], sg: "_SensorGroups", ticks:
     """The ``sensor_health`` table: per (tick, district, family), in that order."""
     k, n_groups = len(ticks), sg.groups.height
     g = np.tile(np.arange(n_groups), k)
-    cols = {"district": sg.groups["district"].gather(g), "family": sg.groups["family"].gather(g)}
+    cols = {"district": sg.groups["district"][g], "family": sg.groups["family"][g]}
     cols.update({name: pl.Series(name, counts[name].reshape(-1), dtype=I64) for name in ("registered", *sensors.FRESHNESS_NAMES)})
     cols.update({name: pl.Series(name, v.reshape(-1), dtype=F64, nan_to_null=True) for name, v in _shares(counts).items()})
     cols["window_end_ms"] = cols[T] = pl.Series(T, np.repeat(ticks, n_groups), dtype=I64)
@@ -797,7 +812,7 @@ def _incident_aggs(cfg: VitalsConfig) -> list[pl.Expr]:
 def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
     """:func:`brain.vitals.emergency.incident_metrics` per tick."""
     keys = [T, *by]
-    return incidents.group_by(keys).agg(_incident_aggs(cfg)).sort(keys).select(*keys, *emergency.METRIC_COLUMNS)
+    return incidents.group_by(keys).agg(_incident_aggs(cfg)).sort(keys)[[*keys, *emergency.METRIC_COLUMNS]]
 
 
 # --- areas (districts and the whole city) -----------------------------------------------------------
@@ -988,10 +1003,11 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     refs = _refs(city)
     ix = _index(city, refs)
     ticks = np.asarray(ends, dtype=np.int64)
-    seg = _segment_traffic(frames, ix, ticks, single, cfg)
-    air_st = _air_station(frames, ix, ticks, single, cfg)
-    noise_st = _noise_sensor(frames, ix, ticks, single, cfg, city.timezone)
-    util_st = _utility_sensor(frames, ix, ticks, single, cfg)
+    window_rows = _window_rows(frames, ix, ticks, single)
+    seg = _segment_traffic(window_rows, ix, ticks, cfg)
+    air_st = _air_station(window_rows, ix, ticks, cfg)
+    noise_st = _noise_sensor(window_rows, ix, ticks, cfg, city.timezone)
+    util_st = _utility_sensor(window_rows, ix, ticks, cfg)
     out_frame = _conformed(frames, "outages")
     out_cell = _lookup(out_frame["cell_id"], ix.cell_position)
     outages = _OutageState(out_frame, ix.cell_area[out_cell], _cell_district(ix, out_cell), ticks)

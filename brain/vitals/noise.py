@@ -78,10 +78,11 @@ def local_hour(ts_ms, timezone: str) -> np.ndarray:
     """
     ts = pl.Series("ts", np.asarray(ts_ms, dtype=np.int64))
     try:
-        local = ts.cast(pl.Datetime("ms", "UTC")).dt.convert_time_zone(timezone)
+        # one expression, one polars query
+        hour = ts.to_frame().select(pl.col("ts").cast(pl.Datetime("ms", "UTC")).dt.convert_time_zone(timezone).dt.hour().cast(pl.Int64))
     except Exception as exc:  # polars raises ComputeError for unknown zones
         raise ValueError(f"unknown time zone {timezone!r}") from exc
-    return local.dt.hour().cast(pl.Int64).to_numpy()
+    return hour.to_series().to_numpy()
 
 
 def is_night(ts_ms, timezone: str, standard: str = DEFAULT_STANDARD) -> np.ndarray:
