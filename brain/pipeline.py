@@ -536,21 +536,27 @@ class CityPipeline:
         b.add("probe", len(rows[0]), cols | {"travel_time_s": tt_sum[rows] / tt_n[rows], "n_readings": tt_n[rows]})
 
     def _air_columns(self, b: "_TickTables", ends: list[int], closed_hours: list[ClosedWindow]) -> None:
-        """Hourly, 24-hour and 8-hour-O3 air tables as of each tick (computed once per new hour)."""
-        parts: dict[str, tuple[int, dict]] = {}
+        """Hourly, 24-hour and 8-hour-O3 air tables as of each tick (computed once per new hour).
+
+        The ticks that see the same closed hours share one set of rows, repeated per tick.
+        """
+        runs: list[tuple[list[int], dict]] = []  # (tick ends, rows) per stretch of unchanged hours
         for end in ends:
-            if closed_hours and closed_hours[0].end_ms <= end:
+            if not runs or (closed_hours and closed_hours[0].end_ms <= end):
                 while closed_hours and closed_hours[0].end_ms <= end:
                     self.air_history.append(closed_hours.pop(0))
-                parts = {}
-            if not self.air_history:
-                continue
-            if not parts:
-                parts = self._air_parts()
+                if not self.air_history:
+                    continue
+                runs.append(([], self._air_parts()))
+            runs[-1][0].append(end)
+        for ticks, parts in runs:
+            m = len(ticks)
             for name, (n, cols) in parts.items():
-                b.add(name, n, cols | {"tick_end_ms": end})
+                repeated = {k: np.tile(v, m) if isinstance(v, np.ndarray) else v for k, v in cols.items()}
+                b.add(name, n * m, repeated | {"tick_end_ms": np.repeat(np.array(ticks, dtype=np.int64), n)})
 
     def _air_parts(self) -> dict[str, tuple[int, dict]]:
+        """Rows of the air tables from the hours closed so far (``air_history``)."""
         hours = list(self.air_history)
         last = hours[-1]
 

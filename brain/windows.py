@@ -64,7 +64,10 @@ class ClosedWindow:
 
     def active_mask(self) -> np.ndarray:
         """True where a key has at least one value in any field (per tick when stacked)."""
-        return self.counts.sum(axis=-1) > 0
+        mask = self.__dict__.get("_active_mask")
+        if mask is None:  # several tables read the same window: computed once (counts never change)
+            mask = self.__dict__["_active_mask"] = (self.counts > 0).any(axis=-1)
+        return mask
 
     def active(self) -> np.ndarray:
         """Keys with at least one value in any field."""
