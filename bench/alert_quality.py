@@ -6,13 +6,18 @@ packs → alert pipeline) and we report, per scenario:
 
 * alerted: did any subscriber get a firing notification about it (matching place, in time)?
 * time to first notification (stream minutes after the scenario started);
-* actionable notifications per subscriber that was notified (target: 1 per real incident);
-* the peer, measured in the same run: what a rule engine without dedup, inhibition and grouping
-  would have sent (one message per alert activation per matching subscriber).
+* time to the first *actionable* notification (a page: reason alert or escalation);
+* actionable notifications per subscriber that was notified (target: 1 per real incident), and
+  updates per subscriber (follow-ups in the same group: more alerts of the incident, a worse
+  level, resolutions);
+* two peers measured in the same run on the same rule candidates: "prev", the same pipeline as it
+  was configured before incident correlation (groups per district, no correlation, no daily digest
+  of expected congestion), and "peer", a rule engine without dedup, inhibition and grouping (one
+  message per alert activation per matching subscriber).
 
 On the clean day (no scenarios, no faults; background incidents and grid cases still happen, as in
-a real city) every firing notification is counted as a false alert, by rule, so that "real but
-unplanned" events (background incidents) are visible separately from noise.
+a real city) the notifications are broken down per subscriber and rule: what pages, what is an
+update, what waits for the daily digest (expected rush-hour congestion), with both peers.
 
 Run: ``.venv/bin/python bench/alert_quality.py [--hours 24] [--seed 0]`` (several minutes: the
 whole vital-sign chain runs for 2 x ``--hours`` of stream time).
@@ -53,9 +58,9 @@ SUBSCRIBERS = [
 ]
 
 
-def subscriptions() -> list[Subscription]:
-    base = {"group_by": ["incident"], "group_wait": "1m", "group_interval": "10m", "repeat_interval": "12h",
-            "channel": {"type": "log"}}
+def subscriptions(group_by: tuple[str, ...] = ("incident",), reopen_within: str = "1h") -> list[Subscription]:
+    base = {"group_by": list(group_by), "group_wait": "1m", "group_interval": "10m", "repeat_interval": "12h",
+            "reopen_within": reopen_within, "channel": {"type": "log"}}
     return [Subscription.from_dict({**base, **s}) for s in SUBSCRIBERS]
 
 
@@ -80,7 +85,9 @@ def run_day(city, seed: int, start_ms: int | None, hours: float, scenarios, faul
     pipe = CityPipeline(city, cfg, window_operators=[anomaly] if anomaly is not None else [])
     engine = RuleEngine.from_path(city=city)
     alerts = AlertPipeline(subscriptions(), engine.inhibit_rules, correlate_rules=engine.correlate_rules)
-    notes, activations = [], []
+    # the previous configuration, on the same candidates: district groups, no correlation, no digest
+    prev = AlertPipeline(subscriptions(("district",), reopen_within="0s"), engine.inhibit_rules, correlate_rules=[])
+    notes, prev_notes, activations = [], [], []
     t_rules = t_chain = 0.0
     windows = 0
     until = sim.start_ms + int(hours * H)
@@ -92,14 +99,17 @@ def run_day(city, seed: int, start_ms: int | None, hours: float, scenarios, faul
             windows += 1
             t = time.perf_counter()
             cands = engine.evaluate(window_tables(w), w.window_end_ms)
+            plain = [msgspec.structs.replace(c, digest_ms=0) for c in cands]
             out = alerts.process(cands, w.window_end_ms)
             t_rules += time.perf_counter() - t
             notes.extend(out)
+            prev_notes.extend(prev.process(plain, w.window_end_ms))
             # snapshot at activation: resolved alerts are purged later
             activations.extend((t_.fingerprint, w.window_end_ms, msgspec.structs.replace(alerts.state.alerts[t_.fingerprint]))
                                for t_ in alerts.last_transitions if t_.new == "firing")
     t_chain = time.perf_counter() - t0
-    return notes, sim.ground_truth, sim.start_ms, alerts, activations, {"windows": windows, "alerts_s": t_rules, "chain_s": t_chain}
+    return (notes, sim.ground_truth, sim.start_ms, alerts, activations,
+            {"windows": windows, "alerts_s": t_rules, "chain_s": t_chain, "prev_notes": prev_notes})
 
 
 def matches(gt: dict, a) -> bool:
@@ -119,21 +129,33 @@ def matches(gt: dict, a) -> bool:
         bool(gt["segment_id"]) and lab.get("segment_id") == gt["segment_id"] and lab.get("category") in ("anomaly", "sensor_health"))
 
 
-def score(notes, truth, alerts_state, activations, subs):
+def _per_sub(notes, gt):
+    """Actionable and update notifications per subscriber about one scenario, first any / first page time."""
+    lo, hi = gt["start_ms"], gt["end_ms"] + GRACE_MS
+    per_sub, updates = Counter(), Counter()
+    first = first_page = None
+    for n in notes:
+        if n.status == "firing" and lo <= n.ts_ms <= hi and any(matches(gt, a) for a in n.alerts):
+            if n.reason in ("alert", "escalation"):
+                per_sub[n.subscription_id] += 1
+                first_page = n.ts_ms if first_page is None else min(first_page, n.ts_ms)
+            else:
+                updates[n.subscription_id] += 1
+            first = n.ts_ms if first is None else min(first, n.ts_ms)
+    return per_sub, updates, first, first_page
+
+
+def _minutes(t, t0):
+    return None if t is None else round((t - t0) / 60_000, 1)
+
+
+def score(notes, truth, alerts_state, activations, subs, prev_notes=()):
     router = Router()
     rows = []
-    firing = [n for n in notes if n.status == "firing"]
     for gt in truth.iter_rows(named=True):
         lo, hi = gt["start_ms"], gt["end_ms"] + GRACE_MS
-        per_sub, updates = Counter(), Counter()
-        first = None
-        for n in firing:
-            if lo <= n.ts_ms <= hi and any(matches(gt, a) for a in n.alerts):
-                if n.reason in ("alert", "escalation"):
-                    per_sub[n.subscription_id] += 1
-                else:
-                    updates[n.subscription_id] += 1
-                first = n.ts_ms if first is None else min(first, n.ts_ms)
+        per_sub, updates, first, first_page = _per_sub(notes, gt)
+        prev_sub, _, _, prev_page = _per_sub(prev_notes, gt)
         # the peer: one message per matching alert activation per matching subscriber, no grouping/inhibition
         naive = Counter()
         for fp, t, a in activations:
@@ -144,14 +166,47 @@ def score(notes, truth, alerts_state, activations, subs):
                     naive[s.id] += 1
         rows.append({
             "scenario": gt["scenario_id"], "type": gt["type"], "alerted": first is not None,
-            "ttfn_min": None if first is None else round((first - gt["start_ms"]) / 60_000, 1),
+            "ttfn_min": _minutes(first, lo), "ttfa_min": _minutes(first_page, lo),
+            "prev_ttfa_min": _minutes(prev_page, lo),
             "subscribers": len(per_sub),
             "notes_per_sub": round(sum(per_sub.values()) / len(per_sub), 2) if per_sub else 0.0,
             "updates_per_sub": round(sum(updates.values()) / len(per_sub), 2) if per_sub else 0.0,
+            "prev_per_sub": round(sum(prev_sub.values()) / len(prev_sub), 2) if prev_sub else 0.0,
             "naive_per_sub": round(sum(naive.values()) / len(naive), 2) if naive else 0.0,
             "where": gt["segment_id"] or gt["cell"] or gt["district"] or ",".join(gt["sensor_ids"] or []),
         })
     return rows
+
+
+def _actionable(notes):
+    return [n for n in notes if n.status == "firing" and n.reason in ("alert", "escalation")]
+
+
+def clean_report(cnotes, prev_notes, cstate, cacts, subs, truth_rows: int, hours: float) -> None:
+    """Per subscriber: pages, updates, what the daily digest holds, both peers; pages by rule."""
+    per_day = 24.0 / hours
+    router = Router()
+    act, prev_act = _actionable(cnotes), _actionable(prev_notes)
+    updates = Counter(n.subscription_id for n in cnotes if n.status == "firing" and n.reason in ("update", "repeat"))
+    naive = Counter(s.id for _, _, a in cacts for s in subs if router.matches(s, a))
+    # expected alerts: in digests sent during the day, plus what waits for the next (midnight) digest
+    digest = defaultdict(set)
+    for n in cnotes:
+        if n.reason == "digest":
+            digest[n.subscription_id].update(a.fingerprint for a in n.alerts)
+    for sid, ss in cstate.state.subs_state.items():
+        digest[sid].update(ss.digest)
+    print(f"\nclean day ({hours:g} h, no scenarios/faults; ground truth rows: {truth_rows}): "
+          f"{len(act)} actionable notifications -> {len(act) * per_day:.1f} per day "
+          f"(previous grouping: {len(prev_act)}; peer: {sum(naive.values())}; {len(cacts)} alert activations of any severity)")
+    print(f"  {'subscriber':<20}{'actionable':<12}{'updates':<9}{'in digest':<11}{'prev':<6}{'peer':<6}actionable by rule")
+    for s in subs:
+        by_rule = Counter(a.rule_id for n in act if n.subscription_id == s.id for a in n.alerts)
+        mine = sum(n.subscription_id == s.id for n in act)
+        print(f"  {s.id:<20}{mine:<12}{updates[s.id]:<9}{len(digest[s.id]):<11}"
+              f"{sum(n.subscription_id == s.id for n in prev_act):<6}{naive[s.id]:<6}{dict(by_rule.most_common())}")
+    by_rule = Counter(a.rule_id for _, _, a in cacts for s in subs if router.matches(s, a))
+    print("  subscribed alert activations by rule:", dict(by_rule.most_common()))
 
 
 def main() -> int:
@@ -169,34 +224,25 @@ def main() -> int:
     notes, truth, _, state, acts, st1 = run_day(city, args.seed, day0, args.hours,
                                                [s for s in scen if s.type in ("accident", "pollution_episode", "water_main_burst")],
                                                [s for s in scen if s.type.startswith("sensor_")])
-    rows = score(notes, truth, state.state, acts, subs)
-    print(f"\n{'scenario':<14}{'type':<19}{'where':<16}{'alerted':<9}{'t→1st (min)':<13}{'subs':<6}"
-          f"{'actionable/sub':<16}{'updates/sub':<13}{'peer/sub':<10}peer÷actionable")
+    rows = score(notes, truth, state.state, acts, subs, st1["prev_notes"])
+    print(f"\n{'scenario':<14}{'type':<19}{'where':<10}{'alerted':<9}{'t→1st':<7}{'t→page':<8}{'prev':<6}{'subs':<6}"
+          f"{'actionable/sub':<16}{'updates/sub':<13}{'prev/sub':<10}{'peer/sub':<10}peer÷actionable")
     for r in rows:
         ratio = f"{r['naive_per_sub'] / r['notes_per_sub']:.1f}x" if r["notes_per_sub"] else "-"
-        print(f"{r['scenario']:<14}{r['type']:<19}{r['where'][:15]:<16}{str(r['alerted']):<9}{str(r['ttfn_min']):<13}"
-              f"{r['subscribers']:<6}{r['notes_per_sub']:<16}{r['updates_per_sub']:<13}{r['naive_per_sub']:<10}{ratio}")
+        print(f"{r['scenario']:<14}{r['type']:<19}{r['where'][:9]:<10}{str(r['alerted']):<9}{str(r['ttfn_min']):<7}"
+              f"{str(r['ttfa_min']):<8}{str(r['prev_ttfa_min']):<6}{r['subscribers']:<6}{r['notes_per_sub']:<16}"
+              f"{r['updates_per_sub']:<13}{r['prev_per_sub']:<10}{r['naive_per_sub']:<10}{ratio}")
+    print("  t→1st: first notification of any kind (min); t→page / prev: first actionable one, now / with the previous "
+          "grouping; prev/sub: actionable per subscriber with the previous grouping (district groups, no correlation, "
+          "no digest); peer/sub: one message per alert activation")
     hit = sum(r["alerted"] for r in rows)
     print(f"\ndetected {hit}/{len(rows)} scenarios; scenario-day notifications: {len(notes)} "
-          f"({sum(n.status == 'firing' for n in notes)} firing); chain {st1['chain_s']:.0f} s for {st1['windows']} windows, "
-          f"of which rules+alert pipeline {st1['alerts_s']:.1f} s")
+          f"({sum(n.status == 'firing' for n in notes)} firing, {sum(n.reason == 'digest' for n in notes)} digests); "
+          f"chain {st1['chain_s']:.0f} s for {st1['windows']} windows, of which rules+alert pipeline {st1['alerts_s']:.1f} s")
 
     clean_start = day0 + int(max(args.hours, 24) * H)
     cnotes, ctruth, _, cstate, cacts, st2 = run_day(city, args.seed + 1, clean_start, args.hours, [], [])
-    firing = [n for n in cnotes if n.status == "firing"]
-    actionable = [n for n in firing if n.reason in ("alert", "escalation")]
-    per_day = 24.0 / args.hours
-    router = Router()
-    naive = sum(1 for _, _, a in cacts for s in subs if router.matches(s, a))
-    by_rule = Counter(a.rule_id for _, _, a in cacts for s in subs if router.matches(s, a))
-    by_sub = Counter(n.subscription_id for n in actionable)
-    print(f"\nclean day ({args.hours:g} h, no scenarios/faults; ground truth rows: {ctruth.height}):")
-    print(f"  actionable notifications: {len(actionable)} -> {len(actionable) * per_day:.1f} per clean day "
-          f"(plus {len(firing) - len(actionable)} updates) "
-          f"(peer without dedup/inhibition/grouping: {naive} -> {naive * per_day:.1f} per day; "
-          f"{len(cacts)} alert activations of any severity)")
-    print("  actionable per subscriber:", dict(by_sub))
-    print("  subscribed alert activations by rule:", dict(by_rule.most_common()))
+    clean_report(cnotes, st2["prev_notes"], cstate, cacts, subs, ctruth.height, args.hours)
     return 0
 
 

@@ -42,6 +42,7 @@ Example:
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import string
@@ -67,6 +68,7 @@ class RuleError(ValueError):
     """A rule pack that cannot be used; the message names the file and the rule."""
 
 
+_mp_enc = msgspec.msgpack.Encoder()
 _LOCATION_COLS = ("lon", "lat", "sensor_id", "segment_id", "cell_id", "cell", "district", "street")
 
 
@@ -556,7 +558,7 @@ class RuleEngine:
 
     Per-rule memory (previous values for ``rate``, last-seen times for ``absence``, recent hits for
     ``multipoint``) is kept across windows and across :meth:`reload` for rules whose id and kind
-    are unchanged. A rule whose table or columns are missing is skipped and reported in
+    are unchanged, and across restarts through :meth:`memory_state` / :meth:`restore_memory`. A rule whose table or columns are missing is skipped and reported in
     :attr:`errors` (rule id → message), never raising in the middle of a window.
     """
 
@@ -585,6 +587,48 @@ class RuleEngine:
         keep = {r.id: r.kind for r in self.rules}
         self._memory = {rid: mem for rid, mem in self._memory.items() if keep.get(rid) == mem[0]}
         self.errors = {}
+
+    # --- memory that outlives a restart (persisted with the alert state by streams.alerts.store) ---------
+    def memory_state(self) -> dict[str, bytes]:
+        """Per-rule memory (rate: previous values, absence: last-seen keys, multi-point: recent hits) as
+        ``{rule id: bytes}`` (msgpack; a rate rule's previous values as Arrow IPC)."""
+        out: dict[str, bytes] = {}
+        for rid, (kind, mem) in self._memory.items():
+            doc: dict = {"kind": kind}
+            prev = mem.get("prev")
+            if isinstance(prev, pl.DataFrame):
+                buf = io.BytesIO()
+                prev.write_ipc(buf)
+                doc["prev"] = buf.getvalue()
+            if "seen" in mem:
+                doc["seen"] = [[list(k), r] for k, r in mem["seen"].items()]
+            if "hits" in mem:
+                doc["hits"] = [[list(k), r] for k, r in mem["hits"].items()]
+            out[rid] = _mp_enc.encode(doc)
+        return out
+
+    def restore_memory(self, state: dict[str, bytes]) -> list[str]:
+        """Load what :meth:`memory_state` saved, for rules still loaded with the same kind; returns the rule
+        ids restored. Unreadable entries are skipped (the rule rebuilds its memory, as on a first start)."""
+        kinds = {r.id: r.kind for r in self.rules}
+        done = []
+        for rid, raw in state.items():
+            try:
+                doc = msgspec.msgpack.decode(raw)
+                if kinds.get(rid) != doc.get("kind"):
+                    continue
+                mem: dict = {}
+                if "prev" in doc:
+                    mem["prev"] = pl.read_ipc(io.BytesIO(doc["prev"]))
+                if "seen" in doc:
+                    mem["seen"] = {tuple(k): r for k, r in doc["seen"]}
+                if "hits" in doc:
+                    mem["hits"] = {tuple(k): r for k, r in doc["hits"]}
+            except (msgspec.DecodeError, pl.exceptions.PolarsError, OSError, TypeError, ValueError, AttributeError):
+                continue
+            self._memory[rid] = (doc["kind"], mem)
+            done.append(rid)
+        return done
 
     def _mem(self, rule: Rule) -> dict:
         if rule.id not in self._memory:

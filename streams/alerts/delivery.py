@@ -128,13 +128,16 @@ class Deliverer:
                            sent_ms=n.ts_ms, seq=seq, msg_type=msg_type, references=refs if msg_type != "Alert" else "",
                            utc_offset_h=self.cfg.utc_offset_h)
         p = r.pipeline(transaction=True)
+        made_ms = now_ms()
         p.hset(ident_key, field, xml)
+        p.zadd(k("cap", "doc", "ts"), {field: made_ms})  # for AlertStore.trim (retention)
         if msg_type == "Alert" and a.status != "resolved":
             from brain.alerts.cap import cap_identifier
 
             ident = cap_identifier(self.cfg.cap_admin_code, self.cfg.cap_org_code, n.ts_ms, seq, self.cfg.utc_offset_h)
             p.hset(k("cap", "first"), a.fingerprint, json.dumps(
                 {"fired_ms": a.fired_ms, "ref": cap_reference(self.cfg.cap_sender, ident, cap_time(n.ts_ms, self.cfg.utc_offset_h))}))
+            p.zadd(k("cap", "first", "ts"), {a.fingerprint: made_ms})
         await p.execute()
         return xml
 

@@ -38,7 +38,7 @@ from brain.alerts.rules import RuleEngine, RuleError, default_rules_dir, load_ru
 from brain.alerts.silences import MaintenanceWindow
 from brain.alerts.state import AlertState, AuditEntry
 from streams.alerts.delivery import DeliveryConfig, DeliveryPool
-from streams.alerts.store import AlertStore, DEFAULT_PREFIX, now_ms
+from streams.alerts.store import DEFAULT_LOG_DAYS, DEFAULT_PREFIX, AlertStore, now_ms
 from streams.redis_server import EmbeddedRedis, resolve_redis_url
 
 log = logging.getLogger("citybrain.alerts")
@@ -120,17 +120,19 @@ class AlertService:
         self.last_window_ms: int | None = None
         self.rule_errors: dict[str, str] = {}
         self.reload_error: str = ""
+        self._trimmed_ms = 0
 
     # --- lifecycle ----------------------------------------------------------------------------------
     @classmethod
     async def start(cls, redis_url: str | None = None, rules_path: str | os.PathLike | None = None, city=None,
                     subscriptions: list[Subscription] | str | os.PathLike | None = None,
                     state_dir: str | os.PathLike | None = None, prefix: str = DEFAULT_PREFIX, fresh: bool = False,
-                    **kw) -> "AlertService":
+                    retention_days: float = DEFAULT_LOG_DAYS, **kw) -> "AlertService":
         """Connect (or start the embedded Redis), load state, seed subscriptions, start delivery workers.
 
         ``fresh=True`` (``citybrain run --fresh``) first forgets the alert state of a previous run, whose
-        stream time would otherwise make the new run's windows look already processed."""
+        stream time would otherwise make the new run's windows look already processed.
+        ``retention_days`` (default 7) bounds the notification log and the stored CAP documents."""
         server = None
         if redis_url is None:
             redis_url, server = resolve_redis_url(state_dir)
@@ -139,7 +141,7 @@ class AlertService:
             if maintenance is None:
                 maintenance = load_maintenance_file(subscriptions)
             subscriptions = load_subscriptions_file(subscriptions)
-        svc = cls(AlertStore.from_url(redis_url, prefix), rules_path=rules_path, city=city,
+        svc = cls(AlertStore.from_url(redis_url, prefix, log_days=retention_days), rules_path=rules_path, city=city,
                   subscriptions=subscriptions, maintenance=maintenance, server=server, **kw)
         if fresh:
             await svc.store.reset_state(actor="engine")
@@ -149,13 +151,17 @@ class AlertService:
     @classmethod
     async def from_settings(cls, city, settings, fresh: bool = False, **kw) -> "AlertService":
         """What ``citybrain run`` uses: ``settings.redis_url`` (or the embedded Redis under
-        ``settings.out_dir``/redis) and ``settings.rules_dir`` (or the shipped packs)."""
+        ``settings.out_dir``/redis) and ``settings.rules_dir`` (or the shipped packs); the retention of the
+        notification log and CAP documents from ``settings.alert_retention_days`` when the settings have it."""
         state_dir = Path(settings.out_dir) / "redis"
+        kw.setdefault("retention_days", getattr(settings, "alert_retention_days", None) or DEFAULT_LOG_DAYS)
         return await cls.start(redis_url=settings.redis_url or None, rules_path=settings.rules_dir, city=city,
                                state_dir=state_dir, fresh=fresh, **kw)
 
     async def _open(self) -> None:
         await self.store.load_state(self.pipeline.state)
+        # rate / absence / multi-point history: a restart must not make rules blind for their look-back
+        restored = self.engine.restore_memory(await self.store.rule_memory())
         for s in self._initial_subs:
             known = self.pipeline.state.subscriptions.get(s.id)
             if known is None or known.to_dict() != s.to_dict():
@@ -167,6 +173,7 @@ class AlertService:
         await self.store.set_meta(rules_path=str(self.rules_path), rules=len(self.engine.rules), started_ms=now_ms())
         active = sum(1 for a in self.pipeline.state.alerts.values() if a.active)
         log.info("alert service started", extra={"fields": {"alerts_active": active, "rules": len(self.engine.rules),
+                                                            "rule_memory_restored": len(restored),
                                                             "subscriptions": len(self.pipeline.state.subscriptions)}})
         self._poller = asyncio.create_task(self._poll(), name="alerts:commands")
 
@@ -202,8 +209,10 @@ class AlertService:
             cands = self.engine.evaluate(tables, now_ms_)
             self.rule_errors = dict(self.engine.errors)
             notes = self.pipeline.process(cands, now_ms_)
-            await self.store.persist(self.pipeline.state, notes, window_ms=now_ms_, feed=self.feed())
+            await self.store.persist(self.pipeline.state, notes, window_ms=now_ms_, feed=self.feed(),
+                                     rule_memory=self.engine.memory_state())
             self.last_window_ms = now_ms_
+            await self._maybe_trim()
             return notes
 
     async def on_window_result(self, window) -> list[Notification]:
@@ -262,6 +271,17 @@ class AlertService:
             await self._maybe_reload_rules(force=True, raise_errors=True)
 
     # --- internals ----------------------------------------------------------------------------------
+    async def _maybe_trim(self) -> None:
+        """Retention of the notification log and the CAP documents, at most once a minute (wall clock)."""
+        t = now_ms()
+        if t - self._trimmed_ms < 60_000:
+            return
+        self._trimmed_ms = t
+        try:
+            await self.store.trim(t)
+        except Exception as exc:  # retention must never stop the alert path
+            log.warning("alert log trim failed", extra={"fields": {"error": str(exc)}})
+
     def _now(self) -> int:
         return self.last_window_ms if self.last_window_ms is not None else now_ms()
 

@@ -10,14 +10,24 @@ Keys (under ``prefix``, default ``citybrain:alerts``):
 ``{p}:silences``             hash silence id → silence (JSON)
 ``{p}:acks``                 hash fingerprint → pending operator acknowledgement (applied by the engine)
 ``{p}:sent``                 sorted set: notification idempotency keys enqueued (score: ms), kept ``log_days``
-``{p}:notifications``        stream: every notification enqueued (key, subscription, status, summary)
+``{p}:notifications``        stream: every notification enqueued (key, subscription, status, summary), kept ``log_days``
 ``{p}:outbox:{sub}``         stream per subscription, consumer group ``delivery``: what is still to deliver
 ``{p}:delivered``            sorted set: notification keys delivered (score: delivery ms), kept ``log_days``
 ``{p}:parked``               stream: notifications that exhausted their retries (replayable)
 ``{p}:audit``                stream: every state change and who made it
 ``{p}:feed``                 string: JSON snapshot of active alerts for live views
 ``{p}:meta``                 hash: last_window_ms, rules_version …
+``{p}:rule_memory``          hash rule id → the rule engine's memory (rate, absence, multi-point history)
+``{p}:cap:doc``              hash notification key:fingerprint → CAP 1.2 document sent (retries resend it);
+                             ``{p}:cap:doc:ts`` sorted set of when each was made, kept ``log_days``
+``{p}:cap:first``            hash fingerprint → reference of its first CAP message (for Update/Cancel);
+                             ``{p}:cap:first:ts`` sorted set, kept ``log_days``
 ============================ ==========================================================================
+
+Retention: ``log_days`` (default 7 days, :data:`DEFAULT_LOG_DAYS`) bounds the notification log
+(``sent``, ``notifications``, ``delivered``) and the stored CAP documents; :meth:`AlertStore.trim`
+drops what is older (the service calls it at most once a minute). Parked notifications and the
+audit log are not trimmed by age: they wait for an operator.
 
 One window's changes (alert states, groups, new notifications into the outboxes and the log,
 audit entries) are written in a single MULTI/EXEC transaction, so after a crash Redis holds
@@ -38,6 +48,8 @@ from brain.alerts.silences import Silence
 from brain.alerts.state import AlertState, AuditEntry
 
 DEFAULT_PREFIX = "citybrain:alerts"
+DEFAULT_LOG_DAYS = 7.0
+DAY_MS = 86_400_000
 AUDIT_MAXLEN = 200_000
 NOTIFICATIONS_MAXLEN = 100_000
 
@@ -56,14 +68,17 @@ def now_ms() -> int:
 class AlertStore:
     """Async access to the alert keys of one Redis; shared by the engine, the delivery workers and the CLI."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str = DEFAULT_PREFIX, log_days: float = 7.0):
+    def __init__(self, redis: aioredis.Redis, prefix: str = DEFAULT_PREFIX, log_days: float = DEFAULT_LOG_DAYS):
+        if isinstance(log_days, bool) or not isinstance(log_days, (int, float)) or log_days <= 0:
+            raise ValueError(f"log_days (retention of the notification log and CAP documents) must be a positive "
+                             f"number of days, got {log_days!r}")
         self.r = redis
         self.p = prefix
-        self.log_days = log_days
+        self.log_days = float(log_days)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> "AlertStore":
-        return cls(aioredis.Redis.from_url(url), prefix)
+    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX, log_days: float = DEFAULT_LOG_DAYS) -> "AlertStore":
+        return cls(aioredis.Redis.from_url(url), prefix, log_days)
 
     def k(self, *parts: str) -> str:
         return ":".join((self.p, *parts))
@@ -100,11 +115,20 @@ class AlertStore:
         return (int(version or 0), {k.decode(): _dec_sil.decode(v) for k, v in sil.items()},
                 {fp.decode(): json.loads(v) for fp, v in acks.items()})
 
+    async def rule_memory(self) -> dict[str, bytes]:
+        """The rule engine's memory saved by :meth:`persist` (rule id → bytes)."""
+        return {k.decode(): v for k, v in (await self.r.hgetall(self.k("rule_memory"))).items()}
+
     async def persist(self, state: AlertState, notes: list[Notification], window_ms: int | None = None,
-                      feed: list[Alert] | None = None) -> None:
-        """Write one window's changes and enqueue its notifications (and the live feed), atomically."""
+                      feed: list[Alert] | None = None, rule_memory: dict[str, bytes] | None = None) -> None:
+        """Write one window's changes and enqueue its notifications (and the live feed, and the rule engine's
+        memory), atomically: after a crash Redis holds the rule memory that goes with the alert state."""
         dirty, removed, audit = state.take_changes()
         p = self.r.pipeline(transaction=True)
+        if rule_memory is not None:
+            p.delete(self.k("rule_memory"))
+            if rule_memory:
+                p.hset(self.k("rule_memory"), mapping=rule_memory)
         if dirty:
             p.hset(self.k("alerts"), mapping={fp: _enc.encode(state.alerts[fp]) for fp in dirty if fp in state.alerts})
         if removed:
@@ -134,16 +158,37 @@ class AlertStore:
         await p.execute()
 
     async def reset_state(self, actor: str) -> None:
-        """Forget alert states, groups, the notification log and pending outboxes (a fresh run);
+        """Forget alert states, groups, rule memory, the notification log and pending outboxes (a fresh run);
         subscriptions, silences, parked notifications and the audit log stay."""
         subs = await self.r.hkeys(self.k("subscriptions"))
         p = self.r.pipeline(transaction=True)
         p.delete(self.k("alerts"), self.k("groups"), self.k("subs_state"), self.k("sent"), self.k("acks"),
-                 self.k("feed"), *[self.outbox(s.decode()) for s in subs])
+                 self.k("feed"), self.k("rule_memory"), *[self.outbox(s.decode()) for s in subs])
         p.hdel(self.k("meta"), "last_window_ms")
         p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="reset", target=self.p,
                                                          new="fresh")))
         await p.execute()
+
+    async def trim(self, now_ms_: int | None = None) -> dict[str, int]:
+        """Drop notification-log entries and stored CAP documents older than ``log_days`` (wall clock, as they
+        were written); returns how many of each went."""
+        cutoff = (now_ms() if now_ms_ is None else now_ms_) - int(self.log_days * DAY_MS)
+        out = {}
+        for name in ("doc", "first"):
+            idx = self.k("cap", name, "ts")
+            old = await self.r.zrangebyscore(idx, "-inf", cutoff)
+            if old:
+                p = self.r.pipeline(transaction=True)
+                p.hdel(self.k("cap", name), *old)
+                p.zrem(idx, *old)
+                await p.execute()
+            out[f"cap_{name}"] = len(old)
+        p = self.r.pipeline(transaction=False)
+        # stream ids are the wall-clock ms of their XADD
+        p.xtrim(self.k("notifications"), minid=f"{max(cutoff, 0)}-0", approximate=False)
+        p.zremrangebyscore(self.k("delivered"), "-inf", cutoff)
+        out["notifications"], out["delivered"] = await p.execute()
+        return out
 
     async def write_feed(self, alerts: list[Alert]) -> None:
         await self.r.set(self.k("feed"), _enc.encode(alerts))

@@ -114,3 +114,87 @@ def test_fresh_start_forgets_alert_state_but_keeps_subscriptions_and_silences(re
         await fresh.close()
 
     asyncio.run(run())
+
+
+MEMORY_RULES = """
+pack: memory
+rules:
+  - {id: drop, kind: rate, table: seg, value: speed_kmh, op: "<=", threshold: -40, mode: pct, per: 5m,
+     severity: yellow, labels: {category: traffic}, labels_from: [segment_id]}
+  - {id: quiet, kind: absence, table: noise, after: 10m, severity: blue, labels: {category: sensor_health},
+     labels_from: [sensor_id]}
+  - {id: burst, kind: multipoint, group_by: cell_id, min_sources: 2, window: 30m, severity: orange,
+     labels: {category: utilities}, labels_from: [cell_id],
+     signals: [{table: pressure, value: deviation_pct, op: "<=", threshold: -25, source: sensor_id}]}
+"""
+
+
+def test_rule_memory_survives_a_restart_and_a_fresh_start_forgets_it(redis_url, tmp_path):
+    """Rate, absence and multi-point rules look back over earlier windows: after a restart they must
+    still see what came before (the control: a ``fresh`` start, which forgets it, sees nothing)."""
+    import polars as pl
+
+    rules = write_rules(tmp_path, MEMORY_RULES)
+    w0 = {"seg": pl.DataFrame({"segment_id": ["S1"], "speed_kmh": [50.0]}),
+          "noise": pl.DataFrame({"sensor_id": ["N1"]}),
+          "pressure": pl.DataFrame({"sensor_id": ["P1"], "cell_id": ["C1"], "deviation_pct": [-40.0]})}
+    w1 = {"seg": pl.DataFrame({"segment_id": ["S1"], "speed_kmh": [20.0]}),
+          "pressure": pl.DataFrame({"sensor_id": ["P2"], "cell_id": ["C1"], "deviation_pct": [-35.0]})}
+
+    async def window0():
+        svc = await AlertService.start(redis_url, rules_path=rules, deliver=False)
+        await svc.on_window(w0, 0)
+        await svc.close()
+
+    async def later(fresh: bool):
+        svc = await AlertService.start(redis_url, rules_path=rules, deliver=False, fresh=fresh)
+        await svc.on_window(w1, 5 * M)
+        at5 = {a.rule_id for a in svc.pipeline.state.alerts.values() if a.active}
+        await svc.on_window({}, 15 * M)
+        at15 = {a.rule_id for a in svc.pipeline.state.alerts.values() if a.active}
+        await svc.close()
+        return at5, at15
+
+    asyncio.run(window0())
+    at5, at15 = asyncio.run(later(fresh=False))
+    assert at5 == {"drop", "burst"} and "quiet" in at15  # -60 % in 5 min; P1 then P2 in C1; N1 silent 15 min
+    asyncio.run(window0())
+    assert asyncio.run(later(fresh=True)) == (set(), set())
+
+
+def test_retention_trims_cap_documents_and_the_notification_log_but_not_parked(redis_url):
+    import pytest
+
+    from brain.alerts.model import Alert, Notification
+    from streams.alerts.delivery import Deliverer
+    from streams.alerts.store import now_ms
+
+    with pytest.raises(ValueError, match="log_days"):
+        AlertStore.from_url(redis_url, log_days=0)
+
+    async def run():
+        store = AlertStore.from_url(redis_url)  # the documented default: 7 days
+        assert store.log_days == 7.0
+        a = Alert(fingerprint="f1", rule_id="r", kind="threshold", severity=2, status="firing", labels={"district": "D1"},
+                  fired_ms=0, summary="burst")
+        n = Notification(key="cap-sub:g:0:1", subscription_id="cap-sub", group_key="g", status="firing",
+                         reason="alert", ts_ms=0, alerts=[a])
+        from brain.alerts.state import AlertState
+
+        await store.persist(AlertState(), [n], window_ms=0)
+        doc = await Deliverer(store, DeliveryConfig(), None)._cap_document(a, n)
+        assert "<msgType>Alert</msgType>" in doc
+        await store.park("cap-sub", "0-1", n.key, n, 3, "HTTP 503", actor="test")
+        r = store.r
+        sizes = lambda: asyncio.gather(r.hlen(store.k("cap", "doc")), r.hlen(store.k("cap", "first")),  # noqa: E731
+                                       r.xlen(store.k("notifications")), r.xlen(store.k("parked")))
+        assert await sizes() == [1, 1, 1, 1]
+        t = now_ms()
+        assert await store.trim(t + 6 * 86_400_000) == {"cap_doc": 0, "cap_first": 0, "notifications": 0, "delivered": 0}
+        assert await sizes() == [1, 1, 1, 1]
+        got = await store.trim(t + 8 * 86_400_000)
+        assert got["cap_doc"] == 1 and got["cap_first"] == 1 and got["notifications"] == 1
+        assert await sizes() == [0, 0, 0, 1]  # parked notifications wait for an operator
+        await store.close()
+
+    asyncio.run(run())
