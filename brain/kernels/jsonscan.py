@@ -1,0 +1,595 @@
+"""Strict JSON-lines scanner: the lines of flat numeric records, straight into columns.
+
+``scan`` is the numba kernel; ``scan_reference`` is the plain-Python version the tests compare it
+with (regular expressions for the grammar, Python's own correctly rounded ``float()`` for values).
+
+A line is *accepted* only if it is, byte for byte, a record this scanner can read exactly the way
+msgspec would: ``{"kind":"<k>", ...}`` with the ``kind`` key first, then keys from that kind's field
+set (each at most once, any order), JSON whitespace anywhere JSON allows it, nothing after the
+closing brace but whitespace, and every required field present. Values:
+
+- str fields: a string of printable ASCII without backslash escapes (interned, see below);
+- int fields: ``-?(0|[1-9][0-9]*)`` with at most 18 digits (so it fits int64), no fraction, no exponent;
+- float fields: a JSON number whose decimal digits form an integer m <= 2**53 and whose decimal
+  exponent e satisfies |e| <= 22 (exponent literal at most 4 digits; no negative zero), so that
+  ``m * 10**e`` or ``m / 10**-e`` is one correctly rounded IEEE operation on exact operands and
+  equals the correctly rounded decimal value bit for bit; an int literal is a float too;
+- ``null`` only for Optional float fields (stored as NaN: JSON has no NaN, so NaN means null).
+
+Every other line is left alone (status -1) for the caller's general decoder. Accepted rows are
+written grouped by kind (kind k owns rows ``offsets[k] : offsets[k] + counts[k]``, in line order),
+with ``row_line`` giving each row's line number. String values are interned per call: a str field's
+column holds a code into the distinct strings, given as byte ranges of their first occurrence
+(``id_start``, ``id_len``), so no Python object is made per line.
+
+Example:
+    >>> import numpy as np
+    >>> spec = make_spec({"hazard": [("sensor_id", "str", False, None), ("ts_ms", "int", False, None),
+    ...                              ("value", "float", False, None), ("unit_c", "float", True, None)]})
+    >>> buf = b'{"kind":"hazard","sensor_id":"H1","ts_ms":5,"value":1.5}\\n{"kind":"hazard","value":1e999}\\n'
+    >>> starts, ends = line_bounds(np.frombuffer(buf, np.uint8))
+    >>> out = scan(np.frombuffer(buf, np.uint8), starts, ends, spec)
+    >>> out.status.tolist(), int(out.counts[0])
+    ([0, -1], 1)
+    >>> float(out.fcols[0, 0]), bool(np.isnan(out.fcols[1, 0])), int(out.icols[1, 0])
+    (1.5, True, 5)
+    >>> bytes(buf[out.id_start[0] : out.id_start[0] + out.id_len[0]])
+    b'H1'
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+FIELD_STR, FIELD_INT, FIELD_FLOAT = 0, 1, 2
+_TYPE_CODES = {"str": FIELD_STR, "int": FIELD_INT, "float": FIELD_FLOAT}
+MAX_INT_DIGITS = 18  # 10**18 - 1 < 2**63: never overflows int64
+MAX_MANTISSA = 2**53  # every integer up to here is an exact double
+MAX_EXP10 = 22  # 10**22 is the largest exact power of ten in a double
+MAX_EXP_DIGITS = 4
+
+
+class ScanSpec(NamedTuple):
+    """Kinds and fields as flat arrays (built by :func:`make_spec`)."""
+
+    kinds: tuple[str, ...]
+    fields: tuple[tuple[tuple[str, str, bool, object], ...], ...]  # per kind: (name, type, optional, default)
+    kind_names: np.ndarray  # uint8, kind names concatenated
+    kind_name_off: np.ndarray  # int64[K + 1]
+    kind_field_off: np.ndarray  # int64[K + 1]: kind k owns fields kind_field_off[k] : kind_field_off[k + 1]
+    required_mask: np.ndarray  # int64[K]: bit j = the kind's j-th field is required
+    field_names: np.ndarray  # uint8
+    field_name_off: np.ndarray  # int64[F + 1]
+    field_type: np.ndarray  # int64[F]: FIELD_STR / FIELD_INT / FIELD_FLOAT
+    field_slot: np.ndarray  # int64[F]: row of ``icols`` (str, int) or ``fcols`` (float)
+    field_optional: np.ndarray  # bool[F]: null allowed
+    default_f: np.ndarray  # float64[F]: float default (NaN = null)
+    default_i: np.ndarray  # int64[F]: int default
+    n_fslots: int
+    n_islots: int
+
+
+class ScanResult(NamedTuple):
+    status: np.ndarray  # int64[n_lines]: kind index if accepted, -1 if not
+    counts: np.ndarray  # int64[K]: accepted rows per kind
+    offsets: np.ndarray  # int64[K]: first row of each kind
+    fcols: np.ndarray  # float64[n_fslots, rows]
+    icols: np.ndarray  # int64[n_islots, rows]
+    row_line: np.ndarray  # int64[rows]: line number of each row
+    id_start: np.ndarray  # int64[n_distinct]: byte offset of each distinct string's first occurrence
+    id_len: np.ndarray  # int64[n_distinct]
+
+
+def make_spec(kinds: Mapping[str, Sequence[tuple[str, str, bool, object]]]) -> ScanSpec:
+    """Flat arrays for ``{kind: [(field, "str"|"int"|"float", optional, default), ...]}``.
+
+    ``default`` None on a non-optional field means required; on an optional field, null. Fields keep
+    their order within a kind; the ``kind`` key itself is not a field.
+    """
+    if not kinds:
+        raise ValueError("at least one kind is needed")
+    kind_names, kind_name_off, kind_field_off, required = bytearray(), [0], [0], []
+    names, name_off, ftype, fslot, fopt, dflt_f, dflt_i = bytearray(), [0], [], [], [], [], []
+    n_f = n_i = 0
+    norm = []
+    for kind, fields in kinds.items():
+        _check_name(kind, "kind")
+        if not 0 < len(fields) <= 62:
+            raise ValueError(f"kind {kind!r}: needs 1 to 62 fields, got {len(fields)}")
+        if len({f[0] for f in fields}) != len(fields) or any(f[0] == "kind" for f in fields):
+            raise ValueError(f"kind {kind!r}: field names must be unique and not 'kind'")
+        kind_names += kind.encode()
+        kind_name_off.append(len(kind_names))
+        mask, fi, ii = 0, 0, 0
+        for j, (name, type_name, optional, default) in enumerate(fields):
+            _check_name(name, "field")
+            if type_name not in _TYPE_CODES:
+                raise ValueError(f"field {name!r}: type must be str, int or float, got {type_name!r}")
+            code = _TYPE_CODES[type_name]
+            if optional and code != FIELD_FLOAT:
+                raise ValueError(f"field {name!r}: only float fields may be optional (null is stored as NaN)")
+            if code == FIELD_STR and default is not None:
+                raise ValueError(f"field {name!r}: str fields cannot have a default")
+            if default is not None and (
+                isinstance(default, bool)
+                or (code == FIELD_INT and not (isinstance(default, int) and -(2**63) <= default < 2**63))
+                or (code == FIELD_FLOAT and not isinstance(default, (int, float)))
+            ):
+                raise ValueError(f"field {name!r}: default {default!r} is not a valid {type_name}")
+            if default is None and not optional:
+                mask |= 1 << j
+            names += name.encode()
+            name_off.append(len(names))
+            ftype.append(code)
+            fopt.append(bool(optional))
+            dflt_f.append(float(default) if code == FIELD_FLOAT and default is not None else np.nan)
+            dflt_i.append(int(default) if code == FIELD_INT and default is not None else 0)
+            if code == FIELD_FLOAT:
+                fslot.append(fi)
+                fi += 1
+            else:
+                fslot.append(ii)
+                ii += 1
+        n_f, n_i = max(n_f, fi), max(n_i, ii)
+        required.append(mask)
+        kind_field_off.append(len(ftype))
+        norm.append(tuple((f[0], f[1], bool(f[2]), f[3]) for f in fields))
+    return ScanSpec(
+        tuple(kinds), tuple(norm), np.frombuffer(bytes(kind_names), np.uint8).copy(), np.array(kind_name_off, np.int64),
+        np.array(kind_field_off, np.int64), np.array(required, np.int64), np.frombuffer(bytes(names), np.uint8).copy(),
+        np.array(name_off, np.int64), np.array(ftype, np.int64), np.array(fslot, np.int64), np.array(fopt, np.bool_),
+        np.array(dflt_f, np.float64), np.array(dflt_i, np.int64), max(n_f, 1), max(n_i, 1),
+    )
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name or not all(0x20 <= ord(c) < 0x7F and c not in '"\\' for c in name):
+        raise ValueError(f"{what} name {name!r} must be non-empty printable ASCII without quotes or backslashes")
+
+
+def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the lines of a uint8 buffer, newline excluded; a last line without newline counts."""
+    ends = np.flatnonzero(buf == 10)
+    if len(buf) and buf[-1] != 10:
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate((np.zeros(1, np.int64), ends[:-1] + 1)) if len(ends) else ends
+    return starts.astype(np.int64), ends.astype(np.int64)
+
+
+def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: ScanSpec) -> ScanResult:
+    """Scan the lines ``buf[starts[i]:ends[i]]`` (uint8 array) with the numba kernel."""
+    if buf.flags.writeable:  # one compiled signature (read-only, as from bytes), warmed up at start
+        buf = buf.view()
+        buf.flags.writeable = False
+    out = _scan_kernel(
+        buf, np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(ends, np.int64), spec.kind_names,
+        spec.kind_name_off, spec.kind_field_off, spec.required_mask, spec.field_names, spec.field_name_off,
+        spec.field_type, spec.field_slot, spec.field_optional, spec.default_f, spec.default_i, spec.n_fslots,
+        spec.n_islots,
+    )
+    return ScanResult(*out)
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the kernel on a tiny input, outside any measured batch."""
+    spec = make_spec({"k": [("s", "str", False, None), ("t", "int", False, None), ("v", "float", True, None)]})
+    buf = np.frombuffer(b'{"kind":"k","s":"a","t":1,"v":null}', np.uint8)
+    scan(buf, *line_bounds(buf), spec)
+
+
+# --- the kernel ----------------------------------------------------------------------------------
+# One function without helpers on purpose: numba reference-counts the array arguments of every
+# helper call (atomic increments), which cost more than the parsing itself.
+@njit(cache=True)
+def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, required_mask, field_names,
+                 field_name_off, field_type, field_slot, field_optional, default_f, default_i, n_fslots,
+                 n_islots):  # pragma: no cover - compiled
+    n = len(starts)
+    n_kinds = len(kind_name_off) - 1
+    pow10 = np.empty(MAX_EXP10 + 1, np.float64)
+    pow10[0] = 1.0
+    for j in range(1, MAX_EXP10 + 1):
+        pow10[j] = pow10[j - 1] * 10.0  # exact: every 10**j, j <= 22, is a double
+    status = np.full(n, -1, np.int64)
+    after_kind = np.zeros(n, np.int64)
+
+    # Pass 1: the kind of each line from its opening `{"kind":"<k>"`, so each kind gets a block of rows.
+    cap = np.zeros(n_kinds, np.int64)
+    for i in range(n):
+        p = starts[i]
+        end = ends[i]
+        while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+            p += 1
+        if p >= end or buf[p] != 123:
+            continue
+        p += 1
+        while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+            p += 1
+        if (p + 6 > end or buf[p] != 34 or buf[p + 1] != 107 or buf[p + 2] != 105 or buf[p + 3] != 110
+                or buf[p + 4] != 100 or buf[p + 5] != 34):
+            continue
+        p += 6
+        while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+            p += 1
+        if p >= end or buf[p] != 58:
+            continue
+        p += 1
+        while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+            p += 1
+        if p >= end or buf[p] != 34:
+            continue
+        s = p + 1
+        for k in range(n_kinds):
+            a = kind_name_off[k]
+            ln = kind_name_off[k + 1] - a
+            if s + ln >= end or buf[s + ln] != 34:
+                continue
+            j = 0
+            while j < ln and buf[s + j] == kind_names[a + j]:
+                j += 1
+            if j == ln:  # kind names hold no quote, so the string ends right there
+                status[i] = k
+                after_kind[i] = s + ln + 1
+                cap[k] += 1
+                break
+
+    offsets = np.zeros(n_kinds, np.int64)
+    total = 0
+    for k in range(n_kinds):
+        offsets[k] = total
+        total += cap[k]
+    fcols = np.empty((n_fslots, total), np.float64)
+    icols = np.empty((n_islots, total), np.int64)
+    row_line = np.empty(total, np.int64)
+    counts = np.zeros(n_kinds, np.int64)
+    # Interning: sized for the worst case (every str value distinct), so no array is replaced in the
+    # loop (a replaced array is reference-counted at every branch).
+    n_str = 0
+    for k in range(n_kinds):
+        per_kind = 0
+        for f in range(kind_field_off[k], kind_field_off[k + 1]):
+            if field_type[f] == 0:
+                per_kind += 1
+        n_str = max(n_str, per_kind)
+    max_ids = total * n_str
+    size = 16
+    while size < 2 * max_ids:  # load factor at most one half
+        size *= 2
+    table = np.full(size, -1, np.int64)
+    mask = np.uint64(size - 1)
+    id_start = np.empty(max_ids, np.int64)
+    id_len = np.empty(max_ids, np.int64)
+    id_hash = np.empty(max_ids, np.uint64)
+    n_ids = 0
+    str_s = np.zeros(n_islots, np.int64)
+    str_e = np.zeros(n_islots, np.int64)
+
+    # Pass 2: parse each candidate line; its row is committed (counts[k] += 1) only if all of it passes.
+    for i in range(n):
+        k = status[i]
+        if k < 0:
+            continue
+        status[i] = -1
+        end = ends[i]
+        row = offsets[k] + counts[k]
+        f0 = kind_field_off[k]
+        f1 = kind_field_off[k + 1]
+        for f in range(f0, f1):
+            if field_type[f] == 2:
+                fcols[field_slot[f], row] = default_f[f]
+            elif field_type[f] == 1:
+                icols[field_slot[f], row] = default_i[f]
+        seen = np.int64(0)
+        hint = f0
+        p = after_kind[i]
+        ok = False
+        while True:  # one member per turn; `break` without ok = not accepted
+            while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+                p += 1
+            if p >= end:
+                break
+            c = buf[p]
+            if c == 125:
+                p += 1
+                while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+                    p += 1
+                ok = p == end and (seen & required_mask[k]) == required_mask[k]
+                break
+            if c != 44:
+                break
+            p += 1
+            while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+                p += 1
+            # key: a plain string (no escape, control or non-ASCII byte) naming one of the kind's fields
+            if p >= end or buf[p] != 34:
+                break
+            ks = p + 1
+            f = -1
+            if hint < f1:  # keys usually come in schema order: try the next field's name first
+                a = field_name_off[hint]
+                klen = field_name_off[hint + 1] - a
+                if ks + klen < end and buf[ks + klen] == 34:
+                    j = 0
+                    while j < klen and buf[ks + j] == field_names[a + j]:
+                        j += 1
+                    if j == klen:  # field names hold no quote, so the key ends right there
+                        f = hint
+            if f < 0:
+                q = ks
+                while q < end:
+                    c = buf[q]
+                    if c == 34 or c < 32 or c == 92 or c >= 128:
+                        break
+                    q += 1
+                if q >= end or buf[q] != 34:
+                    break
+                klen = q - ks
+                for g in range(f0, f1):
+                    a = field_name_off[g]
+                    if field_name_off[g + 1] - a == klen:
+                        j = 0
+                        while j < klen and buf[ks + j] == field_names[a + j]:
+                            j += 1
+                        if j == klen:
+                            f = g
+                            break
+            if f < 0:
+                break  # unknown key (or a second "kind")
+            bit = np.int64(1) << (f - f0)
+            if seen & bit:
+                break  # duplicate key
+            seen |= bit
+            hint = f + 1
+            p = ks + klen + 1
+            while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+                p += 1
+            if p >= end or buf[p] != 58:
+                break
+            p += 1
+            while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+                p += 1
+            if p >= end:
+                break
+            slot = field_slot[f]
+            t = field_type[f]
+            c = buf[p]
+            if c == 110:  # null
+                if not (field_optional[f] and p + 4 <= end and buf[p + 1] == 117 and buf[p + 2] == 108
+                        and buf[p + 3] == 108):
+                    break
+                fcols[slot, row] = np.nan
+                p += 4
+                continue
+            if t == 0:
+                if c != 34:
+                    break
+                q = p + 1
+                while q < end:
+                    c = buf[q]
+                    if c == 34 or c < 32 or c == 92 or c >= 128:
+                        break
+                    q += 1
+                if q >= end or buf[q] != 34:
+                    break
+                str_s[slot] = p + 1
+                str_e[slot] = q
+                p = q + 1
+                continue
+            # a number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+            neg = c == 45
+            if neg:
+                p += 1
+                if p >= end:
+                    break
+                c = buf[p]
+            m = np.int64(0)
+            nd = 0
+            if c == 48:
+                p += 1
+            elif 49 <= c <= 57:
+                while p < end and 48 <= buf[p] <= 57 and nd <= MAX_INT_DIGITS:
+                    m = m * 10 + (np.int64(buf[p]) - 48)
+                    nd += 1
+                    p += 1
+                if nd > MAX_INT_DIGITS:
+                    break
+            else:
+                break
+            more = p < end and (buf[p] == 46 or buf[p] == 101 or buf[p] == 69)
+            if t == 1:
+                if more:
+                    break  # a fraction or exponent makes it a float literal, refused for int fields
+                icols[slot, row] = -m if neg else m
+                continue
+            if m > MAX_MANTISSA:
+                break
+            e10 = 0
+            if p < end and buf[p] == 46:
+                p += 1
+                nf = 0
+                while p < end and 48 <= buf[p] <= 57 and m <= MAX_MANTISSA:
+                    m = m * 10 + (np.int64(buf[p]) - 48)
+                    nf += 1
+                    p += 1
+                if nf == 0 or m > MAX_MANTISSA:
+                    break
+                e10 = -nf
+            if p < end and (buf[p] == 101 or buf[p] == 69):
+                p += 1
+                eneg = False
+                if p < end and (buf[p] == 43 or buf[p] == 45):
+                    eneg = buf[p] == 45
+                    p += 1
+                ne = 0
+                x = 0
+                while p < end and 48 <= buf[p] <= 57 and ne <= MAX_EXP_DIGITS:
+                    x = x * 10 + (np.int64(buf[p]) - 48)
+                    ne += 1
+                    p += 1
+                if ne == 0 or ne > MAX_EXP_DIGITS:
+                    break
+                e10 += -x if eneg else x
+            if neg and m == 0:
+                break  # msgspec reads "-0" as +0.0 but "-0.0" as -0.0: leave both to it
+            if e10 > MAX_EXP10 or e10 < -MAX_EXP10:
+                break
+            v = float(m)
+            if e10 >= 0:
+                v = v * pow10[e10]
+            else:
+                v = v / pow10[-e10]
+            fcols[slot, row] = -v if neg else v
+        if not ok:
+            continue
+        for f in range(f0, f1):
+            if field_type[f] != 0:
+                continue
+            s = str_s[field_slot[f]]
+            e = str_e[field_slot[f]]
+            h = np.uint64(14695981039346656037)  # FNV-1a
+            for j in range(s, e):
+                h = (h ^ np.uint64(buf[j])) * np.uint64(1099511628211)
+            sl = h & mask
+            code = -1
+            while True:
+                c2 = table[sl]
+                if c2 < 0:
+                    break
+                if id_hash[c2] == h and id_len[c2] == e - s:
+                    a = id_start[c2]
+                    j = 0
+                    while j < e - s and buf[a + j] == buf[s + j]:
+                        j += 1
+                    if j == e - s:
+                        code = c2
+                        break
+                sl = (sl + np.uint64(1)) & mask
+            if code < 0:
+                code = n_ids
+                id_start[code] = s
+                id_len[code] = e - s
+                id_hash[code] = h
+                table[sl] = code
+                n_ids += 1
+            icols[field_slot[f], row] = code
+        row_line[row] = i
+        counts[k] += 1
+        status[i] = k
+    return status, counts, offsets, fcols, icols, row_line, id_start[:n_ids].copy(), id_len[:n_ids].copy()
+
+
+# --- the plain-Python reference ------------------------------------------------------------------
+_WS = rb"[ \t\r\n]*"
+_STR = rb'"([\x20\x21\x23-\x5b\x5d-\x7f]*)"'
+_NUM = rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_HEAD = re.compile(_WS + rb"\{" + _WS + rb'"kind"' + _WS + rb":" + _WS + _STR)
+_MEMBER = re.compile(_WS + rb"," + _WS + _STR + _WS + rb":" + _WS + rb"(?:" + _STR + rb"|(" + _NUM + rb")|(null))")
+_CLOSE = re.compile(_WS + rb"\}" + _WS + rb"\Z")
+_INT_LIT = re.compile(rb"(-?)(0|[1-9][0-9]*)")
+_FLOAT_LIT = re.compile(rb"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?)([0-9]+))?")
+
+
+def _exact_float(lit: bytes) -> float | None:
+    """The literal's value if it is in the exact fast-path domain (module doc), else None."""
+    sign, whole, frac, esign, exp = _FLOAT_LIT.fullmatch(lit).groups()
+    frac = frac or b""
+    m = int(whole + frac)
+    if m > MAX_MANTISSA or (exp is not None and len(exp) > MAX_EXP_DIGITS) or (sign and m == 0):
+        return None
+    e10 = (-int(exp) if esign == b"-" else int(exp)) if exp is not None else 0
+    if abs(e10 - len(frac)) > MAX_EXP10:
+        return None
+    return float(lit)
+
+
+def _reference_line(line: bytes, spec: ScanSpec) -> tuple[int, dict | None, dict]:
+    """(kind index by the opening bytes or -1, {field: value} if accepted, {str field: its offset})."""
+    head = _HEAD.match(line)
+    if head is None or head.group(1).decode() not in spec.kinds:
+        return -1, None, {}
+    k = spec.kinds.index(head.group(1).decode())
+    fields = {f[0]: f for f in spec.fields[k]}
+    values: dict[str, object] = {}
+    at: dict[str, int] = {}
+    pos = head.end()
+    while True:
+        if (close := _CLOSE.match(line, pos)) is not None:
+            break
+        member = _MEMBER.match(line, pos)
+        if member is None:
+            return k, None, {}
+        key, text, number, null = member.group(1).decode(), member.group(2), member.group(3), member.group(4)
+        if key not in fields or key in values:
+            return k, None, {}
+        _, type_name, optional, _ = fields[key]
+        if null is not None:
+            if not optional:
+                return k, None, {}
+            values[key] = None
+        elif type_name == "str":
+            if text is None:
+                return k, None, {}
+            values[key] = text.decode()
+            at[key] = member.start(2)
+        elif number is None:
+            return k, None, {}
+        elif type_name == "int":
+            lit = _INT_LIT.fullmatch(number)
+            if lit is None or len(lit.group(2)) > MAX_INT_DIGITS:
+                return k, None, {}
+            values[key] = int(number)
+        else:
+            values[key] = _exact_float(number)
+            if values[key] is None:
+                return k, None, {}
+        pos = member.end()
+    assert close is not None
+    for name, _, optional, default in spec.fields[k]:
+        if name not in values:
+            if default is None and not optional:
+                return k, None, {}
+            values[name] = default
+    return k, values, at
+
+
+def scan_reference(buf: bytes, starts: np.ndarray, ends: np.ndarray, spec: ScanSpec) -> ScanResult:
+    """Plain-Python twin of :func:`scan` (same outputs; unused cells of the row blocks are 0)."""
+    per_line = [_reference_line(bytes(buf[s:e]), spec) for s, e in zip(starts.tolist(), ends.tolist())]
+    n_kinds = len(spec.kinds)
+    cap = [sum(1 for k, _, _ in per_line if k == kk) for kk in range(n_kinds)]
+    offsets = np.cumsum([0] + cap[:-1]).astype(np.int64)
+    total = sum(cap)
+    fcols = np.zeros((spec.n_fslots, total))
+    icols = np.zeros((spec.n_islots, total), np.int64)
+    row_line = np.zeros(total, np.int64)
+    counts = np.zeros(n_kinds, np.int64)
+    status = np.full(len(per_line), -1, np.int64)
+    ids: dict[str, int] = {}
+    id_start: list[int] = []
+    for i, (k, values, at) in enumerate(per_line):
+        if values is None:
+            continue
+        row = int(offsets[k] + counts[k])
+        fslot = islot = 0
+        for name, type_name, _, _ in spec.fields[k]:
+            v = values[name]
+            if type_name == "float":
+                fcols[fslot, row] = np.nan if v is None else v
+                fslot += 1
+                continue
+            if type_name == "str":
+                if v not in ids:
+                    ids[v] = len(ids)
+                    id_start.append(int(starts[i]) + at[name])
+                v = ids[v]
+            icols[islot, row] = v
+            islot += 1
+        row_line[row] = i
+        counts[k] += 1
+        status[i] = k
+    id_len = np.array([len(s.encode()) for s in ids], np.int64)
+    return ScanResult(status, counts, offsets, fcols, icols, row_line, np.array(id_start, np.int64), id_len)
