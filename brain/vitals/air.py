@@ -242,6 +242,15 @@ def aqi_level(aqi_values, standard: str = DEFAULT_STANDARD) -> np.ndarray:
     return np.where(np.isnan(a), -1, idx)
 
 
+def _joined_names(flags: np.ndarray) -> pl.Series:
+    """Per row (column of ``flags``, components x rows) the flagged components' names joined by ","
+    in :data:`COMPONENTS` order, null if none: built once per distinct combination, not per row."""
+    code = (flags.astype(np.int64) << np.arange(len(COMPONENTS))[:, None]).sum(axis=0)
+    distinct, inverse = np.unique(code, return_inverse=True)
+    names = [",".join(c for k, c in enumerate(COMPONENTS) if int(d) >> k & 1) or None for d in distinct]
+    return pl.Series(names, dtype=pl.String)[inverse.reshape(-1)]
+
+
 def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_STANDARD,
         pm_basis: str | None = None) -> pl.DataFrame:
     """AQI, primary pollutant, level and colour for each row of a concentration frame.
@@ -266,19 +275,9 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
     measured = np.any(np.isfinite(stacked), axis=0)
     agg = np.where(measured, np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=0), np.nan) if frame.height else np.empty(0)
     is_primary = np.isfinite(stacked) & (stacked == agg[None, :]) & (agg > table.primary_above)[None, :]
-    names = np.asarray(COMPONENTS, dtype=object)
-    # Joined names per row, built column-wise (7 components) rather than per row.
-    primary = np.full(frame.height, "", dtype=object)
-    for k, name in enumerate(names):
-        sep = np.where(primary == "", "", ",")
-        primary = np.where(is_primary[k], primary + sep + name, primary)
-    primary = np.where(primary == "", None, primary)
+    primary = _joined_names(is_primary)
     # 超标污染物: every component whose IAQI is above 100 (HJ 633 3.5).
-    exceeding = np.full(frame.height, "", dtype=object)
-    for k, name in enumerate(names):
-        sep = np.where(exceeding == "", "", ",")
-        exceeding = np.where(np.isfinite(stacked[k]) & (stacked[k] > 100), exceeding + sep + name, exceeding)
-    exceeding = np.where(exceeding == "", None, exceeding)
+    exceeding = _joined_names(np.isfinite(stacked) & (stacked > 100))
     lvl = aqi_level(agg, standard)
 
     def pick(values: tuple[str, ...]) -> pl.Series:
@@ -286,8 +285,8 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
 
     new = {f"iaqi_{c}": pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64, nan_to_null=True) for c in COMPONENTS}
     new["aqi"] = pl.Series("aqi", agg, dtype=pl.Float64, nan_to_null=True)
-    new["primary_pollutant"] = pl.Series("primary_pollutant", primary.tolist(), dtype=pl.String)
-    new["exceeding_pollutants"] = pl.Series("exceeding_pollutants", exceeding.tolist(), dtype=pl.String)
+    new["primary_pollutant"] = primary.alias("primary_pollutant")
+    new["exceeding_pollutants"] = exceeding.alias("exceeding_pollutants")
     new["level"] = pick(table.level_names).alias("level")
     new["category_zh"] = pick(table.category_zh).alias("category_zh")
     new["category_en"] = pick(table.category_en).alias("category_en")

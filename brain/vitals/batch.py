@@ -847,6 +847,30 @@ class _AreaGrid:
         """(ticks x districts) and (ticks x 1) figures as one value per grid row."""
         return np.concatenate([by_district, city], axis=1).reshape(-1)
 
+    def plain_figures(self, *requests) -> list[dict[str, np.ndarray]]:
+        """Sums, counts and maxima of per-row terms of several families per grid row (one eager polars
+        group-by each: a lazy ``collect_all`` may sum in another order). A request is ``(family, {term: (values, where not
+        null, dtype)}, {term: "sum" | "count" | "max" or a tuple of them})``; the answer per request has
+        ``"term:how"`` -> one value per grid row (NaN for a float where the area has no row, 0 for a count)."""
+        queries = []
+        for family, terms, hows in requests:
+            rows, r = self.rows(family.ti, family.area)
+            cols = [pl.Series("_r", r, dtype=I64)]
+            cols += [_column(term, values[rows], ok[rows], dtype) for term, (values, ok, dtype) in terms.items()]
+            aggs = [getattr(pl.col(term), h)().alias(f"{term}:{h}") for term, how in hows.items()
+                    for h in ((how,) if isinstance(how, str) else how)]
+            queries.append(pl.DataFrame(cols).group_by("_r").agg(aggs))
+        answers = []
+        for out, (_, _, hows) in zip(queries, requests):
+            at = out["_r"].to_numpy()
+            got = {}
+            for name in out.columns[1:]:
+                full = np.zeros(self.n_rows, dtype=np.int64) if name.endswith(":count") else np.full(self.n_rows, np.nan)
+                full[at] = out[name].to_numpy()
+                got[name] = full
+            answers.append(got)
+        return answers
+
     def figures(self, family: _Family, aggs: list[pl.Expr]) -> dict[str, np.ndarray]:
         """Polars aggregations of a family's rows (its area columns) per grid row (float sums exactly as
         polars sums them): per output column one value per grid row, NaN (float) or 0 (integer) where
@@ -891,24 +915,61 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     index. Columns are built as numpy over the grid (NaN: null), then cut into the two tables."""
     k, n_d, n_areas = len(grid_ix.ticks), grid_ix.n_districts, grid_ix.n_areas
     cols: dict[str, np.ndarray] = {}
-    cols.update(grid_ix.figures(seg, traffic.network_aggregations(cfg.congested_min_level)))
-    air_means = grid_ix.figures(air_st, [pl.col(c).mean() for c in air_st.columns])
+    # The area figures of traffic, air, noise and utilities as plain per-row terms (numpy, exact)
+    # whose sums, counts and maxima polars takes in one group-by (its float sums are compensated
+    # sums in row order: the one-window formulation's exactly); the ratios are then taken in numpy.
+    # Traffic: traffic.network_aggregations; noise and utilities: compute._area_figures.
+    v = {name: (col[0], col[1]) for name, col in seg.columns.items()}
+    (w, w_ok), (speed, speed_ok), (length, _), (level, _) = v["vkm"], v["speed_kmh"], v["length_km"], v["congestion_level"]
+    weight_ok = _gt0(w, w_ok)  # a null weight, or a weight not > 0 (polars: NaN is above every number), takes no part
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sp_ok = _gt0(speed, speed_ok) & weight_ok
+        traffic_terms = {}
+        for name in ("tpi", "tti"):
+            x, x_ok = v[name]
+            ok = x_ok & ~np.isnan(x) & weight_ok
+            traffic_terms[f"_{name}_num"] = (x * w, ok, F64)
+            traffic_terms[f"_{name}_den"] = (w, ok, F64)
+        known = level > 0
+        traffic_terms.update({
+            "_sp_num": (w, sp_ok, F64), "_sp_den": (w / speed, sp_ok, F64), "_known_km": (length, known, F64),
+            "_congested_km": (length, known & (level >= cfg.congested_min_level), F64), "_vkm": (np.where(w_ok, w, 0.0), np.ones(len(w), dtype=bool), F64),
+        })
+    air_terms = {name: (x, ok, F64) for name, (x, ok, _) in air_st.columns.items()}
+    laeq, laeq_ok, _ = noise_st.columns["laeq_db"]
+    exceed, exceed_ok, _ = noise_st.columns["exceedance_db"]
+    energy = (10.0 ** (_f64("_e", laeq, laeq_ok) / 10.0)).to_numpy()  # polars' pow, as the one-window figure
+    noise_terms = {"_energy": (energy, laeq_ok, F64), "_le0": ((exceed <= 0).astype(np.float64), laeq_ok & exceed_ok, pl.Boolean),
+                   "_exceed": (exceed, exceed_ok, F64)}
+    within, within_ok, _ = util_st.columns["within_tolerance"]
+    dev, dev_ok, _ = util_st.columns["deviation_pct"]
+    util_terms = {"_within": (within, within_ok, pl.Boolean), "_absdev": (np.abs(dev), dev_ok, F64)}
+    t, a, n, u = grid_ix.plain_figures(
+        (seg, traffic_terms, {c: "sum" for c in traffic_terms}),
+        (air_st, air_terms, {c: ("sum", "count") for c in air_terms}),
+        (noise_st, noise_terms, {"_energy": ("sum", "count"), "_le0": ("sum", "count"), "_exceed": "max"}),
+        (util_st, util_terms, {"_within": ("sum", "count"), "_absdev": "max"}),
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols["tpi"] = t["_tpi_num:sum"] / t["_tpi_den:sum"]
+        cols["tti"] = t["_tti_num:sum"] / t["_tti_den:sum"]
+        cols["mean_speed_kmh"] = t["_sp_num:sum"] / t["_sp_den:sum"]
+        known_km = t["_known_km:sum"]
+        cols["congested_km_share"] = np.where(known_km > 0, t["_congested_km:sum"] / known_km, np.nan)
+        cols["vkm"], cols["road_km_observed"] = t["_vkm:sum"], known_km
+        air_means = {c: np.where(a[f"{c}:count"] > 0, a[f"{c}:sum"] / a[f"{c}:count"], np.nan) for c in air_terms}
+        cols["noise_sensors"] = n["_energy:count"].astype(np.int64)
+        mean_energy = np.where(n["_energy:count"] > 0, n["_energy:sum"] / n["_energy:count"], np.nan)
+        cols["noise_laeq_db"] = 10.0 * pl.Series(mean_energy).log10().to_numpy()  # polars' log10, as the one-window figure
+        cols["noise_within_limit_share"] = np.where(n["_le0:count"] > 0, n["_le0:sum"] / n["_le0:count"], np.nan)
+        cols["noise_max_exceedance_db"] = n["_exceed:max"]
+        cols["utility_within_tolerance_share"] = np.where(u["_within:count"] > 0, u["_within:sum"] / u["_within:count"], np.nan)
+        cols["utility_max_abs_deviation_pct"] = u["_absdev:max"]
     air_area = air.aqi(pl.DataFrame([pl.Series(c, v, dtype=F64) for c, v in air_means.items()]), "hourly", cfg.aqi_standard, cfg.pm_basis)
     cols["aqi"] = air_area["aqi"].to_numpy()
     for name, out in (("level", "aqi_level"), ("category_zh", "aqi_category_zh"), ("colour_hex", "aqi_colour_hex"),
                       ("primary_pollutant", "primary_pollutant")):
         cols[out] = air_area[name].to_numpy()
-    measured = pl.col("laeq_db").is_not_null()
-    cols.update(grid_ix.figures(noise_st, [
-        measured.sum().cast(I64).alias("noise_sensors"),
-        (10.0 * (10.0 ** (pl.col("laeq_db") / 10.0)).filter(measured).mean().log10()).alias("noise_laeq_db"),
-        (pl.col("exceedance_db").filter(measured) <= 0).mean().alias("noise_within_limit_share"),
-        pl.col("exceedance_db").max().alias("noise_max_exceedance_db"),
-    ]))
-    cols.update(grid_ix.figures(util_st, [
-        pl.col("within_tolerance").filter(pl.col("within_tolerance").is_not_null()).mean().alias("utility_within_tolerance_share"),
-        pl.col("deviation_pct").abs().max().alias("utility_max_abs_deviation_pct"),
-    ]))
     e = grid_ix.figures(incidents, _incident_aggs(cfg))
     cols["incidents_active"] = e["active_incidents"]
     cols.update({f"incidents_active_sev{s}": e[f"active_sev{s}"] for s in (1, 2, 3, 4)})
