@@ -95,11 +95,15 @@ def citybrain_payload(n: Notification) -> dict:
         "subscription": n.subscription_id,
         "status": n.status,
         "reason": n.reason,
+        # a page (a new incident for this subscriber) or a follow-up in a group it already has open
+        "actionable": n.reason in ("alert", "escalation"),
+        "raised": n.raised,
         "tier": n.tier,
         "sent": iso_utc(n.ts_ms),
         "group": dict(n.group_labels),
         "alerts": [
-            {"fingerprint": a.fingerprint, "rule": a.rule_id, "status": a.status, "severity": severity_colour(a.severity),
+            {"fingerprint": a.fingerprint, "incident": a.incident or a.fingerprint, "rule": a.rule_id, "status": a.status,
+             "severity": severity_colour(a.severity),
              "level": a.severity, "labels": a.labels, "summary": a.summary, "evidence": a.evidence, "tier": a.tier,
              "acknowledged_by": a.acked_by, "starts_at": iso_utc(a.fired_ms or a.started_ms),
              "ends_at": iso_utc(a.resolved_ms) if a.status == "resolved" else None, "lon": a.lon, "lat": a.lat}

@@ -166,10 +166,12 @@ def cmd_list(args) -> int:
                 continue
             where = "/".join(a.labels[k] for k in ("district", "cell", "segment_id", "sensor_id") if a.labels.get(k))
             rows.append({"fingerprint": a.fingerprint, "level": severity_colour(a.severity), "status": a.status,
-                         "tier": a.tier, "rule": a.rule_id, "where": where, "summary": a.summary,
+                         "tier": a.tier, "rule": a.rule_id, "incident": (a.incident or a.fingerprint)[:8],
+                         "where": where, "summary": a.summary,
                          "since": _hhmm(a.fired_ms or a.started_ms), "acked_by": a.acked_by,
                          "muted": a.silenced_by or (f"inhibited by {a.inhibited_by}" if a.inhibited_by else "")})
-        _print(args, rows, ["fingerprint", "level", "status", "tier", "rule", "where", "summary", "since", "acked_by", "muted"])
+        _print(args, rows, ["fingerprint", "level", "status", "tier", "rule", "incident", "where", "summary", "since",
+                            "acked_by", "muted"])
         if not args.json:
             print(f"{len(rows)} alert(s); engine's last window {_hhmm(meta.get('last_window_ms'))}", file=sys.stderr)
         return 0

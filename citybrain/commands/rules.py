@@ -59,7 +59,8 @@ def cmd_check(args) -> int:
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"ok: {len(packs)} pack(s), {n} rule(s), {sum(len(p.inhibit) for p in packs)} inhibit rule(s)")
+    print(f"ok: {len(packs)} pack(s), {n} rule(s), {sum(len(p.inhibit) for p in packs)} inhibit rule(s), "
+          f"{sum(len(p.correlate) for p in packs)} correlate rule(s)")
     return 0
 
 

@@ -93,3 +93,24 @@ def test_bad_parameters():
         Lifecycle(flap_window="soon")
     with pytest.raises(ValueError, match="max_flaps"):
         Lifecycle(max_flaps=0)
+
+
+def test_a_fault_with_a_long_for_re_fires_outside_the_flap_window_and_keeps_its_incident_and_digest_flag():
+    """Why flap suppression does not catch a stuck detector: one re-fire is one flap, and an alert is held
+    as flapping only after ``max_flaps`` (3) within the flap window. The alert keeps its incident key across
+    the resolve instead, which lets grouping reopen the old group (reopen_within) as an update."""
+    lc, alerts = Lifecycle(flap_window="30m", max_flaps=3), {}
+    c = lambda: cand(for_ms=30 * M, sensor_id="D1")  # noqa: E731
+    run(lc, alerts, [c()], 0)
+    run(lc, alerts, [c()], 30 * M)
+    (a,) = alerts.values()
+    a.incident, a.incident_ms = "inc-1", 30 * M
+    assert run(lc, alerts, [], 60 * M) == [("firing", "resolved")]
+    for t in range(65, 100, 5):
+        run(lc, alerts, [c()], t * M)
+    assert a.status == "firing" and not a.flapping and a.flap_times_ms == [65 * M]
+    assert a.incident == "inc-1"
+    expected = cand(sensor_id="D2")
+    expected.digest_ms = 86_400_000
+    run(lc, alerts, [expected], 100 * M)
+    assert [x.digest_ms for x in alerts.values() if x.labels["sensor_id"] == "D2"] == [86_400_000]

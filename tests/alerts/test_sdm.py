@@ -30,3 +30,15 @@ def test_alertmanager_v4_payload_shape_and_common_labels():
     assert p["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
     c = citybrain_payload(n)
     assert c["idempotency_key"] == "k" and [x["fingerprint"] for x in c["alerts"]] == ["a", "b"]
+
+
+def test_citybrain_payload_says_whether_it_pages_and_which_incident_each_alert_belongs_to():
+    a, b = alert("a", sev=2, district="D1"), alert("b", sev=1, district="D1")
+    a.incident = b.incident = "a"
+    page = citybrain_payload(Notification(key="k1", subscription_id="ops", group_key="g", status="firing",
+                                          reason="alert", ts_ms=0, alerts=[a]))
+    upd = citybrain_payload(Notification(key="k2", subscription_id="ops", group_key="g", status="firing",
+                                         reason="update", raised=True, ts_ms=60_000, alerts=[a, b]))
+    assert (page["actionable"], page["raised"], upd["actionable"], upd["raised"]) == (True, False, False, True)
+    assert [x["incident"] for x in upd["alerts"]] == ["a", "a"]
+
