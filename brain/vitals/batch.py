@@ -90,6 +90,9 @@ class _Index:
         self.sensor_places = self.sensors.select("sensor_id", "district", "cell_id").join(
             refs.cells.select("cell_id", "noise_class"), on="cell_id", how="left", maintain_order="left")
         self.sensor_utility = self.sensors.select("sensor_id", "type", "district", "cell_id", "unit", "nominal")
+        # unknown cell: GB 3096's mixed zone
+        self.noise_class = np.asarray([c if c is not None else "2" for c in self.sensor_places["noise_class"].to_list()], dtype=object)
+        self.noise_class_series = pl.Series("noise_class", self.noise_class.tolist(), dtype=S)
         self.length_km = self.segments["length_km"].to_numpy()
         self.free_flow_kmh = self.segments["free_flow_kmh"].to_numpy()
         self.lanes = self.segments["lanes"].to_numpy()
@@ -111,6 +114,18 @@ class _Index:
         self.district_key = pl.DataFrame({"district": self.district_ids, "_a": np.arange(len(self.district_ids))},
                                          schema={"district": S, "_a": I64})
         self._edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def noise_limits(self, standard: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Day and night LAeq limits of each sensor's zone class (rows in ``_k`` order) and where the
+        standard knows the class."""
+        key = ("noise", standard)
+        if key not in self._edges:
+            table = noise.noise_table(standard)
+            known = np.isin(self.noise_class, np.asarray(table.classes, dtype=object))
+            cls = np.where(known, self.noise_class, table.classes[0])
+            self._edges[key] = (noise.limit_db(cls, np.zeros(len(cls), bool), standard),
+                                noise.limit_db(cls, np.ones(len(cls), bool), standard), known)
+        return self._edges[key]
 
     def speed_edges(self, standard: str) -> tuple[np.ndarray, np.ndarray]:
         """Speed-band edges of each segment's road class (rows in ``_k`` order; NaN for a class the
@@ -282,6 +297,11 @@ def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     return frame[rows]
 
 
+def _take(frame: pl.DataFrame, names, rows: np.ndarray) -> list[pl.Series]:
+    """Columns of ``frame`` at row positions (Series gathers: no polars query)."""
+    return [frame.get_column(name)[rows] for name in names]
+
+
 def _pick(values: tuple, idx: np.ndarray) -> pl.Series:
     """String values by index (the last entry of ``values`` may be None)."""
     return pl.Series(list(values), dtype=S)[idx]
@@ -362,10 +382,9 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
     with np.errstate(invalid="ignore"):
         sp_lvl = np.where(np.isnan(v), 0, edges.shape[1] + 1 - np.sum(v[:, None] > edges, axis=1)).astype(np.int64)
     names = tuple(traffic.tpi_level_names(np.arange(edges.shape[1] + 2), std))  # level 0..5 -> name
-    ref = ix.segments[k]
+    ref = _take(ix.segments, ("segment_id", "district", "cell_id", "road_class", "length_km"), k)
     out = pl.DataFrame([
-        ref.get_column("segment_id"), ref.get_column("district"), ref.get_column("cell_id"), ref.get_column("road_class"),
-        ref.get_column("length_km"),
+        *ref,
         _i64("window_end_ms", end, end_ok),
         _f64("volume_veh", vol, vol_ok), _f64("occupancy_pct", occ, occ_ok), _f64("speed_kmh", speed, speed_ok),
         _pick(("probe", "detector", None), source).alias("speed_source"), _f64("travel_time_s", travel_time, tt_ok | speed_ok),
@@ -404,15 +423,15 @@ def _air_station(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig
     ends = [t.values("window_end_ms", a) for t, a in zip(tables, at)]
     end_ok = ends[0][1] | ends[1][1] | ends[2][1]
     end = np.fmax(np.fmax(ends[0][0], ends[1][0]), ends[2][0])  # NaN where null: the max of the others
-    cols = [*ix.sensors[keys % nk][["sensor_id", "district", "cell_id"]].get_columns(),
+    cols = [*_take(ix.sensors, ("sensor_id", "district", "cell_id"), keys % nk),
             _i64("window_end_ms", np.where(end_ok, end, 0).astype(np.int64), end_ok)]
-    conc = [[f"{p}_{_unit(p)}" for p in _POLLUTANTS], [f"{p}_{_unit(p)}" for p in _POLLUTANTS if p != "o3"], ["o3_8h_ugm3"]]
-    g1, g24, g8 = (_gather(t.frame[c], a) for t, c, a in zip(tables, conc, at))
-    cols += [g1.get_column(f"{p}_{_unit(p)}").alias(f"{p}_1h_{_unit(p)}") for p in _POLLUTANTS]
-    cols += [g24.get_column(f"{p}_{_unit(p)}").alias(f"{p}_24h_{_unit(p)}") for p in _POLLUTANTS if p != "o3"]
-    cols.append(g8.get_column("o3_8h_ugm3"))
+    conc = {}
+    for table, a, avg, pollutants in ((tables[0], at[0], "1h", _POLLUTANTS), (tables[1], at[1], "24h", [p for p in _POLLUTANTS if p != "o3"])):
+        for p in pollutants:
+            conc[f"{p}_{avg}_{_unit(p)}"] = (*table.values(f"{p}_{_unit(p)}", a), F64)
+    conc["o3_8h_ugm3"] = (*tables[2].values("o3_8h_ugm3", at[2]), F64)
+    cols += [_f64(name, v, ok) for name, (v, ok, _) in conc.items()]
     out = air.aqi(pl.DataFrame(cols), "hourly", cfg.aqi_standard, cfg.pm_basis)
-    conc = {c.name: (*_values(c), F64) for c in cols[4:]}
     return _Family(out.hstack([pl.Series(T, ticks[keys // nk], dtype=I64)]), keys // nk, ix.sensor_area[keys % nk], conc)
 
 
@@ -449,19 +468,20 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
     # the latest row of each (tick, sensor) among the valid rows
     pos = np.searchsorted(valid, latest)
     cur_k, cur_ti = k[pos], ti[pos]
-    place = ix.sensor_places[cur_k]
-    cls = place["noise_class"].to_numpy()
-    cls = np.where(cls == None, "2", cls)  # noqa: E711 (elementwise); unknown cell: GB 3096's mixed zone
+    place = _take(ix.sensor_places, ("sensor_id", "district", "cell_id"), cur_k)
     is_n = night[pos].astype(bool)
     std = cfg.noise_standard
-    lim = noise.limit_db(cls, is_n, std)
-    lim_day = noise.limit_db(cls, np.zeros(len(cls), bool), std)
-    lim_night = noise.limit_db(cls, np.ones(len(cls), bool), std)
+    # noise.limit_db per sensor, looked up once per city and standard
+    lim_day, lim_night, known_class = ix.noise_limits(std)
+    if not known_class[cur_k].all():
+        noise.limit_db(ix.noise_class[cur_k], is_n, std)  # raises: unknown acoustic zone class
+    lim_day, lim_night = lim_day[cur_k], lim_night[cur_k]
+    lim = np.where(is_n, lim_night, lim_day)
     lamax, lamax_ok = rows.values("lamax_db", latest)
     cur_laeq, cur_laeq_ok = laeq[pos], laeq_ok[pos]
     exceedance = noise.exceedance_db(np.where(cur_laeq_ok, cur_laeq, np.nan), lim)
     out = pl.DataFrame([
-        *place[["sensor_id", "district", "cell_id"]].get_columns(), pl.Series("noise_class", cls.tolist(), dtype=S),
+        *place[:3], ix.noise_class_series[cur_k],
         _i64("window_start_ms", np.where(start_ok[pos], start[pos], 0).astype(np.int64), start_ok[pos]),
         _i64("window_end_ms", np.where(end_ok[pos], end[pos], 0).astype(np.int64), end_ok[pos]),
         _f64("laeq_db", cur_laeq, cur_laeq_ok), _f64("lamax_db", lamax, lamax_ok),
@@ -498,14 +518,15 @@ def _utility_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vi
         mine = unit_col == j
         value, value_ok, quantity = np.where(mine, v, value), np.where(mine, ok, value_ok), np.where(mine, j, quantity)
     names = np.asarray([*utilities.QUANTITIES, None], dtype=object)[quantity]
-    place = ix.sensor_utility[k]
-    nominal = place["nominal"].to_numpy()
+    sensor_id, sensor_type, district, cell_id, unit, nominal_s = _take(
+        ix.sensor_utility, ("sensor_id", "type", "district", "cell_id", "unit", "nominal"), k)
+    nominal = nominal_s.to_numpy()
     dev = utilities.deviation_pct(np.where(value_ok, value, np.nan), nominal)
     within = utilities.within_tolerance(dev, names, cfg.utility_tolerance_pct)
     out = pl.DataFrame([
-        *place[["sensor_id", "type", "district", "cell_id"]].get_columns(), _i64("window_end_ms", *_int_at(rows, "window_end_ms", latest)),
-        place.get_column("unit"), _pick((*utilities.QUANTITIES, None), quantity).alias("quantity"), _f64("value", value, value_ok),
-        place.get_column("nominal"), pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
+        sensor_id, sensor_type, district, cell_id, _i64("window_end_ms", *_int_at(rows, "window_end_ms", latest)),
+        unit, _pick((*utilities.QUANTITIES, None), quantity).alias("quantity"), _f64("value", value, value_ok),
+        nominal_s, pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
         pl.Series("within_tolerance", within.tolist(), dtype=pl.Boolean), pl.Series(T, ticks[ti], dtype=I64),
     ])
     return _Family(out, ti, ix.sensor_area[k], {
@@ -539,7 +560,8 @@ def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsCo
     keep = rep_ok & (rep <= t) & (active | (rep > t - int(cfg.incident_lookback_s * 1000)))
     ti, row = np.nonzero(keep)
     cols = ["type", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "units"]
-    out = inc[cols][row].hstack([pl.Series("district", district[row].tolist(), dtype=S), pl.Series(T, ticks[ti], dtype=I64)])
+    out = pl.DataFrame([*_take(inc, cols, row), pl.Series("district", district[row].tolist(), dtype=S),
+                        pl.Series(T, ticks[ti], dtype=I64)])
     area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
     columns = {T: (ticks[ti], np.ones(len(ti), dtype=bool), I64)}
     for name in ("reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"):
@@ -563,6 +585,7 @@ class _SensorGroups:
         self.metadata = np.bincount(self.group_of, weights=refs.sensors["metadata_complete"].cast(F64).to_numpy(), minlength=n_groups)
         self.types = refs.sensors["type"]
         self._intervals: dict[tuple, np.ndarray] = {}
+        self.last_lookup: tuple[pl.Series | None, np.ndarray] = (None, np.zeros(0, dtype=np.int64))
         position = {d: i for i, d in enumerate(refs.districts["district"].to_list())}
         self.group_area = np.asarray([position.get(d, -1) for d in self.groups["district"].to_list()], dtype=np.int64)
 
@@ -582,12 +605,19 @@ def _registry_positions(ids: pl.Series, sg: _SensorGroups, tick_of: np.ndarray |
     if tick_of is not None and n:
         change = np.flatnonzero(tick_of != tick_of[0])
         block = int(change[0]) if len(change) else n
-    if 0 < block < n and n % block == 0:
+    nulls = ids.null_count()  # (a null compares as neither equal nor unequal: no fast path then)
+    if 0 < block < n and n % block == 0 and not nulls:
         first = ids.slice(0, block)
         if (ids == pl.concat([first] * (n // block))).all():
             return np.tile(_registry_positions(first, sg, None), n // block)
+    last_ids, last_positions = sg.last_lookup
+    if last_ids is not None and last_ids.len() == n and not nulls and (last_ids == ids).all():
+        return last_positions  # the pipeline's registry block, as in the previous call
     k, ok = _ints(ids.to_frame("sensor_id").join(sg.index, on="sensor_id", how="left", maintain_order="left")["_i"])
-    return np.where(ok, k, -1)
+    positions = np.where(ok, k, -1)
+    if not nulls:
+        sg.last_lookup = (ids, positions)
+    return positions
 
 
 def _sensor_groups(city: City, refs: _Refs) -> _SensorGroups:
