@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from brain.alerts.model import Alert, Matcher, match_all, parse_matchers
 
 #: labels of a target alert that can name a multi-point alert's source (``feed:id`` in ``sources``)
@@ -75,11 +77,24 @@ def _age(a: Alert) -> tuple:
     return (a.fired_ms or a.started_ms, a.fingerprint)
 
 
-def _metres(a: Alert, b: Alert) -> float:
-    if a.lon is None or b.lon is None or a.lat is None or b.lat is None:
-        return math.inf
-    kx = 111_320.0 * math.cos(math.radians((a.lat + b.lat) / 2))
-    return math.hypot((a.lon - b.lon) * kx, (a.lat - b.lat) * 110_574.0)
+class _Points:
+    """Anchors sorted by preference (most severe, then oldest) with their points, for radius look-ups."""
+
+    def __init__(self, anchors: list[Alert]):
+        self.anchors = sorted((a for a in anchors if a.lon is not None and a.lat is not None),
+                              key=lambda a: (a.severity, _age(a)))
+        self.lon = np.array([a.lon for a in self.anchors], dtype=np.float64)
+        self.lat = np.array([a.lat for a in self.anchors], dtype=np.float64)
+
+    def best_within(self, t: Alert, radius_m: float) -> Alert | None:
+        if t.lon is None or t.lat is None or not self.anchors:
+            return None
+        kx = 111_320.0 * math.cos(math.radians(t.lat))
+        d2 = ((self.lon - t.lon) * kx) ** 2 + ((self.lat - t.lat) * 110_574.0) ** 2
+        for i in np.flatnonzero(d2 <= radius_m * radius_m):
+            if self.anchors[i].fingerprint != t.fingerprint:
+                return self.anchors[i]
+        return None
 
 
 class Correlator:
@@ -108,11 +123,18 @@ class Correlator:
                         index.setdefault(key, []).append(a)
             if not index:
                 continue
+            if rule.within_m is not None:  # per bucket: anchors in preference order, their points as arrays
+                near = {k: _Points(v) for k, v in index.items()}
             for t in active:
                 if not match_all(rule.target, t.labels):
                     continue
-                for anchor in index.get(tuple(t.labels.get(n, "") for n in rule.equal), ()):
-                    if rule.within_m is None or _metres(anchor, t) <= rule.within_m:
+                key = tuple(t.labels.get(n, "") for n in rule.equal)
+                if rule.within_m is None:
+                    for anchor in index.get(key, ()):
+                        offer(t, anchor)
+                elif key in near:
+                    anchor = near[key].best_within(t, rule.within_m)
+                    if anchor is not None:
                         offer(t, anchor)
         by_source: dict[str, list[Alert]] = {}
         for a in active:
@@ -142,26 +164,42 @@ class Correlator:
                 adopt[m] = t
         key_of: dict[str, str] = {}
 
-        def resolve(fp: str, stack: frozenset) -> str:
-            if fp in key_of:
-                return key_of[fp]
-            a = by_fp[fp]
-            anc = anchor.get(fp)
+        def own_key(a: Alert, anc: str | None) -> str | None:
+            """The key an alert settles on by itself, or None when it follows its anchor."""
             # sticky: during one activation an alert never leaves an incident that paged; a key from an
             # earlier activation is kept only when nothing explains the alert now (a fault re-firing)
             if a.incident and a.incident in paged and (anc is None or a.incident_ms >= a.fired_ms):
-                key = a.incident
-            elif anc is not None and anc not in stack:
-                key = resolve(anc, stack | {fp})
-            elif fp in adopt:
-                key = by_fp[adopt[fp]].incident
+                return a.incident
+            if anc is not None:
+                return None
+            if a.fingerprint in adopt:
+                return by_fp[adopt[a.fingerprint]].incident
+            return a.incident or a.fingerprint  # a root founds its own incident (or keeps the one it had)
+
+        def resolve(fp: str) -> str:
+            # follow anchors (iteratively: chains may be long) until an alert settles, then hand its key down
+            path: list[str] = []
+            seen: set[str] = set()
+            key = None
+            while fp not in key_of:
+                a = by_fp[fp]
+                anc = anchor.get(fp)
+                if anc in seen:
+                    anc = None  # a cycle of mutual anchors: the alert closing it founds the incident
+                key = own_key(a, anc)
+                path.append(fp)
+                seen.add(fp)
+                if key is not None:
+                    break
+                fp = anc
             else:
-                key = a.incident or fp  # a root founds its own incident (or keeps the one it had)
-            key_of[fp] = key
+                key = key_of[fp]
+            for x in path:
+                key_of[x] = key
             return key
 
         for a in active:
-            key = resolve(a.fingerprint, frozenset())
+            key = resolve(a.fingerprint)
             if a.incident != key:
                 a.incident, a.incident_ms = key, now_ms
         return key_of

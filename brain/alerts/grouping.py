@@ -84,6 +84,7 @@ def incident_of(a: Alert) -> str:
 
 
 _encode = msgspec.json.Encoder().encode
+MAX_GROUP_INCIDENTS = 256
 
 
 def group_hash(sub_id: str, labels: dict[str, str]) -> str:
@@ -219,6 +220,7 @@ class Grouper:
             inc = incident_of(a)
             if inc not in st.incidents:
                 st.incidents.append(inc)
+                del st.incidents[:-MAX_GROUP_INCIDENTS]  # a long-lived place group: remember the latest ones
             st.best_level = min(st.best_level, a.severity)
         if not firing and not sub.send_resolved:
             return None

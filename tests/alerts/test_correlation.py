@@ -120,3 +120,15 @@ def test_digest_only_keys_are_not_sticky_an_accident_takes_its_expected_jam_alon
 def test_bad_correlate_rules_are_refused_with_clear_errors(kw, msg):
     with pytest.raises(ValueError, match=msg):
         CorrelateRule(**kw)
+
+
+def test_long_anchor_chains_and_mutual_anchors_resolve_to_one_incident():
+    # each burst cluster lies within reach of the next one only: a chain of 3000 (deeper than Python's stack)
+    chain = CorrelateRule(["rule=burst"], ["rule=burst"], within_m=150)
+    alerts = [mk(f"b{i:04d}", "burst", 2, fired=0, lon=120.0 + i * 0.001, lat=30.0) for i in range(3000)]
+    keys = run([chain], alerts, 0)
+    assert len(set(keys.values())) == 1
+    # two alerts that anchor each other (same rule both sides, same time): one incident, whichever founds it
+    pair = [mk("x", "burst", 2, fired=0, district="D1"), mk("y", "burst", 2, fired=0, district="D1")]
+    keys = run([CorrelateRule(["rule=burst"], ["rule=burst"], ["district"])], pair, 0)
+    assert keys["x"] == keys["y"] and keys["x"] in ("x", "y")
