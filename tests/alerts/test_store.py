@@ -198,3 +198,58 @@ def test_retention_trims_cap_documents_and_the_notification_log_but_not_parked(r
         await store.close()
 
     asyncio.run(run())
+
+
+INCIDENT_RULES = """
+pack: incidents
+rules:
+  - {id: incident, kind: threshold, table: incidents, value: severity, op: "<=", threshold: 2, severity: orange,
+     labels: {category: emergency}, labels_from: [incident_id, segment_id]}
+  - {id: jam, kind: threshold, table: seg, value: tpi, op: ">=", threshold: 8, severity: yellow, digest: daily,
+     labels: {category: traffic}, labels_from: [segment_id]}
+  - {id: slowdown, kind: threshold, table: seg, value: drop_pct, op: ">=", threshold: 40, severity: yellow,
+     labels: {category: traffic}, labels_from: [segment_id]}
+correlate:
+  - {source: [rule=incident], target: [category=traffic], equal: [segment_id]}
+"""
+
+
+def test_incident_groups_and_the_digest_survive_a_restart(redis_url, tmp_path):
+    """After a restart, a follow-up of an incident already paged is still an update in its group, and the
+    expected congestion collected for the daily digest still goes out at local midnight."""
+    import polars as pl
+
+    rules = write_rules(tmp_path, INCIDENT_RULES)
+    sub = Subscription.from_dict({"id": "police", "department": "traffic police", "group_wait": "0s",
+                                  "group_interval": "0s", "channel": {"type": "log"}})
+    t0 = 16 * 3_600_000 + 8 * 3_600_000  # 08:00 in UTC+8
+    inc = pl.DataFrame({"incident_id": ["I1"], "segment_id": ["S1"], "severity": [2]})
+
+    def seg(tpi: dict, drop: dict):
+        ids = ["S1", "S9"]
+        return pl.DataFrame({"segment_id": ids, "tpi": [tpi.get(s, 2.0) for s in ids],
+                             "drop_pct": [drop.get(s, 0.0) for s in ids]})
+
+    async def start():
+        return await AlertService.start(redis_url, rules_path=rules, subscriptions=[sub], deliver=False)
+
+    async def before():
+        svc = await start()
+        notes = await svc.on_window({"incidents": inc, "seg": seg({"S9": 9.0}, {})}, t0)
+        await svc.close()
+        return [(n.reason, sorted(a.rule_id for a in n.alerts)) for n in notes]
+
+    async def after():
+        svc = await start()
+        notes = await svc.on_window({"incidents": inc, "seg": seg({"S1": 9.0, "S9": 9.0}, {"S1": 60.0})}, t0 + 5 * M)
+        first = [(n.reason, sorted(a.rule_id for a in n.alerts)) for n in notes]
+        await svc.close()
+        svc = await start()
+        late = await svc.on_window({"seg": seg({}, {})}, t0 + 16 * 3_600_000)  # 00:00 local, the next day
+        await svc.close()
+        return first, [(n.reason, sorted(a.labels["segment_id"] for a in n.alerts)) for n in late]
+
+    assert asyncio.run(before()) == [("alert", ["incident"])]  # the jam on S9 is expected: no page
+    first, late = asyncio.run(after())
+    assert first == [("update", ["incident", "jam", "slowdown"])]  # the jam and slowdown on S1: the incident's
+    assert ("digest", ["S9"]) in late
