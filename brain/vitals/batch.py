@@ -111,8 +111,6 @@ class _Index:
         position = {d: i for i, d in enumerate(self.district_ids)}
         self.segment_area = np.asarray([position.get(d, -1) for d in self.segments["district"].to_list()], dtype=np.int64)
         self.sensor_area = np.asarray([position.get(d, -1) for d in self.sensors["district"].to_list()], dtype=np.int64)
-        self.district_key = pl.DataFrame({"district": self.district_ids, "_a": np.arange(len(self.district_ids))},
-                                         schema={"district": S, "_a": I64})
         self._edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def noise_limits(self, standard: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -287,14 +285,6 @@ def _place(n: int, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> np.nda
     where = np.full(n, -1, dtype=np.int64)
     where[keys] = rows
     return where[at]
-
-
-def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
-    """Rows of ``frame`` by position, an all-null row where ``rows`` is -1."""
-    if len(rows) and rows.min() < 0:
-        null_row = pl.DataFrame([pl.Series(c, [None], dtype=dt) for c, dt in frame.schema.items()])
-        return frame.vstack(null_row)[np.where(rows < 0, frame.height, rows)]
-    return frame[rows]
 
 
 def _take(frame: pl.DataFrame, names, rows: np.ndarray) -> list[pl.Series]:
@@ -670,11 +660,6 @@ def _sensor_counts(frames, sg: _SensorGroups, tick_arr: np.ndarray, cfg: VitalsC
 
 
 # --- state tables as of each tick (numpy: ticks x rows) ----------------------------------------------
-def _int_column(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """An integer column as (values with 0 for null, where not null)."""
-    return _ints(frame[name])
-
-
 def _codes(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
     """Dense codes of a string column in sorted order (nulls first, as polars' ``sort`` orders them:
     code point order is UTF-8 byte order) and the sorted distinct values."""
@@ -719,9 +704,9 @@ class _CaseState:
 
     def __init__(self, cases: pl.DataFrame, area: np.ndarray, ticks: np.ndarray, cfg: VitalsConfig) -> None:
         self.frame, self.area = cases, area
-        rep, rep_ok = _int_column(cases, "reported_ms")
-        closed, closed_ok = _int_column(cases, "closed_ms")
-        deadline, deadline_ok = _int_column(cases, "deadline_ms")
+        rep, rep_ok = _ints(cases["reported_ms"])
+        closed, closed_ok = _ints(cases["closed_ms"])
+        deadline, deadline_ok = _ints(cases["deadline_ms"])
         t = ticks[:, None]
         exists = rep_ok & (rep <= t)
         is_open = exists & (~closed_ok | (closed > t))
@@ -764,11 +749,11 @@ class _OutageState:
 
     def __init__(self, outages: pl.DataFrame, area: np.ndarray, district: pl.Series, ticks: np.ndarray) -> None:
         self.frame, self.area, self.district = outages, area, district
-        start, start_ok = _int_column(outages, "started_ms")
-        end, end_ok = _int_column(outages, "ended_ms")
+        start, start_ok = _ints(outages["started_ms"])
+        end, end_ok = _ints(outages["ended_ms"])
         t = ticks[:, None]
         self.live = start_ok & (start <= t) & (~end_ok | (end > t))
-        customers, _ = _int_column(outages, "customers")  # a null count adds nothing, as polars' sum
+        customers, _ = _ints(outages["customers"])  # a null count adds nothing, as polars' sum
         self.customers = np.broadcast_to(customers, self.live.shape)
 
     def counts(self, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -839,6 +824,26 @@ def _incident_aggs(cfg: VitalsConfig) -> list[pl.Expr]:
     ]
 
 
+def _incident_terms(incidents: _Family, cfg: VitalsConfig) -> dict[str, tuple[np.ndarray, np.ndarray, pl.DataType]]:
+    """Per incident row (as of its tick), the terms of the area figures of :func:`_incident_aggs`:
+    ``_active`` (a mask) and the dispatch / arrival delays in s where they count."""
+    c = incidents.columns
+    t = c[T][0]
+    rep, rep_ok, _ = c["reported_ms"]
+    disp, disp_ok, _ = c["dispatched_ms"]
+    scene, scene_ok, _ = c["on_scene_ms"]
+    closed, closed_ok, _ = c["closed_ms"]
+    recent = rep_ok & (rep > t - int(cfg.incident_lookback_s * 1000)) & (rep <= t)
+    dispatched = recent & disp_ok & (disp <= t)
+    arrived = dispatched & scene_ok & (scene <= t)
+    # emergency.dispatch_delay_s / arrival_delay_s: ms -> s by polars' division by a literal (x * (1 / 1000))
+    return {
+        "_active": rep_ok & (rep <= t) & (~closed_ok | (closed > t)),
+        "_dispatch_s": ((disp - rep).astype(np.float64) * (1.0 / 1000.0), dispatched, F64),
+        "_arrival_s": ((scene - disp).astype(np.float64) * (1.0 / 1000.0), arrived, F64),
+    }
+
+
 def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
     """:func:`brain.vitals.emergency.incident_metrics` per tick."""
     keys = [T, *by]
@@ -846,9 +851,6 @@ def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig)
 
 
 # --- areas (districts and the whole city) -----------------------------------------------------------
-CITY_AREA = "__city__"
-
-
 class _AreaGrid:
     """The (tick, area) rows of the district and city tables: row ``_r = tick position * A + area``,
     the areas being the city's districts in order, then the city (``A`` = districts + 1)."""
@@ -858,12 +860,6 @@ class _AreaGrid:
         self.n_districts = len(ix.district_ids)
         self.n_areas = self.n_districts + 1
         self.n_rows = len(ticks) * self.n_areas
-        self.district_key = ix.district_key
-
-    def area(self, frame: pl.DataFrame) -> np.ndarray:
-        """The district position of each row (-1: no district of the city)."""
-        a = frame.select("district").join(self.district_key, on="district", how="left", maintain_order="left")["_a"]
-        return a.fill_null(-1).to_numpy()
 
     def rows(self, ti: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row (tick position ``ti``, district position ``a``) twice: in its district (if any) and in
@@ -900,26 +896,6 @@ class _AreaGrid:
                 got[name] = full
             answers.append(got)
         return answers
-
-    def figures(self, family: _Family, aggs: list[pl.Expr]) -> dict[str, np.ndarray]:
-        """Polars aggregations of a family's rows (its area columns) per grid row (float sums exactly as
-        polars sums them): per output column one value per grid row, NaN (float) or 0 (integer) where
-        the area has no row."""
-        rows, r = self.rows(family.ti, family.area)
-        part = pl.DataFrame([pl.Series("_r", r, dtype=I64)] + [_column(name, v[rows], ok[rows], dtype)
-                                                               for name, (v, ok, dtype) in family.columns.items()])
-        part = part.group_by("_r").agg(aggs)
-        at = part["_r"].to_numpy()
-        out = {}
-        for name in part.columns:
-            if name == "_r":
-                continue
-            v = part[name].to_numpy()
-            full = np.full(self.n_rows, np.nan) if v.dtype.kind == "f" else np.zeros(self.n_rows, dtype=v.dtype)
-            full[at] = v
-            out[name] = full
-        return out
-
 
 _ZERO_COLS = ("cases_new_last_hour", "cases_open", "cases_overdue", "outages_active", "outage_customers", "incidents_active",
               "incidents_active_sev1", "incidents_active_sev2", "incidents_active_sev3", "incidents_active_sev4",
@@ -974,11 +950,14 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     within, within_ok, _ = util_st.columns["within_tolerance"]
     dev, dev_ok, _ = util_st.columns["deviation_pct"]
     util_terms = {"_within": (within, within_ok, pl.Boolean), "_absdev": (np.abs(dev), dev_ok, F64)}
-    t, a, n, u = grid_ix.plain_figures(
+    inc_terms = _incident_terms(incidents, cfg)
+    active = inc_terms.pop("_active")
+    t, a, n, u, i = grid_ix.plain_figures(
         (seg, traffic_terms, {c: "sum" for c in traffic_terms}),
         (air_st, air_terms, {c: ("sum", "count") for c in air_terms}),
         (noise_st, noise_terms, {"_energy": ("sum", "count"), "_le0": ("sum", "count"), "_exceed": "max"}),
         (util_st, util_terms, {"_within": ("sum", "count"), "_absdev": "max"}),
+        (incidents, inc_terms, {"_dispatch_s": ("sum", "count"), "_arrival_s": ("sum", "count")}),
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         cols["tpi"] = t["_tpi_num:sum"] / t["_tpi_den:sum"]
@@ -1000,10 +979,16 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     for name, out in (("level", "aqi_level"), ("category_zh", "aqi_category_zh"), ("colour_hex", "aqi_colour_hex"),
                       ("primary_pollutant", "primary_pollutant")):
         cols[out] = air_area[name].to_numpy()
-    e = grid_ix.figures(incidents, _incident_aggs(cfg))
-    cols["incidents_active"] = e["active_incidents"]
-    cols.update({f"incidents_active_sev{s}": e[f"active_sev{s}"] for s in (1, 2, 3, 4)})
-    cols["mean_dispatch_delay_s"], cols["mean_arrival_delay_s"] = e["mean_dispatch_delay_s"], e["mean_arrival_delay_s"]
+    # Incident counts are exact in numpy; the delay means are the compensated sums over counts.
+    rows, r = grid_ix.rows(incidents.ti, incidents.area)
+    cols["incidents_active"] = np.bincount(r[active[rows]], minlength=grid_ix.n_rows)
+    severity, severity_ok, _ = incidents.columns["severity"]
+    for level in (1, 2, 3, 4):
+        mine = (active & severity_ok & (severity == level))[rows]
+        cols[f"incidents_active_sev{level}"] = np.bincount(r[mine], minlength=grid_ix.n_rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for term, out in (("_dispatch_s", "mean_dispatch_delay_s"), ("_arrival_s", "mean_arrival_delay_s")):
+            cols[out] = np.where(i[f"{term}:count"] > 0, i[f"{term}:sum"] / i[f"{term}:count"], np.nan)
 
     def per_area(fn, group: np.ndarray):
         return fn(group, n_d), fn(np.zeros(len(group), dtype=np.int64), 1)
