@@ -2,9 +2,17 @@
 
 :func:`brain.vitals.compute_vitals` costs a fixed few tens of ms per call in polars overhead
 (hundreds of small eager operations). This computes the same tables for K tick ends at once, so
-that overhead is paid once per batch instead of once per tick: every formula of
-:mod:`brain.vitals.compute` is applied to frames stacked over the ticks and grouped by a
-``tick_end_ms`` column.
+that overhead is paid once per batch instead of once per tick, and keeps the number of polars
+queries per batch small (about fifteen, whatever K): rows are placed by dense integer keys (a
+segment's or sensor's rank, a tick's position, a (tick, area) grid row) with numpy instead of
+joins, state tables are evaluated as (ticks x rows) masks, and the per-row formulas of
+:mod:`brain.vitals.compute` are evaluated in numpy where numpy computes the same bits (``+ - * /``
+of arrays; polars divides by a literal as a multiply by its reciprocal, so that is done the same
+way here). Polars keeps what only it computes bit for bit: its float sums (compensated, in row
+order; always an eager group-by, with the rows of each group in the one-window order), ``pow``,
+``log10``, quantiles and time zones. So the tables are the one-window formulation's tick by tick
+(polars may round a one-row frame's float expression differently, hence the tests' 1e-9 relative
+tolerance), and ``bench/vitals_batch_speed.py`` checks them bit for bit against earlier versions.
 
 Input (``frames``): the names and columns of :data:`brain.vitals.INPUT_SCHEMAS`, with
 
