@@ -557,9 +557,16 @@ def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsCo
     active = ~closed_ok | (closed > t)
     keep = rep_ok & (rep <= t) & (active | (rep > t - int(cfg.incident_lookback_s * 1000)))
     ti, row = np.nonzero(keep)
+    # The table rows in the emergency table's order (tick, district, type, severity; nulls first), an
+    # incident's rows in input order within each group: grouped with maintain_order, no sort after.
+    d_code, _ = _codes(pl.Series(district.tolist(), dtype=S))
+    t_code, _ = _codes(inc["type"])
+    sev, sev_ok = _ints(inc["severity"])
+    order = np.lexsort((np.where(sev_ok, sev, np.iinfo(np.int64).min)[row], t_code[row], d_code[row], ti))
+    o_row, o_ti = row[order], ti[order]
     cols = ["type", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "units"]
-    out = pl.DataFrame([*_take(inc, cols, row), pl.Series("district", district[row].tolist(), dtype=S),
-                        pl.Series(T, ticks[ti], dtype=I64)])
+    out = pl.DataFrame([*_take(inc, cols, o_row), pl.Series("district", district[o_row].tolist(), dtype=S),
+                        pl.Series(T, ticks[o_ti], dtype=I64)])
     area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
     columns = {T: (ticks[ti], np.ones(len(ti), dtype=bool), I64)}
     for name in ("reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"):
@@ -853,9 +860,9 @@ def _incident_terms(incidents: _Family, cfg: VitalsConfig) -> dict[str, tuple[np
 
 
 def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
-    """:func:`brain.vitals.emergency.incident_metrics` per tick."""
+    """:func:`brain.vitals.emergency.incident_metrics` per tick, of rows already in key order."""
     keys = [T, *by]
-    return incidents.group_by(keys).agg(_incident_aggs(cfg)).sort(keys)[[*keys, *emergency.METRIC_COLUMNS]]
+    return incidents.group_by(keys, maintain_order=True).agg(_incident_aggs(cfg))[[*keys, *emergency.METRIC_COLUMNS]]
 
 
 # --- areas (districts and the whole city) -----------------------------------------------------------
