@@ -84,7 +84,8 @@ def run_day(city, seed: int, start_ms: int | None, hours: float, scenarios, faul
     anomaly = maybe_anomaly_operator(city, cfg)  # as citybrain run wires it (None while not available)
     pipe = CityPipeline(city, cfg, window_operators=[anomaly] if anomaly is not None else [])
     engine = RuleEngine.from_path(city=city)
-    alerts = AlertPipeline(subscriptions(), engine.inhibit_rules, correlate_rules=engine.correlate_rules)
+    alerts = AlertPipeline(subscriptions(), engine.inhibit_rules, correlate_rules=engine.correlate_rules,
+                           tick=cfg.window_s)
     # the previous configuration, on the same candidates: district groups, no correlation, no digest
     prev = AlertPipeline(subscriptions(("district",), reopen_within="0s"), engine.inhibit_rules, correlate_rules=[])
     notes, prev_notes, activations = [], [], []

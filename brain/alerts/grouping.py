@@ -3,7 +3,10 @@
 For each subscription, the notifiable alerts it matches (firing or acknowledged, not silenced,
 not inhibited) are grouped by its ``group_by`` labels, where ``incident`` is the correlation key
 of :mod:`brain.alerts.correlation` (the default: one group per real incident). A new group waits
-``group_wait`` so that alerts born of one incident leave as one notification; later changes (new
+``group_wait`` so that alerts born of one incident leave as one notification (with a ``tick``, the
+period of the windows that drive it, an urgent group — yellow or worse — leaves at the last window
+before that deadline, since no alert can join between two windows; an informational blue one waits
+it out, which keeps one-window blips quiet); later changes (new
 alerts, resolutions, a more severe level) leave at most every ``group_interval``; an unchanged
 firing group is repeated every ``repeat_interval``. An alert already notified is reported
 *resolved* once it resolves (or disappears), so every firing notification gets its resolve.
@@ -45,7 +48,7 @@ import hashlib
 
 import msgspec
 
-from brain.alerts.model import Alert, Notification
+from brain.alerts.model import Alert, Notification, parse_duration_ms
 from brain.alerts.routing import Router, Subscription
 
 
@@ -94,8 +97,12 @@ def group_hash(sub_id: str, labels: dict[str, str]) -> str:
 class Grouper:
     """Turns the current alert states into notifications, updating group and subscription state."""
 
-    def __init__(self, router: Router | None = None):
+    def __init__(self, router: Router | None = None, tick: object = 0):
         self.router = router or Router()
+        # how often step() runs (the window length): a new group's notification is due group_wait after
+        # it formed, and nothing can join it before the next step, so it leaves at the last step before
+        # that deadline instead of one whole window after it (0: steps come at any time; wait it out)
+        self.tick_ms = parse_duration_ms(tick)
         # fingerprint -> (routing signature, [(subscription id, group key, group labels)]): an alert's
         # routes change only when its severity, tier, location or the subscriptions do, so they are
         # recomputed then, not every window for every (alert, subscription) pair
@@ -191,7 +198,11 @@ class Grouper:
         new = [fp for fp in firing if fp not in st.sent]
         raised = st.seq > 0 and any(a.severity < st.best_level for a in firing.values())
         if st.seq == 0:
-            if not firing or now_ms - st.created_ms < sub._group_wait_ms:
+            due_ms = st.created_ms + sub._group_wait_ms
+            # urgent groups (yellow or worse) leave at the last step before the deadline; informational (blue)
+            # ones wait it out, which also lets a one-window blip resolve before anyone is told
+            early = self.tick_ms if min((a.severity for a in firing.values()), default=4) <= 3 else 0
+            if not firing or (now_ms < due_ms and now_ms + early <= due_ms):
                 return None
             reason = "escalation" if any(_escalated(firing[fp]) for fp in new) else "alert"
         elif new or resolved or raised:

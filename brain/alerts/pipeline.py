@@ -37,7 +37,7 @@ class AlertPipeline:
     def __init__(self, subscriptions: list[Subscription] | tuple = (), inhibit_rules: list[InhibitRule] | tuple = (),
                  state: AlertState | None = None, lifecycle: Lifecycle | None = None,
                  escalation: Escalation | None = None, maintenance: list[MaintenanceWindow] | tuple = (),
-                 correlate_rules: list[CorrelateRule] | tuple | None = None):
+                 correlate_rules: list[CorrelateRule] | tuple | None = None, tick: object = 0):
         self.state = state if state is not None else AlertState()
         for s in subscriptions:
             self.state.subscriptions[s.id] = s
@@ -50,7 +50,7 @@ class AlertPipeline:
                                      [CorrelateRule(r.source, r.target, r.equal) for r in inhibit_rules if r.equal])
         self.silencer = Silencer()
         self.escalation = escalation or Escalation()
-        self.grouper = Grouper(Router())
+        self.grouper = Grouper(Router(), tick=tick)  # tick: how often process() runs (the window length)
         self.last_transitions: list[Transition] = []
 
     def set_inhibit_rules(self, rules: list[InhibitRule]) -> None:

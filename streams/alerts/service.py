@@ -100,13 +100,14 @@ class AlertService:
     def __init__(self, store: AlertStore, rules_path: str | os.PathLike | None = None, city=None,
                  subscriptions: list[Subscription] | None = None, maintenance: list[MaintenanceWindow] | None = None,
                  lifecycle: Lifecycle | None = None, escalation: Escalation | None = None,
-                 delivery: DeliveryConfig | None = None, deliver: bool = True, server: EmbeddedRedis | None = None):
+                 delivery: DeliveryConfig | None = None, deliver: bool = True, server: EmbeddedRedis | None = None,
+                 window_s: float = 0):
         self.store = store
         self.rules_path = Path(rules_path) if rules_path else default_rules_dir()
         self.city = city
         self.engine = RuleEngine(load_rule_packs(self.rules_path), city=city)
         self.pipeline = AlertPipeline(inhibit_rules=self.engine.inhibit_rules, state=AlertState(),
-                                      correlate_rules=self.engine.correlate_rules,
+                                      correlate_rules=self.engine.correlate_rules, tick=window_s,
                                       lifecycle=lifecycle, escalation=escalation, maintenance=maintenance or [])
         self._initial_subs = list(subscriptions or [])
         if delivery is None and city is not None:
@@ -155,6 +156,7 @@ class AlertService:
         notification log and CAP documents from ``settings.alert_retention_days`` when the settings have it."""
         state_dir = Path(settings.out_dir) / "redis"
         kw.setdefault("retention_days", getattr(settings, "alert_retention_days", None) or DEFAULT_LOG_DAYS)
+        kw.setdefault("window_s", getattr(settings, "window_s", 0) or 0)  # windows drive the pipeline
         return await cls.start(redis_url=settings.redis_url or None, rules_path=settings.rules_dir, city=city,
                                state_dir=state_dir, fresh=fresh, **kw)
 

@@ -197,3 +197,28 @@ def test_expected_alerts_go_to_the_daily_digest_at_local_midnight_unless_their_i
     assert sorted((a.fingerprint, a.status) for a in d.alerts) == [("r0", "resolved"), ("r1", "resolved"),
                                                                    ("r2", "resolved")]
     assert run(rush + [acc], midnight + day + 5 * M) == []  # once per period
+
+
+def test_with_a_tick_a_new_group_leaves_at_the_last_step_before_its_group_wait_deadline():
+    """Driven by 5-minute windows, a 1-minute group_wait would otherwise hold every first page a whole window."""
+    sub = mk(group_wait="1m", group_interval="10m")
+    a = alert("a", cell="C1")
+    windowed = Run(sub)
+    windowed.g = Grouper(tick="5m")
+    assert [n.reason for n in windowed([a], 0)] == ["alert"]
+    plain = Run(sub)
+    assert plain([a], 0) == [] and [n.reason for n in plain([a], 5 * M)] == ["alert"]
+    # a group_wait longer than the tick still waits for the last window before its deadline
+    slow = Run(mk(group_wait="12m"))
+    slow.g = Grouper(tick="5m")
+    assert slow([a], 0) == [] and slow([a], 5 * M) == [] and len(slow([a], 10 * M)) == 1
+    # group_interval stays a minimum spacing: an update never leaves early
+    b = alert("b", cell="C1")
+    assert windowed([a, b], 5 * M) == [] and [n.reason for n in windowed([a, b], 10 * M)] == ["update"]
+    # informational (blue) groups wait group_wait out: a one-window blip resolves before anyone is told
+    blip = alert("blip", sev=4, cell="C9")
+    blue = Run(sub)
+    blue.g = Grouper(tick="5m")
+    assert blue([blip], 0) == []
+    blip.status = "resolved"
+    assert blue([blip], 5 * M) == []

@@ -66,3 +66,25 @@ def test_feed_and_view_rows_order_by_severity(redis_url, tmp_path):
     rows = asyncio.run(run())
     assert [r["severity"] for r in rows] == ["red", "yellow", "yellow"]
     assert rows[0]["state"].endswith("↑district")  # red alerts start at the district tier
+
+
+def test_run_settings_give_the_window_length_so_a_first_page_does_not_wait_a_whole_window(redis_url, tmp_path):
+    from types import SimpleNamespace
+
+    from brain.alerts.routing import Subscription
+
+    rules = write_rules(tmp_path)
+    sub = Subscription.from_dict({"id": "police", "department": "traffic police", "group_wait": "30s",
+                                  "channel": {"type": "log"}})
+
+    async def first_page(settings):
+        svc = await AlertService.from_settings(None, settings, fresh=True, subscriptions=[sub], deliver=False)
+        at = []
+        for i in range(3):
+            at += [i * 5 for n in await svc.on_window(seg_table({"S1": 2.5}), i * 5 * M) if n.status == "firing"]
+        await svc.close()
+        return at
+
+    base = {"out_dir": str(tmp_path / "out"), "redis_url": redis_url, "rules_dir": str(rules)}
+    assert asyncio.run(first_page(SimpleNamespace(**base, window_s=300))) == [0]
+    assert asyncio.run(first_page(SimpleNamespace(**base, window_s=0))) == [5]  # no window length known: waits
