@@ -5,14 +5,17 @@ sensor (its measured value), noise monitor (LAeq) and, once per hour, air statio
 go through one :class:`brain.anomaly.KeyedDetector` pass (numba, all keys at once, learning as it
 scores). The output table ``anomaly`` has one row per scored series: key, metric, window end,
 value, expected value, z, score in [0, 1] and the reason (spike, level shift, stuck, ...), which
-the alert rules (rules/anomaly.yaml) and the live view read.
+the alert rules (rules/anomaly.yaml) and the live view read. Given the city, each traffic
+detector's own speed is scored with a peer reference (its segment's probe speed,
+:class:`brain.anomaly.DetectorPeers`), so that its drift statistic looks for a slow ramp against
+what the rest of the city sees on that road rather than for the city changing.
 
 Example (an hour of the simulated demo city):
     >>> from brain.city import demo_city_path, load_city
     >>> from brain.pipeline import CityPipeline
     >>> from streams.sim import Simulator
     >>> city = load_city(demo_city_path())
-    >>> pipe = CityPipeline(city, window_operators=[AnomalyOperator()])
+    >>> pipe = CityPipeline(city, window_operators=[AnomalyOperator(city=city)])
     >>> sim = Simulator(city, seed=2)
     >>> windows = [w for b in sim.batches(sim.start_ms + 3_600_000, batch_s=3600) for w in pipe.ingest_frames(b.frames).windows]
     >>> scores = windows[-1].vitals["anomaly"]
@@ -25,7 +28,8 @@ import math
 
 import polars as pl
 
-from brain.anomaly import KeyedDetector
+from brain.anomaly import DetectorPeers, KeyedDetector
+from brain.anomaly.peers import PEER_COLUMN
 from brain.pipeline import TickBatch
 
 #: (table, key column, metrics) scored each tick.
@@ -42,10 +46,14 @@ SCHEMA = {"key": pl.Utf8, "metric": pl.Utf8, "window_end_ms": pl.Int64, "value":
 
 
 class AnomalyOperator:
-    """Window operator ``op(batch) -> {"anomaly": frame}`` with ``snapshot()``/``restore()``."""
+    """Window operator ``op(batch) -> {"anomaly": frame}`` with ``snapshot()``/``restore()``.
 
-    def __init__(self, n_keys_hint: int = 2048):
+    ``city``: when given, traffic detectors are scored against their peers (see the module docstring).
+    """
+
+    def __init__(self, n_keys_hint: int = 2048, city=None):
         self.detector = KeyedDetector(n_keys_hint)
+        self.peers = DetectorPeers(city) if city is not None else None
         self._last_air_end: int | None = None
 
     def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
@@ -53,6 +61,8 @@ class AnomalyOperator:
         sources = [(batch.vitals.get(t), k, m) for t, k, m in SERIES]
         detectors = batch.vitals.get("detector_sensor")
         if detectors is not None:  # one detector's own speed, named apart from the segment's
+            if self.peers is not None and detectors.height:
+                detectors = self.peers.with_peer(detectors, batch.inputs.get("probe"))
             sources = [(detectors.rename({"speed_kmh": "detector_speed_kmh"}), k, m) if t == "detector_sensor" else (f, k, m)
                        for (f, k, m), (t, _, _) in zip(sources, SERIES)]
         air = batch.inputs.get("air_1h")
@@ -72,7 +82,9 @@ class AnomalyOperator:
             for metric in metrics:
                 if metric not in frame.columns:
                     continue
-                scored = self.detector.score_frame(frame.filter(pl.col(metric).is_not_null()), metric, key=key, ts="window_end_ms")
+                peer = PEER_COLUMN if PEER_COLUMN in frame.columns else None
+                scored = self.detector.score_frame(frame.filter(pl.col(metric).is_not_null()), metric, key=key, ts="window_end_ms",
+                                                   peer=peer)
                 parts.append(scored.rename({key: "key", "ts_ms": "window_end_ms"}).select(list(SCHEMA)))
         anomaly = pl.concat(parts) if parts else pl.DataFrame(schema=SCHEMA)
         return {"anomaly": anomaly}
@@ -95,7 +107,7 @@ def maybe_anomaly_operator(city, config):
     from brain.anomaly import warm_up
 
     warm_up()
-    return AnomalyOperator(n_keys_hint=4 * len(city.sensors) + 4 * len(city.segments))
+    return AnomalyOperator(n_keys_hint=4 * len(city.sensors) + 4 * len(city.segments), city=city)
 
 
 # --- learned models (onnxruntime) -----------------------------------------------------------------

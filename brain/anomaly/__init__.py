@@ -4,6 +4,8 @@
   (``score_one(timestamp, value) -> float in [0, 1]``, learns as it scores).
 * :class:`BatchDetector` — the same model over many keys per call, for the streaming path.
 * :class:`KeyedDetector` — the same over polars frames with named keys: the anomaly stream.
+* :class:`DetectorPeers` — a peer reference speed per traffic detector (its segment's probes), so
+  that a detector's slow drift is told apart from the city changing.
 * :func:`warm_up` — compile every kernel at start-up; returns the seconds it took.
 * :class:`OnnxModel` / :func:`load_model` — learned models (``models/``) scored with onnxruntime.
 """
@@ -11,6 +13,7 @@ from brain.anomaly.streaming import BatchDetector, SeasonalDetector, default_det
 
 __all__ = ["BatchDetector", "SeasonalDetector", "default_detector", "warm_up"]
 from brain.anomaly.keyed import KeyedDetector
+from brain.anomaly.peers import DetectorPeers
 from brain.anomaly.onnx_scorer import ModelError, OnnxModel, available_models, load_model, load_models
 
-__all__ += ["KeyedDetector", "ModelError", "OnnxModel", "available_models", "load_model", "load_models"]
+__all__ += ["DetectorPeers", "KeyedDetector", "ModelError", "OnnxModel", "available_models", "load_model", "load_models"]

@@ -64,13 +64,17 @@ class KeyedDetector:
         return ids[inv]
 
     def score_frame(self, frame: pl.DataFrame, metric: str, key: str = "sensor_id", ts: str = "ts_ms",
-                    min_score: float = 0.0) -> pl.DataFrame:
+                    min_score: float = 0.0, peer: str | None = None) -> pl.DataFrame:
         """Score column ``metric`` of ``frame`` per ``key`` in row order (nulls count as missing).
+
+        ``peer``: optional column with a peer reference of the same quantity (null where there is
+        none): a slow ramp of ``metric`` against it is what the drift statistic then looks for
+        (see :meth:`~brain.anomaly.SeasonalDetector.score_one`).
 
         Returns ``key, metric, ts_ms, value, expected, z, score, reason`` for rows scoring at least
         ``min_score`` (all rows by default).
         """
-        for col in (metric, key, ts):
+        for col in (metric, key, ts, *([peer] if peer is not None else [])):
             if col not in frame.columns:
                 raise ValueError(f"column {col!r} not in frame (columns: {', '.join(frame.columns)})")
         if not 0.0 <= min_score <= 1.0:
@@ -83,7 +87,8 @@ class KeyedDetector:
         keys = self.key_ids(names)
         values = frame[metric].cast(pl.Float64).fill_null(np.nan).to_numpy()
         ts_ms = frame[ts].cast(pl.Int64).to_numpy()
-        res = self._det.explain_many(keys, ts_ms, values)
+        peers = frame[peer].cast(pl.Float64).fill_null(np.nan).to_numpy() if peer is not None else None
+        res = self._det.explain_many(keys, ts_ms, values, peers)
         out = pl.DataFrame({
             key: frame[key].cast(pl.String),
             "metric": pl.Series([metric] * frame.height, dtype=pl.String),

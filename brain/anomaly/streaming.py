@@ -73,13 +73,24 @@ class SeasonalDetector:
 
     def __init__(self) -> None:
         self._S, self._SEA = _k.detector_state(1)
+        self._PD = _k.peer_drift_state(1)
         self._last = (0.0, math.nan, 0.0, _k.REASON_NONE)
 
-    def score_one(self, timestamp, value) -> float:
-        """Score ``value`` at ``timestamp`` against what was learned so far, then learn it."""
+    def score_one(self, timestamp, value, peer=None) -> float:
+        """Score ``value`` at ``timestamp`` against what was learned so far, then learn it.
+
+        ``peer``: optionally, what a reference sees of the same quantity at the same time (e.g. the
+        speed its segment's probes report): once a series has had peers, its drift statistic is a
+        slow ramp in ``log(value / peer)`` (a failing sensor) rather than its departure from its own
+        past (which a real change of the city also produces). None or NaN: no peer this time.
+        """
         if type(value) is not float:
             value = _to_value(value)
-        self._last = last = _k.detector_step(self._S, self._SEA, 0, _to_ms(timestamp), value)
+        if peer is None and self._PD[0, _k.PD_N] == 0.0:
+            self._last = last = _k.detector_step(self._S, self._SEA, 0, _to_ms(timestamp), value)
+        else:
+            peer = _to_value(peer)
+            self._last = last = _k.detector_step_peer(self._S, self._SEA, self._PD, 0, _to_ms(timestamp), value, peer)
         return last[0]
 
     @property
@@ -115,6 +126,8 @@ class BatchDetector:
     the mapping stable); each key has its own state. ``score_many`` scores every point against its
     key's state, then learns it, in array order (several points of one key in a batch are fine).
     ``snapshot()`` / ``restore()`` save and load the whole state as bytes (checkpointing).
+    ``peers`` (optional, aligned with ``values``; NaN where there is none) gives each point a peer
+    reference of the same quantity: see :meth:`SeasonalDetector.score_one`.
 
     Parameters:
         n_keys_hint: initial number of keys to allocate (grows automatically; ~3.3 kB per key).
@@ -137,13 +150,14 @@ class BatchDetector:
         if isinstance(n_keys_hint, bool) or not isinstance(n_keys_hint, (int, np.integer)) or n_keys_hint < 1:
             raise ValueError(f"n_keys_hint must be a positive integer, got {n_keys_hint!r}")
         self._S, self._SEA = _k.detector_state(int(n_keys_hint))
+        self._PD = _k.peer_drift_state(int(n_keys_hint))
 
     @property
     def n_keys(self) -> int:
         """Number of keys with allocated state."""
         return self._S.shape[0]
 
-    def _prepare(self, keys, ts_ms, values):
+    def _prepare(self, keys, ts_ms, values, peers=None):
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         ts_ms = np.ascontiguousarray(ts_ms, dtype=np.int64)
         values = np.ascontiguousarray(values, dtype=np.float64)
@@ -151,6 +165,10 @@ class BatchDetector:
             raise ValueError(
                 f"keys, ts_ms and values must be 1-D arrays of one length, got shapes {keys.shape}, {ts_ms.shape}, {values.shape}"
             )
+        if peers is not None:
+            peers = np.ascontiguousarray(peers, dtype=np.float64)
+            if peers.shape != values.shape:
+                raise ValueError(f"peers must be aligned with values, got shapes {peers.shape} and {values.shape}")
         if keys.size:
             lo, hi = int(keys.min()), int(keys.max())
             if lo < 0:
@@ -162,42 +180,49 @@ class BatchDetector:
                         "map names to ids first (see KeyedDetector)"
                     )
                 self._grow(hi + 1)
-        return keys, ts_ms, values
+        return keys, ts_ms, values, peers
 
     def _grow(self, n: int) -> None:
         new = max(n, 2 * self._S.shape[0])
         S, SEA = _k.detector_state(new)
+        PD = _k.peer_drift_state(new)
         old = self._S.shape[0]
         S[:old] = self._S
         SEA[:old] = self._SEA
-        self._S, self._SEA = S, SEA
+        PD[:old] = self._PD
+        self._S, self._SEA, self._PD = S, SEA, PD
 
-    def score_many(self, keys, ts_ms, values) -> np.ndarray:
+    def score_many(self, keys, ts_ms, values, peers=None) -> np.ndarray:
         """Scores in ``[0, 1]`` for each point (int64 keys, int64 event time ms, float64 values)."""
-        keys, ts_ms, values = self._prepare(keys, ts_ms, values)
-        return _k.detector_scores(keys, ts_ms, values, self._S, self._SEA, np.empty(keys.size))
+        keys, ts_ms, values, peers = self._prepare(keys, ts_ms, values, peers)
+        if peers is None:
+            return _k.detector_scores(keys, ts_ms, values, self._S, self._SEA, np.empty(keys.size))
+        return _k.detector_scores_peer(keys, ts_ms, values, peers, self._S, self._SEA, self._PD, np.empty(keys.size))
 
-    def learn_many(self, keys, ts_ms, values) -> "BatchDetector":
+    def learn_many(self, keys, ts_ms, values, peers=None) -> "BatchDetector":
         """Learn points without using their scores."""
-        self.score_many(keys, ts_ms, values)
+        self.score_many(keys, ts_ms, values, peers)
         return self
 
-    def explain_many(self, keys, ts_ms, values) -> dict[str, np.ndarray]:
+    def explain_many(self, keys, ts_ms, values, peers=None) -> dict[str, np.ndarray]:
         """Like :meth:`score_many`, with what explains each score.
 
         Returns ``score``, ``expected`` (the baseline the value was compared to), ``z`` (calibrated
         standardised residual) and ``reason`` (which statistic dominated: none, spike, level_shift,
         flatline, drift, missing), each an array aligned with the input.
         """
-        keys, ts_ms, values = self._prepare(keys, ts_ms, values)
-        score, expected, z, reason = _k.detector_batch(keys, ts_ms, values, self._S, self._SEA)
+        keys, ts_ms, values, peers = self._prepare(keys, ts_ms, values, peers)
+        if peers is None:
+            score, expected, z, reason = _k.detector_batch(keys, ts_ms, values, self._S, self._SEA)
+        else:
+            score, expected, z, reason = _k.detector_batch_peer(keys, ts_ms, values, peers, self._S, self._SEA, self._PD)
         return {"score": score, "expected": expected, "z": z, "reason": np.asarray(_k.REASONS, dtype=object)[reason]}
 
     def snapshot(self) -> bytes:
         """The whole state as bytes (restore with :meth:`restore` or :meth:`from_snapshot`)."""
         buf = io.BytesIO()
         buf.write(_MAGIC)
-        np.savez(buf, S=self._S, SEA=self._SEA)
+        np.savez(buf, S=self._S, SEA=self._SEA, PD=self._PD)
         return buf.getvalue()
 
     def restore(self, data: bytes) -> "BatchDetector":
@@ -207,12 +232,16 @@ class BatchDetector:
         try:
             with np.load(io.BytesIO(bytes(data[len(_MAGIC):])), allow_pickle=False) as z:
                 S, SEA = z["S"], z["SEA"]
+                # snapshots from before peer drift have no PD: those keys start without peers
+                PD = z["PD"] if "PD" in z.files else _k.peer_drift_state(S.shape[0] if S.ndim == 2 else 0)
         except Exception as exc:  # corrupt zip, missing arrays
             raise ValueError(f"corrupt BatchDetector snapshot: {exc}") from None
-        if S.ndim != 2 or S.shape[1] != _k.N_COLS or SEA.shape != (S.shape[0], _k.detector_state(1)[1].shape[1]):
-            raise ValueError(f"BatchDetector snapshot has incompatible state shapes {S.shape}, {SEA.shape}")
+        if (S.ndim != 2 or S.shape[1] != _k.N_COLS or SEA.shape != (S.shape[0], _k.detector_state(1)[1].shape[1])
+                or PD.shape != (S.shape[0], _k.PD_COLS)):
+            raise ValueError(f"BatchDetector snapshot has incompatible state shapes {S.shape}, {SEA.shape}, {PD.shape}")
         self._S = np.ascontiguousarray(S, dtype=np.float64)
         self._SEA = np.ascontiguousarray(SEA, dtype=np.float64)
+        self._PD = np.ascontiguousarray(PD, dtype=np.float64)
         return self
 
     @classmethod
@@ -244,12 +273,17 @@ def warm_up() -> float:
     ts = np.array([0, 60_000, 120_000], dtype=np.int64)
     x = np.array([1.0, 2.0, np.nan])
     S, SEA = _k.detector_state(1)
+    PD = _k.peer_drift_state(1)
     _k.detector_batch(keys, ts, x, S, SEA)
     _k.detector_scores(keys, ts, x, S, SEA, np.empty(3))
     _k.detector_step(S, SEA, 0, 180_000, 1.5)
+    _k.detector_batch_peer(keys, ts, x, x, S, SEA, PD)
+    _k.detector_scores_peer(keys, ts, x, x, S, SEA, PD, np.empty(3))
+    _k.detector_step_peer(S, SEA, PD, 0, 240_000, 1.5, 1.4)
     ewma.ewma_batch(keys, ts, x, 60.0, *ewma.ewma_state(1))
     robust.robust_batch(keys, x, 0.05, 3.0, np.zeros(1), np.zeros(1), np.zeros(1))
     seasonal.seasonal_batch(keys, ts, x, 2.0, seasonal.seasonal_state(1), np.zeros(1, dtype=np.int64))
     changepoint.cusum_batch(keys, x, 0.5, 8.0, np.zeros(1), np.zeros(1))
     faults.flatline_batch(keys, x, *faults.flatline_state(1))
+    faults.peer_drift_batch(keys, ts, x, faults.peer_drift_state(1))
     return time.perf_counter() - t0

@@ -14,8 +14,9 @@ Per key the model is ``value = level + seasonal(t) + deviation + noise``:
 
 Four statistics become surprises ``-ln p``: spike/dip (Gaussian tail of the residual z), level
 shift (two-sided CUSUM, :mod:`brain.kernels.changepoint`; on alarm the level jumps to the new
-regime so a shift is reported once), flatline (run of repeats) and drift (deviation vs its usual size)
-(:mod:`brain.kernels.faults`). Real series break the i.i.d. assumptions behind those tails
+regime so a shift is reported once), flatline (run of repeats) and drift (deviation vs its usual size;
+for a series scored with a peer reference, :func:`detector_step_peer`, a slow ramp of its log-ratio
+to the peer instead: what tells a drifting sensor from the city changing) (:mod:`brain.kernels.faults`). Real series break the i.i.d. assumptions behind those tails
 (heavy tails, autocorrelated residuals, counts), so each key also tracks the 99.5th percentile of
 each surprise (an alarm run counts once) and scales that surprise down when the key's
 percentile exceeds the i.i.d. value ``-ln 0.005``: this is what replaces per-series tuning.
@@ -45,9 +46,18 @@ from numba import njit
 
 from brain.kernels.ewma import decay_alpha, decay_alpha_ref
 from brain.kernels.faults import (
+    PD_COLS,
+    PD_N,
     drift_z,
     drift_z_ref,
     is_repeat,
+    peer_drift_learn,
+    peer_drift_learn_ref,
+    peer_drift_pvalue,
+    peer_drift_pvalue_ref,
+    peer_drift_state,
+    peer_drift_z,
+    peer_drift_z_ref,
     rate_update,
     rate_update_ref,
     run_pvalue,
@@ -158,6 +168,32 @@ def quantile_step_log(q, x, up, down):
 @njit(cache=True)
 def detector_step(S, SEA, k, ts_ms, x):
     """Score then learn one point of key ``k``. Returns ``(score, expected, z, reason)``."""
+    return _step(S, SEA, k, ts_ms, x, -1.0)
+
+
+@njit(cache=True)
+def peer_surprise(PD, k, x, peer, ts_ms):
+    """Learn ``log(x / peer)`` when both are positive and finite; then the surprise of a ramp in it
+    (-1 if key ``k`` never had a peer: its drift statistic is then its own)."""
+    if math.isfinite(x) and math.isfinite(peer) and x > 0.0 and peer > 0.0:
+        peer_drift_learn(PD, k, ts_ms, math.log(x / peer))
+    if PD[k, PD_N] == 0.0:
+        return -1.0
+    zr, zs = peer_drift_z(PD, k)
+    return surprise(peer_drift_pvalue(zr, zs))
+
+
+@njit(cache=True)
+def detector_step_peer(S, SEA, PD, k, ts_ms, x, peer):
+    """:func:`detector_step` for a series with a peer reference ``peer`` (same quantity, e.g. the
+    speed its neighbours see; NaN when there is none this time): its drift statistic is a ramp in
+    ``log(x / peer)`` (:func:`brain.kernels.faults.peer_drift_z`), not a departure from its own past."""
+    s_peer = peer_surprise(PD, k, x, peer, ts_ms) if math.isfinite(x) else -1.0
+    return _step(S, SEA, k, ts_ms, x, s_peer)
+
+
+@njit(cache=True)
+def _step(S, SEA, k, ts_ms, x, s_peer):
     n = S[k, C_N]
     if not math.isfinite(x):
         r = S[k, C_NANRUN] + 1.0
@@ -217,7 +253,12 @@ def detector_step(S, SEA, k, ts_ms, x):
     run = S[k, C_RUN] + 1.0 if rep else 0.0
     s_flat = run_surprise(S[k, C_REP], n - 1.0, run) if n > 0.0 else 0.0
     c_flat = calibration(S[k, C_QF])
-    s_drift = surprise(spike_pvalue(drift_z(dev, 0.0, S[k, C_DSCALE], 0.5 * sigma))) if n >= DRIFT_MIN_N else 0.0
+    if s_peer >= 0.0:
+        s_drift = s_peer
+    elif n >= DRIFT_MIN_N:
+        s_drift = surprise(spike_pvalue(drift_z(dev, 0.0, S[k, C_DSCALE], 0.5 * sigma)))
+    else:
+        s_drift = 0.0
     c_drift = calibration(S[k, C_QD])
     best = s_spike * c_spike
     reason = REASON_SPIKE
@@ -320,19 +361,52 @@ def detector_scores(keys, ts_ms, values, S, SEA, out):
     return out
 
 
+@njit(cache=True)
+def detector_batch_peer(keys, ts_ms, values, peers, S, SEA, PD):
+    """:func:`detector_batch` with a peer reference per point (:func:`detector_step_peer`; NaN = none)."""
+    n = keys.shape[0]
+    score = np.empty(n)
+    expected = np.empty(n)
+    z = np.empty(n)
+    reason = np.empty(n, dtype=np.int8)
+    for i in range(n):
+        s, e, zz, r = detector_step_peer(S, SEA, PD, keys[i], ts_ms[i], values[i], peers[i])
+        score[i] = s
+        expected[i] = e
+        z[i] = zz
+        reason[i] = r
+    return score, expected, z, reason
+
+
+@njit(cache=True)
+def detector_scores_peer(keys, ts_ms, values, peers, S, SEA, PD, out):
+    """Like :func:`detector_batch_peer` but writes only the scores into ``out``."""
+    for i in range(keys.shape[0]):
+        out[i] = detector_step_peer(S, SEA, PD, keys[i], ts_ms[i], values[i], peers[i])[0]
+    return out
+
+
 # --- plain-Python reference ----------------------------------------------------------------------
-def detector_batch_ref(keys, ts_ms, values, state=None):
-    """Plain-Python reference of :func:`detector_batch` (state: dict key -> (list, list))."""
+def detector_batch_ref(keys, ts_ms, values, state=None, peers=None):
+    """Plain-Python reference of :func:`detector_batch` (``peers`` given: of :func:`detector_batch_peer`;
+    state: dict key -> (row, seasonal row, peer-drift row))."""
     st = {} if state is None else state
     out_s, out_e, out_z, out_r = [], [], [], []
-    for k, t, x in zip(keys.tolist(), ts_ms.tolist(), values.tolist()):
+    peer_list = [None] * len(keys) if peers is None else peers.tolist()
+    for k, t, x, peer in zip(keys.tolist(), ts_ms.tolist(), values.tolist(), peer_list):
         if k not in st:
             row = [0.0] * N_COLS
             row[C_Q] = row[C_QS] = row[C_QF] = row[C_QD] = Q_S
             row[C_QUANT] = math.inf
-            st[k] = (row, [0.0] * (2 * N_BINS))
-        row, sea = st[k]
-        s, e, z, r = _step_ref(row, sea, t, x)
+            st[k] = (row, [0.0] * (2 * N_BINS), peer_drift_state(1)[0].tolist())
+        row, sea, pd_row = st[k]
+        s_peer = -1.0
+        if peer is not None and math.isfinite(x):
+            if math.isfinite(peer) and x > 0 and peer > 0:
+                peer_drift_learn_ref(pd_row, t, math.log(x / peer))
+            if pd_row[PD_N] != 0.0:
+                s_peer = _surprise_ref(peer_drift_pvalue_ref(*peer_drift_z_ref(pd_row)))
+        s, e, z, r = _step_ref(row, sea, t, x, s_peer)
         out_s.append(s)
         out_e.append(e)
         out_z.append(z)
@@ -344,7 +418,7 @@ def _surprise_ref(p: float) -> float:
     return -math.log(p) if p > 1e-300 else 690.7755278982137
 
 
-def _step_ref(row, sea, t, x):
+def _step_ref(row, sea, t, x, s_peer=-1.0):
     n = row[C_N]
     if not math.isfinite(x):
         row[C_NANRUN] += 1.0
@@ -385,7 +459,8 @@ def _step_ref(row, sea, t, x):
         C_Q: _surprise_ref(spike_pvalue_ref(z)),
         C_QS: max(cp, cn),
         C_QF: run_surprise_ref(row[C_REP], n - 1.0, run) if n > 0 else 0.0,
-        C_QD: _surprise_ref(spike_pvalue_ref(drift_z_ref(dev, 0.0, row[C_DSCALE], 0.5 * sigma))) if n >= DRIFT_MIN_N else 0.0,
+        C_QD: s_peer if s_peer >= 0 else (
+            _surprise_ref(spike_pvalue_ref(drift_z_ref(dev, 0.0, row[C_DSCALE], 0.5 * sigma))) if n >= DRIFT_MIN_N else 0.0),
     }
     cal = {c: (Q_S / row[c] if row[c] > Q_S else 1.0) for c in raw}
     why = {C_Q: REASON_SPIKE, C_QS: REASON_SHIFT, C_QF: REASON_FLATLINE, C_QD: REASON_DRIFT}

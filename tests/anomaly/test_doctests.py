@@ -16,6 +16,7 @@ MODULES = [
     "brain.anomaly.streaming",
     "brain.anomaly.onnx_scorer",
     "brain.anomaly.keyed",
+    "brain.anomaly.peers",
     "models.train",
     "models.simhistory",
 ]

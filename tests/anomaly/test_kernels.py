@@ -76,9 +76,41 @@ def test_flatline_equals_reference(s):
 
 
 @SETTINGS
+@given(streams(max_len=120), st.floats(0.01, 1.0))
+def test_peer_drift_equals_reference(s, scale):
+    keys, ts, values = s
+    residual = np.where(np.abs(values) > 1e3, np.nan, values * scale)  # log-ratio-like magnitudes, NaN gaps
+    got = faults.peer_drift_batch(keys, ts, residual, faults.peer_drift_state(3))
+    want = faults.peer_drift_batch_ref(keys, ts, residual)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_peer_drift_equals_reference_long(seed):
+    """Long enough to warm up and test: ramps, steps, spikes, gaps longer than the window, late points."""
+    rng = np.random.default_rng(seed)
+    n = 1500
+    keys = rng.integers(0, 2, n).astype(np.int64)
+    steps = rng.choice([60_000, 300_000, -300_000, 0, 6 * 3_600_000], n, p=[0.4, 0.48, 0.05, 0.05, 0.02])
+    ts = (1_767_571_200_000 + np.cumsum(steps)).astype(np.int64)
+    r = rng.normal(0.0, 0.08, n) + np.linspace(0.0, rng.normal(0.0, 1.0), n)
+    r[n // 2:] += rng.choice([0.0, 0.5])
+    r[rng.random(n) < 0.02] *= 40.0
+    r[rng.random(n) < 0.03] = np.nan
+    got = faults.peer_drift_batch(keys, ts, r, faults.peer_drift_state(2))
+    want = faults.peer_drift_batch_ref(keys, ts, r)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert np.abs(got[0]).max() > 0.0  # the test statistic was reached, not only the warm-up
+
+
+@SETTINGS
 @given(st.floats(-50, 50), st.floats(-50, 50), st.floats(0, 10), st.floats(0, 10))
 def test_scalar_helpers_equal_reference(a, b, c, d):
     assert faults.drift_z(a, b, c, d) == faults.drift_z_ref(a, b, c, d)
+    assert faults.peer_drift_pvalue(a, b) == faults.peer_drift_pvalue_ref(a, b)
     assert faults.spike_pvalue(a) == faults.spike_pvalue_ref(a)
     assert ewma.decay_alpha(c, d, 3.0) == ewma.decay_alpha_ref(c, d, 3.0)
     assert robust.clip(a, c) == robust.clip_ref(a, c)
@@ -94,6 +126,43 @@ def test_detector_equals_reference_short(s):
     want = detector.detector_batch_ref(keys, ts, values)
     for g, w in zip(got, want):
         _same(g, w)
+
+
+@SETTINGS
+@given(streams(max_len=80), st.floats(0.5, 2.0))
+def test_detector_with_peers_equals_reference_short(s, ratio):
+    keys, ts, values = s
+    peers = np.where(np.arange(values.size) % 4 == 3, np.nan, values * ratio)  # some points without a peer
+    S, SEA = detector.detector_state(3)
+    got = detector.detector_batch_peer(keys, ts, values, peers, S, SEA, faults.peer_drift_state(3))
+    want = detector.detector_batch_ref(keys, ts, values, peers=peers)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_detector_with_peers_equals_reference_long(seed):
+    """A speed series against a noisy peer, drifting away from it for hours: every branch of the peer path."""
+    rng = np.random.default_rng(seed)
+    n = 2500
+    keys = rng.integers(0, 2, n).astype(np.int64)
+    ts = 1_767_571_200_000 + np.cumsum(rng.choice([60_000, 300_000, -60_000], n, p=[0.3, 0.65, 0.05])).astype(np.int64)
+    city_kmh = 40 + 15 * np.sin(np.arange(n) / 80.0)
+    values = np.round(city_kmh * np.exp(rng.normal(0, 0.02, n)) * np.r_[np.ones(n - 150), np.linspace(1.0, 0.4, 150)], 1)
+    peers = city_kmh * np.exp(rng.normal(0, 0.08, n))
+    values[rng.random(n) < 0.02] = np.nan
+    peers[rng.random(n) < 0.05] = np.nan
+    S, SEA = detector.detector_state(2)
+    PD = faults.peer_drift_state(2)
+    got = detector.detector_batch_peer(keys, ts, values, peers, S, SEA, PD)
+    want = detector.detector_batch_ref(keys, ts, values, peers=peers)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert (got[3] == detector.REASON_DRIFT).any()
+    scores_only = detector.detector_scores_peer(keys, ts, values, peers, *detector.detector_state(2), faults.peer_drift_state(2),
+                                                np.empty(n))
+    np.testing.assert_array_equal(scores_only, got[0])
 
 
 @settings(max_examples=4, deadline=None)
