@@ -167,6 +167,13 @@ class _Rows:
         ok = (self.ti >= 0) & (self.k >= 0) & (end <= tick) & (end > tick - int(max_age_s * 1000))
         sel = np.flatnonzero(ok)
         sel_key = self.ti[sel] * self.n_keys + self.k[sel]
+        n = max(len(ticks), 1) * self.n_keys
+        if not len(sel) or np.bincount(sel_key, minlength=n).max() == 1:
+            # one window per (tick, key), as the pipeline sends them: placed, not sorted
+            where = np.full(n, -1, dtype=np.int64)
+            where[sel_key] = sel
+            keys = np.flatnonzero(where >= 0)
+            return where[keys], keys
         order = np.lexsort((end[sel], sel_key))  # stable: of equal (key, end) the input order stays
         s, key = sel[order], sel_key[order]
         last = np.ones(len(s), dtype=bool)
