@@ -64,6 +64,8 @@ class ScanSpec(NamedTuple):
     required_mask: np.ndarray  # int64[K]: bit j = the kind's j-th field is required
     field_names: np.ndarray  # uint8
     field_name_off: np.ndarray  # int64[F + 1]
+    key_words: np.ndarray  # uint64[F, W]: each field's key bytes and closing quote, 8 per word, little-endian
+    key_masks: np.ndarray  # uint64[F, W]: which bytes of those words count
     field_type: np.ndarray  # int64[F]: FIELD_STR / FIELD_INT / FIELD_FLOAT
     field_slot: np.ndarray  # int64[F]: row of ``icols`` (str, int) or ``fcols`` (float)
     field_optional: np.ndarray  # bool[F]: null allowed
@@ -138,10 +140,20 @@ def make_spec(kinds: Mapping[str, Sequence[tuple[str, str, bool, object]]]) -> S
         required.append(mask)
         kind_field_off.append(len(ftype))
         norm.append(tuple((f[0], f[1], bool(f[2]), f[3]) for f in fields))
+    keys = [names[a:b] + b'"' for a, b in zip(name_off[:-1], name_off[1:])]
+    n_words = max((len(key) + 7) // 8 for key in keys)
+    key_words = np.zeros((len(keys), n_words), np.uint64)
+    key_masks = np.zeros((len(keys), n_words), np.uint64)
+    for f, key in enumerate(keys):
+        padded = key.ljust(8 * n_words, b"\0")
+        for w in range(n_words):
+            key_words[f, w] = int.from_bytes(padded[8 * w : 8 * w + 8], "little")
+            used = min(max(len(key) - 8 * w, 0), 8)
+            key_masks[f, w] = (1 << (8 * used)) - 1
     return ScanSpec(
         tuple(kinds), tuple(norm), np.frombuffer(bytes(kind_names), np.uint8).copy(), np.array(kind_name_off, np.int64),
         np.array(kind_field_off, np.int64), np.array(required, np.int64), np.frombuffer(bytes(names), np.uint8).copy(),
-        np.array(name_off, np.int64), np.array(ftype, np.int64), np.array(fslot, np.int64), np.array(fopt, np.bool_),
+        np.array(name_off, np.int64), key_words, key_masks, np.array(ftype, np.int64), np.array(fslot, np.int64), np.array(fopt, np.bool_),
         np.array(dflt_f, np.float64), np.array(dflt_i, np.int64), max(n_f, 1), max(n_i, 1),
     )
 
@@ -168,6 +180,7 @@ def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: ScanSpec) 
     out = _scan_kernel(
         buf, np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(ends, np.int64), spec.kind_names,
         spec.kind_name_off, spec.kind_field_off, spec.required_mask, spec.field_names, spec.field_name_off,
+        spec.key_words, spec.key_masks,
         spec.field_type, spec.field_slot, spec.field_optional, spec.default_f, spec.default_i, spec.n_fslots,
         spec.n_islots,
     )
@@ -186,9 +199,11 @@ def warm_up() -> None:
 # helper call (atomic increments), which cost more than the parsing itself.
 @njit(cache=True)
 def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, required_mask, field_names,
-                 field_name_off, field_type, field_slot, field_optional, default_f, default_i, n_fslots,
+                 field_name_off, key_words, key_masks, field_type, field_slot, field_optional, default_f, default_i, n_fslots,
                  n_islots):  # pragma: no cover - compiled
     n = len(starts)
+    n_buf = len(buf)
+    n_words = key_words.shape[1]
     n_kinds = len(kind_name_off) - 1
     pow10 = np.empty(MAX_EXP10 + 1, np.float64)
     pow10[0] = 1.0
@@ -267,6 +282,7 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
     n_ids = 0
     str_s = np.zeros(n_islots, np.int64)
     str_e = np.zeros(n_islots, np.int64)
+    str_h = np.zeros(n_islots, np.uint64)
 
     # Pass 2: parse each candidate line; its row is committed (counts[k] += 1) only if all of it passes.
     for i in range(n):
@@ -310,13 +326,19 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
             ks = p + 1
             f = -1
             if hint < f1:  # keys usually come in schema order: try the next field's name first
-                a = field_name_off[hint]
-                klen = field_name_off[hint + 1] - a
-                if ks + klen < end and buf[ks + klen] == 34:
-                    j = 0
-                    while j < klen and buf[ks + j] == field_names[a + j]:
-                        j += 1
-                    if j == klen:  # field names hold no quote, so the key ends right there
+                klen = field_name_off[hint + 1] - field_name_off[hint]
+                if ks + 8 * n_words <= n_buf and ks + klen < end:
+                    # 8 bytes at a time: the name and its closing quote against precomputed words
+                    same = True
+                    for w in range(n_words):
+                        q8 = np.uint64(ks + 8 * w)
+                        word = np.uint64(0)
+                        for j in range(8):
+                            word |= np.uint64(buf[q8 + np.uint64(j)]) << np.uint64(8 * j)
+                        if (word ^ key_words[hint, w]) & key_masks[hint, w]:
+                            same = False
+                            break
+                    if same:  # field names hold no quote, so the key ends right there
                         f = hint
             if f < 0:
                 q = ks
@@ -368,15 +390,18 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                 if c != 34:
                     break
                 q = p + 1
+                h = np.uint64(14695981039346656037)  # FNV-1a, for interning, in the same pass
                 while q < end:
                     c = buf[q]
                     if c == 34 or c < 32 or c == 92 or c >= 128:
                         break
+                    h = (h ^ np.uint64(c)) * np.uint64(1099511628211)
                     q += 1
                 if q >= end or buf[q] != 34:
                     break
                 str_s[slot] = p + 1
                 str_e[slot] = q
+                str_h[slot] = h
                 p = q + 1
                 continue
             # a number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -450,9 +475,7 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                 continue
             s = str_s[field_slot[f]]
             e = str_e[field_slot[f]]
-            h = np.uint64(14695981039346656037)  # FNV-1a
-            for j in range(s, e):
-                h = (h ^ np.uint64(buf[j])) * np.uint64(1099511628211)
+            h = str_h[field_slot[f]]
             sl = h & mask
             code = -1
             while True:

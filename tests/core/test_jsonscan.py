@@ -82,7 +82,7 @@ def record_line(draw) -> bytes:
         members.append((field, msgspec.json.encode(draw(_good_value(kind, field))).decode()))
     mutations = draw(st.lists(st.sampled_from(
         ["none", "none", "none", "none", "shuffle", "drop", "duplicate", "extra", "value", "key_escape", "kind_late",
-         "truncate", "ws", "unknown_kind", "crlf", "trailing"]), max_size=3))
+         "truncate", "ws", "unknown_kind", "crlf", "trailing", "rename", "rename"]), max_size=3))
     kind_text = msgspec.json.encode(kind).decode()
     if "unknown_kind" in mutations:
         kind_text = draw(st.sampled_from(['"teleport"', '"Traffic"', '"traffic "', "1", "null", '"\\u0074raffic"']))
@@ -98,6 +98,13 @@ def record_line(draw) -> bytes:
     if "value" in mutations and members:
         i = draw(st.integers(0, len(members) - 1))
         members[i] = (members[i][0], draw(_VALUE_TEXT))
+    if "rename" in mutations and members:  # a near-miss key: one character changed, added or removed
+        i = draw(st.integers(0, len(members) - 1))
+        key = members[i][0]
+        at = draw(st.integers(0, len(key)))
+        char = draw(st.sampled_from(["x", "S", "_", "d", ""]))
+        key = key[:at] + char + key[at + draw(st.integers(0, 1)):]
+        members[i] = (key, members[i][1])
     if "key_escape" in mutations and members:
         i = draw(st.integers(0, len(members) - 1))
         key = members[i][0]
