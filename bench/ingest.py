@@ -1,6 +1,6 @@
 """Ingest benchmark: JSON lines -> vital signs, one core, against two peers measured in the same run.
 
-    .venv/bin/python bench/ingest.py [--hours 24] [--bad-fraction 0.01] [--batch-minutes 1]
+    .venv/bin/python bench/ingest.py [--hours 24] [--bad-fraction 0.01] [--batch-minutes 60] [--repeat 1]
 
 Contenders, each in its own process (so peak memory is its own), all on the same bytes:
   ceiling   msgspec's raw decode of the lines into Python objects (``Decoder().decode_lines``): the
@@ -12,7 +12,8 @@ Contenders, each in its own process (so peak memory is its own), all on the same
   per-event a straightforward pure-Python implementation of the same computation: ``json.loads``
             per line, dict lookups for the registry and ranges, a set for duplicates, dict windows,
             then the same vital-sign function per window.
-Prints events/s, ratios (ours/ceiling, ours/per-event), per-batch latency p50/p99 and peak RSS.
+Prints events/s, wall and CPU seconds, ratios (ours/ceiling, ours/per-event; by wall time and by CPU
+time), per-batch latency p50/p99 and peak RSS.
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def run_ceiling(path: Path) -> dict:
     batches = _batches(path)
     decoder = msgspec.json.Decoder()
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for b in batches:
         try:
             n += len(decoder.decode_lines(b))
@@ -83,7 +84,7 @@ def run_ceiling(path: Path) -> dict:
                         decoder.decode(line)
                     except msgspec.DecodeError:
                         pass
-    return {"records": n, "seconds": time.perf_counter() - t0}
+    return {"records": n, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
 
 def run_decode(path: Path) -> dict:
@@ -93,11 +94,11 @@ def run_decode(path: Path) -> dict:
     batches = _batches(path)
     decode_jsonl(batches[0])
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for b in batches:
         frames, dead = decode_jsonl(b)
         n += dead.height + sum(f.height for f in frames.values())
-    return {"records": n, "seconds": time.perf_counter() - t0}
+    return {"records": n, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
 
 def run_msgspec_columns(path: Path) -> dict:
@@ -110,7 +111,7 @@ def run_msgspec_columns(path: Path) -> dict:
     batches = _batches(path)
     decoder = msgspec.json.Decoder(Record)
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for b in batches:
         by_type: dict = {}
         for line in b.split(b"\n"):
@@ -124,7 +125,7 @@ def run_msgspec_columns(path: Path) -> dict:
             by_type.setdefault(type(rec), []).append(rec)
         for t, recs in by_type.items():
             pl.DataFrame({f: [getattr(r, f) for r in recs] for f in t.__struct_fields__})
-    return {"records": n, "seconds": time.perf_counter() - t0}
+    return {"records": n, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
 
 def run_ours(path: Path) -> dict:
@@ -140,17 +141,17 @@ def run_ours(path: Path) -> dict:
     pipe_warm.ingest_jsonl(batches[0])
     latencies = []
     windows = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for b in batches:
         s = time.perf_counter()
         windows += len(pipe.ingest_jsonl(b).windows)
         latencies.append(time.perf_counter() - s)
     windows += len(pipe.flush().windows)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     c = pipe.counters
     latencies.sort()
     return {
-        "records": c["records_in"], "seconds": seconds, "windows": windows, "applied": c["applied"],
+        "records": c["records_in"], "seconds": seconds, "cpu_seconds": cpu_seconds, "windows": windows, "applied": c["applied"],
         "dead": c["dead_lettered"], "late": c["late"], "invariant": pipe.invariant_holds(),
         "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
     }
@@ -239,7 +240,7 @@ def run_per_event(path: Path) -> dict:
             n_windows += 1
             next_tick = end + window_ms
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for b in batches:
         batch_max = max_ts
         for line in b.split(b"\n"):
@@ -317,8 +318,8 @@ def run_per_event(path: Path) -> dict:
             seen = {k for k in seen if k[2] >= max_ts - lateness}
             close(max_ts - lateness)
     close((max_ts or 0) + HOUR_MS)
-    seconds = time.perf_counter() - t0
-    return {"records": counters["in"], "seconds": seconds, "windows": n_windows, "applied": counters["applied"],
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return {"records": counters["in"], "seconds": seconds, "cpu_seconds": cpu_seconds, "windows": n_windows, "applied": counters["applied"],
             "dead": counters["dead"], "late": counters["late"]}
 
 
@@ -334,6 +335,7 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=24.0, help="simulated hours of the demo city (default 24)")
     ap.add_argument("--bad-fraction", type=float, default=0.01, help="share of corrupted lines mixed in (default 0.01)")
     ap.add_argument("--batch-minutes", type=int, default=60, help="stream minutes per batch (default 60; latency is per batch)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of all contenders; each keeps its fastest (default 1)")
     ap.add_argument("--child", choices=["ceiling", "ours", "per-event", "decode", "msgspec-cols"], help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -346,13 +348,22 @@ def main() -> int:
         info = make_data(path, args.hours, args.bad_fraction, args.batch_minutes)
         print(f"data: {info['lines']:,} lines, {info['bytes'] / 1e6:.1f} MB, {args.hours:g} simulated hours of the demo city "
               f"(generated in {time.perf_counter() - t:.1f} s); injected bad lines: {info['injected']}")
-        results = {}
-        for which in ("ceiling", "decode", "msgspec-cols", "ours", "per-event"):
-            out = subprocess.run([sys.executable, __file__, "--child", which, "--data", str(path)], capture_output=True, text=True)
-            if out.returncode:
-                sys.exit(f"{which} failed:\n{out.stderr}")
-            results[which] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"\n{'contender':<10} {'records/s':>12} {'seconds':>8} {'peak RSS MB':>12}  notes")
+        results: dict[str, dict] = {}
+        # Rounds interleave the contenders, so a burst of load on the shared machine hits all of
+        # them alike; each contender keeps its fastest round.
+        for _ in range(args.repeat):
+            for which in ("ceiling", "decode", "msgspec-cols", "ours", "per-event"):
+                out = subprocess.run([sys.executable, __file__, "--child", which, "--data", str(path)], capture_output=True, text=True)
+                if out.returncode:
+                    sys.exit(f"{which} failed:\n{out.stderr}")
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                best = results.get(which)
+                if best is None:
+                    results[which] = r
+                else:
+                    results[which] = r if r["seconds"] < best["seconds"] else best
+                    results[which]["cpu_seconds"] = min(r["cpu_seconds"], best["cpu_seconds"])
+    print(f"\n{'contender':<12} {'records/s':>11} {'seconds':>8} {'CPU s':>7} {'peak RSS MB':>12}  notes")
     for which, r in results.items():
         rate = r["records"] / r["seconds"]
         note = ""
@@ -361,13 +372,16 @@ def main() -> int:
                     f"applied {r['applied']:,} dead {r['dead']:,} late {r['late']:,}; invariant {'ok' if r['invariant'] else 'BROKEN'}")
         elif which == "per-event":
             note = f"windows {r['windows']}; applied {r['applied']:,} dead {r['dead']:,} late {r['late']:,}"
-        print(f"{which:<10} {rate:>12,.0f} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.0f}  {note}")
-    ours = results["ours"]["records"] / results["ours"]["seconds"]
-    decode = results["decode"]["records"] / results["decode"]["seconds"]
-    print(f"\ndecode step: ours {decode:,.0f}/s vs per-line structs + getattr columns "
-          f"{results['msgspec-cols']['records'] / results['msgspec-cols']['seconds']:,.0f}/s")
-    print(f"ours / ceiling   = {ours / (results['ceiling']['records'] / results['ceiling']['seconds']):.2f}  (target >= 0.5)")
-    print(f"ours / per-event = {ours / (results['per-event']['records'] / results['per-event']['seconds']):.1f}x (target >= 30x)")
+        print(f"{which:<12} {rate:>11,.0f} {r['seconds']:>8.2f} {r['cpu_seconds']:>7.2f} {r['peak_rss_mb']:>12.0f}  {note}")
+
+    def ratio(a: str, b: str, key: str) -> float:
+        return (results[a]["records"] / results[a][key]) / (results[b]["records"] / results[b][key])
+
+    print(f"\ndecode step: ours {ratio('decode', 'msgspec-cols', 'seconds'):.1f}x per-line structs + getattr columns")
+    # Wall time is what a user waits for; CPU time is steadier on a shared machine (the contenders
+    # run one after another, so load that comes and goes moves wall-time ratios).
+    print(f"ours / ceiling   = {ratio('ours', 'ceiling', 'seconds'):.2f} wall, {ratio('ours', 'ceiling', 'cpu_seconds'):.2f} CPU  (target >= 0.5)")
+    print(f"ours / per-event = {ratio('ours', 'per-event', 'seconds'):.1f}x wall, {ratio('ours', 'per-event', 'cpu_seconds'):.1f}x CPU (target >= 30x)")
     return 0
 
 
