@@ -92,8 +92,12 @@ class _Index:
     def __init__(self, refs: _Refs) -> None:
         self.segments = refs.segments.sort("segment_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
         self.sensors = refs.sensors.sort("sensor_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
-        self.segment_key = self.segments.select("segment_id", "_k")
-        self.sensor_key = self.sensors.select("sensor_id", "_k")
+        # (kind, id) -> _k of segments (kind 0) and sensors (kind 1): one join places every window table
+        self.id_key = pl.DataFrame([
+            pl.Series("_kind", np.r_[np.zeros(self.segments.height), np.ones(self.sensors.height)], dtype=pl.Int8),
+            pl.concat([self.segments["segment_id"], self.sensors["sensor_id"]]).alias("_id"),
+            pl.concat([self.segments["_k"], self.sensors["_k"]]),
+        ])
         # Sensor attributes in _k order, with the noise class of the sensor's cell (null: unknown cell).
         self.sensor_places = self.sensors.select("sensor_id", "district", "cell_id").join(
             refs.cells.select("cell_id", "noise_class"), on="cell_id", how="left", maintain_order="left")
@@ -222,23 +226,24 @@ def _tick_positions(frames: Mapping[str, pl.DataFrame], name: str, n: int, ticks
 
 
 def _window_rows(frames: Mapping[str, pl.DataFrame], ix: _Index, ticks: np.ndarray, single: int | None) -> dict[str, _Rows]:
-    """Every per-window input as :class:`_Rows`; the ids of the segment tables and of the sensor tables
-    are each looked up in one join."""
-    out = {}
-    for names, key in ((("traffic", "probe"), ix.segment_key), (("air_1h", "air_24h", "air_8h_o3", "noise", "utility"), ix.sensor_key)):
-        bases = {name: _conformed(frames, name) for name in names}
-        id_col = key.columns[0]
-        ids = [b.get_column(id_col) for b in bases.values() if b.height]
-        if ids:
-            k, k_ok = _ints(pl.concat(ids).to_frame(id_col).join(key, on=id_col, how="left", maintain_order="left")["_k"])
-            k = np.where(k_ok, k, -1)
-        else:
-            k = np.zeros(0, dtype=np.int64)
-        start = 0
-        for name, base in bases.items():
-            n = base.height
-            out[name] = _Rows(base, _tick_positions(frames, name, n, ticks, single), k[start:start + n], key.height)
-            start += n
+    """Every per-window input as :class:`_Rows`, the ids of all of them looked up in one join."""
+    tables = [(name, 0, "segment_id") for name in ("traffic", "probe")]
+    tables += [(name, 1, "sensor_id") for name in ("air_1h", "air_24h", "air_8h_o3", "noise", "utility")]
+    bases = {name: _conformed(frames, name) for name, _, _ in tables}
+    ids = [bases[name].get_column(col).alias("_id") for name, _, col in tables if bases[name].height]
+    if ids:
+        kind = np.concatenate([np.full(bases[name].height, kind, dtype=np.int8) for name, kind, _ in tables])
+        keys = pl.DataFrame([pl.Series("_kind", kind, dtype=pl.Int8), pl.concat(ids)])
+        k, k_ok = _ints(keys.join(ix.id_key, on=["_kind", "_id"], how="left", maintain_order="left")["_k"])
+        k = np.where(k_ok, k, -1)
+    else:
+        k = np.zeros(0, dtype=np.int64)
+    out, start = {}, 0
+    for name, kind, _ in tables:
+        n = bases[name].height
+        n_keys = ix.segments.height if kind == 0 else ix.sensors.height
+        out[name] = _Rows(bases[name], _tick_positions(frames, name, n, ticks, single), k[start:start + n], n_keys)
+        start += n
     return out
 
 
