@@ -1078,6 +1078,8 @@ def _tick_list(window_ends_ms) -> list[int]:
     if any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) for t in values):
         raise ValueError(f"window_ends_ms must hold integer epoch times in ms, got {values[:5]!r}")
     ends = [int(t) for t in values]
+    if not ends:
+        raise ValueError("window_ends_ms is empty: give at least one tick end")
     if any(b <= a for a, b in zip(ends, ends[1:])):
         raise ValueError("window_ends_ms must be strictly ascending")
     return ends

@@ -134,3 +134,8 @@ def test_registry_last_seen_layouts(city, layout):
     assert_batch_is_reference(frames, city, ends)
     if layout == "blocks-again":  # the registry block looked up in an earlier call is reused
         assert_batch_is_reference(frames, city, ends)
+
+
+def test_no_tick_is_refused(city):
+    with pytest.raises(ValueError, match="at least one tick"):
+        compute_vitals_batch({}, city, [])
