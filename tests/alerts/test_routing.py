@@ -68,6 +68,8 @@ def test_point_in_polygon_against_a_triangle():
     ({"channel": {"type": "pager"}}, "channel"),
     ({"colour": "red"}, "colour"),
     ({"group_wait": "soon"}, "duration"),
+    ({"reopen_within": "a while"}, "duration"),
+    ({"utc_offset_h": 30}, "utc_offset_h"),
 ])
 def test_bad_subscriptions_give_clear_errors(bad, msg):
     with pytest.raises(ValueError, match=msg):

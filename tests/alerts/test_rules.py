@@ -377,3 +377,31 @@ def test_an_incident_known_only_by_its_point_is_placed_in_the_cell_holding_it():
     (c,) = [c for c in eng.evaluate({"incidents": frame}, 0) if c.rule_id == "incident_active"]
     cell = city.cell(cell_id)
     assert (c.labels["cell"], c.labels["district"], c.labels["street"]) == (cell.id, cell.district, cell.street)
+
+
+def test_rule_memory_round_trips_through_bytes_and_skips_rules_whose_kind_changed():
+    text = """pack: t
+rules:
+ - {id: drop, kind: rate, table: seg, value: speed, op: "<=", threshold: -40, mode: pct, per: 5m, severity: yellow,
+    labels_from: [segment_id]}
+ - {id: quiet, kind: absence, table: n, after: 10m, severity: blue, labels_from: [sensor_id]}
+ - {id: mp, kind: multipoint, group_by: cell_id, min_sources: 2, window: 30m, severity: orange, labels_from: [cell_id],
+    signals: [{table: u, value: v, op: ">", threshold: 1, source: sensor_id}]}
+"""
+    w0 = {"seg": pl.DataFrame({"segment_id": ["S1", "S2"], "speed": [50.0, 40.0]}),
+          "n": pl.DataFrame({"sensor_id": ["N1"]}),
+          "u": pl.DataFrame({"sensor_id": ["A"], "cell_id": ["C1"], "v": [2.0]})}
+    w1 = {"seg": pl.DataFrame({"segment_id": ["S1", "S2"], "speed": [20.0, 39.0]}),
+          "u": pl.DataFrame({"sensor_id": ["B"], "cell_id": ["C1"], "v": [3.0]})}
+    first = RuleEngine([parse_rule_pack(text)])
+    first.evaluate(w0, 0)
+    saved = first.memory_state()
+    assert set(saved) == {"drop", "quiet", "mp"} and all(isinstance(v, bytes) for v in saved.values())
+    again = RuleEngine([parse_rule_pack(text)])
+    assert sorted(again.restore_memory(saved)) == ["drop", "mp", "quiet"]
+    assert ids(again.evaluate(w1, 5 * M)) == ids(first.evaluate(w1, 5 * M)) == [("drop", "S1", True), ("mp", "C1", True)]
+    assert ids(again.evaluate({}, 15 * M)) == [("mp", "C1", True), ("quiet", "N1", True)]  # hits last 30 min
+    # a rule whose kind changed since the save starts afresh; garbage is skipped, never raised
+    changed = RuleEngine([parse_rule_pack(text.replace("kind: absence, table: n, after: 10m",
+                                                       "kind: threshold, table: n, value: v, op: '>', threshold: 1"))])
+    assert sorted(changed.restore_memory({**saved, "drop": b"not msgpack"})) == ["mp"]
