@@ -8,8 +8,8 @@ JSON lines, 1 % damaged, cut in ``--batch-minutes`` batches) goes through ``City
 once, and the exact arguments of every ``compute_vitals_batch`` call it makes are captured (not
 timed). Then both implementations run on those same inputs, interleaved, ``--repeat`` times:
 
-  old   ``brain/vitals/batch.py`` and ``compute.py`` as of ``--old-ref`` (loaded from git as modules;
-        the leaf formula modules air/noise/traffic/... are this checkout's)
+  old   ``brain/vitals/batch.py``, ``compute.py`` and the formula modules (air, noise, traffic, ...)
+        as of ``--old-ref``, loaded from git as modules
   new   this checkout's ``brain.vitals.compute_vitals_batch``
 
 Prints seconds per day (all calls of one replay; best of the repeats, CPU and wall), the ratio, and
@@ -35,18 +35,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 
-def load_old(ref: str):
-    """``compute_vitals_batch`` of commit ``ref`` (its batch.py importing its own compute.py)."""
-    def source(path: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{path}"], check=True, capture_output=True, text=True).stdout
+LEAVES = ("air", "emergency", "grid", "health", "noise", "sensors", "traffic", "utilities")
 
-    compute = types.ModuleType("_old_vitals_compute")
-    sys.modules[compute.__name__] = compute
-    exec(compile(source("brain/vitals/compute.py"), f"{ref}:compute.py", "exec"), compute.__dict__)
-    batch = types.ModuleType("_old_vitals_batch")
-    sys.modules[batch.__name__] = batch
-    text = source("brain/vitals/batch.py").replace("from brain.vitals.compute import", "from _old_vitals_compute import")
-    exec(compile(text, f"{ref}:batch.py", "exec"), batch.__dict__)
+
+def load_old(ref: str):
+    """``compute_vitals_batch`` of commit ``ref``: its batch.py, compute.py and formula modules, each
+    loaded from git as a module of its own and wired to the others."""
+    def module(path: str, name: str, replace: tuple[str, str] | None = None) -> types.ModuleType:
+        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{path}"], check=True, capture_output=True, text=True).stdout
+        if replace:
+            text = text.replace(*replace)
+        mod = types.ModuleType(name)
+        sys.modules[name] = mod
+        exec(compile(text, f"{ref}:{path}", "exec"), mod.__dict__)
+        return mod
+
+    leaves = {leaf: module(f"brain/vitals/{leaf}.py", f"_old_vitals_{leaf}") for leaf in LEAVES}
+    compute = module("brain/vitals/compute.py", "_old_vitals_compute")
+    batch = module("brain/vitals/batch.py", "_old_vitals_batch", ("from brain.vitals.compute import", "from _old_vitals_compute import"))
+    for mod in (compute, batch):
+        mod.__dict__.update(leaves)  # the formula modules of that commit, not this checkout's
     return batch.compute_vitals_batch
 
 
@@ -89,7 +97,7 @@ def replay(fn, city, calls) -> tuple[float, float, list]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old-ref", default="baee90e", help="git commit of the old implementation (default baee90e)")
-    ap.add_argument("--repeat", type=int, default=5, help="replays of each (best reported)")
+    ap.add_argument("--repeat", type=int, default=7, help="replays of each, interleaved (best reported)")
     ap.add_argument("--data", type=Path, default=Path("/tmp/vb/day6.jsonl"), help="JSON lines (made if missing)")
     ap.add_argument("--batch-minutes", type=int, default=360, help="batch size when the data is made")
     ap.add_argument("--reuse", action="store_true", help="reuse the inputs captured by an earlier run (next to --data)")

@@ -901,28 +901,48 @@ class _AreaGrid:
         return np.concatenate([by_district, city], axis=1).reshape(-1)
 
     def plain_figures(self, *requests) -> list[dict[str, np.ndarray]]:
-        """Sums, counts and maxima of per-row terms of several families per grid row (one eager polars
-        group-by each: a lazy ``collect_all`` may sum in another order). A request is ``(family, {term: (values, where not
-        null, dtype)}, {term: "sum" | "count" | "max" or a tuple of them})``; the answer per request has
-        ``"term:how"`` -> one value per grid row (NaN for a float where the area has no row, 0 for a count)."""
-        queries = []
+        """Sums, counts and maxima of per-row terms of several families per grid row. A request is
+        ``(family, {term: (values, where not null, dtype)}, {term: "sum" | "count" | "max" or a tuple of
+        them})``; the answer per request has ``"term:how"`` -> one value per grid row (NaN for a float
+        where the area has no row, 0 for a count).
+
+        Maxima and sums of booleans are exact in numpy. Float sums are polars' (one eager group-by per
+        family), and polars picks its summation by the shape of the query and the frame (compensated
+        in row order, or plain): the one-window formulation's aggregations took them with their
+        counts or means, so a float sum asked with its count is taken with it, and one asked alone
+        alone, as the stacked aggregations before this one did."""
+        answers = []
         for family, terms, hows in requests:
             rows, r = self.rows(family.ti, family.area)
-            cols = [pl.Series("_r", r, dtype=I64)]
-            cols += [_column(term, values[rows], ok[rows], dtype) for term, (values, ok, dtype) in terms.items()]
-            aggs = [getattr(pl.col(term), h)().alias(f"{term}:{h}") for term, how in hows.items()
-                    for h in ((how,) if isinstance(how, str) else how)]
-            queries.append(pl.DataFrame(cols).group_by("_r").agg(aggs))
-        answers = []
-        for out, (_, _, hows) in zip(queries, requests):
-            at = out["_r"].to_numpy()
-            got = {}
-            for name in out.columns[1:]:
-                full = np.zeros(self.n_rows, dtype=np.int64) if name.endswith(":count") else np.full(self.n_rows, np.nan)
-                full[at] = out[name].to_numpy()
-                got[name] = full
+            got, polars_aggs = {}, {}
+            for term, how in hows.items():
+                values, ok, dtype = terms[term]
+                ok_r = ok[rows]
+                asked = (how,) if isinstance(how, str) else how
+                for h in asked:
+                    if h == "sum" and dtype == pl.Boolean:
+                        got[f"{term}:{h}"] = np.bincount(r[ok_r & (values[rows] != 0)], minlength=self.n_rows)
+                    elif h == "count" and "sum" not in asked:
+                        got[f"{term}:{h}"] = np.bincount(r[ok_r], minlength=self.n_rows)
+                    elif h == "max":
+                        full = np.full(self.n_rows, np.nan)
+                        np.fmax.at(full, r[ok_r], values[rows][ok_r])
+                        got[f"{term}:{h}"] = full
+                    else:
+                        polars_aggs.setdefault(term, []).append(h)
+            if polars_aggs:
+                cols = [pl.Series("_r", r, dtype=I64)]
+                cols += [_column(term, terms[term][0][rows], terms[term][1][rows], F64) for term in polars_aggs]
+                aggs = [getattr(pl.col(term), h)().alias(f"{term}:{h}") for term, hs in polars_aggs.items() for h in hs]
+                out = pl.DataFrame(cols).group_by("_r").agg(aggs)
+                at = out["_r"].to_numpy()
+                for name in out.columns[1:]:
+                    full = np.zeros(self.n_rows, dtype=np.int64) if name.endswith(":count") else np.full(self.n_rows, np.nan)
+                    full[at] = out[name].to_numpy()
+                    got[name] = full
             answers.append(got)
         return answers
+
 
 _ZERO_COLS = ("cases_new_last_hour", "cases_open", "cases_overdue", "outages_active", "outage_customers", "incidents_active",
               "incidents_active_sev1", "incidents_active_sev2", "incidents_active_sev3", "incidents_active_sev4",
