@@ -8,11 +8,12 @@ segment's or sensor's rank, a tick's position, a (tick, area) grid row) with num
 joins, state tables are evaluated as (ticks x rows) masks, and the per-row formulas of
 :mod:`brain.vitals.compute` are evaluated in numpy where numpy computes the same bits (``+ - * /``
 of arrays; polars divides by a literal as a multiply by its reciprocal, so that is done the same
-way here). Polars keeps what only it computes bit for bit: its float sums (compensated, in row
-order; always an eager group-by, with the rows of each group in the one-window order), ``pow``,
-``log10``, quantiles and time zones. So the tables are the one-window formulation's tick by tick
-(polars may round a one-row frame's float expression differently, hence the tests' 1e-9 relative
-tolerance), and ``bench/vitals_batch_speed.py`` checks them bit for bit against earlier versions.
+way here). Polars keeps what only it computes bit for bit: its float sums, ``pow``, ``log10``,
+quantiles and time zones. Its grouped float sums are compensated or plain depending on the query's
+shape and the frame's size, so they are taken over the rows of each group in the one-window order,
+with the same companion aggregations as before. The tables are the one-window formulation's tick by
+tick up to that last-bit rounding (the tests allow 1e-9 relative), and ``bench/vitals_batch_speed.py``
+checks them bit for bit against an earlier version on the ingest benchmark's day.
 
 Input (``frames``): the names and columns of :data:`brain.vitals.INPUT_SCHEMAS`, with
 
