@@ -211,6 +211,15 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
         pow10[j] = pow10[j - 1] * 10.0  # exact: every 10**j, j <= 22, is a double
     status = np.full(n, -1, np.int64)
     after_kind = np.zeros(n, np.int64)
+    # The fields that may be left out (not required), kind by kind.
+    dflt_off = np.zeros(n_kinds + 1, np.int64)
+    dflt_field = np.empty(len(field_type), np.int64)
+    for k in range(n_kinds):
+        dflt_off[k + 1] = dflt_off[k]
+        for f in range(kind_field_off[k], kind_field_off[k + 1]):
+            if not (required_mask[k] >> (f - kind_field_off[k])) & 1:
+                dflt_field[dflt_off[k + 1]] = f
+                dflt_off[k + 1] += 1
 
     # Pass 1: the kind of each line from its opening `{"kind":"<k>"`, so each kind gets a block of rows.
     cap = np.zeros(n_kinds, np.int64)
@@ -261,8 +270,9 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
     icols = np.empty((n_islots, total), np.int64)
     row_line = np.empty(total, np.int64)
     counts = np.zeros(n_kinds, np.int64)
-    # Interning: sized for the worst case (every str value distinct), so no array is replaced in the
-    # loop (a replaced array is reference-counted at every branch).
+    # Interning: arrays sized for the worst case (every str value distinct), so none is replaced in the
+    # loop (a replaced array is reference-counted at every branch); the hash table in use is a prefix
+    # of `table` that doubles as it fills, so it stays small and in cache.
     n_str = 0
     for k in range(n_kinds):
         per_kind = 0
@@ -271,10 +281,12 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                 per_kind += 1
         n_str = max(n_str, per_kind)
     max_ids = total * n_str
-    size = 16
-    while size < 2 * max_ids:  # load factor at most one half
-        size *= 2
-    table = np.full(size, -1, np.int64)
+    max_size = 1024
+    while max_size < 2 * max_ids:  # load factor at most one half
+        max_size *= 2
+    table = np.empty(max_size, np.int64)
+    size = 1024
+    table[:size] = -1
     mask = np.uint64(size - 1)
     id_start = np.empty(max_ids, np.int64)
     id_len = np.empty(max_ids, np.int64)
@@ -294,11 +306,6 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
         row = offsets[k] + counts[k]
         f0 = kind_field_off[k]
         f1 = kind_field_off[k + 1]
-        for f in range(f0, f1):
-            if field_type[f] == 2:
-                fcols[field_slot[f], row] = default_f[f]
-            elif field_type[f] == 1:
-                icols[field_slot[f], row] = default_i[f]
         seen = np.int64(0)
         hint = f0
         p = after_kind[i]
@@ -470,12 +477,28 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
             fcols[slot, row] = -v if neg else v
         if not ok:
             continue
+        for d in range(dflt_off[k], dflt_off[k + 1]):  # fields the line left out take their default
+            f = dflt_field[d]
+            if not (seen >> (f - f0)) & 1:
+                if field_type[f] == 2:
+                    fcols[field_slot[f], row] = default_f[f]
+                else:
+                    icols[field_slot[f], row] = default_i[f]
         for f in range(f0, f1):
             if field_type[f] != 0:
                 continue
             s = str_s[field_slot[f]]
             e = str_e[field_slot[f]]
             h = str_h[field_slot[f]]
+            if 2 * (n_ids + 1) > size:  # grow the table in use and re-insert every id
+                size *= 2
+                mask = np.uint64(size - 1)
+                table[:size] = -1
+                for c2 in range(n_ids):
+                    sl = id_hash[c2] & mask
+                    while table[sl] >= 0:
+                        sl = (sl + np.uint64(1)) & mask
+                    table[sl] = c2
             sl = h & mask
             code = -1
             while True:
@@ -483,11 +506,26 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                 if c2 < 0:
                     break
                 if id_hash[c2] == h and id_len[c2] == e - s:
-                    a = id_start[c2]
-                    j = 0
-                    while j < e - s and buf[a + j] == buf[s + j]:
-                        j += 1
-                    if j == e - s:
+                    a = np.uint64(id_start[c2])
+                    b = np.uint64(s)
+                    ln = np.uint64(e - s)
+                    j = np.uint64(0)
+                    same = True
+                    while j + np.uint64(8) <= ln:  # 8 bytes at a time, then the tail
+                        wa = np.uint64(0)
+                        wb = np.uint64(0)
+                        for r in range(8):
+                            wa |= np.uint64(buf[a + j + np.uint64(r)]) << np.uint64(8 * r)
+                            wb |= np.uint64(buf[b + j + np.uint64(r)]) << np.uint64(8 * r)
+                        if wa != wb:
+                            same = False
+                            break
+                        j += np.uint64(8)
+                    while same and j < ln:
+                        if buf[a + j] != buf[b + j]:
+                            same = False
+                        j += np.uint64(1)
+                    if same:
                         code = c2
                         break
                 sl = (sl + np.uint64(1)) & mask
