@@ -237,10 +237,11 @@ class Validator:
         good = joined.filter(~bad_mask).select(columns + ["sensor_idx"])
         first = failed[bad].argmax(axis=1)
         bad_rows = joined.filter(bad_mask).with_columns(pl.Series("_check", first, dtype=pl.Int32))
-        code = pl.lit(None, pl.Utf8)
-        reason = pl.lit(None, pl.Utf8)
-        for i, (_, c, text) in reversed(list(enumerate(checks))):
+        present = np.unique(first).tolist()
+        # Only the checks that failed somewhere are formatted (usually one or two per batch).
+        code, reason = pl.lit(checks[present[-1]][1]), checks[present[-1]][2]
+        for i in reversed(present[:-1]):
             hit = pl.col("_check") == i
-            code = pl.when(hit).then(pl.lit(c)).otherwise(code)
-            reason = pl.when(hit).then(text).otherwise(reason)
+            code = pl.when(hit).then(pl.lit(checks[i][1])).otherwise(code)
+            reason = pl.when(hit).then(checks[i][2]).otherwise(reason)
         return good, dead_letters(kind, bad_rows, code, reason)
