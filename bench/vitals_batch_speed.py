@@ -1,7 +1,7 @@
 """``compute_vitals_batch`` on the ingest benchmark's day: this checkout vs an older commit, same run.
 
     POLARS_MAX_THREADS=1 .venv/bin/python bench/vitals_batch_speed.py [--old-ref baee90e] [--repeat 5]
-        [--data /tmp/vb/day6.jsonl] [--batch-minutes 360] [--reuse] [--profile]
+        [--data /tmp/vb/day6.jsonl] [--batch-minutes 360] [--reuse] [--pipeline] [--profile]
 
 The ingest benchmark's data (``bench/ingest.py``'s generator: a simulated day of the demo city as
 JSON lines, 1 % damaged, cut in ``--batch-minutes`` batches) goes through ``CityPipeline.ingest_jsonl``
@@ -14,7 +14,8 @@ timed). Then both implementations run on those same inputs, interleaved, ``--rep
 
 Prints seconds per day (all calls of one replay; best of the repeats, CPU and wall), the ratio, and
 checks every table of every call is identical (``assert_frame_equal``, exact) between the two.
-``--profile`` prints a cProfile of one replay of the new implementation.
+``--pipeline`` also times the whole ingest chain once with each; ``--profile`` prints a cProfile of
+one replay of the new implementation.
 """
 from __future__ import annotations
 
@@ -86,6 +87,29 @@ def capture(data: Path, batch_minutes: int):
     return city, calls
 
 
+def pipeline_day(data: Path, city, fns: dict) -> None:
+    """The whole ingest chain (``CityPipeline.ingest_jsonl`` over the day) with each vitals function."""
+    import ingest
+
+    from brain.pipeline import CityPipeline
+
+    batches = ingest._batches(data)
+    for name, fn in fns.items():
+        warm = CityPipeline(city)
+        warm.vitals_batch_fn = fn
+        warm.ingest_jsonl(batches[0])
+    seconds = {}
+    for name, fn in fns.items():
+        pipe = CityPipeline(city)
+        pipe.vitals_batch_fn = fn
+        c0 = time.process_time()
+        for b in batches:
+            pipe.ingest_jsonl(b)
+        pipe.flush()
+        seconds[name] = time.process_time() - c0
+    print("whole ingest chain, CPU s per day: " + ", ".join(f"{k} vitals {v:.3f}" for k, v in seconds.items()))
+
+
 def replay(fn, city, calls) -> tuple[float, float, list]:
     outs = []
     c0, w0 = time.process_time(), time.perf_counter()
@@ -101,6 +125,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=Path("/tmp/vb/day6.jsonl"), help="JSON lines (made if missing)")
     ap.add_argument("--batch-minutes", type=int, default=360, help="batch size when the data is made")
     ap.add_argument("--reuse", action="store_true", help="reuse the inputs captured by an earlier run (next to --data)")
+    ap.add_argument("--pipeline", action="store_true", help="also time the whole ingest chain once with each (slow: ~6 s)")
     ap.add_argument("--profile", action="store_true", help="cProfile one replay of the new implementation")
     args = ap.parse_args()
 
@@ -135,6 +160,8 @@ def main() -> int:
         for name in a:
             assert_frame_equal(b[name], a[name], check_exact=True)
     print("identical: every table of every call")
+    if args.pipeline:
+        pipeline_day(args.data, city, {"old": old, "new": new})
     if args.profile:
         import cProfile
         import pstats
