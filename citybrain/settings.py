@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0 = no /metrics endpoint
     rules_dir: str | None = None  # None = the shipped rule packs
+    alert_retention_days: float = 7.0  # how long the notification log and stored CAP documents are kept
     models: str = ""  # learned ONNX models scored each hour, "name[:version],..." (e.g. district_iforest:1); "" = none
     models_dir: str | None = None  # None = the shipped models (models/artifacts)
 
@@ -86,6 +87,8 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
         raise UserError(f"invalid settings: {exc}") from None
     if settings.speed < 0:
         raise UserError(f"speed must be >= 0, got {settings.speed}")
+    if settings.alert_retention_days <= 0:
+        raise UserError(f"alert_retention_days must be > 0, got {settings.alert_retention_days}")
     if not 0 <= settings.metrics_port <= 65535:
         raise UserError(f"metrics_port must be 0..65535, got {settings.metrics_port}")
     return settings
