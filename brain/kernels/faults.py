@@ -8,8 +8,29 @@ All return a tail probability (small = abnormal) so they combine with the other 
   sensor that repeats its value three times is suspicious; a counter that is often 0 is not.
 * **spike**: the two-sided Gaussian tail of a standardised residual.
 * **drift**: the fast level against a slow level, standardised by how far they usually differ;
-  or, for a series with a peer reference (:func:`peer_drift_z`), a ramp in its log-ratio to the
-  peer over the last 4 h that explains the window better than any single step does.
+  or, for a series with a peer reference, a ramp in its log-ratio to the peer (below).
+
+**Drift against peers** (:func:`peer_drift_learn`, :func:`peer_drift_z`, :func:`peer_drift_pvalue`).
+A drifting sensor is a slow monotone bias that grows for hours relative to what its neighbours
+see, while real changes of the city (rush hour, an accident) move the sensor and its peers
+together. On the sensor's own series the two look alike, and a level-shift test (CUSUM) explains
+the first hours of a drift as a shift long before drift evidence builds up. So the evidence is the
+log-ratio of the sensor to a peer reference (for a traffic detector: its segment's probe speed,
+:class:`brain.anomaly.DetectorPeers`), in which the city's own changes cancel, and the question is
+whether that residual *ramps*. A least-squares slope alone also says yes to a step (a
+recalibration, a swapped peer) inside its window, and a CUSUM on the residual fires on both, so
+the ramp must explain the window better than a step: over the last 4 h (16 bins of 15 min, so the
+window does not depend on the sampling interval) the best *hinge* (flat, then a line from bin j on,
+lasting at least 1.5 h) and the best *step* (a jump at bin j) are both one-change-point models
+with the same number of parameters, and their sums of squares compare directly. Drift is called
+when the hinge beats the step by 4 (in units of the noise variance: 2 log-likelihood units; a
+step only 1-1.5 h old is otherwise too close to a short ramp), and its p-value is the Gaussian
+tail of the hinge's z, Bonferroni over the hinge positions. The noise is the mean absolute
+increment (a ramp's increments are tiny and a step is a single one, so neither inflates it),
+raised to the scatter left around the fitted model when that is larger (correlated noise), and
+spikes are clipped around a fast centre before binning. Measured on simulated days (probe noise
+~8 % per 5 min): a +-50 % drift over 4 h is called 1.5-2 h after it starts; a 40 % step and
+the clean days of 194 detectors are not.
 
 Example:
     >>> import numpy as np
@@ -169,22 +190,9 @@ def drift_z_ref(level: float, level_long: float, drift_scale: float, noise_sigma
     return 0.0 if s <= 0 else (level - level_long) / s
 
 
-# --- drift against peers: a ramp in the residual against a reference, not a step ----------------
-#
-# A drifting sensor is a slow monotone bias that grows for hours relative to what its neighbours
-# see; real traffic changes (rush hour, an accident) move the sensor and its peers together. So the
-# evidence is the sensor's log-ratio against a peer reference (the segment's probe speed, or its
-# other detectors) -- the city's own changes cancel in it -- and the question is whether that
-# residual *ramps*. A least-squares slope alone also answers "yes" to a step (a recalibration, a
-# peer swapped) in the middle of its window, so the ramp must also explain the window better than
-# a step does: both are one-change-point models with the same number of parameters (a hinge -- flat,
-# then a line from bin j on -- against a jump at bin j), so their sums of squares compare directly.
-#
+# --- drift against peers (see the module docstring) ---------------------------------------------
 # State per key (one row of a float64 array): points seen, previous residual, mean absolute
-# increment (the noise: increments of a ramp are tiny and a step is one increment, so neither
-# inflates it), a fast centre (spikes are clipped around it before binning) and a ring of
-# ``PEER_DRIFT_BINS`` time bins (sum, count) covering the last ``PEER_DRIFT_BINS * PEER_DRIFT_BIN_MS``.
-# Bins are time-based, so the window is the same whatever the sampling interval.
+# increment, fast centre, last bin number and a ring of PEER_DRIFT_BINS time bins (sum, count).
 PEER_DRIFT_BIN_MS = 900_000  # 15 min
 PEER_DRIFT_BINS = 16  # a 4 h window
 PEER_DRIFT_MIN_BINS = 12  # at least 3 h of the window observed before testing
@@ -268,23 +276,20 @@ def peer_drift_z(PD, k):
     """
     if PD[k, PD_N] <= PEER_DRIFT_MIN_N:
         return 0.0, 0.0
-    first = PD[k, PD_BIN] - PEER_DRIFT_BINS + 1.0
-    w = np.empty(PEER_DRIFT_BINS)
-    m = np.empty(PEER_DRIFT_BINS)
+    first = int(PD[k, PD_BIN] - PEER_DRIFT_BINS + 1.0)
     filled = 0
     sw = 0.0
     swm = 0.0
     swmm = 0.0
     for i in range(PEER_DRIFT_BINS):
-        s = PD_RING + 2 * int((first + i) % PEER_DRIFT_BINS)
+        s = PD_RING + 2 * ((first + i) % PEER_DRIFT_BINS)
         c = PD[k, s + 1]
-        w[i] = c
-        m[i] = PD[k, s] / c if c > 0.0 else 0.0
         if c > 0.0:
+            mi = PD[k, s] / c
             filled += 1
             sw += c
-            swm += c * m[i]
-            swmm += c * m[i] * m[i]
+            swm += c * mi
+            swmm += c * mi * mi
     if filled < PEER_DRIFT_MIN_BINS:
         return 0.0, 0.0
     mbar = swm / sw
@@ -302,12 +307,15 @@ def peer_drift_z(PD, k):
     c_s = 0.0
     g_s = 1.0
     for j in range(PEER_DRIFT_BINS - 1, -1, -1):
+        s = PD_RING + 2 * ((first + j) % PEER_DRIFT_BINS)
+        wj = PD[k, s + 1]
+        mj = PD[k, s] / wj if wj > 0.0 else 0.0
         t = j + 0.5
-        a0 += w[j]
-        a1 += w[j] * t
-        a2 += w[j] * t * t
-        b0 += w[j] * m[j]
-        b1 += w[j] * t * m[j]
+        a0 += wj
+        a1 += wj * t
+        a2 += wj * t * t
+        b0 += wj * mj
+        b1 += wj * t * mj
         if j >= 1:  # a jump at the start of bin j
             g = a0 - a0 * a0 / sw
             if g > 1e-12:
