@@ -248,7 +248,7 @@ def _joined_names(flags: np.ndarray) -> pl.Series:
     code = (flags.astype(np.int64) << np.arange(len(COMPONENTS))[:, None]).sum(axis=0)
     distinct, inverse = np.unique(code, return_inverse=True)
     names = [",".join(c for k, c in enumerate(COMPONENTS) if int(d) >> k & 1) or None for d in distinct]
-    return pl.Series(names, dtype=pl.String)[inverse.reshape(-1)]
+    return pl.Series(names, dtype=pl.String)[pl.Series(inverse.reshape(-1).astype(np.uint32))]
 
 
 def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_STANDARD,
@@ -280,8 +280,11 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
     exceeding = _joined_names(np.isfinite(stacked) & (stacked > 100))
     lvl = aqi_level(agg, standard)
 
+    # one index Series for the five lookups (a numpy index is checked and converted per gather)
+    at = pl.Series(np.where(lvl < 0, len(table.level_names), lvl).astype(np.uint32))
+
     def pick(values: tuple[str, ...]) -> pl.Series:
-        return pl.Series(values + (None,), dtype=pl.String)[np.where(lvl < 0, len(values), lvl)]
+        return pl.Series(values + (None,), dtype=pl.String)[at]
 
     new = {f"iaqi_{c}": pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64, nan_to_null=True) for c in COMPONENTS}
     new["aqi"] = pl.Series("aqi", agg, dtype=pl.Float64, nan_to_null=True)

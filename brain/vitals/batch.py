@@ -308,14 +308,20 @@ def _place(n: int, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> np.nda
     return where[at]
 
 
+def _positions(rows: np.ndarray) -> pl.Series:
+    """Row positions as a polars index Series: gathers by it skip polars' checks of a numpy index."""
+    return pl.Series("_i", np.asarray(rows, dtype=np.uint32))
+
+
 def _take(frame: pl.DataFrame, names, rows: np.ndarray) -> list[pl.Series]:
     """Columns of ``frame`` at row positions (Series gathers: no polars query)."""
-    return [frame.get_column(name)[rows] for name in names]
+    at = _positions(rows)
+    return [frame.get_column(name)[at] for name in names]
 
 
 def _pick(values: tuple, idx: np.ndarray) -> pl.Series:
     """String values by index (the last entry of ``values`` may be None)."""
-    return pl.Series(list(values), dtype=S)[idx]
+    return pl.Series(list(values), dtype=S)[_positions(idx)]
 
 
 # --- families ---------------------------------------------------------------------------------------
@@ -492,7 +498,7 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
     cur_laeq, cur_laeq_ok = laeq[pos], laeq_ok[pos]
     exceedance = noise.exceedance_db(np.where(cur_laeq_ok, cur_laeq, np.nan), lim)
     out = pl.DataFrame([
-        *place[:3], ix.noise_class_series[cur_k],
+        *place[:3], ix.noise_class_series[_positions(cur_k)],
         _i64("window_start_ms", np.where(start_ok[pos], start[pos], 0).astype(np.int64), start_ok[pos]),
         _i64("window_end_ms", np.where(end_ok[pos], end[pos], 0).astype(np.int64), end_ok[pos]),
         _f64("laeq_db", cur_laeq, cur_laeq_ok), _f64("lamax_db", lamax, lamax_ok),
@@ -764,7 +770,7 @@ class _CaseState:
             codes, distinct = codes - 1, distinct[1:]  # the null group (code 0) is dropped
         m = self.metrics(codes, distinct.len())
         ti, g = np.nonzero(m["exists"] > 0)
-        cols = {column: distinct[g]}
+        cols = {column: distinct[_positions(g)]}
         for name in grid.METRIC_COLUMNS:
             v = m[name][ti, g]
             cols[name] = pl.Series(name, v, dtype=F64, nan_to_null=True) if v.dtype == np.float64 else pl.Series(name, v, dtype=I64)
@@ -801,7 +807,7 @@ class _OutageState:
         n, cust = self.counts(code.reshape(-1).astype(np.int64), len(groups))
         ti, g = np.nonzero(n > 0)
         return pl.DataFrame({
-            "district": districts[groups[g] // n_u], "utility": utils[groups[g] % n_u],
+            "district": districts[_positions(groups[g] // n_u)], "utility": utils[_positions(groups[g] % n_u)],
             "active_outages": pl.Series(n[ti, g], dtype=I64), "customers_affected": pl.Series(cust[ti, g], dtype=I64),
             T: pl.Series(ticks[ti], dtype=I64),
         })
@@ -824,7 +830,8 @@ def _sensor_health(counts: Mapping[str, np.ndarray], sg: "_SensorGroups", ticks:
     """The ``sensor_health`` table: per (tick, district, family), in that order."""
     k, n_groups = len(ticks), sg.groups.height
     g = np.tile(np.arange(n_groups), k)
-    cols = {"district": sg.groups["district"][g], "family": sg.groups["family"][g]}
+    at = _positions(g)
+    cols = {"district": sg.groups["district"][at], "family": sg.groups["family"][at]}
     cols.update({name: pl.Series(name, counts[name].reshape(-1), dtype=I64) for name in ("registered", *sensors.FRESHNESS_NAMES)})
     cols.update({name: pl.Series(name, v.reshape(-1), dtype=F64, nan_to_null=True) for name, v in _shares(counts).items()})
     cols["window_end_ms"] = cols[T] = pl.Series(T, np.repeat(ticks, n_groups), dtype=I64)
