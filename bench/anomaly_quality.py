@@ -21,6 +21,11 @@ Thresholds: CityBrain uses its documented 0.999 and a strict 0.99999. Each peer'
 on clean calibration streams so that it raises as many false alarms per stream-day there as
 CityBrain does at that threshold: the peers are compared at the same false-alarm budget.
 
+``CityBrain+peer`` is the same detector given what ``citybrain run`` gives it for a traffic
+detector's speed: its segment's probe speed as a peer reference (one per probe reading), so its
+drift statistic is a ramp against the peer (see brain.kernels.faults); on streams without a peer
+(all generator streams, every non-speed field) it is CityBrain itself. It keeps CityBrain's thresholds.
+
 Usage: ``.venv/bin/python bench/anomaly_quality.py [--seeds 2] [--no-sim] [--sim-days 2]``
 """
 from __future__ import annotations
@@ -47,14 +52,19 @@ class Stream:
     values: np.ndarray
     judge_from_ms: int
     events: list  # [(start_ms, end_ms, type, event_id)]
+    peers: np.ndarray | None = None  # a peer reference of the same quantity (NaN where none), if any
 
 
 # --- detectors: each maps a stream to one score per point, learning as it goes -----------------
-def citybrain_scores(ts_ms, values):
+def citybrain_scores(ts_ms, values, peers=None):
     return BatchDetector(1).score_many(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values)
 
 
-def zscore_scores(ts_ms, values, window: int = 48):
+def citybrain_peer_scores(ts_ms, values, peers=None):
+    return BatchDetector(1).score_many(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values, peers=peers)
+
+
+def zscore_scores(ts_ms, values, peers=None, window: int = 48):
     """Plain rolling z-score |x - mean| / std over the last ``window`` points (NaN skipped)."""
     buf: deque = deque(maxlen=window)
     out = np.zeros(values.size)
@@ -69,7 +79,7 @@ def zscore_scores(ts_ms, values, window: int = 48):
     return out
 
 
-def hst_scores(ts_ms, values):
+def hst_scores(ts_ms, values, peers=None):
     """River HalfSpaceTrees behind a MinMaxScaler (its documented use): score, then learn."""
     from river import anomaly, compose, preprocessing
 
@@ -84,7 +94,10 @@ def hst_scores(ts_ms, values):
     return out
 
 
-DETECTORS = {"CityBrain": citybrain_scores, "River HST": hst_scores, "rolling z": zscore_scores}
+DETECTORS = {"CityBrain": citybrain_scores, "CityBrain+peer": citybrain_peer_scores, "River HST": hst_scores,
+             "rolling z": zscore_scores}
+#: CityBrain's own detectors: judged at its documented thresholds (the others get a matched budget)
+OWN = ("CityBrain", "CityBrain+peer")
 
 
 # --- judging ------------------------------------------------------------------------------------
@@ -124,13 +137,13 @@ def evaluate(title, calib, clean, evented, event_types, detectors, cb_thresholds
     scores = {}
     for name, fn in detectors.items():
         t = time.perf_counter()
-        scores[name] = {g: [fn(s.ts_ms, s.values) for s in ss] for g, ss in (("calib", calib), ("clean", clean), ("events", evented))}
+        scores[name] = {g: [fn(s.ts_ms, s.values, s.peers) for s in ss] for g, ss in (("calib", calib), ("clean", clean), ("events", evented))}
         print(f"  {title}: scored {sum(len(s.values) for s in calib + clean + evented):,} points with {name} in {time.perf_counter() - t:.0f} s")
     names = list(detectors)
     for cb_thr in cb_thresholds:
         budget = fa_rate(calib, scores["CityBrain"]["calib"], cb_thr)
-        thresholds = {"CityBrain": cb_thr}
-        for name in names[1:]:
+        thresholds = {n: cb_thr for n in OWN}
+        for name in [n for n in names if n not in OWN]:
             allc = np.concatenate([sc[s.ts_ms >= s.judge_from_ms] for s, sc in zip(calib, scores[name]["calib"])])
             cand = np.unique(np.quantile(allc, 1.0 - np.geomspace(0.5, 1e-7, 300)))
             thresholds[name] = float(cand[-1]) + 1e-9
@@ -181,7 +194,14 @@ def evaluate(title, calib, clean, evented, event_types, detectors, cb_thresholds
         print("| threshold | | " + " | ".join(f"{summary[n][2]:.4g} | " for n in names) + "|")
         print("\nCityBrain / peer at equal false-alarm budget: " + ", ".join(
             f"recall x{mean_r['CityBrain'] / mean_r[n]:.2f}, precision x{summary['CityBrain'][0] / summary[n][0]:.2f} vs {n}"
-            if mean_r[n] > 0 and summary[n][0] > 0 else f"{n} detected nothing" for n in names[1:]))
+            if mean_r[n] > 0 and summary[n][0] > 0 else f"{n} detected nothing" for n in names if n not in OWN))
+        if "CityBrain+peer" in table:
+            def cell(name, et):
+                r, ttd, _ = table[name][et]
+                return f"{r:.2f}/" + ("-" if ttd is None else f"{ttd:.0f}")
+
+            print("per event type, recall/TTD min, CityBrain -> CityBrain+peer: " + "; ".join(
+                f"{et} {cell('CityBrain', et)} -> {cell('CityBrain+peer', et)}" for et in event_types if et in table["CityBrain"]))
 
 
 # --- stream sources -----------------------------------------------------------------------------
@@ -231,8 +251,33 @@ def simulator_streams(seed: int, warm_days: int, judged_days: int, n_clean: int)
     frames_clean = Simulator(city, seed=seed, scenarios=[], faults=[]).run(hours)
 
     numeric = (pl.Float64, pl.Float32, pl.Int64, pl.Int32)
+    from brain.anomaly import DetectorPeers
+
+    city_peers = DetectorPeers(city)
+
+    def probe_kmh(frames):
+        """Per segment: (ts, probe speed) from the probe travel times, as DetectorPeers computes it."""
+        pr = frames.get("probe")
+        if pr is None:
+            return {}
+        seg_of = {s.id: s.segment for s in city.sensors}
+        pr = pr.with_columns(pl.col("sensor_id").replace_strict(seg_of, default=None).alias("segment_id")).filter(
+            pl.col("segment_id").is_in(list(city_peers.segment_length_m)) & (pl.col("travel_time_s") > 0))
+        pr = pr.with_columns((3.6 * pl.col("segment_id").replace_strict(city_peers.segment_length_m, return_dtype=pl.Float64)
+                              / pl.col("travel_time_s")).alias("kmh")).sort("ts_ms")
+        return {seg: g.select("ts_ms", "kmh") for (seg,), g in pr.group_by(["segment_id"], maintain_order=True)}
+
+    def peers_for(sid, ts, probes):
+        """The detector reading just after each probe reading gets it as its peer (one peer per probe
+        reading: repeating it on every detector reading would make the peer noise look smaller than it is)."""
+        if city_peers.kind.get(sid) != "probe" or city_peers.segment_of[sid] not in probes:
+            return None
+        d = pl.DataFrame({"ts_ms": ts}).with_row_index("i")
+        j = d.join_asof(probes[city_peers.segment_of[sid]], on="ts_ms", strategy="backward", tolerance=59_999)
+        return j.sort("i")["kmh"].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
     def streams_of(frames, wanted):
+        probes = probe_kmh(frames)
         out = {}
         for kind in ("traffic", "probe", "air", "noise", "utility", "hazard", "water_quality", "weather"):
             df = frames.get(kind)
@@ -245,23 +290,44 @@ def simulator_streams(seed: int, warm_days: int, judged_days: int, n_clean: int)
                 for f in fields:
                     v = g[f].cast(pl.Float64).to_numpy()
                     if np.isfinite(v).sum() > 100:
-                        out[(sid, f)] = (g["ts_ms"].to_numpy().astype(np.int64), np.nan_to_num(v, nan=np.nan))
+                        ts = g["ts_ms"].to_numpy().astype(np.int64)
+                        peers = peers_for(sid, ts, probes) if kind == "traffic" and f == "speed_kmh" else None
+                        out[(sid, f)] = (ts, np.nan_to_num(v, nan=np.nan), peers)
         return out
 
     involved = {s for ids in truth["sensor_ids"].to_list() for s in ids}
     ev_streams = streams_of(frames_ev, involved)
     evented = []
-    for (sid, f), (ts, v) in ev_streams.items():
+    for (sid, f), (ts, v, peers) in ev_streams.items():
         evs = [(r["start_ms"], r["end_ms"], r["type"], r["scenario_id"]) for r in truth.iter_rows(named=True) if sid in r["sensor_ids"]]
-        evented.append(Stream(ts, v, t0, evs))
+        evented.append(Stream(ts, v, t0, evs, peers))
     all_clean = streams_of(frames_clean, None)
     keys = sorted(all_clean)
     pick = np.random.default_rng(seed + 1).permutation(len(keys))
     clean_keys = [keys[i] for i in pick[:n_clean]]
     calib_keys = [keys[i] for i in pick[n_clean:2 * n_clean]]
-    clean = [Stream(*all_clean[k], t0, []) for k in clean_keys]
-    calib = [Stream(*all_clean[k], t0, []) for k in calib_keys]
-    return calib, clean, evented, tuple(SIM_EVENTS) + tuple(FAULT_TYPES)
+    clean = [Stream(*all_clean[k][:2], t0, [], all_clean[k][2]) for k in clean_keys]
+    calib = [Stream(*all_clean[k][:2], t0, [], all_clean[k][2]) for k in calib_keys]
+    detector_speed = [Stream(*v[:2], t0, [], v[2]) for (sid, f), v in sorted(all_clean.items()) if v[2] is not None]
+    return (calib, clean, evented, tuple(SIM_EVENTS) + tuple(FAULT_TYPES)), detector_speed
+
+
+def detector_speed_false_alarms(streams: list[Stream], thresholds) -> None:
+    """What the sensor-fault rule sees on clean days: every traffic detector's speed, with and without its peer."""
+    days = sum((s.ts_ms[-1] - s.judge_from_ms) / DAY_MS for s in streams)
+    print(f"\n### simulator: all {len(streams)} clean traffic-detector speed streams ({days:.0f} stream-days judged)\n")
+    print("| detector | threshold | alarms per stream-day | of which explained as drift |")
+    print("|---|---|---|---|")
+    for name, use_peer in (("CityBrain", False), ("CityBrain+peer", True)):
+        res = [BatchDetector(1).explain_many(np.zeros(s.ts_ms.size, dtype=np.int64), s.ts_ms, s.values,
+                                             peers=s.peers if use_peer else None) for s in streams]
+        for thr in thresholds:
+            n_all = n_drift = 0
+            for s, r in zip(streams, res):
+                judged = s.ts_ms >= s.judge_from_ms
+                n_all += len(alarm_runs(s.ts_ms[judged & (r["score"] >= thr)]))
+                n_drift += len(alarm_runs(s.ts_ms[judged & (r["score"] >= thr) & (r["reason"] == "drift")]))
+            print(f"| {name} | {thr} | {n_all / days:.3f} | {n_drift / days:.3f} |")
 
 
 def main() -> None:
@@ -281,7 +347,8 @@ def main() -> None:
     if not args.no_sim:
         sim = simulator_streams(seed=7, warm_days=3, judged_days=args.sim_days, n_clean=args.sim_clean)
         if sim is not None:
-            evaluate("simulator streams", *sim, DETECTORS, thresholds)
+            evaluate("simulator streams", *sim[0], DETECTORS, thresholds)
+            detector_speed_false_alarms(sim[1], thresholds)
     print(f"\ntotal time {time.perf_counter() - t0:.0f} s")
 
 
