@@ -119,12 +119,17 @@ class Deduper:
         cols = [self.sensor_key, "ts_ms"] + ENTITY_KEYS.get(kind, [])
         hashes = frame.select(pl.struct(cols).hash(seed=0)).to_series()
         h = hashes.to_numpy()
-        first = hashes.is_first_distinct().to_numpy()
+        # First copy of each key in the batch, then those whose key was not applied before (the
+        # remembered keys are few: only those the watermark has not passed yet).
+        distinct, first = np.unique(h, return_index=True)
         seen = self._hash.get(kind)
-        dup = ~first
         if seen is not None and len(seen):
-            dup |= np.isin(h, seen)
-        keep = ~dup
+            known = np.sort(seen)
+            at = np.minimum(np.searchsorted(known, distinct), len(known) - 1)
+            first = first[known[at] != distinct]
+        keep = np.zeros(len(h), dtype=bool)
+        keep[first] = True
+        dup = ~keep
         self._hash[kind] = np.concatenate([seen, h[keep]]) if seen is not None else h[keep]
         ts = frame["ts_ms"].to_numpy()
         self._ts[kind] = np.concatenate([self._ts[kind], ts[keep]]) if kind in self._ts else ts[keep]
