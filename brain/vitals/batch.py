@@ -1033,7 +1033,7 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     cols["aqi"] = air_area["aqi"].to_numpy()
     for name, out in (("level", "aqi_level"), ("category_zh", "aqi_category_zh"), ("colour_hex", "aqi_colour_hex"),
                       ("primary_pollutant", "primary_pollutant")):
-        cols[out] = air_area[name].to_numpy()
+        cols[out] = air_area[name]  # strings stay polars: gathered per table
     # Incident counts are exact in numpy; the delay means are the compensated sums over counts.
     rows, r = grid_ix.rows(incidents.ti, incidents.area)
     cols["incidents_active"] = np.bincount(r[active[rows]], minlength=grid_ix.n_rows)
@@ -1072,19 +1072,22 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     h = _health_arrays(arr, grid_ix.n_rows, city, cfg)
     lvl = h.pop("tpi_level")
     cols["tpi_level"] = np.where(lvl == 0, np.nan, lvl)  # 0: unknown -> null
-    cols["tpi_level_name"] = np.asarray(traffic.tpi_level_names(lvl, cfg.congestion_standard), dtype=object)
+    cols["tpi_level_name"] = _pick(tuple(traffic.tpi_level_names(np.arange(lvl.max(initial=0) + 1), cfg.congestion_standard)), lvl)
     cols.update(h)
     cols[T] = cols["window_end_ms"] = np.repeat(grid_ix.ticks, n_areas)
-    cols["name"] = np.tile(np.asarray([*refs.districts["name"].to_list(), city.name], dtype=object), k)
-    cols["district"] = np.tile(np.asarray([*refs.districts["district"].to_list(), None], dtype=object), k)
+    area_of_row = np.tile(np.arange(n_areas), k)
+    cols["name"] = _pick((*refs.districts["name"].to_list(), city.name), area_of_row)
+    cols["district"] = _pick((*refs.districts["district"].to_list(), None), area_of_row)
 
     def table(rows: np.ndarray) -> pl.DataFrame:
         series = []
+        at = _positions(rows)
         for name in (*AREA_COLUMNS, T):
-            v = cols[name][rows]
             if name in _AREA_STRINGS:
-                series.append(pl.Series(name, v.tolist(), dtype=S))
-            elif name in _AREA_INTS:
+                series.append(cols[name][at].alias(name))
+                continue
+            v = cols[name][rows]
+            if name in _AREA_INTS:
                 series.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f"
                               else pl.Series(name, v, dtype=I64))
             else:
