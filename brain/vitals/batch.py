@@ -119,6 +119,7 @@ class _Index:
         self.segment_district = np.asarray([*self.segments["district"].to_list(), None], dtype=object)
         cell_district = refs.cells["cell_district"].to_list()
         self.cell_district = np.asarray([*cell_district, None], dtype=object)  # the last: no cell of the city
+        self.cell_district_series = pl.Series("district", [*cell_district, None], dtype=S)
         self.cell_area = np.asarray([*[{d: i for i, d in enumerate(self.district_ids)}.get(d, -1) for d in cell_district], -1],
                                     dtype=np.int64)
         position = {d: i for i, d in enumerate(self.district_ids)}
@@ -502,7 +503,7 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
         _i64("window_start_ms", np.where(start_ok[pos], start[pos], 0).astype(np.int64), start_ok[pos]),
         _i64("window_end_ms", np.where(end_ok[pos], end[pos], 0).astype(np.int64), end_ok[pos]),
         _f64("laeq_db", cur_laeq, cur_laeq_ok), _f64("lamax_db", lamax, lamax_ok),
-        pl.Series("period", np.where(is_n, "night", "day"), dtype=S),
+        _pick(("day", "night"), is_n.astype(np.int64)).alias("period"),
         pl.Series("limit_db", lim, dtype=F64),
         pl.Series("exceedance_db", exceedance, dtype=F64, nan_to_null=True),
         pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(np.where(lamax_ok, lamax, np.nan), lim, is_n, std),
@@ -544,7 +545,8 @@ def _utility_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vi
         sensor_id, sensor_type, district, cell_id, _i64("window_end_ms", *_int_at(rows, "window_end_ms", latest)),
         unit, _pick((*utilities.QUANTITIES, None), quantity).alias("quantity"), _f64("value", value, value_ok),
         nominal_s, pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
-        pl.Series("within_tolerance", within.tolist(), dtype=pl.Boolean), pl.Series(T, ticks[ti], dtype=I64),
+        _column("within_tolerance", (within == True).astype(np.float64), within != None, pl.Boolean),  # noqa: E711, E712
+        pl.Series(T, ticks[ti], dtype=I64),
     ])
     return _Family(out, ti, ix.sensor_area[k], {
         "within_tolerance": ((within == True).astype(np.float64), within != None, pl.Boolean),  # noqa: E711, E712 (elementwise)
@@ -558,7 +560,7 @@ def _int_at(rows: _Rows, name: str, at: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _cell_district(ix: _Index, cell: np.ndarray) -> pl.Series:
     """The district of cell positions (-1: not a cell of the city -> null)."""
-    return pl.Series("district", ix.cell_district[cell].tolist(), dtype=S)
+    return ix.cell_district_series[_positions(np.where(cell < 0, len(ix.cell_district) - 1, cell))]
 
 
 def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsConfig) -> _Family:
@@ -578,13 +580,14 @@ def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsCo
     ti, row = np.nonzero(keep)
     # The table rows in the emergency table's order (tick, district, type, severity; nulls first), an
     # incident's rows in input order within each group: grouped with maintain_order, no sort after.
-    d_code, _ = _codes(pl.Series(district.tolist(), dtype=S))
+    district_s = pl.Series("district", district.tolist(), dtype=S)  # per incident, not per row
+    d_code, _ = _codes(district_s)
     t_code, _ = _codes(inc["type"])
     sev, sev_ok = _ints(inc["severity"])
     order = np.lexsort((np.where(sev_ok, sev, np.iinfo(np.int64).min)[row], t_code[row], d_code[row], ti))
     o_row, o_ti = row[order], ti[order]
     cols = ["type", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "units"]
-    out = pl.DataFrame([*_take(inc, cols, o_row), pl.Series("district", district[o_row].tolist(), dtype=S),
+    out = pl.DataFrame([*_take(inc, cols, o_row), district_s[_positions(o_row)],
                         pl.Series(T, ticks[o_ti], dtype=I64)])
     area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
     columns = {T: (ticks[ti], np.ones(len(ti), dtype=bool), I64)}
