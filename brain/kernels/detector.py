@@ -14,9 +14,10 @@ Per key the model is ``value = level + seasonal(t) + deviation + noise``:
 
 Four statistics become surprises ``-ln p``: spike/dip (Gaussian tail of the residual z), level
 shift (two-sided CUSUM, :mod:`brain.kernels.changepoint`; on alarm the level jumps to the new
-regime so a shift is reported once), flatline (run of repeats) and drift (deviation vs its usual size;
-for a series scored with a peer reference, :func:`detector_step_peer`, a slow ramp of its log-ratio
-to the peer instead: what tells a drifting sensor from the city changing) (:mod:`brain.kernels.faults`). Real series break the i.i.d. assumptions behind those tails
+regime so a shift is reported once), flatline (run of repeats) and drift (deviation vs its usual
+size; for a series scored with a peer reference, :func:`detector_step_peer`, a slow ramp of its
+log-ratio to the peer instead: what tells a drifting sensor from the city changing)
+(:mod:`brain.kernels.faults`). Real series break the i.i.d. assumptions behind those tails
 (heavy tails, autocorrelated residuals, counts), so each key also tracks the 99.5th percentile of
 each surprise (an alarm run counts once) and scales that surprise down when the key's
 percentile exceeds the i.i.d. value ``-ln 0.005``: this is what replaces per-series tuning.
