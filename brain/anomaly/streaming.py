@@ -46,7 +46,7 @@ def _to_value(value) -> float:
     raise TypeError(f"value must be a number or None, got {type(value).__name__}")
 
 
-#: the most keys a BatchDetector allocates (~3.3 kB each): a guard against sparse ids
+#: the most keys a BatchDetector allocates (~3.5 kB each): a guard against sparse ids
 MAX_KEYS = 5_000_000
 
 
@@ -130,7 +130,7 @@ class BatchDetector:
     reference of the same quantity: see :meth:`SeasonalDetector.score_one`.
 
     Parameters:
-        n_keys_hint: initial number of keys to allocate (grows automatically; ~3.3 kB per key).
+        n_keys_hint: initial number of keys to allocate (grows automatically; ~3.5 kB per key).
 
     Example:
         >>> import numpy as np
