@@ -584,10 +584,15 @@ def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsCo
     d_code, _ = _codes(district_s)
     t_code, _ = _codes(inc["type"])
     sev, sev_ok = _ints(inc["severity"])
-    order = np.lexsort((np.where(sev_ok, sev, np.iinfo(np.int64).min)[row], t_code[row], d_code[row], ti))
+    sev_key = np.where(sev_ok, sev, np.iinfo(np.int64).min)
+    order = np.lexsort((sev_key[row], t_code[row], d_code[row], ti))
     o_row, o_ti = row[order], ti[order]
+    # the emergency table's groups, numbered in that order
+    parts = np.vstack([o_ti, d_code[o_row], t_code[o_row], sev_key[o_row]])
+    starts = np.ones(len(o_row), dtype=bool)
+    starts[1:] = (parts[:, 1:] != parts[:, :-1]).any(axis=0)
     cols = ["type", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "units"]
-    out = pl.DataFrame([*_take(inc, cols, o_row), district_s[_positions(o_row)],
+    out = pl.DataFrame([pl.Series("_g", np.cumsum(starts), dtype=I64), *_take(inc, cols, o_row), district_s[_positions(o_row)],
                         pl.Series(T, ticks[o_ti], dtype=I64)])
     area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
     columns = {T: (ticks[ti], np.ones(len(ti), dtype=bool), I64)}
@@ -883,9 +888,13 @@ def _incident_terms(incidents: _Family, cfg: VitalsConfig) -> dict[str, tuple[np
 
 
 def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
-    """:func:`brain.vitals.emergency.incident_metrics` per tick, of rows already in key order."""
-    keys = [T, *by]
-    return incidents.group_by(keys, maintain_order=True).agg(_incident_aggs(cfg))[[*keys, *emergency.METRIC_COLUMNS]]
+    """:func:`brain.vitals.emergency.incident_metrics` per tick, of rows in key order numbered by group
+    in ``_g``: the ``by`` columns, the metrics, then ``tick_end_ms``."""
+    metrics = incidents.group_by("_g", maintain_order=True).agg(_incident_aggs(cfg))
+    g = incidents["_g"].to_numpy()
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, dtype=np.int64)
+    keys = _take(incidents, [*by, T], first)
+    return pl.DataFrame([*keys[:-1], *metrics[list(emergency.METRIC_COLUMNS)].get_columns(), keys[-1]])
 
 
 # --- areas (districts and the whole city) -----------------------------------------------------------
@@ -1164,7 +1173,6 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     grid_category = cases.table("category", ticks, nulls=True)
     util_out = outages.table(ticks)
     emerg = _incident_metrics(incidents[0], ["district", "type", "severity"], cfg)
-    emerg = emerg[[c for c in emerg.columns if c != T] + [T]]
     tables = {
         "segment_traffic": seg[0],
         "air_station": air_st[0],
