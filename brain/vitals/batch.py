@@ -907,6 +907,7 @@ class _AreaGrid:
         self.n_districts = len(ix.district_ids)
         self.n_areas = self.n_districts + 1
         self.n_rows = len(ticks) * self.n_areas
+        self.district_position = ix.district_position
 
     def rows(self, ti: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row (tick position ``ti``, district position ``a``) twice: in its district (if any) and in
@@ -981,6 +982,26 @@ AREA_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _traffic_area(seg: pl.DataFrame, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[str, np.ndarray]:
+    """:func:`brain.vitals.traffic.network_aggregations` of the segment table per grid row (NaN where
+    an area has no segment row)."""
+    aggs = traffic.network_aggregations(cfg.congested_min_level)
+    names = [e.meta.output_name() for e in aggs]
+    out = {name: np.full(grid_ix.n_rows, np.nan) for name in names}
+    for key, is_city in ((pl.col("district"), False), (pl.lit("__city__", dtype=S), True)):
+        part = seg.group_by(T, key.alias("area")).agg(aggs)
+        ti = np.searchsorted(grid_ix.ticks, part[T].to_numpy())
+        if is_city:
+            a = np.full(part.height, grid_ix.n_districts)
+        else:
+            a = np.asarray([grid_ix.district_position.get(d, -1) for d in part["area"].to_list()], dtype=np.int64)
+        keep = a >= 0
+        r = ti[keep] * grid_ix.n_areas + a[keep]
+        for name in names:
+            out[name][r] = part[name].to_numpy()[keep]
+    return out
+
+
 def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _Family,
                  status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, refs: _Refs, city: City,
                  cfg: VitalsConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -988,26 +1009,12 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     index. Columns are built as numpy over the grid (NaN: null), then cut into the two tables."""
     k, n_d, n_areas = len(grid_ix.ticks), grid_ix.n_districts, grid_ix.n_areas
     cols: dict[str, np.ndarray] = {}
-    # The area figures of traffic, air, noise and utilities as plain per-row terms (numpy, exact)
-    # whose sums, counts and maxima polars takes in one group-by (its float sums are compensated
-    # sums in row order: the one-window formulation's exactly); the ratios are then taken in numpy.
-    # Traffic: traffic.network_aggregations; noise and utilities: compute._area_figures.
-    v = {name: (col[0], col[1]) for name, col in seg.columns.items()}
-    (w, w_ok), (speed, speed_ok), (length, _), (level, _) = v["vkm"], v["speed_kmh"], v["length_km"], v["congestion_level"]
-    weight_ok = _gt0(w, w_ok)  # a null weight, or a weight not > 0 (polars: NaN is above every number), takes no part
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sp_ok = _gt0(speed, speed_ok) & weight_ok
-        traffic_terms = {}
-        for name in ("tpi", "tti"):
-            x, x_ok = v[name]
-            ok = x_ok & ~np.isnan(x) & weight_ok
-            traffic_terms[f"_{name}_num"] = (x * w, ok, F64)
-            traffic_terms[f"_{name}_den"] = (w, ok, F64)
-        known = level > 0
-        traffic_terms.update({
-            "_sp_num": (w, sp_ok, F64), "_sp_den": (w / speed, sp_ok, F64), "_known_km": (length, known, F64),
-            "_congested_km": (length, known & (level >= cfg.congested_min_level), F64), "_vkm": (np.where(w_ok, w, 0.0), np.ones(len(w), dtype=bool), F64),
-        })
+    # Traffic: traffic.network_aggregations over the segment table, per (tick, district) and per tick,
+    # the very queries of the one-window formulation (their float sums are polars', whose algorithm
+    # depends on the query's shape and the frame's size).
+    cols.update(_traffic_area(seg.table, grid_ix, cfg))
+    # Air, noise, utilities and incidents: plain per-row terms (numpy, exact) whose sums, counts and
+    # maxima are taken per grid row; the ratios are then taken in numpy (compute._area_figures).
     air_terms = {name: (x, ok, F64) for name, (x, ok, _) in air_st.columns.items()}
     laeq, laeq_ok, _ = noise_st.columns["laeq_db"]
     exceed, exceed_ok, _ = noise_st.columns["exceedance_db"]
@@ -1019,20 +1026,13 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     util_terms = {"_within": (within, within_ok, pl.Boolean), "_absdev": (np.abs(dev), dev_ok, F64)}
     inc_terms = _incident_terms(incidents, cfg)
     active = inc_terms.pop("_active")
-    t, a, n, u, i = grid_ix.plain_figures(
-        (seg, traffic_terms, {c: "sum" for c in traffic_terms}),
+    a, n, u, i = grid_ix.plain_figures(
         (air_st, air_terms, {c: ("sum", "count") for c in air_terms}),
         (noise_st, noise_terms, {"_energy": ("sum", "count"), "_le0": ("sum", "count"), "_exceed": "max"}),
         (util_st, util_terms, {"_within": ("sum", "count"), "_absdev": "max"}),
         (incidents, inc_terms, {"_dispatch_s": ("sum", "count"), "_arrival_s": ("sum", "count")}),
     )
     with np.errstate(invalid="ignore", divide="ignore"):
-        cols["tpi"] = t["_tpi_num:sum"] / t["_tpi_den:sum"]
-        cols["tti"] = t["_tti_num:sum"] / t["_tti_den:sum"]
-        cols["mean_speed_kmh"] = t["_sp_num:sum"] / t["_sp_den:sum"]
-        known_km = t["_known_km:sum"]
-        cols["congested_km_share"] = np.where(known_km > 0, t["_congested_km:sum"] / known_km, np.nan)
-        cols["vkm"], cols["road_km_observed"] = t["_vkm:sum"], known_km
         air_means = {c: np.where(a[f"{c}:count"] > 0, a[f"{c}:sum"] / a[f"{c}:count"], np.nan) for c in air_terms}
         cols["noise_sensors"] = n["_energy:count"].astype(np.int64)
         mean_energy = np.where(n["_energy:count"] > 0, n["_energy:sum"] / n["_energy:count"], np.nan)
