@@ -578,28 +578,11 @@ def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsCo
     active = ~closed_ok | (closed > t)
     keep = rep_ok & (rep <= t) & (active | (rep > t - int(cfg.incident_lookback_s * 1000)))
     ti, row = np.nonzero(keep)
-    # The table rows in the emergency table's order (tick, district, type, severity; nulls first), an
-    # incident's rows in input order within each group: grouped with maintain_order, no sort after.
     district_s = pl.Series("district", district.tolist(), dtype=S)  # per incident, not per row
-    d_code, _ = _codes(district_s)
-    t_code, _ = _codes(inc["type"])
-    sev, sev_ok = _ints(inc["severity"])
-    sev_key = np.where(sev_ok, sev, np.iinfo(np.int64).min)
-    order = np.lexsort((sev_key[row], t_code[row], d_code[row], ti))
-    o_row, o_ti = row[order], ti[order]
-    # the emergency table's groups, numbered in that order
-    parts = np.vstack([o_ti, d_code[o_row], t_code[o_row], sev_key[o_row]])
-    starts = np.ones(len(o_row), dtype=bool)
-    starts[1:] = (parts[:, 1:] != parts[:, :-1]).any(axis=0)
     cols = ["type", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "units"]
-    out = pl.DataFrame([pl.Series("_g", np.cumsum(starts), dtype=I64), *_take(inc, cols, o_row), district_s[_positions(o_row)],
-                        pl.Series(T, ticks[o_ti], dtype=I64)])
+    out = pl.DataFrame([*_take(inc, cols, row), district_s[_positions(row)], pl.Series(T, ticks[ti], dtype=I64)])
     area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
-    columns = {T: (ticks[ti], np.ones(len(ti), dtype=bool), I64)}
-    for name in ("reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"):
-        v, ok = _ints(inc[name])
-        columns[name] = (v[row], ok[row], I64)
-    return _Family(out, ti, area[row], columns)
+    return _Family(out, ti, area[row], {})
 
 
 class _SensorGroups:
@@ -867,34 +850,13 @@ def _incident_aggs(cfg: VitalsConfig) -> list[pl.Expr]:
     ]
 
 
-def _incident_terms(incidents: _Family, cfg: VitalsConfig) -> dict[str, tuple[np.ndarray, np.ndarray, pl.DataType]]:
-    """Per incident row (as of its tick), the terms of the area figures of :func:`_incident_aggs`:
-    ``_active`` (a mask) and the dispatch / arrival delays in s where they count."""
-    c = incidents.columns
-    t = c[T][0]
-    rep, rep_ok, _ = c["reported_ms"]
-    disp, disp_ok, _ = c["dispatched_ms"]
-    scene, scene_ok, _ = c["on_scene_ms"]
-    closed, closed_ok, _ = c["closed_ms"]
-    recent = rep_ok & (rep > t - int(cfg.incident_lookback_s * 1000)) & (rep <= t)
-    dispatched = recent & disp_ok & (disp <= t)
-    arrived = dispatched & scene_ok & (scene <= t)
-    # emergency.dispatch_delay_s / arrival_delay_s: ms -> s by polars' division by a literal (x * (1 / 1000))
-    return {
-        "_active": rep_ok & (rep <= t) & (~closed_ok | (closed > t)),
-        "_dispatch_s": ((disp - rep).astype(np.float64) * (1.0 / 1000.0), dispatched, F64),
-        "_arrival_s": ((scene - disp).astype(np.float64) * (1.0 / 1000.0), arrived, F64),
-    }
-
-
 def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
-    """:func:`brain.vitals.emergency.incident_metrics` per tick, of rows in key order numbered by group
-    in ``_g``: the ``by`` columns, the metrics, then ``tick_end_ms``."""
-    metrics = incidents.group_by("_g", maintain_order=True).agg(_incident_aggs(cfg))
-    g = incidents["_g"].to_numpy()
-    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, dtype=np.int64)
-    keys = _take(incidents, [*by, T], first)
-    return pl.DataFrame([*keys[:-1], *metrics[list(emergency.METRIC_COLUMNS)].get_columns(), keys[-1]])
+    """:func:`brain.vitals.emergency.incident_metrics` per tick (the ``by`` columns, the metrics, then
+    ``tick_end_ms``), by the one-window formulation's own query: polars' float sums and quantiles
+    depend on the query's shape and the frame's size."""
+    keys = [T, *by]
+    out = incidents.group_by(keys).agg(_incident_aggs(cfg)).sort(keys)
+    return out[[*by, *emergency.METRIC_COLUMNS, T]]
 
 
 # --- areas (districts and the whole city) -----------------------------------------------------------
@@ -908,6 +870,8 @@ class _AreaGrid:
         self.n_areas = self.n_districts + 1
         self.n_rows = len(ticks) * self.n_areas
         self.district_position = ix.district_position
+        self.district_ids = ix.district_ids
+        self.area_position = {**ix.district_position, "__city__": self.n_districts}
 
     def rows(self, ti: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row (tick position ``ti``, district position ``a``) twice: in its district (if any) and in
@@ -1002,6 +966,24 @@ def _traffic_area(seg: pl.DataFrame, grid_ix: _AreaGrid, cfg: VitalsConfig) -> d
     return out
 
 
+def _incident_area(incidents: _Family, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[str, np.ndarray]:
+    """:func:`_incident_aggs` per grid row: the incident rows in their district (if any), then all of
+    them in the city, grouped by (tick, area name) as the one-window formulation groups them."""
+    rows, r = grid_ix.rows(incidents.ti, incidents.area)
+    frame = incidents.table[[T, "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"]][_positions(rows)]
+    area_names = pl.Series("area", [*grid_ix.district_ids, "__city__"], dtype=S)
+    frame = frame.hstack([area_names[_positions(r % grid_ix.n_areas)]])
+    part = frame.group_by(T, "area").agg(_incident_aggs(cfg))
+    at = np.searchsorted(grid_ix.ticks, part[T].to_numpy()) * grid_ix.n_areas + _lookup(part["area"], grid_ix.area_position)
+    out = {}
+    for name in part.columns[2:]:
+        v = part[name].to_numpy()
+        full = np.full(grid_ix.n_rows, np.nan) if v.dtype.kind == "f" else np.zeros(grid_ix.n_rows, dtype=np.int64)
+        full[at] = v
+        out[name] = full
+    return out
+
+
 def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _Family,
                  status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, refs: _Refs, city: City,
                  cfg: VitalsConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -1024,13 +1006,10 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     within, within_ok, _ = util_st.columns["within_tolerance"]
     dev, dev_ok, _ = util_st.columns["deviation_pct"]
     util_terms = {"_within": (within, within_ok, pl.Boolean), "_absdev": (np.abs(dev), dev_ok, F64)}
-    inc_terms = _incident_terms(incidents, cfg)
-    active = inc_terms.pop("_active")
-    a, n, u, i = grid_ix.plain_figures(
+    a, n, u = grid_ix.plain_figures(
         (air_st, air_terms, {c: ("sum", "count") for c in air_terms}),
         (noise_st, noise_terms, {"_energy": ("sum", "count"), "_le0": ("sum", "count"), "_exceed": "max"}),
         (util_st, util_terms, {"_within": ("sum", "count"), "_absdev": "max"}),
-        (incidents, inc_terms, {"_dispatch_s": ("sum", "count"), "_arrival_s": ("sum", "count")}),
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         air_means = {c: np.where(a[f"{c}:count"] > 0, a[f"{c}:sum"] / a[f"{c}:count"], np.nan) for c in air_terms}
@@ -1046,16 +1025,11 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     for name, out in (("level", "aqi_level"), ("category_zh", "aqi_category_zh"), ("colour_hex", "aqi_colour_hex"),
                       ("primary_pollutant", "primary_pollutant")):
         cols[out] = air_area[name]  # strings stay polars: gathered per table
-    # Incident counts are exact in numpy; the delay means are the compensated sums over counts.
-    rows, r = grid_ix.rows(incidents.ti, incidents.area)
-    cols["incidents_active"] = np.bincount(r[active[rows]], minlength=grid_ix.n_rows)
-    severity, severity_ok, _ = incidents.columns["severity"]
-    for level in (1, 2, 3, 4):
-        mine = (active & severity_ok & (severity == level))[rows]
-        cols[f"incidents_active_sev{level}"] = np.bincount(r[mine], minlength=grid_ix.n_rows)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for term, out in (("_dispatch_s", "mean_dispatch_delay_s"), ("_arrival_s", "mean_arrival_delay_s")):
-            cols[out] = np.where(i[f"{term}:count"] > 0, i[f"{term}:sum"] / i[f"{term}:count"], np.nan)
+    # Incidents: emergency.incident_metrics per (tick, area) by the one-window formulation's query
+    e = _incident_area(incidents, grid_ix, cfg)
+    cols["incidents_active"] = e["active_incidents"]
+    cols.update({f"incidents_active_sev{s}": e[f"active_sev{s}"] for s in (1, 2, 3, 4)})
+    cols["mean_dispatch_delay_s"], cols["mean_arrival_delay_s"] = e["mean_dispatch_delay_s"], e["mean_arrival_delay_s"]
 
     def per_area(fn, group: np.ndarray):
         return fn(group, n_d), fn(np.zeros(len(group), dtype=np.int64), 1)
