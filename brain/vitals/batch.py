@@ -421,12 +421,14 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
 
 
 def _tick_sums(ti: np.ndarray, values: pl.Series, n_ticks: int) -> np.ndarray:
-    """Per tick, the sum of a float column's non-null values, summed as polars sums them."""
+    """Per tick, the sum of a float column's non-null values, by the one-window formulation's window
+    expression (``sum().over(tick)``: polars' float sum depends on the query's shape)."""
     if not values.len():
         return np.zeros(n_ticks)
-    sums = pl.DataFrame([pl.Series("_t", ti, dtype=I64), values]).group_by("_t").agg(pl.col(values.name).sum())
+    frame = pl.DataFrame([pl.Series(T, ti, dtype=I64), values.alias("volume_veh")])
+    per_row = frame.select(pl.col("volume_veh").sum().over(T)).to_series().to_numpy()
     out = np.zeros(n_ticks)
-    out[sums["_t"].to_numpy()] = sums[values.name].to_numpy()
+    out[ti] = per_row  # every row of a tick holds its tick's sum
     return out
 
 
@@ -577,10 +579,15 @@ def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsCo
     t = ticks[:, None]
     active = ~closed_ok | (closed > t)
     keep = rep_ok & (rep <= t) & (active | (rep > t - int(cfg.incident_lookback_s * 1000)))
-    ti, row = np.nonzero(keep)
+    row, ti = np.nonzero(keep.T)  # (incident, tick) order, as the cross join below
     district_s = pl.Series("district", district.tolist(), dtype=S)  # per incident, not per row
-    cols = ["type", "severity", "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "units"]
-    out = pl.DataFrame([*_take(inc, cols, row), district_s[_positions(row)], pl.Series(T, ticks[ti], dtype=I64)])
+    # as the one-window formulation builds it (a cross join with the ticks, filtered): polars rounds
+    # some float expressions by the frame's layout
+    ticks_df = pl.DataFrame({T: ticks}, schema={T: I64})
+    base = inc[list(INPUT_SCHEMAS["incidents"][0])].hstack([district_s])
+    lookback_ms = int(cfg.incident_lookback_s * 1000)
+    active_e = pl.col("closed_ms").is_null() | (pl.col("closed_ms") > _TICK)
+    out = base.join(ticks_df, how="cross").filter(pl.col("reported_ms") <= _TICK).filter(active_e | (pl.col("reported_ms") > _TICK - lookback_ms))
     area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
     return _Family(out, ti, area[row], {})
 
