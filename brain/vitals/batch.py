@@ -980,7 +980,8 @@ def _incident_area(incidents: _Family, grid_ix: _AreaGrid, cfg: VitalsConfig) ->
     frame = incidents.table[[T, "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"]][_positions(rows)]
     area_names = pl.Series("area", [*grid_ix.district_ids, "__city__"], dtype=S)
     frame = frame.hstack([area_names[_positions(r % grid_ix.n_areas)]])
-    part = frame.group_by(T, "area").agg(_incident_aggs(cfg))
+    wanted = {"active_incidents", "active_sev1", "active_sev2", "active_sev3", "active_sev4", "mean_dispatch_delay_s", "mean_arrival_delay_s"}
+    part = frame.group_by(T, "area").agg([e for e in _incident_aggs(cfg) if e.meta.output_name() in wanted])
     at = np.searchsorted(grid_ix.ticks, part[T].to_numpy()) * grid_ix.n_areas + _lookup(part["area"], grid_ix.area_position)
     out = {}
     for name in part.columns[2:]:
