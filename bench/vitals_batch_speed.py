@@ -1,6 +1,6 @@
 """``compute_vitals_batch`` on the ingest benchmark's day: this checkout vs an older commit, same run.
 
-    POLARS_MAX_THREADS=1 .venv/bin/python bench/vitals_batch_speed.py [--old-ref baee90e] [--repeat 5]
+    POLARS_MAX_THREADS=1 .venv/bin/python bench/vitals_batch_speed.py [--old-ref baee90e] [--repeat 7]
         [--data /tmp/vb/day6.jsonl] [--batch-minutes 360] [--reuse] [--pipeline] [--profile]
 
 The ingest benchmark's data (``bench/ingest.py``'s generator: a simulated day of the demo city as
@@ -9,15 +9,17 @@ once, and the exact arguments of every ``compute_vitals_batch`` call it makes ar
 timed). Then both implementations run on those same inputs, interleaved, ``--repeat`` times:
 
   old   ``brain/vitals/batch.py``, ``compute.py`` and the formula modules (air, noise, traffic, ...)
-        as of ``--old-ref``, loaded from git as modules
+        as of ``--old-ref`` (default baee90e: before the vectorised rewrite), loaded from git as modules
   new   this checkout's ``brain.vitals.compute_vitals_batch``
 
 Prints seconds per day (all calls of one replay; best of the repeats, CPU and wall), the ratio, and
 checks every table of every call is identical (``assert_frame_equal``, exact) between the two, or
 else says how far apart the values are (polars picks its float-summation algorithm by frame size and
 query shape, so another batching can round an area sum differently in the last bit).
+The captured inputs are kept next to ``--data`` (``--reuse`` skips the replay that captures them).
 ``--pipeline`` also times the whole ingest chain once with each; ``--profile`` prints a cProfile of
-one replay of the new implementation.
+one replay of the new implementation. The machine is shared: compare the two in one run, never
+across runs.
 """
 from __future__ import annotations
 
