@@ -3,7 +3,7 @@
 :func:`brain.vitals.compute_vitals` costs a fixed few tens of ms per call in polars overhead
 (hundreds of small eager operations). This computes the same tables for K tick ends at once, so
 that overhead is paid once per batch instead of once per tick, and keeps the number of polars
-queries per batch small (about fifteen, whatever K): rows are placed by dense integer keys (a
+queries per batch small (under twenty, whatever K): rows are placed by dense integer keys (a
 segment's or sensor's rank, a tick's position, a (tick, area) grid row) with numpy instead of
 joins, state tables are evaluated as (ticks x rows) masks, and the per-row formulas of
 :mod:`brain.vitals.compute` are evaluated in numpy where numpy computes the same bits (``+ - * /``
