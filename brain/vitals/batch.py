@@ -587,7 +587,7 @@ def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsCo
     base = inc[list(INPUT_SCHEMAS["incidents"][0])].hstack([district_s])
     lookback_ms = int(cfg.incident_lookback_s * 1000)
     active_e = pl.col("closed_ms").is_null() | (pl.col("closed_ms") > _TICK)
-    out = base.join(ticks_df, how="cross").filter(pl.col("reported_ms") <= _TICK).filter(active_e | (pl.col("reported_ms") > _TICK - lookback_ms))
+    out = base.join(ticks_df, how="cross").filter((pl.col("reported_ms") <= _TICK) & (active_e | (pl.col("reported_ms") > _TICK - lookback_ms)))
     area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
     return _Family(out, ti, area[row], {})
 
