@@ -251,6 +251,33 @@ def _joined_names(flags: np.ndarray) -> pl.Series:
     return pl.Series(names, dtype=pl.String)[pl.Series(inverse.reshape(-1).astype(np.uint32))]
 
 
+def _aqi_columns(frame: pl.DataFrame, report: Report, standard: str, pm_basis: str | None,
+                 only: tuple[str, ...] | None = None) -> dict[str, pl.Series]:
+    """The columns :func:`aqi` adds (or ``only`` those of them), by name."""
+    table = aqi_table(standard)
+    comps = component_iaqis(frame, report, standard, pm_basis)
+    stacked = np.vstack([comps[c] for c in COMPONENTS]) if frame.height else np.empty((len(COMPONENTS), 0))
+    measured = np.any(np.isfinite(stacked), axis=0)
+    agg = np.where(measured, np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=0), np.nan) if frame.height else np.empty(0)
+    lvl = aqi_level(agg, standard)
+    # one index Series for the level lookups (a numpy index is checked and converted per gather)
+    at = pl.Series(np.where(lvl < 0, len(table.level_names), lvl).astype(np.uint32))
+
+    def pick(values: tuple[str, ...]) -> pl.Series:
+        return pl.Series(values + (None,), dtype=pl.String)[at]
+
+    build = {f"iaqi_{c}": (lambda c=c: pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64, nan_to_null=True)) for c in COMPONENTS}
+    build["aqi"] = lambda: pl.Series("aqi", agg, dtype=pl.Float64, nan_to_null=True)
+    build["primary_pollutant"] = lambda: _joined_names(
+        np.isfinite(stacked) & (stacked == agg[None, :]) & (agg > table.primary_above)[None, :]).alias("primary_pollutant")
+    # 超标污染物: every component whose IAQI is above 100 (HJ 633 3.5).
+    build["exceeding_pollutants"] = lambda: _joined_names(np.isfinite(stacked) & (stacked > 100)).alias("exceeding_pollutants")
+    build["level"] = lambda: pick(table.level_names).alias("level")
+    for name in ("category_zh", "category_en", "colour", "colour_hex"):
+        build[name] = lambda name=name: pick(getattr(table, name)).alias(name)
+    return {name: make() for name, make in build.items() if only is None or name in only}
+
+
 def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_STANDARD,
         pm_basis: str | None = None) -> pl.DataFrame:
     """AQI, primary pollutant, level and colour for each row of a concentration frame.
@@ -269,32 +296,7 @@ def aqi(frame: pl.DataFrame, report: Report = "hourly", standard: str = DEFAULT_
         >>> aqi(f).select("aqi", "primary_pollutant", "level", "colour").rows()
         [(107.0, 'pm25', 'III', 'orange'), (15.0, None, 'I', 'green')]
     """
-    table = aqi_table(standard)
-    comps = component_iaqis(frame, report, standard, pm_basis)
-    stacked = np.vstack([comps[c] for c in COMPONENTS]) if frame.height else np.empty((len(COMPONENTS), 0))
-    measured = np.any(np.isfinite(stacked), axis=0)
-    agg = np.where(measured, np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=0), np.nan) if frame.height else np.empty(0)
-    is_primary = np.isfinite(stacked) & (stacked == agg[None, :]) & (agg > table.primary_above)[None, :]
-    primary = _joined_names(is_primary)
-    # 超标污染物: every component whose IAQI is above 100 (HJ 633 3.5).
-    exceeding = _joined_names(np.isfinite(stacked) & (stacked > 100))
-    lvl = aqi_level(agg, standard)
-
-    # one index Series for the five lookups (a numpy index is checked and converted per gather)
-    at = pl.Series(np.where(lvl < 0, len(table.level_names), lvl).astype(np.uint32))
-
-    def pick(values: tuple[str, ...]) -> pl.Series:
-        return pl.Series(values + (None,), dtype=pl.String)[at]
-
-    new = {f"iaqi_{c}": pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64, nan_to_null=True) for c in COMPONENTS}
-    new["aqi"] = pl.Series("aqi", agg, dtype=pl.Float64, nan_to_null=True)
-    new["primary_pollutant"] = primary.alias("primary_pollutant")
-    new["exceeding_pollutants"] = exceeding.alias("exceeding_pollutants")
-    new["level"] = pick(table.level_names).alias("level")
-    new["category_zh"] = pick(table.category_zh).alias("category_zh")
-    new["category_en"] = pick(table.category_en).alias("category_en")
-    new["colour"] = pick(table.colour).alias("colour")
-    new["colour_hex"] = pick(table.colour_hex).alias("colour_hex")
+    new = _aqi_columns(frame, report, standard, pm_basis)
     if any(name in frame.columns for name in new):
         return frame.with_columns(list(new.values()))
     return frame.hstack(list(new.values()))

@@ -1028,7 +1028,8 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
         cols["noise_max_exceedance_db"] = n["_exceed:max"]
         cols["utility_within_tolerance_share"] = np.where(u["_within:count"] > 0, u["_within:sum"] / u["_within:count"], np.nan)
         cols["utility_max_abs_deviation_pct"] = u["_absdev:max"]
-    air_area = air.aqi(pl.DataFrame([pl.Series(c, v, dtype=F64) for c, v in air_means.items()]), "hourly", cfg.aqi_standard, cfg.pm_basis)
+    air_area = air._aqi_columns(pl.DataFrame([pl.Series(c, v, dtype=F64) for c, v in air_means.items()]), "hourly",
+                                cfg.aqi_standard, cfg.pm_basis, only=("aqi", "level", "category_zh", "colour_hex", "primary_pollutant"))
     cols["aqi"] = air_area["aqi"].to_numpy()
     for name, out in (("level", "aqi_level"), ("category_zh", "aqi_category_zh"), ("colour_hex", "aqi_colour_hex"),
                       ("primary_pollutant", "primary_pollutant")):
