@@ -274,18 +274,20 @@ def _ints(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _f64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
     """A Float64 Series from values and where they are not null (a NaN there stays NaN)."""
+    v = v if v.dtype == np.float64 else v.astype(np.float64)  # (a float64 array needs no cast in polars)
     if ok is None or ok.all():
-        return pl.Series(name, v, dtype=F64)
+        return pl.Series(name, v)
     if not np.isnan(v[ok]).any():
-        return pl.Series(name, np.where(ok, v, np.nan), dtype=F64, nan_to_null=True)
-    nulls = pl.Series(name, np.full(len(v), np.nan), dtype=F64, nan_to_null=True)
-    return pl.Series(name, v, dtype=F64).zip_with(pl.Series(ok), nulls)
+        return pl.Series(name, np.where(ok, v, np.nan), nan_to_null=True)
+    nulls = pl.Series(name, np.full(len(v), np.nan), nan_to_null=True)
+    return pl.Series(name, v).zip_with(pl.Series(ok), nulls)
 
 
 def _i64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
+    """An Int64 Series from values and where they are not null."""
     if ok is None or ok.all():
-        return pl.Series(name, v, dtype=I64)
-    return pl.Series(name, np.where(ok, v, np.nan), dtype=F64, nan_to_null=True).cast(I64)
+        return pl.Series(name, v if v.dtype == np.int64 else v.astype(np.int64))
+    return pl.Series(name, np.where(ok, v, np.nan), nan_to_null=True).cast(I64)
 
 
 def _gt0(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -1084,9 +1086,9 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
             v = cols[name][rows]
             if name in _AREA_INTS:
                 series.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f"
-                              else pl.Series(name, v, dtype=I64))
+                              else _i64(name, v))
             else:
-                series.append(pl.Series(name, v, dtype=F64, nan_to_null=True))
+                series.append(pl.Series(name, v if v.dtype == np.float64 else v.astype(np.float64), nan_to_null=True))
         return pl.DataFrame(series)
 
     grid_rows = np.arange(grid_ix.n_rows).reshape(k, n_areas)
