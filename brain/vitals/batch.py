@@ -283,6 +283,11 @@ def _f64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
     return pl.Series(name, v).zip_with(pl.Series(ok), nulls)
 
 
+def _nulled(name: str, v: np.ndarray) -> pl.Series:
+    """A Float64 Series, NaN as null."""
+    return pl.Series(name, v if v.dtype == np.float64 else np.asarray(v, dtype=np.float64), nan_to_null=True)
+
+
 def _i64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
     """An Int64 Series from values and where they are not null."""
     if ok is None or ok.all():
@@ -344,7 +349,7 @@ def _column(name: str, v: np.ndarray, ok: np.ndarray, dtype: pl.DataType) -> pl.
         return _f64(name, v, ok)
     if dtype == I64:
         return _i64(name, v, ok)
-    return pl.Series(name, np.where(ok, v, np.nan), dtype=F64, nan_to_null=True).cast(dtype)
+    return _nulled(name, np.where(ok, v, np.nan)).cast(dtype)
 
 
 def _nan_ok(v: np.ndarray) -> np.ndarray:
@@ -408,7 +413,7 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
         _i64("window_end_ms", end, end_ok),
         _f64("volume_veh", vol, vol_ok), _f64("occupancy_pct", occ, occ_ok), _f64("speed_kmh", speed, speed_ok),
         _pick(("probe", "detector", None), source).alias("speed_source"), _f64("travel_time_s", travel_time, tt_ok | speed_ok),
-        pl.Series("tti", tti, dtype=F64, nan_to_null=True), pl.Series("tpi", tpi, dtype=F64, nan_to_null=True),
+        _nulled("tti", tti), _nulled("tpi", tpi),
         pl.Series("tpi_level", tpi_lvl, dtype=I64), _pick(names, tpi_lvl).alias("tpi_level_name"),
         pl.Series("speed_level", sp_lvl, dtype=I64), _pick(names, sp_lvl).alias("speed_level_name"),
         pl.Series("congestion_level", np.where(sp_lvl > 0, sp_lvl, tpi_lvl), dtype=I64),
@@ -509,12 +514,12 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
         _f64("laeq_db", cur_laeq, cur_laeq_ok), _f64("lamax_db", lamax, lamax_ok),
         _pick(("day", "night"), is_n.astype(np.int64)).alias("period"),
         pl.Series("limit_db", lim, dtype=F64),
-        pl.Series("exceedance_db", exceedance, dtype=F64, nan_to_null=True),
+        _nulled("exceedance_db", exceedance),
         pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(np.where(lamax_ok, lamax, np.nan), lim, is_n, std),
                   dtype=F64, nan_to_null=True),
-        pl.Series("laeq_day_db", day, dtype=F64, nan_to_null=True), pl.Series("laeq_night_db", nite, dtype=F64, nan_to_null=True),
-        pl.Series("day_exceedance_db", noise.exceedance_db(day, lim_day), dtype=F64, nan_to_null=True),
-        pl.Series("night_exceedance_db", noise.exceedance_db(nite, lim_night), dtype=F64, nan_to_null=True),
+        _nulled("laeq_day_db", day), _nulled("laeq_night_db", nite),
+        _nulled("day_exceedance_db", noise.exceedance_db(day, lim_day)),
+        _nulled("night_exceedance_db", noise.exceedance_db(nite, lim_night)),
         pl.Series(T, ticks[cur_ti], dtype=I64),
     ])
     return _Family(out, cur_ti, ix.sensor_area[cur_k], {
@@ -548,7 +553,7 @@ def _utility_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vi
     out = pl.DataFrame([
         sensor_id, sensor_type, district, cell_id, _i64("window_end_ms", *_int_at(rows, "window_end_ms", latest)),
         unit, _pick((*utilities.QUANTITIES, None), quantity).alias("quantity"), _f64("value", value, value_ok),
-        nominal_s, pl.Series("deviation_pct", dev, dtype=F64, nan_to_null=True),
+        nominal_s, _nulled("deviation_pct", dev),
         _column("within_tolerance", (within == True).astype(np.float64), within != None, pl.Boolean),  # noqa: E711, E712
         pl.Series(T, ticks[ti], dtype=I64),
     ])
@@ -773,7 +778,7 @@ class _CaseState:
         cols = {column: distinct[_positions(g)]}
         for name in grid.METRIC_COLUMNS:
             v = m[name][ti, g]
-            cols[name] = pl.Series(name, v, dtype=F64, nan_to_null=True) if v.dtype == np.float64 else pl.Series(name, v, dtype=I64)
+            cols[name] = _nulled(name, v) if v.dtype == np.float64 else pl.Series(name, v, dtype=I64)
         cols[T] = pl.Series(T, ticks[ti], dtype=I64)
         return pl.DataFrame(cols)
 
@@ -833,7 +838,7 @@ def _sensor_health(counts: Mapping[str, np.ndarray], sg: "_SensorGroups", ticks:
     at = _positions(g)
     cols = {"district": sg.groups["district"][at], "family": sg.groups["family"][at]}
     cols.update({name: pl.Series(name, counts[name].reshape(-1), dtype=I64) for name in ("registered", *sensors.FRESHNESS_NAMES)})
-    cols.update({name: pl.Series(name, v.reshape(-1), dtype=F64, nan_to_null=True) for name, v in _shares(counts).items()})
+    cols.update({name: _nulled(name, v.reshape(-1)) for name, v in _shares(counts).items()})
     cols["window_end_ms"] = cols[T] = pl.Series(T, np.repeat(ticks, n_groups), dtype=I64)
     return pl.DataFrame(cols)
 
