@@ -212,7 +212,7 @@ class AlertService:
             self.rule_errors = dict(self.engine.errors)
             notes = self.pipeline.process(cands, now_ms_)
             await self.store.persist(self.pipeline.state, notes, window_ms=now_ms_, feed=self.feed(),
-                                     rule_memory=self.engine.memory_state())
+                                     rule_memory=self.engine.memory_state(), acks_applied=list(acks))
             self.last_window_ms = now_ms_
             await self._maybe_trim()
             return notes
@@ -324,9 +324,11 @@ class AlertService:
         if self.pool is not None:
             await self.pool.sync(self.pipeline.state.subscriptions)
 
-    async def _apply_commands(self, at_ms: int) -> None:
+    async def _apply_commands(self, at_ms: int) -> list[str]:
+        """Apply queued silences and acks; returns the acks applied (to dequeue when persisted)."""
         _, silences, acks = await self.store.window_inputs()
         self._apply(silences, acks, at_ms)
+        return list(acks)
 
     def _apply(self, silences: dict, acks: dict[str, dict], at_ms: int) -> None:
         st = self.pipeline.state
@@ -345,8 +347,8 @@ class AlertService:
             try:
                 if await self.store.r.hlen(self.store.k("acks")):
                     async with self._lock:
-                        await self._apply_commands(self._now())
-                        await self.store.persist(self.pipeline.state, [], feed=self.feed())
+                        applied = await self._apply_commands(self._now())
+                        await self.store.persist(self.pipeline.state, [], feed=self.feed(), acks_applied=applied)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep polling through Redis hiccups

@@ -105,13 +105,13 @@ class AlertStore:
 
     async def window_inputs(self) -> tuple[int, dict[str, Silence], dict[str, dict]]:
         """One round trip for what the engine reads each window: subscriptions version, silences, and the
-        pending acknowledgements (taken: removed from Redis in the same transaction)."""
+        pending acknowledgements. Acks stay queued until :meth:`persist` writes the state that applies
+        them (``acks_applied``), so an engine killed in between applies them again after its restart."""
         p = self.r.pipeline(transaction=True)
         p.get(self.k("subscriptions", "version"))
         p.hgetall(self.k("silences"))
         p.hgetall(self.k("acks"))
-        p.delete(self.k("acks"))
-        version, sil, acks, _ = await p.execute()
+        version, sil, acks = await p.execute()
         return (int(version or 0), {k.decode(): _dec_sil.decode(v) for k, v in sil.items()},
                 {fp.decode(): json.loads(v) for fp, v in acks.items()})
 
@@ -120,11 +120,14 @@ class AlertStore:
         return {k.decode(): v for k, v in (await self.r.hgetall(self.k("rule_memory"))).items()}
 
     async def persist(self, state: AlertState, notes: list[Notification], window_ms: int | None = None,
-                      feed: list[Alert] | None = None, rule_memory: dict[str, bytes] | None = None) -> None:
+                      feed: list[Alert] | None = None, rule_memory: dict[str, bytes] | None = None,
+                      acks_applied: list[str] | None = None) -> None:
         """Write one window's changes and enqueue its notifications (and the live feed, and the rule engine's
         memory), atomically: after a crash Redis holds the rule memory that goes with the alert state."""
         dirty, removed, audit = state.take_changes()
         p = self.r.pipeline(transaction=True)
+        if acks_applied:
+            p.hdel(self.k("acks"), *acks_applied)
         if rule_memory is not None:
             p.delete(self.k("rule_memory"))
             if rule_memory:

@@ -71,6 +71,37 @@ def test_operator_ack_and_silence_through_redis_are_applied_and_audited(redis_ur
     assert [r["body"]["alerts"][0]["labels"]["segment_id"] for r in receiver.received] == ["S1"]
 
 
+def test_an_ack_read_by_an_engine_that_dies_before_persisting_is_applied_after_restart(redis_url, receiver, tmp_path):
+    rules = write_rules(tmp_path)
+    sub = Subscription.from_dict(webhook_sub("police", receiver.url))
+
+    async def first():
+        svc = await AlertService.start(redis_url, rules_path=rules, subscriptions=[sub])
+        await svc.on_window(seg_table({"S1": 2.5}), 0)
+        cli = AlertStore.from_url(redis_url)
+        (a,) = await cli.alerts()
+        await cli.request_ack(a.fingerprint, "duty.officer", "on it")
+        # the engine reads its window inputs and dies before the window's state is written
+        _, _, acks = await svc.store.window_inputs()
+        assert list(acks) == [a.fingerprint]
+        await cli.close()
+        await svc.close()
+
+    async def second():
+        svc = await AlertService.start(redis_url, rules_path=rules, subscriptions=[sub])
+        await svc.on_window(seg_table({"S1": 2.5}), M)
+        cli = AlertStore.from_url(redis_url)
+        (a,) = await cli.alerts()
+        assert a.status == "acknowledged" and a.acked_by == "duty.officer"
+        # once the acknowledged state is persisted, the request leaves the queue
+        assert await cli.r.hlen(cli.k("acks")) == 0
+        await cli.close()
+        await svc.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+
 def test_subscription_added_while_running_gets_current_alerts(redis_url, receiver_factory, tmp_path):
     rules = write_rules(tmp_path)
     r1, r2 = receiver_factory(), receiver_factory()
