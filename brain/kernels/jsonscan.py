@@ -10,8 +10,8 @@ closing brace but whitespace, and every required field present. Values:
 
 - str fields: a string of printable ASCII without backslash escapes (interned, see below);
 - int fields: ``-?(0|[1-9][0-9]*)`` with at most 18 digits (so it fits int64), no fraction, no exponent;
-- float fields: a JSON number whose decimal digits form an integer m <= 2**53 and whose decimal
-  exponent e satisfies |e| <= 22 (exponent literal at most 4 digits; no negative zero), so that
+- float fields: a JSON number whose at most 18 decimal digits form an integer m <= 2**53 and whose
+  decimal exponent e satisfies |e| <= 22 (exponent literal at most 4 digits; no negative zero), so that
   ``m * 10**e`` or ``m / 10**-e`` is one correctly rounded IEEE operation on exact operands and
   equals the correctly rounded decimal value bit for bit; an int literal is a float too;
 - ``null`` only for Optional float fields (stored as NaN: JSON has no NaN, so NaN means null).
@@ -44,10 +44,11 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 FIELD_STR, FIELD_INT, FIELD_FLOAT = 0, 1, 2
 _TYPE_CODES = {"str": FIELD_STR, "int": FIELD_INT, "float": FIELD_FLOAT}
-MAX_INT_DIGITS = 18  # 10**18 - 1 < 2**63: never overflows int64
+MAX_DIGITS = 18  # 10**18 - 1 < 2**63: never overflows int64
 MAX_MANTISSA = 2**53  # every integer up to here is an exact double
 MAX_EXP10 = 22  # 10**22 is the largest exact power of ten in a double
 MAX_EXP_DIGITS = 4
@@ -195,8 +196,36 @@ def warm_up() -> None:
 
 
 # --- the kernel ----------------------------------------------------------------------------------
+_NIBBLE_HI = np.uint64(0xF0F0F0F0F0F0F0F0)
+_ZEROS = np.uint64(0x3030303030303030)
+_SIXES = np.uint64(0x0606060606060606)
+
+
+@njit(cache=True)
+def _digits8(w):  # pragma: no cover - compiled
+    """(how many of the 8 little-endian bytes in ``w`` are leading ASCII digits, their value)."""
+    # A byte is a digit iff its high nibble is 3 and stays 3 after adding 6. A carry out of a byte
+    # >= 0xFA only reaches bytes after a non-digit, which do not count.
+    flags = ((w & _NIBBLE_HI) ^ _ZEROS) | (((w + _SIXES) & _NIBBLE_HI) ^ _ZEROS)
+    n = 8 if flags == 0 else np.int64(trailing_zeros(flags)) >> 3
+    if n == 0:
+        return 0, np.uint64(0)
+    # The digits moved to the top bytes (zero bytes below read as leading zeros), then combined
+    # pairwise: 2 digits, 4, 8 (multiplications wrap on purpose).
+    v = (w << np.uint64(8 * (8 - n))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    v = (v * np.uint64(2561)) >> np.uint64(8)
+    v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+    v = ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
+    return n, v
+
+
 # One function without helpers on purpose: numba reference-counts the array arguments of every
-# helper call (atomic increments), which cost more than the parsing itself.
+# helper call (atomic increments), which cost more than the parsing itself. Bytes are read as
+# buf[_u(i)]: an unsigned index skips numba's negative-index wraparound (measured: a third fewer
+# instructions).
+_u = np.uint64
+
+
 @njit(cache=True)
 def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, required_mask, field_names,
                  field_name_off, key_words, key_masks, field_type, field_slot, field_optional, default_f, default_i, n_fslots,
@@ -205,6 +234,10 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
     n_buf = len(buf)
     n_words = key_words.shape[1]
     n_kinds = len(kind_name_off) - 1
+    ipow10 = np.empty(9, np.int64)
+    ipow10[0] = 1
+    for j in range(1, 9):
+        ipow10[j] = ipow10[j - 1] * 10
     pow10 = np.empty(MAX_EXP10 + 1, np.float64)
     pow10[0] = 1.0
     for j in range(1, MAX_EXP10 + 1):
@@ -226,34 +259,34 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
     for i in range(n):
         p = starts[i]
         end = ends[i]
-        while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+        while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
             p += 1
-        if p >= end or buf[p] != 123:
+        if p >= end or buf[_u(p)] != 123:
             continue
         p += 1
-        while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+        while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
             p += 1
-        if (p + 6 > end or buf[p] != 34 or buf[p + 1] != 107 or buf[p + 2] != 105 or buf[p + 3] != 110
-                or buf[p + 4] != 100 or buf[p + 5] != 34):
+        if (p + 6 > end or buf[_u(p)] != 34 or buf[_u(p + 1)] != 107 or buf[_u(p + 2)] != 105 or buf[_u(p + 3)] != 110
+                or buf[_u(p + 4)] != 100 or buf[_u(p + 5)] != 34):
             continue
         p += 6
-        while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+        while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
             p += 1
-        if p >= end or buf[p] != 58:
+        if p >= end or buf[_u(p)] != 58:
             continue
         p += 1
-        while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+        while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
             p += 1
-        if p >= end or buf[p] != 34:
+        if p >= end or buf[_u(p)] != 34:
             continue
         s = p + 1
         for k in range(n_kinds):
             a = kind_name_off[k]
             ln = kind_name_off[k + 1] - a
-            if s + ln >= end or buf[s + ln] != 34:
+            if s + ln >= end or buf[_u(s + ln)] != 34:
                 continue
             j = 0
-            while j < ln and buf[s + j] == kind_names[a + j]:
+            while j < ln and buf[_u(s + j)] == kind_names[a + j]:
                 j += 1
             if j == ln:  # kind names hold no quote, so the string ends right there
                 status[i] = k
@@ -311,24 +344,24 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
         p = after_kind[i]
         ok = False
         while True:  # one member per turn; `break` without ok = not accepted
-            while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+            while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
                 p += 1
             if p >= end:
                 break
-            c = buf[p]
+            c = buf[_u(p)]
             if c == 125:
                 p += 1
-                while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+                while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
                     p += 1
                 ok = p == end and (seen & required_mask[k]) == required_mask[k]
                 break
             if c != 44:
                 break
             p += 1
-            while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+            while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
                 p += 1
             # key: a plain string (no escape, control or non-ASCII byte) naming one of the kind's fields
-            if p >= end or buf[p] != 34:
+            if p >= end or buf[_u(p)] != 34:
                 break
             ks = p + 1
             f = -1
@@ -341,7 +374,7 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                         q8 = np.uint64(ks + 8 * w)
                         word = np.uint64(0)
                         for j in range(8):
-                            word |= np.uint64(buf[q8 + np.uint64(j)]) << np.uint64(8 * j)
+                            word |= np.uint64(buf[_u(q8 + np.uint64(j))]) << np.uint64(8 * j)
                         if (word ^ key_words[hint, w]) & key_masks[hint, w]:
                             same = False
                             break
@@ -350,18 +383,18 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
             if f < 0:
                 q = ks
                 while q < end:
-                    c = buf[q]
+                    c = buf[_u(q)]
                     if c == 34 or c < 32 or c == 92 or c >= 128:
                         break
                     q += 1
-                if q >= end or buf[q] != 34:
+                if q >= end or buf[_u(q)] != 34:
                     break
                 klen = q - ks
                 for g in range(f0, f1):
                     a = field_name_off[g]
                     if field_name_off[g + 1] - a == klen:
                         j = 0
-                        while j < klen and buf[ks + j] == field_names[a + j]:
+                        while j < klen and buf[_u(ks + j)] == field_names[a + j]:
                             j += 1
                         if j == klen:
                             f = g
@@ -374,21 +407,21 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
             seen |= bit
             hint = f + 1
             p = ks + klen + 1
-            while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+            while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
                 p += 1
-            if p >= end or buf[p] != 58:
+            if p >= end or buf[_u(p)] != 58:
                 break
             p += 1
-            while p < end and buf[p] <= 32 and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13 or buf[p] == 10):
+            while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
                 p += 1
             if p >= end:
                 break
             slot = field_slot[f]
             t = field_type[f]
-            c = buf[p]
+            c = buf[_u(p)]
             if c == 110:  # null
-                if not (field_optional[f] and p + 4 <= end and buf[p + 1] == 117 and buf[p + 2] == 108
-                        and buf[p + 3] == 108):
+                if not (field_optional[f] and p + 4 <= end and buf[_u(p + 1)] == 117 and buf[_u(p + 2)] == 108
+                        and buf[_u(p + 3)] == 108):
                     break
                 fcols[slot, row] = np.nan
                 p += 4
@@ -399,12 +432,12 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                 q = p + 1
                 h = np.uint64(14695981039346656037)  # FNV-1a, for interning, in the same pass
                 while q < end:
-                    c = buf[q]
+                    c = buf[_u(q)]
                     if c == 34 or c < 32 or c == 92 or c >= 128:
                         break
                     h = (h ^ np.uint64(c)) * np.uint64(1099511628211)
                     q += 1
-                if q >= end or buf[q] != 34:
+                if q >= end or buf[_u(q)] != 34:
                     break
                 str_s[slot] = p + 1
                 str_e[slot] = q
@@ -417,49 +450,72 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                 p += 1
                 if p >= end:
                     break
-                c = buf[p]
+                c = buf[_u(p)]
             m = np.int64(0)
-            nd = 0
+            nd = 0  # digits so far (integer part, then fraction)
             if c == 48:
                 p += 1
+                nd = 1
             elif 49 <= c <= 57:
-                while p < end and 48 <= buf[p] <= 57 and nd <= MAX_INT_DIGITS:
-                    m = m * 10 + (np.int64(buf[p]) - 48)
-                    nd += 1
-                    p += 1
-                if nd > MAX_INT_DIGITS:
+                # 8 bytes at a time (SWAR): fewer unpredictable loop exits. Digits read past the line's
+                # end (a line cut mid-number) move p past it, and the line is refused right after.
+                while True:
+                    w = np.uint64(0)
+                    if p + 8 <= n_buf:
+                        for r in range(8):
+                            w |= np.uint64(buf[_u(p + r)]) << np.uint64(8 * r)
+                    else:
+                        for r in range(n_buf - p):
+                            w |= np.uint64(buf[_u(p + r)]) << np.uint64(8 * r)
+                    k8, v8 = _digits8(w)
+                    m = m * ipow10[k8] + np.int64(v8)
+                    nd += k8
+                    p += k8
+                    if k8 < 8 or nd > MAX_DIGITS:
+                        break
+                if nd > MAX_DIGITS:
                     break
             else:
                 break
-            more = p < end and (buf[p] == 46 or buf[p] == 101 or buf[p] == 69)
+            more = p < end and (buf[_u(p)] == 46 or buf[_u(p)] == 101 or buf[_u(p)] == 69)
             if t == 1:
                 if more:
                     break  # a fraction or exponent makes it a float literal, refused for int fields
                 icols[slot, row] = -m if neg else m
                 continue
-            if m > MAX_MANTISSA:
-                break
             e10 = 0
-            if p < end and buf[p] == 46:
+            if p < end and buf[_u(p)] == 46:
                 p += 1
                 nf = 0
-                while p < end and 48 <= buf[p] <= 57 and m <= MAX_MANTISSA:
-                    m = m * 10 + (np.int64(buf[p]) - 48)
-                    nf += 1
-                    p += 1
-                if nf == 0 or m > MAX_MANTISSA:
+                while True:
+                    w = np.uint64(0)
+                    if p + 8 <= n_buf:
+                        for r in range(8):
+                            w |= np.uint64(buf[_u(p + r)]) << np.uint64(8 * r)
+                    else:
+                        for r in range(n_buf - p):
+                            w |= np.uint64(buf[_u(p + r)]) << np.uint64(8 * r)
+                    k8, v8 = _digits8(w)
+                    m = m * ipow10[k8] + np.int64(v8)
+                    nf += k8
+                    p += k8
+                    if k8 < 8 or nd + nf > MAX_DIGITS:
+                        break
+                if nf == 0 or nd + nf > MAX_DIGITS:
                     break
                 e10 = -nf
-            if p < end and (buf[p] == 101 or buf[p] == 69):
+            if m > MAX_MANTISSA:
+                break
+            if p < end and (buf[_u(p)] == 101 or buf[_u(p)] == 69):
                 p += 1
                 eneg = False
-                if p < end and (buf[p] == 43 or buf[p] == 45):
-                    eneg = buf[p] == 45
+                if p < end and (buf[_u(p)] == 43 or buf[_u(p)] == 45):
+                    eneg = buf[_u(p)] == 45
                     p += 1
                 ne = 0
                 x = 0
-                while p < end and 48 <= buf[p] <= 57 and ne <= MAX_EXP_DIGITS:
-                    x = x * 10 + (np.int64(buf[p]) - 48)
+                while p < end and 48 <= buf[_u(p)] <= 57 and ne <= MAX_EXP_DIGITS:
+                    x = x * 10 + (np.int64(buf[_u(p)]) - 48)
                     ne += 1
                     p += 1
                 if ne == 0 or ne > MAX_EXP_DIGITS:
@@ -515,14 +571,14 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                         wa = np.uint64(0)
                         wb = np.uint64(0)
                         for r in range(8):
-                            wa |= np.uint64(buf[a + j + np.uint64(r)]) << np.uint64(8 * r)
-                            wb |= np.uint64(buf[b + j + np.uint64(r)]) << np.uint64(8 * r)
+                            wa |= np.uint64(buf[_u(a + j + np.uint64(r))]) << np.uint64(8 * r)
+                            wb |= np.uint64(buf[_u(b + j + np.uint64(r))]) << np.uint64(8 * r)
                         if wa != wb:
                             same = False
                             break
                         j += np.uint64(8)
                     while same and j < ln:
-                        if buf[a + j] != buf[b + j]:
+                        if buf[_u(a + j)] != buf[_u(b + j)]:
                             same = False
                         j += np.uint64(1)
                     if same:
@@ -559,7 +615,8 @@ def _exact_float(lit: bytes) -> float | None:
     sign, whole, frac, esign, exp = _FLOAT_LIT.fullmatch(lit).groups()
     frac = frac or b""
     m = int(whole + frac)
-    if m > MAX_MANTISSA or (exp is not None and len(exp) > MAX_EXP_DIGITS) or (sign and m == 0):
+    too_long = len(whole) + len(frac) > MAX_DIGITS or (exp is not None and len(exp) > MAX_EXP_DIGITS)
+    if too_long or m > MAX_MANTISSA or (sign and m == 0):
         return None
     e10 = (-int(exp) if esign == b"-" else int(exp)) if exp is not None else 0
     if abs(e10 - len(frac)) > MAX_EXP10:
@@ -600,7 +657,7 @@ def _reference_line(line: bytes, spec: ScanSpec) -> tuple[int, dict | None, dict
             return k, None, {}
         elif type_name == "int":
             lit = _INT_LIT.fullmatch(number)
-            if lit is None or len(lit.group(2)) > MAX_INT_DIGITS:
+            if lit is None or len(lit.group(2)) > MAX_DIGITS:
                 return k, None, {}
             values[key] = int(number)
         else:

@@ -36,6 +36,7 @@ _NUMBER_TEXT = st.one_of(
         "9007199254740993", "9007199254740992.0", "900719925474099.3", "123456789012345678", "1234567890123456789",
         "-999999999999999999", "9223372036854775807", "9223372036854775808", "01", "1.", ".5", "-", "1e", "1e+",
         "2e0003", "2e00003", "1E2", "--1", "+1", "0x10", "1.5e308", "4.9e-324", "NaN", "Infinity", "1_000",
+        "1:", "12;3", "3<4", "5=", "6>", "7?", "8/", "9 9", "1.2:", "0.5?", "123456789:", "1.23456789;",
     ]),
 )
 _TEXT = st.one_of(
@@ -162,6 +163,30 @@ def test_kernel_equals_reference(lines, tail):
     data = np.frombuffer(buf, np.uint8)
     starts, ends = line_bounds(data)
     assert_scans_equal(scan(data, starts, ends, SCAN_SPEC), scan_reference(buf, starts, ends, SCAN_SPEC), SCAN_SPEC)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(record_line(), min_size=1, max_size=15), st.data())
+def test_kernel_reads_nothing_past_a_line_end(lines, data):
+    """Lines given as ranges that stop mid-buffer (before a digit, a quote...) end exactly there."""
+    buf = b"\n".join(lines)
+    arr = np.frombuffer(buf, np.uint8)
+    starts, ends = line_bounds(arr)
+    cut = np.array([data.draw(st.integers(0, int(e - s))) for s, e in zip(starts, ends)], np.int64)
+    ends = starts + cut
+    assert_scans_equal(scan(arr, starts, ends, SCAN_SPEC), scan_reference(buf, starts, ends, SCAN_SPEC), SCAN_SPEC)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_NUMBER_TEXT, st.text("0123456789.eE+-:;<=>?/ n", max_size=25)), st.sampled_from(["value", "ts_ms"]))
+def test_kernel_number_grammar_equals_reference(text, field):
+    """Any run of number-ish characters as a float (hazard.value) or int (hazard.ts_ms) value."""
+    rec = {"value": "1.5", "ts_ms": "7", field: text}
+    buf = b'{"kind":"hazard","sensor_id":"H","ts_ms":%s,"value":%s}' % (rec["ts_ms"].encode(), rec["value"].encode())
+    buf = buf + b"\n" + buf.replace(b"}", b" }")  # followed by the end of the line, and by a space
+    arr = np.frombuffer(buf, np.uint8)
+    starts, ends = line_bounds(arr)
+    assert_scans_equal(scan(arr, starts, ends, SCAN_SPEC), scan_reference(buf, starts, ends, SCAN_SPEC), SCAN_SPEC)
 
 
 _TOY = make_spec({
