@@ -154,7 +154,8 @@ def make_spec(kinds: Mapping[str, Sequence[tuple[str, str, bool, object]]]) -> S
     return ScanSpec(
         tuple(kinds), tuple(norm), np.frombuffer(bytes(kind_names), np.uint8).copy(), np.array(kind_name_off, np.int64),
         np.array(kind_field_off, np.int64), np.array(required, np.int64), np.frombuffer(bytes(names), np.uint8).copy(),
-        np.array(name_off, np.int64), key_words, key_masks, np.array(ftype, np.int64), np.array(fslot, np.int64), np.array(fopt, np.bool_),
+        np.array(name_off, np.int64), key_words, key_masks, np.array(ftype, np.int64), np.array(fslot, np.int64),
+        np.array(fopt, np.bool_),
         np.array(dflt_f, np.float64), np.array(dflt_i, np.int64), max(n_f, 1), max(n_i, 1),
     )
 
@@ -228,8 +229,8 @@ _u = np.uint64
 
 @njit(cache=True)
 def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, required_mask, field_names,
-                 field_name_off, key_words, key_masks, field_type, field_slot, field_optional, default_f, default_i, n_fslots,
-                 n_islots):  # pragma: no cover - compiled
+                 field_name_off, key_words, key_masks, field_type, field_slot, field_optional, default_f, default_i,
+                 n_fslots, n_islots):  # pragma: no cover - compiled
     n = len(starts)
     n_buf = len(buf)
     n_words = key_words.shape[1]
@@ -242,6 +243,9 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
     pow10[0] = 1.0
     for j in range(1, MAX_EXP10 + 1):
         pow10[j] = pow10[j - 1] * 10.0  # exact: every 10**j, j <= 22, is a double
+    is_ws = np.zeros(256, np.bool_)  # JSON whitespace
+    for c in (32, 9, 13, 10):
+        is_ws[c] = True
     status = np.full(n, -1, np.int64)
     after_kind = np.zeros(n, np.int64)
     # The fields that may be left out (not required), kind by kind.
@@ -259,23 +263,23 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
     for i in range(n):
         p = starts[i]
         end = ends[i]
-        while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+        while p < end and is_ws[buf[_u(p)]]:
             p += 1
         if p >= end or buf[_u(p)] != 123:
             continue
         p += 1
-        while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+        while p < end and is_ws[buf[_u(p)]]:
             p += 1
         if (p + 6 > end or buf[_u(p)] != 34 or buf[_u(p + 1)] != 107 or buf[_u(p + 2)] != 105 or buf[_u(p + 3)] != 110
                 or buf[_u(p + 4)] != 100 or buf[_u(p + 5)] != 34):
             continue
         p += 6
-        while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+        while p < end and is_ws[buf[_u(p)]]:
             p += 1
         if p >= end or buf[_u(p)] != 58:
             continue
         p += 1
-        while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+        while p < end and is_ws[buf[_u(p)]]:
             p += 1
         if p >= end or buf[_u(p)] != 34:
             continue
@@ -344,21 +348,21 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
         p = after_kind[i]
         ok = False
         while True:  # one member per turn; `break` without ok = not accepted
-            while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+            while p < end and is_ws[buf[_u(p)]]:
                 p += 1
             if p >= end:
                 break
             c = buf[_u(p)]
             if c == 125:
                 p += 1
-                while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+                while p < end and is_ws[buf[_u(p)]]:
                     p += 1
                 ok = p == end and (seen & required_mask[k]) == required_mask[k]
                 break
             if c != 44:
                 break
             p += 1
-            while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+            while p < end and is_ws[buf[_u(p)]]:
                 p += 1
             # key: a plain string (no escape, control or non-ASCII byte) naming one of the kind's fields
             if p >= end or buf[_u(p)] != 34:
@@ -407,12 +411,12 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
             seen |= bit
             hint = f + 1
             p = ks + klen + 1
-            while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+            while p < end and is_ws[buf[_u(p)]]:
                 p += 1
             if p >= end or buf[_u(p)] != 58:
                 break
             p += 1
-            while p < end and buf[_u(p)] <= 32 and (buf[_u(p)] == 32 or buf[_u(p)] == 9 or buf[_u(p)] == 13 or buf[_u(p)] == 10):
+            while p < end and is_ws[buf[_u(p)]]:
                 p += 1
             if p >= end:
                 break

@@ -151,7 +151,8 @@ def assert_scans_equal(got: jsonscan.ScanResult, want: jsonscan.ScanResult, spec
         for j, (_, type_name, _, _) in enumerate(spec.fields[k]):
             slot = spec.field_slot[spec.kind_field_off[k] + j]
             if type_name == "float":  # bit for bit (NaN = null, and -0.0 is not 0.0)
-                np.testing.assert_array_equal(got.fcols[slot, rows].view(np.int64), want.fcols[slot, rows].view(np.int64))
+                bits = got.fcols[slot, rows].view(np.int64), want.fcols[slot, rows].view(np.int64)
+                np.testing.assert_array_equal(*bits)
             else:
                 np.testing.assert_array_equal(got.icols[slot, rows], want.icols[slot, rows])
 
