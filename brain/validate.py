@@ -136,6 +136,8 @@ class Validator:
         self.registry = registry
         self.places = {"cell": cells, "segment": segments}
         self._checks = {kind: self._build_checks(kind) for kind in KIND_DTYPES}
+        # Checks that can only fail on nulls: (columns, whether any or all of them must be null).
+        self._null_only = {kind: self._null_only_checks(kind) for kind in KIND_DTYPES}
 
     @classmethod
     def from_city(cls, city: City) -> "Validator":
@@ -212,6 +214,24 @@ class Validator:
         return checks
 
     @staticmethod
+    def _null_only_checks(kind: str) -> dict[int, tuple[tuple[str, ...], bool]]:
+        """Index (in :meth:`_build_checks` order) -> (columns, all_null) for the missing-field checks."""
+        out = {i: ((name,), False) for i, name in enumerate(_required(kind))}
+        if kind in MEASURED_FIELDS:
+            out[len(out) + len(_allowed_values(kind))] = (tuple(MEASURED_FIELDS[kind]), True)
+        return out
+
+    def _may_fail(self, kind: str, frame: pl.DataFrame) -> list[int]:
+        """Indices of the checks worth evaluating: a missing-field check cannot fail in a frame whose
+        columns hold no null (a column's null count is known without reading it)."""
+        skip = set()
+        for i, (cols, all_null) in self._null_only[kind].items():
+            nulls = [frame[c].null_count() > 0 for c in cols]
+            if not (all(nulls) if all_null else any(nulls)):
+                skip.add(i)
+        return [i for i in range(len(self._checks[kind])) if i not in skip]
+
+    @staticmethod
     def _sensor_range_check(value: pl.Expr, name: str) -> tuple[pl.Expr, str, pl.Expr]:
         return (
             (value < pl.col("valid_min")) | (value > pl.col("valid_max")),
@@ -227,15 +247,16 @@ class Validator:
             return frame.with_columns(pl.lit(None, pl.Int32).alias("sensor_idx")), pl.DataFrame(schema=DEAD_SCHEMA)
         joined = frame.join(self.registry.frame, on="sensor_id", how="left", maintain_order="left")
         checks = self._checks[kind]
+        active = self._may_fail(kind, frame)
         # One boolean column per check, in one select; a row's reason is its first failed check.
         # (A nested when/then chain costs polars ~1 ms to plan per call, whatever the row count.)
-        failed = joined.select([f.fill_null(False).alias(str(i)) for i, (f, _, _) in enumerate(checks)]).to_numpy()
+        failed = joined.select([checks[i][0].fill_null(False).alias(str(i)) for i in active]).to_numpy()
         bad = failed.any(axis=1)
         if not bad.any():
             return joined.select(columns + ["sensor_idx"]), pl.DataFrame(schema=DEAD_SCHEMA)
         bad_mask = pl.Series(bad)
         good = joined.filter(~bad_mask).select(columns + ["sensor_idx"])
-        first = failed[bad].argmax(axis=1)
+        first = np.asarray(active)[failed[bad].argmax(axis=1)]
         bad_rows = joined.filter(bad_mask).with_columns(pl.Series("_check", first, dtype=pl.Int32))
         present = np.unique(first).tolist()
         # Only the checks that failed somewhere are formatted (usually one or two per batch).
