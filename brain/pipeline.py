@@ -379,23 +379,17 @@ class CityPipeline:
 
     @staticmethod
     def _window_values(kind: str, frame: pl.DataFrame) -> np.ndarray:
+        def column(name: str) -> np.ndarray:  # a null becomes NaN, "no value" for the window kernel
+            return frame[name].cast(pl.Float64).to_numpy()
+
+        if kind == "noise":
+            # Energy average is the right mean for decibels (pow stays in polars: numpy's may differ in the last bit).
+            return frame.select((10.0 ** (pl.col("laeq_db").cast(pl.Float64) / 10.0)).alias("e"),
+                                pl.col("lamax_db").cast(pl.Float64)).fill_null(float("nan")).to_numpy()
         if kind == "traffic":
-            cols = [
-                pl.col("volume_veh"),
-                pl.col("speed_kmh") * pl.col("volume_veh"),
-                pl.col("speed_kmh"),
-                pl.col("occupancy_pct"),
-            ]
-        elif kind == "noise":
-            # Energy average is the right mean for decibels.
-            cols = [10.0 ** (pl.col("laeq_db") / 10.0), pl.col("lamax_db")]
-        else:
-            cols = [pl.col(f) for f in WINDOW_FIELDS[kind]]
-        return (
-            frame.select([c.cast(pl.Float64).alias(f"f{i}") for i, c in enumerate(cols)])
-            .fill_null(float("nan"))
-            .to_numpy()
-        )
+            volume, speed = column("volume_veh"), column("speed_kmh")
+            return np.column_stack([volume, speed * volume, speed, column("occupancy_pct")])
+        return np.column_stack([column(f) for f in WINDOW_FIELDS[kind]])
 
     # --- ticks ------------------------------------------------------------------------------------
     def _close_ticks(self) -> list[WindowResult]:
