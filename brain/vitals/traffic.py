@@ -199,7 +199,11 @@ def space_mean_speed_kmh(speed_kmh, vkm) -> float:
     if not ok.any():
         return float("nan")
     with np.errstate(over="ignore"):  # a speed near 0 makes hours huge: the speed tends to 0, correctly
-        return float(np.sum(w[ok]) / np.sum(w[ok] / v[ok]))
+        hours = np.sum(w[ok] / v[ok])
+        if hours == 0:  # vehicle-km so small that every w/v underflowed: the same ratio, rescaled
+            scaled = w[ok] / np.max(w[ok])
+            return float(np.sum(scaled) / np.sum(scaled / v[ok]))
+        return float(np.sum(w[ok]) / hours)
 
 
 def congested_share(length_km, level, min_level: int = 4) -> float:
