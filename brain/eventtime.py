@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from brain.kernels.dedup import first_unseen
+
 #: Extra key columns that make a lifecycle event distinct (besides sensor_id and ts_ms).
 ENTITY_KEYS: dict[str, list[str]] = {
     "grid_case": ["case_id", "status"],
@@ -119,16 +121,10 @@ class Deduper:
         cols = [self.sensor_key, "ts_ms"] + ENTITY_KEYS.get(kind, [])
         hashes = frame.select(pl.struct(cols).hash(seed=0)).to_series()
         h = hashes.to_numpy()
-        # First copy of each key in the batch, then those whose key was not applied before (the
-        # remembered keys are few: only those the watermark has not passed yet).
-        distinct, first = np.unique(h, return_index=True)
         seen = self._hash.get(kind)
-        if seen is not None and len(seen):
-            known = np.sort(seen)
-            at = np.minimum(np.searchsorted(known, distinct), len(known) - 1)
-            first = first[known[at] != distinct]
-        keep = np.zeros(len(h), dtype=bool)
-        keep[first] = True
+        # First copy of each key in the batch whose key was not applied before (the remembered keys
+        # are few: only those the watermark has not passed yet). One hash-set pass, no sort.
+        keep = first_unseen(h, seen if seen is not None else np.zeros(0, np.uint64))
         dup = ~keep
         self._hash[kind] = np.concatenate([seen, h[keep]]) if seen is not None else h[keep]
         ts = frame["ts_ms"].to_numpy()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from brain.kernels import jsonscan
+from brain.kernels import dedup, jsonscan
 
 
 @njit(cache=True)
@@ -53,3 +53,4 @@ def warm_up() -> None:
         np.zeros((1, 1, 1)),
     )
     jsonscan.warm_up()  # the ingest scan (brain.ingest) too
+    dedup.warm_up()  # duplicate marking (brain.eventtime)
