@@ -33,6 +33,14 @@ ENTITY_KEYS: dict[str, list[str]] = {
 }
 
 
+def _p1_p99(ts: np.ndarray) -> tuple[int, int]:
+    """``np.quantile(ts, 0.01, method="higher")`` and ``(ts, 0.99, method="lower")`` in one partition."""
+    last = len(ts) - 1
+    lo, hi = int(np.ceil(0.01 * last)), int(np.floor(0.99 * last))
+    part = np.partition(ts, [lo, hi])
+    return int(part[lo]), int(part[hi])
+
+
 def _split3(frame: pl.DataFrame, late: np.ndarray, ahead: np.ndarray) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(rows in neither mask, rows in ``late``, rows in ``ahead``); no copy when all are on time."""
     if not late.any() and not ahead.any():
@@ -65,8 +73,7 @@ class EventClock:
         if frame.height == 0:
             return frame, frame.clear(), frame.clear()
         ts = frame["ts_ms"].to_numpy()
-        low = int(np.quantile(ts, 0.01, method="higher"))
-        high = int(np.quantile(ts, 0.99, method="lower"))
+        low, high = _p1_p99(ts)
         if self.max_ts_ms is None:
             # No history yet: one wild clock must neither lead the stream nor open windows years back.
             ahead = ts > high + self.max_ahead_ms
