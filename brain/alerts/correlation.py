@@ -43,29 +43,26 @@ import math
 
 import numpy as np
 
-from brain.alerts.model import Alert, Matcher, match_all, parse_matchers
+from brain.alerts.inhibition import InhibitRule
+from brain.alerts.model import Alert, match_all
 
 #: labels of a target alert that can name a multi-point alert's source (``feed:id`` in ``sources``)
 SOURCE_LABELS = ("sensor_id", "case_id", "incident_id")
 
 
-class CorrelateRule:
+class CorrelateRule(InhibitRule):
     """Source (anchor) matchers, target matchers, labels that must be equal, optional distance in metres."""
+
+    _noun = "a correlate rule"
 
     def __init__(self, source: object, target: object, equal: list[str] | tuple[str, ...] = (),
                  within_m: float | None = None):
-        self.source: tuple[Matcher, ...] = parse_matchers(source)
-        self.target: tuple[Matcher, ...] = parse_matchers(target)
-        if not self.source or not self.target:
-            raise ValueError("a correlate rule needs at least one source and one target matcher")
-        if isinstance(equal, str) or not all(isinstance(e, str) for e in equal):
-            raise ValueError(f"correlate rule 'equal' must be a list of label names, got {equal!r}")
+        super().__init__(source, target, equal)
         if within_m is not None and (isinstance(within_m, bool) or not isinstance(within_m, (int, float))
                                      or within_m <= 0):
             raise ValueError(f"correlate rule within_m must be a positive number of metres, got {within_m!r}")
         if not equal and within_m is None:
             raise ValueError("a correlate rule needs 'equal' labels or 'within_m' (else it would link everything)")
-        self.equal = tuple(equal)
         self.within_m = None if within_m is None else float(within_m)
 
     def __repr__(self) -> str:

@@ -22,13 +22,15 @@ from brain.alerts.model import Alert, Matcher, match_all, parse_matchers
 class InhibitRule:
     """Source matchers, target matchers, and the labels that must be equal on both."""
 
+    _noun = "an inhibit rule"  # in error messages (a correlate rule has the same parts, plus a radius)
+
     def __init__(self, source: object, target: object, equal: list[str] | tuple[str, ...] = ()):
         self.source: tuple[Matcher, ...] = parse_matchers(source)
         self.target: tuple[Matcher, ...] = parse_matchers(target)
         if not self.source or not self.target:
-            raise ValueError("an inhibit rule needs at least one source and one target matcher")
+            raise ValueError(f"{self._noun} needs at least one source and one target matcher")
         if isinstance(equal, str) or not all(isinstance(e, str) for e in equal):
-            raise ValueError(f"inhibit rule 'equal' must be a list of label names, got {equal!r}")
+            raise ValueError(f"{self._noun}: 'equal' must be a list of label names, got {equal!r}")
         self.equal = tuple(equal)
 
     def __repr__(self) -> str:
