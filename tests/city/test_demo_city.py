@@ -5,13 +5,8 @@ from collections import Counter
 
 import pytest
 
-from brain.city import SENSOR_FAMILY, demo_city_path, load_city
+from brain.city import SENSOR_FAMILY
 from brain.city.geo import haversine_m, point_in_rings
-
-
-@pytest.fixture(scope="module")
-def city():
-    return load_city(demo_city_path())
 
 
 def test_demo_city_identity(city):

@@ -2,16 +2,9 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
-import pytest
 
-from brain.city import demo_city_path, load_city
 
 T0 = 1_763_337_600_000  # 2025-11-17 00:00 UTC, a Monday
-
-
-@pytest.fixture(scope="session")
-def city():
-    return load_city(demo_city_path())
 
 
 def inputs_only(inputs, city, window_end_ms):

@@ -16,18 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from brain.city import demo_city_path, load_city
 from brain.pipeline import CityPipeline
 from streams.sim import Simulator
 
 HOURS = 2
 SEED = 11
 TIMEOUT_S = 40
-
-
-@pytest.fixture(scope="module")
-def city():
-    return load_city(demo_city_path())
 
 
 @pytest.fixture(scope="module")

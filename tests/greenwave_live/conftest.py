@@ -3,15 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from brain.city import demo_city_path, load_city
 from streams.sim import Simulator
 
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture(scope="session")
-def city():
-    return load_city(demo_city_path())
 
 
 @pytest.fixture(scope="session")

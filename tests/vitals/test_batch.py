@@ -12,7 +12,6 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from brain.city import demo_city_path, load_city
 from brain.pipeline import CityPipeline
 from brain.vitals import compute_vitals, compute_vitals_batch, split_ticks
 from brain.vitals.batch import TICK_ONLY_TABLES, WINDOW_TABLES
@@ -20,11 +19,6 @@ from brain.vitals.compute import _compute_vitals_reference
 
 STATE_TABLES = ("cases", "incidents", "outages")
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture(scope="module")
-def city():
-    return load_city(demo_city_path())
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from brain.city import demo_city_path, load_city
 from brain.vitals import compute_vitals_batch, split_ticks
 from brain.vitals.compute import _compute_vitals_reference
 
 M5 = 300_000
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % M5
 NAN = float("nan")
-
-
-@pytest.fixture(scope="module")
-def city():
-    return load_city(demo_city_path())
 
 
 def ids(city, kind: str, n: int) -> list[str]:
