@@ -135,18 +135,25 @@ class Validator:
     def __init__(self, registry: SensorRegistry, cells: set[str] | None = None, segments: set[str] | None = None):
         self.registry = registry
         self.places = {"cell": cells, "segment": segments}
-        self._checks = {kind: self._build_checks(kind) for kind in KIND_DTYPES}
-        # Checks that can only fail on nulls: (columns, whether any or all of them must be null).
-        self._null_only = {kind: self._null_only_checks(kind) for kind in KIND_DTYPES}
+        # Per kind: the checks, and for those that can only fail on nulls (missing fields), which
+        # columns and whether any or all of them must be null.
+        self._checks: dict[str, list[tuple[pl.Expr, str, pl.Expr]]] = {}
+        self._null_only: dict[str, dict[int, tuple[tuple[str, ...], bool]]] = {}
+        for kind in KIND_DTYPES:
+            self._checks[kind], self._null_only[kind] = self._build_checks(kind)
 
     @classmethod
     def from_city(cls, city: City) -> "Validator":
         return cls(SensorRegistry.from_city(city), {c.id for c in city.cells}, {s.id for s in city.segments})
 
-    def _build_checks(self, kind: str) -> list[tuple[pl.Expr, str, pl.Expr]]:
-        """(failed?, reason_code, reason text) in priority order."""
+    def _build_checks(
+        self, kind: str
+    ) -> tuple[list[tuple[pl.Expr, str, pl.Expr]], dict[int, tuple[tuple[str, ...], bool]]]:
+        """(failed?, reason_code, reason text) in priority order, and the null-only checks by index."""
         checks: list[tuple[pl.Expr, str, pl.Expr]] = []
+        null_only: dict[int, tuple[tuple[str, ...], bool]] = {}
         for name in _required(kind):
+            null_only[len(checks)] = ((name,), False)
             checks.append((pl.col(name).is_null(), "missing_field", pl.lit(f"missing field {name}")))
         for name, allowed in _allowed_values(kind).items():
             checks.append(
@@ -158,6 +165,7 @@ class Validator:
             )
         measured = MEASURED_FIELDS.get(kind)
         if measured:
+            null_only[len(checks)] = (tuple(measured), True)
             checks.append(
                 (
                     pl.all_horizontal([pl.col(m).is_null() for m in measured]),
@@ -211,15 +219,7 @@ class Validator:
                         pl.format(f"unknown {place} '{{}}' in {field}", pl.col(field)),
                     )
                 )
-        return checks
-
-    @staticmethod
-    def _null_only_checks(kind: str) -> dict[int, tuple[tuple[str, ...], bool]]:
-        """Index (in :meth:`_build_checks` order) -> (columns, all_null) for the missing-field checks."""
-        out = {i: ((name,), False) for i, name in enumerate(_required(kind))}
-        if kind in MEASURED_FIELDS:
-            out[len(out) + len(_allowed_values(kind))] = (tuple(MEASURED_FIELDS[kind]), True)
-        return out
+        return checks, null_only
 
     def _may_fail(self, kind: str, frame: pl.DataFrame) -> list[int]:
         """Indices of the checks worth evaluating: a missing-field check cannot fail in a frame whose
