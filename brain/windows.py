@@ -23,6 +23,12 @@ import numpy as np
 from brain.kernels.window import accumulate
 
 
+def _blank(n_windows: int, n_keys: int, n_fields: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sums, counts and maxima of empty windows: ``(n_windows, n_keys, n_fields)`` each."""
+    shape = (n_windows, n_keys, n_fields)
+    return np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf)
+
+
 @dataclass
 class ClosedWindow:
     """Sums, counts and maxima of one closed window, per key and field.
@@ -77,8 +83,7 @@ class ClosedWindow:
     def stack(windows: "list[ClosedWindow | None]", n_keys: int, fields: list[str]) -> "ClosedWindow":
         """The windows of consecutive ticks as one ``(n_ticks, n_keys, n_fields)`` window; a tick
         with no window (``None``) is empty. ``start_ms``/``end_ms`` span the whole stack."""
-        shape = (len(windows), n_keys, len(fields))
-        sums, counts, maxs = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf)
+        sums, counts, maxs = _blank(len(windows), n_keys, len(fields))
         for i, w in enumerate(windows):
             if w is not None:
                 sums[i], counts[i], maxs[i] = w.sums, w.counts, w.maxs
@@ -99,14 +104,6 @@ class TumblingWindows:
         self.fields = list(fields)
         self._open: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def _arrays(self, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        arrays = self._open.get(start)
-        if arrays is None:
-            shape = (1, self.n_keys, len(self.fields))
-            arrays = (np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf))
-            self._open[start] = arrays
-        return arrays
-
     def add(self, ts_ms: np.ndarray, keys: np.ndarray, values: np.ndarray) -> None:
         """Add rows (``values`` is ``(n, n_fields)`` float64, NaN = no value) to their windows."""
         if len(ts_ms) == 0:
@@ -125,14 +122,10 @@ class TumblingWindows:
             unique = (present + first) * self.width_ms
         else:  # a batch spanning over 100,000 windows (a wild clock): sort instead
             unique, slot = np.unique(number * self.width_ms, return_inverse=True)
-        if len(unique) == 1:
-            accumulate(np.zeros(len(keys), np.int64), keys, values, *self._arrays(int(unique[0])))
-            return
-        # Many windows in one batch (a replay): one kernel pass over a stack of the windows touched.
-        # Rows are still added in arrival order, so sums come out bit-identical however batches are cut.
+        # One kernel pass over a stack of the windows the batch touches (many in a replay). Rows are
+        # added in arrival order, so sums come out bit-identical however batches are cut.
         starts = unique.tolist()
-        shape = (len(starts), self.n_keys, len(self.fields))
-        sums, counts, maxs = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf)
+        sums, counts, maxs = _blank(len(starts), self.n_keys, len(self.fields))
         for i, start in enumerate(starts):
             open_window = self._open.get(start)
             if open_window is not None:
