@@ -66,6 +66,7 @@ import numpy as np
 import polars as pl
 
 from brain.city.model import City
+from brain.kernels.groupsum import group_sums
 from brain.vitals import air, emergency, grid, health, noise, sensors, traffic, utilities
 from brain.vitals.compute import (
     _POLLUTANTS,
@@ -930,15 +931,13 @@ class _AreaGrid:
                     else:
                         polars_aggs.setdefault(term, []).append(h)
             if polars_aggs:
-                cols = [pl.Series("_r", r, dtype=I64)]
-                cols += [_column(term, terms[term][0][rows], terms[term][1][rows], F64) for term in polars_aggs]
-                aggs = [getattr(pl.col(term), h)().alias(f"{term}:{h}") for term, hs in polars_aggs.items() for h in hs]
-                out = pl.DataFrame(cols).group_by("_r").agg(aggs)
-                at = out["_r"].to_numpy()
-                for name in out.columns[1:]:
-                    full = np.zeros(self.n_rows, dtype=np.int64) if name.endswith(":count") else np.full(self.n_rows, np.nan)
-                    full[at] = out[name].to_numpy()
-                    got[name] = full
+                present = np.bincount(r, minlength=self.n_rows) > 0
+                for term, hs in polars_aggs.items():
+                    values, ok, _ = terms[term]
+                    total, count = group_sums(np.ascontiguousarray(values[rows], dtype=np.float64), ok[rows], r, self.n_rows)
+                    for h in hs:
+                        # an area without rows: NaN; with rows but no value: polars' 0.0
+                        got[f"{term}:{h}"] = count if h == "count" else np.where(present, np.where(count > 0, total, 0.0), np.nan)
             answers.append(got)
         return answers
 
@@ -960,24 +959,38 @@ AREA_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _traffic_area(seg: pl.DataFrame, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[str, np.ndarray]:
-    """:func:`brain.vitals.traffic.network_aggregations` of the segment table per grid row (NaN where
-    an area has no segment row)."""
-    aggs = traffic.network_aggregations(cfg.congested_min_level)
-    names = [e.meta.output_name() for e in aggs]
-    out = {name: np.full(grid_ix.n_rows, np.nan) for name in names}
-    for key, is_city in ((pl.col("district"), False), (pl.lit("__city__", dtype=S), True)):
-        part = seg.group_by(T, key.alias("area")).agg(aggs)
-        ti = np.searchsorted(grid_ix.ticks, part[T].to_numpy())
-        if is_city:
-            a = np.full(part.height, grid_ix.n_districts)
-        else:
-            a = np.asarray([grid_ix.district_position.get(d, -1) for d in part["area"].to_list()], dtype=np.int64)
-        keep = a >= 0
-        r = ti[keep] * grid_ix.n_areas + a[keep]
-        for name in names:
-            out[name][r] = part[name].to_numpy()[keep]
-    return out
+def _traffic_area(seg: _Family, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[str, np.ndarray]:
+    """:func:`brain.vitals.traffic.network_aggregations` of the segment rows per grid row (NaN where
+    an area has no segment row): the same filtered sums (taken in row order within each (tick, area)
+    as polars' grouped sums take them, see :mod:`brain.kernels.groupsum`) and the same ratios."""
+    rows, r = grid_ix.rows(seg.ti, seg.area)
+    n = grid_ix.n_rows
+    col = {name: (v[rows], ok[rows]) for name, (v, ok, _) in seg.columns.items()}
+    w, w_ok = col["vkm"]
+    w_pos = _gt0(w, w_ok)
+
+    def total(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+        return group_sums(np.ascontiguousarray(values, dtype=np.float64), where, r, n)[0]
+
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name in ("tpi", "tti"):  # vehicle-km weighted means
+            v, v_ok = col[name]
+            ok = v_ok & ~np.isnan(v) & w_pos
+            out[name] = total(v * w, ok) / total(w, ok)
+        speed, speed_ok = col["speed_kmh"]
+        sp_ok = _gt0(speed, speed_ok) & w_pos
+        out["mean_speed_kmh"] = total(w, sp_ok) / total(w / speed, sp_ok)
+        length, _ = col["length_km"]
+        level, _ = col["congestion_level"]
+        known = level > 0
+        known_km = total(length, known)
+        congested = total(length, known & (level >= cfg.congested_min_level))
+        out["congested_km_share"] = np.where(known_km > 0, congested / known_km, np.nan)
+        out["vkm"] = total(np.where(w_ok, w, 0.0), np.ones(len(w), dtype=bool))
+        out["road_km_observed"] = known_km
+    present = np.bincount(r, minlength=n) > 0
+    return {name: np.where(present, v, np.nan) for name, v in out.items()}
 
 
 def _incident_area(incidents: _Family, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[str, np.ndarray]:
@@ -1009,7 +1022,7 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     # Traffic: traffic.network_aggregations over the segment table, per (tick, district) and per tick,
     # the very queries of the one-window formulation (their float sums are polars', whose algorithm
     # depends on the query's shape and the frame's size).
-    cols.update(_traffic_area(seg.table, grid_ix, cfg))
+    cols.update(_traffic_area(seg, grid_ix, cfg))
     # Air, noise, utilities and incidents: plain per-row terms (numpy, exact) whose sums, counts and
     # maxima are taken per grid row; the ratios are then taken in numpy (compute._area_figures).
     air_terms = {name: (x, ok, F64) for name, (x, ok, _) in air_st.columns.items()}
