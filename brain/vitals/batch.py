@@ -573,31 +573,109 @@ def _cell_district(ix: _Index, cell: np.ndarray) -> pl.Series:
     return ix.cell_district_series[_positions(np.where(cell < 0, len(ix.cell_district) - 1, cell))]
 
 
-def _incidents(frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsConfig) -> _Family:
-    """Incident rows per tick (in tick order): those reported by the tick and still active at it or
-    reported within the lookback, each placed in its segment's district, else in the district of the
-    nearest grid cell centre."""
-    inc = _conformed(frames, "incidents")
-    seg_district = ix.segment_district[_lookup(inc["segment_id"], ix.segment_position)]
-    # The nearest cell is a property of the incident, not of the tick: computed once.
-    near = _nearest_cell(inc["lon"].to_numpy(), inc["lat"].to_numpy(), refs.cells)
-    district = np.where(seg_district != None, seg_district, ix.cell_district[near])  # noqa: E711 (elementwise)
-    rep, rep_ok = _ints(inc["reported_ms"])
-    closed, closed_ok = _ints(inc["closed_ms"])
-    t = ticks[:, None]
-    active = ~closed_ok | (closed > t)
-    keep = rep_ok & (rep <= t) & (active | (rep > t - int(cfg.incident_lookback_s * 1000)))
-    row, ti = np.nonzero(keep.T)  # (incident, tick) order, as the cross join below
-    district_s = pl.Series("district", district.tolist(), dtype=S)  # per incident, not per row
-    # as the one-window formulation builds it (a cross join with the ticks, filtered): polars rounds
-    # some float expressions by the frame's layout
-    ticks_df = pl.DataFrame({T: ticks}, schema={T: I64})
-    base = inc[list(INPUT_SCHEMAS["incidents"][0])].hstack([district_s])
-    lookback_ms = int(cfg.incident_lookback_s * 1000)
-    active_e = pl.col("closed_ms").is_null() | (pl.col("closed_ms") > _TICK)
-    out = base.join(ticks_df, how="cross").filter((pl.col("reported_ms") <= _TICK) & (active_e | (pl.col("reported_ms") > _TICK - lookback_ms)))
-    area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
-    return _Family(out, ti, area[row], {})
+class _IncidentState:
+    """Incident rows per tick, as numpy, in (incident, tick) order: those reported by the tick and still
+    active at it or reported within the lookback, each placed in its segment's district, else in the
+    district of the nearest grid cell centre; with the masks and delays of
+    :func:`brain.vitals.emergency.incident_metrics` as of each row's tick."""
+
+    def __init__(self, frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsConfig) -> None:
+        inc = _conformed(frames, "incidents")
+        seg_district = ix.segment_district[_lookup(inc["segment_id"], ix.segment_position)]
+        # The nearest cell is a property of the incident, not of the tick: computed once.
+        near = _nearest_cell(inc["lon"].to_numpy(), inc["lat"].to_numpy(), refs.cells)
+        district = np.where(seg_district != None, seg_district, ix.cell_district[near])  # noqa: E711 (elementwise)
+        rep, rep_ok = _ints(inc["reported_ms"])
+        closed, closed_ok = _ints(inc["closed_ms"])
+        lookback_ms = int(cfg.incident_lookback_s * 1000)
+        t = ticks[:, None]
+        active = ~closed_ok | (closed > t)
+        keep = rep_ok & (rep <= t) & (active | (rep > t - lookback_ms))
+        row, ti = np.nonzero(keep.T)  # (incident, tick) order, as a cross join of incidents and ticks
+        self.ti, self.tick = ti, ticks[ti]
+        area = np.asarray([ix.district_position.get(d, -1) for d in district.tolist()], dtype=np.int64)
+        self.area = area[row]
+        self.district = pl.Series("district", district.tolist(), dtype=S)  # per incident
+        self.district_code, self.districts = _codes(self.district)
+        self.type_code, self.types = _codes(inc["type"])
+        self.type_series, self.severity_series = inc["type"], inc["severity"]
+        sev, sev_ok = _ints(inc["severity"])
+        self.row = row
+        t = self.tick
+        rep, dispatched_ms, on_scene_ms = rep[row], *(_ints(inc[c]) for c in ("dispatched_ms", "on_scene_ms"))
+        (disp, disp_ok), (scene, scene_ok) = ((v[row], ok[row]) for v, ok in (dispatched_ms, on_scene_ms))
+        self.severity, self.severity_ok = sev[row], sev_ok[row]
+        self.active = rep <= t  # (reported: kept rows only)
+        self.active &= ~closed_ok[row] | (closed[row] > t)
+        self.recent = (rep > t - lookback_ms) & (rep <= t)
+        self.dispatched = self.recent & disp_ok & (disp <= t)
+        self.arrived = self.dispatched & scene_ok & (scene <= t)
+        # polars divides by a literal as a multiply by its reciprocal
+        self.dispatch_delay_s = (disp - rep).astype(np.float64) * (1.0 / 1000.0)
+        self.arrival_delay_s = (scene - disp).astype(np.float64) * (1.0 / 1000.0)
+        self.units = _ints(inc["units"])[0][row]  # a null count adds nothing, as polars' sum
+
+    def figures(self, rows: np.ndarray, group: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+        """:data:`brain.vitals.emergency.METRIC_COLUMNS` per group of the rows ``rows`` (in that order),
+        NaN for a delay no row of the group has."""
+        act = self.active[rows]
+        out = {"active_incidents": np.bincount(group[act], minlength=n_groups)}
+        sev, sev_ok = self.severity[rows], self.severity_ok[rows]
+        for s in (1, 2, 3, 4):
+            out[f"active_sev{s}"] = np.bincount(group[act & sev_ok & (sev == s)], minlength=n_groups)
+        out["active_units"] = np.bincount(group[act], weights=self.units[rows][act], minlength=n_groups).round().astype(np.int64)
+        out["reported_recent"] = np.bincount(group[self.recent[rows]], minlength=n_groups)
+        for name, mask, delay in (("dispatch", self.dispatched, self.dispatch_delay_s), ("arrival", self.arrived, self.arrival_delay_s)):
+            m, v = mask[rows], delay[rows]
+            total, n = group_sums(v, m, group, n_groups)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"mean_{name}_delay_s"] = np.where(n > 0, total / n, np.nan)
+            out[f"p90_{name}_delay_s"] = _quantile_linear(v[m], group[m], n, 0.9)
+        return out
+
+    def table(self) -> pl.DataFrame:
+        """The ``emergency`` table: :func:`brain.vitals.emergency.incident_metrics` by district, type and
+        severity per tick, in (tick, district, type, severity) order (nulls first, as polars sorts)."""
+        sev, sev_ok = _ints(self.severity_series)
+        distinct_sev = np.unique(sev[sev_ok])
+        has_null = int(not sev_ok.all())
+        sev_code = np.where(sev_ok, np.searchsorted(distinct_sev, sev) + has_null, 0)
+        n_t, n_s = max(self.types.len(), 1), len(distinct_sev) + has_null
+        per_incident = (self.district_code * n_t + self.type_code) * max(n_s, 1) + sev_code
+        n_keys = max(self.districts.len(), 1) * n_t * max(n_s, 1)
+        keys, group = np.unique(self.ti * n_keys + per_incident[self.row], return_inverse=True)
+        group = group.reshape(-1)
+        figures = self.figures(np.arange(len(self.ti)), group, len(keys))
+        first = np.zeros(len(keys), dtype=np.int64)  # a row of each group: its district, type, severity, tick
+        first[group[::-1]] = np.arange(len(group))[::-1]
+        at = _positions(self.row[first])
+        cols = [self.district[at], self.type_series[at], self.severity_series[at]]
+        for name in emergency.METRIC_COLUMNS:
+            v = figures[name]
+            cols.append(_nulled(name, v) if v.dtype == np.float64 else pl.Series(name, v, dtype=I64))
+        cols.append(pl.Series(T, self.tick[first], dtype=I64))
+        return pl.DataFrame(cols)
+
+
+def _quantile_linear(values: np.ndarray, group: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+    """Per group, polars' ``quantile(q, "linear")`` of its values (NaN: no value): index ``(n - 1) q`` in
+    the sorted values, interpolated as polars does (``frac * (upper - lower) + lower``)."""
+    out = np.full(len(counts), np.nan)
+    has = np.flatnonzero(counts > 0)
+    if not len(has):
+        return out
+    order = np.lexsort((values, group))
+    v = values[order]
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])[has]
+    f_idx = (counts[has] - 1).astype(np.float64) * q
+    idx = f_idx.astype(np.int64)
+    top = np.ceil(f_idx).astype(np.int64)
+    lower = v[start + idx]
+    upper = v[start + np.minimum(idx + 1, counts[has] - 1)]
+    with np.errstate(invalid="ignore"):
+        mixed = (f_idx - idx) * (upper - lower) + lower
+    out[has] = np.where((idx == top) | (lower == upper), lower, mixed)
+    return out
 
 
 class _SensorGroups:
@@ -844,36 +922,6 @@ def _sensor_health(counts: Mapping[str, np.ndarray], sg: "_SensorGroups", ticks:
     return pl.DataFrame(cols)
 
 
-def _incident_aggs(cfg: VitalsConfig) -> list[pl.Expr]:
-    """:func:`brain.vitals.emergency.incident_metrics` as aggregations of rows with a ``tick_end_ms``."""
-    t = _TICK
-    recent = (pl.col("reported_ms") > t - int(cfg.incident_lookback_s * 1000)) & (pl.col("reported_ms") <= t)
-    dispatched = recent & pl.col("dispatched_ms").is_not_null() & (pl.col("dispatched_ms") <= t)
-    arrived = dispatched & pl.col("on_scene_ms").is_not_null() & (pl.col("on_scene_ms") <= t)
-    act = (pl.col("reported_ms") <= t) & (pl.col("closed_ms").is_null() | (pl.col("closed_ms") > t))
-    d = emergency.dispatch_delay_s().filter(dispatched)
-    a = emergency.arrival_delay_s().filter(arrived)
-    return [
-        act.sum().cast(I64).alias("active_incidents"),
-        *[(act & (pl.col("severity") == s)).sum().cast(I64).alias(f"active_sev{s}") for s in (1, 2, 3, 4)],
-        pl.col("units").filter(act).sum().cast(I64).alias("active_units"),
-        recent.sum().cast(I64).alias("reported_recent"),
-        d.mean().cast(F64).alias("mean_dispatch_delay_s"),
-        d.quantile(0.9, "linear").cast(F64).alias("p90_dispatch_delay_s"),
-        a.mean().cast(F64).alias("mean_arrival_delay_s"),
-        a.quantile(0.9, "linear").cast(F64).alias("p90_arrival_delay_s"),
-    ]
-
-
-def _incident_metrics(incidents: pl.DataFrame, by: list[str], cfg: VitalsConfig) -> pl.DataFrame:
-    """:func:`brain.vitals.emergency.incident_metrics` per tick (the ``by`` columns, the metrics, then
-    ``tick_end_ms``), by the one-window formulation's own query: polars' float sums and quantiles
-    depend on the query's shape and the frame's size."""
-    keys = [T, *by]
-    out = incidents.group_by(keys).agg(_incident_aggs(cfg)).sort(keys)
-    return out[[*by, *emergency.METRIC_COLUMNS, T]]
-
-
 # --- areas (districts and the whole city) -----------------------------------------------------------
 class _AreaGrid:
     """The (tick, area) rows of the district and city tables: row ``_r = tick position * A + area``,
@@ -993,26 +1041,14 @@ def _traffic_area(seg: _Family, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[s
     return {name: np.where(present, v, np.nan) for name, v in out.items()}
 
 
-def _incident_area(incidents: _Family, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[str, np.ndarray]:
-    """:func:`_incident_aggs` per grid row: the incident rows in their district (if any), then all of
-    them in the city, grouped by (tick, area name) as the one-window formulation groups them."""
+def _incident_area(incidents: _IncidentState, grid_ix: _AreaGrid) -> dict[str, np.ndarray]:
+    """:meth:`_IncidentState.figures` per grid row: the incident rows in their district (if any), then
+    all of them in the city."""
     rows, r = grid_ix.rows(incidents.ti, incidents.area)
-    frame = incidents.table[[T, "reported_ms", "dispatched_ms", "on_scene_ms", "closed_ms", "severity", "units"]][_positions(rows)]
-    area_names = pl.Series("area", [*grid_ix.district_ids, "__city__"], dtype=S)
-    frame = frame.hstack([area_names[_positions(r % grid_ix.n_areas)]])
-    wanted = {"active_incidents", "active_sev1", "active_sev2", "active_sev3", "active_sev4", "mean_dispatch_delay_s", "mean_arrival_delay_s"}
-    part = frame.group_by(T, "area").agg([e for e in _incident_aggs(cfg) if e.meta.output_name() in wanted])
-    at = np.searchsorted(grid_ix.ticks, part[T].to_numpy()) * grid_ix.n_areas + _lookup(part["area"], grid_ix.area_position)
-    out = {}
-    for name in part.columns[2:]:
-        v = part[name].to_numpy()
-        full = np.full(grid_ix.n_rows, np.nan) if v.dtype.kind == "f" else np.zeros(grid_ix.n_rows, dtype=np.int64)
-        full[at] = v
-        out[name] = full
-    return out
+    return incidents.figures(rows, r, grid_ix.n_rows)
 
 
-def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _Family,
+def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _IncidentState,
                  status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, refs: _Refs, city: City,
                  cfg: VitalsConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The district and city tables: per (tick, area) the families' figures, the health scores and the
@@ -1055,7 +1091,7 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
                       ("primary_pollutant", "primary_pollutant")):
         cols[out] = air_area[name]  # strings stay polars: gathered per table
     # Incidents: emergency.incident_metrics per (tick, area) by the one-window formulation's query
-    e = _incident_area(incidents, grid_ix, cfg)
+    e = _incident_area(incidents, grid_ix)
     cols["incidents_active"] = e["active_incidents"]
     cols.update({f"incidents_active_sev{s}": e[f"active_sev{s}"] for s in (1, 2, 3, 4)})
     cols["mean_dispatch_delay_s"], cols["mean_arrival_delay_s"] = e["mean_dispatch_delay_s"], e["mean_arrival_delay_s"]
@@ -1164,7 +1200,7 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     outages = _OutageState(out_frame, ix.cell_area[out_cell], _cell_district(ix, out_cell), ticks)
     case_frame = _conformed(frames, "cases")
     cases = _CaseState(case_frame, ix.cell_area[_lookup(case_frame["cell_id"], ix.cell_position)], ticks, cfg)
-    incidents = _incidents(frames, ix, refs, ticks, cfg)
+    incidents = _IncidentState(frames, ix, refs, ticks, cfg)
     sg = _sensor_groups(city, refs)
     status = _sensor_counts(frames, sg, ticks, cfg)
 
@@ -1175,7 +1211,7 @@ def _compute(frames, city: City, ends: list[int], single: int | None, cfg: Vital
     grid_cell.insert_column(1, _cell_district(ix, _lookup(grid_cell["cell_id"], ix.cell_position)))
     grid_category = cases.table("category", ticks, nulls=True)
     util_out = outages.table(ticks)
-    emerg = _incident_metrics(incidents[0], ["district", "type", "severity"], cfg)
+    emerg = incidents.table()
     tables = {
         "segment_traffic": seg[0],
         "air_station": air_st[0],
