@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from brain.kernels.dedup import first_unseen
+from brain.kernels.dedup import first_unseen, record_keys
 
 #: Extra key columns that make a lifecycle event distinct (besides sensor_id and ts_ms).
 ENTITY_KEYS: dict[str, list[str]] = {
@@ -65,30 +65,40 @@ class EventClock:
         return None if self.max_ts_ms is None else self.max_ts_ms - self.allowed_lateness_ms
 
     def split(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        """(on time, late, too far ahead) against the current watermark.
+        """(on time, late, too far ahead) against the current watermark (see :meth:`judge`)."""
+        if frame.height == 0:
+            return frame, frame.clear(), frame.clear()
+        late, ahead = self.judge(frame["ts_ms"].to_numpy())
+        return _split3(frame, late, ahead)
+
+    def judge(self, ts_ms: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(late, too far ahead) masks over ``ts_ms``, judging only ``rows`` (a mask; default all).
 
         "Too far ahead" is judged against the batch's own 99th percentile as well as the stream's
         newest time, so a replay batch spanning hours is fine while a lone wild clock is not.
         """
-        if frame.height == 0:
-            return frame, frame.clear(), frame.clear()
-        ts = frame["ts_ms"].to_numpy()
+        late = np.zeros(len(ts_ms), dtype=bool)
+        ahead = np.zeros(len(ts_ms), dtype=bool)
+        ts = ts_ms if rows is None else ts_ms[rows]
+        if len(ts) == 0:
+            return late, ahead
         low, high = _p1_p99(ts)
         if self.max_ts_ms is None:
             # No history yet: one wild clock must neither lead the stream nor open windows years back.
-            ahead = ts > high + self.max_ahead_ms
-            late = ts < low - self.max_ahead_ms
+            is_ahead = ts > high + self.max_ahead_ms
+            is_late = ts < low - self.max_ahead_ms
         else:
-            late = ts < self.watermark_ms
-            ahead = ts > max(self.max_ts_ms, high) + self.max_ahead_ms
-        return _split3(frame, late, ahead)
+            is_late = ts < self.watermark_ms
+            is_ahead = ts > max(self.max_ts_ms, high) + self.max_ahead_ms
+        if rows is None:
+            return is_late, is_ahead
+        late[rows], ahead[rows] = is_late, is_ahead
+        return late, ahead
 
     def advance(self, *frames: pl.DataFrame) -> None:
         for frame in frames:
             if frame.height:
-                top = int(frame["ts_ms"].max())
-                if self.max_ts_ms is None or top > self.max_ts_ms:
-                    self.max_ts_ms = top
+                self.advance_to(int(frame["ts_ms"].max()))
 
     def advance_to(self, ts_ms: int) -> None:
         """Move stream time forward (e.g. a source's clock ticking with no records)."""
@@ -117,26 +127,45 @@ class Deduper:
     """
 
     def __init__(self, sensor_key: str = "sensor_id") -> None:
-        # The pipeline keys on the registry index (hashing an int is much cheaper than a string).
-        self.sensor_key = sensor_key
+        self.sensor_key = sensor_key  # the column :meth:`split` reads terminals from
         self._hash: dict[str, np.ndarray] = {}
         self._ts: dict[str, np.ndarray] = {}
 
+    @staticmethod
+    def keys(kind: str, frame: pl.DataFrame, sensor: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
+        """Identity keys of ``frame``'s rows: terminal (an integer per terminal, e.g. its registry
+        index), event time and, for lifecycle kinds, entity and status."""
+        entity = ENTITY_KEYS.get(kind)
+        extra = frame.select(pl.struct(entity).hash(seed=0)).to_series().to_numpy() if entity else None
+        return record_keys(sensor, ts_ms, extra)
+
+    def first_copies(self, kind: str, keys: np.ndarray, ts_ms: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Mask of the rows (among ``rows``; default all) whose key was applied neither before nor
+        earlier in this batch; those keys are remembered until the watermark passes them."""
+        if rows is not None and rows.all():
+            rows = None
+        k, ts = (keys, ts_ms) if rows is None else (keys[rows], ts_ms[rows])
+        seen = self._hash.get(kind)
+        # The remembered keys are few: only those the watermark has not passed yet. One hash-set
+        # pass, no sort.
+        keep = first_unseen(k, seen if seen is not None else np.zeros(0, np.uint64))
+        self._hash[kind] = np.concatenate([seen, k[keep]]) if seen is not None else k[keep]
+        self._ts[kind] = np.concatenate([self._ts[kind], ts[keep]]) if kind in self._ts else ts[keep]
+        if rows is None:
+            return keep
+        out = np.zeros(len(keys), dtype=bool)
+        out[rows] = keep
+        return out
+
     def split(self, kind: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(first copies, duplicates) of ``frame``'s rows."""
         if frame.height == 0:
             return frame, frame
-        cols = [self.sensor_key, "ts_ms"] + ENTITY_KEYS.get(kind, [])
-        hashes = frame.select(pl.struct(cols).hash(seed=0)).to_series()
-        h = hashes.to_numpy()
-        seen = self._hash.get(kind)
-        # First copy of each key in the batch whose key was not applied before (the remembered keys
-        # are few: only those the watermark has not passed yet). One hash-set pass, no sort.
-        keep = first_unseen(h, seen if seen is not None else np.zeros(0, np.uint64))
-        dup = ~keep
-        self._hash[kind] = np.concatenate([seen, h[keep]]) if seen is not None else h[keep]
+        sensor = frame[self.sensor_key]
+        sensor = sensor.to_numpy() if sensor.dtype.is_integer() else sensor.hash(seed=0).to_numpy().view(np.int64)
         ts = frame["ts_ms"].to_numpy()
-        self._ts[kind] = np.concatenate([self._ts[kind], ts[keep]]) if kind in self._ts else ts[keep]
-        if not dup.any():
+        keep = self.first_copies(kind, self.keys(kind, frame, sensor, ts), ts)
+        if keep.all():
             return frame, frame.clear()
         mask = pl.Series(keep)
         return frame.filter(mask), frame.filter(~mask)

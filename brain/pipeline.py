@@ -42,7 +42,7 @@ from brain.lifecycle import LifecycleTable
 from brain.validate import Validator, dead_letters
 from brain.windows import ClosedWindow, TumblingWindows
 
-SNAPSHOT_VERSION = 2  # 2: duplicate keys hash the sensor's registry index
+SNAPSHOT_VERSION = 3  # 3: duplicate keys from brain.kernels.dedup.record_keys
 HOUR_MS = 3_600_000
 
 
@@ -269,7 +269,7 @@ class CityPipeline:
         self.validator = Validator.from_city(city)
         self.registry = self.validator.registry
         self.clock = EventClock(self.config.allowed_lateness_s * 1000, self.config.max_ahead_s * 1000)
-        self.deduper = Deduper(sensor_key="sensor_idx")
+        self.deduper = Deduper()
         n = len(self.registry)
         self.windows = {k: TumblingWindows(n, self.config.window_ms, f) for k, f in WINDOW_FIELDS.items()}
         self.air = TumblingWindows(n, HOUR_MS, AIR_FIELDS)
@@ -323,59 +323,78 @@ class CityPipeline:
         late_parts = []
         records_in = unreadable.height + sum(f.height for f in frames.values())
         self.counters["records_in"] += records_in
-        for row in unreadable.group_by("reason_code").len().iter_rows():
-            self.counters[f"dead.{row[0]}"] += row[1]
-        accepted: dict[str, pl.DataFrame] = {}
+        self._count_dead(unreadable)
+        accepted = []
+        # Each kind's rows are judged in turn (checks, then event time, then duplicates) as masks over
+        # the batch's numpy columns; a row leaves at its first failed stage, with that stage's reason.
         for kind, frame in frames.items():
             if frame.height == 0:
                 continue
             self.counters[f"in.{kind}"] += frame.height
-            good, bad = self.validator.validate(kind, frame.rechunk())
-            on_time, late, ahead = self.clock.split(good)
-            fresh, dups = self.deduper.split(kind, on_time)
-            for part, code, reason in (
-                (bad, None, None),
+            idx, bad, invalid, cols = self.validator.check(kind, frame)
+            if invalid.height:
+                dead_parts.append(invalid)
+                self._count_dead(invalid)
+            ts = cols.int64("ts_ms")
+            good = ~bad
+            late, ahead = self.clock.judge(ts, good)
+            on_time = good & ~late & ~ahead
+            fresh = self.deduper.first_copies(kind, self.deduper.keys(kind, frame, idx, ts), ts, on_time)
+            dups = on_time & ~fresh
+            for rows, code, reason in (
                 (ahead, "too_far_ahead", pl.format(f"ts_ms={{}} more than {self.clock.max_ahead_ms} ms ahead of stream time", pl.col("ts_ms"))),
                 (dups, "duplicate", pl.format("duplicate of an applied record (sensor {}, ts_ms {})", pl.col("sensor_id"), pl.col("ts_ms"))),
             ):
-                if part.height:
-                    dead = part if code is None else dead_letters(kind, part, code, reason)
-                    dead_parts.append(dead)
-                    for row in dead.group_by("reason_code").len().iter_rows():
-                        self.counters[f"dead.{row[0]}"] += row[1]
-            if late.height:
+                if rows.any():
+                    dead_parts.append(dead_letters(kind, frame.filter(pl.Series(rows)), code, reason))
+                    self.counters[f"dead.{code}"] += int(rows.sum())
+            n_late = int(late.sum())
+            if n_late:
                 wm = self.clock.watermark_ms
                 late_parts.append(
-                    dead_letters(kind, late, "late", pl.format(f"ts_ms={{}} behind watermark {wm} (allowed lateness {self.clock.allowed_lateness_ms} ms)", pl.col("ts_ms")))
+                    dead_letters(kind, frame.filter(pl.Series(late)), "late",
+                                 pl.format(f"ts_ms={{}} behind watermark {wm} (allowed lateness {self.clock.allowed_lateness_ms} ms)", pl.col("ts_ms")))
                 )
-                self.counters["late"] += late.height
-            if fresh.height:
-                accepted[kind] = fresh
-                self.counters["applied"] += fresh.height
-                self.counters[f"applied.{kind}"] += fresh.height
-        for kind, fresh in accepted.items():
-            self._apply(kind, fresh)
-        self.clock.advance(*accepted.values())
+                self.counters["late"] += n_late
+            n_fresh = int(fresh.sum())
+            if n_fresh:
+                accepted.append((kind, cols, None if n_fresh == frame.height else fresh))
+                self.counters["applied"] += n_fresh
+                self.counters[f"applied.{kind}"] += n_fresh
+        for kind, cols, rows in accepted:
+            self._apply(kind, cols, rows)
+        for _, cols, rows in accepted:
+            ts = cols.int64("ts_ms")
+            self.clock.advance_to(int((ts if rows is None else ts[rows]).max()))
         windows = self._close_ticks()
         dead = pl.concat(dead_parts) if dead_parts else pl.DataFrame(schema=DEAD_SCHEMA)
         self.counters["dead_lettered"] += dead.height
         late = pl.concat(late_parts) if late_parts else pl.DataFrame(schema=DEAD_SCHEMA)
         return StepResult(windows, dead, late, records_in)
 
-    def _apply(self, kind: str, frame: pl.DataFrame) -> None:
-        ts = frame["ts_ms"].to_numpy()
-        idx = frame["sensor_idx"].to_numpy().astype(np.int64)
+    def _count_dead(self, dead: pl.DataFrame) -> None:
+        if dead.height:
+            for code, n in dead.group_by("reason_code").len().iter_rows():
+                self.counters[f"dead.{code}"] += n
+
+    def _apply(self, kind: str, cols, rows: np.ndarray | None) -> None:
+        """Add the applied rows (``rows``: a mask, None for all) of one kind's batch to the state."""
+        def take(values: np.ndarray) -> np.ndarray:
+            return values if rows is None else values[rows]
+
+        ts = take(cols.int64("ts_ms"))
+        idx = take(cols.sensor_idx)
         self.seen.add(ts, idx, ts.astype(np.float64)[:, None])
         if self.next_tick_end_ms is None:
             w = self.config.window_ms
             self.next_tick_end_ms = (int(ts.min()) // w) * w + w
+        frame = cols.frame
         if kind in WINDOW_FIELDS:
-            values = self._window_values(kind, frame)
-            self.windows[kind].add(ts, idx, values)
+            self.windows[kind].add(ts, idx, take(self._window_values(kind, frame)))
         elif kind == "air":
-            self.air.add(ts, idx, frame.select(AIR_FIELDS).to_numpy().astype(np.float64))
+            self.air.add(ts, idx, take(frame.select(AIR_FIELDS).to_numpy().astype(np.float64)))
         elif kind in LIFECYCLE_KINDS:
-            self.lifecycle[kind].update(frame)
+            self.lifecycle[kind].update(frame if rows is None else frame.filter(pl.Series(rows)))
 
     @staticmethod
     def _window_values(kind: str, frame: pl.DataFrame) -> np.ndarray:

@@ -88,6 +88,8 @@ class SensorRegistry:
         ...                              unit="ug/m3", valid_min=0, valid_max=1000)])
         >>> reg.index_of(["A1", "nope"]).tolist()
         [0, -1]
+        >>> reg.positions(pl.Series(["nope", "A1", None])).tolist()
+        [-1, 0, -1]
     """
 
     def __init__(self, sensors: list[Sensor]):
@@ -96,6 +98,7 @@ class SensorRegistry:
         if len(set(self.ids)) != len(self.ids):
             raise ValueError("sensor ids must be unique")
         self._pos = {sid: i for i, sid in enumerate(self.ids)}
+        self._id_enum = pl.Enum(self.ids)
         self.frame = pl.DataFrame(
             {
                 "sensor_id": self.ids,
@@ -114,6 +117,10 @@ class SensorRegistry:
                 "sensor_unit": pl.Utf8,
             },
         )
+        # Per-sensor arrays with one extra last entry that position -1 (an unknown terminal) reads:
+        # an unbounded valid range, so only the unknown-sensor check fails for it.
+        self.valid_min = np.array([float(s.valid_min) for s in self.sensors] + [-np.inf])
+        self.valid_max = np.array([float(s.valid_max) for s in self.sensors] + [np.inf])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -121,148 +128,219 @@ class SensorRegistry:
     def index_of(self, ids: list[str]) -> np.ndarray:
         return np.array([self._pos.get(i, -1) for i in ids], dtype=np.int64)
 
+    def positions(self, ids: pl.Series) -> np.ndarray:
+        """Registry index of each id in a string column (-1: unknown or missing), as int64."""
+        return ids.cast(self._id_enum, strict=False).to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
+
+    def per_sensor(self, fn) -> np.ndarray:
+        """``fn(sensor)`` for every sensor, plus a last False entry for position -1."""
+        return np.array([bool(fn(s)) for s in self.sensors] + [False])
+
     @classmethod
     def from_city(cls, city: City) -> "SensorRegistry":
         return cls(city.sensors)
+
+
+class _Columns:
+    """A batch's columns as numpy arrays, converted once and shared by the checks (and the windows).
+
+    ``values`` is float64 with NaN for a null (int64 when an integer column has no null); ``nulls``
+    is the null mask, or None when the column has none (known without reading the column).
+    """
+
+    def __init__(self, frame: pl.DataFrame, sensor_idx: np.ndarray) -> None:
+        self.frame = frame
+        self.sensor_idx = sensor_idx
+        self._values: dict[str, np.ndarray] = {}
+
+    def values(self, name: str) -> np.ndarray:
+        v = self._values.get(name)
+        if v is None:
+            v = self._values[name] = self.frame[name].to_numpy()
+        return v
+
+    def int64(self, name: str) -> np.ndarray:
+        """An integer column as int64, a null read as 0 (for rows a check has refused anyway)."""
+        v = self.values(name)
+        if v.dtype != np.int64:
+            v = self._values[name] = np.nan_to_num(v).astype(np.int64)
+        return v
+
+    def nulls(self, name: str) -> np.ndarray | None:
+        col = self.frame[name]
+        return col.is_null().to_numpy() if col.null_count() else None
+
+    def not_in(self, name: str, allowed: list[str]) -> np.ndarray | None:
+        """Rows whose string value is present and not one of ``allowed``."""
+        col = self.frame[name]
+        return (col.is_not_null() & ~col.is_in(allowed)).fill_null(False).to_numpy()
+
+
+#: A check: (rows that fail it, or None when it cannot fail in this batch; reason_code; reason text).
+_Check = tuple[typing.Callable[[_Columns], "np.ndarray | None"], str, pl.Expr]
 
 
 class Validator:
     """Checks per-kind frames; returns (applied rows + ``sensor_idx``, dead letters with reasons).
 
     ``cells`` and ``segments`` are the known place ids for events that name them (None: not checked).
+    The checks run on numpy arrays of the batch's columns (a polars query per check and kind costs
+    more in planning than the comparisons themselves); polars formats the reasons, for the failed
+    rows only.
     """
 
     def __init__(self, registry: SensorRegistry, cells: set[str] | None = None, segments: set[str] | None = None):
         self.registry = registry
         self.places = {"cell": cells, "segment": segments}
-        # Per kind: the checks, and for those that can only fail on nulls (missing fields), which
-        # columns and whether any or all of them must be null.
-        self._checks: dict[str, list[tuple[pl.Expr, str, pl.Expr]]] = {}
-        self._null_only: dict[str, dict[int, tuple[tuple[str, ...], bool]]] = {}
-        for kind in KIND_DTYPES:
-            self._checks[kind], self._null_only[kind] = self._build_checks(kind)
+        self._checks: dict[str, list[_Check]] = {kind: self._build_checks(kind) for kind in KIND_DTYPES}
 
     @classmethod
     def from_city(cls, city: City) -> "Validator":
         return cls(SensorRegistry.from_city(city), {c.id for c in city.cells}, {s.id for s in city.segments})
 
-    def _build_checks(
-        self, kind: str
-    ) -> tuple[list[tuple[pl.Expr, str, pl.Expr]], dict[int, tuple[tuple[str, ...], bool]]]:
-        """(failed?, reason_code, reason text) in priority order, and the null-only checks by index."""
-        checks: list[tuple[pl.Expr, str, pl.Expr]] = []
-        null_only: dict[int, tuple[tuple[str, ...], bool]] = {}
+    def _build_checks(self, kind: str) -> list[_Check]:
+        """The checks of one kind in priority order (a row's reason is its first failed check)."""
+        checks: list[_Check] = []
         for name in _required(kind):
-            null_only[len(checks)] = ((name,), False)
-            checks.append((pl.col(name).is_null(), "missing_field", pl.lit(f"missing field {name}")))
+            checks.append((lambda c, name=name: c.nulls(name), "missing_field", pl.lit(f"missing field {name}")))
         for name, allowed in _allowed_values(kind).items():
             checks.append(
                 (
-                    pl.col(name).is_not_null() & ~pl.col(name).is_in(allowed),
+                    lambda c, name=name, allowed=allowed: c.not_in(name, allowed),
                     "bad_value",
                     pl.format(f"{name} '{{}}' not one of {', '.join(allowed)}", pl.col(name)),
                 )
             )
         measured = MEASURED_FIELDS.get(kind)
         if measured:
-            null_only[len(checks)] = (tuple(measured), True)
-            checks.append(
-                (
-                    pl.all_horizontal([pl.col(m).is_null() for m in measured]),
-                    "missing_field",
-                    pl.lit(f"no measured value (expected one of {', '.join(measured)})"),
-                )
-            )
-        for name in KIND_DTYPES[kind]:
+            checks.append((lambda c, measured=measured: _all_null(c, measured), "missing_field",
+                           pl.lit(f"no measured value (expected one of {', '.join(measured)})")))
+        for name, dtype in KIND_DTYPES[kind].items():
             if name in PHYSICAL_RANGE:
                 lo, hi = PHYSICAL_RANGE[name]
                 checks.append(
                     (
-                        (pl.col(name) < lo) | (pl.col(name) > hi) | pl.col(name).is_nan().fill_null(False)
-                        if KIND_DTYPES[kind][name] == pl.Float64
-                        else (pl.col(name) < lo) | (pl.col(name) > hi),
+                        lambda c, name=name, lo=lo, hi=hi, is_float=dtype == pl.Float64: _outside(c, name, lo, hi, is_float),
                         "out_of_range",
                         pl.format(f"{name}={{}} outside physical range [{lo:g}, {hi:g}]", pl.col(name)),
                     )
                 )
         checks.append(
             (
-                pl.col("sensor_idx").is_null(),
+                lambda c: c.sensor_idx < 0,
                 "unknown_sensor",
                 pl.format("unknown sensor '{}' (not in the registry: quarantined)", pl.col("sensor_id")),
             )
         )
-        allowed_types = sorted(KIND_SENSOR_TYPES[kind])
+        allowed_types = KIND_SENSOR_TYPES[kind]
+        # Position -1 reads "allowed": an unknown terminal fails the check above, not this one.
+        type_ok = self.registry.per_sensor(lambda s: s.type in allowed_types)
+        type_ok[-1] = True
         checks.append(
             (
-                ~pl.col("sensor_type").is_in(allowed_types),
+                lambda c, type_ok=type_ok: ~type_ok[c.sensor_idx],
                 "kind_not_allowed",
                 pl.format(f"sensor '{{}}' of type '{{}}' may not send '{kind}' records", pl.col("sensor_id"), pl.col("sensor_type")),
             )
         )
         primary = PRIMARY_FIELD[kind]
         if primary is not None:
-            checks.append(self._sensor_range_check(pl.col(primary), primary))
+            checks.append(self._sensor_range_check(lambda c, primary=primary: c.values(primary), pl.col(primary), primary))
         if kind == "utility":
             # The registered range applies to what the sensor measures, named by its unit.
+            measures = {field: self.registry.per_sensor(lambda s, unit=unit: s.unit == unit) for unit, field in UNIT_FIELD.items()}
             value = pl.coalesce(
                 *[pl.when(pl.col("sensor_unit") == unit).then(pl.col(field)) for unit, field in UNIT_FIELD.items()]
             )
-            checks.append(self._sensor_range_check(value, "value"))
+            checks.append(self._sensor_range_check(lambda c: _measured_value(c, measures), value, "value"))
         for field, place in PLACE_FIELDS.get(kind, {}).items():
             known = self.places[place]
             if known is not None:
                 checks.append(
                     (
-                        pl.col(field).is_not_null() & ~pl.col(field).is_in(sorted(known)),
+                        lambda c, field=field, known=sorted(known): c.not_in(field, known),
                         f"unknown_{place}",
                         pl.format(f"unknown {place} '{{}}' in {field}", pl.col(field)),
                     )
                 )
-        return checks, null_only
+        return checks
 
-    def _may_fail(self, kind: str, frame: pl.DataFrame) -> list[int]:
-        """Indices of the checks worth evaluating: a missing-field check cannot fail in a frame whose
-        columns hold no null (a column's null count is known without reading it)."""
-        skip = set()
-        for i, (cols, all_null) in self._null_only[kind].items():
-            nulls = [frame[c].null_count() > 0 for c in cols]
-            if not (all(nulls) if all_null else any(nulls)):
-                skip.add(i)
-        return [i for i in range(len(self._checks[kind])) if i not in skip]
+    def _sensor_range_check(self, value_of, value: pl.Expr, name: str) -> _Check:
+        lo, hi = self.registry.valid_min, self.registry.valid_max
 
-    @staticmethod
-    def _sensor_range_check(value: pl.Expr, name: str) -> tuple[pl.Expr, str, pl.Expr]:
+        def failed(c: _Columns) -> np.ndarray:
+            v = value_of(c)
+            return (v < lo[c.sensor_idx]) | (v > hi[c.sensor_idx])
+
         return (
-            (value < pl.col("valid_min")) | (value > pl.col("valid_max")),
+            failed,
             "out_of_sensor_range",
             pl.format(f"{name}={{}} outside sensor '{{}}' valid range [{{}}, {{}}]", value, pl.col("sensor_id"),
                       pl.col("valid_min"), pl.col("valid_max")),
         )
 
-    def validate(self, kind: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Split ``frame`` (one kind, schema columns) into applied rows and dead letters."""
-        columns = list(KIND_DTYPES[kind])
-        if frame.height == 0:
-            return frame.with_columns(pl.lit(None, pl.Int32).alias("sensor_idx")), pl.DataFrame(schema=DEAD_SCHEMA)
-        joined = frame.join(self.registry.frame, on="sensor_id", how="left", maintain_order="left")
+    def check(self, kind: str, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, pl.DataFrame, _Columns]:
+        """Run the checks of ``kind`` on ``frame``: (registry index per row, -1 if unknown; failed-row
+        mask; the failed rows as dead letters with reasons; the converted columns, for reuse)."""
+        cols = _Columns(frame, self.registry.positions(frame["sensor_id"]))
         checks = self._checks[kind]
-        active = self._may_fail(kind, frame)
-        # One boolean column per check, in one select; a row's reason is its first failed check.
-        # (A nested when/then chain costs polars ~1 ms to plan per call, whatever the row count.)
-        failed = joined.select([checks[i][0].fill_null(False).alias(str(i)) for i in active]).to_numpy()
-        bad = failed.any(axis=1)
-        if not bad.any():
-            return joined.select(columns + ["sensor_idx"]), pl.DataFrame(schema=DEAD_SCHEMA)
-        bad_mask = pl.Series(bad)
-        good = joined.filter(~bad_mask).select(columns + ["sensor_idx"])
-        first = np.asarray(active)[failed[bad].argmax(axis=1)]
-        bad_rows = joined.filter(bad_mask).with_columns(pl.Series("_check", first, dtype=pl.Int32))
-        present = np.unique(first).tolist()
-        # Only the checks that failed somewhere are formatted (usually one or two per batch).
+        failed_rows = []  # (check index, mask) of the checks that fail somewhere
+        bad = np.zeros(frame.height, dtype=bool)
+        for i, (test, _, _) in enumerate(checks):
+            mask = test(cols)
+            if mask is not None and mask.any():
+                failed_rows.append((i, mask))
+                bad |= mask
+        if not failed_rows:
+            return cols.sensor_idx, bad, pl.DataFrame(schema=DEAD_SCHEMA), cols
+        # A row's reason is its first failed check: later checks claim only rows no earlier one did.
+        first = np.full(frame.height, -1, dtype=np.int32)
+        for i, mask in reversed(failed_rows):
+            first[mask] = i
+        bad_rows = frame.filter(pl.Series(bad)).join(self.registry.frame, on="sensor_id", how="left", maintain_order="left")
+        bad_rows = bad_rows.with_columns(pl.Series("_check", first[bad]))
+        present = [i for i, _ in failed_rows]
         code, reason = pl.lit(checks[present[-1]][1]), checks[present[-1]][2]
         for i in reversed(present[:-1]):
             hit = pl.col("_check") == i
             code = pl.when(hit).then(pl.lit(checks[i][1])).otherwise(code)
             reason = pl.when(hit).then(checks[i][2]).otherwise(reason)
-        return good, dead_letters(kind, bad_rows, code, reason)
+        return cols.sensor_idx, bad, dead_letters(kind, bad_rows, code, reason), cols
+
+    def validate(self, kind: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Split ``frame`` (one kind, schema columns) into applied rows (+ ``sensor_idx``) and dead letters."""
+        columns = list(KIND_DTYPES[kind])
+        if frame.height == 0:
+            return frame.select(columns).with_columns(pl.lit(None, pl.Int32).alias("sensor_idx")), pl.DataFrame(schema=DEAD_SCHEMA)
+        sensor_idx, bad, dead, _ = self.check(kind, frame)
+        good = frame.select(columns).with_columns(pl.Series("sensor_idx", sensor_idx, dtype=pl.Int32))
+        return (good.filter(pl.Series(~bad)) if bad.any() else good), dead
+
+
+def _all_null(c: _Columns, names: list[str]) -> np.ndarray | None:
+    masks = [c.nulls(n) for n in names]
+    if any(m is None for m in masks):
+        return None
+    return np.logical_and.reduce(masks)
+
+
+def _outside(c: _Columns, name: str, lo: float, hi: float, is_float: bool) -> np.ndarray:
+    v = c.values(name)
+    out = (v < lo) | (v > hi)
+    if is_float:
+        # A null reads NaN here but is not out of range; a NaN value (a columnar source may send one) is.
+        nan = np.isnan(v)
+        if nan.any():
+            nulls = c.nulls(name)
+            out |= nan if nulls is None else nan & ~nulls
+    return out
+
+
+def _measured_value(c: _Columns, measures: dict[str, np.ndarray]) -> np.ndarray:
+    """The value a utility sensor's registered range applies to (by its unit), NaN where none."""
+    value = np.full(len(c.sensor_idx), np.nan)
+    for field, is_unit in measures.items():
+        rows = is_unit[c.sensor_idx]
+        if rows.any():
+            value[rows] = c.values(field)[rows]
+    return value
