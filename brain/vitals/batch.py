@@ -66,7 +66,7 @@ import numpy as np
 import polars as pl
 
 from brain.city.model import City
-from brain.kernels.groupsum import group_sums
+from brain.kernels.groupsum import group_sums, multi_group_sums
 from brain.vitals import air, emergency, grid, health, noise, sensors, traffic, utilities
 from brain.vitals.compute import (
     _POLLUTANTS,
@@ -94,7 +94,10 @@ class _Index:
     def __init__(self, refs: _Refs) -> None:
         self.segments = refs.segments.sort("segment_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
         self.sensors = refs.sensors.sort("sensor_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
-        # (kind, id) -> _k of segments (kind 0) and sensors (kind 1): one join places every window table
+        # id -> _k of segments and of sensors: an Enum of the ids in _k order (its physical code is _k);
+        # a cast places a window table's ids faster than a join
+        self.id_enums = tuple(pl.Enum(ids.to_list()) if ids.n_unique() == ids.len() and not ids.null_count() else None
+                              for ids in (self.segments["segment_id"], self.sensors["sensor_id"]))
         self.id_key = pl.DataFrame([
             pl.Series("_kind", np.r_[np.zeros(self.segments.height), np.ones(self.sensors.height)], dtype=pl.Int8),
             pl.concat([self.segments["segment_id"], self.sensors["sensor_id"]]).alias("_id"),
@@ -154,9 +157,9 @@ class _Index:
 
 def _index(city: City, refs: _Refs) -> _Index:
     cache = city.__dict__.setdefault("_indexes", {})
-    if "vitals_batch_keys" not in cache:
-        cache["vitals_batch_keys"] = _Index(refs)
-    return cache["vitals_batch_keys"]
+    if "vitals_batch_index" not in cache:
+        cache["vitals_batch_index"] = _Index(refs)
+    return cache["vitals_batch_index"]
 
 
 class _Rows:
@@ -229,25 +232,34 @@ def _tick_positions(frames: Mapping[str, pl.DataFrame], name: str, n: int, ticks
 
 
 def _window_rows(frames: Mapping[str, pl.DataFrame], ix: _Index, ticks: np.ndarray, single: int | None) -> dict[str, _Rows]:
-    """Every per-window input as :class:`_Rows`, the ids of all of them looked up in one join."""
-    tables = [(name, 0, "segment_id") for name in ("traffic", "probe")]
-    tables += [(name, 1, "sensor_id") for name in ("air_1h", "air_24h", "air_8h_o3", "noise", "utility")]
-    bases = {name: _conformed(frames, name) for name, _, _ in tables}
-    ids = [bases[name].get_column(col).alias("_id") for name, _, col in tables if bases[name].height]
-    if ids:
-        kind = np.concatenate([np.full(bases[name].height, kind, dtype=np.int8) for name, kind, _ in tables])
-        keys = pl.DataFrame([pl.Series("_kind", kind, dtype=pl.Int8), pl.concat(ids)])
-        k, k_ok = _ints(keys.join(ix.id_key, on=["_kind", "_id"], how="left", maintain_order="left")["_k"])
-        k = np.where(k_ok, k, -1)
-    else:
-        k = np.zeros(0, dtype=np.int64)
-    out, start = {}, 0
-    for name, kind, _ in tables:
-        n = bases[name].height
+    """Every per-window input as :class:`_Rows`, the ids of each family placed by one Enum cast."""
+    families = ([("traffic", "segment_id"), ("probe", "segment_id")],
+                [(name, "sensor_id") for name in ("air_1h", "air_24h", "air_8h_o3", "noise", "utility")])
+    out = {}
+    for kind, tables in enumerate(families):
+        bases = [_conformed(frames, name) for name, _ in tables]
+        ids = [base.get_column(col) for base, (_, col) in zip(bases, tables) if base.height]
+        k = _keys(pl.concat(ids) if len(ids) > 1 else ids[0], kind, ix) if ids else np.zeros(0, dtype=np.int64)
         n_keys = ix.segments.height if kind == 0 else ix.sensors.height
-        out[name] = _Rows(bases[name], _tick_positions(frames, name, n, ticks, single), k[start:start + n], n_keys)
-        start += n
+        start = 0
+        for base, (name, _) in zip(bases, tables):
+            n = base.height
+            out[name] = _Rows(base, _tick_positions(frames, name, n, ticks, single), k[start:start + n], n_keys)
+            start += n
     return out
+
+
+def _keys(ids: pl.Series, kind: int, ix: _Index) -> np.ndarray:
+    """The ``_k`` of each id of a family (0: segments, 1: sensors); -1 for null or unknown."""
+    if not ids.len():
+        return np.zeros(0, dtype=np.int64)
+    enum = ix.id_enums[kind]
+    if enum is not None:
+        k, ok = _ints(ids.cast(enum, strict=False).to_physical())
+    else:  # ids not unique in the city: the first row of an id wins a join too
+        keys = pl.DataFrame([pl.Series("_kind", np.full(ids.len(), kind), dtype=pl.Int8), ids.alias("_id")])
+        k, ok = _ints(keys.join(ix.id_key, on=["_kind", "_id"], how="left", maintain_order="left")["_k"])
+    return np.where(ok, k, -1)
 
 
 def _values(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -948,6 +960,24 @@ class _AreaGrid:
         """(ticks x districts) and (ticks x 1) figures as one value per grid row."""
         return np.concatenate([by_district, city], axis=1).reshape(-1)
 
+    def sums(self, family: _Family, terms: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per grid row, the sums (Kahan, in row order: polars' grouped sums) and counts of the terms
+        ``(values, where summed)`` over the family's rows, each row in its district (if any) and in
+        the city; and which grid rows have a row at all. Sums and counts are (grid rows x terms)."""
+        n_d, n_areas = self.n_districts, self.n_areas
+        groups = np.empty((len(family.ti), 2), dtype=np.int64)
+        groups[:, 0] = np.where(family.area >= 0, family.ti * n_areas + family.area, -1)
+        groups[:, 1] = family.ti * n_areas + n_d
+        values = np.empty((len(family.ti), len(terms)))
+        ok = np.empty((len(family.ti), len(terms)), dtype=bool)
+        for j, (v, where) in enumerate(terms):
+            values[:, j], ok[:, j] = v, where
+        total, count = multi_group_sums(values, ok, groups, self.n_rows)
+        present = np.zeros(self.n_rows, dtype=bool)
+        present[groups[:, 1]] = True
+        present[groups[:, 0][groups[:, 0] >= 0]] = True
+        return total, count, present
+
     def plain_figures(self, *requests) -> list[dict[str, np.ndarray]]:
         """Sums, counts and maxima of per-row terms of several families per grid row. A request is
         ``(family, {term: (values, where not null, dtype)}, {term: "sum" | "count" | "max" or a tuple of
@@ -979,13 +1009,10 @@ class _AreaGrid:
                     else:
                         polars_aggs.setdefault(term, []).append(h)
             if polars_aggs:
-                present = np.bincount(r, minlength=self.n_rows) > 0
-                for term, hs in polars_aggs.items():
-                    values, ok, _ = terms[term]
-                    total, count = group_sums(np.ascontiguousarray(values[rows], dtype=np.float64), ok[rows], r, self.n_rows)
-                    for h in hs:
-                        # an area without rows: NaN; with rows but no value: polars' 0.0
-                        got[f"{term}:{h}"] = count if h == "count" else np.where(present, np.where(count > 0, total, 0.0), np.nan)
+                total, count, present = self.sums(family, [terms[term][:2] for term in polars_aggs])
+                for j, (term, hs) in enumerate(polars_aggs.items()):
+                    for h in hs:  # an area without rows: NaN
+                        got[f"{term}:{h}"] = count[:, j] if h == "count" else np.where(present, total[:, j], np.nan)
             answers.append(got)
         return answers
 
@@ -1011,33 +1038,30 @@ def _traffic_area(seg: _Family, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[s
     """:func:`brain.vitals.traffic.network_aggregations` of the segment rows per grid row (NaN where
     an area has no segment row): the same filtered sums (taken in row order within each (tick, area)
     as polars' grouped sums take them, see :mod:`brain.kernels.groupsum`) and the same ratios."""
-    rows, r = grid_ix.rows(seg.ti, seg.area)
-    n = grid_ix.n_rows
-    col = {name: (v[rows], ok[rows]) for name, (v, ok, _) in seg.columns.items()}
-    w, w_ok = col["vkm"]
+    col = seg.columns
+    w, w_ok = col["vkm"][:2]
     w_pos = _gt0(w, w_ok)
-
-    def total(values: np.ndarray, where: np.ndarray) -> np.ndarray:
-        return group_sums(np.ascontiguousarray(values, dtype=np.float64), where, r, n)[0]
-
-    out = {}
+    terms = []
     with np.errstate(invalid="ignore", divide="ignore"):
         for name in ("tpi", "tti"):  # vehicle-km weighted means
-            v, v_ok = col[name]
+            v, v_ok = col[name][:2]
             ok = v_ok & ~np.isnan(v) & w_pos
-            out[name] = total(v * w, ok) / total(w, ok)
-        speed, speed_ok = col["speed_kmh"]
+            terms += [(v * w, ok), (w, ok)]
+        speed, speed_ok = col["speed_kmh"][:2]
         sp_ok = _gt0(speed, speed_ok) & w_pos
-        out["mean_speed_kmh"] = total(w, sp_ok) / total(w / speed, sp_ok)
-        length, _ = col["length_km"]
-        level, _ = col["congestion_level"]
-        known = level > 0
-        known_km = total(length, known)
-        congested = total(length, known & (level >= cfg.congested_min_level))
-        out["congested_km_share"] = np.where(known_km > 0, congested / known_km, np.nan)
-        out["vkm"] = total(np.where(w_ok, w, 0.0), np.ones(len(w), dtype=bool))
-        out["road_km_observed"] = known_km
-    present = np.bincount(r, minlength=n) > 0
+        terms += [(w, sp_ok), (w / speed, sp_ok)]
+    length = col["length_km"][0]
+    level = col["congestion_level"][0]
+    known = level > 0
+    terms += [(length, known), (length, known & (level >= cfg.congested_min_level)), (np.where(w_ok, w, 0.0), np.ones(len(w), dtype=bool))]
+    total, _, present = grid_ix.sums(seg, terms)
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["tpi"], out["tti"] = total[:, 0] / total[:, 1], total[:, 2] / total[:, 3]
+        out["mean_speed_kmh"] = total[:, 4] / total[:, 5]
+        known_km = total[:, 6]
+        out["congested_km_share"] = np.where(known_km > 0, total[:, 7] / known_km, np.nan)
+    out["vkm"], out["road_km_observed"] = total[:, 8], known_km
     return {name: np.where(present, v, np.nan) for name, v in out.items()}
 
 
