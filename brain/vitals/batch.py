@@ -488,23 +488,25 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
     tick = ticks[ti]
     trail = np.flatnonzero((end <= tick) & (end > tick - int(cfg.noise_period_lookback_s * 1000)) & end_ok & laeq_ok)
     nk = rows.n_keys
-    trail_frame = pl.DataFrame([
-        pl.Series("_g", ti[trail] * nk + k[trail], dtype=I64),
-        _i64("window_start_ms", np.where(start_ok[trail], start[trail], 0).astype(np.int64), start_ok[trail]),
-        _i64("window_end_ms", end[trail].astype(np.int64)), _f64("laeq_db", laeq[trail]), pl.Series("is_night", night[trail], dtype=pl.Boolean),
-    ])
-    dur = (pl.col("window_end_ms") - pl.col("window_start_ms")).clip(lower_bound=1).cast(F64)
-    energy = (dur * (10.0 ** (pl.col("laeq_db") / 10.0)))
-    periods = trail_frame.group_by("_g").agg(
-        (10.0 * (energy.filter(~pl.col("is_night")).sum() / dur.filter(~pl.col("is_night")).sum()).log10()).alias("laeq_day_db"),
-        (10.0 * (energy.filter(pl.col("is_night")).sum() / dur.filter(pl.col("is_night")).sum()).log10()).alias("laeq_night_db"),
-    )
+    # polars' pow (and divide by a literal: a multiply by its reciprocal), exactly as numpy's
+    dur = np.maximum(end[trail] - np.where(start_ok[trail], start[trail], np.nan), 1.0)  # null start: null duration
+    dur_ok = start_ok[trail]
+    energy = dur * 10.0 ** (laeq[trail] * (1.0 / 10.0))
+    is_n = night[trail].astype(bool)
+    g = ti[trail] * nk + k[trail]
+    day_ok, night_ok = dur_ok & ~is_n, dur_ok & is_n
+    values = np.stack([energy, dur, energy, dur], axis=1)
+    ok = np.stack([day_ok, day_ok, night_ok, night_ok], axis=1)
+    groups, group = np.unique(g, return_inverse=True)
+    total, _ = multi_group_sums(values, ok, group.reshape(-1, 1), len(groups))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # polars' log10 is ln(x) / ln(10)
+        period_db = 10.0 * (np.log(total[:, [0, 2]] / total[:, [1, 3]]) / np.log(10.0))
     latest, keys = rows.latest(ticks, cfg.noise_max_age_s)
-    g = periods["_g"].to_numpy()
-    p_at = _place(len(ticks) * nk, g, np.arange(len(g)), keys)
-    has = p_at >= 0
-    day = np.where(has, periods["laeq_day_db"].to_numpy()[np.maximum(p_at, 0)] if len(g) else np.nan, np.nan)
-    nite = np.where(has, periods["laeq_night_db"].to_numpy()[np.maximum(p_at, 0)] if len(g) else np.nan, np.nan)
+    at = np.minimum(np.searchsorted(groups, keys), max(len(groups) - 1, 0))
+    has = (groups[at] == keys) if len(groups) else np.zeros(len(keys), dtype=bool)
+    day = np.where(has, period_db[at, 0], np.nan) if len(groups) else np.full(len(keys), np.nan)
+    nite = np.where(has, period_db[at, 1], np.nan) if len(groups) else np.full(len(keys), np.nan)
     # the latest row of each (tick, sensor) among the valid rows
     pos = np.searchsorted(valid, latest)
     cur_k, cur_ti = k[pos], ti[pos]
