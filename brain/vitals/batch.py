@@ -66,6 +66,7 @@ import numpy as np
 import polars as pl
 
 from brain.city.model import City
+from brain.kernels.freshness import freshness_counts
 from brain.kernels.groupsum import group_sums, multi_group_sums
 from brain.vitals import air, emergency, grid, health, noise, sensors, traffic, utilities
 from brain.vitals.compute import (
@@ -222,13 +223,23 @@ def _tick_positions(frames: Mapping[str, pl.DataFrame], name: str, n: int, ticks
         t, t_ok = _ints(tick)
         if not len(ticks):
             return np.full(n, -1, dtype=np.int64)
-        ti = np.minimum(np.searchsorted(ticks, t), len(ticks) - 1)
-        return np.where(t_ok & (ticks[ti] == t), ti, -1)
+        return np.where(t_ok, _tick_index(ticks, t), -1)
     if single is not None:
         return np.zeros(n, dtype=np.int64)
     if n:
         raise ValueError(f"window frame {name!r} needs a tick_end_ms column to batch more than one tick")
     return np.zeros(0, dtype=np.int64)
+
+
+def _tick_index(ticks: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The position in ``ticks`` (ascending) of each value of ``t`` (-1: not a tick), looked up once
+    per run of equal values (stacked tables come in tick blocks)."""
+    if not len(t):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], t[1:] != t[:-1]]))
+    values = t[starts]
+    at = np.minimum(np.searchsorted(ticks, values), len(ticks) - 1)
+    return np.repeat(np.where(ticks[at] == values, at, -1), np.diff(np.append(starts, len(t))))
 
 
 def _window_rows(frames: Mapping[str, pl.DataFrame], ix: _Index, ticks: np.ndarray, single: int | None) -> dict[str, _Rows]:
@@ -711,6 +722,19 @@ class _SensorGroups:
         position = {d: i for i, d in enumerate(refs.districts["district"].to_list())}
         self.group_area = np.asarray([position.get(d, -1) for d in self.groups["district"].to_list()], dtype=np.int64)
 
+    def thresholds_ms(self, cfg: VitalsConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Each sensor's fresh and silent age limits in ms, as :func:`brain.vitals.sensors.freshness`
+        computes them (factor x interval in ms)."""
+        key = ("thresholds", cfg.fresh_factor, cfg.silent_factor, *sorted(cfg.expected_interval_s.items()))
+        if key not in self._intervals:
+            if not 0 < cfg.fresh_factor <= cfg.silent_factor:
+                raise ValueError(f"need 0 < fresh_factor <= silent_factor, got {cfg.fresh_factor}, {cfg.silent_factor}")
+            interval_ms = self.interval(cfg) * 1000.0
+            if np.any(~(interval_ms > 0)):
+                raise ValueError("expected reporting intervals must be > 0")
+            self._intervals[key] = (cfg.fresh_factor * interval_ms, cfg.silent_factor * interval_ms)
+        return self._intervals[key]
+
     def interval(self, cfg: VitalsConfig) -> np.ndarray:
         """Each sensor's expected reporting interval in seconds (3600 for a type the config does not name)."""
         key = tuple(sorted(cfg.expected_interval_s.items()))
@@ -744,49 +768,39 @@ def _registry_positions(ids: pl.Series, sg: _SensorGroups, tick_of: np.ndarray |
 
 def _sensor_groups(city: City, refs: _Refs) -> _SensorGroups:
     cache = city.__dict__.setdefault("_indexes", {})
-    if "vitals_batch_sensor_groups" not in cache:
-        cache["vitals_batch_sensor_groups"] = _SensorGroups(refs)
-    return cache["vitals_batch_sensor_groups"]
+    if "vitals_batch_registry" not in cache:
+        cache["vitals_batch_registry"] = _SensorGroups(refs)
+    return cache["vitals_batch_registry"]
 
 
 def _sensor_counts(frames, sg: _SensorGroups, tick_arr: np.ndarray, cfg: VitalsConfig) -> dict[str, np.ndarray]:
     """Per (tick, district, family) group, as (ticks x groups) arrays: the registry's freshness counts
-    (``registered, fresh, stale, silent, never, known, metadata_complete``), from a (tick x sensor)
-    freshness matrix."""
-    k, n, n_groups = len(tick_arr), len(sg.group_of), sg.groups.height
+    (``registered, fresh, stale, silent, never, known, metadata_complete``) of
+    :func:`brain.vitals.sensors.freshness` as of each tick, counted in one kernel pass
+    (:mod:`brain.kernels.freshness`)."""
+    k, n_groups = len(tick_arr), sg.groups.height
     if "sensor_last_seen" not in frames:
         # No last-seen table at all: freshness is unknown (null shares), not "everything silent".
-        code = np.full((k, n), -1, dtype=np.int64)
+        counts = np.zeros((k, n_groups, 4), dtype=np.int64)
+        known = counts[:, :, 0]
     else:
         raw = frames["sensor_last_seen"]
         seen = _conformed(frames, "sensor_last_seen")
         stacked = T in raw.columns and seen.height > 0
         tick_of = _ints(raw[T].cast(I64))[0] if stacked else None
         cols = _registry_positions(seen["sensor_id"], sg, tick_of)
-        last = np.full((k, n), np.nan)
-        known = cols >= 0
-        if known.any():
-            vals = seen["last_seen_ms"].cast(F64).to_numpy()
-            if stacked:
-                rows = np.minimum(np.searchsorted(tick_arr, tick_of), k - 1)
-                ok = known & (tick_arr[rows] == tick_of)
-                flat = rows[ok] * n + cols[ok]
-                if np.bincount(flat, minlength=k * n).max() <= 1:
-                    last.reshape(-1)[flat] = vals[ok]  # one row per (tick, sensor): nothing to take the max of
-                else:
-                    np.fmax.at(last, (rows[ok], cols[ok]), vals[ok])
-            else:
-                one = np.full(n, np.nan)
-                np.fmax.at(one, cols[known], vals[known])
-                last[:] = one
-        interval = sg.interval(cfg)
-        code = sensors.freshness(last, tick_arr[:, None], interval[None, :], cfg.fresh_factor, cfg.silent_factor)
-    # counts[tick, group, code + 1] in one bincount
-    flat = (np.arange(k)[:, None] * n_groups + sg.group_of[None, :]) * 5 + (code + 1)
-    counts = np.bincount(flat.ravel(), minlength=k * n_groups * 5).reshape(k, n_groups, 5).astype(np.int64)
+        vals = seen["last_seen_ms"].cast(F64).to_numpy()
+        if stacked:
+            rows = _tick_index(tick_arr, tick_of)
+        else:  # one table for every tick
+            rows, cols, vals = np.repeat(np.arange(k), len(cols)), np.tile(cols, k), np.tile(vals, k)
+        fresh_ms, silent_ms = sg.thresholds_ms(cfg)
+        counts = freshness_counts(rows.astype(np.int64), cols.astype(np.int64), np.ascontiguousarray(vals, dtype=np.float64), k,
+                                  tick_arr.astype(np.float64), fresh_ms, silent_ms, sg.group_of, n_groups)
+        known = counts.sum(axis=2)
     return {
-        "registered": np.tile(sg.registered, (k, 1)), "fresh": counts[:, :, 1], "stale": counts[:, :, 2],
-        "silent": counts[:, :, 3], "never": counts[:, :, 4], "known": counts[:, :, 1:].sum(axis=2),
+        "registered": np.tile(sg.registered, (k, 1)), "fresh": counts[:, :, 0], "stale": counts[:, :, 1],
+        "silent": counts[:, :, 2], "never": counts[:, :, 3], "known": known,
         "metadata_complete": np.tile(sg.metadata, (k, 1)),
     }
 
