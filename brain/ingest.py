@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 
 import msgspec
 import numpy as np
@@ -46,6 +47,8 @@ from brain.kernels import jsonscan
 from brain.schemas import KINDS, RECORD_TYPES, Record
 
 DEAD_SCHEMA = {"reason_code": pl.Utf8, "reason": pl.Utf8, "raw": pl.Utf8}
+#: Column with each row's sensor registry index, when ``decode_jsonl`` is given one (not a record field).
+SENSOR_POSITION = "_sensor_position"
 
 
 def _polars_dtype(annotation: object) -> pl.DataType:
@@ -247,15 +250,14 @@ def _general_frame(t: type, records: list, lines: list[int], dead: _Dead) -> tup
     return frame.select(list(KIND_DTYPES[kind])), np.asarray(lines, dtype=np.int64)
 
 
-def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult) -> dict[str, tuple[pl.DataFrame, np.ndarray]]:
+def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult, sensor_index: Mapping[str, int] | None) -> dict[str, tuple[pl.DataFrame, np.ndarray]]:
     """The fast path's rows as {kind: (frame, line numbers)}, kinds with rows only."""
     spec = SCAN_SPEC
     # Only the distinct ids become Python strings (bytes the scan proved to be plain ASCII).
     view = memoryview(buf)
-    ids = pl.Series(
-        [bytes(view[s : s + n]).decode("ascii") for s, n in zip(scan.id_start.tolist(), scan.id_len.tolist())],
-        dtype=pl.Utf8,
-    )
+    id_strings = [bytes(view[s : s + n]).decode("ascii") for s, n in zip(scan.id_start.tolist(), scan.id_len.tolist())]
+    ids = pl.Series(id_strings, dtype=pl.Utf8)
+    positions = None if sensor_index is None else np.array([sensor_index.get(i, -1) for i in id_strings], dtype=np.int64)
     out = {}
     for k, kind in enumerate(spec.kinds):
         count = int(scan.counts[k])
@@ -267,22 +269,28 @@ def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult) -> dict[str, tuple[pl
             slot = int(spec.field_slot[spec.kind_field_off[k] + j])
             if type_name == "str":
                 columns.append(ids.gather(scan.icols[slot, rows]).alias(name))
+                id_slot = slot  # sensor_id is the only string field the scan reads
             elif type_name == "int":
                 columns.append(pl.Series(name, scan.icols[slot, rows]))
             else:
                 columns.append(pl.Series(name, scan.fcols[slot, rows], nan_to_null=optional))
+        if positions is not None:
+            columns.append(pl.Series(SENSOR_POSITION, positions[scan.icols[id_slot, rows]]))
         out[kind] = (pl.DataFrame(columns), scan.row_line[rows])
     return out
 
 
 def decode_jsonl(
-    buf: bytes, chunk_lines: int = GROUP_LINES, *, fast: bool = True
+    buf: bytes, chunk_lines: int = GROUP_LINES, *, fast: bool = True, sensor_index: Mapping[str, int] | None = None
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Decode JSON lines into ``{kind: frame}`` (columns = that kind's schema fields) and dead letters.
 
     Dead letters have ``reason_code`` (malformed, wrong_type, missing_field, bad_value, unknown_kind),
     a readable ``reason`` naming the field, and the ``raw`` line. Blank lines are skipped, not counted.
     Rows keep line order within each kind. ``fast=False`` skips the compiled scan (same result, slower).
+    With ``sensor_index`` (sensor id -> registry index), each frame also gets a last column
+    :data:`SENSOR_POSITION`: the row's sensor index, -1 for an id not in it (looked up once per
+    distinct id, where the scan interned them).
     """
     data = np.frombuffer(buf, dtype=np.uint8)
     starts, ends = jsonscan.line_bounds(data)
@@ -291,7 +299,7 @@ def decode_jsonl(
     if fast:
         scan = jsonscan.scan(data, starts, ends, SCAN_SPEC)
         rest = np.flatnonzero(scan.status < 0)
-        scanned = _scanned_frames(buf, scan)
+        scanned = _scanned_frames(buf, scan, sensor_index)
     else:
         rest = np.arange(len(starts))
         scanned = {}
@@ -309,7 +317,11 @@ def decode_jsonl(
         parts = []
         if kind in general:
             t, records, lines = general[kind]
-            parts.append(_general_frame(t, records, lines, dead))
+            frame, frame_lines = _general_frame(t, records, lines, dead)
+            if sensor_index is not None:
+                frame = frame.with_columns(pl.Series(SENSOR_POSITION, [sensor_index.get(i, -1) for i in frame["sensor_id"].to_list()],
+                                                     dtype=pl.Int64))
+            parts.append((frame, frame_lines))
         if kind in scanned:
             parts.append(scanned[kind])
         if len(parts) == 1:

@@ -292,13 +292,14 @@ class CityPipeline:
         self.window_operators = list(window_operators)
         self._segment_of_sensor = self._sensor_place_index("segment", [s.id for s in city.segments])
         self._segment_ids = [s.id for s in city.segments]
+        self._sensor_index = {sid: i for i, sid in enumerate(self.registry.ids)}
         self._id_lookups = {"sensor_id": pl.Series(list(self.registry.ids), dtype=pl.Utf8),
                             "segment_id": pl.Series(self._segment_ids, dtype=pl.Utf8)}
 
     # --- input ------------------------------------------------------------------------------------
     def ingest_jsonl(self, buf: bytes) -> StepResult:
         """Decode JSON lines and process them as one batch."""
-        frames, unreadable = decode_jsonl(buf)
+        frames, unreadable = decode_jsonl(buf, sensor_index=self._sensor_index)
         return self._process(frames, unreadable)
 
     def ingest_frames(self, frames: dict[str, pl.DataFrame]) -> StepResult:
@@ -331,23 +332,24 @@ class CityPipeline:
             if frame.height == 0:
                 continue
             self.counters[f"in.{kind}"] += frame.height
-            idx, bad, invalid, cols = self.validator.check(kind, frame)
-            if invalid.height:
-                dead_parts.append(invalid)
-                self._count_dead(invalid)
+            idx, outcome, cols = self.validator.check(kind, frame)
             ts = cols.int64("ts_ms")
-            good = ~bad
+            good = outcome < 0
             late, ahead = self.clock.judge(ts, good)
             on_time = good & ~late & ~ahead
             fresh = self.deduper.first_copies(kind, self.deduper.keys(kind, frame, idx, ts), ts, on_time)
-            dups = on_time & ~fresh
-            for rows, code, reason in (
-                (ahead, "too_far_ahead", pl.format(f"ts_ms={{}} more than {self.clock.max_ahead_ms} ms ahead of stream time", pl.col("ts_ms"))),
-                (dups, "duplicate", pl.format("duplicate of an applied record (sensor {}, ts_ms {})", pl.col("sensor_id"), pl.col("ts_ms"))),
-            ):
-                if rows.any():
-                    dead_parts.append(dead_letters(kind, frame.filter(pl.Series(rows)), code, reason))
-                    self.counters[f"dead.{code}"] += int(rows.sum())
+            # Refused rows of every stage as one set of dead letters (one formatting query per kind).
+            n_checks = self.validator.n_checks(kind)
+            outcome[ahead] = n_checks
+            outcome[on_time & ~fresh] = n_checks + 1
+            dead, codes = self.validator.dead_letters(kind, frame, outcome, [
+                ("too_far_ahead", pl.format(f"ts_ms={{}} more than {self.clock.max_ahead_ms} ms ahead of stream time", pl.col("ts_ms"))),
+                ("duplicate", pl.format("duplicate of an applied record (sensor {}, ts_ms {})", pl.col("sensor_id"), pl.col("ts_ms"))),
+            ])
+            if dead.height:
+                dead_parts.append(dead)
+                for code, n in codes.items():
+                    self.counters[f"dead.{code}"] += n
             n_late = int(late.sum())
             if n_late:
                 wm = self.clock.watermark_ms
@@ -361,11 +363,12 @@ class CityPipeline:
                 accepted.append((kind, cols, None if n_fresh == frame.height else fresh))
                 self.counters["applied"] += n_fresh
                 self.counters[f"applied.{kind}"] += n_fresh
-        for kind, cols, rows in accepted:
-            self._apply(kind, cols, rows)
-        for _, cols, rows in accepted:
-            ts = cols.int64("ts_ms")
-            self.clock.advance_to(int((ts if rows is None else ts[rows]).max()))
+        if accepted:
+            applied = [self._apply(kind, cols, rows) for kind, cols, rows in accepted]
+            # Newest time per sensor and window, for sensor health: one pass over all kinds' rows.
+            ts, idx = (np.concatenate(parts) for parts in zip(*applied))
+            self.seen.add(ts, idx, ts.astype(np.float64)[:, None])
+            self.clock.advance_to(int(ts.max()))
         windows = self._close_ticks()
         dead = pl.concat(dead_parts) if dead_parts else pl.DataFrame(schema=DEAD_SCHEMA)
         self.counters["dead_lettered"] += dead.height
@@ -377,14 +380,14 @@ class CityPipeline:
             for code, n in dead.group_by("reason_code").len().iter_rows():
                 self.counters[f"dead.{code}"] += n
 
-    def _apply(self, kind: str, cols, rows: np.ndarray | None) -> None:
-        """Add the applied rows (``rows``: a mask, None for all) of one kind's batch to the state."""
+    def _apply(self, kind: str, cols, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Add the applied rows (``rows``: a mask, None for all) of one kind's batch to the state;
+        returns their times and sensor indices."""
         def take(values: np.ndarray) -> np.ndarray:
             return values if rows is None else values[rows]
 
         ts = take(cols.int64("ts_ms"))
         idx = take(cols.sensor_idx)
-        self.seen.add(ts, idx, ts.astype(np.float64)[:, None])
         if self.next_tick_end_ms is None:
             w = self.config.window_ms
             self.next_tick_end_ms = (int(ts.min()) // w) * w + w
@@ -395,6 +398,7 @@ class CityPipeline:
             self.air.add(ts, idx, take(frame.select(AIR_FIELDS).to_numpy().astype(np.float64)))
         elif kind in LIFECYCLE_KINDS:
             self.lifecycle[kind].update(frame if rows is None else frame.filter(pl.Series(rows)))
+        return ts, idx
 
     @staticmethod
     def _window_values(kind: str, frame: pl.DataFrame) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from brain.city.model import City, Sensor
-from brain.ingest import DEAD_SCHEMA, KIND_DTYPES
+from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, SENSOR_POSITION
 from brain.schemas import KIND_SENSOR_TYPES, PHYSICAL_RANGE, PRIMARY_FIELD, RECORD_TYPES
 
 
@@ -279,42 +279,62 @@ class Validator:
                       pl.col("valid_min"), pl.col("valid_max")),
         )
 
-    def check(self, kind: str, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, pl.DataFrame, _Columns]:
-        """Run the checks of ``kind`` on ``frame``: (registry index per row, -1 if unknown; failed-row
-        mask; the failed rows as dead letters with reasons; the converted columns, for reuse)."""
-        cols = _Columns(frame, self.registry.positions(frame["sensor_id"]))
-        checks = self._checks[kind]
-        failed_rows = []  # (check index, mask) of the checks that fail somewhere
-        bad = np.zeros(frame.height, dtype=bool)
-        for i, (test, _, _) in enumerate(checks):
-            mask = test(cols)
-            if mask is not None and mask.any():
-                failed_rows.append((i, mask))
-                bad |= mask
-        if not failed_rows:
-            return cols.sensor_idx, bad, pl.DataFrame(schema=DEAD_SCHEMA), cols
-        # A row's reason is its first failed check: later checks claim only rows no earlier one did.
+    def check(self, kind: str, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, _Columns]:
+        """Run the checks of ``kind`` on ``frame``: (registry index per row, -1 if unknown; per row the
+        index of its first failed check, -1 if it passed them all; the converted columns, for reuse)."""
+        if SENSOR_POSITION in frame.columns:  # looked up by the decoder, once per distinct id
+            cols = _Columns(frame, frame[SENSOR_POSITION].to_numpy())
+        else:
+            cols = _Columns(frame, self.registry.positions(frame["sensor_id"]))
         first = np.full(frame.height, -1, dtype=np.int32)
-        for i, mask in reversed(failed_rows):
-            first[mask] = i
-        bad_rows = frame.filter(pl.Series(bad)).join(self.registry.frame, on="sensor_id", how="left", maintain_order="left")
-        bad_rows = bad_rows.with_columns(pl.Series("_check", first[bad]))
-        present = [i for i, _ in failed_rows]
-        code, reason = pl.lit(checks[present[-1]][1]), checks[present[-1]][2]
+        # Later checks claim only the rows no earlier one did: a row's reason is its first failure.
+        for i in reversed(range(len(self._checks[kind]))):
+            mask = self._checks[kind][i][0](cols)
+            if mask is not None:
+                first[mask] = i
+        return cols.sensor_idx, first, cols
+
+    def n_checks(self, kind: str) -> int:
+        return len(self._checks[kind])
+
+    def dead_letters(self, kind: str, frame: pl.DataFrame, outcome: np.ndarray,
+                     more: list[tuple[str, pl.Expr]] = ()) -> tuple[pl.DataFrame, dict[str, int]]:
+        """The rows with an ``outcome`` >= 0 as dead letters (in row order) and the count per reason code.
+
+        An outcome below :meth:`n_checks` is that check's failure; ``n_checks + j`` is ``more[j]``, a
+        (reason_code, reason) the caller judged (too far ahead, duplicate, ...). One polars query
+        formats them all, for the failed rows only.
+        """
+        checks = self._checks[kind]
+        outcomes = [(code, reason) for _, code, reason in checks] + list(more)
+        dead = outcome >= 0
+        per_outcome = np.bincount(outcome[dead], minlength=len(outcomes))
+        present = np.flatnonzero(per_outcome).tolist()
+        if not present:
+            return pl.DataFrame(schema=DEAD_SCHEMA), {}
+        counts: dict[str, int] = {}
+        for i in present:
+            counts[outcomes[i][0]] = counts.get(outcomes[i][0], 0) + int(per_outcome[i])
+        rows = frame.filter(pl.Series(dead))
+        if any(i < len(checks) for i in present):  # check reasons may name the sensor's registered type and range
+            rows = rows.join(self.registry.frame, on="sensor_id", how="left", maintain_order="left")
+        rows = rows.with_columns(pl.Series("_outcome", outcome[dead]))
+        code, reason = pl.lit(outcomes[present[-1]][0]), outcomes[present[-1]][1]
         for i in reversed(present[:-1]):
-            hit = pl.col("_check") == i
-            code = pl.when(hit).then(pl.lit(checks[i][1])).otherwise(code)
-            reason = pl.when(hit).then(checks[i][2]).otherwise(reason)
-        return cols.sensor_idx, bad, dead_letters(kind, bad_rows, code, reason), cols
+            hit = pl.col("_outcome") == i
+            code = pl.when(hit).then(pl.lit(outcomes[i][0])).otherwise(code)
+            reason = pl.when(hit).then(outcomes[i][1]).otherwise(reason)
+        return dead_letters(kind, rows, code, reason), counts
 
     def validate(self, kind: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Split ``frame`` (one kind, schema columns) into applied rows (+ ``sensor_idx``) and dead letters."""
         columns = list(KIND_DTYPES[kind])
         if frame.height == 0:
             return frame.select(columns).with_columns(pl.lit(None, pl.Int32).alias("sensor_idx")), pl.DataFrame(schema=DEAD_SCHEMA)
-        sensor_idx, bad, dead, _ = self.check(kind, frame)
+        sensor_idx, first, _ = self.check(kind, frame)
         good = frame.select(columns).with_columns(pl.Series("sensor_idx", sensor_idx, dtype=pl.Int32))
-        return (good.filter(pl.Series(~bad)) if bad.any() else good), dead
+        bad = first >= 0
+        return (good.filter(pl.Series(~bad)) if bad.any() else good), self.dead_letters(kind, frame, first)[0]
 
 
 def _all_null(c: _Columns, names: list[str]) -> np.ndarray | None:

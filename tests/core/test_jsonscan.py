@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from brain import ingest
-from brain.ingest import KIND_DTYPES, SCAN_SPEC, decode_jsonl
+from brain.ingest import KIND_DTYPES, SCAN_SPEC, SENSOR_POSITION, decode_jsonl
 from brain.kernels import jsonscan
 from brain.kernels.jsonscan import line_bounds, make_spec, scan, scan_reference
 from brain.schemas import KINDS, RECORD_TYPES
@@ -390,3 +390,20 @@ def test_warm_up_and_examples():
     result = doctest.testmod(jsonscan, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
     assert ingest.__doc__ is not None and "fast=False" in ingest.__doc__
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_LINE, max_size=40), st.integers(1, 40), st.data())
+def test_sensor_positions_are_the_index_of_each_rows_id(lines, chunk, data):
+    """With a sensor index, every frame's position column is the index of its row's id (or -1),
+    from both paths alike; the record columns are unchanged."""
+    buf = _buffer(lines, b"\n")
+    plain = decode_jsonl(buf, chunk_lines=chunk)
+    some_ids = sorted({i for f in plain[0].values() for i in f["sensor_id"].to_list()})
+    known = data.draw(st.lists(st.sampled_from(some_ids), unique=True) if some_ids else st.just([]))
+    index = {sid: 10 * k + 3 for k, sid in enumerate(known)}
+    for fast in (True, False):
+        frames, dead = decode_jsonl(buf, chunk_lines=chunk, fast=fast, sensor_index=index)
+        assert_same_decode(({k: f.drop(SENSOR_POSITION) for k, f in frames.items()}, dead), plain)
+        for frame in frames.values():
+            assert frame[SENSOR_POSITION].to_list() == [index.get(i, -1) for i in frame["sensor_id"].to_list()]
