@@ -67,6 +67,7 @@ import polars as pl
 
 from brain.city.model import City
 from brain.kernels.freshness import freshness_counts
+from brain.kernels.latest import latest_rows
 from brain.kernels.groupsum import group_sums, multi_group_sums
 from brain.vitals import air, emergency, grid, health, noise, sensors, traffic, utilities
 from brain.vitals.compute import (
@@ -174,22 +175,9 @@ class _Rows:
         """Per (tick, key) the row of the latest window ending in (tick - max_age, tick] (of equal
         ends the last row): row positions and their keys ``ti * n_keys + k``, in key order."""
         end = self.frame["window_end_ms"].to_numpy()  # float with NaN where null: no comparison holds
-        tick = ticks[self.ti]
-        ok = (self.ti >= 0) & (self.k >= 0) & (end <= tick) & (end > tick - int(max_age_s * 1000))
-        sel = np.flatnonzero(ok)
-        sel_key = self.ti[sel] * self.n_keys + self.k[sel]
-        n = max(len(ticks), 1) * self.n_keys
-        if not len(sel) or np.bincount(sel_key, minlength=n).max() == 1:
-            # one window per (tick, key), as the pipeline sends them: placed, not sorted
-            where = np.full(n, -1, dtype=np.int64)
-            where[sel_key] = sel
-            keys = np.flatnonzero(where >= 0)
-            return where[keys], keys
-        order = np.lexsort((end[sel], sel_key))  # stable: of equal (key, end) the input order stays
-        s, key = sel[order], sel_key[order]
-        last = np.ones(len(s), dtype=bool)
-        last[:-1] = key[1:] != key[:-1]
-        return s[last], key[last]
+        if not len(end):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return latest_rows(self.ti, self.k, np.asarray(end, dtype=np.float64), ticks, int(max_age_s * 1000), self.n_keys)
 
     def values(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Column ``name`` at ``rows`` (-1: no row) as float64 and where it is not null."""
@@ -411,7 +399,7 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
     end = np.where(end_ok, end, 0).astype(np.int64)
     source = np.where(tt_ok, 0, np.where(det_spd_ok, 1, 2))
     # Vehicle-km weights: probe-only segments get the tick's observed mean volume per lane.
-    vol_sum = _tick_sums(ti, _f64("v", vol, vol_ok), len(ticks))
+    vol_sum = _tick_sums(ti, vol, vol_ok, len(ticks))
     lanes_sum = np.bincount(ti, weights=np.where(vol_ok, lanes, 0), minlength=len(ticks))
     with np.errstate(invalid="ignore", divide="ignore"):
         per_lane = np.where(lanes_sum > 0, vol_sum / lanes_sum, 1.0)[ti]
@@ -424,13 +412,16 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
     # traffic.speed_level, with each segment's band edges looked up once per city
     v = np.where(speed_ok, speed, np.nan)
     all_edges, unknown = ix.speed_edges(std)
-    if unknown[k].any():
+    if unknown.any() and unknown[k].any():
         bad = sorted(set(ix.segments["road_class"].to_numpy()[k[unknown[k]]].tolist()))
         raise ValueError(f"unknown road class(es) {bad}; known: {', '.join(traffic.congestion_table(std).road_classes)}")
-    edges = all_edges[k]
+    n_edges = all_edges.shape[1]
+    sp_lvl = np.full(len(k), n_edges + 1, dtype=np.int64)
     with np.errstate(invalid="ignore"):
-        sp_lvl = np.where(np.isnan(v), 0, edges.shape[1] + 1 - np.sum(v[:, None] > edges, axis=1)).astype(np.int64)
-    names = tuple(traffic.tpi_level_names(np.arange(edges.shape[1] + 2), std))  # level 0..5 -> name
+        for j in range(n_edges):  # one band edge at a time: 1-d gathers, no (rows x edges) array
+            sp_lvl -= v > all_edges[:, j][k]
+    sp_lvl[np.isnan(v)] = 0
+    names = tuple(traffic.tpi_level_names(np.arange(n_edges + 2), std))  # level 0..5 -> name
     ref = _take(ix.segments, ("segment_id", "district", "cell_id", "road_class", "length_km"), k)
     out = pl.DataFrame([
         *ref,
@@ -451,16 +442,10 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
     })
 
 
-def _tick_sums(ti: np.ndarray, values: pl.Series, n_ticks: int) -> np.ndarray:
-    """Per tick, the sum of a float column's non-null values, by the one-window formulation's window
-    expression (``sum().over(tick)``: polars' float sum depends on the query's shape)."""
-    if not values.len():
-        return np.zeros(n_ticks)
-    frame = pl.DataFrame([pl.Series(T, ti, dtype=I64), values.alias("volume_veh")])
-    per_row = frame.select(pl.col("volume_veh").sum().over(T)).to_series().to_numpy()
-    out = np.zeros(n_ticks)
-    out[ti] = per_row  # every row of a tick holds its tick's sum
-    return out
+def _tick_sums(ti: np.ndarray, values: np.ndarray, ok: np.ndarray, n_ticks: int) -> np.ndarray:
+    """Per tick, the sum of a float column's non-null values as the one-window formulation's window
+    expression takes it (``sum().over(tick)``: Kahan in row order, :mod:`brain.kernels.groupsum`)."""
+    return group_sums(np.ascontiguousarray(values, dtype=np.float64), ok, ti, n_ticks)[0]
 
 
 def _air_station(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig) -> _Family:

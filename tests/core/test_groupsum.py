@@ -85,3 +85,19 @@ def test_skipped_rows_and_non_finite_sums():
     total, count = group_sums(values, np.array([True, True, False, True, True]), np.array([0, 0, 1, 1, -1]), 3)
     assert total[0] == np.inf and np.isnan(total[1]) and total[2] == 0.0 and not np.signbit(total[2])
     assert count.tolist() == [2, 1, 0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_sums_are_polars_window_sums(data):
+    # sum().over(key) on a frame in key blocks of 100..300 rows (a tick's segments): also Kahan in row
+    # order, not polars' plain pairwise sum of a Series
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    sizes = rng.integers(100, 300, data.draw(st.integers(1, 6)))
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    values = rng.uniform(0, 40, len(group)) * 10.0 ** rng.uniform(-2, 2, len(group))
+    ok = rng.random(len(group)) > 0.15
+    frame = pl.DataFrame({"g": group, "x": pl.Series(np.where(ok, values, np.nan), nan_to_null=True)})
+    want = frame.select(pl.col("x").sum().over("g")).to_series().to_numpy()
+    got, _ = group_sums(values, ok, group, len(sizes))
+    np.testing.assert_array_equal(got[group], want)
