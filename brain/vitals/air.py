@@ -53,6 +53,11 @@ class _Row:
     iaqi: np.ndarray
     fallback: str | None  # row whose IAQI is reported above the last breakpoint; None = cap
 
+    @functools.cached_property
+    def slope(self) -> np.ndarray:
+        """IAQI per unit of concentration on each segment."""
+        return np.diff(self.iaqi) / np.diff(self.conc)
+
 
 @dataclass(frozen=True)
 class AqiTable:
@@ -121,10 +126,9 @@ def aqi_table(standard: str = DEFAULT_STANDARD) -> AqiTable:
 
 def _score(row: _Row, c: np.ndarray, rounding: str) -> np.ndarray:
     """Piecewise-linear IAQI on one row; NaN where c is NaN or above a truncated row's top."""
-    bp, iq = row.conc, row.iaqi
-    slope = np.diff(iq) / np.diff(bp)
+    bp, iq, slope = row.conc, row.iaqi, row.slope
     # Segment k spans (bp[k], bp[k+1]]; a concentration on a breakpoint scores the same on both sides.
-    lo = np.clip(np.searchsorted(bp, c, side="left") - 1, 0, len(bp) - 2)
+    lo = np.minimum(np.maximum(np.searchsorted(bp, c, side="left") - 1, 0), len(bp) - 2)  # (np.clip: slower)
     with np.errstate(invalid="ignore"):
         val = slope[lo] * (c - bp[lo]) + iq[lo]
         above = c > bp[-1]

@@ -1089,7 +1089,9 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     air_terms = {name: (x, ok, F64) for name, (x, ok, _) in air_st.columns.items()}
     laeq, laeq_ok, _ = noise_st.columns["laeq_db"]
     exceed, exceed_ok, _ = noise_st.columns["exceedance_db"]
-    energy = (10.0 ** (_f64("_e", laeq, laeq_ok) / 10.0)).to_numpy()  # polars' pow, as the one-window figure
+    with np.errstate(invalid="ignore", over="ignore"):
+        # polars' pow of a divide by a literal (a multiply by its reciprocal), as the one-window figure
+        energy = np.where(laeq_ok, 10.0 ** (laeq * (1.0 / 10.0)), np.nan)
     noise_terms = {"_energy": (energy, laeq_ok, F64), "_le0": ((exceed <= 0).astype(np.float64), laeq_ok & exceed_ok, pl.Boolean),
                    "_exceed": (exceed, exceed_ok, F64)}
     within, within_ok, _ = util_st.columns["within_tolerance"]
@@ -1104,7 +1106,7 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
         air_means = {c: np.where(a[f"{c}:count"] > 0, a[f"{c}:sum"] / a[f"{c}:count"], np.nan) for c in air_terms}
         cols["noise_sensors"] = n["_energy:count"].astype(np.int64)
         mean_energy = np.where(n["_energy:count"] > 0, n["_energy:sum"] / n["_energy:count"], np.nan)
-        cols["noise_laeq_db"] = 10.0 * pl.Series(mean_energy).log10().to_numpy()  # polars' log10, as the one-window figure
+        cols["noise_laeq_db"] = 10.0 * (np.log(mean_energy) / np.log(10.0))  # polars' log10: ln(x) / ln(10)
         cols["noise_within_limit_share"] = np.where(n["_le0:count"] > 0, n["_le0:sum"] / n["_le0:count"], np.nan)
         cols["noise_max_exceedance_db"] = n["_exceed:max"]
         cols["utility_within_tolerance_share"] = np.where(u["_within:count"] > 0, u["_within:sum"] / u["_within:count"], np.nan)
@@ -1155,23 +1157,19 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     cols["name"] = _pick((*refs.districts["name"].to_list(), city.name), area_of_row)
     cols["district"] = _pick((*refs.districts["district"].to_list(), None), area_of_row)
 
-    def table(rows: np.ndarray) -> pl.DataFrame:
-        series = []
-        at = _positions(rows)
-        for name in (*AREA_COLUMNS, T):
-            if name in _AREA_STRINGS:
-                series.append(cols[name][at].alias(name))
-                continue
-            v = cols[name][rows]
-            if name in _AREA_INTS:
-                series.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f"
-                              else _i64(name, v))
-            else:
-                series.append(pl.Series(name, v if v.dtype == np.float64 else v.astype(np.float64), nan_to_null=True))
-        return pl.DataFrame(series)
-
+    # One frame over every grid row, then the district rows and the city rows gathered from it.
+    series = []
+    for name in (*AREA_COLUMNS, T):
+        v = cols[name]
+        if name in _AREA_STRINGS:
+            series.append(v.alias(name))
+        elif name in _AREA_INTS:
+            series.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f" else _i64(name, v))
+        else:
+            series.append(pl.Series(name, v if v.dtype == np.float64 else v.astype(np.float64), nan_to_null=True))
+    every = pl.DataFrame(series)
     grid_rows = np.arange(grid_ix.n_rows).reshape(k, n_areas)
-    return table(grid_rows[:, :n_d].reshape(-1)), table(grid_rows[:, n_d])
+    return every[_positions(grid_rows[:, :n_d].reshape(-1))], every[_positions(grid_rows[:, n_d])]
 
 
 _AREA_STRINGS = frozenset({"district", "name", "tpi_level_name", "aqi_level", "aqi_category_zh", "aqi_colour_hex", "primary_pollutant"})
