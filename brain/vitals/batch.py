@@ -59,6 +59,7 @@ Example: two ticks of the one-segment city of :mod:`brain.vitals.compute`, the s
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -339,9 +340,14 @@ def _take(frame: pl.DataFrame, names, rows: np.ndarray) -> list[pl.Series]:
     return [frame.get_column(name)[at] for name in names]
 
 
+@functools.lru_cache(maxsize=256)
+def _choices(values: tuple) -> pl.Series:
+    return pl.Series(list(values), dtype=S)
+
+
 def _pick(values: tuple, idx: np.ndarray) -> pl.Series:
     """String values by index (the last entry of ``values`` may be None)."""
-    return pl.Series(list(values), dtype=S)[_positions(idx)]
+    return _choices(values)[_positions(idx)]
 
 
 # --- families ---------------------------------------------------------------------------------------
@@ -429,10 +435,10 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
         _f64("volume_veh", vol, vol_ok), _f64("occupancy_pct", occ, occ_ok), _f64("speed_kmh", speed, speed_ok),
         _pick(("probe", "detector", None), source).alias("speed_source"), _f64("travel_time_s", travel_time, tt_ok | speed_ok),
         _nulled("tti", tti), _nulled("tpi", tpi),
-        pl.Series("tpi_level", tpi_lvl, dtype=I64), _pick(names, tpi_lvl).alias("tpi_level_name"),
-        pl.Series("speed_level", sp_lvl, dtype=I64), _pick(names, sp_lvl).alias("speed_level_name"),
-        pl.Series("congestion_level", np.where(sp_lvl > 0, sp_lvl, tpi_lvl), dtype=I64),
-        _f64("vkm", vkm), pl.Series(T, ticks[ti], dtype=I64),
+        _i64("tpi_level", tpi_lvl), _pick(names, tpi_lvl).alias("tpi_level_name"),
+        _i64("speed_level", sp_lvl), _pick(names, sp_lvl).alias("speed_level_name"),
+        _i64("congestion_level", np.where(sp_lvl > 0, sp_lvl, tpi_lvl)),
+        _f64("vkm", vkm), _i64(T, ticks[ti]),
     ])
     every = np.ones(len(k), dtype=bool)
     return _Family(out, ti, ix.segment_area[k], {
@@ -468,7 +474,7 @@ def _air_station(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig
     conc["o3_8h_ugm3"] = (*tables[2].values("o3_8h_ugm3", at[2]), F64)
     cols += [_f64(name, v, ok) for name, (v, ok, _) in conc.items()]
     out = air.aqi(pl.DataFrame(cols), "hourly", cfg.aqi_standard, cfg.pm_basis)
-    return _Family(out.hstack([pl.Series(T, ticks[keys // nk], dtype=I64)]), keys // nk, ix.sensor_area[keys % nk], conc)
+    return _Family(out.hstack([_i64(T, ticks[keys // nk])]), keys // nk, ix.sensor_area[keys % nk], conc)
 
 
 def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig, tz: str) -> _Family:
@@ -531,7 +537,7 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
         _nulled("laeq_day_db", day), _nulled("laeq_night_db", nite),
         _nulled("day_exceedance_db", noise.exceedance_db(day, lim_day)),
         _nulled("night_exceedance_db", noise.exceedance_db(nite, lim_night)),
-        pl.Series(T, ticks[cur_ti], dtype=I64),
+        _i64(T, ticks[cur_ti]),
     ])
     return _Family(out, cur_ti, ix.sensor_area[cur_k], {
         "laeq_db": (cur_laeq, cur_laeq_ok, F64), "exceedance_db": (exceedance, _nan_ok(exceedance), F64)})
@@ -566,7 +572,7 @@ def _utility_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vi
         unit, _pick((*utilities.QUANTITIES, None), quantity).alias("quantity"), _f64("value", value, value_ok),
         nominal_s, _nulled("deviation_pct", dev),
         _column("within_tolerance", (within == True).astype(np.float64), within != None, pl.Boolean),  # noqa: E711, E712
-        pl.Series(T, ticks[ti], dtype=I64),
+        _i64(T, ticks[ti]),
     ])
     return _Family(out, ti, ix.sensor_area[k], {
         "within_tolerance": ((within == True).astype(np.float64), within != None, pl.Boolean),  # noqa: E711, E712 (elementwise)
@@ -662,8 +668,8 @@ class _IncidentState:
         cols = [self.district[at], self.type_series[at], self.severity_series[at]]
         for name in emergency.METRIC_COLUMNS:
             v = figures[name]
-            cols.append(_nulled(name, v) if v.dtype == np.float64 else pl.Series(name, v, dtype=I64))
-        cols.append(pl.Series(T, self.tick[first], dtype=I64))
+            cols.append(_nulled(name, v) if v.dtype == np.float64 else _i64(name, v))
+        cols.append(_i64(T, self.tick[first]))
         return pl.DataFrame(cols)
 
 
@@ -870,8 +876,8 @@ class _CaseState:
         cols = {column: distinct[_positions(g)]}
         for name in grid.METRIC_COLUMNS:
             v = m[name][ti, g]
-            cols[name] = _nulled(name, v) if v.dtype == np.float64 else pl.Series(name, v, dtype=I64)
-        cols[T] = pl.Series(T, ticks[ti], dtype=I64)
+            cols[name] = _nulled(name, v) if v.dtype == np.float64 else _i64(name, v)
+        cols[T] = _i64(T, ticks[ti])
         return pl.DataFrame(cols)
 
 
@@ -905,8 +911,8 @@ class _OutageState:
         ti, g = np.nonzero(n > 0)
         return pl.DataFrame({
             "district": districts[_positions(groups[g] // n_u)], "utility": utils[_positions(groups[g] % n_u)],
-            "active_outages": pl.Series(n[ti, g], dtype=I64), "customers_affected": pl.Series(cust[ti, g], dtype=I64),
-            T: pl.Series(ticks[ti], dtype=I64),
+            "active_outages": _i64("active_outages", n[ti, g]), "customers_affected": _i64("customers_affected", cust[ti, g]),
+            T: _i64(T, ticks[ti]),
         })
 
 
@@ -929,9 +935,9 @@ def _sensor_health(counts: Mapping[str, np.ndarray], sg: "_SensorGroups", ticks:
     g = np.tile(np.arange(n_groups), k)
     at = _positions(g)
     cols = {"district": sg.groups["district"][at], "family": sg.groups["family"][at]}
-    cols.update({name: pl.Series(name, counts[name].reshape(-1), dtype=I64) for name in ("registered", *sensors.FRESHNESS_NAMES)})
+    cols.update({name: _i64(name, counts[name].reshape(-1)) for name in ("registered", *sensors.FRESHNESS_NAMES)})
     cols.update({name: _nulled(name, v.reshape(-1)) for name, v in _shares(counts).items()})
-    cols["window_end_ms"] = cols[T] = pl.Series(T, np.repeat(ticks, n_groups), dtype=I64)
+    cols["window_end_ms"] = cols[T] = _i64(T, np.repeat(ticks, n_groups))
     return pl.DataFrame(cols)
 
 
