@@ -28,6 +28,7 @@ Example (PM2.5 24-h mean 80 µg/m³: (150-100)/(115-75)*(80-75)+100 = 106.25, ro
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -171,7 +172,18 @@ def iaqi(pollutant: str, conc, averaging: str, standard: str = DEFAULT_STANDARD)
     return _score(table.rows[key], _as_conc(conc), table.rounding)
 
 
-def _col(frame: pl.DataFrame, name: str) -> np.ndarray:
+def _height(frame: pl.DataFrame | Mapping[str, np.ndarray]) -> int:
+    if isinstance(frame, pl.DataFrame):
+        return frame.height
+    return len(next(iter(frame.values()))) if frame else 0
+
+
+def _col(frame: pl.DataFrame | Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """A concentration column as float64, NaN where missing. ``frame`` may also be a mapping of float
+    arrays (NaN: not measured), which saves building a frame only to read its columns back."""
+    if not isinstance(frame, pl.DataFrame):
+        v = frame.get(name)
+        return np.full(_height(frame), np.nan) if v is None else np.asarray(v, dtype=np.float64)
     if name not in frame.columns:
         return np.full(frame.height, np.nan)
     col = frame.get_column(name)
@@ -251,8 +263,13 @@ def _joined_names(flags: np.ndarray) -> pl.Series:
     in :data:`COMPONENTS` order, null if none: built once per distinct combination, not per row."""
     code = (flags.astype(np.int64) << np.arange(len(COMPONENTS))[:, None]).sum(axis=0)
     distinct, inverse = np.unique(code, return_inverse=True)
-    names = [",".join(c for k, c in enumerate(COMPONENTS) if int(d) >> k & 1) or None for d in distinct]
-    return pl.Series(names, dtype=pl.String)[pl.Series(inverse.reshape(-1).astype(np.uint32))]
+    return _combination_names(tuple(distinct.tolist()))[pl.Series(inverse.reshape(-1).astype(np.uint32))]
+
+
+@functools.lru_cache(maxsize=1024)
+def _combination_names(codes: tuple[int, ...]) -> pl.Series:
+    """The names of component combinations (bit k: component k), as a Series to gather from."""
+    return pl.Series([",".join(c for k, c in enumerate(COMPONENTS) if d >> k & 1) or None for d in codes], dtype=pl.String)
 
 
 def _aqi_columns(frame: pl.DataFrame, report: Report, standard: str, pm_basis: str | None,
@@ -260,9 +277,9 @@ def _aqi_columns(frame: pl.DataFrame, report: Report, standard: str, pm_basis: s
     """The columns :func:`aqi` adds (or ``only`` those of them), by name."""
     table = aqi_table(standard)
     comps = component_iaqis(frame, report, standard, pm_basis)
-    stacked = np.vstack([comps[c] for c in COMPONENTS]) if frame.height else np.empty((len(COMPONENTS), 0))
+    stacked = np.vstack([comps[c] for c in COMPONENTS]) if _height(frame) else np.empty((len(COMPONENTS), 0))
     measured = np.any(np.isfinite(stacked), axis=0)
-    agg = np.where(measured, np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=0), np.nan) if frame.height else np.empty(0)
+    agg = np.where(measured, np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=0), np.nan) if _height(frame) else np.empty(0)
     lvl = aqi_level(agg, standard)
     # one index Series for the level lookups (a numpy index is checked and converted per gather)
     at = pl.Series(np.where(lvl < 0, len(table.level_names), lvl).astype(np.uint32))

@@ -473,8 +473,11 @@ def _air_station(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig
             conc[f"{p}_{avg}_{_unit(p)}"] = (*table.values(f"{p}_{_unit(p)}", a), F64)
     conc["o3_8h_ugm3"] = (*tables[2].values("o3_8h_ugm3", at[2]), F64)
     cols += [_f64(name, v, ok) for name, (v, ok, _) in conc.items()]
-    out = air.aqi(pl.DataFrame(cols), "hourly", cfg.aqi_standard, cfg.pm_basis)
-    return _Family(out.hstack([_i64(T, ticks[keys // nk])]), keys // nk, ix.sensor_area[keys % nk], conc)
+    # air.aqi's columns, from the concentrations as arrays (NaN: not measured)
+    aqi_cols = air._aqi_columns({name: np.where(ok, v, np.nan) for name, (v, ok, _) in conc.items()}, "hourly",
+                                cfg.aqi_standard, cfg.pm_basis)
+    out = pl.DataFrame([*cols, *aqi_cols.values(), _i64(T, ticks[keys // nk])])
+    return _Family(out, keys // nk, ix.sensor_area[keys % nk], conc)
 
 
 def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig, tz: str) -> _Family:
@@ -1117,7 +1120,7 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
         cols["noise_max_exceedance_db"] = n["_exceed:max"]
         cols["utility_within_tolerance_share"] = np.where(u["_within:count"] > 0, u["_within:sum"] / u["_within:count"], np.nan)
         cols["utility_max_abs_deviation_pct"] = u["_absdev:max"]
-    air_area = air._aqi_columns(pl.DataFrame([pl.Series(c, v, dtype=F64) for c, v in air_means.items()]), "hourly",
+    air_area = air._aqi_columns(air_means, "hourly",
                                 cfg.aqi_standard, cfg.pm_basis, only=("aqi", "level", "category_zh", "colour_hex", "primary_pollutant"))
     cols["aqi"] = air_area["aqi"].to_numpy()
     for name, out in (("level", "aqi_level"), ("category_zh", "aqi_category_zh"), ("colour_hex", "aqi_colour_hex"),
