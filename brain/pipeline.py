@@ -39,6 +39,7 @@ from brain.city.model import City
 from brain.eventtime import Deduper, EventClock
 from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, decode_jsonl
 from brain.lifecycle import LifecycleTable
+from brain.schemas import KIND_SENSOR_TYPES
 from brain.validate import Validator, dead_letters
 from brain.windows import ClosedWindow, TumblingWindows
 
@@ -271,8 +272,15 @@ class CityPipeline:
         self.clock = EventClock(self.config.allowed_lateness_s * 1000, self.config.max_ahead_s * 1000)
         self.deduper = Deduper()
         n = len(self.registry)
-        self.windows = {k: TumblingWindows(n, self.config.window_ms, f) for k, f in WINDOW_FIELDS.items()}
-        self.air = TumblingWindows(n, HOUR_MS, AIR_FIELDS)
+        # Each window kind keys its own sensors only (those allowed to send it, in registry order):
+        # window arrays are a few hundred keys wide, not the whole registry.
+        self._members = {kind: np.flatnonzero(self.registry.per_sensor(lambda s, kind=kind: s.type in KIND_SENSOR_TYPES[kind])[:-1])
+                         for kind in [*WINDOW_FIELDS, "air"]}
+        self._local = {kind: np.full(n, -1, np.int64) for kind in self._members}
+        for kind, members in self._members.items():
+            self._local[kind][members] = np.arange(len(members))
+        self.windows = {k: TumblingWindows(len(self._members[k]), self.config.window_ms, f) for k, f in WINDOW_FIELDS.items()}
+        self.air = TumblingWindows(len(self._members["air"]), HOUR_MS, AIR_FIELDS)
         self.air_history: deque[ClosedWindow] = deque(maxlen=24)
         self.lifecycle = {
             kind: LifecycleTable(id_col, stages, fields, self.config.retention_days * 86_400_000)
@@ -342,7 +350,7 @@ class CityPipeline:
             n_checks = self.validator.n_checks(kind)
             outcome[ahead] = n_checks
             outcome[on_time & ~fresh] = n_checks + 1
-            dead, codes = self.validator.dead_letters(kind, frame, outcome, [
+            dead, codes = self.validator.dead_letters(kind, frame, idx, outcome, [
                 ("too_far_ahead", pl.format(f"ts_ms={{}} more than {self.clock.max_ahead_ms} ms ahead of stream time", pl.col("ts_ms"))),
                 ("duplicate", pl.format("duplicate of an applied record (sensor {}, ts_ms {})", pl.col("sensor_id"), pl.col("ts_ms"))),
             ])
@@ -393,9 +401,9 @@ class CityPipeline:
             self.next_tick_end_ms = (int(ts.min()) // w) * w + w
         frame = cols.frame
         if kind in WINDOW_FIELDS:
-            self.windows[kind].add(ts, idx, take(self._window_values(kind, frame)))
+            self.windows[kind].add(ts, self._local[kind][idx], take(self._window_values(kind, frame)))
         elif kind == "air":
-            self.air.add(ts, idx, take(frame.select(AIR_FIELDS).to_numpy().astype(np.float64)))
+            self.air.add(ts, self._local["air"][idx], take(frame.select(AIR_FIELDS).to_numpy().astype(np.float64)))
         elif kind in LIFECYCLE_KINDS:
             self.lifecycle[kind].update(frame if rows is None else frame.filter(pl.Series(rows)))
         return ts, idx
@@ -429,16 +437,15 @@ class CityPipeline:
         w = self.config.window_ms
         ends = list(range(self.next_tick_end_ms, wm + 1, w))
         self.next_tick_end_ms = ends[-1] + w
-        n = len(self.registry)
         # The windows of all due ticks stacked as (tick, key, field) arrays: every table below is
         # built for all ticks at once, with no Python loop per tick.
         stacks = {}
         for kind, tw in self.windows.items():
             by_end = {c.end_ms: c for c in tw.close(wm)}
             if by_end:
-                stacks[kind] = ClosedWindow.stack([by_end.get(e) for e in ends], n, tw.fields)
+                stacks[kind] = ClosedWindow.stack([by_end.get(e) for e in ends], tw.n_keys, tw.fields)
         seen_by_end = {c.end_ms: c for c in self.seen.close(wm)}
-        seen = ClosedWindow.stack([seen_by_end.get(e) for e in ends], n, self.seen.fields)
+        seen = ClosedWindow.stack([seen_by_end.get(e) for e in ends], self.seen.n_keys, self.seen.fields)
         newest = np.where(seen.counts[..., 0] > 0, seen.maxs[..., 0], -1).astype(np.int64)
         newest[0] = np.fmax(newest[0], self.last_seen_ms)
         last_seen = np.maximum.accumulate(newest, axis=0)  # (tick, sensor), as of each tick's end
@@ -490,11 +497,12 @@ class CityPipeline:
             win = stacks.get(kind)
             if win is None:
                 continue
-            tick, sensor = np.nonzero(win.active_mask())
+            tick, key = np.nonzero(win.active_mask())
             end = ends[tick]
-            cols = {"sensor_id": sensor, "window_start_ms": end - w, "window_end_ms": end, "tick_end_ms": end}
+            cols = {"sensor_id": self._members[kind][key], "window_start_ms": end - w, "window_end_ms": end, "tick_end_ms": end}
+            active = win.rows(tick, key)
             for column, fn in spec.items():
-                cols[column] = fn(win)[tick, sensor]
+                cols[column] = fn(active)
             b.add(name, len(tick), cols)
         self._segment_traffic(b, stacks.get("traffic"), ends)
         self._segment_probe(b, stacks.get("probe"), ends)
@@ -504,13 +512,13 @@ class CityPipeline:
             "last_seen_ms": np.where(last_seen >= 0, last_seen.astype(np.float64), np.nan).ravel(),
         })
 
-    def _by_segment(self, win: ClosedWindow):
+    def _by_segment(self, win: ClosedWindow, kind: str):
         """(sum over each segment's detectors per tick, detectors counted) for a stacked window.
 
         ``np.bincount`` adds in (tick, sensor) order, so a segment's sums are bit-identical however
         many ticks are stacked.
         """
-        seg = self._segment_of_sensor
+        seg = self._segment_of_sensor[self._members[kind]]
         n_ticks, n_seg = win.sums.shape[0], len(self._segment_ids)
         tick, sensor = np.nonzero(win.active_mask() & (seg >= 0)[None, :])
         slot = tick * n_seg + seg[sensor]
@@ -529,7 +537,7 @@ class CityPipeline:
     def _segment_traffic(self, b: "_TickTables", win: ClosedWindow | None, ends: np.ndarray) -> None:
         if win is None:
             return
-        by_segment, n_det = self._by_segment(win)
+        by_segment, n_det = self._by_segment(win, "traffic")
         vol = by_segment(win.sum("volume_veh"))
         sv = by_segment(win.sum("speed_x_volume"))
         speed_sum, speed_n = by_segment(win.sum("speed_kmh")), by_segment(win.count("speed_kmh"))
@@ -547,7 +555,7 @@ class CityPipeline:
     def _segment_probe(self, b: "_TickTables", win: ClosedWindow | None, ends: np.ndarray) -> None:
         if win is None:
             return
-        by_segment, _ = self._by_segment(win)
+        by_segment, _ = self._by_segment(win, "probe")
         tt_sum, tt_n = by_segment(win.sum("travel_time_s")), by_segment(win.count("travel_time_s"))
         rows, cols = self._segment_rows(ends, tt_n > 0)
         b.add("probe", len(rows[0]), cols | {"travel_time_s": tt_sum[rows] / tt_n[rows], "n_readings": tt_n[rows]})
@@ -577,9 +585,11 @@ class CityPipeline:
         hours = list(self.air_history)
         last = hours[-1]
 
+        stations = self._members["air"]
+
         def part(win: ClosedWindow, extra: dict) -> tuple[int, dict]:
             active = win.active()
-            cols = {"sensor_id": active, "window_start_ms": win.start_ms, "window_end_ms": win.end_ms}
+            cols = {"sensor_id": stations[active], "window_start_ms": win.start_ms, "window_end_ms": win.end_ms}
             return len(active), cols | {k: v[active] for k, v in extra.items()}
 
         def moving(span_h: int) -> ClosedWindow:
@@ -592,7 +602,7 @@ class CityPipeline:
         return {
             "air_1h": part(last, {f: last.mean(f) for f in AIR_FIELDS}),
             "air_24h": part(day, {f: day.mean(f) for f in AIR_FIELDS}),
-            "air_8h_o3": (len(active), {"sensor_id": active, "window_end_ms": eight.end_ms, "o3_8h_ugm3": eight.mean("o3_ugm3")[active]}),
+            "air_8h_o3": (len(active), {"sensor_id": stations[active], "window_end_ms": eight.end_ms, "o3_8h_ugm3": eight.mean("o3_ugm3")[active]}),
         }
 
     # --- snapshot ---------------------------------------------------------------------------------

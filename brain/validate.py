@@ -6,7 +6,10 @@ value outside the physically possible range, an unknown terminal (一终端一�
 never guessed), a terminal of a type that may not send this kind, a primary value outside the
 sensor's registered valid range, and unknown cells or segments named by an event.
 
-All checks are polars expressions over the whole batch.
+All checks run over the whole batch as numpy masks on its columns (a row's registry index reads
+per-sensor arrays: type allowed, valid range); only the rows that fail are formatted into dead
+letters, by one polars query per kind and batch, together with any refusals the caller adds
+(too far ahead, duplicate).
 
 Example:
     >>> import polars as pl
@@ -297,9 +300,10 @@ class Validator:
     def n_checks(self, kind: str) -> int:
         return len(self._checks[kind])
 
-    def dead_letters(self, kind: str, frame: pl.DataFrame, outcome: np.ndarray,
+    def dead_letters(self, kind: str, frame: pl.DataFrame, sensor_idx: np.ndarray, outcome: np.ndarray,
                      more: list[tuple[str, pl.Expr]] = ()) -> tuple[pl.DataFrame, dict[str, int]]:
-        """The rows with an ``outcome`` >= 0 as dead letters (in row order) and the count per reason code.
+        """The rows with an ``outcome`` >= 0 as dead letters (in row order) and the count per reason code
+        (``sensor_idx``: the rows' registry indices, as :meth:`check` gives them).
 
         An outcome below :meth:`n_checks` is that check's failure; ``n_checks + j`` is ``more[j]``, a
         (reason_code, reason) the caller judged (too far ahead, duplicate, ...). One polars query
@@ -315,9 +319,11 @@ class Validator:
         counts: dict[str, int] = {}
         for i in present:
             counts[outcomes[i][0]] = counts.get(outcomes[i][0], 0) + int(per_outcome[i])
-        rows = frame.filter(pl.Series(dead))
+        at = np.flatnonzero(dead)
+        rows = frame[at]
         if any(i < len(checks) for i in present):  # check reasons may name the sensor's registered type and range
-            rows = rows.join(self.registry.frame, on="sensor_id", how="left", maintain_order="left")
+            sensor = pl.Series(sensor_idx[at]).replace(-1, None)  # a null position gathers nulls
+            rows = rows.hstack(self.registry.frame.select(pl.exclude("sensor_id", "sensor_idx").gather(sensor)))
         rows = rows.with_columns(pl.Series("_outcome", outcome[dead]))
         code, reason = pl.lit(outcomes[present[-1]][0]), outcomes[present[-1]][1]
         for i in reversed(present[:-1]):
@@ -334,7 +340,7 @@ class Validator:
         sensor_idx, first, _ = self.check(kind, frame)
         good = frame.select(columns).with_columns(pl.Series("sensor_idx", sensor_idx, dtype=pl.Int32))
         bad = first >= 0
-        return (good.filter(pl.Series(~bad)) if bad.any() else good), self.dead_letters(kind, frame, first)[0]
+        return (good.filter(pl.Series(~bad)) if bad.any() else good), self.dead_letters(kind, frame, sensor_idx, first)[0]
 
 
 def _all_null(c: _Columns, names: list[str]) -> np.ndarray | None:

@@ -79,6 +79,11 @@ class ClosedWindow:
         """Keys with at least one value in any field."""
         return np.flatnonzero(self.active_mask())
 
+    def rows(self, *index: np.ndarray) -> "ClosedWindow":
+        """The entries at ``index`` (e.g. ``tick, key`` arrays of a stacked window) as a window of
+        those rows only: accessors then compute just the rows asked for."""
+        return ClosedWindow(self.start_ms, self.end_ms, self.fields, self.sums[index], self.counts[index], self.maxs[index])
+
     @staticmethod
     def stack(windows: "list[ClosedWindow | None]", n_keys: int, fields: list[str]) -> "ClosedWindow":
         """The windows of consecutive ticks as one ``(n_ticks, n_keys, n_fields)`` window; a tick
