@@ -285,27 +285,61 @@ def _ints(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, v, 0).astype(np.int64), ok
 
 
+def _public_series(kind: str):
+    dtype = {"f64": np.float64, "i64": np.int64, "u32": np.uint32}[kind]
+    return lambda name, v, nan_to_null=False: pl.Series(name, np.asarray(v, dtype=dtype), nan_to_null=nan_to_null)
+
+
+def _series_constructors() -> dict:
+    """Series from 1-d numpy arrays of float64, int64 and uint32. A table of K ticks builds a couple of
+    hundred of them per call, and polars' public constructor spends ~5 us each on checks these arrays
+    pass by construction; its own typed constructors skip that. Each is checked against the public
+    constructor once (falling back to it if polars changed them)."""
+    public = {kind: _public_series(kind) for kind in ("f64", "i64", "u32")}
+    try:
+        from polars._plr import PySeries
+
+        wrap = pl.Series._from_pyseries
+        typed = {"f64": (PySeries.new_f64, np.float64), "i64": (PySeries.new_i64, np.int64), "u32": (PySeries.new_u32, np.uint32)}
+
+        def fast(new, dtype):
+            def make(name, v, nan_to_null=False):
+                return wrap(new(name, np.ascontiguousarray(v, dtype=dtype), nan_to_null))
+            return make
+
+        out = {kind: fast(new, dtype) for kind, (new, dtype) in typed.items()}
+        probe = np.array([1.0, np.nan, 3.0])
+        ok = all(out[k]("x", probe if k == "f64" else probe[[0, 2]], k == "f64").equals(
+            public[k]("x", probe if k == "f64" else probe[[0, 2]], k == "f64"), check_names=True, check_dtypes=True) for k in out)
+        return out if ok else public
+    except Exception:  # noqa: BLE001 (any change of polars' internals: the public constructor)
+        return public
+
+
+_SERIES = _series_constructors()
+
+
 def _f64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
     """A Float64 Series from values and where they are not null (a NaN there stays NaN)."""
     v = v if v.dtype == np.float64 else v.astype(np.float64)  # (a float64 array needs no cast in polars)
     if ok is None or ok.all():
-        return pl.Series(name, v)
+        return _SERIES["f64"](name, v)
     if not np.isnan(v[ok]).any():
-        return pl.Series(name, np.where(ok, v, np.nan), nan_to_null=True)
-    nulls = pl.Series(name, np.full(len(v), np.nan), nan_to_null=True)
-    return pl.Series(name, v).zip_with(pl.Series(ok), nulls)
+        return _SERIES["f64"](name, np.where(ok, v, np.nan), True)
+    nulls = _SERIES["f64"](name, np.full(len(v), np.nan), True)
+    return _SERIES["f64"](name, v).zip_with(pl.Series(ok), nulls)
 
 
 def _nulled(name: str, v: np.ndarray) -> pl.Series:
     """A Float64 Series, NaN as null."""
-    return pl.Series(name, v if v.dtype == np.float64 else np.asarray(v, dtype=np.float64), nan_to_null=True)
+    return _SERIES["f64"](name, v, True)
 
 
 def _i64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
     """An Int64 Series from values and where they are not null."""
     if ok is None or ok.all():
-        return pl.Series(name, v if v.dtype == np.int64 else v.astype(np.int64))
-    return pl.Series(name, np.where(ok, v, np.nan), nan_to_null=True).cast(I64)
+        return _SERIES["i64"](name, v)
+    return _SERIES["f64"](name, np.where(ok, v, np.nan), True).cast(I64)
 
 
 def _gt0(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -331,7 +365,7 @@ def _place(n: int, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> np.nda
 
 def _positions(rows: np.ndarray) -> pl.Series:
     """Row positions as a polars index Series: gathers by it skip polars' checks of a numpy index."""
-    return pl.Series("_i", np.asarray(rows, dtype=np.uint32))
+    return _SERIES["u32"]("_i", rows)
 
 
 def _take(frame: pl.DataFrame, names, rows: np.ndarray) -> list[pl.Series]:
@@ -533,10 +567,9 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
         _i64("window_end_ms", np.where(end_ok[pos], end[pos], 0).astype(np.int64), end_ok[pos]),
         _f64("laeq_db", cur_laeq, cur_laeq_ok), _f64("lamax_db", lamax, lamax_ok),
         _pick(("day", "night"), is_n.astype(np.int64)).alias("period"),
-        pl.Series("limit_db", lim, dtype=F64),
+        _f64("limit_db", lim),
         _nulled("exceedance_db", exceedance),
-        pl.Series("night_max_exceedance_db", noise.night_max_exceedance_db(np.where(lamax_ok, lamax, np.nan), lim, is_n, std),
-                  dtype=F64, nan_to_null=True),
+        _nulled("night_max_exceedance_db", noise.night_max_exceedance_db(np.where(lamax_ok, lamax, np.nan), lim, is_n, std)),
         _nulled("laeq_day_db", day), _nulled("laeq_night_db", nite),
         _nulled("day_exceedance_db", noise.exceedance_db(day, lim_day)),
         _nulled("night_exceedance_db", noise.exceedance_db(nite, lim_night)),
@@ -1175,7 +1208,7 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
         elif name in _AREA_INTS:
             series.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f" else _i64(name, v))
         else:
-            series.append(pl.Series(name, v if v.dtype == np.float64 else v.astype(np.float64), nan_to_null=True))
+            series.append(_nulled(name, v))
     every = pl.DataFrame(series)
     grid_rows = np.arange(grid_ix.n_rows).reshape(k, n_areas)
     return every[_positions(grid_rows[:, :n_d].reshape(-1))], every[_positions(grid_rows[:, n_d])]
