@@ -124,6 +124,8 @@ class SensorRegistry:
         # an unbounded valid range, so only the unknown-sensor check fails for it.
         self.valid_min = np.array([float(s.valid_min) for s in self.sensors] + [-np.inf])
         self.valid_max = np.array([float(s.valid_max) for s in self.sensors] + [np.inf])
+        # The registered attributes by position, with a last all-null row that position -1 reads.
+        self.attributes = pl.concat([self.frame.drop("sensor_id", "sensor_idx"), self.frame.drop("sensor_id", "sensor_idx").clear(1)])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -320,11 +322,10 @@ class Validator:
         for i in present:
             counts[outcomes[i][0]] = counts.get(outcomes[i][0], 0) + int(per_outcome[i])
         at = np.flatnonzero(dead)
-        rows = frame[at]
+        columns = frame[at].get_columns() + [pl.Series("_outcome", outcome[at])]
         if any(i < len(checks) for i in present):  # check reasons may name the sensor's registered type and range
-            sensor = pl.Series(sensor_idx[at]).replace(-1, None)  # a null position gathers nulls
-            rows = rows.hstack(self.registry.frame.select(pl.exclude("sensor_id", "sensor_idx").gather(sensor)))
-        rows = rows.with_columns(pl.Series("_outcome", outcome[dead]))
+            columns += self.registry.attributes[sensor_idx[at]].get_columns()  # -1 reads the null row
+        rows = pl.DataFrame(columns)
         code, reason = pl.lit(outcomes[present[-1]][0]), outcomes[present[-1]][1]
         for i in reversed(present[:-1]):
             hit = pl.col("_outcome") == i
