@@ -8,8 +8,9 @@ JSON lines, 1 % damaged, cut in ``--batch-minutes`` batches) goes through ``City
 once, and the exact arguments of every ``compute_vitals_batch`` call it makes are captured (not
 timed). Then both implementations run on those same inputs, interleaved, ``--repeat`` times:
 
-  old   ``brain/vitals/batch.py``, ``compute.py`` and the formula modules (air, noise, traffic, ...)
-        as of ``--old-ref`` (default baee90e: before the vectorised rewrite), loaded from git as modules
+  old   ``brain/vitals/batch.py``, ``compute.py``, the formula modules (air, noise, traffic, ...) and
+        the ``brain/kernels`` modules batch.py imports, as of ``--old-ref`` (default baee90e: before the
+        vectorised rewrite), loaded from git as modules
   new   this checkout's ``brain.vitals.compute_vitals_batch``
 
 Prints seconds per day (all calls of one replay; best of the repeats, CPU and wall), the ratio, and
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -57,7 +59,17 @@ def load_old(ref: str):
 
     leaves = {leaf: module(f"brain/vitals/{leaf}.py", f"_old_vitals_{leaf}") for leaf in LEAVES}
     compute = module("brain/vitals/compute.py", "_old_vitals_compute")
-    batch = module("brain/vitals/batch.py", "_old_vitals_batch", ("from brain.vitals.compute import", "from _old_vitals_compute import"))
+    batch_path = "brain/vitals/batch.py"
+    batch_text = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{batch_path}"], check=True, capture_output=True, text=True).stdout
+    # The numba kernels the batch module of that commit imports, from that commit too (their API may
+    # have changed since); compiled without numba's on-disk cache, which needs a source file.
+    for kernel in sorted(set(re.findall(r"^from brain\.kernels\.(\w+) import", batch_text, flags=re.M))):
+        module(f"brain/kernels/{kernel}.py", f"_old_kernels_{kernel}", ("cache=True", "cache=False"))
+        batch_text = batch_text.replace(f"from brain.kernels.{kernel} import", f"from _old_kernels_{kernel} import")
+    batch_text = batch_text.replace("from brain.vitals.compute import", "from _old_vitals_compute import")
+    batch = types.ModuleType("_old_vitals_batch")
+    sys.modules["_old_vitals_batch"] = batch
+    exec(compile(batch_text, f"{ref}:{batch_path}", "exec"), batch.__dict__)
     for mod in (compute, batch):
         mod.__dict__.update(leaves)  # the formula modules of that commit, not this checkout's
     return batch.compute_vitals_batch

@@ -8,7 +8,8 @@ its per-area figures instead of one polars group-by per table: polars' hash grou
 group's floats this way, so the figures keep the one-window formulation's bits (a sum that
 overflows to inf or meets a NaN is the plain sum, as in polars). ``multi_group_sums`` sums several
 value columns at once, each row into up to several groups (a district and the whole city), in one
-pass over the rows.
+pass over the rows (``values`` and ``ok`` are terms x rows; ``groups`` rows x memberships; the
+sums and counts groups x terms).
 
 Example:
     >>> import numpy as np
@@ -16,7 +17,7 @@ Example:
     ...                   np.array([0, 0, 0, 1]), 2)
     >>> s.tolist(), n.tolist()
     ([0.6, 0.0], [3, 0])
-    >>> s, n = multi_group_sums(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[True, True], [True, False]]),
+    >>> s, n = multi_group_sums(np.array([[1.0, 3.0], [2.0, 4.0]]), np.array([[True, True], [True, False]]),
     ...                         np.array([[0, 2], [1, 2]]), 3)
     >>> s.tolist(), n.tolist()
     ([[1.0, 2.0], [3.0, 0.0], [4.0, 2.0]], [[1, 1], [1, 0], [2, 1]])
@@ -56,7 +57,7 @@ def group_sums(values, ok, group, n_groups):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def multi_group_sums(values, ok, groups, n_groups):  # pragma: no cover - compiled
-    n_rows, n_terms = values.shape
+    n_terms, n_rows = values.shape
     total = np.full((n_groups, n_terms), -0.0)
     comp = np.zeros((n_groups, n_terms))
     plain = np.full((n_groups, n_terms), -0.0)
@@ -67,9 +68,9 @@ def multi_group_sums(values, ok, groups, n_groups):  # pragma: no cover - compil
             if g < 0:
                 continue
             for j in range(n_terms):
-                if not ok[i, j]:
+                if not ok[j, i]:
                     continue
-                x = values[i, j]
+                x = values[j, i]
                 y = x - comp[g, j]
                 t = total[g, j] + y
                 comp[g, j] = (t - total[g, j]) - y
@@ -88,13 +89,13 @@ def multi_group_sums(values, ok, groups, n_groups):  # pragma: no cover - compil
 def multi_group_sums_reference(values, ok, groups, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Plain-Python twin of :func:`multi_group_sums`: :func:`group_sums_reference` per column and
     membership, the rows of each group kept in row order."""
-    n_rows, n_terms = values.shape
+    n_terms, n_rows = values.shape
     total, count = np.zeros((n_groups, n_terms)), np.zeros((n_groups, n_terms), dtype=np.int64)
     rows = [[i for i in range(n_rows) for m in range(groups.shape[1]) if groups[i, m] == g] for g in range(n_groups)]
     for j in range(n_terms):
         member = np.asarray([i for g in range(n_groups) for i in rows[g]], dtype=np.int64)
         group = np.asarray([g for g in range(n_groups) for _ in rows[g]], dtype=np.int64)
-        total[:, j], count[:, j] = group_sums_reference(values[member, j], ok[member, j], group, n_groups)
+        total[:, j], count[:, j] = group_sums_reference(values[j, member], ok[j, member], group, n_groups)
     return total, count
 
 
@@ -121,4 +122,4 @@ def group_sums_reference(values, ok, group, n_groups: int) -> tuple[np.ndarray, 
 def warm_up() -> None:
     """Compile the kernel on tiny arrays."""
     group_sums(np.zeros(1), np.ones(1, dtype=bool), np.zeros(1, dtype=np.int64), 1)
-    multi_group_sums(np.zeros((1, 1)), np.ones((1, 1), dtype=bool), np.zeros((1, 1), dtype=np.int64), 1)
+    multi_group_sums(np.zeros((1, 1)), np.ones((1, 1), dtype=bool), np.zeros((1, 1), dtype=np.int64), 1)  # (terms x rows)

@@ -534,8 +534,8 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
     is_n = night[trail].astype(bool)
     g = ti[trail] * nk + k[trail]
     day_ok, night_ok = dur_ok & ~is_n, dur_ok & is_n
-    values = np.stack([energy, dur, energy, dur], axis=1)
-    ok = np.stack([day_ok, day_ok, night_ok, night_ok], axis=1)
+    values = np.stack([energy, dur, energy, dur])
+    ok = np.stack([day_ok, day_ok, night_ok, night_ok])
     groups, group = np.unique(g, return_inverse=True)
     total, _ = multi_group_sums(values, ok, group.reshape(-1, 1), len(groups))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1011,10 +1011,10 @@ class _AreaGrid:
         groups = np.empty((len(family.ti), 2), dtype=np.int64)
         groups[:, 0] = np.where(family.area >= 0, family.ti * n_areas + family.area, -1)
         groups[:, 1] = family.ti * n_areas + n_d
-        values = np.empty((len(family.ti), len(terms)))
-        ok = np.empty((len(family.ti), len(terms)), dtype=bool)
+        values = np.empty((len(terms), len(family.ti)))
+        ok = np.empty((len(terms), len(family.ti)), dtype=bool)
         for j, (v, where) in enumerate(terms):
-            values[:, j], ok[:, j] = v, where
+            values[j], ok[j] = v, where
         total, count = multi_group_sums(values, ok, groups, self.n_rows)
         present = np.zeros(self.n_rows, dtype=bool)
         present[groups[:, 1]] = True

@@ -28,8 +28,8 @@ def test_kernel_equals_reference(n, n_groups, data):
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(0, 40), n_terms=st.integers(1, 3), n_member=st.integers(1, 3), n_groups=st.integers(1, 6), data=st.data())
 def test_multi_kernel_equals_reference(n, n_terms, n_member, n_groups, data):
-    values = data.draw(hnp.arrays(np.float64, (n, n_terms), elements=st.one_of(finite, st.just(np.nan), st.just(np.inf))))
-    ok = data.draw(hnp.arrays(np.bool_, (n, n_terms)))
+    values = data.draw(hnp.arrays(np.float64, (n_terms, n), elements=st.one_of(finite, st.just(np.nan), st.just(np.inf))))
+    ok = data.draw(hnp.arrays(np.bool_, (n_terms, n)))
     groups = data.draw(hnp.arrays(np.int64, (n, n_member), elements=st.integers(-1, n_groups - 1)))
     got_sum, got_count = multi_group_sums(values, ok, groups, n_groups)
     want_sum, want_count = multi_group_sums_reference(values, ok, groups, n_groups)
@@ -41,15 +41,15 @@ def test_multi_kernel_equals_reference(n, n_terms, n_member, n_groups, data):
 def test_multi_sums_are_single_sums_per_membership():
     # a row in a district group and in the city group: each group sums its rows in row order
     rng = np.random.default_rng(0)
-    values = rng.standard_normal((50, 2)) * 1e3
-    ok = rng.random((50, 2)) > 0.2
+    values = rng.standard_normal((2, 50)) * 1e3
+    ok = rng.random((2, 50)) > 0.2
     district = rng.integers(-1, 3, 50)
     groups = np.stack([district, np.full(50, 3)], axis=1)
     total, count = multi_group_sums(values, ok, groups, 4)
     for j in range(2):
         rows = np.r_[np.flatnonzero(district >= 0), np.arange(50)]
         member = np.r_[district[district >= 0], np.full(50, 3)]
-        want, n = group_sums(values[rows, j], ok[rows, j], member, 4)
+        want, n = group_sums(values[j, rows], ok[j, rows], member, 4)
         np.testing.assert_array_equal(total[:, j], want)
         np.testing.assert_array_equal(count[:, j], n)
 
