@@ -1,7 +1,7 @@
 """``compute_vitals_batch`` on the ingest benchmark's day: this checkout vs an older commit, same run.
 
     POLARS_MAX_THREADS=1 .venv/bin/python bench/vitals_batch_speed.py [--old-ref baee90e] [--repeat 7]
-        [--data /tmp/vb/day6.jsonl] [--batch-minutes 360] [--reuse] [--pipeline] [--profile]
+        [--data /tmp/vb/day6.jsonl] [--batch-minutes 360] [--reuse] [--pipeline] [--profile] [--split]
 
 The ingest benchmark's data (``bench/ingest.py``'s generator: a simulated day of the demo city as
 JSON lines, 1 % damaged, cut in ``--batch-minutes`` batches) goes through ``CityPipeline.ingest_jsonl``
@@ -19,7 +19,8 @@ else says how far apart the values are (polars picks its float-summation algorit
 query shape, so another batching can round an area sum differently in the last bit).
 The captured inputs are kept next to ``--data`` (``--reuse`` skips the replay that captures them).
 ``--pipeline`` also times the whole ingest chain once with each; ``--profile`` prints a cProfile of
-one replay of the new implementation. The machine is shared: compare the two in one run, never
+one replay of the new implementation; ``--split`` times a call of the most common K with K = 1 (its first tick)
+and with all its K ticks, which separates the fixed cost of a call from the cost of a tick. The machine is shared: compare the two in one run, never
 across runs.
 """
 from __future__ import annotations
@@ -134,6 +135,30 @@ def replay(fn, city, calls) -> tuple[float, float, list]:
     return time.process_time() - c0, time.perf_counter() - w0, outs
 
 
+def fixed_and_per_tick(fns: dict, city, calls, repeat: int) -> None:
+    """One call of the replay (of the most common K) with K = 1 (its first tick's rows only) and with all its K ticks, for each
+    implementation: CPU ms per call, best of ``repeat`` (x 5 calls each); the difference over K - 1
+    is the marginal cost of a tick, K = 1 about the fixed cost of a call."""
+    import polars as pl
+
+    sizes = [len(e) for _, e in calls]
+    frames, ends = calls[sizes.index(max(set(sizes), key=lambda k: (sizes.count(k), k)))]  # the most common K
+    one = {name: f.filter(pl.col("tick_end_ms") == ends[0]) if "tick_end_ms" in f.columns else f for name, f in frames.items()}
+    cases = {"K=1": (one, ends[:1]), f"K={len(ends)}": (frames, ends)}
+    best = {(name, case): 1e9 for name in fns for case in cases}
+    for _ in range(repeat):
+        for case, (f, e) in cases.items():
+            for name, fn in fns.items():
+                c0 = time.process_time()
+                for _ in range(5):
+                    fn(f, city, e)
+                best[name, case] = min(best[name, case], (time.process_time() - c0) / 5)
+    k = len(ends)
+    for name in fns:
+        one_ms, all_ms = best[name, "K=1"] * 1e3, best[name, f"K={k}"] * 1e3
+        print(f"{name:4s} K=1 {one_ms:6.2f} ms   K={k} {all_ms:6.2f} ms   per extra tick {(all_ms - one_ms) / (k - 1):.3f} ms")
+
+
 def compare(old_outs: list, new_outs: list) -> None:
     """Every table of every call: same names, schema and rows; values identical, or else the largest
     relative difference of a float column (it must stay below 1e-9, the tests' tolerance)."""
@@ -177,6 +202,7 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse the inputs captured by an earlier run (next to --data)")
     ap.add_argument("--pipeline", action="store_true", help="also time the whole ingest chain once with each (slow: ~6 s)")
     ap.add_argument("--profile", action="store_true", help="cProfile one replay of the new implementation")
+    ap.add_argument("--split", action="store_true", help="also time a call with K=1 and with all its ticks (fixed vs per-tick cost)")
     args = ap.parse_args()
 
     from brain.vitals import compute_vitals_batch as new
@@ -204,6 +230,8 @@ def main() -> int:
         print(f"{name:4s} {best[name][0]:.3f} s CPU  {best[name][1]:.3f} s wall per day")
     print(f"speed-up old/new: {best['old'][0] / best['new'][0]:.2f}x CPU, {best['old'][1] / best['new'][1]:.2f}x wall")
     compare(outs["old"], outs["new"])
+    if args.split:
+        fixed_and_per_tick({"old": old, "new": new}, city, calls, args.repeat)
     if args.pipeline:
         pipeline_day(args.data, city, {"old": old, "new": new})
     if args.profile:
