@@ -26,6 +26,7 @@ across runs.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import pickle
 import re
@@ -216,6 +217,15 @@ def main() -> int:
     else:
         city, calls = capture(args.data, args.batch_minutes)
         cache.write_bytes(pickle.dumps(calls))
+    # The old implementation gets a city of its own: both keep per-city indexes in the City object,
+    # under keys that may be the same while their classes differ.
+    old_city = copy.deepcopy(city)
+    old_city.__dict__.pop("_indexes", None)
+    old_impl = old
+
+    def old(frames, _city, ends):
+        return old_impl(frames, old_city, ends)
+
     n_ticks = sum(len(e) for _, e in calls)
     print(f"{len(calls)} calls, {n_ticks} ticks; POLARS_MAX_THREADS={os.environ['POLARS_MAX_THREADS']}")
     replay(old, city, calls[:1])

@@ -70,6 +70,7 @@ from brain.city.model import City
 from brain.kernels.freshness import freshness_counts
 from brain.kernels.latest import latest_rows
 from brain.kernels.groupsum import group_sums, multi_group_sums
+from brain.kernels.segments import segment_figures
 from brain.vitals import air, emergency, grid, health, noise, sensors, traffic, utilities
 from brain.vitals.compute import (
     _POLLUTANTS,
@@ -116,6 +117,7 @@ class _Index:
         self.length_km = self.segments["length_km"].to_numpy()
         self.free_flow_kmh = self.segments["free_flow_kmh"].to_numpy()
         self.lanes = self.segments["lanes"].to_numpy()
+        self.lanes_f64 = self.lanes.astype(np.float64)
         units = [(u or "").lower() if u is not None else None for u in self.sensors["unit"].to_list()]
         columns = {u: utilities.QUANTITIES.index(c) for u, c in utilities.UNIT_COLUMN.items()}
         self.unit_column = np.asarray([columns.get(u, -1) if u is not None else -1 for u in units], dtype=np.int64)
@@ -423,51 +425,32 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
     occ, occ_ok = det.values("occupancy_pct", d_at)
     prb_end, prb_end_ok = prb.values("window_end_ms", p_at)
     tt, tt_ok = prb.values("travel_time_s", p_at)
-    # A detector window with no vehicle gives no speed; a zero probe time is no measurement.
-    det_spd_ok = _gt0(vol, vol_ok) & spd_ok
-    tt_ok = _gt0(tt, tt_ok)
-    length, ff, lanes = ix.length_km[k], ix.free_flow_kmh[k], ix.lanes[k]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # polars divides by a literal as a multiply by its reciprocal
-        probe_speed = length / (tt * (1.0 / 3600.0))
-        speed = np.where(tt_ok, probe_speed, spd)
-        speed_ok = tt_ok | det_spd_ok
-        free_flow_time = length * 3600.0 / ff
-        travel_time = np.where(tt_ok, tt, length * 3600.0 / speed)
     end_ok = det_end_ok | prb_end_ok
     end = np.where(det_end_ok & prb_end_ok, np.fmax(det_end, prb_end), np.where(det_end_ok, det_end, prb_end))
     end = np.where(end_ok, end, 0).astype(np.int64)
-    source = np.where(tt_ok, 0, np.where(det_spd_ok, 1, 2))
-    # Vehicle-km weights: probe-only segments get the tick's observed mean volume per lane.
-    vol_sum = _tick_sums(ti, vol, vol_ok, len(ticks))
-    lanes_sum = np.bincount(ti, weights=np.where(vol_ok, lanes, 0), minlength=len(ticks))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_lane = np.where(lanes_sum > 0, vol_sum / lanes_sum, 1.0)[ti]
-    vkm = np.where(vol_ok, vol, lanes * per_lane) * length
     std = cfg.congestion_standard
-    tt_arr = np.where(speed_ok | tt_ok, travel_time, np.nan)
-    tti = traffic.tti_from_travel_time(tt_arr, free_flow_time)
-    tpi = traffic.tpi_from_tti(tti, std)
-    tpi_lvl = traffic.tpi_level(tpi, std)
-    # traffic.speed_level, with each segment's band edges looked up once per city
-    v = np.where(speed_ok, speed, np.nan)
     all_edges, unknown = ix.speed_edges(std)
     if unknown.any() and unknown[k].any():
         bad = sorted(set(ix.segments["road_class"].to_numpy()[k[unknown[k]]].tolist()))
         raise ValueError(f"unknown road class(es) {bad}; known: {', '.join(traffic.congestion_table(std).road_classes)}")
+    table = traffic.congestion_table(std)
+    # speed, travel time, TTI, TPI, levels and vehicle-km of every row: compute.py's formulas, one pass
+    speed, speed_ok, travel_time, tti, tpi, tpi_lvl, sp_lvl, source, vkm, bad = segment_figures(
+        ti, k, vol, vol_ok, spd, spd_ok, tt, tt_ok, ix.length_km, ix.free_flow_kmh, ix.lanes_f64, all_edges, len(ticks),
+        table.tti_points, table.tpi_points, table.level_tpi_min)
+    if bad & 1:
+        raise ValueError("free-flow travel times must be > 0")  # as traffic.tti_from_travel_time
+    if bad & 2:
+        raise ValueError("travel times must be >= 0")
     n_edges = all_edges.shape[1]
-    sp_lvl = np.full(len(k), n_edges + 1, dtype=np.int64)
-    with np.errstate(invalid="ignore"):
-        for j in range(n_edges):  # one band edge at a time: 1-d gathers, no (rows x edges) array
-            sp_lvl -= v > all_edges[:, j][k]
-    sp_lvl[np.isnan(v)] = 0
+    length = ix.length_km[k]
     names = tuple(traffic.tpi_level_names(np.arange(n_edges + 2), std))  # level 0..5 -> name
     ref = _take(ix.segments, ("segment_id", "district", "cell_id", "road_class", "length_km"), k)
     out = pl.DataFrame([
         *ref,
         _i64("window_end_ms", end, end_ok),
         _f64("volume_veh", vol, vol_ok), _f64("occupancy_pct", occ, occ_ok), _f64("speed_kmh", speed, speed_ok),
-        _pick(("probe", "detector", None), source).alias("speed_source"), _f64("travel_time_s", travel_time, tt_ok | speed_ok),
+        _pick(("probe", "detector", None), source).alias("speed_source"), _f64("travel_time_s", travel_time, speed_ok),
         _nulled("tti", tti), _nulled("tpi", tpi),
         _i64("tpi_level", tpi_lvl), _pick(names, tpi_lvl).alias("tpi_level_name"),
         _i64("speed_level", sp_lvl), _pick(names, sp_lvl).alias("speed_level_name"),
