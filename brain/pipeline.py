@@ -351,21 +351,19 @@ class CityPipeline:
             outcome[ahead] = n_checks
             outcome[on_time & ~fresh] = n_checks + 1
             dead, codes = self.validator.dead_letters(kind, frame, idx, outcome, [
-                ("too_far_ahead", pl.format(f"ts_ms={{}} more than {self.clock.max_ahead_ms} ms ahead of stream time", pl.col("ts_ms"))),
-                ("duplicate", pl.format("duplicate of an applied record (sensor {}, ts_ms {})", pl.col("sensor_id"), pl.col("ts_ms"))),
+                ("too_far_ahead", lambda r: f"ts_ms={r['ts_ms']} more than {self.clock.max_ahead_ms} ms ahead of stream time"),
+                ("duplicate", lambda r: f"duplicate of an applied record (sensor {r['sensor_id']}, ts_ms {r['ts_ms']})"),
             ])
             if dead.height:
                 dead_parts.append(dead)
                 for code, n in codes.items():
                     self.counters[f"dead.{code}"] += n
-            n_late = int(late.sum())
-            if n_late:
-                wm = self.clock.watermark_ms
-                late_parts.append(
-                    dead_letters(kind, frame.filter(pl.Series(late)), "late",
-                                 pl.format(f"ts_ms={{}} behind watermark {wm} (allowed lateness {self.clock.allowed_lateness_ms} ms)", pl.col("ts_ms")))
-                )
-                self.counters["late"] += n_late
+            if late.any():
+                wm, lateness = self.clock.watermark_ms, self.clock.allowed_lateness_ms
+                behind, counts = dead_letters(kind, frame, np.where(late, 0, -1), [
+                    ("late", lambda r: f"ts_ms={r['ts_ms']} behind watermark {wm} (allowed lateness {lateness} ms)")])
+                late_parts.append(behind)
+                self.counters["late"] += counts["late"]
             n_fresh = int(fresh.sum())
             if n_fresh:
                 accepted.append((kind, cols, None if n_fresh == frame.height else fresh))

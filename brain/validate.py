@@ -67,20 +67,45 @@ PLACE_FIELDS: dict[str, dict[str, str]] = {
 UNIT_FIELD = {"kPa": "pressure_kpa", "m3/h": "flow_m3h", "kW": "load_kw"}
 
 
-def dead_letters(kind: str, frame: pl.DataFrame, code: pl.Expr | str, reason: pl.Expr) -> pl.DataFrame:
-    """Rows of one kind as dead letters: ``reason_code``, ``reason`` and the record as JSON in ``raw``.
+#: How a refused row's reason is written: ``why(row)`` with the record's fields and, for checks
+#: against the registry, the sensor's ``sensor_type``, ``valid_min``, ``valid_max``, ``sensor_unit``.
+Why = typing.Callable[[dict], str]
+
+
+def dead_letters(kind: str, frame: pl.DataFrame, outcome: np.ndarray, outcomes: list[tuple[str, Why]],
+                 attributes: typing.Callable[[np.ndarray], dict[str, list]] | None = None) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The rows of one kind with an ``outcome`` >= 0 as dead letters (row order): ``reason_code`` and
+    ``reason`` from ``outcomes[outcome]``, the record as JSON in ``raw``; and the count per code.
+
+    The reasons are written in Python for the refused rows only (usually a handful per batch: a
+    polars query per kind would cost more to plan than the rows cost to write); ``raw`` is one
+    vectorised JSON encoding. ``attributes(rows)`` adds per-row values (registry columns) to the
+    rows the reasons read.
 
     Example:
-        >>> f = pl.DataFrame({"sensor_id": ["X"], "ts_ms": [5], "laeq_db": [55.0]})
-        >>> dead_letters("noise", f, "unknown_sensor", pl.lit("unknown sensor 'X'")).row(0)
-        ('unknown_sensor', "unknown sensor 'X'", '{"kind":"noise","sensor_id":"X","ts_ms":5,"laeq_db":55.0}')
+        >>> f = pl.DataFrame({"sensor_id": ["X", "L1"], "ts_ms": [5, 6], "laeq_db": [55.0, 54.0]})
+        >>> dead, counts = dead_letters("noise", f, np.array([0, -1]), [("unknown_sensor", lambda r: f"unknown sensor '{r['sensor_id']}'")])
+        >>> dead.row(0), counts
+        (('unknown_sensor', "unknown sensor 'X'", '{"kind":"noise","sensor_id":"X","ts_ms":5,"laeq_db":55.0}'), {'unknown_sensor': 1})
     """
+    at = np.flatnonzero(outcome >= 0)
+    if len(at) == 0:
+        return pl.DataFrame(schema=DEAD_SCHEMA), {}
     columns = [c for c in KIND_DTYPES[kind] if c in frame.columns]
-    return frame.select(
-        (pl.lit(code) if isinstance(code, str) else code).alias("reason_code"),
-        reason.alias("reason"),
-        pl.struct([pl.lit(kind).alias("kind")] + [pl.col(c) for c in columns]).struct.json_encode().alias("raw"),
-    )
+    rows = frame[at].select(columns)
+    raw = rows.select(pl.struct([pl.lit(kind).alias("kind")] + [pl.col(c) for c in columns]).struct.json_encode()).to_series()
+    values = rows.to_dict(as_series=False)
+    if attributes is not None:
+        values |= attributes(at)
+    names = list(values)
+    codes, reasons = [], []
+    counts: dict[str, int] = {}
+    for o, row in zip(outcome[at].tolist(), zip(*values.values())):
+        code, why = outcomes[o]
+        codes.append(code)
+        reasons.append(why(dict(zip(names, row))))
+        counts[code] = counts.get(code, 0) + 1
+    return pl.DataFrame({"reason_code": codes, "reason": reasons, "raw": raw}, schema=DEAD_SCHEMA), counts
 
 
 class SensorRegistry:
@@ -124,8 +149,13 @@ class SensorRegistry:
         # an unbounded valid range, so only the unknown-sensor check fails for it.
         self.valid_min = np.array([float(s.valid_min) for s in self.sensors] + [-np.inf])
         self.valid_max = np.array([float(s.valid_max) for s in self.sensors] + [np.inf])
-        # The registered attributes by position, with a last all-null row that position -1 reads.
-        self.attributes = pl.concat([self.frame.drop("sensor_id", "sensor_idx"), self.frame.drop("sensor_id", "sensor_idx").clear(1)])
+        # The registered attributes a dead letter's reason may name, by position; -1 reads None.
+        self._attributes = {
+            "sensor_type": [s.type for s in self.sensors] + [None],
+            "valid_min": [float(s.valid_min) for s in self.sensors] + [None],
+            "valid_max": [float(s.valid_max) for s in self.sensors] + [None],
+            "sensor_unit": [s.unit for s in self.sensors] + [None],
+        }
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -136,6 +166,11 @@ class SensorRegistry:
     def positions(self, ids: pl.Series) -> np.ndarray:
         """Registry index of each id in a string column (-1: unknown or missing), as int64."""
         return ids.cast(self._id_enum, strict=False).to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
+
+    def attributes_at(self, positions: np.ndarray) -> dict[str, list]:
+        """Registered type, valid range and unit of the sensors at ``positions`` (-1: None)."""
+        at = positions.tolist()
+        return {name: [values[i] for i in at] for name, values in self._attributes.items()}
 
     def per_sensor(self, fn) -> np.ndarray:
         """``fn(sensor)`` for every sensor, plus a last False entry for position -1."""
@@ -181,8 +216,8 @@ class _Columns:
         return (col.is_not_null() & ~col.is_in(allowed)).fill_null(False).to_numpy()
 
 
-#: A check: (rows that fail it, or None when it cannot fail in this batch; reason_code; reason text).
-_Check = tuple[typing.Callable[[_Columns], "np.ndarray | None"], str, pl.Expr]
+#: A check: (rows that fail it, or None when it cannot fail in this batch; reason_code; reason).
+_Check = tuple[typing.Callable[[_Columns], "np.ndarray | None"], str, Why]
 
 
 class Validator:
@@ -207,19 +242,19 @@ class Validator:
         """The checks of one kind in priority order (a row's reason is its first failed check)."""
         checks: list[_Check] = []
         for name in _required(kind):
-            checks.append((lambda c, name=name: c.nulls(name), "missing_field", pl.lit(f"missing field {name}")))
+            checks.append((lambda c, name=name: c.nulls(name), "missing_field", lambda r, name=name: f"missing field {name}"))
         for name, allowed in _allowed_values(kind).items():
             checks.append(
                 (
                     lambda c, name=name, allowed=allowed: c.not_in(name, allowed),
                     "bad_value",
-                    pl.format(f"{name} '{{}}' not one of {', '.join(allowed)}", pl.col(name)),
+                    lambda r, name=name, listed=", ".join(allowed): f"{name} '{r[name]}' not one of {listed}",
                 )
             )
         measured = MEASURED_FIELDS.get(kind)
         if measured:
             checks.append((lambda c, measured=measured: _all_null(c, measured), "missing_field",
-                           pl.lit(f"no measured value (expected one of {', '.join(measured)})")))
+                           lambda r, listed=", ".join(measured): f"no measured value (expected one of {listed})"))
         for name, dtype in KIND_DTYPES[kind].items():
             if name in PHYSICAL_RANGE:
                 lo, hi = PHYSICAL_RANGE[name]
@@ -227,14 +262,14 @@ class Validator:
                     (
                         lambda c, name=name, lo=lo, hi=hi, is_float=dtype == pl.Float64: _outside(c, name, lo, hi, is_float),
                         "out_of_range",
-                        pl.format(f"{name}={{}} outside physical range [{lo:g}, {hi:g}]", pl.col(name)),
+                        lambda r, name=name, lo=lo, hi=hi: f"{name}={r[name]} outside physical range [{lo:g}, {hi:g}]",
                     )
                 )
         checks.append(
             (
                 lambda c: c.sensor_idx < 0,
                 "unknown_sensor",
-                pl.format("unknown sensor '{}' (not in the registry: quarantined)", pl.col("sensor_id")),
+                lambda r: f"unknown sensor '{r['sensor_id']}' (not in the registry: quarantined)",
             )
         )
         allowed_types = KIND_SENSOR_TYPES[kind]
@@ -245,19 +280,17 @@ class Validator:
             (
                 lambda c, type_ok=type_ok: ~type_ok[c.sensor_idx],
                 "kind_not_allowed",
-                pl.format(f"sensor '{{}}' of type '{{}}' may not send '{kind}' records", pl.col("sensor_id"), pl.col("sensor_type")),
+                lambda r: f"sensor '{r['sensor_id']}' of type '{r['sensor_type']}' may not send '{kind}' records",
             )
         )
         primary = PRIMARY_FIELD[kind]
         if primary is not None:
-            checks.append(self._sensor_range_check(lambda c, primary=primary: c.values(primary), pl.col(primary), primary))
+            checks.append(self._sensor_range_check(lambda c, primary=primary: c.values(primary), lambda r, primary=primary: r[primary], primary))
         if kind == "utility":
             # The registered range applies to what the sensor measures, named by its unit.
             measures = {field: self.registry.per_sensor(lambda s, unit=unit: s.unit == unit) for unit, field in UNIT_FIELD.items()}
-            value = pl.coalesce(
-                *[pl.when(pl.col("sensor_unit") == unit).then(pl.col(field)) for unit, field in UNIT_FIELD.items()]
-            )
-            checks.append(self._sensor_range_check(lambda c: _measured_value(c, measures), value, "value"))
+            checks.append(self._sensor_range_check(lambda c: _measured_value(c, measures),
+                                                   lambda r: r.get(UNIT_FIELD.get(r["sensor_unit"], "")), "value"))
         for field, place in PLACE_FIELDS.get(kind, {}).items():
             known = self.places[place]
             if known is not None:
@@ -265,12 +298,12 @@ class Validator:
                     (
                         lambda c, field=field, known=sorted(known): c.not_in(field, known),
                         f"unknown_{place}",
-                        pl.format(f"unknown {place} '{{}}' in {field}", pl.col(field)),
+                        lambda r, field=field, place=place: f"unknown {place} '{r[field]}' in {field}",
                     )
                 )
         return checks
 
-    def _sensor_range_check(self, value_of, value: pl.Expr, name: str) -> _Check:
+    def _sensor_range_check(self, value_of, value: typing.Callable[[dict], float], name: str) -> _Check:
         lo, hi = self.registry.valid_min, self.registry.valid_max
 
         def failed(c: _Columns) -> np.ndarray:
@@ -280,8 +313,7 @@ class Validator:
         return (
             failed,
             "out_of_sensor_range",
-            pl.format(f"{name}={{}} outside sensor '{{}}' valid range [{{}}, {{}}]", value, pl.col("sensor_id"),
-                      pl.col("valid_min"), pl.col("valid_max")),
+            lambda r: f"{name}={value(r)} outside sensor '{r['sensor_id']}' valid range [{r['valid_min']}, {r['valid_max']}]",
         )
 
     def check(self, kind: str, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, _Columns]:
@@ -303,35 +335,15 @@ class Validator:
         return len(self._checks[kind])
 
     def dead_letters(self, kind: str, frame: pl.DataFrame, sensor_idx: np.ndarray, outcome: np.ndarray,
-                     more: list[tuple[str, pl.Expr]] = ()) -> tuple[pl.DataFrame, dict[str, int]]:
-        """The rows with an ``outcome`` >= 0 as dead letters (in row order) and the count per reason code
-        (``sensor_idx``: the rows' registry indices, as :meth:`check` gives them).
+                     more: list[tuple[str, Why]] = ()) -> tuple[pl.DataFrame, dict[str, int]]:
+        """The rows with an ``outcome`` >= 0 as dead letters (row order) and the count per reason code.
 
         An outcome below :meth:`n_checks` is that check's failure; ``n_checks + j`` is ``more[j]``, a
-        (reason_code, reason) the caller judged (too far ahead, duplicate, ...). One polars query
-        formats them all, for the failed rows only.
+        (reason_code, why) the caller judged (too far ahead, duplicate, ...). ``sensor_idx``: the
+        rows' registry indices, as :meth:`check` gives them.
         """
-        checks = self._checks[kind]
-        outcomes = [(code, reason) for _, code, reason in checks] + list(more)
-        dead = outcome >= 0
-        per_outcome = np.bincount(outcome[dead], minlength=len(outcomes))
-        present = np.flatnonzero(per_outcome).tolist()
-        if not present:
-            return pl.DataFrame(schema=DEAD_SCHEMA), {}
-        counts: dict[str, int] = {}
-        for i in present:
-            counts[outcomes[i][0]] = counts.get(outcomes[i][0], 0) + int(per_outcome[i])
-        at = np.flatnonzero(dead)
-        columns = frame[at].get_columns() + [pl.Series("_outcome", outcome[at])]
-        if any(i < len(checks) for i in present):  # check reasons may name the sensor's registered type and range
-            columns += self.registry.attributes[sensor_idx[at]].get_columns()  # -1 reads the null row
-        rows = pl.DataFrame(columns)
-        code, reason = pl.lit(outcomes[present[-1]][0]), outcomes[present[-1]][1]
-        for i in reversed(present[:-1]):
-            hit = pl.col("_outcome") == i
-            code = pl.when(hit).then(pl.lit(outcomes[i][0])).otherwise(code)
-            reason = pl.when(hit).then(outcomes[i][1]).otherwise(reason)
-        return dead_letters(kind, rows, code, reason), counts
+        outcomes = [(code, why) for _, code, why in self._checks[kind]] + list(more)
+        return dead_letters(kind, frame, outcome, outcomes, lambda at: self.registry.attributes_at(sensor_idx[at]))
 
     def validate(self, kind: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Split ``frame`` (one kind, schema columns) into applied rows (+ ``sensor_idx``) and dead letters."""
