@@ -2,18 +2,23 @@
 
 :func:`brain.vitals.compute_vitals` costs a fixed few tens of ms per call in polars overhead
 (hundreds of small eager operations). This computes the same tables for K tick ends at once, so
-that overhead is paid once per batch instead of once per tick, and keeps the number of polars
-queries per batch small (under twenty, whatever K): rows are placed by dense integer keys (a
-segment's or sensor's rank, a tick's position, a (tick, area) grid row) with numpy instead of
-joins, state tables are evaluated as (ticks x rows) masks, and the per-row formulas of
-:mod:`brain.vitals.compute` are evaluated in numpy where numpy computes the same bits (``+ - * /``
-of arrays; polars divides by a literal as a multiply by its reciprocal, so that is done the same
-way here). Polars keeps what only it computes bit for bit: its float sums, ``pow``, ``log10``,
-quantiles and time zones. Its grouped float sums are compensated or plain depending on the query's
-shape and the frame's size, so they are taken over the rows of each group in the one-window order,
-with the same companion aggregations as before. The tables are the one-window formulation's tick by
-tick up to that last-bit rounding (the tests allow 1e-9 relative), and ``bench/vitals_batch_speed.py``
-checks them bit for bit against an earlier version on the ingest benchmark's day.
+that overhead is paid once per batch instead of once per tick, and runs only a handful of polars
+operations per batch (Enum casts placing ids, the time-zone conversion of noise windows, gathers
+and the output frames), none of them a group-by or a join (but for the first lookup of a new
+block of registry ids): rows are placed by dense integer keys (a
+segment's or sensor's rank, a tick's position, a (tick, area) grid row) with numpy instead of joins,
+state tables are evaluated as (ticks x rows) masks, and the per-row formulas and aggregations of
+:mod:`brain.vitals.compute` are evaluated in numpy and in the numba kernels of ``brain/kernels``
+(``latest``: each key's current window; ``segments``: the per-segment traffic figures;
+``groupsum``: the area sums; ``freshness``: the registry counts) with the floating-point
+operations polars and numpy do, in the same order, so with the same bits: ``+ - * /`` (polars
+divides by a literal as a multiply by its reciprocal, so that is done the same way here), polars'
+``pow`` (numpy's), ``log10`` (``ln(x) / ln(10)``), linear quantile, numpy's ``interp``, and polars'
+grouped float sums and ``sum().over()``, which are Kahan-compensated sums in row order
+(:mod:`brain.kernels.groupsum`; its tests check that against polars). The tables are the
+one-window formulation's tick by tick (the tests allow 1e-9 relative), and
+``bench/vitals_batch_speed.py`` checks them bit for bit against an earlier version on the ingest
+benchmark's day.
 
 Input (``frames``): the names and columns of :data:`brain.vitals.INPUT_SCHEMAS`, with
 
@@ -106,7 +111,7 @@ class _Index:
             pl.Series("_kind", np.r_[np.zeros(self.segments.height), np.ones(self.sensors.height)], dtype=pl.Int8),
             pl.concat([self.segments["segment_id"], self.sensors["sensor_id"]]).alias("_id"),
             pl.concat([self.segments["_k"], self.sensors["_k"]]),
-        ])
+        ]).unique(subset=["_kind", "_id"], keep="first", maintain_order=True)  # a repeated id: its first row
         # Sensor attributes in _k order, with the noise class of the sensor's cell (null: unknown cell).
         self.sensor_places = self.sensors.select("sensor_id", "district", "cell_id").join(
             refs.cells.select("cell_id", "noise_class"), on="cell_id", how="left", maintain_order="left")
@@ -258,7 +263,7 @@ def _keys(ids: pl.Series, kind: int, ix: _Index) -> np.ndarray:
     enum = ix.id_enums[kind]
     if enum is not None:
         k, ok = _ints(ids.cast(enum, strict=False).to_physical())
-    else:  # ids not unique in the city: the first row of an id wins a join too
+    else:  # ids not unique in the city (an Enum needs unique names): a join on the first row of each id
         keys = pl.DataFrame([pl.Series("_kind", np.full(ids.len(), kind), dtype=pl.Int8), ids.alias("_id")])
         k, ok = _ints(keys.join(ix.id_key, on=["_kind", "_id"], how="left", maintain_order="left")["_k"])
     return np.where(ok, k, -1)
@@ -463,12 +468,6 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
         "vkm": (vkm, every, F64), "length_km": (length, every, F64),
         "congestion_level": (np.where(sp_lvl > 0, sp_lvl, tpi_lvl), every, I64),
     })
-
-
-def _tick_sums(ti: np.ndarray, values: np.ndarray, ok: np.ndarray, n_ticks: int) -> np.ndarray:
-    """Per tick, the sum of a float column's non-null values as the one-window formulation's window
-    expression takes it (``sum().over(tick)``: Kahan in row order, :mod:`brain.kernels.groupsum`)."""
-    return group_sums(np.ascontiguousarray(values, dtype=np.float64), ok, ti, n_ticks)[0]
 
 
 def _air_station(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig) -> _Family:
