@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from brain.kernels.iaqi import piecewise_linear
 from brain.vitals.tables import load_table
 
 DEFAULT_STANDARD = "hj633-2012"
@@ -126,18 +127,10 @@ def aqi_table(standard: str = DEFAULT_STANDARD) -> AqiTable:
 
 
 def _score(row: _Row, c: np.ndarray, rounding: str) -> np.ndarray:
-    """Piecewise-linear IAQI on one row; NaN where c is NaN or above a truncated row's top."""
-    bp, iq, slope = row.conc, row.iaqi, row.slope
-    # Segment k spans (bp[k], bp[k+1]]; a concentration on a breakpoint scores the same on both sides.
-    lo = np.minimum(np.maximum(np.searchsorted(bp, c, side="left") - 1, 0), len(bp) - 2)  # (np.clip: slower)
-    with np.errstate(invalid="ignore"):
-        val = slope[lo] * (c - bp[lo]) + iq[lo]
-        above = c > bp[-1]
-    val = np.where(above, np.nan if row.fallback is not None else iq[-1], val)
-    if rounding == "ceil":
-        # The tolerance keeps exact breakpoint hits (100.0000000001 from float error) at 100.
-        val = np.ceil(val - 1e-9) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return val
+    """Piecewise-linear IAQI on one row; NaN where c is NaN or above a truncated row's top (one numba
+    pass, :mod:`brain.kernels.iaqi`)."""
+    return piecewise_linear(np.ascontiguousarray(c, dtype=np.float64), row.conc, row.iaqi, row.slope, row.fallback is None,
+                            rounding == "ceil")
 
 
 def _as_conc(conc) -> np.ndarray:
