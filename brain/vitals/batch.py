@@ -579,21 +579,25 @@ def _utility_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vi
     for j, (v, ok) in enumerate(measured):
         mine = unit_col == j
         value, value_ok, quantity = np.where(mine, v, value), np.where(mine, ok, value_ok), np.where(mine, j, quantity)
-    names = np.asarray([*utilities.QUANTITIES, None], dtype=object)[quantity]
     sensor_id, sensor_type, district, cell_id, unit, nominal_s = _take(
         ix.sensor_utility, ("sensor_id", "type", "district", "cell_id", "unit", "nominal"), k)
     nominal = nominal_s.to_numpy()
     dev = utilities.deviation_pct(np.where(value_ok, value, np.nan), nominal)
-    within = utilities.within_tolerance(dev, names, cfg.utility_tolerance_pct)
+    # utilities.within_tolerance on quantity codes: known where the deviation and the quantity's limit are
+    tol = utilities.DEFAULT_TOLERANCE_PCT if cfg.utility_tolerance_pct is None else cfg.utility_tolerance_pct
+    limit = np.asarray([float(tol.get(q, np.nan)) for q in utilities.QUANTITIES] + [np.nan])[quantity]
+    within_ok = np.isfinite(dev) & np.isfinite(limit)
+    with np.errstate(invalid="ignore"):
+        within = (within_ok & (np.abs(dev) <= limit)).astype(np.float64)
     out = pl.DataFrame([
         sensor_id, sensor_type, district, cell_id, _i64("window_end_ms", *_int_at(rows, "window_end_ms", latest)),
         unit, _pick((*utilities.QUANTITIES, None), quantity).alias("quantity"), _f64("value", value, value_ok),
         nominal_s, _nulled("deviation_pct", dev),
-        _column("within_tolerance", (within == True).astype(np.float64), within != None, pl.Boolean),  # noqa: E711, E712
+        _column("within_tolerance", within, within_ok, pl.Boolean),
         _i64(T, ticks[ti]),
     ])
     return _Family(out, ti, ix.sensor_area[k], {
-        "within_tolerance": ((within == True).astype(np.float64), within != None, pl.Boolean),  # noqa: E711, E712 (elementwise)
+        "within_tolerance": (within, within_ok, pl.Boolean),
         "deviation_pct": (dev, _nan_ok(dev), F64)})
 
 
