@@ -333,7 +333,8 @@ class CityPipeline:
         late_parts = []
         records_in = unreadable.height + sum(f.height for f in frames.values())
         self.counters["records_in"] += records_in
-        self._count_dead(unreadable)
+        for code in unreadable["reason_code"].to_list():
+            self.counters[f"dead.{code}"] += 1
         accepted = []
         # Each kind's rows are judged in turn (checks, then event time, then duplicates) as masks over
         # the batch's numpy columns; a row leaves at its first failed stage, with that stage's reason.
@@ -347,7 +348,7 @@ class CityPipeline:
             late, ahead = self.clock.judge(ts, good)
             on_time = good & ~late & ~ahead
             fresh = self.deduper.first_copies(kind, self.deduper.keys(kind, frame, idx, ts), ts, on_time)
-            # Refused rows of every stage as one set of dead letters (one formatting query per kind).
+            # Refused rows of every stage (checks, too far ahead, duplicate) as one set of dead letters.
             n_checks = self.validator.n_checks(kind)
             outcome[ahead] = n_checks
             outcome[on_time & ~fresh] = n_checks + 1
@@ -381,11 +382,6 @@ class CityPipeline:
         self.counters["dead_lettered"] += dead.height
         late = pl.concat(late_parts) if late_parts else pl.DataFrame(schema=DEAD_SCHEMA)
         return StepResult(windows, dead, late, records_in)
-
-    def _count_dead(self, dead: pl.DataFrame) -> None:
-        if dead.height:
-            for code, n in dead.group_by("reason_code").len().iter_rows():
-                self.counters[f"dead.{code}"] += n
 
     def _apply(self, kind: str, cols, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Add the applied rows (``rows``: a mask, None for all) of one kind's batch to the state;
