@@ -503,7 +503,9 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
     start, start_ok = rows.values("window_start_ms", valid)
     end, end_ok = rows.values("window_end_ms", valid)
     laeq, laeq_ok = rows.values("laeq_db", valid)
-    night = noise.is_night(rows.frame["window_start_ms"].to_numpy()[valid], tz, cfg.noise_standard)
+    # the night flag of each distinct window start (a batch has one start per tick, not per row)
+    starts, start_of = np.unique(rows.frame["window_start_ms"].to_numpy()[valid], return_inverse=True)
+    night = noise.is_night(starts, tz, cfg.noise_standard)[start_of.reshape(-1)]
     # Trailing-period energy means (Ld, Ln) weighted by window duration, summed by polars as the
     # one-window formulation sums them.
     tick = ticks[ti]
