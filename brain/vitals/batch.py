@@ -1293,6 +1293,18 @@ TABLE_ORDER = ("segment_traffic", "air_station", "noise_sensor", "utility_sensor
 TICK_ONLY_TABLES: tuple[str, ...] = ("utility_outages", "grid_cell", "grid_category", "emergency", "sensor_health")
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernels of this module and :mod:`brain.vitals.air`, so
+    that the first batch does not pay for it.
+
+    >>> warm_up()  # then a first compute_vitals_batch runs compiled code
+    """
+    from brain.kernels import freshness, groupsum, iaqi, latest, segments
+
+    for kernel in (freshness, groupsum, iaqi, latest, segments):
+        kernel.warm_up()
+
+
 def split_ticks(batch: Mapping[str, pl.DataFrame], window_ends_ms: Sequence[int]) -> list[dict[str, pl.DataFrame]]:
     """Per tick, the tables of a :func:`compute_vitals_batch` result without ``tick_end_ms``, as
     :func:`brain.vitals.compute_vitals` returns them (same order as ``window_ends_ms``).
