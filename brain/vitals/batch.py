@@ -212,14 +212,17 @@ def _tick_positions(frames: Mapping[str, pl.DataFrame], name: str, n: int, ticks
     """The position in ``ticks`` of each row's ``tick_end_ms`` (-1: not one of them)."""
     raw = frames.get(name)
     if raw is not None and n and T in raw.columns:
-        try:
-            tick = raw[T].cast(I64)
-        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
-            raise ValueError(f"window frame {name!r}: tick_end_ms must be integer epoch ms") from None
+        tick = raw[T]
+        if tick.dtype != I64:
+            try:
+                tick = tick.cast(I64)
+            except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
+                raise ValueError(f"window frame {name!r}: tick_end_ms must be integer epoch ms") from None
         t, t_ok = _ints(tick)
         if not len(ticks):
             return np.full(n, -1, dtype=np.int64)
-        return np.where(t_ok, _tick_index(ticks, t), -1)
+        at = _tick_index(ticks, t)
+        return at if t_ok.all() else np.where(t_ok, at, -1)
     if single is not None:
         return np.zeros(n, dtype=np.int64)
     if n:
@@ -655,9 +658,9 @@ class _IncidentState:
         self.arrival_delay_s = (scene - disp).astype(np.float64) * (1.0 / 1000.0)
         self.units = _ints(inc["units"])[0][row]  # a null count adds nothing, as polars' sum
 
-    def figures(self, rows: np.ndarray, group: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+    def figures(self, rows: np.ndarray, group: np.ndarray, n_groups: int, p90: bool = True) -> dict[str, np.ndarray]:
         """:data:`brain.vitals.emergency.METRIC_COLUMNS` per group of the rows ``rows`` (in that order),
-        NaN for a delay no row of the group has."""
+        NaN for a delay no row of the group has (without the p90 delays unless ``p90``)."""
         act = self.active[rows]
         out = {"active_incidents": np.bincount(group[act], minlength=n_groups)}
         sev, sev_ok = self.severity[rows], self.severity_ok[rows]
@@ -670,7 +673,8 @@ class _IncidentState:
             total, n = group_sums(v, m, group, n_groups)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"mean_{name}_delay_s"] = np.where(n > 0, total / n, np.nan)
-            out[f"p90_{name}_delay_s"] = _quantile_linear(v[m], group[m], n, 0.9)
+            if p90:
+                out[f"p90_{name}_delay_s"] = _quantile_linear(v[m], group[m], n, 0.9)
         return out
 
     def table(self) -> pl.DataFrame:
@@ -802,7 +806,7 @@ def _sensor_counts(frames, sg: _SensorGroups, tick_arr: np.ndarray, cfg: VitalsC
         raw = frames["sensor_last_seen"]
         seen = _conformed(frames, "sensor_last_seen")
         stacked = T in raw.columns and seen.height > 0
-        tick_of = _ints(raw[T].cast(I64))[0] if stacked else None
+        tick_of = _ints(raw[T] if raw[T].dtype == I64 else raw[T].cast(I64))[0] if stacked else None
         cols = _registry_positions(seen["sensor_id"], sg, tick_of)
         vals = seen["last_seen_ms"].cast(F64).to_numpy()
         if stacked:
@@ -1100,7 +1104,7 @@ def _incident_area(incidents: _IncidentState, grid_ix: _AreaGrid) -> dict[str, n
     """:meth:`_IncidentState.figures` per grid row: the incident rows in their district (if any), then
     all of them in the city."""
     rows, r = grid_ix.rows(incidents.ti, incidents.area)
-    return incidents.figures(rows, r, grid_ix.n_rows)
+    return incidents.figures(rows, r, grid_ix.n_rows, p90=False)  # (the area tables have no p90)
 
 
 def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _IncidentState,
