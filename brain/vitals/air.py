@@ -259,6 +259,12 @@ def _joined_names(flags: np.ndarray) -> pl.Series:
     return _combination_names(tuple(distinct.tolist()))[pl.Series(inverse.reshape(-1).astype(np.uint32))]
 
 
+@functools.lru_cache(maxsize=64)
+def _choices(values: tuple[str | None, ...]) -> pl.Series:
+    """Level names and the like as a Series to gather from (built once per table)."""
+    return pl.Series(list(values), dtype=pl.String)
+
+
 @functools.lru_cache(maxsize=1024)
 def _combination_names(codes: tuple[int, ...]) -> pl.Series:
     """The names of component combinations (bit k: component k), as a Series to gather from."""
@@ -278,10 +284,11 @@ def _aqi_columns(frame: pl.DataFrame, report: Report, standard: str, pm_basis: s
     at = pl.Series(np.where(lvl < 0, len(table.level_names), lvl).astype(np.uint32))
 
     def pick(values: tuple[str, ...]) -> pl.Series:
-        return pl.Series(values + (None,), dtype=pl.String)[at]
+        return _choices(values + (None,))[at]
 
-    build = {f"iaqi_{c}": (lambda c=c: pl.Series(f"iaqi_{c}", comps[c], dtype=pl.Float64, nan_to_null=True)) for c in COMPONENTS}
-    build["aqi"] = lambda: pl.Series("aqi", agg, dtype=pl.Float64, nan_to_null=True)
+    # (float64 arrays: no dtype given, which would cost a cast per column)
+    build = {f"iaqi_{c}": (lambda c=c: pl.Series(f"iaqi_{c}", np.asarray(comps[c], dtype=np.float64), nan_to_null=True)) for c in COMPONENTS}
+    build["aqi"] = lambda: pl.Series("aqi", np.asarray(agg, dtype=np.float64), nan_to_null=True)
     build["primary_pollutant"] = lambda: _joined_names(
         np.isfinite(stacked) & (stacked == agg[None, :]) & (agg > table.primary_above)[None, :]).alias("primary_pollutant")
     # 超标污染物: every component whose IAQI is above 100 (HJ 633 3.5).
