@@ -189,10 +189,14 @@ class _Rows:
 
     def values(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Column ``name`` at ``rows`` (-1: no row) as float64 and where it is not null."""
-        v, ok = _values(self.frame[name])
-        if not len(v):
+        col = self.frame.get_column(name)
+        if not col.len():
             return np.full(len(rows), np.nan), np.zeros(len(rows), dtype=bool)
         at = np.maximum(rows, 0)
+        if not col.null_count():  # (the common case: no null to look up)
+            v = col.to_numpy()
+            return (v if v.dtype == np.float64 else v.astype(np.float64))[at], rows >= 0
+        v, ok = _values(col)
         return v[at], ok[at] & (rows >= 0)
 
 
@@ -334,7 +338,7 @@ def _f64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:
     v = v if v.dtype == np.float64 else v.astype(np.float64)  # (a float64 array needs no cast in polars)
     if ok is None or ok.all():
         return _SERIES["f64"](name, v)
-    if not np.isnan(v[ok]).any():
+    if not (np.isnan(v) & ok).any():
         return _SERIES["f64"](name, np.where(ok, v, np.nan), True)
     nulls = _SERIES["f64"](name, np.full(len(v), np.nan), True)
     return _SERIES["f64"](name, v).zip_with(pl.Series(ok), nulls)
