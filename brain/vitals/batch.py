@@ -91,7 +91,6 @@ from brain.vitals.compute import (
 
 S, I64, F64 = pl.String, pl.Int64, pl.Float64
 T = "tick_end_ms"
-_TICK = pl.col(T)
 WINDOW_TABLES = ("traffic", "probe", "air_1h", "air_24h", "air_8h_o3", "noise", "utility")
 HOUR_MS = grid.HOUR_MS
 
