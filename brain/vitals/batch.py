@@ -72,6 +72,8 @@ import numpy as np
 import polars as pl
 
 from brain.city.model import City
+from brain.kernels import cases as case_kernel
+from brain.kernels.cases import case_counts
 from brain.kernels.freshness import freshness_counts
 from brain.kernels.latest import latest_rows
 from brain.kernels.groupsum import group_sums, multi_group_sums
@@ -867,33 +869,24 @@ def _group_counts(masks: Mapping[str, np.ndarray], group: np.ndarray, n_groups: 
 
 
 class _CaseState:
-    """Cases as of each tick: the row masks of :func:`brain.vitals.grid.case_metrics` (a case exists
-    from ``reported_ms``; a close after the tick is still open)."""
+    """Cases as of each tick (a case exists from ``reported_ms``; a close after the tick is still
+    open): the counts of :func:`brain.vitals.grid.case_metrics` per (tick, group) by a kernel
+    (:mod:`brain.kernels.cases`)."""
 
     def __init__(self, cases: pl.DataFrame, area: np.ndarray, ticks: np.ndarray, cfg: VitalsConfig) -> None:
-        self.frame, self.area = cases, area
-        rep, rep_ok = _ints(cases["reported_ms"])
-        closed, closed_ok = _ints(cases["closed_ms"])
-        deadline, deadline_ok = _ints(cases["deadline_ms"])
-        t = ticks[:, None]
-        exists = rep_ok & (rep <= t)
-        is_open = exists & (~closed_ok | (closed > t))
-        recent = closed_ok & (closed > t - int(cfg.case_lookback_s * 1000)) & (closed <= t) & exists
-        self.masks = {
-            "exists": exists, "new_last_hour": exists & (rep > t - HOUR_MS), "open_backlog": is_open,
-            "overdue": is_open & deadline_ok & (deadline < t), "closed_recent": recent,
-            "closed_on_time": recent & deadline_ok & (closed <= deadline),
-        }
-        self.duration_ms = np.broadcast_to(np.maximum(closed - rep, 0).astype(np.float64), exists.shape)
+        self.frame, self.area, self.ticks = cases, area, ticks
+        self.times = [a for col in ("reported_ms", "closed_ms", "deadline_ms") for a in _ints(cases[col])]
+        self.lookback_ms = int(cfg.case_lookback_s * 1000)
 
     def metrics(self, group: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
         """(ticks x groups) arrays of :data:`brain.vitals.grid.METRIC_COLUMNS` and ``exists`` (cases in the group)."""
-        c = _group_counts(self.masks, group, n_groups, {"_dur": ("closed_recent", self.duration_ms)})
+        counts, duration = case_counts(*self.times, self.ticks, self.lookback_ms, HOUR_MS, group.astype(np.int64), n_groups)
+        c = {name: counts[:, :, j] for j, name in enumerate(case_kernel.NAMES)}
         n = c["closed_recent"]
         with np.errstate(invalid="ignore", divide="ignore"):
             c["on_time_closure_rate"] = np.where(n > 0, c["closed_on_time"] / n, np.nan)
             # The mean in ms, then ms -> h (as case_metrics does).
-            c["mean_time_to_close_h"] = np.where(n > 0, c.pop("_dur") / n, np.nan) / HOUR_MS
+            c["mean_time_to_close_h"] = np.where(n > 0, duration / n, np.nan) / HOUR_MS
         return c
 
     def table(self, column: str, ticks: np.ndarray, nulls: bool) -> pl.DataFrame:
@@ -1306,9 +1299,9 @@ def warm_up() -> None:
 
     >>> warm_up()  # then a first compute_vitals_batch runs compiled code
     """
-    from brain.kernels import freshness, groupsum, iaqi, latest, segments
+    from brain.kernels import cases, freshness, groupsum, iaqi, latest, segments
 
-    for kernel in (freshness, groupsum, iaqi, latest, segments):
+    for kernel in (cases, freshness, groupsum, iaqi, latest, segments):
         kernel.warm_up()
 
 

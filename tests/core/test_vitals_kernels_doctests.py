@@ -1,4 +1,4 @@
-"""The docstring examples of the vital-sign kernels run (brain.kernels.{groupsum,latest,segments,freshness,iaqi})."""
+"""The docstring examples of the vital-sign kernels run (brain.kernels.{groupsum,latest,segments,freshness,iaqi,cases})."""
 from __future__ import annotations
 
 import doctest
@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["brain.kernels.groupsum", "brain.kernels.latest", "brain.kernels.segments", "brain.kernels.freshness", "brain.kernels.iaqi"]
+MODULES = ["brain.kernels.groupsum", "brain.kernels.latest", "brain.kernels.segments", "brain.kernels.freshness", "brain.kernels.iaqi",
+           "brain.kernels.cases"]
 
 
 @pytest.mark.parametrize("name", MODULES)
