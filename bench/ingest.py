@@ -18,11 +18,11 @@ Contenders, each in its own process (so peak memory is its own), all on the same
             sensor and the case/incident/outage lifecycle state (pruned after retention) in dicts;
             per closed tick the same input tables built as polars frames, and the same one-tick
             vital-sign function (``brain.vitals.compute_vitals``) ours is defined by.
-Both ours and per-event return, after their clock stops, a digest of what they computed: records in,
-applied, dead letters per reason, late, ticks closed and, per tick, the city's health index, TPI and
-AQI, the sum of segment speeds and the rows, nulls and column sums of every input table; the run
-ends with ``same results as ours: yes`` or the differences (counts exactly, figures within 1e-9
-relative; exit status 1). Prints events/s, wall and CPU seconds, ratios (ours/ceiling,
+Both ours and per-event return a digest of what they computed (taken while their clock is paused):
+records in, applied, dead letters per reason, late, ticks closed and, per tick, the city's health
+index, TPI and AQI, the sum of segment speeds and the rows, nulls and column sums of every input
+table; the run ends with ``same results as ours: yes`` or the differences (counts exactly, figures
+within 1e-9 relative; exit status 1). Prints events/s, wall and CPU seconds, ratios (ours/ceiling,
 ours/per-event; by wall time and by CPU time), per-batch latency p50/p99 and peak RSS.
 """
 from __future__ import annotations
