@@ -179,7 +179,8 @@ def _decode_general(view: memoryview, starts: np.ndarray, ends: np.ndarray, line
     of first appearance; refused lines go to ``dead`` in line order."""
     by_type: dict[type, tuple[list, list[int]]] = {}
     decode_lines, decode_one = _DECODER.decode_lines, _DECODER.decode
-    errors = (msgspec.ValidationError, msgspec.DecodeError)
+    # msgspec raises UnicodeDecodeError for bytes that are not UTF-8 inside a string: malformed too.
+    errors = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
     lines = lines.tolist()
     starts_l, ends_l = starts, ends
     n = len(lines)

@@ -94,3 +94,13 @@ def test_exactly_the_lines_the_typed_schema_accepts_are_read(lines):
         accepted += 1
     assert sum(f.height for f in frames.values()) == accepted
     assert sum(f.height for f in frames.values()) + dead.height == len([ln for ln in buf.split(b"\n") if ln.strip()])
+
+
+def test_bytes_that_are_not_utf8_are_a_malformed_line_not_a_crash():
+    bad = b'{"kind":"noise","sensor_id":"\xff","ts_ms":1,"laeq_db":5}'
+    good = b'{"kind":"noise","sensor_id":"N1","ts_ms":1,"laeq_db":5}'
+    for fast in (True, False):
+        frames, dead = decode_jsonl(b"\n".join([bad, good, bad + b" "]), fast=fast)
+        assert frames["noise"]["sensor_id"].to_list() == ["N1"]
+        assert dead["reason_code"].to_list() == ["malformed", "malformed"]
+        assert "utf-8" in dead["reason"][0]
