@@ -394,6 +394,11 @@ def _choices(values: tuple) -> pl.Series:
     return pl.Series(list(values), dtype=S)
 
 
+def _frame(cols: Mapping[str, pl.Series]) -> pl.DataFrame:
+    """A frame of named columns (from a list of Series: a dict costs polars a conversion per column)."""
+    return pl.DataFrame([s if s.name == name else s.alias(name) for name, s in cols.items()])
+
+
 def _pick(values: tuple, idx: np.ndarray) -> pl.Series:
     """String values by index (the last entry of ``values`` may be None)."""
     return _choices(values)[_positions(idx)]
@@ -902,7 +907,7 @@ class _CaseState:
             v = m[name][ti, g]
             cols[name] = _nulled(name, v) if v.dtype == np.float64 else _i64(name, v)
         cols[T] = _i64(T, ticks[ti])
-        return pl.DataFrame(cols)
+        return _frame(cols)
 
 
 class _OutageState:
@@ -933,7 +938,7 @@ class _OutageState:
         groups, code = np.unique(d_code * n_u + u_code, return_inverse=True)
         n, cust = self.counts(code.reshape(-1).astype(np.int64), len(groups))
         ti, g = np.nonzero(n > 0)
-        return pl.DataFrame({
+        return _frame({
             "district": districts[_positions(groups[g] // n_u)], "utility": utils[_positions(groups[g] % n_u)],
             "active_outages": _i64("active_outages", n[ti, g]), "customers_affected": _i64("customers_affected", cust[ti, g]),
             T: _i64(T, ticks[ti]),
@@ -962,7 +967,7 @@ def _sensor_health(counts: Mapping[str, np.ndarray], sg: "_SensorGroups", ticks:
     cols.update({name: _i64(name, counts[name].reshape(-1)) for name in ("registered", *sensors.FRESHNESS_NAMES)})
     cols.update({name: _nulled(name, v.reshape(-1)) for name, v in _shares(counts).items()})
     cols["window_end_ms"] = cols[T] = _i64(T, np.repeat(ticks, n_groups))
-    return pl.DataFrame(cols)
+    return _frame(cols)
 
 
 # --- areas (districts and the whole city) -----------------------------------------------------------
