@@ -691,7 +691,8 @@ def run_per_event(path: Path) -> dict:
         return out
 
     def close_ticks() -> None:
-        """Close every tick the watermark has passed: tables, vital signs, then forget what is done."""
+        """Close every tick the watermark has passed: tables, vital signs, then forget what is done.
+        (Ours also jumps over stretches of more than a day with no record; the day here has none.)"""
         nonlocal next_tick
         if max_ts is None or next_tick is None or max_ts - lateness < next_tick:
             return
@@ -753,17 +754,17 @@ def run_per_event(path: Path) -> dict:
             if got is not None:
                 kind, rec, sensor = got
                 good.setdefault(kind, []).append((rec, sensor[0]))
-        # 2. Event time against the watermark as it stood before the batch, kind by kind (too far
-        # ahead: also against the kind's 99th percentile in the batch); then duplicates.
-        batch_max = None
+        # 2. Event time against the watermark as it stood before the batch (too far ahead: also
+        # against the batch's 99th percentile, every kind's records together); then duplicates.
+        batch_max = earliest = None
+        ts_sorted = sorted(rec["ts_ms"] for recs in good.values() for rec, _ in recs)
+        if ts_sorted:
+            last = len(ts_sorted) - 1
+            low, high = ts_sorted[math.ceil(0.01 * last)], ts_sorted[math.floor(0.99 * last)]
         for kind in kinds_seen:
             recs = good.get(kind)
             if not recs:
                 continue
-            earliest = None
-            ts_sorted = sorted(rec["ts_ms"] for rec, _ in recs)
-            last = len(ts_sorted) - 1
-            low, high = ts_sorted[math.ceil(0.01 * last)], ts_sorted[math.floor(0.99 * last)]
             keys = seen_keys[kind]
             ident = entity.get(kind)
             for rec, sensor in recs:
@@ -787,10 +788,8 @@ def run_per_event(path: Path) -> dict:
                 apply(kind, rec, sensor, ts)
                 earliest = ts if earliest is None or ts < earliest else earliest
                 batch_max = ts if batch_max is None or ts > batch_max else batch_max
-            if next_tick is None and earliest is not None:
-                # As ours: the first tick is that of the earliest record of the first kind (in line
-                # order) with applied records, not of the batch's earliest (reported to the lead).
-                next_tick = earliest // w * w + w
+        if next_tick is None and earliest is not None:  # the first tick holds the batch's earliest applied record
+            next_tick = earliest // w * w + w
         if batch_max is not None and (max_ts is None or batch_max > max_ts):
             max_ts = batch_max
         close_ticks()

@@ -71,18 +71,27 @@ class EventClock:
         late, ahead = self.judge(frame["ts_ms"].to_numpy())
         return _split3(frame, late, ahead)
 
-    def judge(self, ts_ms: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def bounds(ts_ms: np.ndarray) -> tuple[int, int] | None:
+        """A batch's 1st and 99th percentile event times (None for no rows): what :meth:`judge` holds
+        each record against. Take them over the whole batch, every kind together, so that a kind
+        with a single record in the batch is judged too."""
+        return _p1_p99(ts_ms) if len(ts_ms) else None
+
+    def judge(self, ts_ms: np.ndarray, rows: np.ndarray | None = None,
+              bounds: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(late, too far ahead) masks over ``ts_ms``, judging only ``rows`` (a mask; default all).
 
         "Too far ahead" is judged against the batch's own 99th percentile as well as the stream's
         newest time, so a replay batch spanning hours is fine while a lone wild clock is not.
+        ``bounds``: the batch's :meth:`bounds` (default: those of the rows judged).
         """
         late = np.zeros(len(ts_ms), dtype=bool)
         ahead = np.zeros(len(ts_ms), dtype=bool)
         ts = ts_ms if rows is None else ts_ms[rows]
         if len(ts) == 0:
             return late, ahead
-        low, high = _p1_p99(ts)
+        low, high = bounds if bounds is not None else _p1_p99(ts)
         if self.max_ts_ms is None:
             # No history yet: one wild clock must neither lead the stream nor open windows years back.
             is_ahead = ts > high + self.max_ahead_ms

@@ -35,8 +35,9 @@ class LifecycleTable:
         by_time = pl.col("ts_ms")
         return updates.group_by(self.id_col, maintain_order=True).agg(
             [by_time.filter(pl.col("status") == s).min().alias(col) for s, col in self.stages.items()]
-            + [pl.col(f).sort_by(by_time).drop_nulls().last().alias(f) for f in self.fields]
-            + [pl.col("status").sort_by(by_time).last().alias("status"), by_time.max().alias("updated_ms")]
+            + [pl.col(f).sort_by(by_time, maintain_order=True).drop_nulls().last().alias(f) for f in self.fields]
+            + [by_time.filter(pl.col(f).is_not_null()).max().alias(_time_of(f)) for f in self.fields]
+            + [pl.col("status").sort_by(by_time, maintain_order=True).last().alias("status"), by_time.max().alias("updated_ms")]
         )
 
     def update(self, updates: pl.DataFrame) -> None:
@@ -48,10 +49,13 @@ class LifecycleTable:
             return
         both = pl.concat([self.frame, summary], how="vertical_relaxed")
         newest = pl.col("updated_ms")
+        # Each field keeps the value of its own newest update (the time it was set is kept beside it),
+        # so how the updates were cut into batches does not matter.
         self.frame = both.group_by(self.id_col, maintain_order=True).agg(
             [pl.col(col).min() for col in self.stages.values()]
-            + [pl.col(f).sort_by(newest).drop_nulls().last().alias(f) for f in self.fields]
-            + [pl.col("status").sort_by(newest).last(), newest.max()]
+            + [pl.col(f).sort_by(_time_of(f), maintain_order=True, nulls_last=False).drop_nulls().last().alias(f) for f in self.fields]
+            + [pl.col(_time_of(f)).max() for f in self.fields]
+            + [pl.col("status").sort_by(newest, maintain_order=True).last(), newest.max()]
         )
 
     def prune(self, now_ms: int) -> None:
@@ -61,12 +65,18 @@ class LifecycleTable:
             self.frame = self.frame.filter(ended.is_null() | (ended >= now_ms - self.retention_ms))
 
     def current(self, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        """The table's columns ``schema`` (the fields' set times stay inside)."""
         if self.frame is None:
             return pl.DataFrame(schema=schema)
-        return self.frame
+        return self.frame.select(list(schema))
 
     def state(self) -> dict:
         return {"frame": self.frame}
 
     def load(self, state: dict) -> None:
         self.frame = state["frame"]
+
+
+def _time_of(field: str) -> str:
+    """The column holding when ``field`` was last set."""
+    return f"_{field}_set_ms"

@@ -46,6 +46,8 @@ from brain.windows import ClosedWindow, TumblingWindows
 
 SNAPSHOT_VERSION = 3  # 3: duplicate keys from brain.kernels.dedup.record_keys
 HOUR_MS = 3_600_000
+TICKS_PER_PASS = 288  # ticks closed in one stacked pass at most (a day of 5-minute ticks)
+QUIET_SKIP_MS = 86_400_000  # ticks more than this past the newest record, with none ahead, are skipped
 
 
 class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -335,17 +337,20 @@ class CityPipeline:
         self.counters["records_in"] += records_in
         for code in unreadable["reason_code"].to_list():
             self.counters[f"dead.{code}"] += 1
-        accepted = []
-        # Each kind's rows are judged in turn (checks, then event time, then duplicates) as masks over
-        # the batch's numpy columns; a row leaves at its first failed stage, with that stage's reason.
+        # Each kind's rows are checked, then judged in event time (against the batch's time bounds,
+        # over every kind's checked rows together), then for duplicates: numpy masks over the batch's
+        # columns; a row leaves at its first failed stage, with that stage's reason.
+        checked = []
         for kind, frame in frames.items():
-            if frame.height == 0:
-                continue
-            self.counters[f"in.{kind}"] += frame.height
-            idx, outcome, cols = self.validator.check(kind, frame)
-            ts = cols.int64("ts_ms")
+            if frame.height:
+                self.counters[f"in.{kind}"] += frame.height
+                idx, outcome, cols = self.validator.check(kind, frame)
+                checked.append((kind, frame, idx, outcome, cols, cols.int64("ts_ms")))
+        bounds = self.clock.bounds(np.concatenate([ts[outcome < 0] for *_, outcome, _, ts in checked])) if checked else None
+        accepted = []
+        for kind, frame, idx, outcome, cols, ts in checked:
             good = outcome < 0
-            late, ahead = self.clock.judge(ts, good)
+            late, ahead = self.clock.judge(ts, good, bounds)
             on_time = good & ~late & ~ahead
             fresh = self.deduper.first_copies(kind, self.deduper.keys(kind, frame, idx, ts), ts, on_time)
             # Refused rows of every stage (checks, too far ahead, duplicate) as one set of dead letters.
@@ -377,6 +382,9 @@ class CityPipeline:
             ts, idx = (np.concatenate(parts) for parts in zip(*applied))
             self.seen.add(ts, idx, ts.astype(np.float64)[:, None])
             self.clock.advance_to(int(ts.max()))
+            if self.next_tick_end_ms is None:  # the first tick holds the batch's earliest applied record
+                w = self.config.window_ms
+                self.next_tick_end_ms = (int(ts.min()) // w) * w + w
         windows = self._close_ticks()
         dead = pl.concat(dead_parts) if dead_parts else pl.DataFrame(schema=DEAD_SCHEMA)
         self.counters["dead_lettered"] += dead.height
@@ -391,9 +399,6 @@ class CityPipeline:
 
         ts = take(cols.int64("ts_ms"))
         idx = take(cols.sensor_idx)
-        if self.next_tick_end_ms is None:
-            w = self.config.window_ms
-            self.next_tick_end_ms = (int(ts.min()) // w) * w + w
         frame = cols.frame
         if kind in WINDOW_FIELDS:
             self.windows[kind].add(ts, self._local[kind][idx], take(self._window_values(kind, frame)))
@@ -419,27 +424,55 @@ class CityPipeline:
 
     # --- ticks ------------------------------------------------------------------------------------
     def _close_ticks(self) -> list[WindowResult]:
-        """Close every tick the watermark has passed, all in one stacked pass.
+        """Close every tick the watermark has passed, up to a day of ticks per stacked pass.
 
-        Input tables of all due ticks are built as one frame each (a ``tick_end_ms`` column tells
-        the ticks apart), the vital signs are computed for all of them in one call, window operators
-        see the whole stack in time order, and only then is the result split per tick. A replay that
-        closes hundreds of windows per batch pays polars' per-call overhead once, not per window.
+        Input tables of the ticks of a pass are built as one frame each (a ``tick_end_ms`` column
+        tells the ticks apart), the vital signs are computed for all of them in one call, window
+        operators see the whole stack in time order, and only then is the result split per tick. A
+        replay that closes hundreds of windows per batch pays polars' per-call overhead once, not per
+        window; a pass of at most a day of ticks bounds the memory a jump in stream time can take.
+        A stretch of more than a day with no record at all is not ticked through: after a day of
+        ticks past the newest record, stream time jumps to the next tick that holds data (or the
+        watermark's); the ticks jumped over are counted in ``ticks_skipped``.
         """
         wm = self.clock.watermark_ms
         if wm is None or self.next_tick_end_ms is None or wm < self.next_tick_end_ms:
             return []
         w = self.config.window_ms
-        ends = list(range(self.next_tick_end_ms, wm + 1, w))
-        self.next_tick_end_ms = ends[-1] + w
+        last_tick = wm - wm % w  # tick ends are multiples of the window
+        results: list[WindowResult] = []
+        while self.next_tick_end_ms <= wm:
+            self._skip_quiet_stretch(last_tick)
+            ends = list(range(self.next_tick_end_ms, min(last_tick, self.next_tick_end_ms + (TICKS_PER_PASS - 1) * w) + 1, w))
+            self.next_tick_end_ms = ends[-1] + w
+            results += self._close_stack(ends)
+        for table in self.lifecycle.values():
+            table.prune(wm)
+        self.deduper.forget_before(wm)
+        return results
+
+    def _skip_quiet_stretch(self, last_tick: int) -> None:
+        newest = int(self.last_seen_ms.max()) if len(self.last_seen_ms) else -1
+        if newest < 0 or self.next_tick_end_ms - newest <= QUIET_SKIP_MS:
+            return
+        open_starts = self.seen.open_starts()
+        target = min(open_starts[0] + self.config.window_ms if open_starts else last_tick, last_tick)
+        if target > self.next_tick_end_ms:
+            self.counters["ticks_skipped"] += (target - self.next_tick_end_ms) // self.config.window_ms
+            self.next_tick_end_ms = target
+
+    def _close_stack(self, ends: list[int]) -> list[WindowResult]:
+        """The ticks ``ends`` (consecutive) closed in one stacked pass."""
+        w = self.config.window_ms
+        upto = ends[-1]
         # The windows of all due ticks stacked as (tick, key, field) arrays: every table below is
         # built for all ticks at once, with no Python loop per tick.
         stacks = {}
         for kind, tw in self.windows.items():
-            by_end = {c.end_ms: c for c in tw.close(wm)}
+            by_end = {c.end_ms: c for c in tw.close(upto)}
             if by_end:
                 stacks[kind] = ClosedWindow.stack([by_end.get(e) for e in ends], tw.n_keys, tw.fields)
-        seen_by_end = {c.end_ms: c for c in self.seen.close(wm)}
+        seen_by_end = {c.end_ms: c for c in self.seen.close(upto)}
         seen = ClosedWindow.stack([seen_by_end.get(e) for e in ends], self.seen.n_keys, self.seen.fields)
         newest = np.where(seen.counts[..., 0] > 0, seen.maxs[..., 0], -1).astype(np.int64)
         newest[0] = np.fmax(newest[0], self.last_seen_ms)
@@ -447,7 +480,7 @@ class CityPipeline:
         self.last_seen_ms = last_seen[-1].copy()
         builder = _TickTables(self._id_lookups)
         self._tick_columns(builder, np.array(ends, dtype=np.int64), stacks, last_seen)
-        self._air_columns(builder, ends, self.air.close(wm))
+        self._air_columns(builder, ends, self.air.close(upto))
         inputs = builder.frames()
         for kind, (_, _, _, name) in LIFECYCLE_KINDS.items():
             inputs[name] = self.lifecycle[kind].current(_lifecycle_schema(kind))
@@ -460,9 +493,6 @@ class CityPipeline:
             vitals.update(op(batch))
         results = [WindowResult(end - w, end, batch=batch) for end in ends]
         self.counters["windows_closed"] += len(results)
-        for table in self.lifecycle.values():
-            table.prune(wm)
-        self.deduper.forget_before(wm)
         return results
 
     def vitals_batch(self, inputs: dict[str, pl.DataFrame], city: City, ends: list[int]) -> dict[str, pl.DataFrame]:

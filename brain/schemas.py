@@ -166,6 +166,8 @@ KIND_SENSOR_TYPES: dict[str, frozenset[str]] = {
 #: Physically possible range of each numeric field, whatever the sensor (inclusive).
 #: A value outside is "out of physical range"; the sensor's own valid range is checked too.
 PHYSICAL_RANGE: dict[str, tuple[float, float]] = {
+    # Event time from 1970 to 2200: a clock outside is broken (and would drag stream time with it).
+    "ts_ms": (0, 7_258_118_400_000),
     "volume_veh": (0, 2000),
     "occupancy_pct": (0, 100),
     "speed_kmh": (0, 200),

@@ -65,6 +65,58 @@ def test_a_wild_clock_does_not_make_everything_late(city):
     assert r.late.height == 0 and pipe.counters["applied"] == len(lines)
 
 
+def test_a_lone_wild_clock_of_another_kind_is_judged_with_the_whole_batch(city):
+    """The too-far-ahead guard takes the batch's times over every kind: one hazard reading a year
+    ahead among an hour of traffic is refused, and stream time stays where the traffic is."""
+    pipe = _pipe(city)
+    lines = traffic_lines(city, 3)
+    hazard = next(s for s in city.sensors if s.type == "hazard")
+    wild = msgspec.json.encode({"kind": "hazard", "sensor_id": hazard.id, "ts_ms": T0 + 365 * 86_400_000, "value": 1.0})
+    r = pipe.ingest_jsonl(b"\n".join(lines + [wild]))
+    assert r.dead["reason_code"].to_list() == ["too_far_ahead"]
+    assert pipe.clock.max_ts_ms < T0 + 3_600_000
+    assert pipe.ingest_jsonl(traffic_lines(city, 4)[-1]).late.height == 0
+
+
+def test_the_first_tick_does_not_depend_on_which_kind_comes_first(city):
+    noise = next(s for s in city.sensors if s.type == "noise")
+    early = msgspec.json.encode({"kind": "noise", "sensor_id": noise.id, "ts_ms": T0 + 10_000, "laeq_db": 55.0})
+    late = traffic_lines(city, 1, t0=T0 + 900_000)[:1]  # a detector 15 minutes later
+    ticks = []
+    for order in ([early] + late, late + [early]):
+        pipe = _pipe(city)
+        windows = pipe.ingest_jsonl(b"\n".join(order)).windows + pipe.flush().windows
+        ticks.append((windows[0].window_end_ms, sum(w.inputs["noise"].height for w in windows)))
+    assert ticks[0] == ticks[1] == (T0 + 300_000, 1)
+
+
+def test_a_long_quiet_stretch_is_skipped_not_ticked_through(city):
+    """Stream time jumping 30 days ahead closes a day of ticks after the data, then the ticks of the
+    new data: bounded work, and every record still applied once."""
+    day_ms, w = 86_400_000, 300_000
+    pipe = _pipe(city)
+    first = pipe.ingest_jsonl(b"\n".join(traffic_lines(city, 10)))
+    later = traffic_lines(city, 10, t0=T0 + 30 * day_ms)
+    r = pipe.ingest_jsonl(b"\n".join(later))
+    done = first.windows + r.windows + pipe.flush().windows
+    ends = [x.window_end_ms for x in done]
+    assert ends == sorted(set(ends))
+    gap = [e for e in ends if T0 + day_ms + w < e < T0 + 30 * day_ms]
+    assert gap == []  # nothing ticked in the quiet month but its first day
+    assert any(e > T0 + day_ms - w for e in ends if e < T0 + 30 * day_ms)  # that first day is there
+    assert [e for e in ends if e > T0 + 30 * day_ms][:2] == [T0 + 30 * day_ms + w, T0 + 30 * day_ms + 2 * w]
+    assert pipe.counters["ticks_skipped"] == (ends[-1] - ends[0]) // w + 1 - len(ends) > 28 * day_ms // w
+    assert pipe.counters["applied"] == 20 * len(later) // 10 and pipe.invariant_holds()
+
+
+def test_a_clock_past_the_year_2200_is_out_of_range(city):
+    pipe = _pipe(city)
+    rec = msgspec.json.decode(traffic_lines(city, 1)[0])
+    lines = [msgspec.json.encode(rec | {"ts_ms": ts}) for ts in (2**62, 7_258_118_400_001, -1)]
+    r = pipe.ingest_jsonl(b"\n".join(lines))
+    assert r.dead["reason_code"].to_list() == ["out_of_range"] * 3 and "ts_ms" in r.dead["reason"][0]
+
+
 def _frames_equal(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for k in a:

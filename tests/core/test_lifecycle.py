@@ -1,0 +1,70 @@
+"""Lifecycle tables: the same updates in any batching give the same table (the module's promise)."""
+from __future__ import annotations
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from brain.lifecycle import LifecycleTable
+
+STAGES = {"reported": "reported_ms", "dispatched": "dispatched_ms", "closed": "closed_ms"}
+
+
+def _table() -> LifecycleTable:
+    return LifecycleTable("incident_id", STAGES, ["segment_id", "severity"])
+
+
+def _reference(updates: list[dict]) -> dict:
+    """Per entity, by plain rules: first time of each stage; each field from its newest non-null update;
+    status of the newest update."""
+    out: dict = {}
+    for u in sorted(updates, key=lambda u: u["ts_ms"]):
+        e = out.setdefault(u["incident_id"], {col: None for col in STAGES.values()} | {"segment_id": None, "severity": None})
+        col = STAGES[u["status"]]
+        e[col] = u["ts_ms"] if e[col] is None else min(e[col], u["ts_ms"])
+        for f in ("segment_id", "severity"):
+            if u[f] is not None:
+                e[f] = u[f]
+        e["status"], e["updated_ms"] = u["status"], u["ts_ms"]
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=30, unique=True).flatmap(lambda times: st.tuples(
+        st.lists(st.fixed_dictionaries({
+            "incident_id": st.sampled_from(["i1", "i2", "i3"]),
+            "status": st.sampled_from(list(STAGES)),
+            "segment_id": st.one_of(st.none(), st.sampled_from(["A", "B", "C"])),
+            "severity": st.one_of(st.none(), st.integers(1, 4)),
+        }), min_size=len(times), max_size=len(times)).map(lambda rows: [r | {"ts_ms": t} for r, t in zip(rows, times)]),
+        st.lists(st.integers(0, len(times)), max_size=4),
+    ))
+)
+def test_any_batching_gives_the_table_of_the_plain_rules(data):
+    updates, cuts = data
+    schema = {"incident_id": pl.Utf8, "status": pl.Utf8, "ts_ms": pl.Int64, "segment_id": pl.Utf8, "severity": pl.Int64}
+    table = _table()
+    bounds = [0, *sorted(cuts), len(updates)]
+    for a, b in zip(bounds, bounds[1:]):
+        if b > a:
+            table.update(pl.DataFrame(updates[a:b], schema=schema))
+    got = {row["incident_id"]: {k: v for k, v in row.items() if k != "incident_id"}
+           for row in table.current({"incident_id": pl.Utf8, **{c: pl.Int64 for c in STAGES.values()}, "segment_id": pl.Utf8,
+                                     "severity": pl.Int64, "status": pl.Utf8, "updated_ms": pl.Int64}).rows(named=True)}
+    assert got == _reference(updates)
+
+
+def test_a_field_keeps_its_newest_value_however_the_updates_are_cut():
+    """A value set by an older update is not overwritten by an even older one that arrives in a
+    later batch whose newest update leaves the field empty."""
+    schema = {"incident_id": pl.Utf8, "status": pl.Utf8, "ts_ms": pl.Int64, "segment_id": pl.Utf8, "severity": pl.Int64}
+    updates = pl.DataFrame({"incident_id": ["i1"] * 3, "status": ["reported", "reported", "dispatched"],
+                            "ts_ms": [100, 50, 200], "segment_id": ["A", "B", None], "severity": [2, None, None]}, schema=schema)
+    results = []
+    for cut in range(4):
+        table = _table()
+        for part in (updates[:cut], updates[cut:]):
+            table.update(part)
+        results.append(table.current(table.frame.schema)["segment_id"].to_list())
+    assert results == [["A"]] * 4
