@@ -50,6 +50,23 @@ TICKS_PER_PASS = 288  # ticks closed in one stacked pass at most (a day of 5-min
 QUIET_SKIP_MS = 86_400_000  # ticks more than this past the newest record, with none ahead, are skipped
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel a pipeline runs, once per process, so the
+    first batch does not pay for it (a new :class:`CityPipeline` calls this)."""
+    global _WARM
+    if not _WARM:
+        from brain.kernels import dedup, jsonscan, window
+        from brain.vitals.batch import warm_up as warm_up_vitals
+
+        for kernel_module in (window, jsonscan, dedup):
+            kernel_module.warm_up()
+        warm_up_vitals()
+        _WARM = True
+
+
+_WARM = False
+
+
 class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Stream-processing settings (validated at construction).
 
@@ -268,6 +285,7 @@ class CityPipeline:
     """
 
     def __init__(self, city: City, config: PipelineConfig | None = None, vitals_fn=None, window_operators=()):
+        warm_up()
         self.city = city
         self.config = config or PipelineConfig()
         self.validator = Validator.from_city(city)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from brain.kernels import dedup, jsonscan
-
 
 @njit(cache=True)
 def accumulate(slot, key, values, sums, counts, maxs):  # pragma: no cover - compiled
@@ -52,5 +50,3 @@ def warm_up() -> None:
         np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros((1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1)),
         np.zeros((1, 1, 1)),
     )
-    jsonscan.warm_up()  # the ingest scan (brain.ingest) too
-    dedup.warm_up()  # duplicate marking (brain.eventtime)

@@ -71,6 +71,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from brain import series
 from brain.city.model import City
 from brain.kernels import cases as case_kernel
 from brain.kernels.cases import case_counts
@@ -300,38 +301,7 @@ def _ints(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, v, 0).astype(np.int64), ok
 
 
-def _public_series(kind: str):
-    dtype = {"f64": np.float64, "i64": np.int64, "u32": np.uint32}[kind]
-    return lambda name, v, nan_to_null=False: pl.Series(name, np.asarray(v, dtype=dtype), nan_to_null=nan_to_null)
-
-
-def _series_constructors() -> dict:
-    """Series from 1-d numpy arrays of float64, int64 and uint32. A table of K ticks builds a couple of
-    hundred of them per call, and polars' public constructor spends ~5 us each on checks these arrays
-    pass by construction; its own typed constructors skip that. Each is checked against the public
-    constructor once (falling back to it if polars changed them)."""
-    public = {kind: _public_series(kind) for kind in ("f64", "i64", "u32")}
-    try:
-        from polars._plr import PySeries
-
-        wrap = pl.Series._from_pyseries
-        typed = {"f64": (PySeries.new_f64, np.float64), "i64": (PySeries.new_i64, np.int64), "u32": (PySeries.new_u32, np.uint32)}
-
-        def fast(new, dtype):
-            def make(name, v, nan_to_null=False):
-                return wrap(new(name, np.ascontiguousarray(v, dtype=dtype), nan_to_null))
-            return make
-
-        out = {kind: fast(new, dtype) for kind, (new, dtype) in typed.items()}
-        probe = np.array([1.0, np.nan, 3.0])
-        ok = all(out[k]("x", probe if k == "f64" else probe[[0, 2]], k == "f64").equals(
-            public[k]("x", probe if k == "f64" else probe[[0, 2]], k == "f64"), check_names=True, check_dtypes=True) for k in out)
-        return out if ok else public
-    except Exception:  # noqa: BLE001 (any change of polars' internals: the public constructor)
-        return public
-
-
-_SERIES = _series_constructors()
+_SERIES = series.CONSTRUCTORS  # numpy -> Series without the public constructor's per-call checks
 
 
 def _f64(name: str, v: np.ndarray, ok: np.ndarray | None = None) -> pl.Series:

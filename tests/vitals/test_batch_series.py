@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_series_equal
 
-from brain.vitals.batch import _SERIES
+from brain.series import CONSTRUCTORS as _SERIES
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 1000])
