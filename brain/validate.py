@@ -77,10 +77,9 @@ def dead_letters(kind: str, frame: pl.DataFrame, outcome: np.ndarray, outcomes: 
     """The rows of one kind with an ``outcome`` >= 0 as dead letters (row order): ``reason_code`` and
     ``reason`` from ``outcomes[outcome]``, the record as JSON in ``raw``; and the count per code.
 
-    The reasons are written in Python for the refused rows only (usually a handful per batch: a
-    polars query per kind would cost more to plan than the rows cost to write); ``raw`` is one
-    vectorised JSON encoding. ``attributes(rows)`` adds per-row values (registry columns) to the
-    rows the reasons read.
+    The reasons and the JSON are written in Python for the refused rows only (usually a handful
+    per batch: a polars query per kind costs more to plan than the rows cost to write).
+    ``attributes(rows)`` adds per-row values (registry columns) to the rows the reasons read.
 
     Example:
         >>> f = pl.DataFrame({"sensor_id": ["X", "L1"], "ts_ms": [5, 6], "laeq_db": [55.0, 54.0]})
@@ -92,20 +91,25 @@ def dead_letters(kind: str, frame: pl.DataFrame, outcome: np.ndarray, outcomes: 
     if len(at) == 0:
         return pl.DataFrame(schema=DEAD_SCHEMA), {}
     columns = [c for c in KIND_DTYPES[kind] if c in frame.columns]
-    rows = frame[at].select(columns)
-    raw = rows.select(pl.struct([pl.lit(kind).alias("kind")] + [pl.col(c) for c in columns]).struct.json_encode()).to_series()
-    values = rows.to_dict(as_series=False)
+    values = {"kind": [kind] * len(at)} | frame[at].select(columns).to_dict(as_series=False)
+    record = list(values)
     if attributes is not None:
         values |= attributes(at)
     names = list(values)
-    codes, reasons = [], []
+    encode = _ENCODER.encode
+    codes, reasons, raws = [], [], []
     counts: dict[str, int] = {}
     for o, row in zip(outcome[at].tolist(), zip(*values.values())):
         code, why = outcomes[o]
+        named = dict(zip(names, row))
         codes.append(code)
-        reasons.append(why(dict(zip(names, row))))
+        reasons.append(why(named))
+        raws.append(encode({k: named[k] for k in record}).decode())
         counts[code] = counts.get(code, 0) + 1
-    return pl.DataFrame({"reason_code": codes, "reason": reasons, "raw": raw}, schema=DEAD_SCHEMA), counts
+    return pl.DataFrame({"reason_code": codes, "reason": reasons, "raw": raws}, schema=DEAD_SCHEMA), counts
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 class SensorRegistry:
