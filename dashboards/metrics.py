@@ -44,6 +44,8 @@ class EngineCollector:
                 applied.add_metric([key[8:]], value)
         yield applied
         yield CounterMetricFamily("citybrain_windows_closed", "Vital-sign windows closed", value=c.get("windows_closed", 0))
+        yield CounterMetricFamily("citybrain_ticks_skipped", "Ticks jumped over in stretches of more than a day with no record",
+                                  value=c.get("ticks_skipped", 0))
         wm = self.pipeline.clock.watermark_ms
         yield GaugeMetricFamily("citybrain_watermark_seconds", "Event-time watermark (Unix s)", value=(wm or 0) / 1000)
         if self.driver is not None:

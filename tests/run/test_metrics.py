@@ -43,4 +43,5 @@ def test_metrics_match_the_pipeline_counters(tmp_path):
     assert samples[("citybrain_records_total", (("outcome", "in"),))] == pipe.counters["records_in"] > 0
     assert samples[("citybrain_records_total", (("outcome", "applied"),))] == pipe.counters["applied"]
     assert samples[("citybrain_windows_closed_total", ())] == pipe.counters["windows_closed"] > 0
+    assert samples[("citybrain_ticks_skipped_total", ())] == pipe.counters["ticks_skipped"] == 0  # a continuous stream
     assert samples[("citybrain_watermark_seconds", ())] * 1000 == pipe.clock.watermark_ms
