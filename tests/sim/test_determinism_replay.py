@@ -251,10 +251,10 @@ def test_cli_bad_arguments_are_user_errors(tmp_path, capsys, args, message):
 def test_out_of_range_corruptions_fail_on_range_not_type():
     """Every kind of record, corrupted out of range, still decodes and is caught by the physical range."""
     lines = [
-        b'{"kind":"outage","sensor_id":"O","ts_ms":1,"outage_id":"x","utility":"power","status":"start","cell_id":"C","customers":5}',
-        b'{"kind":"incident","sensor_id":"I","ts_ms":1,"incident_id":"x","status":"reported","type":"fire","severity":3,"lon":120.0,"lat":30.0,"units":0,"segment_id":null}',
-        b'{"kind":"probe","sensor_id":"P","ts_ms":1,"travel_time_s":50.0,"samples":3}',
-        b'{"kind":"grid_case","sensor_id":"G","ts_ms":1,"case_id":"c","status":"reported","category":"garbage","cell_id":"C","unit":"u","deadline_ms":9}',
+        b'{"kind":"outage","sensor_id":"O","ts_ms":1780000000000,"outage_id":"x","utility":"power","status":"start","cell_id":"C","customers":5}',
+        b'{"kind":"incident","sensor_id":"I","ts_ms":1780000000000,"incident_id":"x","status":"reported","type":"fire","severity":3,"lon":120.0,"lat":30.0,"units":0,"segment_id":null}',
+        b'{"kind":"probe","sensor_id":"P","ts_ms":1780000000000,"travel_time_s":50.0,"samples":3}',
+        b'{"kind":"grid_case","sensor_id":"G","ts_ms":1780000000000,"case_id":"c","status":"reported","category":"garbage","cell_id":"C","unit":"u","deadline_ms":9}',
     ] * 50
     data = b"\n".join(lines) + b"\n"
     bad, counts = corrupt(data, 1.0, seed=1)
