@@ -31,29 +31,29 @@ class LifecycleTable:
         self.final_stage_col = list(self.stages.values())[-1]
         self.frame: pl.DataFrame | None = None
 
-    def _summarise(self, updates: pl.DataFrame) -> pl.DataFrame:
-        by_time = pl.col("ts_ms")
-        return updates.group_by(self.id_col, maintain_order=True).agg(
-            [by_time.filter(pl.col("status") == s).min().alias(col) for s, col in self.stages.items()]
-            + [pl.col(f).sort_by(by_time, maintain_order=True).drop_nulls().last().alias(f) for f in self.fields]
-            + [by_time.filter(pl.col(f).is_not_null()).max().alias(_time_of(f)) for f in self.fields]
-            + [pl.col("status").sort_by(by_time, maintain_order=True).last().alias("status"), by_time.max().alias("updated_ms")]
+    def _as_rows(self, updates: pl.DataFrame) -> pl.DataFrame:
+        """Each update as a row of the table: its stage's time, its fields and when they were set."""
+        ts = pl.col("ts_ms")
+        return updates.select(
+            [pl.col(self.id_col)]
+            + [pl.when(pl.col("status") == s).then(ts).alias(col) for s, col in self.stages.items()]
+            + [pl.col(f) for f in self.fields]
+            + [pl.when(pl.col(f).is_not_null()).then(ts).alias(_time_of(f)) for f in self.fields]
+            + [pl.col("status"), ts.alias("updated_ms")]
         )
 
     def update(self, updates: pl.DataFrame) -> None:
         if updates.height == 0:
             return
-        summary = self._summarise(updates)
-        if self.frame is None or self.frame.height == 0:
-            self.frame = summary
-            return
-        both = pl.concat([self.frame, summary], how="vertical_relaxed")
+        rows = self._as_rows(updates)
+        both = rows if self.frame is None or self.frame.height == 0 else pl.concat([self.frame, rows], how="vertical_relaxed")
         newest = pl.col("updated_ms")
-        # Each field keeps the value of its own newest update (the time it was set is kept beside it),
-        # so how the updates were cut into batches does not matter.
+        # Stages keep their first time; each field the value of its own newest update (the time it
+        # was set is kept beside it) and the status that of the newest update, so how the updates were
+        # cut into batches does not matter. Ties go to the later row.
         self.frame = both.group_by(self.id_col, maintain_order=True).agg(
             [pl.col(col).min() for col in self.stages.values()]
-            + [pl.col(f).sort_by(_time_of(f), maintain_order=True, nulls_last=False).drop_nulls().last().alias(f) for f in self.fields]
+            + [pl.col(f).sort_by(_time_of(f), maintain_order=True, nulls_last=False).drop_nulls().last() for f in self.fields]
             + [pl.col(_time_of(f)).max() for f in self.fields]
             + [pl.col("status").sort_by(newest, maintain_order=True).last(), newest.max()]
         )

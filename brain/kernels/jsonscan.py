@@ -167,11 +167,14 @@ def _check_name(name: str, what: str) -> None:
 
 def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(starts, ends) of the lines of a uint8 buffer, newline excluded; a last line without newline counts."""
-    ends = np.flatnonzero(buf == 10)
+    ends = np.flatnonzero(buf == 10).astype(np.int64, copy=False)
     if len(buf) and buf[-1] != 10:
         ends = np.append(ends, len(buf))
-    starts = np.concatenate((np.zeros(1, np.int64), ends[:-1] + 1)) if len(ends) else ends
-    return starts.astype(np.int64), ends.astype(np.int64)
+    starts = np.empty_like(ends)
+    if len(ends):
+        starts[0] = 0
+        np.add(ends[:-1], 1, out=starts[1:])
+    return starts, ends
 
 
 def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: ScanSpec) -> ScanResult:
