@@ -8,15 +8,14 @@ the watermark into the future and make every honest record late). Duplicates —
 the same time and, for lifecycle events, the same entity and status — are applied once.
 
 Example:
-    >>> import polars as pl
+    >>> import numpy as np
     >>> clock = EventClock(allowed_lateness_ms=1000, max_ahead_ms=60_000)
-    >>> f = pl.DataFrame({"sensor_id": ["a", "a"], "ts_ms": [10_000, 12_000]})
-    >>> on_time, late, ahead = clock.split(f); clock.advance(on_time)
+    >>> late, ahead = clock.judge(np.array([10_000, 12_000])); clock.advance_to(12_000)
     >>> clock.watermark_ms
     11000
-    >>> on_time, late, ahead = clock.split(pl.DataFrame({"sensor_id": ["a", "a"], "ts_ms": [10_500, 11_500]}))
-    >>> on_time["ts_ms"].to_list(), late["ts_ms"].to_list()
-    ([11500], [10500])
+    >>> late, ahead = clock.judge(np.array([10_500, 11_500, 500_000]))
+    >>> late.tolist(), ahead.tolist()
+    ([True, False, False], [False, False, True])
 """
 from __future__ import annotations
 
@@ -41,13 +40,6 @@ def _p1_p99(ts: np.ndarray) -> tuple[int, int]:
     return int(part[lo]), int(part[hi])
 
 
-def _split3(frame: pl.DataFrame, late: np.ndarray, ahead: np.ndarray) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(rows in neither mask, rows in ``late``, rows in ``ahead``); no copy when all are on time."""
-    if not late.any() and not ahead.any():
-        return frame, frame.clear(), frame.clear()
-    return frame.filter(pl.Series(~late & ~ahead)), frame.filter(pl.Series(late)), frame.filter(pl.Series(ahead))
-
-
 class EventClock:
     """Watermark bookkeeping for one stream. Times are Unix epoch milliseconds."""
 
@@ -63,13 +55,6 @@ class EventClock:
     @property
     def watermark_ms(self) -> int | None:
         return None if self.max_ts_ms is None else self.max_ts_ms - self.allowed_lateness_ms
-
-    def split(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        """(on time, late, too far ahead) against the current watermark (see :meth:`judge`)."""
-        if frame.height == 0:
-            return frame, frame.clear(), frame.clear()
-        late, ahead = self.judge(frame["ts_ms"].to_numpy())
-        return _split3(frame, late, ahead)
 
     @staticmethod
     def bounds(ts_ms: np.ndarray) -> tuple[int, int] | None:
@@ -104,11 +89,6 @@ class EventClock:
         late[rows], ahead[rows] = is_late, is_ahead
         return late, ahead
 
-    def advance(self, *frames: pl.DataFrame) -> None:
-        for frame in frames:
-            if frame.height:
-                self.advance_to(int(frame["ts_ms"].max()))
-
     def advance_to(self, ts_ms: int) -> None:
         """Move stream time forward (e.g. a source's clock ticking with no records)."""
         if self.max_ts_ms is None or ts_ms > self.max_ts_ms:
@@ -125,18 +105,17 @@ class Deduper:
     """Remembers record keys until the watermark passes them; later copies are duplicates.
 
     Example:
-        >>> import polars as pl
+        >>> import numpy as np, polars as pl
         >>> d = Deduper()
         >>> f = pl.DataFrame({"sensor_id": ["a", "a", "b"], "ts_ms": [1, 1, 1]})
-        >>> fresh, dup = d.split("traffic", f)
-        >>> fresh.height, dup.height
-        (2, 1)
-        >>> d.split("traffic", f.head(1))[1].height
-        1
+        >>> sensor, ts = np.array([0, 0, 1]), f["ts_ms"].to_numpy()  # terminals by registry index
+        >>> d.first_copies("traffic", d.keys("traffic", f, sensor, ts), ts).tolist()
+        [True, False, True]
+        >>> d.first_copies("traffic", d.keys("traffic", f[:1], sensor[:1], ts[:1]), ts[:1]).tolist()
+        [False]
     """
 
-    def __init__(self, sensor_key: str = "sensor_id") -> None:
-        self.sensor_key = sensor_key  # the column :meth:`split` reads terminals from
+    def __init__(self) -> None:
         self._hash: dict[str, np.ndarray] = {}
         self._ts: dict[str, np.ndarray] = {}
 
@@ -165,19 +144,6 @@ class Deduper:
         out = np.zeros(len(keys), dtype=bool)
         out[rows] = keep
         return out
-
-    def split(self, kind: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(first copies, duplicates) of ``frame``'s rows."""
-        if frame.height == 0:
-            return frame, frame
-        sensor = frame[self.sensor_key]
-        sensor = sensor.to_numpy() if sensor.dtype.is_integer() else sensor.hash(seed=0).to_numpy().view(np.int64)
-        ts = frame["ts_ms"].to_numpy()
-        keep = self.first_copies(kind, self.keys(kind, frame, sensor, ts), ts)
-        if keep.all():
-            return frame, frame.clear()
-        mask = pl.Series(keep)
-        return frame.filter(mask), frame.filter(~mask)
 
     def forget_before(self, watermark_ms: int) -> None:
         """Drop keys older than the watermark: a copy of those would be late, not a duplicate."""

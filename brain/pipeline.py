@@ -321,14 +321,18 @@ class CityPipeline:
         self.window_operators = list(window_operators)
         self._segment_of_sensor = self._sensor_place_index("segment", [s.id for s in city.segments])
         self._segment_ids = [s.id for s in city.segments]
-        self._sensor_index = {sid: i for i, sid in enumerate(self.registry.ids)}
+        # Refusals judged after the checks, as the validator's dead-letter builder takes them.
+        self._refusals = [
+            ("too_far_ahead", lambda r: f"ts_ms={r['ts_ms']} more than {self.clock.max_ahead_ms} ms ahead of stream time"),
+            ("duplicate", lambda r: f"duplicate of an applied record (sensor {r['sensor_id']}, ts_ms {r['ts_ms']})"),
+        ]
         self._id_lookups = {"sensor_id": pl.Series(list(self.registry.ids), dtype=pl.Utf8),
                             "segment_id": pl.Series(self._segment_ids, dtype=pl.Utf8)}
 
     # --- input ------------------------------------------------------------------------------------
     def ingest_jsonl(self, buf: bytes) -> StepResult:
         """Decode JSON lines and process them as one batch."""
-        frames, unreadable = decode_jsonl(buf, sensor_index=self._sensor_index)
+        frames, unreadable = decode_jsonl(buf, sensor_index=self.registry.index)
         return self._process(frames, unreadable)
 
     def ingest_frames(self, frames: dict[str, pl.DataFrame]) -> StepResult:
@@ -373,12 +377,9 @@ class CityPipeline:
             fresh = self.deduper.first_copies(kind, self.deduper.keys(kind, frame, idx, ts), ts, on_time)
             # Refused rows of every stage (checks, too far ahead, duplicate) as one set of dead letters.
             n_checks = self.validator.n_checks(kind)
-            outcome[ahead] = n_checks
-            outcome[on_time & ~fresh] = n_checks + 1
-            dead, codes = self.validator.dead_letters(kind, frame, idx, outcome, [
-                ("too_far_ahead", lambda r: f"ts_ms={r['ts_ms']} more than {self.clock.max_ahead_ms} ms ahead of stream time"),
-                ("duplicate", lambda r: f"duplicate of an applied record (sensor {r['sensor_id']}, ts_ms {r['ts_ms']})"),
-            ])
+            outcome[ahead] = n_checks  # self._refusals[0]
+            outcome[on_time & ~fresh] = n_checks + 1  # self._refusals[1]
+            dead, codes = self.validator.dead_letters(kind, frame, idx, outcome, self._refusals)
             if dead.height:
                 dead_parts.append(dead)
                 for code, n in codes.items():
