@@ -151,30 +151,36 @@ def split_lines(buf: bytes) -> list[bytes]:
     return [line for line in buf.split(b"\n") if line.strip()]
 
 
-class _Dead:
-    """Dead letters in the making: three parallel lists."""
+class DeadLetters:
+    """Dead letters in the making: reason codes, reasons and raw records as three lists, one frame
+    at the end (a batch's refusals from every stage and kind become one frame, not one per kind).
+
+    Example:
+        >>> d = DeadLetters()
+        >>> d.add("malformed", "malformed JSON: ...", "{oops")
+        >>> len(d), d.frame().columns
+        (1, ['reason_code', 'reason', 'raw'])
+    """
 
     def __init__(self) -> None:
         self.codes: list[str] = []
         self.reasons: list[str] = []
         self.raws: list[str] = []
 
+    def __len__(self) -> int:
+        return len(self.codes)
+
     def add(self, code: str, reason: str, raw: str) -> None:
         self.codes.append(code)
         self.reasons.append(reason)
         self.raws.append(raw)
-
-    def extend(self, other: "_Dead") -> None:
-        self.codes += other.codes
-        self.reasons += other.reasons
-        self.raws += other.raws
 
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame({"reason_code": self.codes, "reason": self.reasons, "raw": self.raws}, schema=DEAD_SCHEMA)
 
 
 def _decode_general(view: memoryview, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, chunk_lines: int,
-                    dead: _Dead) -> dict[type, tuple[list, list[int]]]:
+                    dead: DeadLetters) -> dict[type, tuple[list, list[int]]]:
     """msgspec over the given lines (in groups): {record type: (records, their line numbers)}, in order
     of first appearance; refused lines go to ``dead`` in line order."""
     by_type: dict[type, tuple[list, list[int]]] = {}
@@ -224,7 +230,7 @@ def _decode_general(view: memoryview, starts: np.ndarray, ends: np.ndarray, line
     return by_type
 
 
-def _general_frame(t: type, records: list, lines: list[int], dead: _Dead) -> tuple[pl.DataFrame, np.ndarray]:
+def _general_frame(t: type, records: list, lines: list[int], dead: DeadLetters) -> tuple[pl.DataFrame, np.ndarray]:
     """One kind's records as a frame (schema column order) and the line number of each row."""
     kind = t.__struct_config__.tag
     astuple = msgspec.structs.astuple
@@ -297,7 +303,7 @@ def decode_jsonl(
     data = np.frombuffer(buf, dtype=np.uint8)
     starts, ends = jsonscan.line_bounds(data)
     view = memoryview(buf)
-    dead = _Dead()
+    dead = DeadLetters()
     if fast:
         scan = jsonscan.scan(data, starts, ends, SCAN_SPEC)
         rest = np.flatnonzero(scan.status < 0)

@@ -38,7 +38,7 @@ import polars as pl
 from brain import series
 from brain.city.model import City
 from brain.eventtime import Deduper, EventClock
-from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, decode_jsonl
+from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, DeadLetters, decode_jsonl
 from brain.lifecycle import LifecycleTable
 from brain.schemas import KIND_SENSOR_TYPES
 from brain.validate import Validator, dead_letters
@@ -353,8 +353,7 @@ class CityPipeline:
 
     # --- the chain --------------------------------------------------------------------------------
     def _process(self, frames: dict[str, pl.DataFrame], unreadable: pl.DataFrame) -> StepResult:
-        dead_parts = [unreadable] if unreadable.height else []
-        late_parts = []
+        dead, late_letters = DeadLetters(), DeadLetters()  # every kind's refusals, one frame each at the end
         records_in = unreadable.height + sum(f.height for f in frames.values())
         self.counters["records_in"] += records_in
         for code in unreadable["reason_code"].to_list():
@@ -379,16 +378,12 @@ class CityPipeline:
             n_checks = self.validator.n_checks(kind)
             outcome[ahead] = n_checks  # self._refusals[0]
             outcome[on_time & ~fresh] = n_checks + 1  # self._refusals[1]
-            dead, codes = self.validator.dead_letters(kind, frame, idx, outcome, self._refusals)
-            if dead.height:
-                dead_parts.append(dead)
-                for code, n in codes.items():
-                    self.counters[f"dead.{code}"] += n
+            for code, n in self.validator.dead_letters(dead, kind, cols, outcome, self._refusals).items():
+                self.counters[f"dead.{code}"] += n
             if late.any():
                 wm, lateness = self.clock.watermark_ms, self.clock.allowed_lateness_ms
-                behind, counts = dead_letters(kind, frame, np.where(late, 0, -1), [
+                counts = dead_letters(late_letters, kind, frame, np.where(late, 0, -1), [
                     ("late", lambda r: f"ts_ms={r['ts_ms']} behind watermark {wm} (allowed lateness {lateness} ms)")])
-                late_parts.append(behind)
                 self.counters["late"] += counts["late"]
             n_fresh = int(fresh.sum())
             if n_fresh:
@@ -405,10 +400,9 @@ class CityPipeline:
                 w = self.config.window_ms
                 self.next_tick_end_ms = (int(ts.min()) // w) * w + w
         windows = self._close_ticks()
-        dead = pl.concat(dead_parts) if dead_parts else pl.DataFrame(schema=DEAD_SCHEMA)
-        self.counters["dead_lettered"] += dead.height
-        late = pl.concat(late_parts) if late_parts else pl.DataFrame(schema=DEAD_SCHEMA)
-        return StepResult(windows, dead, late, records_in)
+        refused = pl.concat([unreadable, dead.frame()]) if unreadable.height else dead.frame()
+        self.counters["dead_lettered"] += refused.height
+        return StepResult(windows, refused, late_letters.frame(), records_in)
 
     def _apply(self, kind: str, cols, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Add the applied rows (``rows``: a mask, None for all) of one kind's batch to the state;
