@@ -276,7 +276,7 @@ def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult, sensor_index: Mapping
         for j, (name, type_name, optional, _) in enumerate(spec.fields[k]):
             slot = int(spec.field_slot[spec.kind_field_off[k] + j])
             if type_name == "str":
-                columns.append(ids.gather(scan.icols[slot, rows]).alias(name))
+                columns.append(series.take(ids, scan.icols[slot, rows]).alias(name))
                 id_slot = slot  # sensor_id is the only string field the scan reads
             elif type_name == "int":
                 columns.append(series.i64(name, scan.icols[slot, rows]))
@@ -284,7 +284,7 @@ def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult, sensor_index: Mapping
                 columns.append(series.f64(name, scan.fcols[slot, rows], nan_to_null=optional))
         if positions is not None:
             columns.append(series.i64(SENSOR_POSITION, positions[scan.icols[id_slot, rows]]))
-        out[kind] = (pl.DataFrame(columns), scan.row_line[rows])
+        out[kind] = (series.frame(columns), scan.row_line[rows])
     return out
 
 

@@ -183,7 +183,7 @@ class _TickTables:
                 chunks = [np.full(n, v) if np.isscalar(v) else np.asarray(v) for n, cols in parts for v in [cols[col]]]
                 if dtype == pl.Utf8:
                     if chunks:
-                        data[col] = self.lookups[col].gather(np.concatenate(chunks).astype(np.int64)).alias(col)
+                        data[col] = series.take(self.lookups[col], np.concatenate(chunks)).alias(col)
                     else:
                         data[col] = pl.Series(col, [], dtype=pl.Utf8)
                 else:
@@ -193,7 +193,7 @@ class _TickTables:
                     else:  # floats, or counts/times kept as floats where NaN marks a missing value
                         column = series.f64(col, arr, nan_to_null=True)
                         data[col] = column.cast(pl.Int64) if dtype == pl.Int64 else column
-            out[name] = pl.DataFrame(list(data.values()))
+            out[name] = series.frame(data.values())
         return out
 
 
