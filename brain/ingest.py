@@ -255,7 +255,7 @@ def _general_frame(t: type, records: list, lines: list[int], dead: DeadLetters) 
                 keep_lines.append(line)
         frame = pl.DataFrame(keep, schema=_ROW_SCHEMAS[t], orient="row")
         lines = keep_lines
-    return frame.select(list(KIND_DTYPES[kind])), np.asarray(lines, dtype=np.int64)
+    return series.frame([frame.get_column(c) for c in KIND_DTYPES[kind]]), np.asarray(lines, dtype=np.int64)
 
 
 def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult, sensor_index: Mapping[str, int] | None) -> dict[str, tuple[pl.DataFrame, np.ndarray]]:
@@ -327,8 +327,8 @@ def decode_jsonl(
             t, records, lines = general[kind]
             frame, frame_lines = _general_frame(t, records, lines, dead)
             if sensor_index is not None:
-                frame = frame.with_columns(pl.Series(SENSOR_POSITION, [sensor_index.get(i, -1) for i in frame["sensor_id"].to_list()],
-                                                     dtype=pl.Int64))
+                position = [sensor_index.get(i, -1) for i in frame["sensor_id"].to_list()]
+                frame = series.frame([*frame.get_columns(), series.i64(SENSOR_POSITION, np.array(position, dtype=np.int64))])
             parts.append((frame, frame_lines))
         if kind in scanned:
             parts.append(scanned[kind])
@@ -337,7 +337,8 @@ def decode_jsonl(
             continue
         (a, a_lines), (b, b_lines) = parts
         order = np.argsort(np.concatenate((a_lines, b_lines)), kind="stable")
-        frames[kind] = pl.concat([a, b]).select(pl.all().gather(pl.Series(order)))
+        both = pl.concat([a, b])
+        frames[kind] = series.frame([series.take(col, order) for col in both.get_columns()])
     return frames, dead.frame()
 
 

@@ -416,7 +416,7 @@ class CityPipeline:
         if kind in WINDOW_FIELDS:
             self.windows[kind].add(ts, self._local[kind][idx], take(self._window_values(kind, frame)))
         elif kind == "air":
-            self.air.add(ts, self._local["air"][idx], take(frame.select(AIR_FIELDS).to_numpy().astype(np.float64)))
+            self.air.add(ts, self._local["air"][idx], take(np.column_stack([cols.values(f).astype(np.float64, copy=False) for f in AIR_FIELDS])))
         elif kind in LIFECYCLE_KINDS:
             self.lifecycle[kind].update(frame if rows is None else frame.filter(pl.Series(rows)))
         return ts, idx
@@ -428,8 +428,8 @@ class CityPipeline:
 
         if kind == "noise":
             # Energy average is the right mean for decibels (pow stays in polars: numpy's may differ in the last bit).
-            return frame.select((10.0 ** (pl.col("laeq_db").cast(pl.Float64) / 10.0)).alias("e"),
-                                pl.col("lamax_db").cast(pl.Float64)).fill_null(float("nan")).to_numpy()
+            return frame.select((10.0 ** (pl.col("laeq_db").cast(pl.Float64) / 10.0)).fill_null(float("nan")).alias("e"),
+                                pl.col("lamax_db").cast(pl.Float64).fill_null(float("nan"))).to_numpy()
         if kind == "traffic":
             volume, speed = column("volume_veh"), column("speed_kmh")
             return np.column_stack([volume, speed * volume, speed, column("occupancy_pct")])

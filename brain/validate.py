@@ -30,6 +30,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from brain import series
 from brain.city.model import City, Sensor
 from brain.ingest import KIND_DTYPES, SENSOR_POSITION, DeadLetters
 from brain.schemas import KIND_SENSOR_TYPES, PHYSICAL_RANGE, PRIMARY_FIELD, RECORD_TYPES
@@ -113,7 +114,7 @@ def _rows_at(frame: pl.DataFrame, columns: list[str], at: np.ndarray) -> dict[st
     for name in columns:
         col = frame.get_column(name)
         if col.dtype == pl.Utf8 or col.null_count():
-            out[name] = col[at].to_list()
+            out[name] = series.take(col, at).to_list()
         else:  # numbers without nulls: numpy's view of the column, no polars gather (~10x cheaper)
             out[name] = col.to_numpy()[at].tolist()
     return out
@@ -206,7 +207,16 @@ class _Columns:
 
     def nulls(self, name: str) -> np.ndarray | None:
         col = self.frame[name]
-        return col.is_null().to_numpy() if col.null_count() else None
+        n_null = col.null_count()
+        if not n_null:
+            return None
+        if col.dtype in (pl.Float64, pl.Int64):
+            # numpy reads a numeric null as NaN: when the NaNs are exactly the nulls (no NaN value),
+            # they are the mask, with no polars query.
+            nan = np.isnan(self.values(name))
+            if np.count_nonzero(nan) == n_null:
+                return nan
+        return col.is_null().to_numpy()
 
     def not_in(self, name: str, allowed: frozenset[str]) -> np.ndarray:
         """Rows whose string value is present and not one of ``allowed``."""
