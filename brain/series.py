@@ -98,3 +98,20 @@ u32 = CONSTRUCTORS["u32"]
 #: ``take(values, idx)``: ``values`` at the non-negative positions ``idx`` (same name and dtype).
 #: ``frame(columns)``: a DataFrame of Series (unique names, one length; polars checks both).
 take, frame = _frame_ops(u32)
+
+
+def not_null(col: pl.Series, values: np.ndarray | None = None) -> np.ndarray:
+    """Where ``col`` is not null, as a numpy bool array.
+
+    numpy reads a numeric null as NaN: when the NaNs of ``values`` (the column as numpy, if the
+    caller has it) are exactly the nulls, they are the mask, with no polars query (~0.1 ms each);
+    otherwise (strings, or NaN values besides the nulls) polars says.
+    """
+    n_null = col.null_count()
+    if not n_null:
+        return np.ones(col.len(), dtype=bool)
+    if col.dtype.is_numeric():
+        nan = np.isnan(col.to_numpy() if values is None else values)
+        if np.count_nonzero(nan) == n_null:
+            return ~nan
+    return col.is_not_null().to_numpy()

@@ -207,16 +207,9 @@ class _Columns:
 
     def nulls(self, name: str) -> np.ndarray | None:
         col = self.frame[name]
-        n_null = col.null_count()
-        if not n_null:
+        if not col.null_count():
             return None
-        if col.dtype in (pl.Float64, pl.Int64):
-            # numpy reads a numeric null as NaN: when the NaNs are exactly the nulls (no NaN value),
-            # they are the mask, with no polars query.
-            nan = np.isnan(self.values(name))
-            if np.count_nonzero(nan) == n_null:
-                return nan
-        return col.is_null().to_numpy()
+        return ~series.not_null(col, self.values(name) if col.dtype.is_numeric() else None)
 
     def not_in(self, name: str, allowed: frozenset[str]) -> np.ndarray:
         """Rows whose string value is present and not one of ``allowed``."""

@@ -283,13 +283,7 @@ def _values(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     v = col.to_numpy()
     if v.dtype != np.float64:
         v = v.astype(np.float64)
-    nulls = col.null_count()
-    if not nulls:
-        return v, np.ones(len(v), dtype=bool)
-    nan = np.isnan(v)
-    if nan.sum() > nulls:  # NaN values besides the nulls: only polars knows which is which
-        return v, ~col.is_null().to_numpy()
-    return v, ~nan
+    return v, series.not_null(col, v)
 
 
 def _ints(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -68,3 +68,24 @@ def test_a_field_keeps_its_newest_value_however_the_updates_are_cut():
             table.update(part)
         results.append(table.current(table.frame.schema)["segment_id"].to_list())
     assert results == [["A"]] * 4
+
+
+_ROW_SCHEMA = {"incident_id": pl.Utf8, "reported_ms": pl.Int64, "closed_ms": pl.Int64, "segment_id": pl.Utf8,
+               "lat": pl.Float64, "_segment_id_set_ms": pl.Int64, "_lat_set_ms": pl.Int64, "status": pl.Utf8, "updated_ms": pl.Int64}
+_times = st.one_of(st.none(), st.integers(0, 6))  # few distinct times: many ties
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["i1", "i2", "i3", "i4"]), _times, _times,
+                          st.one_of(st.none(), st.sampled_from(["A", "B"])), st.one_of(st.none(), st.sampled_from([1.5, -2.0, 7.25])),
+                          _times, _times, st.sampled_from(["reported", "closed"]), st.integers(0, 6)), min_size=1, max_size=25))
+def test_the_numpy_merge_is_polars_group_by(rows):
+    """Row order of entities, ties (the later row wins), nulls: the numpy merge gives, cell for
+    cell, the table polars' group-by gives."""
+    from brain.lifecycle import merge, merge_reference
+
+    frame = pl.DataFrame(rows, schema=_ROW_SCHEMA, orient="row")
+    got = merge(frame, "incident_id", ["reported_ms", "closed_ms"], ["segment_id", "lat"])
+    want = merge_reference(frame, "incident_id", ["reported_ms", "closed_ms"], ["segment_id", "lat"])
+    assert got.schema == want.schema
+    assert got.rows() == want.rows()
