@@ -844,7 +844,10 @@ class _CaseState:
 
     def __init__(self, cases: pl.DataFrame, area: np.ndarray, ticks: np.ndarray, cfg: VitalsConfig) -> None:
         self.frame, self.area, self.ticks = cases, area, ticks
-        self.times = [a for col in ("reported_ms", "closed_ms", "deadline_ms") for a in _ints(cases[col])]
+        # Writable arrays always: a column without nulls comes zero-copy (read-only) from polars, and
+        # numba compiles (or loads) the kernel once more for a read-only signature, in the middle of a run.
+        self.times = [a if a.flags.writeable else a.copy() for col in ("reported_ms", "closed_ms", "deadline_ms")
+                      for a in _ints(cases[col])]
         self.lookback_ms = int(cfg.case_lookback_s * 1000)
 
     def metrics(self, group: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:

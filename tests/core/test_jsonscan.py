@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from brain import ingest
 from brain.ingest import KIND_DTYPES, SCAN_SPEC, SENSOR_POSITION, decode_jsonl
 from brain.kernels import jsonscan
-from brain.kernels.jsonscan import line_bounds, make_spec, scan, scan_reference
+from brain.kernels.jsonscan import line_bounds, line_bounds_reference, make_spec, scan, scan_reference
 from brain.schemas import KINDS, RECORD_TYPES
 
 # --- lines: valid records of every kind, and every way a line can differ from the strict grammar ----
@@ -407,3 +407,25 @@ def test_sensor_positions_are_the_index_of_each_rows_id(lines, chunk, data):
         assert_same_decode(({k: f.drop(SENSOR_POSITION) for k, f in frames.items()}, dead), plain)
         for frame in frames.values():
             assert frame[SENSOR_POSITION].to_list() == [index.get(i, -1) for i in frame["sensor_id"].to_list()]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([10, 10, 11, 0, 9, 138, 255, 1, 123, 34]), max_size=80), st.booleans())
+@example([], False)
+@example([10] * 17, False)
+@example([11, 10, 11] * 5, True)
+def test_line_bounds_match_numpy(raw, writable):
+    """The compiled newline pass finds the lines numpy finds: every byte value next to a newline
+    (0x0B and 0x8A differ from it by one bit), words cut short at the end, empty lines, a last
+    line without a newline, read-only or writable buffers."""
+    buf = np.array(raw, dtype=np.uint8) if writable else np.frombuffer(bytes(raw), np.uint8)
+    got, want = line_bounds(buf), line_bounds_reference(buf)
+    assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
+    assert got[0].dtype == got[1].dtype == np.int64
+
+
+def test_line_bounds_grow_past_their_first_guess():
+    """More lines than the first allocation holds (one per 64 bytes, plus 1,024)."""
+    buf = np.frombuffer(b"\n" * 5000 + b"x", np.uint8)
+    starts, ends = line_bounds(buf)
+    assert len(ends) == 5001 and ends[-1] == 5001 and starts[-1] == 5000
