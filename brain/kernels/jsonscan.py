@@ -249,27 +249,34 @@ def _newlines(buf):  # pragma: no cover - compiled
     found = np.empty(n // 64 + 1024, np.int64)  # ~1 line per 64 bytes; doubled when short
     k = 0
     p = 0
-    while p < n:
+    while p <= n - 8:  # whole words (a fixed 8 loads: compiled into one)
         w = np.uint64(0)
-        m = min(8, n - p)
-        for r in range(m):
+        for r in range(8):
             w |= np.uint64(buf[_u(p + r)]) << np.uint64(8 * r)
         x = w ^ _NEWLINES
-        # The high bit of each byte that equals a newline, exactly (no carry crosses a byte); the
-        # bytes past a short last word read as 0, never a newline.
-        t = ~(((x & _LOW7) + _LOW7) | x | _LOW7)
-        if m < 8:
-            t &= (np.uint64(1) << np.uint64(8 * m)) - np.uint64(1)
+        t = ~(((x & _LOW7) + _LOW7) | x | _LOW7)  # the high bit of each newline byte, exactly (no carry crosses a byte)
         while t:
             if k == len(found):
-                bigger = np.empty(2 * len(found), np.int64)
-                bigger[:k] = found
-                found = bigger
+                found = _grown(found, k)
             found[k] = p + (np.int64(trailing_zeros(t)) >> 3)
             k += 1
             t &= t - np.uint64(1)
         p += 8
+    while p < n:  # the tail, byte by byte
+        if buf[_u(p)] == 10:
+            if k == len(found):
+                found = _grown(found, k)
+            found[k] = p
+            k += 1
+        p += 1
     return found[:k].copy()
+
+
+@njit(cache=True)
+def _grown(found, k):  # pragma: no cover - compiled
+    bigger = np.empty(2 * len(found), np.int64)
+    bigger[:k] = found[:k]
+    return bigger
 
 
 # One function without called helpers on purpose: numba reference-counts the array arguments of
