@@ -342,15 +342,9 @@ def _place(n: int, keys: np.ndarray, rows: np.ndarray, at: np.ndarray) -> np.nda
     return where[at]
 
 
-def _positions(rows: np.ndarray) -> pl.Series:
-    """Row positions as a polars index Series: gathers by it skip polars' checks of a numpy index."""
-    return _SERIES["u32"]("_i", rows)
-
-
 def _take(frame: pl.DataFrame, names, rows: np.ndarray) -> list[pl.Series]:
     """Columns of ``frame`` at row positions (Series gathers: no polars query)."""
-    at = _positions(rows)
-    return [frame.get_column(name)[at] for name in names]
+    return [series.take(frame.get_column(name), rows) for name in names]
 
 
 @functools.lru_cache(maxsize=256)
@@ -360,12 +354,12 @@ def _choices(values: tuple) -> pl.Series:
 
 def _frame(cols: Mapping[str, pl.Series]) -> pl.DataFrame:
     """A frame of named columns (from a list of Series: a dict costs polars a conversion per column)."""
-    return pl.DataFrame([s if s.name == name else s.alias(name) for name, s in cols.items()])
+    return series.frame([s if s.name == name else s.alias(name) for name, s in cols.items()])
 
 
 def _pick(values: tuple, idx: np.ndarray) -> pl.Series:
     """String values by index (the last entry of ``values`` may be None)."""
-    return _choices(values)[_positions(idx)]
+    return series.take(_choices(values), idx)
 
 
 # --- families ---------------------------------------------------------------------------------------
@@ -428,7 +422,7 @@ def _segment_traffic(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsCo
     length = ix.length_km[k]
     names = tuple(traffic.tpi_level_names(np.arange(n_edges + 2), std))  # level 0..5 -> name
     ref = _take(ix.segments, ("segment_id", "district", "cell_id", "road_class", "length_km"), k)
-    out = pl.DataFrame([
+    out = series.frame([
         *ref,
         _i64("window_end_ms", end, end_ok),
         _f64("volume_veh", vol, vol_ok), _f64("occupancy_pct", occ, occ_ok), _f64("speed_kmh", speed, speed_ok),
@@ -469,7 +463,7 @@ def _air_station(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig
     # air.aqi's columns, from the concentrations as arrays (NaN: not measured)
     aqi_cols = air._aqi_columns({name: np.where(ok, v, np.nan) for name, (v, ok, _) in conc.items()}, "hourly",
                                 cfg.aqi_standard, cfg.pm_basis)
-    out = pl.DataFrame([*cols, *aqi_cols.values(), _i64(T, ticks[keys // nk])])
+    out = series.frame([*cols, *aqi_cols.values(), _i64(T, ticks[keys // nk])])
     return _Family(out, keys // nk, ix.sensor_area[keys % nk], conc)
 
 
@@ -522,8 +516,8 @@ def _noise_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vita
     lamax, lamax_ok = rows.values("lamax_db", latest)
     cur_laeq, cur_laeq_ok = laeq[pos], laeq_ok[pos]
     exceedance = noise.exceedance_db(np.where(cur_laeq_ok, cur_laeq, np.nan), lim)
-    out = pl.DataFrame([
-        *place[:3], ix.noise_class_series[_positions(cur_k)],
+    out = series.frame([
+        *place[:3], series.take(ix.noise_class_series, cur_k),
         _i64("window_start_ms", np.where(start_ok[pos], start[pos], 0).astype(np.int64), start_ok[pos]),
         _i64("window_end_ms", np.where(end_ok[pos], end[pos], 0).astype(np.int64), end_ok[pos]),
         _f64("laeq_db", cur_laeq, cur_laeq_ok), _f64("lamax_db", lamax, lamax_ok),
@@ -568,7 +562,7 @@ def _utility_sensor(window_rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: Vi
     within_ok = np.isfinite(dev) & np.isfinite(limit)
     with np.errstate(invalid="ignore"):
         within = (within_ok & (np.abs(dev) <= limit)).astype(np.float64)
-    out = pl.DataFrame([
+    out = series.frame([
         sensor_id, sensor_type, district, cell_id, _i64("window_end_ms", *_int_at(rows, "window_end_ms", latest)),
         unit, _pick((*utilities.QUANTITIES, None), quantity).alias("quantity"), _f64("value", value, value_ok),
         nominal_s, _nulled("deviation_pct", dev),
@@ -587,7 +581,7 @@ def _int_at(rows: _Rows, name: str, at: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _cell_district(ix: _Index, cell: np.ndarray) -> pl.Series:
     """The district of cell positions (-1: not a cell of the city -> null)."""
-    return ix.cell_district_series[_positions(np.where(cell < 0, len(ix.cell_district) - 1, cell))]
+    return series.take(ix.cell_district_series, np.where(cell < 0, len(ix.cell_district) - 1, cell))
 
 
 class _IncidentState:
@@ -666,13 +660,13 @@ class _IncidentState:
         figures = self.figures(np.arange(len(self.ti)), group, len(keys))
         first = np.zeros(len(keys), dtype=np.int64)  # a row of each group: its district, type, severity, tick
         first[group[::-1]] = np.arange(len(group))[::-1]
-        at = _positions(self.row[first])
-        cols = [self.district[at], self.type_series[at], self.severity_series[at]]
+        at = self.row[first]
+        cols = [series.take(self.district, at), series.take(self.type_series, at), series.take(self.severity_series, at)]
         for name in emergency.METRIC_COLUMNS:
             v = figures[name]
             cols.append(_nulled(name, v) if v.dtype == np.float64 else _i64(name, v))
         cols.append(_i64(T, self.tick[first]))
-        return pl.DataFrame(cols)
+        return series.frame(cols)
 
 
 def _quantile_linear(values: np.ndarray, group: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
@@ -869,7 +863,7 @@ class _CaseState:
             codes, distinct = codes - 1, distinct[1:]  # the null group (code 0) is dropped
         m = self.metrics(codes, distinct.len())
         ti, g = np.nonzero(m["exists"] > 0)
-        cols = {column: distinct[_positions(g)]}
+        cols = {column: series.take(distinct, g)}
         for name in grid.METRIC_COLUMNS:
             v = m[name][ti, g]
             cols[name] = _nulled(name, v) if v.dtype == np.float64 else _i64(name, v)
@@ -906,7 +900,7 @@ class _OutageState:
         n, cust = self.counts(code.reshape(-1).astype(np.int64), len(groups))
         ti, g = np.nonzero(n > 0)
         return _frame({
-            "district": districts[_positions(groups[g] // n_u)], "utility": utils[_positions(groups[g] % n_u)],
+            "district": series.take(districts, groups[g] // n_u), "utility": series.take(utils, groups[g] % n_u),
             "active_outages": _i64("active_outages", n[ti, g]), "customers_affected": _i64("customers_affected", cust[ti, g]),
             T: _i64(T, ticks[ti]),
         })
@@ -929,8 +923,7 @@ def _sensor_health(counts: Mapping[str, np.ndarray], sg: "_SensorGroups", ticks:
     """The ``sensor_health`` table: per (tick, district, family), in that order."""
     k, n_groups = len(ticks), sg.groups.height
     g = np.tile(np.arange(n_groups), k)
-    at = _positions(g)
-    cols = {"district": sg.groups["district"][at], "family": sg.groups["family"][at]}
+    cols = {"district": series.take(sg.groups["district"], g), "family": series.take(sg.groups["family"], g)}
     cols.update({name: _i64(name, counts[name].reshape(-1)) for name in ("registered", *sensors.FRESHNESS_NAMES)})
     cols.update({name: _nulled(name, v.reshape(-1)) for name, v in _shares(counts).items()})
     cols["window_end_ms"] = cols[T] = _i64(T, np.repeat(ticks, n_groups))
@@ -1160,18 +1153,18 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     cols["district"] = _pick((*refs.districts["district"].to_list(), None), area_of_row)
 
     # One frame over every grid row, then the district rows and the city rows gathered from it.
-    series = []
+    columns = []
     for name in (*AREA_COLUMNS, T):
         v = cols[name]
         if name in _AREA_STRINGS:
-            series.append(v.alias(name))
+            columns.append(v.alias(name))
         elif name in _AREA_INTS:
-            series.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f" else _i64(name, v))
+            columns.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f" else _i64(name, v))
         else:
-            series.append(_nulled(name, v))
-    every = pl.DataFrame(series)
+            columns.append(_nulled(name, v))
+    every = series.frame(columns)
     grid_rows = np.arange(grid_ix.n_rows).reshape(k, n_areas)
-    return every[_positions(grid_rows[:, :n_d].reshape(-1))], every[_positions(grid_rows[:, n_d])]
+    return series.take_rows(every, grid_rows[:, :n_d].reshape(-1)), series.take_rows(every, grid_rows[:, n_d])
 
 
 _AREA_STRINGS = frozenset({"district", "name", "tpi_level_name", "aqi_level", "aqi_category_zh", "aqi_colour_hex", "primary_pollutant"})
