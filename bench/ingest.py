@@ -1,12 +1,15 @@
 """Ingest benchmark: JSON lines -> vital signs, one core, against two peers measured in the same run.
 
-    .venv/bin/python bench/ingest.py [--hours 24] [--bad-fraction 0.01] [--batch-minutes 60] [--repeat 1]
+    .venv/bin/python bench/ingest.py [--hours 24] [--bad-fraction 0.01] [--batch-minutes 360] [--also-batch-minutes 60] [--repeat 1]
 
 Contenders, each in its own process (so peak memory is its own), all on the same bytes:
   ceiling   msgspec's raw decode of the lines into Python objects (``Decoder().decode_lines``): the
             fastest any Python consumer could even look at the records.
   ours      ``CityPipeline.ingest_jsonl``: columnar decode, validation, dedup, event time, windows,
-            vital signs, per batch of ``--batch-minutes`` of stream time.
+            vital signs, per batch of ``--batch-minutes`` of stream time (default 6 hours, ~110k lines:
+            the size of batch a replay or a catching-up consumer reads).
+  ours-fine ours again on the same bytes cut in ``--also-batch-minutes`` batches (default 1 hour),
+            to show what the fixed cost per batch does to throughput.
   decode    only our decode step (JSON lines -> per-kind polars frames) — and msgspec-cols, the
             plain way to the same columns (per-line typed decode, one getattr per field).
   per-event a straightforward pure-Python implementation of the same computation, a record at a
@@ -45,7 +48,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def make_data(path: Path, hours: float, bad_fraction: float, batch_minutes: int) -> dict:
+def make_data(path: Path, hours: float, bad_fraction: float, batch_minutes: int, fine_minutes: int | None = None) -> dict:
+    """A simulated stretch of the demo city as JSON lines at ``path``, cut in ``batch_minutes`` batches
+    (``path``'s ``.cuts``). With ``fine_minutes`` (a divisor of ``batch_minutes``) the same bytes are
+    also cut in those finer batches, in ``fine_path(path)`` (a link to the same lines)."""
+    step = fine_minutes or batch_minutes
+    if batch_minutes % step:
+        raise SystemExit(f"--also-batch-minutes {step} must divide --batch-minutes {batch_minutes}")
     from brain.city import demo_city_path, load_city
     from streams.sim import Simulator
     from streams.sim.corrupt import corrupt
@@ -54,7 +63,7 @@ def make_data(path: Path, hours: float, bad_fraction: float, batch_minutes: int)
     sim = Simulator(city, seed=7)
     batches = []
     counts: dict[str, int] = {}
-    for i, chunk in enumerate(sim.jsonl_batches(sim.start_ms + int(hours * 3_600_000), batch_s=batch_minutes * 60)):
+    for i, chunk in enumerate(sim.jsonl_batches(sim.start_ms + int(hours * 3_600_000), batch_s=step * 60)):
         if bad_fraction > 0:
             chunk, injected = corrupt(chunk, bad_fraction, seed=i, known_sensor_ids=[s.id for s in city.sensors])
             for k, v in injected.items():
@@ -62,8 +71,18 @@ def make_data(path: Path, hours: float, bad_fraction: float, batch_minutes: int)
         batches.append(chunk if chunk.endswith(b"\n") else chunk + b"\n")
     data = b"".join(batches)
     path.write_bytes(data)
-    (path.with_suffix(".cuts")).write_text(json.dumps([len(b) for b in batches]))
+    fine = [len(b) for b in batches]
+    group = batch_minutes // step
+    (path.with_suffix(".cuts")).write_text(json.dumps([sum(fine[i : i + group]) for i in range(0, len(fine), group)]))
+    if fine_minutes:
+        fine_path(path).symlink_to(path.name)
+        fine_path(path).with_suffix(".cuts").write_text(json.dumps(fine))
     return {"bytes": len(data), "lines": data.count(b"\n"), "injected": counts}
+
+
+def fine_path(path: Path) -> Path:
+    """The same lines as ``path``, cut in the finer batches."""
+    return path.with_name(path.stem + "-fine" + path.suffix)
 
 
 def _batches(path: Path) -> list[bytes]:
@@ -818,9 +837,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, default=24.0, help="simulated hours of the demo city (default 24)")
     ap.add_argument("--bad-fraction", type=float, default=0.01, help="share of corrupted lines mixed in (default 0.01)")
-    ap.add_argument("--batch-minutes", type=int, default=60, help="stream minutes per batch (default 60; latency is per batch)")
+    ap.add_argument("--batch-minutes", type=int, default=360,
+                    help="stream minutes per batch for every contender (default 360: replay-sized batches, ~110k lines; "
+                         "the targets are checked here)")
+    ap.add_argument("--also-batch-minutes", type=int, default=60,
+                    help="ours once more on the same bytes cut in batches of this many minutes (default 60: the fixed "
+                         "cost per batch shows; 0: skip)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of all contenders; each keeps its fastest (default 1)")
-    ap.add_argument("--child", choices=["ceiling", "ours", "per-event", "decode", "msgspec-cols"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["ceiling", "ours", "ours-fine", "per-event", "decode", "msgspec-cols"], help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -829,15 +853,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "day.jsonl"
         t = time.perf_counter()
-        info = make_data(path, args.hours, args.bad_fraction, args.batch_minutes)
+        fine = args.also_batch_minutes if 0 < args.also_batch_minutes < args.batch_minutes else None
+        info = make_data(path, args.hours, args.bad_fraction, args.batch_minutes, fine)
         print(f"data: {info['lines']:,} lines, {info['bytes'] / 1e6:.1f} MB, {args.hours:g} simulated hours of the demo city "
               f"(generated in {time.perf_counter() - t:.1f} s); injected bad lines: {info['injected']}")
         results: dict[str, dict] = {}
         # Rounds interleave the contenders, so a burst of load on the shared machine hits all of
         # them alike; each contender keeps its fastest round.
         for _ in range(args.repeat):
-            for which in ("ceiling", "decode", "msgspec-cols", "ours", "per-event"):
-                out = subprocess.run([sys.executable, __file__, "--child", which, "--data", str(path)], capture_output=True, text=True)
+            for which in ("ceiling", "decode", "msgspec-cols", "ours", *(("ours-fine",) if fine else ()), "per-event"):
+                data = fine_path(path) if which == "ours-fine" else path
+                out = subprocess.run([sys.executable, __file__, "--child", "ours" if which == "ours-fine" else which,
+                                      "--data", str(data)], capture_output=True, text=True)
                 if out.returncode:
                     sys.exit(f"{which} failed:\n{out.stderr}")
                 r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -851,8 +878,8 @@ def main() -> int:
     for which, r in results.items():
         rate = r["records"] / r["seconds"]
         note = ""
-        if which == "ours":
-            note = (f"batch latency p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms; windows {r['windows']}; "
+        if which.startswith("ours"):
+            note = (f"batches of {fine if which == 'ours-fine' else args.batch_minutes} min: latency p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms; windows {r['windows']}; "
                     f"applied {r['applied']:,} dead {r['dead']:,} late {r['late']:,}; invariant {'ok' if r['invariant'] else 'BROKEN'}")
         elif which == "per-event":
             note = f"windows {r['windows']}; applied {r['applied']:,} dead {r['dead']:,} late {r['late']:,}"
@@ -866,6 +893,12 @@ def main() -> int:
     # run one after another, so load that comes and goes moves wall-time ratios).
     print(f"ours / ceiling   = {ratio('ours', 'ceiling', 'seconds'):.2f} wall, {ratio('ours', 'ceiling', 'cpu_seconds'):.2f} CPU  (target >= 0.5)")
     print(f"ours / per-event = {ratio('ours', 'per-event', 'seconds'):.1f}x wall, {ratio('ours', 'per-event', 'cpu_seconds'):.1f}x CPU (target >= 30x)")
+    if fine:
+        # The same bytes in finer batches: the per-batch fixed cost (a vital-sign call, a polars
+        # frame per table) is paid more often. The per-event peer's cost barely depends on the
+        # batching (a record at a time, a vital-sign call per tick either way).
+        print(f"with {fine}-min batches: ours / ceiling = {ratio('ours-fine', 'ceiling', 'cpu_seconds'):.2f} CPU, "
+              f"ours / per-event = {ratio('ours-fine', 'per-event', 'cpu_seconds'):.1f}x CPU")
     diffs = _compare(results["ours"]["digest"], results["per-event"]["digest"])
     n_ticks = len(results["ours"]["digest"]["ticks"])
     print(f"\nsame results as ours: {'yes' if not diffs else 'NO'} (counts exactly; per tick, of {n_ticks} ticks: the city's health_index, "
