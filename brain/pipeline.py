@@ -400,7 +400,7 @@ class CityPipeline:
                 w = self.config.window_ms
                 self.next_tick_end_ms = (int(ts.min()) // w) * w + w
         windows = self._close_ticks()
-        refused = pl.concat([unreadable, dead.frame()]) if unreadable.height else dead.frame()
+        refused = unreadable.vstack(dead.frame()) if unreadable.height else dead.frame()  # (same schema: no concat query)
         self.counters["dead_lettered"] += refused.height
         return StepResult(windows, refused, late_letters.frame(), records_in)
 

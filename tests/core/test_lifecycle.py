@@ -89,3 +89,15 @@ def test_the_numpy_merge_is_polars_group_by(rows):
     want = merge_reference(frame, "incident_id", ["reported_ms", "closed_ms"], ["segment_id", "lat"])
     assert got.schema == want.schema
     assert got.rows() == want.rows()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=30),
+       st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)), max_size=30))
+def test_not_null_is_polars_is_not_null(texts, numbers):
+    """The shared null mask (numpy's NaN for numbers, Python for short strings) is polars' own,
+    NaN values that are not nulls included."""
+    from brain import series
+
+    for col in (pl.Series("s", texts, dtype=pl.Utf8), pl.Series("x", numbers, dtype=pl.Float64)):
+        assert series.not_null(col).tolist() == col.is_not_null().to_list()
