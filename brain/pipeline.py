@@ -55,10 +55,10 @@ def warm_up() -> None:
     first batch does not pay for it (a new :class:`CityPipeline` calls this)."""
     global _WARM
     if not _WARM:
-        from brain.kernels import dedup, jsonscan, window
+        from brain.kernels import dedup, jsonscan, lifecycle, window
         from brain.vitals.batch import warm_up as warm_up_vitals
 
-        for kernel_module in (window, jsonscan, dedup):
+        for kernel_module in (window, jsonscan, dedup, lifecycle):
             kernel_module.warm_up()
         warm_up_vitals()
         _WARM = True

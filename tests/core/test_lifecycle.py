@@ -1,6 +1,7 @@
 """Lifecycle tables: the same updates in any batching give the same table (the module's promise)."""
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -101,3 +102,27 @@ def test_not_null_is_polars_is_not_null(texts, numbers):
 
     for col in (pl.Series("s", texts, dtype=pl.Utf8), pl.Series("x", numbers, dtype=pl.Float64)):
         assert series.not_null(col).tolist() == col.is_not_null().to_list()
+
+
+_ms = st.one_of(st.just(float("nan")), st.integers(0, 5).map(float))  # few times: many ties
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n_groups: st.tuples(
+    st.just(n_groups), st.integers(0, 3), st.integers(0, 3),
+    st.lists(st.integers(0, n_groups - 1), min_size=0, max_size=20))).flatmap(lambda t: st.tuples(
+        st.just(t[0]), st.just(np.array(t[3], dtype=np.int64)),
+        st.lists(_ms, min_size=t[1] * len(t[3]), max_size=t[1] * len(t[3])).map(lambda v, s=t[1], n=len(t[3]): np.array(v, dtype=np.float64).reshape(s, n)),
+        st.lists(_ms, min_size=t[2] * len(t[3]), max_size=t[2] * len(t[3])).map(lambda v, f=t[2], n=len(t[3]): np.array(v, dtype=np.float64).reshape(f, n)),
+        st.lists(st.booleans(), min_size=t[2] * len(t[3]), max_size=t[2] * len(t[3])).map(lambda v, f=t[2], n=len(t[3]): np.array(v, dtype=bool).reshape(f, n)),
+        st.lists(_ms, min_size=len(t[3]), max_size=len(t[3])).map(lambda v: np.array(v, dtype=np.float64)))))
+def test_merge_kernel_matches_its_reference(data):
+    """First row, first stage time, newest valid value (ties to the later row, null times lowest),
+    largest set time and newest row per group: the kernel and its plain twin agree, NaN for NaN."""
+    from brain.kernels.lifecycle import merge_rows, merge_rows_reference
+
+    n_groups, group, stage, set_ms, valid, updated = data
+    got = merge_rows(group, n_groups, stage, set_ms, valid, updated)
+    want = merge_rows_reference(group, n_groups, stage, set_ms, valid, updated)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
