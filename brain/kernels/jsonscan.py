@@ -317,7 +317,10 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
                  n_fslots, n_islots):  # pragma: no cover - compiled
     n = len(starts)
     n_buf = len(buf)
-    n_words = key_words.shape[1]
+    # Words each key (name and closing quote) needs: a short key compares one word, not the longest key's count.
+    key_n_words = np.empty(len(field_type), np.int64)
+    for f in range(len(field_type)):
+        key_n_words[f] = (field_name_off[f + 1] - field_name_off[f] + 8) // 8
     n_kinds = len(kind_name_off) - 1
     ipow10 = np.empty(9, np.int64)
     ipow10[0] = 1
@@ -455,6 +458,7 @@ def _scan_kernel(buf, starts, ends, kind_names, kind_name_off, kind_field_off, r
             f = -1
             if hint < f1:  # keys usually come in schema order: try the next field's name first
                 klen = field_name_off[hint + 1] - field_name_off[hint]
+                n_words = key_n_words[hint]
                 if ks + 8 * n_words <= n_buf and ks + klen < end:
                     # 8 bytes at a time: the name and its closing quote against precomputed words
                     same = True
