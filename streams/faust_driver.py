@@ -179,7 +179,7 @@ def make_app(
     worker_id: int = 0,
     config: PipelineConfig | None = None,
     tables: tuple[str, ...] = ("district", "city"),
-    batch_size: int = 2000,
+    batch_size: int = 10_000,
     batch_within_s: float = 1.0,
     web: bool = False,
 ):

@@ -37,7 +37,9 @@ def register(sub) -> None:
     w.add_argument("--out", default="var/faust", metavar="DIR", help="where the worker checkpoint goes (default var/faust)")
     w.add_argument("--window", type=int, default=300, metavar="SECONDS", help="vital-sign window in seconds, dividing 3600 (default 300)")
     w.add_argument("--lateness", type=int, default=120, metavar="SECONDS", help="allowed lateness in seconds (default 120)")
-    w.add_argument("--batch", type=int, default=2000, metavar="N", help="records per micro-batch at most (default 2000)")
+    w.add_argument("--batch", type=int, default=10_000, metavar="N",
+                   help="records per micro-batch at most (default 10000: catching up on a backlog, each batch's fixed "
+                        "cost is shared by more records; live, --within bounds the wait)")
     w.add_argument("--within", type=float, default=1.0, metavar="SECONDS", help="wait at most this long to fill a batch (default 1.0)")
     w.add_argument("--app-id", default="citybrain", help="Faust app id = consumer group (default citybrain)")
     w.add_argument("--fresh", action="store_true", help="delete this worker's checkpoint before starting")
