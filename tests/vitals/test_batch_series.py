@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from polars.testing import assert_series_equal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from brain.series import CONSTRUCTORS as _SERIES
 
@@ -23,3 +25,23 @@ def test_typed_constructors_equal_public_ones(n):
     # non-contiguous and other-dtype inputs are converted, not misread
     assert_series_equal(_SERIES["f64"]("x", floats[::2], False), pl.Series("x", floats[::2]))
     assert_series_equal(_SERIES["i64"]("k", ints.astype(np.int32)[::-1]), pl.Series("k", ints.astype(np.int32)[::-1].astype(np.int64)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.floats(allow_nan=True)), max_size=40),
+       st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=40), st.data())
+def test_gathers_and_frames_equal_public_ones(numbers, texts, data):
+    """``take``/``take_rows``/``frame`` (polars' own calls) give what the public API gives: nulls, NaN
+    values, strings, repeated and reversed positions; a position past the end is an error, not a
+    wrong row."""
+    from brain import series
+
+    n = min(len(numbers), len(texts))
+    table = pl.DataFrame([pl.Series("x", numbers[:n], dtype=pl.Float64), pl.Series("s", texts[:n], dtype=pl.Utf8)])
+    idx = np.array(data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=30) if n else st.just([])), dtype=np.int64)
+    for col in table.get_columns():
+        assert_series_equal(series.take(col, idx), col[idx])
+    assert_frame_equal(series.take_rows(table, idx), table[idx])
+    assert_frame_equal(series.frame(table.get_columns()), pl.DataFrame(table.get_columns()))
+    with pytest.raises((IndexError, pl.exceptions.PolarsError)):
+        series.take(table["x"], np.array([n]))
