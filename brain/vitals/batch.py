@@ -1152,19 +1152,24 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     cols["name"] = _pick((*refs.districts["name"].to_list(), city.name), area_of_row)
     cols["district"] = _pick((*refs.districts["district"].to_list(), None), area_of_row)
 
-    # One frame over every grid row, then the district rows and the city rows gathered from it.
-    columns = []
-    for name in (*AREA_COLUMNS, T):
-        v = cols[name]
-        if name in _AREA_STRINGS:
-            columns.append(v.alias(name))
-        elif name in _AREA_INTS:
-            columns.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f" else _i64(name, v))
-        else:
-            columns.append(_nulled(name, v))
-    every = series.frame(columns)
+    # The district rows and the city rows of every column, cut from the grid as numpy (strings
+    # gathered) before any Series is made: no gather of a whole frame twice.
     grid_rows = np.arange(grid_ix.n_rows).reshape(k, n_areas)
-    return series.take_rows(every, grid_rows[:, :n_d].reshape(-1)), series.take_rows(every, grid_rows[:, n_d])
+    tables = []
+    for rows in (grid_rows[:, :n_d].reshape(-1), grid_rows[:, n_d]):
+        columns = []
+        for name in (*AREA_COLUMNS, T):
+            v = cols[name]
+            if name in _AREA_STRINGS:
+                columns.append(series.take(v, rows).alias(name))
+                continue
+            v = v[rows]
+            if name in _AREA_INTS:
+                columns.append(_i64(name, np.where(np.isnan(v), 0, v).astype(np.int64), ~np.isnan(v)) if v.dtype.kind == "f" else _i64(name, v))
+            else:
+                columns.append(_nulled(name, v))
+        tables.append(series.frame(columns))
+    return tables[0], tables[1]
 
 
 _AREA_STRINGS = frozenset({"district", "name", "tpi_level_name", "aqi_level", "aqi_category_zh", "aqi_colour_hex", "primary_pollutant"})
