@@ -25,6 +25,7 @@ import json
 import numpy as np
 import polars as pl
 
+from brain import series
 from brain.anomaly.streaming import BatchDetector
 
 _MAGIC = b"CBKD1\n"
@@ -82,23 +83,27 @@ class KeyedDetector:
         if frame.height == 0:
             return pl.DataFrame(schema={key: pl.String, "metric": pl.String, "ts_ms": pl.Int64, "value": pl.Float64,
                                         "expected": pl.Float64, "z": pl.Float64, "score": pl.Float64, "reason": pl.String})
-        # the key column's name is part of the key: segment "X" and sensor "X" are different series
-        names = (key + "=") + frame[key].cast(pl.String).fill_null("").to_numpy().astype(object) + ("|" + metric)
-        keys = self.key_ids(names)
-        values = frame[metric].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        # the key column's name is part of the key: segment "X" and sensor "X" are different series.
+        # Names are made once per distinct key value, not per row (a batch repeats a few hundred keys).
+        key_col = frame[key].cast(pl.String)
+        row_key: dict = {}
+        per_row = np.fromiter((row_key.setdefault(v, len(row_key)) for v in key_col.to_list()), dtype=np.int64, count=frame.height)
+        names = [f"{key}={'' if v is None else v}|{metric}" for v in row_key]
+        keys = self.key_ids(names)[per_row]
+        values = frame[metric].cast(pl.Float64).to_numpy()  # a null reads NaN: missing
         ts_ms = frame[ts].cast(pl.Int64).to_numpy()
-        peers = frame[peer].cast(pl.Float64).fill_null(np.nan).to_numpy() if peer is not None else None
+        peers = frame[peer].cast(pl.Float64).to_numpy() if peer is not None else None
         res = self._det.explain_many(keys, ts_ms, values, peers)
-        out = pl.DataFrame({
-            key: frame[key].cast(pl.String),
-            "metric": pl.Series([metric] * frame.height, dtype=pl.String),
-            "ts_ms": ts_ms,
-            "value": values,
-            "expected": res["expected"],
-            "z": res["z"],
-            "score": res["score"],
-            "reason": res["reason"].astype(str),
-        })
+        out = series.frame([
+            key_col.alias(key),
+            pl.Series("metric", [metric], dtype=pl.String).new_from_index(0, frame.height),
+            series.i64("ts_ms", ts_ms),
+            series.f64("value", values),
+            series.f64("expected", res["expected"]),
+            series.f64("z", res["z"]),
+            series.f64("score", res["score"]),
+            pl.Series("reason", res["reason"].astype(str)),
+        ])
         return out.filter(pl.col("score") >= min_score) if min_score > 0 else out
 
     def snapshot(self) -> bytes:
