@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
+from brain import series
 from brain.anomaly import DetectorPeers, KeyedDetector
 from brain.anomaly.peers import PEER_COLUMN
 from brain.pipeline import TickBatch
@@ -83,9 +85,12 @@ class AnomalyOperator:
                 if metric not in frame.columns:
                     continue
                 peer = PEER_COLUMN if PEER_COLUMN in frame.columns else None
-                scored = self.detector.score_frame(frame.filter(pl.col(metric).is_not_null()), metric, key=key, ts="window_end_ms",
-                                                   peer=peer)
-                parts.append(scored.rename({key: "key", "ts_ms": "window_end_ms"}).select(list(SCHEMA)))
+                present = series.not_null(frame[metric])
+                rows = frame if present.all() else series.take_rows(frame, np.flatnonzero(present))
+                scored = self.detector.score_frame(rows, metric, key=key, ts="window_end_ms", peer=peer)
+                # the anomaly table's columns, renamed and in order (no select query per metric)
+                named = {"key": key, "window_end_ms": "ts_ms"}
+                parts.append(series.frame([scored.get_column(named.get(c, c)).alias(c) for c in SCHEMA]))
         anomaly = pl.concat(parts) if parts else pl.DataFrame(schema=SCHEMA)
         return {"anomaly": anomaly}
 
