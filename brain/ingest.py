@@ -262,8 +262,12 @@ def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult, sensor_index: Mapping
     """The fast path's rows as {kind: (frame, line numbers)}, kinds with rows only."""
     spec = SCAN_SPEC
     # Only the distinct ids become Python strings (bytes the scan proved to be plain ASCII).
-    view = memoryview(buf)
-    id_strings = [bytes(view[s : s + n]).decode("ascii") for s, n in zip(scan.id_start.tolist(), scan.id_len.tolist())]
+    spans = zip(scan.id_start.tolist(), scan.id_len.tolist())
+    if isinstance(buf, (bytes, bytearray)):  # a slice of bytes decodes directly (half the cost of a view's)
+        id_strings = [buf[s : s + n].decode("ascii") for s, n in spans]
+    else:
+        view = memoryview(buf)
+        id_strings = [bytes(view[s : s + n]).decode("ascii") for s, n in spans]
     ids = pl.Series(id_strings, dtype=pl.Utf8)
     positions = None if sensor_index is None else np.array([sensor_index.get(i, -1) for i in id_strings], dtype=np.int64)
     out = {}
