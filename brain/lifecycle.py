@@ -90,7 +90,7 @@ def _time_of(field: str) -> str:
 
 def _times(name: str, ts_ms: np.ndarray, at: np.ndarray) -> pl.Series:
     """``ts_ms`` where ``at``, null elsewhere, as Int64 (epoch ms are exact in float64)."""
-    return _ms_column(name, np.where(at, ts_ms, np.nan))
+    return series.i64_or_null(name, np.where(at, ts_ms, np.nan))
 
 
 def merge(rows: pl.DataFrame, id_col: str, stage_cols: list[str], fields: list[str]) -> pl.DataFrame:
@@ -124,21 +124,16 @@ def merge(rows: pl.DataFrame, id_col: str, stage_cols: list[str], fields: list[s
         _rows_of([series.not_null(rows.get_column(f)) for f in fields], n, bool), ms("updated_ms"))
     return series.frame(
         [series.take(rows.get_column(id_col), first_row)]
-        + [_ms_column(col, first_ms[s]) for s, col in enumerate(stage_cols)]
+        + [series.i64_or_null(col, first_ms[s]) for s, col in enumerate(stage_cols)]
         + [_take_or_null(rows.get_column(f), chosen[j]) for j, f in enumerate(fields)]
-        + [_ms_column(_time_of(f), set_max[j]) for j, f in enumerate(fields)]
-        + [_take_or_null(rows.get_column("status"), newest), _ms_column("updated_ms", updated_max)]
+        + [series.i64_or_null(_time_of(f), set_max[j]) for j, f in enumerate(fields)]
+        + [_take_or_null(rows.get_column("status"), newest), series.i64_or_null("updated_ms", updated_max)]
     )
 
 
 def _rows_of(arrays: list[np.ndarray], n: int, dtype=np.float64) -> np.ndarray:
     """``arrays`` as the rows of one C-contiguous (len, n) array (the kernel's layout)."""
     return np.ascontiguousarray(np.vstack(arrays), dtype=dtype) if arrays else np.zeros((0, n), dtype=dtype)
-
-
-def _ms_column(name: str, ms: np.ndarray) -> pl.Series:
-    """Epoch ms (NaN: null) as an Int64 column."""
-    return series.f64(name, ms, nan_to_null=True).cast(pl.Int64)
 
 
 def _take_or_null(col: pl.Series, rows: np.ndarray) -> pl.Series:

@@ -159,6 +159,11 @@ TICK_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 STATE_TABLES = frozenset({"cases", "incidents", "outages"})
 
 
+def _floats(cols, name: str) -> np.ndarray:
+    """A checked column as float64 (NaN where null), as the validator already read it."""
+    return cols.values(name).astype(np.float64, copy=False)
+
+
 class _TickTables:
     """Collects numpy columns of many ticks; one polars frame per table at the end.
 
@@ -190,9 +195,10 @@ class _TickTables:
                     arr = np.concatenate(chunks) if chunks else np.zeros(0, np.int64 if dtype == pl.Int64 else np.float64)
                     if dtype == pl.Int64 and arr.dtype.kind in "iu":
                         data[col] = series.i64(col, arr)
-                    else:  # floats, or counts/times kept as floats where NaN marks a missing value
-                        column = series.f64(col, arr, nan_to_null=True)
-                        data[col] = column.cast(pl.Int64) if dtype == pl.Int64 else column
+                    elif dtype == pl.Int64:  # counts/times kept as floats where NaN marks a missing value
+                        data[col] = series.i64_or_null(col, arr)
+                    else:
+                        data[col] = series.f64(col, arr, nan_to_null=True)
             out[name] = series.frame(data.values())
         return out
 
@@ -415,28 +421,26 @@ class CityPipeline:
 
         ts = take(cols.int64("ts_ms"))
         idx = take(cols.sensor_idx)
-        frame = cols.frame
-        if kind in WINDOW_FIELDS:
-            self.windows[kind].add(ts, self._local[kind][idx], take(self._window_values(kind, frame)))
-        elif kind == "air":
-            self.air.add(ts, self._local["air"][idx], take(np.column_stack([cols.values(f).astype(np.float64, copy=False) for f in AIR_FIELDS])))
+        if kind in WINDOW_FIELDS or kind == "air":
+            windows = self.air if kind == "air" else self.windows[kind]
+            windows.add(ts, self._local[kind][idx], take(self._window_values(kind, cols)))
         elif kind in LIFECYCLE_KINDS:
+            frame = cols.frame
             self.lifecycle[kind].update(frame if at is None else series.take_rows(frame, at))
         return ts, idx
 
     @staticmethod
-    def _window_values(kind: str, frame: pl.DataFrame) -> np.ndarray:
-        def column(name: str) -> np.ndarray:  # a null becomes NaN, "no value" for the window kernel
-            return frame[name].cast(pl.Float64).to_numpy()
-
+    def _window_values(kind: str, cols) -> np.ndarray:
+        """The window kernel's ``(rows, fields)`` values of one kind, from the columns the checks
+        already read as numpy (a null reads NaN: "no value" for the kernel)."""
         if kind == "noise":
             # Energy average is the right mean for decibels (pow stays in polars: numpy's may differ in the last bit).
-            return frame.select((10.0 ** (pl.col("laeq_db").cast(pl.Float64) / 10.0)).fill_null(float("nan")).alias("e"),
-                                pl.col("lamax_db").cast(pl.Float64).fill_null(float("nan"))).to_numpy()
+            energy = cols.frame.select((10.0 ** (pl.col("laeq_db").cast(pl.Float64) / 10.0)).fill_null(float("nan"))).to_series()
+            return np.column_stack([energy.to_numpy(), _floats(cols, "lamax_db")])
         if kind == "traffic":
-            volume, speed = column("volume_veh"), column("speed_kmh")
-            return np.column_stack([volume, speed * volume, speed, column("occupancy_pct")])
-        return np.column_stack([column(f) for f in WINDOW_FIELDS[kind]])
+            volume, speed = _floats(cols, "volume_veh"), _floats(cols, "speed_kmh")
+            return np.column_stack([volume, speed * volume, speed, _floats(cols, "occupancy_pct")])
+        return np.column_stack([_floats(cols, f) for f in (AIR_FIELDS if kind == "air" else WINDOW_FIELDS[kind])])
 
     # --- ticks ------------------------------------------------------------------------------------
     def _close_ticks(self) -> list[WindowResult]:

@@ -15,6 +15,8 @@ Example:
     [40.0, None]
     >>> i64("n", np.array([1, 2])).dtype
     Int64
+    >>> i64_or_null("t_ms", np.array([5.0, np.nan])).to_list()
+    [5, None]
     >>> take(pl.Series("id", ["a", "b", "c"]), np.array([2, 0, 2])).to_list()
     ['c', 'a', 'c']
     >>> frame([i64("n", np.array([1, 2])), take(pl.Series("id", ["a", "b"]), np.array([1, 0]))]).rows()
@@ -117,6 +119,12 @@ def not_null(col: pl.Series, values: np.ndarray | None = None) -> np.ndarray:
     elif col.len() < 10_000:  # a short string column: Python reads it faster than a query starts
         return np.fromiter((v is not None for v in col.to_list()), dtype=bool, count=col.len())
     return col.is_not_null().to_numpy()
+
+
+def i64_or_null(name: str, values: np.ndarray) -> pl.Series:
+    """Whole numbers held as float64 with NaN for a null (counts, epoch ms: exact below 2**53) as an
+    Int64 Series."""
+    return f64(name, values, nan_to_null=True).cast(pl.Int64)
 
 
 def take_rows(table: pl.DataFrame, idx: np.ndarray) -> pl.DataFrame:

@@ -97,8 +97,9 @@ class GreenWaveOperator:
         vph = self._volumes_vph(batch)
         # Each corridor's flows of every tick of the batch in one call (row by row the same numbers;
         # a call per tick and corridor cost a replay more than the vital signs).
-        computed = {cid: self.flows[cid].compute(vph[:, self._cols[cid]]) for cid in self.replanners}
-        measured = {cid: ~np.all(np.isnan(vph[:, self._cols[cid]]), axis=1) for cid in self.replanners}
+        per_corridor = {cid: vph[:, self._cols[cid]] for cid in self.replanners}
+        computed = {cid: self.flows[cid].compute(v) for cid, v in per_corridor.items()}
+        measured = {cid: ~np.all(np.isnan(v), axis=1) for cid, v in per_corridor.items()}
         for t, end in enumerate(batch.ends):
             for cid, rp in self.replanners.items():
                 if not measured[cid][t]:
