@@ -40,6 +40,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     alert_retention_days: float = 7.0  # how long the notification log and stored CAP documents are kept
     models: str = ""  # learned ONNX models scored each hour, "name[:version],..." (e.g. district_iforest:1); "" = none
     models_dir: str | None = None  # None = the shipped models (models/artifacts)
+    http_host: str = "127.0.0.1"  # the cockpit / API v1 (citybrain run, citybrain serve)
+    http_port: int = 8080  # 0 = any free port
+    silence_max_h: float = 24.0  # longest silence the API accepts
+    webhook_allowed_hosts: str = ""  # comma-separated hosts API-made subscriptions may deliver to
 
 
 _CONVERTERS = {int: ("an integer", int), float: ("a number", float), str: ("a string", str)}
@@ -91,4 +95,8 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
         raise UserError(f"alert_retention_days must be > 0, got {settings.alert_retention_days}")
     if not 0 <= settings.metrics_port <= 65535:
         raise UserError(f"metrics_port must be 0..65535, got {settings.metrics_port}")
+    if not 0 <= settings.http_port <= 65535:
+        raise UserError(f"http_port must be 0..65535, got {settings.http_port}")
+    if not settings.silence_max_h > 0:
+        raise UserError(f"silence_max_h must be > 0 hours, got {settings.silence_max_h}")
     return settings

@@ -1,0 +1,77 @@
+"""``citybrain serve``: the cockpit and API v1 beside an engine that runs elsewhere (Faust workers, another process).
+
+It reads alert state from the engine's Redis and vital-sign history from its ``--out`` folder
+(shared storage), and pushes new windows and alert changes to the browsers. ``citybrain run``
+starts the same service in its own process by default.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from citybrain.cli import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="serve the web cockpit and API v1 against an engine's Redis and --out folder",
+                       description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    p.add_argument("--city", metavar="DIR", help="city folder (default: the shipped demo city)")
+    p.add_argument("--out", metavar="DIR", help="the engine's --out folder: history/, signal_plans/, deadletter/ (default var/run)")
+    p.add_argument("--config", metavar="FILE", help="settings file (YAML); CITYBRAIN_* environment variables override it")
+    p.add_argument("--redis", metavar="URL", help="the engine's Redis (default CITYBRAIN_REDIS_URL, else the embedded one under --out)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, help="port (default 8080)")
+    p.add_argument("--no-admin-token", action="store_true", help="do not make a first admin token at start")
+    p.set_defaults(func=serve_command)
+
+
+def limits_from(settings):
+    from dashboards.api.context import ApiLimits
+
+    return ApiLimits(silence_max_h=settings.silence_max_h, webhook_allowed_hosts=settings.webhook_allowed_hosts)
+
+
+def print_banner(cockpit, file=sys.stderr) -> None:
+    print(f"citybrain: cockpit and API v1 at {cockpit.url} (docs {cockpit.url}docs)", file=file)
+    if cockpit.admin_token:
+        print(f"citybrain: first admin token (valid 7 days, shown once): {cockpit.admin_token}", file=file)
+
+
+def serve_command(args) -> int:
+    from pathlib import Path
+
+    from brain.city import CityError, demo_city_path, load_city
+    from streams.redis_server import running_redis_url
+    from citybrain.settings import load_settings
+    from dashboards.api.server import start_cockpit
+
+    settings = load_settings(args.config, city=args.city, out_dir=args.out, redis_url=args.redis,
+                             http_host=args.host, http_port=args.http_port)
+    try:
+        city = load_city(settings.city or demo_city_path())
+    except CityError as exc:
+        raise UserError(str(exc)) from None
+    # the engine's Redis if it runs; else the embedded one under --out is started (a stopped run's state)
+    url = settings.redis_url or running_redis_url(Path(settings.out_dir) / "redis")
+    if not Path(settings.out_dir).is_dir():
+        raise UserError(f"--out {settings.out_dir} does not exist: point it at the engine's output folder")
+
+    async def go() -> int:
+        try:
+            cockpit = await start_cockpit(city, settings.out_dir, url, host=settings.http_host, port=settings.http_port,
+                                          limits=limits_from(settings), admin_token=not args.no_admin_token)
+        except OSError as exc:
+            raise UserError(str(exc)) from None
+        print_banner(cockpit)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, cockpit.task], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        await cockpit.stop()
+        return 0
+
+    return asyncio.run(go())

@@ -1,0 +1,192 @@
+"""``/api/v1/alerts``, ``/incidents``, ``/silences``, ``/audit``: read alert state, acknowledge, silence.
+
+The engine owns alert state: an acknowledgement is queued in Redis and applied by the engine
+within a second, under the identity of the token that asked (never a name the caller types).
+Silences are limited: at most ``silence_max_h`` long, and at least one matcher must be a concrete
+label (``name=value`` with a non-empty value), so no one can mute the whole city with ``rule=~.*``.
+The audit log is append-only through the API: there is no route that edits or deletes it.
+"""
+from __future__ import annotations
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from brain.alerts.cap import alert_to_cap
+from brain.alerts.model import Alert, parse_duration_ms, parse_matchers, severity_colour
+from brain.alerts.sdm import alert_to_sdm
+from brain.alerts.silences import Silence
+from brain.alerts.state import AuditEntry
+from dashboards.api.auth import require
+from dashboards.api.errors import ApiError
+from dashboards.api.tokens import Identity, now_ms
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+STATUS_ORDER = {"firing": 0, "acknowledged": 1, "pending": 2, "resolved": 3}
+
+
+def alert_row(a: Alert) -> dict:
+    d = msgspec.to_builtins(a)
+    d["colour"] = severity_colour(a.severity)
+    d["incident"] = a.incident or a.fingerprint
+    return d
+
+
+async def _alerts(ctx) -> list[Alert]:
+    return sorted(await ctx.store.alerts(),
+                  key=lambda a: (STATUS_ORDER.get(a.status, 9), a.severity, -a.last_seen_ms, a.fingerprint))
+
+
+async def _one(ctx, fingerprint: str) -> Alert:
+    hits = [a for a in await ctx.store.alerts() if a.fingerprint.startswith(fingerprint)]
+    if len(hits) != 1:
+        raise ApiError(404, "fingerprint", f"no alert with fingerprint {fingerprint!r}" if not hits else
+                       f"fingerprint prefix {fingerprint!r} matches {len(hits)} alerts")
+    return hits[0]
+
+
+async def audit(ctx, who: Identity, action: str, target: str, new: str, detail: str = "", old: str = "") -> None:
+    await ctx.store.log_audit(AuditEntry(ts_ms=now_ms(), actor=who.actor, action=action, target=target, old=old,
+                                         new=new, detail=detail))
+
+
+@router.get("/alerts", summary="alerts, filtered and paginated (total and how many more are always given)")
+async def list_alerts(request: Request, status: str | None = Query(None, description="firing, acknowledged, pending, resolved or active"),
+                      severity: str | None = Query(None, description="red, orange, yellow or blue"),
+                      district: str | None = None, rule: str | None = None, incident: str | None = None,
+                      limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                      _=Depends(require("read"))):
+    ctx = request.app.state.ctx
+    if status is not None and status not in (*STATUS_ORDER, "active"):
+        raise ApiError(422, "status", f"status must be one of {', '.join([*STATUS_ORDER, 'active'])}, got {status!r}")
+    if severity is not None and severity not in ("red", "orange", "yellow", "blue"):
+        raise ApiError(422, "severity", f"severity must be red, orange, yellow or blue, got {severity!r}")
+    out = []
+    for a in await _alerts(ctx):
+        if status == "active" and not a.active or status not in (None, "active") and a.status != status:
+            continue
+        if status is None and a.status == "resolved":
+            continue
+        if severity and severity_colour(a.severity) != severity:
+            continue
+        if district and a.labels.get("district") != district or rule and a.rule_id != rule:
+            continue
+        if incident and (a.incident or a.fingerprint) != incident:
+            continue
+        out.append(a)
+    page = out[offset:offset + limit]
+    return {"total": len(out), "offset": offset, "limit": limit, "more": max(0, len(out) - offset - len(page)),
+            "rows": [alert_row(a) for a in page]}
+
+
+@router.get("/incidents", summary="active alerts grouped per incident (inhibited duplicates folded)")
+async def incidents(request: Request, _=Depends(require("read"))):
+    groups: dict[str, list[Alert]] = {}
+    for a in await _alerts(request.app.state.ctx):
+        if a.active:
+            groups.setdefault(a.incident or a.fingerprint, []).append(a)
+    rows = []
+    for key, members in groups.items():
+        lead = min(members, key=lambda a: (a.severity, bool(a.inhibited_by)))
+        rows.append({"incident": key, "severity": lead.severity, "colour": severity_colour(lead.severity),
+                     "lead": alert_row(lead), "alerts": len(members),
+                     "inhibited": sum(1 for a in members if a.inhibited_by)})
+    rows.sort(key=lambda r: (r["severity"], -r["lead"]["last_seen_ms"]))
+    return {"total": len(rows), "rows": rows}
+
+
+@router.get("/alerts/{fingerprint}", summary="one alert with its evidence, as CAP 1.2 and as a Smart Data Models Alert")
+async def alert_detail(request: Request, fingerprint: str, _=Depends(require("read"))):
+    ctx = request.app.state.ctx
+    a = await _one(ctx, fingerprint)
+    try:
+        cap = alert_to_cap(a, sender="citybrain@city.gov.cn", admin_code=ctx.city.admin_code, sent_ms=now_ms(), seq=1,
+                           msg_type="Alert")
+    except ValueError as exc:  # an alert CAP cannot express: say why instead of failing the page
+        cap = f"<!-- not renderable as CAP 1.2: {exc} -->"
+    return {"alert": alert_row(a), "cap_xml": cap, "sdm": alert_to_sdm(a)}
+
+
+class AckBody(BaseModel):
+    comment: str = Field("", max_length=500, description="why / what is being done")
+
+
+@router.post("/alerts/{fingerprint}/ack", status_code=202, summary="acknowledge a firing alert (stops its escalation)")
+async def ack(request: Request, fingerprint: str, body: AckBody | None = None, who: Identity = Depends(require("ack"))):
+    ctx = request.app.state.ctx
+    a = await _one(ctx, fingerprint)
+    if a.status != "firing":
+        raise ApiError(409, "fingerprint", f"alert {a.fingerprint} is {a.status}; only firing alerts can be acknowledged")
+    comment = body.comment if body else ""
+    await ctx.store.request_ack(a.fingerprint, who.actor, comment)
+    await audit(ctx, who, "ack", a.fingerprint, "requested", comment)
+    return {"fingerprint": a.fingerprint, "acked_by": who.actor, "status": "queued for the engine"}
+
+
+class SilenceBody(BaseModel):
+    matchers: list[str] = Field(..., description="label matchers, e.g. district=nanhu, rule=~jam.*")
+    duration: str = Field("1h", description="how long, e.g. 30m, 2h")
+    comment: str = Field("", max_length=500)
+
+
+def concrete(matcher) -> bool:
+    """A matcher that names one label value (``name=value``): what makes a silence targeted."""
+    return matcher.op == "=" and matcher.value.strip() != ""
+
+
+@router.get("/silences", summary="silences, active and expired")
+async def silences(request: Request, _=Depends(require("read"))):
+    ctx = request.app.state.ctx
+    now = await _stream_now(ctx)
+    return {"rows": [{**msgspec.to_builtins(s), "active": s.active_at(now)} for s in (await ctx.store.silences()).values()]}
+
+
+async def _stream_now(ctx) -> int:
+    # the engine judges silences in stream time (wall time live, simulated time in a demo)
+    meta = await ctx.store.meta()
+    return int(meta["last_window_ms"]) if meta.get("last_window_ms") else now_ms()
+
+
+@router.post("/silences", status_code=201, summary="mute alerts matching labels for a bounded time")
+async def add_silence(request: Request, body: SilenceBody, who: Identity = Depends(require("silence"))):
+    ctx = request.app.state.ctx
+    try:
+        parsed = parse_matchers(body.matchers)
+    except ValueError as exc:
+        raise ApiError(422, "matchers", str(exc)) from None
+    if not any(concrete(m) for m in parsed):
+        raise ApiError(422, "matchers", "a silence needs at least one concrete label matcher (name=value), "
+                                        "so it cannot mute the whole city")
+    try:
+        dur = parse_duration_ms(body.duration)
+    except ValueError as exc:
+        raise ApiError(422, "duration", str(exc)) from None
+    max_ms = int(ctx.limits.silence_max_h * 3_600_000)
+    if not 0 < dur <= max_ms:
+        raise ApiError(422, "duration", f"a silence lasts more than 0 and at most {ctx.limits.silence_max_h:g} h, "
+                                        f"got {body.duration!r}")
+    now = await _stream_now(ctx)
+    try:
+        s = Silence.create(body.matchers, now, now + dur, who.actor, body.comment)
+    except ValueError as exc:
+        raise ApiError(422, "matchers", str(exc)) from None
+    await ctx.store.put_silence(s, actor=who.actor, action="create")
+    return msgspec.to_builtins(s)
+
+
+@router.post("/silences/{silence_id}/expire", summary="end a silence now")
+async def expire_silence(request: Request, silence_id: str, who: Identity = Depends(require("silence"))):
+    ctx = request.app.state.ctx
+    sil = await ctx.store.silences()
+    if silence_id not in sil:
+        raise ApiError(404, "silence_id", f"no silence with id {silence_id!r}")
+    s = sil[silence_id]
+    s.ends_ms = min(s.ends_ms, await _stream_now(ctx))
+    await ctx.store.put_silence(s, actor=who.actor, action="expire")
+    return msgspec.to_builtins(s)
+
+
+@router.get("/audit", summary="the last state changes and who made them (append-only)")
+async def audit_log(request: Request, limit: int = Query(100, ge=1, le=5000), _=Depends(require("audit"))):
+    return {"rows": await request.app.state.ctx.store.audit(limit)}

@@ -1,0 +1,102 @@
+"""Serve the cockpit app with uvicorn inside an already running asyncio loop.
+
+``citybrain run`` calls :func:`start_cockpit` in the engine's own loop: the API then reads the
+engine's newest window from memory and the live hub is fed by the driver, with no thread and no
+copy. The host process keeps its own SIGINT/SIGTERM handling (uvicorn's is turned off), and
+:meth:`Cockpit.stop` ends the server cleanly. ``citybrain serve`` uses the same class alone.
+
+Example (a free port on 127.0.0.1, the demo city, a private Redis):
+    >>> import asyncio, tempfile, httpx
+    >>> from brain.city import demo_city_path, load_city
+    >>> async def demo():
+    ...     cp = await start_cockpit(load_city(demo_city_path()), tempfile.mkdtemp(), None, port=0)
+    ...     async with httpx.AsyncClient() as c:
+    ...         r = await c.get(cp.url + "api/v1/whoami", headers={"Authorization": f"Bearer {cp.admin_token}"})
+    ...     await cp.stop()
+    ...     return r.json()["role"]
+    >>> asyncio.run(demo())
+    'admin'
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from dashboards.api.app import create_app
+from dashboards.api.context import ApiContext, ApiLimits
+from streams.redis_server import resolve_redis_url
+
+FIRST_ADMIN_TTL_S = 7 * 86_400
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):
+        # the host process (citybrain run / serve) owns SIGINT and SIGTERM and stops us itself
+        yield
+
+
+class Cockpit:
+    """A running cockpit server: ``url``, the first ``admin_token`` (if one was made), ``stop()``."""
+
+    def __init__(self, ctx: ApiContext, server: _Server, task: asyncio.Task, url: str, admin_token: str,
+                 own_redis=None):
+        self.ctx, self.server, self.task, self.url, self.admin_token = ctx, server, task, url, admin_token
+        self._own_redis = own_redis
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.task, 10)
+        await self.ctx.close()
+        if self._own_redis is not None:
+            self._own_redis.stop()
+
+
+async def start_cockpit(city, out_dir: str | os.PathLike, redis_url: str | None, *, host: str = "127.0.0.1",
+                        port: int = 8080, limits: ApiLimits | None = None, pipeline=None, driver=None,
+                        admin_token: bool = True) -> Cockpit:
+    """Start the app in the running loop; ``redis_url`` None = the embedded Redis under ``out_dir``/redis.
+
+    With a ``driver``, its closed windows feed the live hub. ``admin_token`` makes a first admin token
+    (valid a week) for the operator who started the process. Raises ``OSError`` when the port is taken.
+    """
+    own = None
+    if not redis_url:
+        redis_url, own = resolve_redis_url(Path(out_dir) / "redis")
+    ctx = ApiContext.from_url(redis_url, city, out_dir, limits=limits or ApiLimits(), pipeline=pipeline, driver=driver)
+    if driver is not None:
+        driver.window_handlers.append(ctx.hub.on_window)
+    # bind here so a taken port fails now, with the port in the message, not inside uvicorn's task
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        await ctx.close()
+        if own is not None:
+            own.stop()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(512)
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    server = _Server(uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="on",
+                                    timeout_graceful_shutdown=2))
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="cockpit:http")
+    while not server.started:
+        if task.done():
+            task.result()
+            raise OSError(f"the cockpit server on {host}:{port} stopped at start")
+        await asyncio.sleep(0.02)
+    token = ""
+    if admin_token:
+        token, _ = await ctx.tokens.create("first-admin", "admin", created_by="citybrain (process start)",
+                                           ttl_s=FIRST_ADMIN_TTL_S)
+    shown = f"[{host}]" if ":" in host else host
+    return Cockpit(ctx, server, task, f"http://{shown}:{port}/", token, own)

