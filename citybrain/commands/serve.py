@@ -75,3 +75,32 @@ def serve_command(args) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def add_http_arguments(p) -> None:
+    """``--http-port`` / ``--no-http`` for ``citybrain run`` (the cockpit starts with the engine by default)."""
+    p.add_argument("--http-port", type=int, metavar="PORT",
+                   help="serve the web cockpit and API v1 on http_host:PORT (default 8080 on 127.0.0.1)")
+    p.add_argument("--no-http", action="store_true", help="do not start the web cockpit and API")
+
+
+async def maybe_start_cockpit(args, settings, city, pipeline, driver):
+    """Start the cockpit in the engine's loop unless ``--no-http``; prints its URL and a first admin token."""
+    from pathlib import Path
+
+    from dashboards.api.server import start_cockpit
+    from streams.redis_server import running_redis_url
+
+    if getattr(args, "no_http", False):
+        return None
+    port = settings.http_port if getattr(args, "http_port", None) is None else args.http_port
+    if not 0 <= port <= 65535:
+        raise UserError(f"--http-port must be 0..65535, got {port}")
+    url = settings.redis_url or running_redis_url(Path(settings.out_dir) / "redis")
+    try:
+        cockpit = await start_cockpit(city, settings.out_dir, url, host=settings.http_host, port=port,
+                                      limits=limits_from(settings), pipeline=pipeline, driver=driver)
+    except OSError as exc:
+        raise UserError(f"{exc} (choose another --http-port, or --no-http)") from None
+    print_banner(cockpit)
+    return cockpit
