@@ -64,6 +64,9 @@ def register(sub) -> None:
     p.add_argument("--start", metavar="ISO", help="simulated start (local time of the city), e.g. 2026-11-16T00:00; default a recent Monday 00:00")
     p.add_argument("--headless", action="store_true", help="no live view: print a JSON summary line every --summary-every of stream time")
     p.add_argument("--summary-every", default="1h", metavar="SPAN", help="headless summary period in stream time (default 1h)")
+    from citybrain.commands.serve import add_http_arguments
+
+    add_http_arguments(p)  # the web cockpit and API v1 start with the engine unless --no-http
     p.set_defaults(func=run_command, replay=False)
 
     r = sub.add_parser(
@@ -227,6 +230,9 @@ async def _run_async(args, settings) -> int:
         from dashboards.metrics import start_metrics_server
 
         metrics_runner = await start_metrics_server(settings.metrics_host, settings.metrics_port, pipeline, driver)
+    from citybrain.commands.serve import maybe_start_cockpit
+
+    cockpit = await maybe_start_cockpit(args, settings, city, pipeline, driver)
     started = time.monotonic()
     summary_ms = int(parse_duration_s(args.summary_every) * 1000)
     next_summary = [None]
@@ -258,6 +264,8 @@ async def _run_async(args, settings) -> int:
         driver.window_handlers.append(on_window)
         with view:
             stats = await driver.run()
+    if cockpit is not None:  # before the alert service, which may stop the embedded Redis both use
+        await cockpit.stop()
     if alerts is not None:
         await alerts.close()
     if metrics_runner is not None:
