@@ -10,9 +10,10 @@ are accepted only where the conversion is provably the correctly rounded one msg
 Every line the scan does not accept (other kinds, escapes, unknown or duplicate keys, exotic
 numbers, bad JSON, ...) goes to the general path, unchanged: msgspec decodes it into the typed
 record structs of :mod:`brain.schemas` (strict types: a string where a number belongs is refused,
-with the field's path in the reason), a few dozen lines per ``decode_lines`` call; only a group that
-holds a bad line (or a line that is not exactly one JSON value: ``decode_lines`` reads a stream of
-values, not lines) is decoded line by line to find exactly which line and why. Those structs become
+with the field's path in the reason), one call per line, so one line is one record whatever its
+neighbours hold (``decode_lines`` reads a stream of values, not lines). Every reader is bounded: a
+line longer than ``max_line_bytes`` or nested deeper than ``max_depth`` is refused unread, and any
+exception on a line makes that line a dead letter, never the batch's failure. Those structs become
 one polars frame per kind in a single row-wise construction, and rows from both paths are merged
 back into line order. So the result is msgspec's by construction: ``decode_jsonl(buf, fast=False)``
 (the general path alone) returns the same frames and dead letters, which the tests check.
@@ -35,6 +36,7 @@ Example:
 """
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -76,9 +78,14 @@ def _field_dtypes() -> dict[str, dict[str, pl.DataType]]:
 KIND_DTYPES: dict[str, dict[str, pl.DataType]] = _field_dtypes()
 
 _DECODER = msgspec.json.Decoder(Record)
-#: Lines per ``decode_lines`` call: small enough that a bad line spoils few neighbours, large enough
-#: to amortise the call (measured: 32 beats 8 and 128 at 1 % bad lines).
-GROUP_LINES = 32
+#: Longest line read as a record, in bytes; a longer one is dead-lettered as ``too_large`` unread
+#: (a real record is ~150 bytes; 256 KiB also stays under Kafka's default 1 MB message limit).
+MAX_LINE_BYTES = 256 * 1024
+#: Deepest bracket nesting read; a deeper line is dead-lettered as ``too_deep`` unread (a record is
+#: flat: depth 1; unknown extra fields may nest a little, never a thousand levels).
+MAX_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_OPEN, _CLOSE = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ROW_SCHEMAS = {t: {f: KIND_DTYPES[kind][f] for f in t.__struct_fields__} for kind, t in RECORD_TYPES.items()}
 
@@ -128,6 +135,8 @@ SCAN_SPEC = _scan_spec()
 
 def _reason(exc: Exception) -> tuple[str, str]:
     """(reason_code, reason) for a line msgspec refused."""
+    if isinstance(exc, RecursionError):
+        return "too_deep", "nesting too deep to decode"
     text = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         if "`$.kind`" in text or "missing required field `kind`" in text:
@@ -139,7 +148,9 @@ def _reason(exc: Exception) -> tuple[str, str]:
         if text.startswith("Expected `object`"):
             return "malformed", f"expected a JSON object ({text})"
         return "wrong_type", text
-    return "malformed", f"malformed JSON: {text}"
+    if isinstance(exc, (msgspec.DecodeError, UnicodeDecodeError)):
+        return "malformed", f"malformed JSON: {text}"
+    return "malformed", f"unreadable record ({type(exc).__name__}: {text})"
 
 
 def _raw(line: bytes) -> str:
@@ -179,54 +190,58 @@ class DeadLetters:
         return pl.DataFrame({"reason_code": self.codes, "reason": self.reasons, "raw": self.raws}, schema=DEAD_SCHEMA)
 
 
-def _decode_general(view: memoryview, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, chunk_lines: int,
-                    dead: DeadLetters) -> dict[type, tuple[list, list[int]]]:
-    """msgspec over the given lines (in groups): {record type: (records, their line numbers)}, in order
-    of first appearance; refused lines go to ``dead`` in line order."""
+def nesting_depth(line: bytes) -> int:
+    """How deeply brackets nest in a JSON line, brackets inside strings not counted (an unterminated
+    string counts its brackets: the line is refused either way).
+
+    >>> nesting_depth(b'{"a":[1,{"b":"]]]"}]}'), nesting_depth(b'[]'), nesting_depth(b'"x"')
+    (3, 1, 0)
+    """
+    outside = np.frombuffer(_JSON_STRING.sub(b"", line), dtype=np.uint8)
+    step = np.isin(outside, _OPEN).astype(np.int64) - np.isin(outside, _CLOSE)
+    return int(np.cumsum(step).max()) if len(step) else 0
+
+
+def _too_deep(buf, s: int, e: int, max_depth: int) -> bool:
+    # Counting brackets is a C loop over the line; only a line with more brackets than the limit
+    # (never an ordinary record) pays for the exact, string-aware depth.
+    if buf.count(b"[", s, e) + buf.count(b"{", s, e) <= max_depth:
+        return False
+    return nesting_depth(bytes(buf[s:e])) > max_depth
+
+
+def _decode_general(buf, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, dead: DeadLetters,
+                    max_depth: int = MAX_DEPTH) -> dict[type, tuple[list, list[int]]]:
+    """msgspec over the given lines, one line at a time: {record type: (records, their line numbers)},
+    in order of first appearance; refused lines go to ``dead`` in line order, blank lines are skipped.
+
+    One call per line, not ``decode_lines`` over a group: that reads a stream of values, so a line
+    holding two objects next to a value spread over two lines would decode to as many records as
+    lines, shifted by one. Any exception on a line (msgspec's errors, ``UnicodeDecodeError`` for
+    bytes that are not UTF-8, ``RecursionError``) makes that line a dead letter, never the batch's.
+    """
     by_type: dict[type, tuple[list, list[int]]] = {}
-    decode_lines, decode_one = _DECODER.decode_lines, _DECODER.decode
-    # msgspec raises UnicodeDecodeError for bytes that are not UTF-8 inside a string: malformed too.
-    errors = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
-    lines = lines.tolist()
-    starts_l, ends_l = starts, ends
-    n = len(lines)
-    for g in range(0, n, chunk_lines):
-        group = lines[g : g + chunk_lines]
-        first, last = group[0], group[-1]
-        if last - first == len(group) - 1:  # consecutive lines: a slice of the buffer, never copied
-            chunk = view[starts_l[first] : ends_l[last]]
-        else:
-            chunk = b"\n".join([view[starts_l[i] : ends_l[i]] for i in group])
+    decode_one = _DECODER.decode
+    view = memoryview(buf)
+    for i in lines.tolist():
+        s, e = int(starts[i]), int(ends[i])
+        if _too_deep(buf, s, e, max_depth):
+            dead.add("too_deep", f"nesting deeper than {max_depth} levels", _raw(bytes(view[s:e])))
+            continue
         try:
-            records = decode_lines(chunk)
-        except errors:
-            records = None
-        if records is not None and len(records) != len(group):
-            # decode_lines reads a stream of values, not lines: blank lines give no record, and a line
-            # holding two values (or a value spread over lines) would not map to one record per line.
-            nonblank = [i for i in group if bytes(view[starts_l[i] : ends_l[i]]).strip()]
-            group = nonblank if len(records) == len(nonblank) else group
-            if len(records) != len(group):
-                records = None
-        if records is None:
-            records, kept = [], []
-            for i in group:
-                line = view[starts_l[i] : ends_l[i]]
-                if not bytes(line).strip():
-                    continue
-                try:
-                    records.append(decode_one(line))
-                    kept.append(i)
-                except errors as exc:
-                    code, why = _reason(exc)
-                    dead.add(code, why, _raw(bytes(line)))
-            group = kept
-        for rec, i in zip(records, group):
-            bucket = by_type.get(type(rec))
-            if bucket is None:
-                bucket = by_type[type(rec)] = ([], [])
-            bucket[0].append(rec)
-            bucket[1].append(i)
+            rec = decode_one(view[s:e])
+        except Exception as exc:  # noqa: BLE001 - one record's failure, whatever it is, is that record's
+            line = bytes(view[s:e])
+            if not line.strip():
+                continue  # a blank line is not a record
+            code, why = _reason(exc)
+            dead.add(code, why, _raw(line))
+            continue
+        bucket = by_type.get(type(rec))
+        if bucket is None:
+            bucket = by_type[type(rec)] = ([], [])
+        bucket[0].append(rec)
+        bucket[1].append(i)
     return by_type
 
 
@@ -293,21 +308,38 @@ def _scanned_frames(buf: bytes, scan: jsonscan.ScanResult, sensor_index: Mapping
 
 
 def decode_jsonl(
-    buf: bytes, chunk_lines: int = GROUP_LINES, *, fast: bool = True, sensor_index: Mapping[str, int] | None = None
+    buf: bytes, *, fast: bool = True, sensor_index: Mapping[str, int] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES, max_depth: int = MAX_DEPTH,
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Decode JSON lines into ``{kind: frame}`` (columns = that kind's schema fields) and dead letters.
 
-    Dead letters have ``reason_code`` (malformed, wrong_type, missing_field, bad_value, unknown_kind),
-    a readable ``reason`` naming the field, and the ``raw`` line. Blank lines are skipped, not counted.
-    Rows keep line order within each kind. ``fast=False`` skips the compiled scan (same result, slower).
+    Dead letters have ``reason_code`` (malformed, wrong_type, missing_field, bad_value, unknown_kind,
+    too_large, too_deep), a readable ``reason`` naming the field, and the ``raw`` line (its first
+    2,000 characters). One line is one record, whatever its neighbours hold; blank (whitespace-only)
+    lines are skipped, not counted. A line longer than ``max_line_bytes`` or nesting brackets deeper
+    than ``max_depth`` is refused unread. Rows keep line order within each kind. ``fast=False`` skips
+    the compiled scan (same result, slower).
     With ``sensor_index`` (sensor id -> registry index), each frame also gets a last column
     :data:`SENSOR_POSITION`: the row's sensor index, -1 for an id not in it (looked up once per
     distinct id, where the scan interned them).
+
+    >>> one = b'{"kind":"noise","sensor_id":"N1","ts_ms":1,"laeq_db":50}'
+    >>> deep = b'{"kind":"noise","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    >>> frames, dead = decode_jsonl(b"\\n".join([one, deep, b"\\r", one + one]))
+    >>> frames["noise"].height, dead["reason_code"].to_list()
+    (1, ['too_deep', 'malformed'])
     """
     data = np.frombuffer(buf, dtype=np.uint8)
     starts, ends = jsonscan.line_bounds(data)
-    view = memoryview(buf)
     dead = DeadLetters()
+    huge = np.flatnonzero(ends - starts > max_line_bytes)
+    if len(huge):
+        # Refused unread; both readers then see an empty (blank) line there.
+        for i in huge.tolist():
+            s, e = int(starts[i]), int(ends[i])
+            dead.add("too_large", f"line of {e - s} bytes is longer than the limit of {max_line_bytes} bytes", _raw(bytes(buf[s : s + 2000])))
+        ends = ends.copy()
+        ends[huge] = starts[huge]
     if fast:
         scan = jsonscan.scan(data, starts, ends, SCAN_SPEC)
         rest = np.flatnonzero(scan.status < 0)
@@ -315,7 +347,7 @@ def decode_jsonl(
     else:
         rest = np.arange(len(starts))
         scanned = {}
-    by_type = _decode_general(view, starts, ends, rest, chunk_lines, dead) if len(rest) else {}
+    by_type = _decode_general(buf, starts, ends, rest, dead, max_depth) if len(rest) else {}
     # Kinds in order of their first record, as the general path alone would list them; integers too
     # wide for 64 bits are dead-lettered after the refused lines, kind by kind in that order.
     first = {kind: int(lines[0]) for kind, (_, lines) in scanned.items()}

@@ -38,7 +38,7 @@ import polars as pl
 from brain import series
 from brain.city.model import City
 from brain.eventtime import Deduper, EventClock
-from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, DeadLetters, decode_jsonl
+from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, MAX_DEPTH, MAX_LINE_BYTES, DeadLetters, decode_jsonl
 from brain.lifecycle import LifecycleTable
 from brain.schemas import KIND_SENSOR_TYPES
 from brain.validate import Validator, dead_letters
@@ -83,6 +83,8 @@ class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
     allowed_lateness_s: int = 120
     max_ahead_s: int = 3600
     retention_days: int = 7
+    max_line_bytes: int = MAX_LINE_BYTES  # a longer input line is dead-lettered unread (too_large)
+    max_depth: int = MAX_DEPTH  # deeper bracket nesting is dead-lettered unread (too_deep)
 
     def __post_init__(self) -> None:
         if self.window_s <= 0 or 3600 % self.window_s:
@@ -93,6 +95,10 @@ class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError(f"max_ahead_s must be > 0, got {self.max_ahead_s}")
         if self.retention_days <= 0:
             raise ValueError(f"retention_days must be > 0, got {self.retention_days}")
+        if self.max_line_bytes < 64:
+            raise ValueError(f"max_line_bytes must be >= 64, got {self.max_line_bytes}")
+        if not 1 <= self.max_depth <= 512:
+            raise ValueError(f"max_depth must be in 1..512 (deeper would exhaust the decoder's stack), got {self.max_depth}")
 
     @property
     def window_ms(self) -> int:
@@ -338,7 +344,8 @@ class CityPipeline:
     # --- input ------------------------------------------------------------------------------------
     def ingest_jsonl(self, buf: bytes) -> StepResult:
         """Decode JSON lines and process them as one batch."""
-        frames, unreadable = decode_jsonl(buf, sensor_index=self.registry.index)
+        frames, unreadable = decode_jsonl(buf, sensor_index=self.registry.index,
+                                          max_line_bytes=self.config.max_line_bytes, max_depth=self.config.max_depth)
         return self._process(frames, unreadable)
 
     def ingest_frames(self, frames: dict[str, pl.DataFrame]) -> StepResult:

@@ -58,6 +58,7 @@ from pathlib import Path
 import msgspec
 
 from brain.city.model import City
+from brain.ingest import MAX_LINE_BYTES
 from brain.pipeline import CityPipeline, PipelineConfig, StepResult
 
 log = logging.getLogger("citybrain.faust")
@@ -83,9 +84,45 @@ def record_key(line: bytes) -> bytes | None:
     """
     try:
         sid = _key_decoder.decode(line).sensor_id
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except Exception:  # noqa: BLE001 - any unreadable line (bad JSON, bad UTF-8, nesting past the stack) has no key
         return None
     return sid.encode() if sid else None
+
+
+def bounded_lines(fh, max_line_bytes: int = MAX_LINE_BYTES):
+    """``(line, length)`` for each non-blank line of a binary file, newline stripped, never reading
+    more than ``max_line_bytes`` + 1 bytes of one line into memory: a longer line comes back as its
+    first ``max_line_bytes`` bytes with its full ``length``, for the caller to refuse.
+
+    >>> import io
+    >>> [(l, n) for l, n in bounded_lines(io.BytesIO(b'{"a":1}\\n\\r\\n' + b"x" * 100 + b"\\n[]"), 64)]
+    [(b'{"a":1}', 7), (b'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', 100), (b'[]', 2)]
+    """
+    while True:
+        line = fh.readline(max_line_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            length = len(line)
+            while True:  # skip the rest of the long line, a bounded chunk at a time
+                rest = fh.readline(1 << 16)
+                if not rest:
+                    break
+                if rest.endswith(b"\n"):
+                    length += len(rest.rstrip(b"\r\n"))
+                    break
+                length += len(rest)
+            yield line[:max_line_bytes], length
+            continue
+        stripped = line.rstrip(b"\r\n")
+        if stripped.strip():
+            yield stripped, len(stripped)
+
+
+def too_large_letter(line: bytes, length: int, max_line_bytes: int = MAX_LINE_BYTES) -> bytes:
+    """The dead-letter message (as the worker writes them) for a line too long to send as a record."""
+    return _dumps({"reason_code": "too_large", "reason": f"line of {length} bytes is longer than the limit of {max_line_bytes} bytes",
+                   "raw": line[:2000].decode("utf-8", "replace")})
 
 
 def _json_default(value):
@@ -243,7 +280,8 @@ def make_app(
                     continue  # applied before a restart; its offset was not committed yet
                 value = event.value
                 if value:
-                    lines.append(value.rstrip(b"\n"))
+                    # One message is one record: newlines inside it are read as JSON whitespace.
+                    lines.append(value.rstrip(b"\n").replace(b"\n", b" "))
                 top[msg.partition] = max(top.get(msg.partition, -1), msg.offset)
             if not top:
                 continue

@@ -120,7 +120,7 @@ async def _produce(path: Path, bootstrap: str, topic: str) -> int:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
-    from streams.faust_driver import record_key
+    from streams.faust_driver import DEADLETTER_TOPIC, MAX_LINE_BYTES, bounded_lines, record_key, too_large_letter
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024, request_timeout_ms=15000)
     try:
@@ -128,13 +128,14 @@ async def _produce(path: Path, bootstrap: str, topic: str) -> int:
     except (KafkaConnectionError, KafkaError, OSError) as exc:
         await producer.stop()
         raise UserError(f"cannot reach the Kafka broker at {bootstrap} ({exc.__class__.__name__})") from None
-    sent = 0
+    sent = refused = 0
     try:
         pending = []
         with path.open("rb") as fh:
-            for line in fh:
-                line = line.rstrip(b"\r\n")
-                if not line:
+            for line, length in bounded_lines(fh):
+                if length > MAX_LINE_BYTES:  # too large to be a record: straight to the dead letters, not lost
+                    pending.append(await producer.send(DEADLETTER_TOPIC, value=too_large_letter(line, length)))
+                    refused += 1
                     continue
                 pending.append(await producer.send(topic, value=line, key=record_key(line)))
                 sent += 1
@@ -146,11 +147,11 @@ async def _produce(path: Path, bootstrap: str, topic: str) -> int:
         raise UserError(f"sending to {topic} failed after {sent} records: {exc}") from None
     finally:
         await producer.stop()
-    return sent
+    return sent, refused
 
 
 def produce_command(args) -> int:
-    from streams.faust_driver import INPUT_TOPIC, bootstrap_of
+    from streams.faust_driver import DEADLETTER_TOPIC, INPUT_TOPIC, bootstrap_of
 
     path = Path(args.file)
     if not path.is_file():
@@ -158,9 +159,11 @@ def produce_command(args) -> int:
     topic = args.topic or INPUT_TOPIC
     if args.partitions < 1:
         raise UserError(f"--partitions must be >= 1, got {args.partitions}")
-    _check_broker(args.broker, {topic: args.partitions})
+    _check_broker(args.broker, {topic: args.partitions, DEADLETTER_TOPIC: 1})
     started = time.monotonic()
-    sent = asyncio.run(_produce(path, bootstrap_of(args.broker), topic))
+    sent, refused = asyncio.run(_produce(path, bootstrap_of(args.broker), topic))
     wall = time.monotonic() - started
     print(f"sent {sent:,} records to {topic} in {wall:.1f} s ({sent / max(wall, 1e-9):,.0f} records/s)")
+    if refused:
+        print(f"{refused:,} lines too long to be records went to {DEADLETTER_TOPIC} (reason_code too_large)")
     return 0

@@ -295,7 +295,7 @@ def assert_same_decode(a, b) -> None:
 @given(st.lists(_LINE, max_size=40), st.sampled_from([b"", b"\n"]), st.integers(1, 40))
 def test_fast_path_equals_msgspec_path(lines, tail, chunk):
     buf = _buffer(lines, tail)
-    assert_same_decode(decode_jsonl(buf, chunk_lines=chunk), decode_jsonl(buf, chunk_lines=chunk, fast=False))
+    assert_same_decode(decode_jsonl(buf), decode_jsonl(buf, fast=False))
 
 
 @settings(max_examples=300, deadline=None)
@@ -315,7 +315,7 @@ def test_any_value_in_any_field_of_a_numeric_record(kind, data, text):
 @given(st.lists(record_line(), min_size=1, max_size=60), st.integers(1, 40))
 def test_fast_path_equals_msgspec_path_on_record_lines(lines, chunk):
     buf = b"\n".join(lines) + b"\n"
-    assert_same_decode(decode_jsonl(buf, chunk_lines=chunk), decode_jsonl(buf, chunk_lines=chunk, fast=False))
+    assert_same_decode(decode_jsonl(buf), decode_jsonl(buf, fast=False))
 
 
 def test_rows_of_one_kind_from_both_paths_keep_line_order():
@@ -398,12 +398,12 @@ def test_sensor_positions_are_the_index_of_each_rows_id(lines, chunk, data):
     """With a sensor index, every frame's position column is the index of its row's id (or -1),
     from both paths alike; the record columns are unchanged."""
     buf = _buffer(lines, b"\n")
-    plain = decode_jsonl(buf, chunk_lines=chunk)
+    plain = decode_jsonl(buf)
     some_ids = sorted({i for f in plain[0].values() for i in f["sensor_id"].to_list()})
     known = data.draw(st.lists(st.sampled_from(some_ids), unique=True) if some_ids else st.just([]))
     index = {sid: 10 * k + 3 for k, sid in enumerate(known)}
     for fast in (True, False):
-        frames, dead = decode_jsonl(buf, chunk_lines=chunk, fast=fast, sensor_index=index)
+        frames, dead = decode_jsonl(buf, fast=fast, sensor_index=index)
         assert_same_decode(({k: f.drop(SENSOR_POSITION) for k, f in frames.items()}, dead), plain)
         for frame in frames.values():
             assert frame[SENSOR_POSITION].to_list() == [index.get(i, -1) for i in frame["sensor_id"].to_list()]
