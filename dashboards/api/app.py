@@ -26,7 +26,7 @@ from importlib import resources
 
 import polars as pl
 from fastapi import Depends, FastAPI
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -87,10 +87,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def index():
         return FileResponse(str(STATIC_DIR / "index.html"))
-
-    @app.get("/favicon.ico", include_in_schema=False)
-    async def favicon():
-        return RedirectResponse("/static/favicon.svg")
 
     # the page's code and vendored libraries hold no data: served without a token (the data calls need one)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

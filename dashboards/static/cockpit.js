@@ -1,0 +1,260 @@
+// CityBrain cockpit: one page, hash-routed; every data call carries the bearer token; live push over SSE (fetch).
+"use strict";
+const S = { token: localStorage.getItem("cb_token") || "", lang: localStorage.getItem("cb_lang") || "zh",
+            me: null, city: null, tz: "Asia/Shanghai", districts: {}, charts: {}, lastWindow: null, page: "overview",
+            abort: null };
+const TILE_FIELDS = [
+  ["health_index", 0], ["tpi", 1], ["mean_speed_kmh", 0], ["aqi", 0], ["primary_pollutant", null],
+  ["noise_laeq_db", 1], ["cases_open", 0], ["cases_overdue", 0], ["outages_active", 0], ["incidents_active", 0],
+  ["sensors_fresh_share", "%"],
+];
+const SEV = { red: "#e02020", orange: "#ff7e00", yellow: "#f5d90a", blue: "#1e6fd9" };
+
+const t = (k, vars) => { let s = (I18N[S.lang] || I18N.zh)[k] ?? k; for (const [a, b] of Object.entries(vars || {})) s = s.replace(`{${a}}`, b); return s; };
+const $ = (sel) => document.querySelector(sel);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+
+function fmt(value, digits) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  if (digits === null) return String(value);
+  if (digits === "%") return (value * 100).toFixed(0) + "%";
+  return Number(value).toFixed(digits);
+}
+function localTime(ms) {  // the city's own local time, whatever the browser's zone
+  if (!ms) return "–";
+  return new Intl.DateTimeFormat(S.lang === "zh" ? "zh-CN" : "en-GB", { timeZone: S.tz, year: "numeric", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false }).format(new Date(Number(ms)));
+}
+function toast(text) { const el = $("#toast"); el.textContent = text; el.className = ""; setTimeout(() => (el.className = "hidden"), 2500); }
+
+async function api(path, opts = {}) {
+  const r = await fetch(path, { ...opts, headers: { ...(opts.headers || {}), Authorization: `Bearer ${S.token}`,
+                                                     "Content-Type": "application/json" } });
+  if (r.status === 401) { showLogin(t("login_bad")); throw new Error("401"); }
+  const body = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.text();
+  if (!r.ok) throw new Error(body?.error ? `${body.error.field}: ${body.error.message}` : `HTTP ${r.status}`);
+  return body;
+}
+const may = (action) => !!S.me && S.me.may.includes(action);
+
+function applyLabels() {
+  document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-i18n]").forEach((el) => (el.textContent = t(el.dataset.i18n)));
+  $("#lang").textContent = S.lang === "zh" ? "EN" : "中文";
+}
+
+function showLogin(msg) {
+  $("#login").classList.remove("hidden"); $("#main").classList.add("hidden");
+  $("#login-error").textContent = msg || "";
+}
+
+async function login() {
+  try {
+    S.me = await api("/api/v1/whoami");
+  } catch (e) { return; }
+  $("#login").classList.add("hidden"); $("#main").classList.remove("hidden");
+  $("#who").textContent = `${S.me.name} · ${S.me.role}`;
+  $("#who").dataset.role = S.me.role;
+  S.city = await api("/api/v1/city");
+  S.tz = S.city.timezone; $("#city-name").textContent = S.city.name;
+  S.city.districts.forEach((d) => (S.districts[d.id] = d));
+  const geo = await api("/api/v1/city/districts.geojson");
+  echarts.registerMap("city", geo);
+  route(); live();
+}
+
+function route() {
+  S.page = (location.hash || "#overview").slice(1);
+  document.querySelectorAll(".page").forEach((p) => p.classList.toggle("active", p.id === `page-${S.page}`));
+  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === S.page));
+  const load = { overview: loadOverview, alerts: loadAlerts, traffic: loadTraffic, grid: loadGrid, sensors: loadSensors }[S.page];
+  if (load) load().catch((e) => console.error(e));
+}
+
+// --- overview ---------------------------------------------------------------------------------------
+async function loadOverview() {
+  const latest = await api("/api/v1/vitals/district/latest");
+  renderDistricts(latest.rows, latest.window_end_ms);
+  await renderFeed();
+  await renderTrend(latest.window_end_ms);
+}
+
+function renderDistricts(rows, windowEnd) {
+  S.lastWindow = windowEnd; $("#stream-time").textContent = localTime(windowEnd);
+  $("#tiles").innerHTML = rows.map((r) => `
+    <div class="tile" id="tile-${esc(r.district)}" data-district="${esc(r.district)}">
+      <div class="tile-name">${esc(S.districts[r.district]?.name || r.name || r.district)}</div>
+      ${TILE_FIELDS.map(([f, d]) => `<div class="kv"><span class="k">${t(f)}</span>
+        <span class="val" data-field="${f}" data-value="${esc(r[f] ?? "")}">${esc(fmt(r[f], d))}</span></div>`).join("")}
+    </div>`).join("");
+  const chart = S.charts.map || (S.charts.map = echarts.init($("#map")));
+  chart.setOption({
+    tooltip: { trigger: "item", formatter: (p) => `${esc(S.districts[p.name]?.name || p.name)}<br>${t("health_index")}: ${fmt(p.value, 1)}` },
+    visualMap: { min: 40, max: 100, left: 10, bottom: 10, calculable: false, textStyle: { color: "#dfe8f5" },
+                 inRange: { color: ["#c0392b", "#e67e22", "#f1c40f", "#27ae60"] } },
+    series: [{ type: "map", map: "city", nameProperty: "id", roam: false, id: "districts",
+               label: { show: true, color: "#0b1a2e", formatter: (p) => (S.districts[p.name]?.name || p.name).split(" ")[0] },
+               data: rows.map((r) => ({ name: r.district, value: r.health_index })) }],
+  });
+}
+
+async function renderFeed() {
+  const res = await api("/api/v1/alerts?status=active&limit=8");
+  $("#feed").innerHTML = alertRows(res.rows, true) +
+    (res.more ? `<div class="more" id="feed-more">${t("more", { n: res.more })}</div>` : "") +
+    `<div class="count">${res.total} ${t("alerts_word")}</div>`;
+}
+
+async function renderTrend(lastMs) {
+  if (!lastMs) return;
+  const h = await api(`/api/v1/vitals/city/history?from_ms=${lastMs - 86400000}&columns=health_index,tpi,aqi&limit=5000`);
+  const chart = S.charts.trend || (S.charts.trend = echarts.init($("#trend")));
+  const xs = h.rows.map((r) => localTime(r.window_end_ms).slice(-5));
+  chart.setOption({
+    tooltip: { trigger: "axis" }, legend: { textStyle: { color: "#dfe8f5" } }, grid: { left: 40, right: 40, top: 30, bottom: 25 },
+    xAxis: { type: "category", data: xs, axisLabel: { color: "#9ab" } },
+    yAxis: [{ type: "value", axisLabel: { color: "#9ab" } }, { type: "value", max: 10, axisLabel: { color: "#9ab" } }],
+    series: [{ name: t("health_index"), type: "line", showSymbol: false, data: h.rows.map((r) => r.health_index) },
+             { name: "AQI", type: "line", showSymbol: false, data: h.rows.map((r) => r.aqi) },
+             { name: t("tpi"), type: "line", yAxisIndex: 1, showSymbol: false, data: h.rows.map((r) => r.tpi) }],
+  });
+}
+
+function alertRows(rows, compact) {
+  if (!rows.length) return `<div class="empty">${t("none")}</div>`;
+  return rows.map((a) => {
+    const where = ["district", "street", "cell", "segment_id", "sensor_id"].map((k) => a.labels[k]).filter(Boolean)
+      .map((v, i) => (i === 0 && S.districts[v] ? S.districts[v].name : v)).join(" / ");
+    const buttons = a.status === "firing"
+      ? (may("ack") ? `<button class="ack" data-fp="${esc(a.fingerprint)}">${t("ack")}</button>` : "") +
+        (may("silence") ? `<button class="silence" data-fp="${esc(a.fingerprint)}" data-district="${esc(a.labels.district || "")}" data-rule="${esc(a.rule_id)}">${t("silence")}</button>` : "")
+      : "";
+    const ev = compact ? "" : `<div class="evidence">${t("evidence")}: ${esc(Object.entries(a.evidence || {}).map(([k, v]) => `${k}=${v}`).join(", "))}</div>`;
+    return `<div class="alert sev-${a.colour}" data-fp="${esc(a.fingerprint)}" data-status="${a.status}">
+      <span class="badge" style="background:${SEV[a.colour]}">${t("sev_" + a.colour)}</span>
+      <span class="status">${t("status_" + a.status)}${a.acked_by ? " · " + esc(a.acked_by) : ""}</span>
+      <div class="summary">${esc(a.summary)}</div>
+      <div class="meta">${esc(where)} · ${t("tier")} ${esc(a.tier)} · ${t("since")} ${localTime(a.fired_ms || a.started_ms)}</div>
+      ${ev}<div class="actions">${buttons}</div></div>`;
+  }).join("");
+}
+
+// --- alerts page ------------------------------------------------------------------------------------
+async function loadAlerts() {
+  const inc = await api("/api/v1/incidents");
+  const all = await api("/api/v1/alerts?status=active&limit=1000");
+  const byInc = {};
+  all.rows.forEach((a) => (byInc[a.incident] = byInc[a.incident] || []).push(a));
+  $("#alerts-list").innerHTML = `<div class="count">${inc.total} ${t("incidents")} · ${all.total} ${t("alerts_word")}</div>` +
+    inc.rows.map((g) => `<div class="incident"><h4>${esc(g.lead.summary)} <small>(${g.alerts})</small></h4>
+      ${alertRows(byInc[g.incident] || [g.lead], false)}</div>`).join("");
+  const sil = await api("/api/v1/silences");
+  $("#silences").innerHTML = table(sil.rows.filter((s) => s.active), ["id", "matchers", "created_by", "comment"],
+    (s) => (may("silence") ? `<button class="expire" data-id="${esc(s.id)}">${t("expire")}</button>` : ""));
+}
+
+function table(rows, cols, extra) {
+  if (!rows.length) return `<div class="empty">${t("none")}</div>`;
+  return `<table><thead><tr>${cols.map((c) => `<th>${esc(t(c))}</th>`).join("")}${extra ? "<th></th>" : ""}</tr></thead><tbody>` +
+    rows.map((r) => `<tr>${cols.map((c) => `<td>${esc(Array.isArray(r[c]) ? r[c].join(", ") : typeof r[c] === "number" && !Number.isInteger(r[c]) ? r[c].toFixed(2) : r[c] ?? "–")}</td>`).join("")}${extra ? `<td>${extra(r)}</td>` : ""}</tr>`).join("") +
+    "</tbody></table>";
+}
+
+// --- traffic, grid, sensors -------------------------------------------------------------------------
+async function loadTraffic() {
+  const plans = await api("/api/v1/plans");
+  $("#corridors").innerHTML = plans.rows.map((p) => `<div class="panel corridor" id="corridor-${esc(p.corridor)}">
+      <h3>${esc(p.name)} <small>${esc(p.plan?.plan_id || t("none"))}</small></h3>
+      <div class="kv"><span class="k">${t("plan")}</span><span>${p.plan ? `${t("cycle")} ${p.plan.cycle_s} · ${localTime(p.plan.valid_from_ms)}` : "–"}</span></div>
+      <div class="diagram" data-corridor="${esc(p.corridor)}"></div><div class="plan-history" data-corridor="${esc(p.corridor)}"></div></div>`).join("");
+  for (const p of plans.rows) {
+    if (!p.plan) continue;
+    const r = await fetch(`/api/v1/plans/${encodeURIComponent(p.corridor)}/diagram.svg`, { headers: { Authorization: `Bearer ${S.token}` } });
+    if (r.ok) document.querySelector(`.diagram[data-corridor="${p.corridor}"]`).innerHTML = await r.text();
+    const h = await api(`/api/v1/plans/${encodeURIComponent(p.corridor)}/history?limit=5`);
+    document.querySelector(`.plan-history[data-corridor="${p.corridor}"]`).innerHTML =
+      `<h4>${t("history")}</h4>` + table(h.rows.map((x) => ({ ...x, valid_from: localTime(x.valid_from_ms) })), ["plan_id", "valid_from", "cycle_s"]);
+  }
+}
+
+async function loadGrid() {
+  const g = await api("/api/v1/grid/summary");
+  $("#grid-totals").innerHTML = Object.entries(g.totals).map(([k, v]) =>
+    `<div class="tile small"><div class="k">${t(k)}</div><div class="big">${v}</div></div>`).join("") +
+    `<div class="note">${t("by_unit_missing")}</div>`;
+  const cols = ["open_backlog", "overdue", "new_last_hour", "closed_on_time", "on_time_closure_rate"];
+  $("#grid-cats").innerHTML = table(g.by_category, ["category", ...cols]);
+  $("#grid-cells").innerHTML = table(g.by_cell, ["cell_id", "district", ...cols]);
+}
+
+async function loadSensors() {
+  const reg = await api("/api/v1/sensors?limit=1");
+  $("#registry").innerHTML = `<div class="tile small"><div class="k">${t("registered")}</div><div class="big">${reg.total}</div></div>
+    <div class="tile small"><div class="k">${t("complete")}</div><div class="big">${reg.metadata_complete}</div></div>`;
+  const f = await api("/api/v1/sensors/freshness");
+  $("#freshness").innerHTML = table(f.rows, ["district", "family", "registered", "fresh", "stale", "silent"]);
+  const d = await api("/api/v1/sensors/deadletters?limit=20");
+  $("#deadletters").innerHTML = table(Object.entries(d.by_reason).map(([reason, count]) => ({ reason, count })), ["reason", "count"]) +
+    table(d.by_sensor.map((s) => ({ sensor_id: s.sensor_id, total: s.total, reason: Object.keys(s.reasons).join(", ") })), ["sensor_id", "total", "reason"]);
+}
+
+// --- actions ----------------------------------------------------------------------------------------
+document.addEventListener("click", async (ev) => {
+  const b = ev.target.closest("button");
+  if (!b) return;
+  try {
+    if (b.classList.contains("ack")) {
+      await api(`/api/v1/alerts/${b.dataset.fp}/ack`, { method: "POST", body: JSON.stringify({ comment: "cockpit" }) });
+      b.disabled = true; b.textContent = t("acked"); b.classList.add("done"); toast(t("ack_sent"));
+    } else if (b.classList.contains("silence")) {
+      const matchers = b.dataset.district ? [`district=${b.dataset.district}`, `rule=${b.dataset.rule}`] : [`rule=${b.dataset.rule}`];
+      await api("/api/v1/silences", { method: "POST", body: JSON.stringify({ matchers, duration: "1h", comment: "cockpit" }) });
+      toast(t("silence_sent")); b.disabled = true;
+    } else if (b.classList.contains("expire")) {
+      await api(`/api/v1/silences/${b.dataset.id}/expire`, { method: "POST" }); route();
+    }
+  } catch (e) { toast(e.message); }
+});
+
+// --- live push (SSE read with fetch so the token goes in a header) ----------------------------------
+async function live() {
+  if (S.abort) S.abort.abort();
+  S.abort = new AbortController();
+  const dot = $("#live-dot");
+  try {
+    const r = await fetch("/api/v1/live", { headers: { Authorization: `Bearer ${S.token}` }, signal: S.abort.signal });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    dot.className = "dot on";
+    const reader = r.body.getReader(); const dec = new TextDecoder(); let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const chunk = buf.slice(0, i); buf = buf.slice(i + 2);
+        const ev = /^event: (.*)$/m.exec(chunk)?.[1]; const data = /^data: (.*)$/m.exec(chunk)?.[1];
+        if (ev && data) onEvent(ev, JSON.parse(data));
+      }
+    }
+  } catch (e) { if (e.name === "AbortError") return; }
+  dot.className = "dot off";
+  setTimeout(live, 2000);  // reconnect
+}
+
+function onEvent(ev, data) {
+  if (ev === "window" && S.page === "overview" && data.district?.length) renderDistricts(data.district, data.window_end_ms);
+  if (ev === "window") $("#stream-time").textContent = localTime(data.window_end_ms);
+  if (ev === "alerts") { if (S.page === "overview") renderFeed(); else if (S.page === "alerts") loadAlerts(); }
+}
+
+// --- start ------------------------------------------------------------------------------------------
+$("#login-form").addEventListener("submit", (e) => {
+  e.preventDefault(); S.token = $("#token-input").value.trim(); localStorage.setItem("cb_token", S.token); login();
+});
+$("#logout").addEventListener("click", () => { localStorage.removeItem("cb_token"); S.token = ""; if (S.abort) S.abort.abort(); showLogin(); });
+$("#lang").addEventListener("click", () => { S.lang = S.lang === "zh" ? "en" : "zh"; localStorage.setItem("cb_lang", S.lang); applyLabels(); if (S.me) route(); });
+window.addEventListener("hashchange", route);
+window.addEventListener("resize", () => Object.values(S.charts).forEach((c) => c.resize()));
+applyLabels();
+if (S.token) login(); else showLogin();
