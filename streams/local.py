@@ -97,7 +97,8 @@ class LocalDriver:
     """Runs ``pipeline`` over ``source`` (see module docstring).
 
     ``speed`` is stream seconds per wall second (0 = as fast as possible); ``until_ms`` stops at
-    that stream time; ``out_dir`` receives ``history/``, ``deadletter/`` and ``checkpoint.bin``.
+    that stream time (with ``duration_ms`` instead, that long after the first window's start, for a
+    source that does not know its start); ``out_dir`` receives ``history/``, ``deadletter/`` and ``checkpoint.bin``.
 
     Example (half an hour of the simulated demo city, as fast as possible):
         >>> import asyncio, tempfile
@@ -119,6 +120,7 @@ class LocalDriver:
         *,
         speed: float = 0.0,
         until_ms: int | None = None,
+        duration_ms: int | None = None,
         checkpoint_every_s: float = 10.0,
         window_handlers: list[WindowHandler] | None = None,
         batch_handlers: list[Callable[[StepResult], Any]] | None = None,
@@ -131,6 +133,7 @@ class LocalDriver:
         self.out_dir = Path(out_dir)
         self.speed = float(speed)
         self.until_ms = until_ms
+        self.duration_ms = duration_ms  # with no until_ms: stop this long after the first window's start
         self.checkpoint_every_s = float(checkpoint_every_s)
         self.window_handlers = list(window_handlers or [])
         self.batch_handlers = list(batch_handlers or [])
@@ -199,6 +202,8 @@ class LocalDriver:
                 written.add(id(batch))
                 self.history.add_stacked(batch.ends[0], batch.ends[-1], batch.vitals)
             self.stats.windows += 1
+            if self.until_ms is None and self.duration_ms is not None:
+                self.until_ms = window.window_end_ms - self.pipeline.config.window_ms + self.duration_ms
             for handler in self.window_handlers:
                 out = handler(window)
                 if inspect.isawaitable(out):

@@ -36,7 +36,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("dir", nargs="?", type=Path, help="city folder (default: the shipped demo city)")
     show.add_argument("--map", type=Path, metavar="OUT.png", help="also draw the city to this PNG file")
     show.set_defaults(func=run_show)
+    init = sub.add_parser(
+        "init",
+        help="start a city folder of your own from a copy of the demo city",
+        description="Copy the shipped demo city (city.yaml, districts.geojson, cells.geojson) into DIR, to edit "
+        "into your own city; then `citybrain city check DIR` and `citybrain run --city DIR`.",
+    )
+    init.add_argument("dir", type=Path, help="new city folder (must not exist, or be empty)")
+    init.set_defaults(func=run_init)
     city.set_defaults(func=lambda args: (city.print_help(), 2)[1])
+
+
+def run_init(args: argparse.Namespace) -> int:
+    import shutil
+
+    target: Path = args.dir
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UserError(f"{target} exists and is not an empty folder; choose a new one")
+    from citybrain.outputs import output_dir
+
+    output_dir(target, "city init")
+    source = demo_city_path()
+    copied = []
+    for f in sorted(source.iterdir()):
+        if f.is_file() and f.suffix in (".yaml", ".yml", ".geojson", ".json", ".md"):
+            shutil.copy2(f, target / f.name)
+            copied.append(f.name)
+    print(f"demo city copied to {target} ({', '.join(copied)}); check it with `citybrain city check {target}`")
+    return 0
 
 
 def _folder(args: argparse.Namespace) -> Path:
@@ -81,6 +108,10 @@ def _load(folder: Path) -> City:
 
 def run_show(args: argparse.Namespace) -> int:
     folder = _folder(args)
+    if args.map is not None:
+        from citybrain.outputs import output_file
+
+        output_file(args.map, "--map")
     city = _load(folder)
     print(render_summary(city))
     if args.map is not None:

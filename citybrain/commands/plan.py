@@ -65,6 +65,10 @@ def run(args) -> int:
     spec = load_spec(args)
     if args.diagram and Path(args.diagram).suffix.lower() not in (".png", ".svg"):
         raise UserError(f"--diagram must end in .png or .svg, got {args.diagram}")
+    if args.diagram:
+        from citybrain.outputs import output_file
+
+        output_file(args.diagram, "--diagram")
     try:
         plan = optimize_corridor(spec)
     except ValueError as exc:

@@ -41,6 +41,8 @@ def _common(p) -> None:
     p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT (default off)")
     p.add_argument("--models", metavar="SPECS", help="learned ONNX models to score each hour, e.g. district_iforest:1 (default none); a missing or mismatched model is reported and skipped")
+    p.add_argument("--max-rejected-share", type=float, default=0.5, metavar="F",
+                   help="warn (and, for replay, exit 3) when more than this share of records is dead-lettered or late (default 0.5)")
     p.add_argument("--models-dir", metavar="DIR", help="where the .onnx files and model cards are (default: the shipped ones)")
 
 
@@ -75,7 +77,8 @@ def register(sub) -> None:
         description=(
             "Replay a recorded file (or a folder written by `citybrain simulate`) through the same topology, as fast "
             "as possible, with a progress bar; prints the record accounting (in = applied + dead-lettered + late) and "
-            "where history and dead letters were written."
+            "where history and dead letters were written. Exits 3 (with a warning naming the top reasons) when more "
+            "than --max-rejected-share of the records were rejected, or none were read."
         ),
     )
     r.add_argument("file", metavar="FILE", help="JSONL, Parquet or CSV file, or a `citybrain simulate` folder")
@@ -83,7 +86,49 @@ def register(sub) -> None:
     r.set_defaults(func=replay_command, replay=True, speed=0.0, duration=None, seed=None, start=None, headless=True, source=None, summary_every="1h")
 
 
+def _out_given(args) -> bool:
+    """Did the user choose --out (flag, environment or settings file)?"""
+    import os
+
+    import yaml
+
+    if args.out or os.environ.get("CITYBRAIN_OUT_DIR"):
+        return True
+    if args.config:
+        try:
+            loaded = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return False  # load_settings reports the problem
+        return isinstance(loaded, dict) and "out_dir" in loaded
+    return False
+
+
+def default_out_dir(source: str | None) -> str:
+    """Where a run keeps its state when --out is not given: ``var/run`` for the simulator, and one
+    folder per recording (``var/replay/<name>``) so a replay never collides with the live run's
+    checkpoint.
+
+    >>> default_out_dir("sim"), default_out_dir("day/events.jsonl"), default_out_dir("day/")
+    ('var/run', 'var/replay/day-events', 'var/replay/day')
+    """
+    if source in (None, "sim"):
+        return "var/run"
+    path = Path(source)
+    parts = [p for p in (path.parent.name, path.stem) if p and p not in (".", "..")]
+    return "var/replay/" + "-".join(parts or ["input"])
+
+
 def _settings(args):
+    from citybrain.outputs import output_dir
+
+    settings = _load_settings(args)
+    if not _out_given(args):
+        settings.out_dir = default_out_dir(args.file if args.replay else getattr(args, "source", None))
+    output_dir(settings.out_dir, "--out")
+    return settings
+
+
+def _load_settings(args):
     from citybrain.settings import load_settings
 
     return load_settings(
@@ -172,14 +217,16 @@ def build_engine(args, settings):
             raise UserError(f"cannot read {path}: {exc}") from None
         key = f"file:{path.resolve()}"
     out = Path(settings.out_dir)
-    until_ms = None
+    until_ms = duration_ms = None
     if getattr(args, "duration", None):
-        span_ms = int(parse_duration_s(args.duration) * 1000)
+        duration_ms = int(parse_duration_s(args.duration) * 1000)
         base = getattr(source, "start_ms", None)
-        until_ms = (base + span_ms) if base is not None else None
-    driver = LocalDriver(pipeline, source, out, speed=settings.speed, until_ms=until_ms, checkpoint_every_s=settings.checkpoint_every_s, source_key=key)
-    if args.fresh and driver.checkpoints.path.exists():
-        driver.checkpoints.path.unlink()
+        # The simulator knows its start; a recording's stream time starts at its first window.
+        until_ms = (base + duration_ms) if base is not None else None
+    driver = LocalDriver(pipeline, source, out, speed=settings.speed, until_ms=until_ms, duration_ms=duration_ms,
+                         checkpoint_every_s=settings.checkpoint_every_s, source_key=key)
+    if args.fresh:
+        driver.checkpoints.remove()  # the latest and the previous one
     try:
         driver.resume()
     except ValueError as exc:
@@ -187,6 +234,29 @@ def build_engine(args, settings):
     if driver.resumed and until_ms is not None and getattr(source, "start_ms", None) is not None:
         pass  # --duration counts from the simulator's original start, so a resumed run stops at the same point
     return city, pipeline, driver
+
+
+def rejection_warning(counters, max_share: float) -> str | None:
+    """A warning when more than ``max_share`` of the records were rejected (dead-lettered or late),
+    naming the top reasons; None when the run looks healthy.
+
+    >>> rejection_warning({"records_in": 10, "dead_lettered": 9, "late": 0, "dead.malformed": 9}, 0.5)
+    'warning: 9 of 10 records (90.0 %) were rejected; top reasons: malformed 9 — is this the right file and format?'
+    >>> rejection_warning({"records_in": 10, "dead_lettered": 1, "late": 0}, 0.5) is None
+    True
+    """
+    total = int(counters.get("records_in", 0))
+    if total == 0:
+        return "warning: no records were read — is the source empty, or already fully processed (see --fresh)?"
+    rejected = int(counters.get("dead_lettered", 0)) + int(counters.get("late", 0))
+    if rejected <= max_share * total:
+        return None
+    reasons = {k[5:]: int(v) for k, v in counters.items() if k.startswith("dead.") and v}
+    if counters.get("late"):
+        reasons["late"] = int(counters["late"])
+    top = ", ".join(f"{k} {v:,}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+    return (f"warning: {rejected:,} of {total:,} records ({100 * rejected / total:.1f} %) were rejected; "
+            f"top reasons: {top} — is this the right file and format?")
 
 
 def _plans_to_redis(pipeline, settings) -> None:
@@ -203,6 +273,11 @@ def _plans_to_redis(pipeline, settings) -> None:
             op.add_sink(RedisStreamPlanSink(url=url))
 
 
+def _phase(what: str, t0: float) -> None:
+    """One start-up line per phase on stderr, so a slow start is never silent."""
+    print(f"citybrain: {what} (+{time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
+
+
 def _install_signal_handlers(driver) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -215,12 +290,15 @@ def _install_signal_handlers(driver) -> None:
 async def _run_async(args, settings) -> int:
     from dashboards.terminal import LiveView, print_summary, summary_line
 
+    t0 = time.monotonic()
+    _phase("loading the city and building the pipeline", t0)
     city, pipeline, driver = build_engine(args, settings)
     _install_signal_handlers(driver)
     alerts = None
     if not args.no_alerts:
         from streams.alert_wiring import maybe_alert_service
 
+        _phase("starting alert state (Redis)" if settings.redis_url else "starting alert state (embedded Redis)", t0)
         alerts = await maybe_alert_service(city, settings, fresh=bool(args.fresh))
         if alerts is not None:
             driver.window_handlers.append(alerts.on_window_result)
@@ -233,6 +311,7 @@ async def _run_async(args, settings) -> int:
     from citybrain.commands.serve import maybe_start_cockpit
 
     cockpit = await maybe_start_cockpit(args, settings, city, pipeline, driver)
+    _phase(f"{len(city.sensors)} sensors in {len(city.districts)} districts; starting the stream", t0)
     started = time.monotonic()
     summary_ms = int(parse_duration_s(args.summary_every) * 1000)
     next_summary = [None]
@@ -277,19 +356,28 @@ async def _run_async(args, settings) -> int:
         f" ({'ok' if pipeline.invariant_holds() else 'MISMATCH'}); output in {driver.out_dir}",
         file=sys.stderr,
     )
+    warning = rejection_warning(c, args.max_rejected_share)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0 if pipeline.invariant_holds() else 1
 
 
 def run_command(args) -> int:
+    from citybrain.commands.warmup import ensure_compiled
+
     settings = _settings(args)
+    ensure_compiled()
     return asyncio.run(_run_async(args, settings))
 
 
 def replay_command(args) -> int:
     from tqdm import tqdm
 
+    from citybrain.commands.warmup import ensure_compiled
+
     settings = _settings(args)
     settings.speed = 0.0
+    ensure_compiled()
 
     async def go() -> int:
         city, pipeline, driver = build_engine(args, settings)
@@ -318,6 +406,12 @@ def replay_command(args) -> int:
             f"windows closed {stats.windows}; {c['records_in'] / max(wall, 1e-9):,.0f} records/s\n"
             f"history: {driver.out_dir / 'history'}; dead letters: {driver.out_dir / 'deadletter'}"
         )
-        return 0 if pipeline.invariant_holds() else 1
+        if not pipeline.invariant_holds():
+            return 1
+        warning = rejection_warning(c, args.max_rejected_share)
+        if warning:
+            print(warning, file=sys.stderr)
+            return 3
+        return 0
 
     return asyncio.run(go())

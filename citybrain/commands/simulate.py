@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--bad-fraction needs --format jsonl (typed Parquet/CSV columns cannot hold malformed records)")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} exists and is not a folder")
+    from citybrain.outputs import output_dir
+
+    output_dir(args.out, "--out")
 
     from tqdm import tqdm
 

@@ -132,3 +132,18 @@ def test_show_as_cap_and_sdm(engine_url, capsys):
     assert sdm["type"] == "Alert" and sdm["category"] == "traffic"
     assert main(["alerts", "show", fp, "--format", "cap", "--admin-code", "33"]) == 2
     assert "6-digit" in capsys.readouterr().err
+
+
+def test_example_subscriptions_name_places_of_the_demo_city():
+    import yaml
+
+    from brain.city import demo_city_path, load_city
+
+    city = load_city(demo_city_path())
+    places = {"districts": {d.id for d in city.districts}, "streets": {s.id for s in city.streets},
+              "cells": {c.id for c in city.cells}}
+    subs = yaml.safe_load(open(EXAMPLE, encoding="utf-8"))["subscriptions"]
+    named = [(key, value) for sub in subs for key in places for value in sub.get(key, [])]
+    assert named, "the example should show a subscription limited to a place"
+    for key, value in named:
+        assert value in places[key], f"{key} {value!r} is not in the demo city"
