@@ -26,7 +26,6 @@ Example (three minutes of one detector, then the end of the stream):
 """
 from __future__ import annotations
 
-import pickle
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from brain import series
+from brain import checkpoint, series
 from brain.city.model import City
 from brain.eventtime import Deduper, EventClock
 from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, MAX_DEPTH, MAX_LINE_BYTES, DeadLetters, decode_jsonl
@@ -44,7 +43,7 @@ from brain.schemas import KIND_SENSOR_TYPES
 from brain.validate import Validator, dead_letters
 from brain.windows import ClosedWindow, TumblingWindows
 
-SNAPSHOT_VERSION = 3  # 3: duplicate keys from brain.kernels.dedup.record_keys
+SNAPSHOT_VERSION = 4  # 4: data-only format (brain.checkpoint), no pickle; 3: duplicate keys from brain.kernels.dedup.record_keys
 HOUR_MS = 3_600_000
 TICKS_PER_PASS = 288  # ticks closed in one stacked pass at most (a day of 5-minute ticks)
 QUIET_SKIP_MS = 86_400_000  # ticks more than this past the newest record, with none ahead, are skipped
@@ -669,20 +668,22 @@ class CityPipeline:
             "windows": {k: w.state() for k, w in self.windows.items()},
             "air": self.air.state(),
             "seen": self.seen.state(),
-            "air_history": list(self.air_history),
+            "air_history": [{"start_ms": w.start_ms, "end_ms": w.end_ms, "fields": list(w.fields), "sums": w.sums,
+                             "counts": w.counts, "maxs": w.maxs} for w in self.air_history],
             "lifecycle": {k: t.state() for k, t in self.lifecycle.items()},
             "last_seen_ms": self.last_seen_ms,
             "next_tick_end_ms": self.next_tick_end_ms,
             "counters": dict(self.counters),
             "operators": [op.snapshot() if hasattr(op, "snapshot") else None for op in self.window_operators],
         }
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return checkpoint.encode(state)
 
     def restore(self, blob: bytes) -> None:
-        state = pickle.loads(blob)
-        if state.get("version") != SNAPSHOT_VERSION:
+        """Replace all operator state with a :meth:`snapshot` (``ValueError`` saying why when it does not fit)."""
+        state = checkpoint.decode(blob)
+        if not isinstance(state, dict) or state.get("version") != SNAPSHOT_VERSION:
             raise ValueError(
-                f"snapshot version {state.get('version')} is not {SNAPSHOT_VERSION}: it was written by another "
+                f"snapshot version {state.get('version') if isinstance(state, dict) else None} is not {SNAPSHOT_VERSION}: it was written by another "
                 "CityBrain version; start afresh (citybrain run --fresh)"
             )
         if state["n_sensors"] != len(self.registry):
@@ -695,7 +696,7 @@ class CityPipeline:
             w.load(state["windows"][k])
         self.air.load(state["air"])
         self.seen.load(state["seen"])
-        self.air_history = deque(state["air_history"], maxlen=24)
+        self.air_history = deque((ClosedWindow(**w) for w in state["air_history"]), maxlen=24)
         for k, t in self.lifecycle.items():
             t.load(state["lifecycle"][k])
         self.last_seen_ms = state["last_seen_ms"]

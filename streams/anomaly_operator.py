@@ -4,8 +4,10 @@ Each vital-sign tick, the per-window values of every segment (speed, occupancy, 
 sensor (its measured value), noise monitor (LAeq) and, once per hour, air station (PM2.5, PM10)
 go through one :class:`brain.anomaly.KeyedDetector` pass (numba, all keys at once, learning as it
 scores). The output table ``anomaly`` has one row per scored series: key, metric, window end,
-value, expected value, z, score in [0, 1] and the reason (spike, level shift, stuck, ...), which
-the alert rules (rules/anomaly.yaml) and the live view read. Given the city, each traffic
+value, expected value, z, score in [0, 1] (the confidence that an anomaly starts there: one alarm
+per episode), the reason (spike, level shift, stuck, ...) and ``ongoing`` (the confidence that the
+window is part of an anomaly, news or not), which the alert rules (rules/anomaly.yaml: a condition
+held for a duration reads ``ongoing``) and the live view read. Given the city, each traffic
 detector's own speed is scored with a peer reference (its segment's probe speed,
 :class:`brain.anomaly.DetectorPeers`), so that its drift statistic looks for a slow ramp against
 what the rest of the city sees on that road rather than for the city changing.
@@ -29,7 +31,7 @@ import math
 import numpy as np
 import polars as pl
 
-from brain import series
+from brain import checkpoint, series
 from brain.anomaly import DetectorPeers, KeyedDetector
 from brain.anomaly.peers import PEER_COLUMN
 from brain.pipeline import TickBatch
@@ -44,7 +46,7 @@ SERIES = [
 HOURLY_SERIES = [("air_1h", "sensor_id", ["pm25_ugm3", "pm10_ugm3"])]
 
 SCHEMA = {"key": pl.Utf8, "metric": pl.Utf8, "window_end_ms": pl.Int64, "value": pl.Float64, "expected": pl.Float64,
-          "z": pl.Float64, "score": pl.Float64, "reason": pl.Utf8}
+          "z": pl.Float64, "score": pl.Float64, "reason": pl.Utf8, "ongoing": pl.Float64}
 
 
 class AnomalyOperator:
@@ -95,14 +97,12 @@ class AnomalyOperator:
         return {"anomaly": anomaly}
 
     def snapshot(self) -> bytes:
-        import pickle
-
-        return pickle.dumps({"detector": self.detector.snapshot(), "last_air_end": self._last_air_end})
+        return checkpoint.encode({"detector": self.detector.snapshot(), "last_air_end": self._last_air_end})
 
     def restore(self, blob: bytes) -> None:
-        import pickle
-
-        state = pickle.loads(blob)
+        state = checkpoint.decode(blob)
+        if not isinstance(state, dict) or not isinstance(state.get("detector"), bytes):
+            raise ValueError("anomaly operator snapshot has another format")
         self.detector = KeyedDetector().restore(state["detector"])
         self._last_air_end = state["last_air_end"]
 

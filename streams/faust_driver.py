@@ -51,7 +51,6 @@ import json
 import logging
 import math
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,10 +59,11 @@ import msgspec
 from brain.city.model import City
 from brain.ingest import MAX_LINE_BYTES
 from brain.pipeline import CityPipeline, PipelineConfig, StepResult
+from streams.checkpoint_file import CheckpointError, CheckpointFile
 
 log = logging.getLogger("citybrain.faust")
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: streams.checkpoint_file (data only), no pickle
 INPUT_TOPIC = "citybrain.records"
 VITALS_TOPIC = "citybrain.vitals"
 DEADLETTER_TOPIC = "citybrain.deadletter"
@@ -158,32 +158,33 @@ def deadletter_messages(result: StepResult) -> list[bytes]:
 
 @dataclass
 class WorkerState:
-    """The pipeline of one worker plus the last input offset applied per partition."""
+    """The pipeline of one worker plus the last input offset applied per partition, saved through the
+    same checkpoint file as the local driver's (:mod:`streams.checkpoint_file`: data only, checksummed,
+    atomic, the previous good one kept)."""
 
     pipeline: CityPipeline
     path: Path
     offsets: dict[int, int] = field(default_factory=dict)
     batches: int = 0
 
+    def __post_init__(self) -> None:
+        self.file = CheckpointFile(self.path)
+
     def load(self) -> bool:
-        if not self.path.exists():
-            return False
         try:
-            blob = pickle.loads(self.path.read_bytes())
-        except Exception as exc:  # a torn or foreign file: say which, don't guess
+            blob = self.file.load()
+        except CheckpointError as exc:  # torn, foreign or pickled: say which, don't guess
             raise ValueError(f"checkpoint {self.path} is unreadable ({exc}); delete it to start fresh") from None
+        if blob is None:
+            return False
         if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"checkpoint {self.path} has another format; delete it to start fresh")
         self.pipeline.restore(blob["snapshot"])
-        self.offsets = dict(blob["offsets"])
+        self.offsets = {int(k): int(v) for k, v in blob["offsets"].items()}
         return True
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        blob = {"version": CHECKPOINT_VERSION, "snapshot": self.pipeline.snapshot(), "offsets": dict(self.offsets)}
-        tmp.write_bytes(pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, self.path)
+        self.file.save({"version": CHECKPOINT_VERSION, "snapshot": self.pipeline.snapshot(), "offsets": dict(self.offsets)})
 
 
 def read_checkpoint(path: str | os.PathLike, city: City, config: PipelineConfig | None = None) -> tuple[CityPipeline, dict[int, int]]:

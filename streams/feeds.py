@@ -5,7 +5,6 @@ lets a restarted ``citybrain run`` continue where its last checkpoint stopped.
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Iterator
 
@@ -28,7 +27,8 @@ class SimulatorSource:
     def __init__(self, city: City, seed: int = 0, start_ms: int | None = None, step_s: int = 60, scenarios="default", **sim_options):
         from streams.sim import Simulator
 
-        self.simulator = Simulator(city, seed=seed, start_ms=start_ms, step_s=step_s, scenarios=scenarios, **sim_options)
+        self._make = lambda: Simulator(city, seed=seed, start_ms=start_ms, step_s=step_s, scenarios=scenarios, **sim_options)
+        self.simulator = self._make()
         self.step_ms = int(step_s * 1000)
         self.position_ms = int(self.simulator.start_ms)
 
@@ -44,14 +44,23 @@ class SimulatorSource:
                 yield SourceBatch(stream_time_ms=int(batch.end_ms), frames=batch.frames)
             self.position_ms = until
 
-    def state(self) -> bytes:
-        # The simulator is plain data (numpy arrays, RNG states): pickling it is its exact position.
-        return pickle.dumps({"simulator": self.simulator, "position_ms": self.position_ms})
+    def state(self) -> dict:
+        """The position as plain data (the simulator is rebuilt from its settings, never unpickled)."""
+        return {"position_ms": self.position_ms, "seed": self.simulator.seed, "start_ms": self.start_ms, "step_ms": self.step_ms}
 
-    def load(self, state: bytes) -> None:
-        blob = pickle.loads(state)
-        self.simulator = blob["simulator"]
-        self.position_ms = blob["position_ms"]
+    def load(self, state: dict) -> None:
+        """Continue from :meth:`state`: a new simulator with the same settings, run forward (records
+        are pure functions of time and seed, so this is the same stream, batch for batch)."""
+        mine = {"seed": self.simulator.seed, "start_ms": self.start_ms, "step_ms": self.step_ms}
+        theirs = {k: state.get(k) for k in mine} if isinstance(state, dict) else None
+        if theirs != mine:
+            raise ValueError(f"simulator checkpoint was taken with {theirs}, this run has {mine}")
+        position = int(state["position_ms"])
+        sim = self._make()
+        step_s = self.step_ms // 1000
+        for _ in sim.batches(position, batch_s=step_s * max(1, 3600 // step_s)):
+            pass
+        self.simulator, self.position_ms = sim, position
 
 
 class FileSource:

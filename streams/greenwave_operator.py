@@ -26,11 +26,11 @@ Example:
 from __future__ import annotations
 
 import logging
-import pickle
 
 import numpy as np
 import polars as pl
 
+from brain import checkpoint
 from brain.greenwave.corridor_flows import CorridorFlows
 from brain.greenwave.model import corridor_from_city
 from brain.greenwave.plan import Plan
@@ -42,7 +42,7 @@ log = logging.getLogger("citybrain.greenwave")
 SCHEMA = {"corridor": pl.Utf8, "plan_id": pl.Utf8, "valid_from_ms": pl.Int64, "cycle_s": pl.Float64,
           "bandwidth_out_s": pl.Float64, "bandwidth_in_s": pl.Float64, "window_end_ms": pl.Int64, "reason": pl.Utf8}
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: data-only (brain.checkpoint), no pickle
 
 
 class GreenWaveOperator:
@@ -156,18 +156,18 @@ class GreenWaveOperator:
 
     # ------------------------------------------------------------- checkpoint
     def snapshot(self) -> bytes:
-        return pickle.dumps({
+        return checkpoint.encode({
             "version": SNAPSHOT_VERSION,
             "replanners": {cid: rp.state() for cid, rp in self.replanners.items()},
             "pending": [[p.to_dict() for p in q] for q in self._pending],
-        }, protocol=pickle.HIGHEST_PROTOCOL)
+        })
 
     def restore(self, blob: bytes) -> None:
         import msgspec
 
-        state = pickle.loads(blob)
-        if state.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"green-wave snapshot version {state.get('version')} is not {SNAPSHOT_VERSION}")
+        state = checkpoint.decode(blob)
+        if not isinstance(state, dict) or state.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"green-wave snapshot version {state.get('version') if isinstance(state, dict) else None} is not {SNAPSHOT_VERSION}")
         if sorted(state["replanners"]) != sorted(self.replanners):
             raise ValueError(f"green-wave snapshot has corridors {sorted(state['replanners'])}, "
                              f"the city has {sorted(self.replanners)}")

@@ -4,9 +4,12 @@ A source yields batches (per-kind frames or raw JSON lines, plus the source's st
 :class:`brain.pipeline.CityPipeline` processes each; closed windows go to the window handlers
 (history, alerts, anomaly, live view), dead letters and late records to their files. State is
 checkpointed every ``checkpoint_every_s`` wall seconds and on a clean stop: pipeline snapshot,
-source position and sink sequence numbers in one atomically replaced file. History and dead
-letters are written only at checkpoints, so a restart resumes exactly where the last
-checkpoint left off — no double counting, nothing lost.
+source position and sink sequence numbers in one file (:mod:`streams.checkpoint_file`: data only,
+checksummed, fsynced, replaced atomically, the previous good one kept). History and dead
+letters are written only at checkpoints, and a restart first removes any written after its
+checkpoint (a crash between the two), so it resumes exactly where the last checkpoint left off —
+no double counting, nothing lost. A stop (SIGTERM, Ctrl-C) finishes the batch already read,
+checkpoints, then returns.
 """
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ import asyncio
 import inspect
 import logging
 import os
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +25,12 @@ from typing import Any, Callable, Iterator, Protocol
 import polars as pl
 
 from brain.pipeline import CityPipeline, StepResult, WindowResult
+from streams.checkpoint_file import CheckpointError, CheckpointFile
 from streams.sinks.history import DeadLetterFile, ParquetHistory
 
 log = logging.getLogger("citybrain.local")
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: data-only checkpoint file (streams.checkpoint_file), history rolled back to it
 
 
 @dataclass
@@ -66,31 +69,8 @@ class DriverStats:
     recent: list[WindowResult] = field(default_factory=list)
 
 
-class CheckpointStore:
-    """One file, replaced atomically (a crash leaves the old or the new checkpoint, never half).
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> store = CheckpointStore(pathlib.Path(tempfile.mkdtemp()) / "checkpoint.bin")
-        >>> store.load() is None
-        True
-        >>> store.save({"version": 1}); store.load()
-        {'version': 1}
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def save(self, blob: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_bytes(pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, self.path)
-
-    def load(self) -> dict | None:
-        if not self.path.exists():
-            return None
-        return pickle.loads(self.path.read_bytes())
+#: The driver's checkpoint file (the name this module has always exported).
+CheckpointStore = CheckpointFile
 
 
 class LocalDriver:
@@ -149,16 +129,24 @@ class LocalDriver:
     # --- checkpoints ------------------------------------------------------------------------------
     def resume(self) -> bool:
         """Restore from the checkpoint in ``out_dir`` if there is one for the same source."""
-        blob = self.checkpoints.load()
+        try:
+            blob = self.checkpoints.load()
+        except CheckpointError as exc:
+            raise ValueError(f"{exc}; start afresh with --fresh (history is then rewritten)") from None
         if blob is None:
+            # Output written after the last checkpoint is not committed: it is recomputed, not kept.
+            self.history.load(None)
+            self.dead.load(None)
+            self.late.load(None)
             return False
-        if blob.get("version") != CHECKPOINT_VERSION or blob.get("source_key") != self.source_key:
+        if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION or blob.get("source_key") != self.source_key:
             raise ValueError(
                 f"{self.checkpoints.path} belongs to another run (source {blob.get('source_key')!r}); "
                 "use another --out directory or --fresh"
             )
         self.pipeline.restore(blob["pipeline"])
         self.source.load(blob["source"])
+        self.history.load(blob["history"])
         self.dead.load(blob["dead"])
         self.late.load(blob["late"])
         self.stats.stream_time_ms = blob.get("stream_time_ms")
@@ -177,6 +165,7 @@ class LocalDriver:
                 "source_key": self.source_key,
                 "pipeline": self.pipeline.snapshot(),
                 "source": self.source.state(),
+                "history": self.history.state(),
                 "dead": self.dead.state(),
                 "late": self.late.state(),
                 "stream_time_ms": self.stats.stream_time_ms,
@@ -219,9 +208,6 @@ class LocalDriver:
         pace_origin: tuple[float, int] | None = None
         exhausted = True
         for batch in self.source.batches():
-            if self._stop.is_set():
-                exhausted = False
-                break
             if batch.jsonl is not None:
                 result = self.pipeline.ingest_jsonl(batch.jsonl)
             else:
@@ -253,6 +239,9 @@ class LocalDriver:
             if time.monotonic() - self.stats.last_checkpoint_wall >= self.checkpoint_every_s:
                 self.checkpoint()
             if self.until_ms is not None and batch.stream_time_ms >= self.until_ms:
+                exhausted = False
+                break
+            if self._stop.is_set():  # a clean stop: the batch already read is processed, then checkpointed
                 exhausted = False
                 break
         if exhausted and self.source.finite:

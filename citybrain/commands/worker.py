@@ -76,6 +76,7 @@ def worker_command(args) -> int:
 
     from brain.pipeline import PipelineConfig
     from citybrain.commands.run import _load_city
+    from streams.checkpoint_file import CheckpointFile
     from streams.faust_driver import DEADLETTER_TOPIC, INPUT_TOPIC, VITALS_TOPIC, checkpoint_path, make_app
 
     if args.partitions < 1:
@@ -95,9 +96,9 @@ def worker_command(args) -> int:
     except OSError as exc:
         raise UserError(f"cannot create --out {out}: {exc}") from None
     ckpt = checkpoint_path(out, args.app_id)
-    if args.fresh and ckpt.exists():
-        ckpt.unlink()
-    if ckpt.exists():  # check it here: inside the agent a bad checkpoint would only be a traceback in the log
+    if args.fresh:
+        CheckpointFile(ckpt).remove()  # the latest and the previous one
+    if CheckpointFile(ckpt).exists():  # check it here: inside the agent a bad checkpoint would only be a traceback in the log
         from streams.faust_driver import read_checkpoint
 
         try:

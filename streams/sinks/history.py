@@ -2,7 +2,9 @@
 
 Rows are buffered and written when the driver checkpoints, in one file per table named by the
 window range it covers. After a crash the driver resumes from its last checkpoint and recomputes
-what came after, so nothing is written twice and nothing is lost.
+what came after; files written after that checkpoint (a crash between writing them and saving
+it) are removed first (:meth:`ParquetHistory.load`), so each window's rows are in the history once,
+however the restarted run cuts its batches: nothing is written twice and nothing is lost.
 
 Example:
     >>> import polars as pl, tempfile, pathlib
@@ -36,6 +38,7 @@ class ParquetHistory:
         self._rows: dict[str, list[pl.DataFrame]] = {}
         self._first: int | None = None
         self._last: int | None = None
+        self.through_ms: int | None = None  # last window end written
 
     def add(self, window_end_ms: int, tables: dict[str, pl.DataFrame]) -> None:
         for name, frame in tables.items():
@@ -59,11 +62,32 @@ class ParquetHistory:
         for name, parts in self._rows.items():
             frame = pl.concat(parts, how="diagonal_relaxed")
             _atomic_write(self.directory / name / f"{stem}.parquet", frame.write_parquet)
+        self.through_ms = self._last
         self._rows.clear()
         self._first = self._last = None
 
     def pending(self) -> int:
         return sum(len(p) for p in self._rows.values())
+
+    def state(self) -> dict:
+        """What the checkpoint commits: the last window end written (None before any)."""
+        return {"through_ms": self.through_ms}
+
+    def load(self, state: dict | None) -> list[Path]:
+        """Resume at a checkpoint's :meth:`state` (None: no checkpoint): files holding windows after
+        it were written but never committed, and are removed (their windows are recomputed).
+        Returns the files removed."""
+        self.through_ms = None if state is None else state.get("through_ms")
+        removed = []
+        if not self.directory.is_dir():
+            return removed
+        for table in self.directory.iterdir():
+            for f in table.glob("*.parquet") if table.is_dir() else ():
+                first = f.stem.split("-")[0]
+                if first.lstrip("-").isdigit() and (self.through_ms is None or int(first) > self.through_ms):
+                    f.unlink()
+                    removed.append(f)
+        return removed
 
 
 class DeadLetterFile:
@@ -104,9 +128,14 @@ class DeadLetterFile:
     def state(self) -> dict:
         return {"seq": self.seq, "total": self.total - sum(p.height for p in self._parts)}
 
-    def load(self, state: dict) -> None:
-        self.seq = state["seq"]
-        self.total = state["total"]
+    def load(self, state: dict | None) -> None:
+        """Resume at a checkpoint's :meth:`state` (None: no checkpoint); files numbered from its
+        ``seq`` on were never committed and are removed (their records are read again)."""
+        self.seq, self.total = (0, 0) if state is None else (state["seq"], state["total"])
+        for f in self.directory.glob(f"{self.name}-*.jsonl"):
+            number = f.stem[len(self.name) + 1:]
+            if number.isdigit() and int(number) >= self.seq:
+                f.unlink()
 
 
 def read_dead_letters(directory: str | os.PathLike, name: str = "deadletter") -> pl.DataFrame:

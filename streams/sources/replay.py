@@ -31,6 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
+from brain.ingest import MAX_LINE_BYTES
 from brain.schemas import KINDS
 from streams.sim.frames import KIND_SCHEMAS, to_jsonl
 
@@ -129,18 +130,32 @@ class ReplaySource:
     # --- JSONL ------------------------------------------------------------------------------------
     def _jsonl_chunks(self) -> Iterator[bytes]:
         f = self.files[""]
+        # A line past the decoder's limit is refused there unread (too_large): only its first
+        # limit + 1 bytes are kept, so one endless line cannot fill the memory.
+        limit = MAX_LINE_BYTES + 1
         with f.open("rb") as fh:
             carry = b""
+            skipping = False  # inside an overlong line, after its kept head
             while True:
                 chunk = fh.read(self.chunk_bytes)
                 if not chunk:
                     break
+                if skipping:
+                    nl = chunk.find(b"\n")
+                    if nl < 0:
+                        continue
+                    yield carry + b"\n"
+                    carry, chunk, skipping = b"", chunk[nl + 1 :], False
                 data = carry + chunk
                 cut = data.rfind(b"\n")
                 if cut < 0:
                     carry = data
+                    if len(carry) > limit:
+                        carry, skipping = carry[:limit], True
                     continue
                 body, carry = data[: cut + 1], data[cut + 1 :]
+                if len(carry) > limit:
+                    carry, skipping = carry[:limit], True
                 yield body
             if carry.strip():
                 yield carry + b"\n"
