@@ -34,6 +34,9 @@ step 3 "installing CityBrain $spec from requirements.lock (a first install downl
 # uv prints its own progress (resolved / prepared / installed counts) on stderr.
 .venv/bin/python -m uv pip install --python .venv/bin/python -c requirements.lock -e "$spec"
 step 4 "compiling the numba kernels once, so the first start is fast"
-.venv/bin/citybrain warm-up
+if ! .venv/bin/citybrain warm-up; then
+  # Not fatal: the engine compiles what it needs at its first start (and says so); the tests find the bug.
+  echo "warning: the warm-up failed (above); the first start will compile the kernels itself" >&2
+fi
 touch "$stamp"
 echo "installed in $(( $(date +%s) - t0 )) s" >&2
