@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,40 +41,68 @@ from bench.sumo_net.arterial import (  # noqa: E402
 )
 from brain.greenwave.milp import maxband_milp  # noqa: E402
 from brain.greenwave.model import CorridorSpec, IntersectionSpec, PhaseSpec  # noqa: E402
-from brain.greenwave.optimizer import band_problem, optimize_corridor  # noqa: E402
+from brain.greenwave.band import band_problem  # noqa: E402
+from brain.greenwave.optimizer import optimize_corridor  # noqa: E402
+from brain.kernels.platoon import warm_up  # noqa: E402
 
 ARTERIAL_KMH = 50.0
 
 
-def default_corridor(n: int = 8, seed: int = 4) -> tuple[CorridorSpec, list[float]]:
+def default_corridor(n: int = 8, seed: int = 4, cycle_s: float | None = 60.0):
+    """An ``n``-signal two-way arterial: spacings 200-600 m, unbalanced directional demand, side
+    streets with through traffic and with traffic turning in and leaving the arterial 1-3
+    junctions on. Returns ``(spec, side_vph, turns_out, turns_in)``; the spec carries what the
+    planner may know of that demand (volumes, joins, exit shares: what counts would tell it)."""
     rng = np.random.default_rng(seed)
-    positions = np.concatenate([[0.0], np.cumsum(rng.uniform(250, 650, n - 1))]).round(0)
-    side = rng.uniform(150, 320, n).round(0)
-    vol_out, vol_in = 900.0, 600.0
+    positions = np.concatenate([[0.0], np.cumsum(rng.uniform(200, 600, n - 1))]).round(0)
+    side = rng.uniform(100, 260, n).round(0)
+    vol_out = float(round(rng.uniform(750, 1000)))
+    vol_in = float(round(vol_out * rng.uniform(0.4, 0.75)))
+    turns_out, turns_in = {}, {}
+    for i in range(n):
+        for table, j in ((turns_out, i + int(rng.integers(1, 4))), (turns_in, i - int(rng.integers(1, 4)))):
+            if 0 <= j < n:
+                table[(i, j)] = float(round(rng.uniform(40, 120)))
+    join_out = [sum(v for (i, _), v in turns_out.items() if i == k) for k in range(n)]
+    join_in = [sum(v for (i, _), v in turns_in.items() if i == k) for k in range(n)]
+    # exit share at j: joined traffic leaving there over everything on the arterial arriving there
+    exit_out, exit_in = [0.0] * n, [0.0] * n
+    for table, share, order in ((turns_out, exit_out, range(n)), (turns_in, exit_in, range(n - 1, -1, -1))):
+        on = vol_out if table is turns_out else vol_in
+        for j in order:
+            leaving = sum(v for (_, jj), v in table.items() if jj == j)
+            share[j] = leaving / on if on > 0 else 0.0
+            on += sum(v for (i, _), v in table.items() if i == j) - leaving
     inters = []
     for i, (x, s) in enumerate(zip(positions, side)):
+        art = max(vol_out + sum(v for (a, b), v in turns_out.items() if a < i <= b), vol_in) / 2
         inters.append(IntersectionSpec(id=f"J{i}", position_m=float(x), phases=[
-            PhaseSpec(name="arterial", min_green_s=15, ped_clearance_s=12, coordinated=True, flow_vph=vol_out / 2),
-            PhaseSpec(name="side", min_green_s=12, ped_clearance_s=15, flow_vph=float(s)),
+            PhaseSpec(name="arterial", min_green_s=15, ped_clearance_s=12, coordinated=True, flow_vph=float(art)),
+            PhaseSpec(name="side", min_green_s=12, ped_clearance_s=15,
+                      flow_vph=float(s + max(join_out[i], join_in[i]))),
         ]))
     v = ARTERIAL_KMH * 0.9  # replaced by the measured free-flow speed before planning
-    spec = CorridorSpec(id="sumo-arterial", intersections=inters, speed_out_kmh=v, speed_in_kmh=v,
-                        cycle_min_s=70, cycle_max_s=120, volume_out_vph=vol_out, volume_in_vph=vol_in)
-    return spec, [float(s) for s in side]
+    spec = CorridorSpec(id=f"sumo-{n}-s{seed}", intersections=inters, speed_out_kmh=v, speed_in_kmh=v,
+                        cycle_s=cycle_s, cycle_min_s=60, cycle_max_s=120, volume_out_vph=vol_out, volume_in_vph=vol_in,
+                        lanes_per_direction=2, join_out_vph=join_out, join_in_vph=join_in,
+                        exit_share_out=exit_out, exit_share_in=exit_in)
+    return spec, [float(s) for s in side], turns_out, turns_in
 
 
 def shared_timing(spec: CorridorSpec):
     """Webster cycle and splits rounded to whole seconds: the common ground of every strategy."""
-    plan = optimize_corridor(spec)
+    plan = optimize_corridor(spec, objective="bandwidth")
     ints = integer_timings(plan)
     greens = [np.array([g for g, _, _ in row]) for row in ints]
     return round(plan.cycle_s), greens
 
 
-def strategies(spec: CorridorSpec, art, routes: Path, workdir: Path) -> dict[str, tuple[Path, dict]]:
+def strategies(spec: CorridorSpec, art, workdir: Path):
     C, greens = shared_timing(spec)
+    t0 = time.perf_counter()
     ours = optimize_corridor(spec, cycle_s=C, greens_s=greens)
-    refined = optimize_corridor(spec, cycle_s=C, greens_s=greens, refine_sweeps=3)
+    t_ours = time.perf_counter() - t0
+    maxband = optimize_corridor(spec, cycle_s=C, greens_s=greens, objective="bandwidth")
     prob = band_problem(spec, C, greens)
     t0 = time.perf_counter()
     milp = maxband_milp(*prob.args())
@@ -84,12 +113,13 @@ def strategies(spec: CorridorSpec, art, routes: Path, workdir: Path) -> dict[str
         "tlsCoordinator": (tls_coordinator_offsets(art, spec.volume_out_vph or 800, spec.volume_in_vph or 800,
                                                     0.5 * (spec.speed_out_kmh + spec.speed_in_kmh) / ARTERIAL_KMH,
                                                     workdir / "coord.add.xml"), {}),
-        "MILP (scipy)": (write_offsets(art, milp_off, workdir / "milp.add.xml"),
-                         {"band_out_s": milp["b_out_s"], "band_in_s": milp["b_in_s"], "solve_ms": t_milp * 1e3}),
-        "ours (numba)": (write_offsets(art, ours.offsets_s(), workdir / "ours.add.xml"),
-                         {"band_out_s": ours.band_out_s, "band_in_s": ours.band_in_s}),
-        "ours+refine": (write_offsets(art, refined.offsets_s(), workdir / "refined.add.xml"),
-                        {"band_out_s": refined.band_out_s, "band_in_s": refined.band_in_s}),
+        "MAXBAND MILP": (write_offsets(art, milp_off, workdir / "milp.add.xml"),
+                         {"band_out_s": milp["b_out_s"], "band_in_s": milp["b_in_s"], "plan_ms": t_milp * 1e3}),
+        "MAXBAND numba": (write_offsets(art, maxband.offsets_s(), workdir / "maxband.add.xml"),
+                          {"band_out_s": maxband.band_out_s, "band_in_s": maxband.band_in_s}),
+        "ours (delay)": (write_offsets(art, ours.offsets_s(), workdir / "ours.add.xml"),
+                         {"band_out_s": ours.band_out_s, "band_in_s": ours.band_in_s, "plan_ms": t_ours * 1e3,
+                          "start": ours.method}),
     }
     return out, ours, C
 
@@ -99,72 +129,107 @@ def summarise(runs: list[dict]) -> dict:
         vals = [np.mean(r[group][key]) for r in runs if group in r and r[group][key]]
         return float(np.mean(vals)) if vals else float("nan")
 
-    all_delay = []
+    all_delay, art_delay = [], []
     for r in runs:
-        d = [x for g in ("out", "in", "side") for x in r.get(g, {}).get("delay_s", [])]
-        all_delay.append(np.mean(d))
+        all_delay.append(np.mean([x for g in ("out", "in", "side", "turn") for x in r.get(g, {}).get("delay_s", [])]))
+        art_delay.append(np.mean([x for g in ("out", "in") for x in r.get(g, {}).get("delay_s", [])]))
     return {
         "stops_out": mean_of("out", "stops"),
         "stops_in": mean_of("in", "stops"),
         "travel_out_s": mean_of("out", "travel_s"),
         "travel_in_s": mean_of("in", "travel_s"),
         "delay_all_s": float(np.mean(all_delay)),
+        "delay_arterial_s": float(np.mean(art_delay)),
         "delay_side_s": mean_of("side", "delay_s"),
+        "delay_turn_s": mean_of("turn", "delay_s"),
         "n_vehicles": int(np.mean([sum(len(r[g]["stops"]) for g in r) for r in runs])),
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--duration", type=float, default=1800.0, help="demand period (s); the run lasts 600 s longer")
-    ap.add_argument("--corridor-json", help="a two-phase corridor (docs/greenwave.md); default: built-in 8 signals")
-    ap.add_argument("--workdir", help="keep SUMO files here (default: a temporary folder)")
-    ap.add_argument("--json", help="also write the results to this JSON file")
-    a = ap.parse_args()
-    if a.corridor_json:
-        spec = CorridorSpec.from_json(Path(a.corridor_json).read_bytes())
-        side = [float(it.phases[1].flow_vph or 200.0) for it in spec.intersections]
-    else:
-        spec, side = default_corridor()
-    workdir = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="greenwave_sumo_"))
+BASELINES = ("zero offsets", "tlsCoordinator", "MAXBAND MILP")
+
+
+def run_corridor(n: int, corridor_seed: int, a) -> dict:
+    spec, side, turns_out, turns_in = default_corridor(n, corridor_seed, cycle_s=a.cycle)
+    workdir = Path(a.workdir or tempfile.mkdtemp(prefix="greenwave_sumo_")) / spec.id
     C, greens = shared_timing(spec)
-    art = build_arterial(spec, optimize_corridor(spec, cycle_s=C, greens_s=greens), workdir, arterial_kmh=ARTERIAL_KMH)
+    art = build_arterial(spec, optimize_corridor(spec, cycle_s=C, greens_s=greens, objective="bandwidth"), workdir,
+                         arterial_kmh=ARTERIAL_KMH)
     # progression speed as probes measure it (free flow, signals off), the same for every strategy
     v_out, v_in = free_flow_speeds_kmh(art, spec, spec.volume_out_vph or 800, spec.volume_in_vph or 800)
     spec.speed_out_kmh, spec.speed_in_kmh = round(v_out, 1), round(v_in, 1)
-    print(f"measured free-flow progression speed: outbound {spec.speed_out_kmh} km/h, inbound {spec.speed_in_kmh} km/h")
     routes = write_routes(art, workdir / "demand.rou.xml", spec.volume_out_vph or 800, spec.volume_in_vph or 800,
-                          side, a.duration)
-    strat, ours_plan, C = strategies(spec, art, routes, workdir)
-    print(f"corridor {spec.id}: {spec.n} signals over {spec.intersections[-1].position_m:.0f} m, cycle {C} s, "
-          f"seeds {a.seeds}, demand {a.duration:.0f} s")
-    results = {}
-    for name, (add, info) in strat.items():
-        runs = [run(art, routes, [add], seed, a.duration + 600, tag=name.split()[0]) for seed in range(1, a.seeds + 1)]
-        results[name] = summarise(runs) | info
-    hdr = f"{'strategy':<16} {'stops/veh out':>13} {'in':>6} {'worse':>6} {'travel out s':>12} {'in s':>7} {'delay all s':>11} {'side s':>7} {'band out/in s':>13}"
+                          side, a.duration, turns_out=turns_out, turns_in=turns_in)
+    strat, ours_plan, C = strategies(spec, art, workdir)
+    length_m = spec.intersections[-1].position_m
+    end_s = a.duration + 600 + 4 * length_m / (ARTERIAL_KMH / 3.6)
+    print(f"\n== {spec.id}: {spec.n} signals over {length_m:.0f} m, cycle {C} s, volumes {spec.volume_out_vph:.0f}/"
+          f"{spec.volume_in_vph:.0f} veh/h, free-flow {spec.speed_out_kmh}/{spec.speed_in_kmh} km/h, "
+          f"SUMO seeds {a.seeds}, demand {a.duration:.0f} s; ours: {strat['ours (delay)'][1]['start']}", flush=True)
+    per_seed: dict[str, list[dict]] = {}
+    for name, (add, _info) in strat.items():
+        for seed in range(1, a.seeds + 1):
+            per_seed.setdefault(name, []).append(summarise([run(art, routes, [add], seed, end_s, tag=name.split()[0])]))
+    results = {name: {k: float(np.mean([r[k] for r in runs])) for k in runs[0]} | strat[name][1]
+               for name, runs in per_seed.items()}
+    hdr = (f"{'strategy':<15} {'stops out':>9} {'in':>5} {'worse':>6} {'delay all s':>11} {'arterial s':>10} "
+           f"{'side s':>7} {'turn s':>7} {'band out/in s':>13} {'plan ms':>8}")
     print(hdr)
     for name, r in results.items():
         band = f"{r['band_out_s']:.1f}/{r['band_in_s']:.1f}" if "band_out_s" in r else "-"
-        print(f"{name:<16} {r['stops_out']:>13.2f} {r['stops_in']:>6.2f} {max(r['stops_out'], r['stops_in']):>6.2f} "
-              f"{r['travel_out_s']:>12.1f} {r['travel_in_s']:>7.1f} {r['delay_all_s']:>11.1f} {r['delay_side_s']:>7.1f} {band:>13}")
-    ours = results["ours (numba)"]
-    for name, r in results.items():
-        if name.startswith("ours"):
-            continue
-        print(f"  vs {name:<15}: all-vehicle delay x{r['delay_all_s'] / ours['delay_all_s']:.2f}, "
-              f"worse-direction stops x{max(r['stops_out'], r['stops_in']) / max(ours['stops_out'], ours['stops_in']):.2f} "
-              f"(baseline / ours)")
-    try:
+        pm = f"{r['plan_ms']:.1f}" if "plan_ms" in r else "-"
+        print(f"{name:<15} {r['stops_out']:>9.2f} {r['stops_in']:>5.2f} {max(r['stops_out'], r['stops_in']):>6.2f} "
+              f"{r['delay_all_s']:>11.1f} {r['delay_arterial_s']:>10.1f} {r['delay_side_s']:>7.1f} "
+              f"{r['delay_turn_s']:>7.1f} {band:>13} {pm:>8}")
+    print("per seed, all-vehicle delay (s): " + "; ".join(
+        f"{name}: " + " ".join(f"{r['delay_all_s']:.1f}" for r in runs) for name, runs in per_seed.items()))
+    ours = results["ours (delay)"]
+    best = min(BASELINES, key=lambda k: results[k]["delay_all_s"])
+    wins = sum(per_seed["ours (delay)"][s]["delay_all_s"] < min(per_seed[b][s]["delay_all_s"] for b in BASELINES)
+               for s in range(a.seeds))
+    worst_stops = max(max(r["stops_out"], r["stops_in"]) for k, r in results.items() if k in BASELINES)
+    print(f"ours vs best baseline ({best}): all-vehicle delay {100 * (ours['delay_all_s'] / results[best]['delay_all_s'] - 1):+.1f} %, "
+          f"lowest on {wins}/{a.seeds} seeds; worse-direction stops {max(ours['stops_out'], ours['stops_in']):.2f} "
+          f"(worst baseline {worst_stops:.2f}); MILP plan {results['MAXBAND MILP']['plan_ms']:.0f} ms vs ours "
+          f"{ours['plan_ms']:.0f} ms", flush=True)
+    return {"corridor": spec.id, "n": n, "cycle_s": C, "results": results, "per_seed": per_seed,
+            "best_baseline": best, "wins": wins, "spec": msgspec.to_builtins(spec), "_art": (art, routes, strat, ours_plan, spec)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--signals", default="8,12,20,30", help="corridor sizes, comma-separated")
+    ap.add_argument("--corridor-seed", type=int, default=None, help="corridor geometry seed (default: random, printed)")
+    ap.add_argument("--seeds", type=int, default=3, help="SUMO seeds per corridor")
+    ap.add_argument("--duration", type=float, default=900.0, help="demand period (s)")
+    ap.add_argument("--cycle", type=float, default=60.0, help="common cycle (s); 0 = Webster within 60-120 s")
+    ap.add_argument("--ambulance", action="store_true", help="also run the ambulance trial on the first corridor")
+    ap.add_argument("--workdir", help="keep SUMO files here (default: a temporary folder)")
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    a = ap.parse_args()
+    a.cycle = a.cycle or None
+    cseed = a.corridor_seed if a.corridor_seed is not None else int(np.random.default_rng().integers(1, 10_000))
+    print(f"corridor seed {cseed} (rerun with --corridor-seed {cseed})")
+    warm_up()
+    out = []
+    for n in [int(x) for x in a.signals.split(",")]:
+        out.append(run_corridor(n, cseed + n, a))
+    amb = None
+    if a.ambulance:
         from bench.sumo_net.ambulance import ambulance_trial
-    except ImportError:
-        amb = None
-    else:
-        amb = ambulance_trial(spec, art, routes, strat["ours (numba)"][0], ours_plan, seeds=range(1, a.seeds + 1))
+
+        art, routes, strat, ours_plan, spec = out[0]["_art"]
+        amb = ambulance_trial(spec, art, routes, strat["ours (delay)"][0], ours_plan, seeds=range(1, a.seeds + 1))
         print(json.dumps(amb, indent=2))
+    print("\nsummary: corridor, ours vs best baseline (all-vehicle delay), seeds where ours is lowest")
+    for r in out:
+        b = r["results"][r["best_baseline"]]["delay_all_s"]
+        print(f"  {r['corridor']:<14} {100 * (r['results']['ours (delay)']['delay_all_s'] / b - 1):+6.1f} % vs "
+              f"{r['best_baseline']:<14} {r['wins']}/{a.seeds}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"results": results, "ambulance": amb, "cycle_s": C}, indent=2))
+        for r in out:
+            r.pop("_art")
+        Path(a.json).write_text(json.dumps({"corridor_seed": cseed, "corridors": out, "ambulance": amb}, indent=2))
     return 0
 
 

@@ -154,8 +154,13 @@ def write_offsets(arterial: Arterial, offsets_s, out: Path) -> Path:
 
 
 def write_routes(arterial: Arterial, out: Path, volume_out_vph: float, volume_in_vph: float,
-                 side_vph, duration_s: float, ambulance_depart_s: float | None = None) -> Path:
-    """Poisson flows; ``side_vph[i]`` per direction on side street ``i``. Optionally one ambulance outbound."""
+                 side_vph, duration_s: float, ambulance_depart_s: float | None = None,
+                 turns_out: dict | None = None, turns_in: dict | None = None) -> Path:
+    """Poisson flows; ``side_vph[i]`` per direction on side street ``i``. Optionally one ambulance outbound.
+
+    ``turns_out[(i, j)]`` veh/h come from the north arm of ``i``, turn east onto the arterial and
+    leave it south at ``j > i``; ``turns_in[(i, j)]`` from the south arm of ``i``, west, north at ``j < i``.
+    """
     root = ET.Element("routes")
     ET.SubElement(root, "vType", {"id": "car", "accel": "2.6", "decel": "4.5", "sigma": "0.5", "length": "5",
                                   "minGap": "2.5", "speedFactor": "normc(1,0.08,0.8,1.2)"})
@@ -169,6 +174,15 @@ def write_routes(arterial: Arterial, out: Path, volume_out_vph: float, volume_in
     flows = [("out", "r_out", volume_out_vph), ("in", "r_in", volume_in_vph)]
     for i, v in enumerate(side_vph):
         flows += [(f"ns{i}", f"r_ns{i}", v), (f"sn{i}", f"r_sn{i}", v)]
+    # side-street traffic turning into the arterial and leaving it 1-3 junctions on (group "turn")
+    for (i, j), v in sorted((turns_out or {}).items()):
+        edges = [f"n{i}in"] + [f"o{k}" for k in range(i + 1, j + 1)] + [f"s{j}out"]
+        ET.SubElement(root, "route", {"id": f"r_tjo{i}_{j}", "edges": " ".join(edges)})
+        flows.append((f"tjo{i}_{j}", f"r_tjo{i}_{j}", v))
+    for (i, j), v in sorted((turns_in or {}).items()):
+        edges = [f"s{i}in"] + [f"i{k}" for k in range(i, j, -1)] + [f"n{j}out"]
+        ET.SubElement(root, "route", {"id": f"r_tji{i}_{j}", "edges": " ".join(edges)})
+        flows.append((f"tji{i}_{j}", f"r_tji{i}_{j}", v))
     for fid, rid, vph in flows:
         if vph <= 0:
             continue
@@ -184,6 +198,7 @@ def write_routes(arterial: Arterial, out: Path, volume_out_vph: float, volume_in
 
 def run(arterial: Arterial, routes: Path, additional: list[Path], seed: int, end_s: float, tag: str,
         signals_off: bool = False) -> dict:
+    # SUMO stops by itself once every vehicle has arrived; end_s only bounds a gridlock
     """Run SUMO headless; per-group stats from tripinfo (``stops`` = SUMO's waitingCount)."""
     trip = arterial.workdir / f"trip_{tag}_{seed}.xml"
     cmd = [_bin("sumo"), "-n", str(arterial.net), "-r", str(routes), "--seed", str(seed), "--end", f"{end_s:.0f}",
@@ -204,7 +219,7 @@ def tripinfo_stats(path: Path) -> dict:
             continue
         vid = el.get("id")
         g = "ambulance" if vid == "ambulance" else vid.split(".")[0]
-        g = "side" if g.startswith(("ns", "sn")) else g
+        g = "side" if g.startswith(("ns", "sn")) else "turn" if g.startswith("tj") else g
         d = groups.setdefault(g, {"travel_s": [], "delay_s": [], "stops": []})
         d["travel_s"].append(float(el.get("duration")))
         d["delay_s"].append(float(el.get("timeLoss")))

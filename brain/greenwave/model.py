@@ -100,7 +100,11 @@ class CorridorSpec(msgspec.Struct, forbid_unknown_fields=True):
 
     ``link_speed_out_kmh``/``link_speed_in_kmh`` (one per link, n-1 values) override the
     per-direction speeds. ``volume_out_vph``/``volume_in_vph`` are the arterial through volumes
-    that weight the two bands (MAXBAND's k = volume_in / volume_out).
+    that weight the two bands (MAXBAND's k = volume_in / volume_out) and enter the delay model
+    (:mod:`brain.greenwave.delay`) at the corridor's ends. For that model, per intersection:
+    ``join_out_vph``/``join_in_vph`` side-street traffic turning into the arterial there (veh/h,
+    released in the side phase), ``exit_share_out``/``exit_share_in`` the share of the arterial
+    traffic that turns off there (0-1); ``lanes_per_direction`` the arterial's through lanes.
     """
 
     id: str
@@ -115,6 +119,11 @@ class CorridorSpec(msgspec.Struct, forbid_unknown_fields=True):
     link_speed_in_kmh: list[float] | None = None
     volume_out_vph: float | None = None
     volume_in_vph: float | None = None
+    lanes_per_direction: int = 1
+    join_out_vph: list[float] | None = None
+    join_in_vph: list[float] | None = None
+    exit_share_out: list[float] | None = None
+    exit_share_in: list[float] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -167,6 +176,16 @@ class CorridorSpec(msgspec.Struct, forbid_unknown_fields=True):
         for label, v in (("volume_out_vph", self.volume_out_vph), ("volume_in_vph", self.volume_in_vph)):
             if v is not None and not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"corridor {self.id!r}: {label} must be >= 0, got {v}")
+        if not (isinstance(self.lanes_per_direction, int) and 1 <= self.lanes_per_direction <= 8):
+            raise ValueError(f"corridor {self.id!r}: lanes_per_direction must be 1-8, got {self.lanes_per_direction}")
+        for label, vals, top in (("join_out_vph", self.join_out_vph, math.inf), ("join_in_vph", self.join_in_vph, math.inf),
+                                 ("exit_share_out", self.exit_share_out, 1.0), ("exit_share_in", self.exit_share_in, 1.0)):
+            if vals is None:
+                continue
+            if len(vals) != n:
+                raise ValueError(f"corridor {self.id!r}: {label} needs {n} values (one per intersection), got {len(vals)}")
+            if not all(math.isfinite(v) and 0 <= v <= top for v in vals):
+                raise ValueError(f"corridor {self.id!r}: {label} values must be in [0, {top}], got {vals}")
         for it in self.intersections:
             self._validate_intersection(it)
 

@@ -1,9 +1,10 @@
-"""Corridor plan: Webster cycle and splits, then offsets that maximise two-way bandwidth.
+"""Corridor plan: Webster cycle and splits, then offsets by modelled delay from the MAXBAND optimum.
 
 :func:`optimize_corridor` is the whole pipeline for one corridor: common cycle (Webster at the
 critical intersection, within the corridor's bounds, unless fixed), splits from critical flow
 ratios (never below a phase's minimum), offsets from the MAXBAND optimum found by the numba
-kernel :func:`brain.kernels.bandwidth.max_bandwidth`, and the safety check
+kernel :func:`brain.kernels.bandwidth.max_bandwidth`, then moved by the platoon delay model
+(:mod:`brain.greenwave.delay`; ``objective="bandwidth"`` stops at MAXBAND), and the safety check
 (:func:`brain.greenwave.safety.assert_safe`) before the plan is returned.
 
 Example:
@@ -22,60 +23,34 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import msgspec
 import numpy as np
 
+from brain.greenwave.band import BandProblem, band_problem, demand_weights  # noqa: F401 (re-exported)
+from brain.greenwave.delay import choose_cycle_s, delay_offsets
 from brain.greenwave.model import CorridorSpec
 from brain.greenwave.plan import IntersectionTiming, PhaseTiming, Plan
+from brain.greenwave.safety import assert_safe
 from brain.greenwave.webster import corridor_cycle_s, corridor_greens_s
-from brain.kernels.bandwidth import max_bandwidth
+from brain.kernels.bandwidth import band_of_offsets, max_bandwidth
+
+Objective = Literal["delay", "bandwidth"]
 
 
-class BandProblem(msgspec.Struct):
-    """The arrays the bandwidth kernel takes (s), for a given cycle and splits."""
-
-    cycle_s: float
-    green_out_s: np.ndarray
-    green_in_s: np.ndarray
-    in_shift_s: np.ndarray
-    travel_out_s: np.ndarray
-    travel_in_s: np.ndarray
-    weight_out: float
-    weight_in: float
-
-    def args(self) -> tuple:
-        return (self.cycle_s, self.green_out_s, self.green_in_s, self.in_shift_s,
-                self.travel_out_s, self.travel_in_s, self.weight_out, self.weight_in)
+#: Cycles the delay objective compares when the corridor gives bounds (s): Webster's own cycle
+#: and those of these above it within the bounds (a longer cycle can buy better progression).
+CYCLE_CANDIDATES = (60.0, 70.0, 80.0, 90.0, 100.0, 120.0, 150.0)
 
 
-def demand_weights(volume_out_vph: float | None, volume_in_vph: float | None) -> tuple[float, float]:
-    """MAXBAND's weights (1, k) with k = inbound / outbound volume, scaled so the larger is 1."""
-    if volume_out_vph is None or volume_in_vph is None:
-        return 1.0, 1.0
-    top = max(volume_out_vph, volume_in_vph)
-    if top <= 0:
-        return 1.0, 1.0
-    return volume_out_vph / top, volume_in_vph / top
-
-
-def band_problem(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]) -> BandProblem:
-    n = spec.n
-    g_out = np.empty(n)
-    g_in = np.empty(n)
-    shift = np.empty(n)
-    for i, it in enumerate(spec.intersections):
-        ko, ki = it.phase_index("out"), it.phase_index("in")
-        g = greens_s[i]
-        g_out[i], g_in[i] = g[ko], g[ki]
-        # local start of the inbound coordinated green after the outbound one, walking the ring
-        t, k = 0.0, ko
-        while k != ki:
-            t += g[k] + it.phases[k].clearance_s
-            k = (k + 1) % len(it.phases)
-        shift[i] = t
-    wo, wi = demand_weights(spec.volume_out_vph, spec.volume_in_vph)
-    return BandProblem(cycle_s, g_out, g_in, shift, spec.travel_out_s(), spec.travel_in_s(), wo, wi)
+def _delay_cycle_s(spec: CorridorSpec, webster_s: float) -> float:
+    need = max(it.min_cycle_s() for it in spec.intersections)
+    # never below Webster's cycle: the fluid model undercounts random overflow at short cycles
+    cands = sorted({webster_s} | {c for c in CYCLE_CANDIDATES
+                                  if webster_s < c <= spec.cycle_max_s and c >= need})
+    cycle, _ = choose_cycle_s(spec, cands, lambda c: corridor_greens_s(spec, c))
+    return cycle
 
 
 def _plan_id(spec: CorridorSpec, body: bytes) -> str:
@@ -84,15 +59,38 @@ def _plan_id(spec: CorridorSpec, body: bytes) -> str:
 
 def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, plan_id: str | None = None,
                       cycle_s: float | None = None, greens_s: list[np.ndarray] | None = None,
-                      refine_sweeps: int = 0) -> Plan:
-    """The corridor's plan (checked safe). ``cycle_s``/``greens_s`` override Webster when given;
-    ``refine_sweeps`` > 0 re-places the greens within the max-band ranges by the progression score."""
-    from brain.greenwave.safety import assert_safe
+                      refine_sweeps: int = 0, objective: Objective = "delay", choose_cycle: bool = True) -> Plan:
+    """The corridor's plan (checked safe). ``cycle_s``/``greens_s`` override Webster when given.
 
-    cycle = float(cycle_s) if cycle_s is not None else corridor_cycle_s(spec)
+    ``objective="delay"`` (the default) places the offsets by the platoon delay model
+    (:func:`brain.greenwave.delay.delay_offsets`) starting from the MAXBAND optima, and when the
+    corridor has cycle bounds instead of a fixed cycle it also picks the cycle among
+    :data:`CYCLE_CANDIDATES` in the bounds by modelled all-vehicle delay; ``"bandwidth"`` keeps
+    the MAXBAND optimum, with ``refine_sweeps`` > 0 re-placing the greens within the max-band
+    ranges by the progression score. ``choose_cycle=False`` keeps Webster's cycle (what a live
+    re-planner wants: the cycle then follows the flows smoothly instead of jumping between
+    candidates of nearly equal modelled delay).
+    """
+    if objective not in ("delay", "bandwidth"):
+        raise ValueError(f"objective must be 'delay' or 'bandwidth', got {objective!r}")
+    if cycle_s is not None:
+        cycle = float(cycle_s)
+    else:
+        cycle = corridor_cycle_s(spec)
+        if objective == "delay" and choose_cycle and greens_s is None and spec.fixed_cycle_s() is None:
+            cycle = _delay_cycle_s(spec, cycle)
     greens = greens_s if greens_s is not None else corridor_greens_s(spec, cycle)
     prob = band_problem(spec, cycle, greens)
     bands, starts = max_bandwidth(*prob.args(), refine_sweeps)
+    method = "maxband-numba"
+    if objective == "delay":
+        res = delay_offsets(spec, cycle, greens)
+        starts = res.green_start_s.astype(np.float64)
+        # what these offsets really give: the plan never advertises more than it delivers
+        got = band_of_offsets(cycle, prob.green_out_s, prob.green_in_s, prob.in_shift_s,
+                              prob.travel_out_s, prob.travel_in_s, starts)
+        bands = np.array([got[0], got[1], got[2], got[3], bands[4]])
+        method = f"delay-platoon ({res.start} start)"
     ref = starts[0]
     inters = []
     for i, it in enumerate(spec.intersections):
@@ -125,6 +123,7 @@ def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, p
         speed_out_kmh=spec.speed_out_kmh,
         speed_in_kmh=spec.speed_in_kmh,
         valid_from_ms=valid_from_ms,
+        method=method,
     )
     plan.plan_id = plan_id or _plan_id(spec, msgspec.json.encode(plan))
     assert_safe(plan, spec)

@@ -50,10 +50,15 @@ from typing import Mapping, Sequence
 import msgspec
 import numpy as np
 
+from brain.greenwave.delay import modelled
 from brain.greenwave.model import CorridorSpec
 from brain.greenwave.optimizer import optimize_corridor
 from brain.greenwave.plan import Plan
 from brain.greenwave.webster import flow_ratios
+
+
+#: A re-plan that only moves offsets must cut the modelled delay by more than this share.
+MIN_DELAY_GAIN = 0.03
 
 
 class CorridorReplanner:
@@ -159,8 +164,8 @@ class CorridorReplanner:
             if self._shift(y, k) <= self.threshold:
                 return None
             reason = self._describe_shift(y, k)
-        candidate = optimize_corridor(spec, valid_from_ms=int(window_end_ms) + self.lead_ms)
-        if self.plan is not None and not self._differs(candidate, self.plan):
+        candidate = optimize_corridor(spec, valid_from_ms=int(window_end_ms) + self.lead_ms, choose_cycle=False)
+        if self.plan is not None and (not self._differs(candidate, self.plan) or self._no_real_gain(spec, candidate)):
             # the flows moved but the plan would not: adopt them as the new reference anyway
             self._planned_y, self._planned_k, self._planned_at_ms = y, k, int(window_end_ms)
             return None
@@ -224,6 +229,24 @@ class CorridorReplanner:
         self.history = [msgspec.json.decode(p, type=Plan) for p in state["history"]]
         self.last_reason = state.get("last_reason", "")
         return self
+
+    def _no_real_gain(self, spec: CorridorSpec, candidate: Plan) -> bool:
+        """Same cycle and splits, other offsets, and the current offsets model within
+        :data:`MIN_DELAY_GAIN` of the candidate's delay: the offset search lands in a neighbouring
+        optimum under noise, and a transition costs more than that."""
+        cur = self.plan
+        if abs(candidate.cycle_s - cur.cycle_s) > self.min_change_s:
+            return False
+        for x, y in zip(candidate.intersections, cur.intersections):
+            if any(abs(p.green_s - q.green_s) > self.min_change_s for p, q in zip(x.phases, y.phases)):
+                return False
+        greens = [np.array([p.green_s for p in it.phases]) for it in candidate.intersections]
+        ko = [spec.intersections[i].phase_index("out") for i in range(spec.n)]
+        starts_new = [it.offset_s + it.phase_start_s(k) for it, k in zip(candidate.intersections, ko)]
+        starts_cur = [it.offset_s + it.phase_start_s(k) for it, k in zip(cur.intersections, ko)]
+        d_new = modelled(spec, candidate.cycle_s, greens, starts_new)["delay_s_per_veh"]
+        d_cur = modelled(spec, candidate.cycle_s, greens, starts_cur)["delay_s_per_veh"]
+        return d_cur <= d_new * (1.0 + MIN_DELAY_GAIN)
 
     def _differs(self, a: Plan, b: Plan) -> bool:
         if abs(a.cycle_s - b.cycle_s) > self.min_change_s:

@@ -1,6 +1,8 @@
 """The safety checker every plan and transition passes before it leaves the engine.
 
-:func:`check_plan` lists every violation (empty list = safe): the cycle within the corridor's
+:func:`check_plan` lists every violation (empty list = safe): the absolute limits of
+:mod:`brain.greenwave.limits` (yellow, all-red, green and pedestrian floors, cycle range, a fixed
+cycle inside the corridor's bounds), the cycle within the corridor's
 bounds (or equal to its fixed cycle), every phase present with its spec's yellow and all-red,
 every green at least ``max(min_green_s, ped_clearance_s)``, each intersection's phases summing
 to the cycle, offsets inside ``[0, cycle)``, all numbers finite, and the advertised bands really
@@ -25,8 +27,11 @@ import math
 
 import numpy as np
 
+from brain.greenwave.band import band_problem
+from brain.greenwave.limits import DEFAULT_LIMITS, SafetyLimits, cycle_limit_violations, phase_limit_violations
 from brain.greenwave.model import CorridorSpec
 from brain.greenwave.plan import Plan
+from brain.kernels.bandwidth import band_of_offsets
 
 TOL_S = 1e-6
 
@@ -39,8 +44,10 @@ class UnsafePlanError(ValueError):
         super().__init__("unsafe signal plan: " + "; ".join(violations))
 
 
-def check_phases(where: str, phases, spec_phases, total_s: float | None) -> list[str]:
-    """Minimum greens, pedestrian clearance and clearance intervals of one cycle's phases."""
+def check_phases(where: str, phases, spec_phases, total_s: float | None,
+                 limits: SafetyLimits = DEFAULT_LIMITS) -> list[str]:
+    """Minimum greens, pedestrian clearance and clearance intervals of one cycle's phases: the
+    spec's own, and the absolute :class:`~brain.greenwave.limits.SafetyLimits` under them."""
     out = []
     if len(phases) != len(spec_phases):
         return [f"{where}: {len(phases)} phases, the intersection has {len(spec_phases)}"]
@@ -55,6 +62,8 @@ def check_phases(where: str, phases, spec_phases, total_s: float | None) -> list
             out.append(f"{w}: green {p.green_s:.2f} s shorter than the pedestrian clearance {sp.ped_clearance_s} s")
         if p.yellow_s < sp.yellow_s - TOL_S or p.all_red_s < sp.all_red_s - TOL_S:
             out.append(f"{w}: yellow/all-red {p.yellow_s}/{p.all_red_s} s shorter than {sp.yellow_s}/{sp.all_red_s} s")
+        out.extend(phase_limit_violations(w, green_s=p.green_s, yellow_s=p.yellow_s, all_red_s=p.all_red_s,
+                                          ped_clearance_s=sp.ped_clearance_s, limits=limits))
     if total_s is not None:
         s = sum(p.green_s + p.yellow_s + p.all_red_s for p in phases)
         if abs(s - total_s) > 1e-3:
@@ -62,11 +71,12 @@ def check_phases(where: str, phases, spec_phases, total_s: float | None) -> list
     return out
 
 
-def check_plan(plan: Plan, spec: CorridorSpec) -> list[str]:
-    v: list[str] = []
+def check_plan(plan: Plan, spec: CorridorSpec, limits: SafetyLimits = DEFAULT_LIMITS) -> list[str]:
+    """Every violation of ``plan`` against ``spec`` and the absolute ``limits`` (empty: safe)."""
     C = plan.cycle_s
     if not (math.isfinite(C) and C > 0):
         return [f"cycle {C} is not a positive number"]
+    v = cycle_limit_violations(C, fixed_s=spec.cycle_s, bounds_s=(spec.cycle_min_s, spec.cycle_max_s), limits=limits)
     fixed = spec.cycle_s
     if fixed is not None:
         if abs(C - fixed) > TOL_S:
@@ -78,7 +88,7 @@ def check_plan(plan: Plan, spec: CorridorSpec) -> list[str]:
     for it, sit in zip(plan.intersections, spec.intersections):
         if not (math.isfinite(it.offset_s) and -TOL_S <= it.offset_s < C + TOL_S):
             v.append(f"{it.id}: offset {it.offset_s} s outside [0, {C})")
-        v.extend(check_phases(it.id, it.phases, sit.phases, C))
+        v.extend(check_phases(it.id, it.phases, sit.phases, C, limits))
     if not v and (plan.band_out_s > 0 or plan.band_in_s > 0):
         v.extend(_check_bands(plan, spec))
     return v
@@ -86,9 +96,6 @@ def check_plan(plan: Plan, spec: CorridorSpec) -> list[str]:
 
 def _check_bands(plan: Plan, spec: CorridorSpec) -> list[str]:
     # The advertised bands must be what the offsets give; a controller cannot see a promise.
-    from brain.kernels.bandwidth import band_of_offsets
-    from brain.greenwave.optimizer import band_problem
-
     greens = [np.array([p.green_s for p in it.phases]) for it in plan.intersections]
     prob = band_problem(spec, plan.cycle_s, greens)
     starts = np.array([it.offset_s for it in plan.intersections])
@@ -101,7 +108,7 @@ def _check_bands(plan: Plan, spec: CorridorSpec) -> list[str]:
     return out
 
 
-def assert_safe(plan: Plan, spec: CorridorSpec) -> None:
-    v = check_plan(plan, spec)
+def assert_safe(plan: Plan, spec: CorridorSpec, limits: SafetyLimits = DEFAULT_LIMITS) -> None:
+    v = check_plan(plan, spec, limits)
     if v:
         raise UnsafePlanError(v)

@@ -30,8 +30,10 @@ import math
 import msgspec
 import numpy as np
 
+from brain.greenwave.limits import DEFAULT_LIMITS, SafetyLimits
 from brain.greenwave.model import CorridorSpec
-from brain.greenwave.plan import Plan
+from brain.greenwave.plan import PhaseTiming, Plan
+from brain.greenwave.safety import check_phases
 
 
 class TransitionCycle(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,8 +81,12 @@ def _validate(max_lengthen: float, max_shorten: float) -> None:
 
 
 def plan_transition(old: Plan, new: Plan, spec: CorridorSpec, switch_s: float,
-                    max_lengthen: float = 0.2, max_shorten: float = 0.17) -> Transition:
-    """The transition from ``old`` to ``new`` requested at ``switch_s`` (shared clock, s)."""
+                    max_lengthen: float = 0.2, max_shorten: float = 0.17,
+                    limits: SafetyLimits = DEFAULT_LIMITS) -> Transition:
+    """The transition from ``old`` to ``new`` requested at ``switch_s`` (shared clock, s).
+
+    No transition cycle leaves the absolute cycle range of ``limits``: near its ends the
+    correction takes more, smaller steps (or only goes the other way)."""
     _validate(max_lengthen, max_shorten)
     if not math.isfinite(switch_s):
         raise ValueError("switch_s must be finite")
@@ -98,9 +104,9 @@ def plan_transition(old: Plan, new: Plan, spec: CorridorSpec, switch_s: float,
         g = np.array([p.green_s for p in it_new.phases])
         mins = np.array([max(p.min_green_s, p.ped_clearance_s) for p in sit.phases])
         slack = np.maximum(g - mins, 0.0)
-        step_long = max_lengthen * C
-        step_short = min(max_shorten * C, slack.sum())
-        n_long = math.ceil(err / step_long - 1e-9)
+        step_long = min(max_lengthen * C, limits.cycle_max_s - C)
+        step_short = min(max_shorten * C, slack.sum(), C - limits.cycle_min_s)
+        n_long = math.ceil(err / step_long - 1e-9) if step_long > 1e-9 else 10**9
         n_short = math.ceil((C - err) / step_short - 1e-9) if step_short > 1e-9 else 10**9
         cycles = []
         if n_short < n_long:
@@ -124,11 +130,10 @@ def plan_transition(old: Plan, new: Plan, spec: CorridorSpec, switch_s: float,
                       controllers=out)
 
 
-def check_transition(tr: Transition, spec: CorridorSpec) -> list[str]:
-    """Violations of a transition (empty = safe): phases below minimum, cycles changed by more
-    than the allowed correction, or controllers not landing on the new offsets."""
-    from brain.greenwave.safety import check_phases
-    from brain.greenwave.plan import PhaseTiming
+def check_transition(tr: Transition, spec: CorridorSpec, limits: SafetyLimits = DEFAULT_LIMITS) -> list[str]:
+    """Violations of a transition (empty = safe): phases below minimum (the spec's and the
+    absolute ``limits``), cycles changed by more than the allowed correction or outside the
+    absolute cycle range, or controllers not landing on the new offsets."""
 
     v: list[str] = []
     C = tr.new_cycle_s
@@ -137,7 +142,10 @@ def check_transition(tr: Transition, spec: CorridorSpec) -> list[str]:
             phases = [PhaseTiming(number=k + 1, name=p.name, green_s=g, yellow_s=p.yellow_s, all_red_s=p.all_red_s,
                                   min_green_s=p.min_green_s, ped_clearance_s=p.ped_clearance_s)
                       for k, (p, g) in enumerate(zip(sit.phases, cyc.greens_s))]
-            v.extend(check_phases(f"{ct.id} transition cycle {j + 1}", phases, sit.phases, cyc.cycle_s))
+            v.extend(check_phases(f"{ct.id} transition cycle {j + 1}", phases, sit.phases, cyc.cycle_s, limits))
+            if not (limits.cycle_min_s - 1e-6 <= cyc.cycle_s <= limits.cycle_max_s + 1e-6):
+                v.append(f"{ct.id} transition cycle {j + 1}: {cyc.cycle_s:.2f} s outside the absolute range "
+                         f"[{limits.cycle_min_s}, {limits.cycle_max_s}] s")
             if not (C * (1 - tr.max_shorten) - 1e-6 <= cyc.cycle_s <= C * (1 + tr.max_lengthen) + 1e-6):
                 v.append(f"{ct.id} transition cycle {j + 1}: {cyc.cycle_s:.2f} s changes the {C} s cycle by more than allowed")
         off = tr.new_offsets_s[[c.id for c in tr.controllers].index(ct.id)]

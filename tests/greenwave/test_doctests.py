@@ -19,6 +19,10 @@ MODULES = [
     "brain.greenwave.replanner",
     "brain.greenwave.priority",
     "streams.sinks.signal_plans",
+    "brain.kernels.platoon",
+    "brain.greenwave.band",
+    "brain.greenwave.delay",
+    "brain.greenwave.limits",
 ]
 
 

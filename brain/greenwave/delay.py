@@ -1,0 +1,239 @@
+"""Offsets judged by modelled delay: the corridor's TRANSYT-style model and its offset search.
+
+:func:`delay_params` turns a corridor, a cycle and splits into the arrays of
+:mod:`brain.kernels.platoon` (1-s bins; effective green = green + yellow - 3 s, starting 2 s after
+the green: start-up loss, and 1 s of yellow used); :func:`delay_offsets` starts from MAXBAND
+optima (demand-weighted two-way, equal two-way, and each one-way wave), runs the coordinate
+descent from each, and keeps the lowest modelled all-vehicle delay whose worse direction's stops
+per vehicle are no more than the demand-weighted MAXBAND plan's: so a one-way wave wins exactly
+when the model says it carries more than the two-way band, and never by stopping the other
+direction more than the bandwidth plan would. :func:`modelled` reports a plan's figures.
+
+Example:
+    >>> from brain.greenwave.model import CorridorSpec, IntersectionSpec, PhaseSpec
+    >>> def inter(i, x):
+    ...     return IntersectionSpec(id=i, position_m=x, phases=[
+    ...         PhaseSpec(name="EW", min_green_s=15, coordinated=True, flow_vph=450),
+    ...         PhaseSpec(name="NS", min_green_s=15, flow_vph=200)])
+    >>> spec = CorridorSpec(id="C1", intersections=[inter(f"J{k}", 380.0 * k) for k in range(5)],
+    ...                     volume_out_vph=900, volume_in_vph=400, lanes_per_direction=2)
+    >>> greens = [np.array([30.0, 20.0])] * 5
+    >>> res = delay_offsets(spec, 60.0, greens)
+    >>> res.delay_s_per_veh <= res.maxband_delay_s_per_veh
+    True
+    >>> res.stops_worse <= res.maxband_stops_worse * (1 + STOP_SLACK) + 1e-9
+    True
+"""
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+
+from brain.greenwave.band import band_problem, phase_shift_s
+from brain.greenwave.model import DEFAULT_COORDINATED_FLOW_RATIO, CorridorSpec
+from brain.kernels import platoon as K
+from brain.kernels.bandwidth import max_bandwidth
+
+#: Robertson's dispersion factor: TRANSYT's urban default is 0.35; SUMO's cars (speed factor
+#: spread 8 %) disperse less, so the planner defaults a little lower.
+DISPERSION_ALPHA = 0.1
+#: Time a stop costs beyond the queueing the fluid model counts (s): deceleration and
+#: acceleration from ~50 km/h (SUMO's timeLoss and a driver both feel it).
+STOP_LOSS_S = 6.0
+START_LOST_S = 2.0
+#: How much more than the bandwidth plan the worse direction may stop (per vehicle) for less delay.
+STOP_SLACK = 0.05
+YELLOW_USED_S = 1.0
+
+
+class DelayResult(msgspec.Struct):
+    """Offsets chosen by modelled delay and the model's figures (per vehicle, both directions).
+
+    ``green_start_s`` are outbound coordinated green starts (s, first intersection at 0);
+    ``start`` names the MAXBAND start that won ("two-way", "equal", "one-way out", "one-way in").
+    Example: see the module docstring.
+    """
+
+    green_start_s: np.ndarray
+    start: str
+    delay_s_per_veh: float
+    stops_out: float
+    stops_in: float
+    maxband_delay_s_per_veh: float
+    maxband_stops_worse: float
+
+    @property
+    def stops_worse(self) -> float:
+        return max(self.stops_out, self.stops_in)
+
+
+def _bins(x_s: float, bin_s: float) -> int:
+    return int(round(x_s / bin_s))
+
+
+def delay_params(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray],
+                 alpha: float = DISPERSION_ALPHA) -> tuple[int, float, np.ndarray]:
+    """``(nb, bin_s, prm)`` for :mod:`brain.kernels.platoon` (flows per lane)."""
+    n = spec.n
+    nb = max(int(round(cycle_s)), 8)
+    bin_s = cycle_s / nb
+    lanes = spec.lanes_per_direction
+    prm = np.zeros((K.P_N, n))
+    t_out = np.diff(spec.travel_out_s())
+    t_in = -np.diff(spec.travel_in_s())  # travel_in_s falls along the corridor
+    v_out, v_in = arterial_volumes_vph(spec)
+    joins_out = spec.join_out_vph or [0.0] * n
+    joins_in = spec.join_in_vph or [0.0] * n
+    for i, it in enumerate(spec.intersections):
+        ko, ki = it.phase_index("out"), it.phase_index("in")
+        g = greens_s[i]
+        po, pi = it.phases[ko], it.phases[ki]
+        prm[K.P_G_OUT, i] = max(_bins(g[ko] + YELLOW_USED_S - START_LOST_S, bin_s), 1)
+        prm[K.P_G_IN, i] = max(_bins(g[ki] + YELLOW_USED_S - START_LOST_S, bin_s), 1)
+        prm[K.P_SHIFT_IN, i] = _bins(phase_shift_s(it, g, ko, ki), bin_s)
+        prm[K.P_SAT_OUT, i] = po.saturation_vph / 3600.0 * bin_s
+        prm[K.P_SAT_IN, i] = pi.saturation_vph / 3600.0 * bin_s
+        if i + 1 < n:
+            prm[K.P_LINK_OUT, i] = t_out[i] / bin_s
+        if i > 0:
+            prm[K.P_LINK_IN, i] = t_in[i - 1] / bin_s
+        prm[K.P_KEEP_OUT, i] = 1.0 - (spec.exit_share_out[i] if spec.exit_share_out else 0.0)
+        prm[K.P_KEEP_IN, i] = 1.0 - (spec.exit_share_in[i] if spec.exit_share_in else 0.0)
+        # side traffic turning in is released during the non-coordinated phases
+        side = [k for k in range(len(it.phases)) if not (it.phases[k].serves_out or it.phases[k].serves_in)]
+        if side:
+            first = side[0]
+            # every effective green starts START_LOST_S late, so shifts between them are unchanged
+            prm[K.P_JOIN_SHIFT, i] = _bins(phase_shift_s(it, g, ko, first), bin_s)
+            span = sum(g[k] for k in side) + YELLOW_USED_S - START_LOST_S
+            prm[K.P_JOIN_LEN, i] = max(_bins(span, bin_s), 1)
+        jl = max(prm[K.P_JOIN_LEN, i], 1.0)
+        per_cycle = cycle_s / 3600.0 / lanes
+        prm[K.P_JOIN_OUT, i] = joins_out[i] * per_cycle / jl
+        prm[K.P_JOIN_IN, i] = joins_in[i] * per_cycle / jl
+    prm[K.P_ENTRY_OUT, 0] = v_out / lanes / 3600.0 * bin_s
+    prm[K.P_ENTRY_IN, n - 1] = v_in / lanes / 3600.0 * bin_s
+    prm[K.P_ALPHA] = alpha
+    return nb, bin_s, prm
+
+
+def arterial_volumes_vph(spec: CorridorSpec) -> tuple[float, float]:
+    """Entry volumes (veh/h, all lanes): the corridor's own, else the coordinated phase's critical
+    lane flow at the entry intersection times the lanes, else the default flow ratio."""
+    out = []
+    for direction, given, entry in (("out", spec.volume_out_vph, spec.intersections[0]),
+                                    ("in", spec.volume_in_vph, spec.intersections[-1])):
+        if given is not None:
+            out.append(float(given))
+            continue
+        ph = entry.phases[entry.phase_index(direction)]
+        lane = ph.flow_vph if ph.flow_vph is not None else DEFAULT_COORDINATED_FLOW_RATIO * ph.saturation_vph
+        out.append(float(lane) * spec.lanes_per_direction)
+    return out[0], out[1]
+
+
+def _figures(tot: np.ndarray, bin_s: float) -> tuple[float, float, float]:
+    # delay per vehicle counts each stop's STOP_LOSS_S: what the descent minimises
+    veh = tot[K.T_VEH_OUT] + tot[K.T_VEH_IN]
+    d = ((tot[K.T_DELAY_OUT] + tot[K.T_DELAY_IN]) * bin_s + STOP_LOSS_S * (tot[K.T_STOPS_OUT] + tot[K.T_STOPS_IN])) / max(veh, 1e-12)
+    return d, tot[K.T_STOPS_OUT] / max(tot[K.T_VEH_OUT], 1e-12), tot[K.T_STOPS_IN] / max(tot[K.T_VEH_IN], 1e-12)
+
+
+def modelled(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray], green_start_s) -> dict:
+    """The model's figures for given outbound green starts (s): delay per vehicle, stops per direction."""
+    nb, bin_s, prm = delay_params(spec, cycle_s, greens_s)
+    u = np.array([_bins(x, bin_s) % nb for x in green_start_s], dtype=np.int64)
+    d, so, si = _figures(K.corridor_delay(nb, u, prm), bin_s)
+    return {"delay_s_per_veh": d, "stops_out": so, "stops_in": si}
+
+
+def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray], *, sweeps: int = 4,
+                  step_s: float = 3.0, stop_slack: float = STOP_SLACK) -> DelayResult:
+    """Offsets minimising modelled all-vehicle delay, the worse direction's stops per vehicle
+    bounded by ``(1 + stop_slack)`` times the demand-weighted MAXBAND plan's.
+
+    Every MAXBAND start gets one sweep; the best of them gets the remaining ``sweeps - 1``.
+    """
+    prob = band_problem(spec, cycle_s, greens_s)
+    nb, bin_s, prm = delay_params(spec, cycle_s, greens_s)
+    step = max(1, _bins(step_s, bin_s))
+    wo, wi = prob.weight_out, prob.weight_in
+    starts = {"two-way": (wo, wi), "equal": (1.0, 1.0), "one-way out": (1.0, 0.0), "one-way in": (0.0, 1.0)}
+    seeds = {}
+    for name, (a, b) in starts.items():
+        _, st = max_bandwidth(prob.cycle_s, prob.green_out_s, prob.green_in_s, prob.in_shift_s,
+                              prob.travel_out_s, prob.travel_in_s, a, b, 0)
+        # the model's green starts are the effective ones; shifting them all alike changes nothing
+        u = np.array([_bins(x - st[0], bin_s) % nb for x in st], dtype=np.int64)
+        seeds[name] = u
+    ref_tot = K.corridor_delay(nb, seeds["two-way"], prm)
+    ref_d, ref_so, ref_si = _figures(ref_tot, bin_s)
+    bound = max(ref_so, ref_si) * (1.0 + stop_slack) + 1e-9
+    loss = STOP_LOSS_S / bin_s
+
+    def ranked(name, u):
+        d, so, si = _figures(K.corridor_delay(nb, u, prm), bin_s)
+        return (max(so, si) > bound, d), name, u, d, so, si
+
+    first = [ranked(name, K.descend_offsets(nb, u0, prm, 1, step, bound, loss)) for name, u0 in seeds.items()]
+    _, name, u, d, so, si = min(first, key=lambda r: r[0])
+    if sweeps > 1:
+        _, name, u, d, so, si = ranked(name, K.descend_offsets(nb, u, prm, sweeps - 1, step, bound, loss))
+    green_start = (u - u[0]) % nb * bin_s
+    return DelayResult(green_start_s=green_start, start=name, delay_s_per_veh=float(d), stops_out=float(so),
+                       stops_in=float(si), maxband_delay_s_per_veh=float(ref_d),
+                       maxband_stops_worse=float(max(ref_so, ref_si)))
+
+
+def webster_delay_s(cycle_s: float, green_s: float, flow_vph: float, saturation_vph: float) -> float:
+    """Webster's delay per vehicle (s): uniform term plus random overflow (x capped at 0.95)."""
+    lam = green_s / cycle_s
+    x = min(flow_vph / (saturation_vph * max(lam, 1e-9)), 0.95)
+    q = max(flow_vph, 1e-9) / 3600.0
+    return 0.5 * cycle_s * (1 - lam) ** 2 / (1 - x * lam) + x * x / (2 * q * (1 - x))
+
+
+def side_delay_s_per_veh(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]) -> tuple[float, float]:
+    """Webster's delay of the non-coordinated phases, flow-weighted: ``(s per vehicle, veh/h)``;
+    the part of all-vehicle delay that offsets cannot change but the cycle does."""
+    tot = veh = 0.0
+    for it, g in zip(spec.intersections, greens_s):
+        for k, p in enumerate(it.phases):
+            if p.serves_out or p.serves_in or not p.flow_vph:
+                continue
+            tot += webster_delay_s(cycle_s, g[k], p.flow_vph, p.saturation_vph) * p.flow_vph
+            veh += p.flow_vph
+    return (tot / veh if veh else 0.0), veh
+
+
+def _overflow_s(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]) -> float:
+    # random overflow delay of the arterial phases (the fluid model has none), summed per vehicle
+    tot = 0.0
+    for it, g in zip(spec.intersections, greens_s):
+        ph = it.phases[it.phase_index("out")]
+        if not ph.flow_vph:
+            continue
+        lam = g[it.phase_index("out")] / cycle_s
+        x = min(ph.flow_vph / (ph.saturation_vph * max(lam, 1e-9)), 0.95)
+        tot += x * x / (2 * ph.flow_vph / 3600.0 * (1 - x))
+    return tot
+
+
+def choose_cycle_s(spec: CorridorSpec, candidates_s, greens_for) -> tuple[float, float]:
+    """Among candidate cycles, the one with the least modelled all-vehicle delay (s/veh):
+    arterial by the platoon model after one descent sweep plus Webster's overflow term, side
+    streets by Webster. ``greens_for(cycle_s)`` gives the splits. Returns ``(cycle_s, delay)``."""
+    v_out, v_in = arterial_volumes_vph(spec)
+    art_veh = v_out + v_in + sum(spec.join_out_vph or []) + sum(spec.join_in_vph or [])
+    best = (math.inf, float(candidates_s[0]))
+    for c in candidates_s:
+        greens = greens_for(float(c))
+        res = delay_offsets(spec, float(c), greens, sweeps=1, step_s=4.0)
+        side_d, side_veh = side_delay_s_per_veh(spec, float(c), greens)
+        art_d = res.delay_s_per_veh + _overflow_s(spec, float(c), greens)
+        d = (art_d * art_veh + side_d * side_veh) / max(art_veh + side_veh, 1e-9)
+        if d < best[0] - 1e-9:
+            best = (d, float(c))
+    return best[1], best[0]
