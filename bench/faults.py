@@ -1,0 +1,232 @@
+"""Reliability bench: an operator's worst day, scenario by scenario, against an uninterrupted run.
+
+    .venv/bin/python bench/faults.py [--hours 6] [--seed N] [--chunk-kb 256]
+
+A simulated stretch of the demo city is written as JSON lines (random seed unless given) and read
+by the local driver (``streams.local.LocalDriver`` over a file source cut in ``--chunk-kb``
+batches, a checkpoint after every batch). The peer, measured in the same run, is the same driver
+reading the same file uninterrupted. Each scenario injects one fault, restarts when the fault
+stopped the engine, and compares with the peer:
+
+- ``input``: lines in the file (records);
+- ``lost``: records the engine never accounted for (neither applied, dead-lettered nor late), plus
+  history rows of the peer missing from the scenario's history;
+- ``duplicated``: history rows beyond the peer's (a window written twice);
+- ``crashed``: the engine could not finish (an exception escaped, or it could not restart).
+
+Scenarios: ``sigterm mid-file`` (a stop request while reading, then a restart), ``crash after
+history write`` (killed between writing history and saving the checkpoint, then a restart),
+``truncated checkpoint`` and ``corrupted checkpoint`` (the latest checkpoint damaged after a
+stop, then a restart), ``poison lines`` (a 2 KB line nesting 995 brackets, a whitespace-only line
+and a two-object line mixed into the file), ``pickled checkpoint`` (a pickle that would write a
+marker file if run; ``crashed`` is yes if it ran or if the engine died with a traceback instead of
+refusing it).
+
+The history is compared row by row (every table, rows hashed over every column), so "same" means
+bit-identical vital signs. Runs on the code in this tree; point ``PYTHONPATH`` at another checkout
+to measure it on the same data.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pickle
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
+ROOT = Path(__file__).resolve().parent.parent
+if not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, str(ROOT))
+
+import polars as pl  # noqa: E402
+
+
+class Crash(Exception):
+    """The fault injected at a stage boundary (the process would die there)."""
+
+
+class _Marker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def make_day(path: Path, hours: float, seed: int) -> int:
+    from brain.city import demo_city_path, load_city
+    from streams.sim import Simulator
+
+    sim = Simulator(load_city(demo_city_path()), seed=seed)
+    n = 0
+    with path.open("wb") as fh:
+        for chunk in sim.jsonl_batches(sim.start_ms + int(hours * 3_600_000), batch_s=3600):
+            fh.write(chunk)
+            n += chunk.count(b"\n")
+    return n
+
+
+def _driver(city, path: Path, out: Path, chunk_bytes: int):
+    from brain.pipeline import CityPipeline
+    from streams.feeds import FileSource
+    from streams.local import LocalDriver
+
+    source = FileSource(path)
+    source.replay.chunk_bytes = chunk_bytes
+    return LocalDriver(CityPipeline(city), source, out, checkpoint_every_s=0.0, source_key=f"file:{path}")
+
+
+def _accounted(driver) -> int:
+    c = driver.pipeline.counters
+    return int(c["applied"] + c["dead_lettered"] + c["late"])
+
+
+def history_rows(out: Path) -> Counter:
+    """Every history row as (table, hash of its columns in name order)."""
+    rows: Counter = Counter()
+    root = out / "history"
+    for table in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        files = sorted(table.glob("*.parquet"))
+        if not files:
+            continue
+        frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+        frame = frame.select(sorted(frame.columns))
+        rows.update((table.name, h) for h in frame.hash_rows(seed=0).to_list())
+    return rows
+
+
+def run_scenario(name: str, city, path: Path, out: Path, chunk_bytes: int) -> tuple[int, bool, str]:
+    """Runs one scenario to its end (restarting when the fault stopped it); returns (records
+    accounted for, crashed, note)."""
+    driver = _driver(city, path, out, chunk_bytes)
+    note = ""
+    try:
+        driver.resume()
+        if name == "sigterm mid-file":
+            batches = [0]
+
+            def stop_after_three(_result):
+                batches[0] += 1
+                if batches[0] == 3:
+                    driver.stop()  # what the SIGTERM handler of `citybrain run` calls
+
+            driver.batch_handlers.append(stop_after_three)
+            asyncio.run(driver.run())
+        elif name == "crash after history write":
+            # Checkpoints every third batch (as a wall-clock cadence would), the restart checkpoints
+            # after every batch: the history files of the two runs are cut differently.
+            save, calls, batches = driver.checkpoints.save, [0], [0]
+
+            def crash_on_second(state):
+                calls[0] += 1
+                if calls[0] == 2:  # history of this checkpoint is on disk, the checkpoint is not
+                    raise Crash()
+                save(state)
+
+            def every_third(_result):
+                batches[0] += 1
+                if batches[0] % 3 == 0:
+                    driver.checkpoint()
+
+            driver.checkpoint_every_s = float("inf")
+            driver.checkpoints.save = crash_on_second
+            driver.batch_handlers.append(every_third)
+            try:
+                asyncio.run(driver.run())
+            except Crash:
+                pass
+        elif name in ("truncated checkpoint", "corrupted checkpoint"):
+            driver.batch_handlers.append(lambda r, d=driver, n=[0]: (n.__setitem__(0, n[0] + 1), n[0] == 3 and d.stop()))
+            asyncio.run(driver.run())
+            ckpt = driver.checkpoints.path
+            data = bytearray(ckpt.read_bytes())
+            if name == "truncated checkpoint":
+                data = data[: len(data) // 2]
+            else:
+                data[len(data) // 2] ^= 0xFF
+            ckpt.write_bytes(bytes(data))
+        elif name == "pickled checkpoint":
+            marker = out / "pwned"
+            (out / "checkpoint.bin").parent.mkdir(parents=True, exist_ok=True)
+            (out / "checkpoint.bin").write_bytes(pickle.dumps(_Marker(str(marker))))
+            try:
+                _driver(city, path, out, chunk_bytes).resume()
+                note = "accepted"
+            except ValueError as exc:  # a clear refusal
+                note = f"refused: {str(exc)[:60]}"
+            except Exception as exc:  # noqa: BLE001 - what the bench measures
+                note = f"{type(exc).__name__}"
+            ran = marker.exists()
+            for p in out.glob("checkpoint.bin*"):
+                p.unlink()
+            driver = _driver(city, path, out, chunk_bytes)
+            asyncio.run(driver.run())
+            return _accounted(driver), ran or not note.startswith("refused"), ("CODE RAN; " if ran else "") + note
+        else:
+            asyncio.run(driver.run())
+            return _accounted(driver), False, note
+        # the restart
+        again = _driver(city, path, out, chunk_bytes)
+        again.resume()
+        asyncio.run(again.run())
+        return _accounted(again), False, note
+    except Exception as exc:  # noqa: BLE001 - a crash is a result here
+        return 0, True, f"{type(exc).__name__}: {str(exc)[:70]}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", type=float, default=6.0)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--chunk-kb", type=int, default=256)
+    args = ap.parse_args()
+    seed = random.randrange(10_000) if args.seed is None else args.seed
+
+    from brain.city import demo_city_path, load_city
+
+    city = load_city(demo_city_path())
+    work = Path(tempfile.mkdtemp(prefix="cb-faults-"))
+    try:
+        day = work / "day.jsonl"
+        n = make_day(day, args.hours, seed)
+        poison = work / "poison.jsonl"
+        lines = day.read_bytes().split(b"\n")
+        good = lines[0]
+        deep = good[:-1] + b',"x":' + b"[" * 995 + b"]" * 995 + b"}"
+        mid = len(lines) // 2
+        poison.write_bytes(b"\n".join(lines[:mid] + [deep, b"\r", good + good] + lines[mid:]))
+        chunk = args.chunk_kb * 1024
+        print(f"data: {n:,} lines, {args.hours:g} simulated hours of the demo city (seed {seed}), "
+              f"read in {args.chunk_kb} KB batches, a checkpoint after each")
+        t0 = time.monotonic()
+        peer = _driver(city, day, work / "peer", chunk)
+        asyncio.run(peer.run())
+        ref_rows, ref_acc = history_rows(work / "peer"), _accounted(peer)
+        print(f"peer (uninterrupted): {ref_acc:,} records accounted, {sum(ref_rows.values()):,} history rows, "
+              f"{peer.stats.windows} windows, {time.monotonic() - t0:.1f} s\n")
+        print(f"{'scenario':<28}| {'input':>8} | {'lost':>6} | {'duplicated':>10} | crashed | note")
+        print("-" * 100)
+        for name in ("sigterm mid-file", "crash after history write", "truncated checkpoint", "corrupted checkpoint",
+                     "pickled checkpoint", "poison lines"):
+            out = work / name.replace(" ", "-")
+            src = poison if name == "poison lines" else day
+            accounted, crashed, note = run_scenario(name, city, src, out, chunk)
+            rows = history_rows(out)
+            want = n + 2 if name == "poison lines" else n  # the deep and the two-object lines (a blank line is no record)
+            lost = max(want - accounted, 0) + sum((ref_rows - rows).values())
+            duplicated = sum((rows - ref_rows).values())
+            print(f"{name:<28}| {want:>8,} | {lost:>6,} | {duplicated:>10,} | {'yes' if crashed else 'no':>7} | {note}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
