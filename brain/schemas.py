@@ -108,6 +108,37 @@ class UtilityOutage(_Base, tag="outage"):
     customers: int = 0
 
 
+ControllerMode = Literal["coordinated", "free", "flash", "manual", "preempt", "off"]
+
+
+class SignalStatus(_Base, tag="signal_status"):
+    """What a signal controller is actually running (NTCIP 1202 status objects: the running
+    pattern, the phase in green and for how long, detector faults); one record per report."""
+
+    intersection_id: str
+    plan_id: str
+    pattern: int
+    phase: int
+    phase_time_s: float
+    mode: ControllerMode = "coordinated"
+    cycle_time_s: float = 0.0
+    detector_faults: int = 0
+
+
+VehicleType = Literal["ambulance", "fire", "police", "bus", "other"]
+
+
+class VehiclePosition(_Base, tag="vehicle_position"):
+    """A tracked vehicle's position (AVL / GNSS): WGS84, speed and heading (0 = north, clockwise)."""
+
+    vehicle_id: str
+    vehicle_type: VehicleType
+    lon: float
+    lat: float
+    speed_kmh: float
+    heading_deg: float
+
+
 # --- emergency -----------------------------------------------------------------------------------
 IncidentStatus = Literal["reported", "dispatched", "on_scene", "closed"]
 
@@ -143,6 +174,8 @@ Record = Union[
     UtilityOutage,
     Incident,
     HazardReading,
+    SignalStatus,
+    VehiclePosition,
 ]
 
 RECORD_TYPES: dict[str, type] = {t.__struct_config__.tag: t for t in Record.__args__}  # type: ignore[attr-defined]
@@ -161,6 +194,8 @@ KIND_SENSOR_TYPES: dict[str, frozenset[str]] = {
     "outage": frozenset({"utility_outage_feed"}),
     "incident": frozenset({"cad_police", "cad_fire", "cad_medical", "cad_emergency_mgmt"}),
     "hazard": frozenset({"hazard"}),
+    "signal_status": frozenset({"signal_controller"}),
+    "vehicle_position": frozenset({"vehicle_avl"}),
 }
 
 #: Physically possible range of each numeric field, whatever the sensor (inclusive).
@@ -198,6 +233,12 @@ PHYSICAL_RANGE: dict[str, tuple[float, float]] = {
     "lon": (-180, 180),
     "lat": (-90, 90),
     "value": (-1e6, 1e6),
+    "pattern": (0, 255),  # NTCIP 1202 pattern numbers; 0 = free running
+    "phase": (1, 255),
+    "phase_time_s": (0, 3600),
+    "cycle_time_s": (0, 600),
+    "detector_faults": (0, 1000),
+    "heading_deg": (0, 360),
 }
 
 #: The field a sensor's ``valid_min``/``valid_max`` applies to, per record kind (None: no primary value).
@@ -213,6 +254,8 @@ PRIMARY_FIELD: dict[str, str | None] = {
     "outage": None,
     "incident": None,
     "hazard": "value",
+    "signal_status": None,
+    "vehicle_position": "speed_kmh",
 }
 
 

@@ -61,6 +61,7 @@ PLACE_FIELDS: dict[str, dict[str, str]] = {
     "grid_case": {"cell_id": "cell"},
     "outage": {"cell_id": "cell"},
     "incident": {"segment_id": "segment"},
+    "signal_status": {"intersection_id": "intersection"},
 }
 
 #: Sensor quantities by unit, for utility sensors whose primary field depends on what they measure.
@@ -231,14 +232,16 @@ class Validator:
     more in planning than the comparisons themselves); reasons are written for the failed rows only.
     """
 
-    def __init__(self, registry: SensorRegistry, cells: set[str] | None = None, segments: set[str] | None = None):
+    def __init__(self, registry: SensorRegistry, cells: set[str] | None = None, segments: set[str] | None = None,
+                 intersections: set[str] | None = None):
         self.registry = registry
-        self.places = {"cell": cells, "segment": segments}
+        self.places = {"cell": cells, "segment": segments, "intersection": intersections}
         self._checks: dict[str, list[_Check]] = {kind: self._build_checks(kind) for kind in KIND_DTYPES}
 
     @classmethod
     def from_city(cls, city: City) -> "Validator":
-        return cls(SensorRegistry.from_city(city), {c.id for c in city.cells}, {s.id for s in city.segments})
+        return cls(SensorRegistry.from_city(city), {c.id for c in city.cells}, {s.id for s in city.segments},
+                   {x.id for x in city.intersections})
 
     def _build_checks(self, kind: str) -> list[_Check]:
         """The checks of one kind in priority order (a row's reason is its first failed check)."""

@@ -32,6 +32,8 @@ SENSOR_FAMILY: dict[str, str] = {
     "video": "traffic",
     "radar": "traffic",
     "probe": "traffic",
+    "signal_controller": "traffic",
+    "vehicle_avl": "traffic",
     # grid events: case sources and utility lifelines
     "grid_inspector": "grid",
     "hotline_12345": "grid",
@@ -53,6 +55,10 @@ SENSOR_FAMILY: dict[str, str] = {
     "cad_emergency_mgmt": "emergency",
     "hazard": "emergency",
 }
+
+#: Terminal types the shipped demo city does not carry yet (its simulator sends no such feed):
+#: signal controllers report through streams/controllers, vehicles through a priority request.
+NOT_IN_DEMO_CITY: frozenset[str] = frozenset({"signal_controller", "vehicle_avl"})
 
 
 class District(msgspec.Struct, forbid_unknown_fields=True):
