@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+import redis.asyncio as aioredis
 
 from brain.city.model import City
 from dashboards.api.history import HistoryReader
@@ -53,8 +54,12 @@ class ApiContext:
         self.plans = FilePlanSink(self.out_dir / "signal_plans")
 
     @classmethod
-    def from_url(cls, redis_url: str, city: City, out_dir: str | os.PathLike, **kw) -> "ApiContext":
-        return cls(store=AlertStore.from_url(redis_url), city=city, out_dir=Path(out_dir), **kw)
+    def from_url(cls, redis_url: str, city: City, out_dir: str | os.PathLike, max_connections: int = 64,
+                 **kw) -> "ApiContext":
+        # a bounded pool that makes a burst of requests wait for a connection instead of failing with
+        # "Too many connections" (the default pool's answer under load)
+        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=max_connections, timeout=10)
+        return cls(store=AlertStore(aioredis.Redis(connection_pool=pool)), city=city, out_dir=Path(out_dir), **kw)
 
     async def close(self) -> None:
         await self.store.close()

@@ -65,6 +65,7 @@ class LiveHub:
         self.latest_window = None  # the newest closed window of an in-process engine
         self._window_dirty = False
         self._alerts_blob: bytes | None = None
+        self._window_wall_ms = 0
         self.events_published = 0
         self.last_window_push_wall = 0.0
 
@@ -93,6 +94,7 @@ class LiveHub:
     def on_window(self, window) -> None:
         """Window handler for the local driver: remember the newest window (cheap, synchronous)."""
         self.latest_window = window
+        self._window_wall_ms = int(time.time() * 1000)  # for clients measuring window close -> screen
         self._window_dirty = True
 
     def live_table(self, name: str):
@@ -110,7 +112,8 @@ class LiveHub:
                 if self._window_dirty and self.latest_window is not None:
                     self._window_dirty = False
                     if self._queues:
-                        self.publish("window", window_payload(self.latest_window))
+                        self.publish("window", {**window_payload(self.latest_window),
+                                                "closed_wall_ms": self._window_wall_ms})
                         self.last_window_push_wall = time.time()
                 elif self.latest_window is None and time.monotonic() >= next_history_check:
                     next_history_check = time.monotonic() + 2.0

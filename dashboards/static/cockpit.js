@@ -244,7 +244,13 @@ async function live() {
 
 function onEvent(ev, data) {
   if (ev === "window" && S.page === "overview" && data.district?.length) renderDistricts(data.district, data.window_end_ms);
-  if (ev === "window") $("#stream-time").textContent = localTime(data.window_end_ms);
+  if (ev === "window") {
+    $("#stream-time").textContent = localTime(data.window_end_ms);
+    if (data.closed_wall_ms) {  // window closed in the engine -> shown here (same machine clock in tests and benches)
+      window.__pushLatenciesMs = (window.__pushLatenciesMs || []).concat([Date.now() - data.closed_wall_ms]);
+      $("#live-dot").title = `live push: ${Date.now() - data.closed_wall_ms} ms after the window closed`;
+    }
+  }
   if (ev === "alerts") { if (S.page === "overview") renderFeed(); else if (S.page === "alerts") loadAlerts(); }
 }
 

@@ -18,6 +18,7 @@ from brain.alerts.sdm import alert_to_sdm
 from brain.alerts.silences import Silence
 from brain.alerts.state import AuditEntry
 from dashboards.api.auth import require
+from dashboards.api.encoding import JSON
 from dashboards.api.errors import ApiError
 from dashboards.api.tokens import Identity, now_ms
 
@@ -76,8 +77,8 @@ async def list_alerts(request: Request, status: str | None = Query(None, descrip
             continue
         out.append(a)
     page = out[offset:offset + limit]
-    return {"total": len(out), "offset": offset, "limit": limit, "more": max(0, len(out) - offset - len(page)),
-            "rows": [alert_row(a) for a in page]}
+    return JSON({"total": len(out), "offset": offset, "limit": limit, "more": max(0, len(out) - offset - len(page)),
+                 "rows": [alert_row(a) for a in page]})
 
 
 @router.get("/incidents", summary="active alerts grouped per incident (inhibited duplicates folded)")
@@ -93,7 +94,7 @@ async def incidents(request: Request, _=Depends(require("read"))):
                      "lead": alert_row(lead), "alerts": len(members),
                      "inhibited": sum(1 for a in members if a.inhibited_by)})
     rows.sort(key=lambda r: (r["severity"], -r["lead"]["last_seen_ms"]))
-    return {"total": len(rows), "rows": rows}
+    return JSON({"total": len(rows), "rows": rows})
 
 
 @router.get("/alerts/{fingerprint}", summary="one alert with its evidence, as CAP 1.2 and as a Smart Data Models Alert")
@@ -105,7 +106,7 @@ async def alert_detail(request: Request, fingerprint: str, _=Depends(require("re
                            msg_type="Alert")
     except ValueError as exc:  # an alert CAP cannot express: say why instead of failing the page
         cap = f"<!-- not renderable as CAP 1.2: {exc} -->"
-    return {"alert": alert_row(a), "cap_xml": cap, "sdm": alert_to_sdm(a)}
+    return JSON({"alert": alert_row(a), "cap_xml": cap, "sdm": alert_to_sdm(a)})
 
 
 class AckBody(BaseModel):
@@ -189,4 +190,4 @@ async def expire_silence(request: Request, silence_id: str, who: Identity = Depe
 
 @router.get("/audit", summary="the last state changes and who made them (append-only)")
 async def audit_log(request: Request, limit: int = Query(100, ge=1, le=5000), _=Depends(require("audit"))):
-    return {"rows": await request.app.state.ctx.store.audit(limit)}
+    return JSON({"rows": await request.app.state.ctx.store.audit(limit)})

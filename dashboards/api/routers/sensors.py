@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from dashboards.api.auth import require
+from dashboards.api.encoding import JSON
 from dashboards.api.errors import ApiError
 
 router = APIRouter(prefix="/api/v1", tags=["sensors", "grid"])
@@ -51,8 +52,8 @@ async def registry(request: Request, district: str | None = None, type: str | No
     rows = [{f: getattr(s, f) for f in fields} for s in city.sensors
             if (district is None or s.district == district) and (type is None or s.type == type)]
     complete = sum(1 for r in rows if r["owner"] and r["unit"] and r["cell"])
-    return {"total": len(rows), "metadata_complete": complete, "offset": offset, "limit": limit,
-            "rows": rows[offset:offset + limit]}
+    return JSON({"total": len(rows), "metadata_complete": complete, "offset": offset, "limit": limit,
+                 "rows": rows[offset:offset + limit]})
 
 
 @router.get("/sensors/freshness", summary="fresh / stale / silent sensors per district and family (newest window)")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from dashboards.api.auth import require
+from dashboards.api.encoding import JSON
 from dashboards.api.history import rows
 
 router = APIRouter(prefix="/api/v1", tags=["vitals"])
@@ -32,10 +33,10 @@ async def latest(request: Request, table: str, district: str | None = None, cell
     live = ctx.hub.live_table(table)
     if live is not None:
         frame = ctx.history.filtered(live, _filters(district, cell, segment, sensor))
-        return {"table": table, "window_end_ms": int(ctx.hub.latest_window.window_end_ms), "source": "engine",
-                "rows": rows(frame)}
+        return JSON({"table": table, "window_end_ms": int(ctx.hub.latest_window.window_end_ms), "source": "engine",
+                     "rows": rows(frame)})
     out = await run_in_threadpool(ctx.history.latest, table, _filters(district, cell, segment, sensor))
-    return {**out, "source": "history"}
+    return JSON({**out, "source": "history"})
 
 
 @router.get("/vitals/{table}/history", summary="past windows of one table (Parquet history), paginated")
@@ -48,8 +49,8 @@ async def history(request: Request, table: str, district: str | None = None, cel
                   _=Depends(require("read"))):
     ctx = request.app.state.ctx
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    return await run_in_threadpool(ctx.history.query, table, _filters(district, cell, segment, sensor), from_ms, to_ms,
-                                   limit, offset, cols)
+    return JSON(await run_in_threadpool(ctx.history.query, table, _filters(district, cell, segment, sensor), from_ms,
+                                        to_ms, limit, offset, cols))
 
 
 @router.get("/city", summary="the city model: districts, streets, corridors, timezone")
@@ -67,4 +68,4 @@ async def districts_geojson(request: Request, _=Depends(require("read"))):
     names = {d.id: d.name for d in c.districts}
     feats = [{"type": "Feature", "properties": {"id": did, "name": names.get(did, did)},
               "geometry": {"type": "Polygon", "coordinates": rings}} for did, rings in c.district_polygons.items()]
-    return {"type": "FeatureCollection", "features": feats}
+    return JSON({"type": "FeatureCollection", "features": feats})

