@@ -8,6 +8,11 @@ the speed ratio, and the largest relative gap between the two objectives (must b
 bandwidth). The numba kernel is warmed up first, so compile time is not counted. The last two
 columns time the kernel with the optional progression refinement (3 sweeps), which the MILP
 does not do at all (same bands, different placement inside the greens).
+
+A second table times the whole delay-judged offset choice (:func:`brain.greenwave.delay.delay_offsets`:
+four MAXBAND starts, platoon-model coordinate descent, 60 s cycle) on random two-phase corridors
+with side-street joins and exits, against the MILP on the same corridor, and the modelled
+all-vehicle delay (with stop losses) of ours against the MILP's offsets.
 """
 from __future__ import annotations
 
@@ -23,7 +28,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from brain.greenwave.milp import maxband_milp  # noqa: E402
 from brain.kernels.bandwidth import max_bandwidth  # noqa: E402
+from brain.greenwave.band import band_problem  # noqa: E402
+from brain.greenwave.delay import delay_offsets, modelled  # noqa: E402
+from brain.kernels.platoon import warm_up  # noqa: E402
 from tests.greenwave.helpers import random_problem  # noqa: E402
+from tests.greenwave.test_platoon import corridor  # noqa: E402
+
+
+def delay_table(sizes, instances: int, rng, time_limit_s: float) -> None:
+    warm_up()
+    delay_offsets(corridor(4, 0), 60.0, [np.array([33.0, 17.0])] * 4)
+    print(f"\n{'n':>3} {'delay plan (ms)':>15} {'milp (ms)':>10} {'speed-up':>9} {'model delay s/veh ours':>23} "
+          f"{'milp':>6} {'zero':>6}")
+    for n in sizes:
+        to, tm, do, dm, dz = [], [], [], [], []
+        for _ in range(instances):
+            spec = corridor(n, int(rng.integers(1, 2**31)))
+            greens = [np.array([33.0, 17.0])] * n
+            best = float("inf")
+            for _ in range(3):  # best of 3: the machine is shared
+                t0 = time.perf_counter()
+                res = delay_offsets(spec, 60.0, greens)
+                best = min(best, time.perf_counter() - t0)
+            prob = band_problem(spec, 60.0, greens)
+            t0 = time.perf_counter()
+            ref = maxband_milp(*prob.args(), time_limit_s=time_limit_s)
+            tm.append(time.perf_counter() - t0)
+            to.append(best)
+            do.append(res.delay_s_per_veh)
+            dm.append(modelled(spec, 60.0, greens, ref["green_start_s"])["delay_s_per_veh"])
+            dz.append(modelled(spec, 60.0, greens, [0.0] * n)["delay_s_per_veh"])
+        o, m = statistics.median(to), statistics.median(tm)
+        print(f"{n:>3} {o * 1e3:>15.1f} {m * 1e3:>10.1f} {m / o:>8.1f}x {statistics.mean(do):>23.1f} "
+              f"{statistics.mean(dm):>6.1f} {statistics.mean(dz):>6.1f}")
 
 
 def time_kernel(args, refine_sweeps: int = 0, repeat: int = 100) -> tuple[float, np.ndarray]:
@@ -42,8 +79,12 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 20, 40])
     ap.add_argument("--instances", type=int, default=5)
     ap.add_argument("--milp-time-limit", type=float, default=120.0)
-    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
+    ap.add_argument("--delay-sizes", type=int, nargs="+", default=[8, 12, 20, 30, 40])
     a = ap.parse_args()
+    if a.seed is None:
+        a.seed = int(np.random.default_rng().integers(1, 100_000))
+    print(f"seed {a.seed}")
     rng = np.random.default_rng(a.seed)
     max_bandwidth(*random_problem(rng, 4), 3)  # warm-up / load the compiled kernel
     print(f"{'n':>3} {'numba (ms)':>11} {'milp (ms)':>11} {'speed-up':>9} {'max gap':>9} {'milp status':>12} "
@@ -72,6 +113,8 @@ def main() -> int:
         k, m, r = statistics.median(tk), statistics.median(tm), statistics.median(tr)
         print(f"{n:>3} {k * 1e3:>11.4f} {m * 1e3:>11.1f} {m / k:>8.0f}x {max(gaps):>9.2e} {','.join(sorted(statuses)):>12} "
               f"{r * 1e3:>12.3f} {m / r:>8.0f}x")
+    if a.delay_sizes:
+        delay_table(a.delay_sizes, a.instances, rng, a.milp_time_limit)
     return 0
 
 

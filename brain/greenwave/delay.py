@@ -154,7 +154,7 @@ def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]
     """Offsets minimising modelled all-vehicle delay, the worse direction's stops per vehicle
     bounded by ``(1 + stop_slack)`` times the demand-weighted MAXBAND plan's.
 
-    Every MAXBAND start gets one sweep; the best of them gets the remaining ``sweeps - 1``.
+    Every MAXBAND start gets one coarse sweep; the best of them gets up to ``sweeps - 1`` more.
     """
     prob = band_problem(spec, cycle_s, greens_s)
     nb, bin_s, prm = delay_params(spec, cycle_s, greens_s)
@@ -177,7 +177,8 @@ def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]
         d, so, si = _figures(K.corridor_delay(nb, u, prm), bin_s)
         return (max(so, si) > bound, d), name, u, d, so, si
 
-    first = [ranked(name, K.descend_offsets(nb, u0, prm, 1, step, bound, loss)) for name, u0 in seeds.items()]
+    # every start gets one coarse sweep (twice the grid step); the best is refined on the fine grid
+    first = [ranked(name, K.descend_offsets(nb, u0, prm, 1, 2 * step, bound, loss)) for name, u0 in seeds.items()]
     _, name, u, d, so, si = min(first, key=lambda r: r[0])
     if sweeps > 1:
         _, name, u, d, so, si = ranked(name, K.descend_offsets(nb, u, prm, sweeps - 1, step, bound, loss))
