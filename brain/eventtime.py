@@ -1,19 +1,29 @@
-"""Event time: watermark, late data, records far ahead of the stream, and duplicates.
+"""Event time: per-source clocks, the city's watermark, late data, records far ahead, duplicates.
 
-The watermark is the largest event time seen minus the allowed lateness. A batch is judged
-against the watermark as it stood before the batch (so a batch's own records never make each
-other late); then the watermark advances. A record older than the watermark is *late*; a record
-more than ``max_ahead_ms`` beyond the largest time seen is refused (one bad clock must not drag
-the watermark into the future and make every honest record late). Duplicates — the same terminal,
-the same time and, for lifecycle events, the same entity and status — are applied once.
+Every source (a sensor, by registry index) has its own clock: the newest event time applied from
+it. The city's clock is robust to a minority of wild clocks: it is the (f+1)-th newest of the
+active sources' clocks, f being ``wild_share`` of them (at least one as soon as there are two), so
+no single clock, fast or slow, can move it (like Flink's ``StatusWatermarkValve``, which takes the
+minimum over active inputs; an order statistic near the top instead of the minimum keeps one slow
+or sparse source from holding the whole city back). A source whose clock is more than ``idle_ms`` behind
+the city's is idle and no longer counted. The city's clock never goes back.
 
-Example:
+The watermark is the city's clock minus the allowed lateness. A batch is judged against the
+watermark as it stood before the batch (so a batch's own records never make each other late);
+then the clocks advance. A record older than the watermark is *late*; a record more than
+``max_ahead_ms`` beyond the city's clock (or the batch's 99th percentile, for replays) is refused
+as too far ahead. So a wild clock sends its own records to late or to quarantine, never others'.
+Duplicates — the same terminal, the same time and, for lifecycle events, the same entity and
+status — are applied once.
+
+Example (sensor 2's clock is an hour fast; the city's clock follows sensors 0 and 1):
     >>> import numpy as np
-    >>> clock = EventClock(allowed_lateness_ms=1000, max_ahead_ms=60_000)
-    >>> late, ahead = clock.judge(np.array([10_000, 12_000])); clock.advance_to(12_000)
-    >>> clock.watermark_ms
-    11000
-    >>> late, ahead = clock.judge(np.array([10_500, 11_500, 500_000]))
+    >>> clock = EventClock(allowed_lateness_ms=1000, max_ahead_ms=7_200_000, n_sources=3)
+    >>> late, ahead = clock.judge(np.array([10_000, 12_000, 3_612_000]))
+    >>> clock.observe(np.array([10_000, 12_000, 3_612_000]), np.array([0, 1, 2]))
+    >>> clock.max_ts_ms, clock.watermark_ms
+    (12000, 11000)
+    >>> late, ahead = clock.judge(np.array([10_500, 11_500, 9_000_000]))
     >>> late.tolist(), ahead.tolist()
     ([True, False, False], [False, False, True])
 """
@@ -40,17 +50,32 @@ def _p1_p99(ts: np.ndarray) -> tuple[int, int]:
     return int(part[lo]), int(part[hi])
 
 
-class EventClock:
-    """Watermark bookkeeping for one stream. Times are Unix epoch milliseconds."""
+UNKNOWN_MS = -(2**62)  # a source with no record yet
 
-    def __init__(self, allowed_lateness_ms: int, max_ahead_ms: int = 3_600_000):
+
+class EventClock:
+    """Watermark bookkeeping for one stream: per-source clocks and the city's (see the module
+    docstring). Times are Unix epoch milliseconds; sources are integers ``0 .. n_sources - 1``.
+
+    ``max_ts_ms`` is the city's clock (None before any record); ``source_ms`` each source's.
+    """
+
+    def __init__(self, allowed_lateness_ms: int, max_ahead_ms: int = 3_600_000, n_sources: int = 0,
+                 wild_share: float = 0.05, idle_ms: int = 3_600_000):
         if allowed_lateness_ms < 0:
             raise ValueError("allowed_lateness_ms must be >= 0")
         if max_ahead_ms <= 0:
             raise ValueError("max_ahead_ms must be > 0")
+        if not 0.0 <= wild_share < 0.5:
+            raise ValueError(f"wild_share must be in [0, 0.5) (a minority), got {wild_share}")
+        if idle_ms <= 0:
+            raise ValueError("idle_ms must be > 0")
         self.allowed_lateness_ms = int(allowed_lateness_ms)
         self.max_ahead_ms = int(max_ahead_ms)
+        self.wild_share = float(wild_share)
+        self.idle_ms = int(idle_ms)
         self.max_ts_ms: int | None = None
+        self.source_ms = np.full(int(n_sources), UNKNOWN_MS, dtype=np.int64)
 
     @property
     def watermark_ms(self) -> int | None:
@@ -67,8 +92,8 @@ class EventClock:
               bounds: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(late, too far ahead) masks over ``ts_ms``, judging only ``rows`` (a mask; default all).
 
-        "Too far ahead" is judged against the batch's own 99th percentile as well as the stream's
-        newest time, so a replay batch spanning hours is fine while a lone wild clock is not.
+        "Too far ahead" is judged against the batch's own 99th percentile as well as the city's
+        clock, so a replay batch spanning hours is fine while a lone wild clock is not.
         ``bounds``: the batch's :meth:`bounds` (default: those of the rows judged).
         """
         late = np.zeros(len(ts_ms), dtype=bool)
@@ -89,16 +114,54 @@ class EventClock:
         late[rows], ahead[rows] = is_late, is_ahead
         return late, ahead
 
+    def observe(self, ts_ms: np.ndarray, source: np.ndarray) -> None:
+        """Applied records (their times and sources) move their sources' clocks, then the city's."""
+        if len(ts_ms) == 0:
+            return
+        if len(self.source_ms) == 0:  # no sources declared: one clock for the stream
+            self.advance_to(int(ts_ms.max()))
+            return
+        np.maximum.at(self.source_ms, source, ts_ms)
+        robust = self.robust_clock()
+        if robust is not None:
+            self.advance_to(robust)
+
+    def robust_clock(self) -> int | None:
+        """The (f+1)-th newest clock of the active sources, f = ``wild_share`` of them (>= 1 from two
+        sources on): what one wild clock (or a minority) cannot move. None before any source."""
+        known = self.source_ms[self.source_ms > UNKNOWN_MS]
+        if self.max_ts_ms is not None:
+            known = known[known >= self.max_ts_ms - self.idle_ms]  # idle sources stop counting
+        n = len(known)
+        if n == 0:
+            return None
+        # A lone source is the city's clock until a second one speaks (a one-sensor stream must
+        # tick too): the one window where a wild clock could still lead the city.
+        f = min(max(int(self.wild_share * n), 1), n - 1)
+        return int(np.partition(known, n - 1 - f)[n - 1 - f])
+
+    def newest_ms(self) -> int | None:
+        """The newest clock of any source or of the city (where the end of a stream is)."""
+        known = self.source_ms[self.source_ms > UNKNOWN_MS]
+        newest = int(known.max()) if len(known) else None
+        if self.max_ts_ms is not None:
+            newest = self.max_ts_ms if newest is None else max(newest, self.max_ts_ms)
+        return newest
+
     def advance_to(self, ts_ms: int) -> None:
-        """Move stream time forward (e.g. a source's clock ticking with no records)."""
+        """Move the city's clock forward (e.g. a source's clock ticking with no records); never back."""
         if self.max_ts_ms is None or ts_ms > self.max_ts_ms:
             self.max_ts_ms = int(ts_ms)
 
     def state(self) -> dict:
-        return {"max_ts_ms": self.max_ts_ms}
+        return {"max_ts_ms": self.max_ts_ms, "source_ms": self.source_ms.copy()}
 
     def load(self, state: dict) -> None:
         self.max_ts_ms = state["max_ts_ms"]
+        source_ms = np.asarray(state["source_ms"], dtype=np.int64)
+        if source_ms.shape != self.source_ms.shape:
+            raise ValueError(f"event clock state has {len(source_ms)} sources, this stream has {len(self.source_ms)}")
+        self.source_ms = source_ms.copy()
 
 
 class Deduper:

@@ -43,7 +43,7 @@ from brain.schemas import KIND_SENSOR_TYPES
 from brain.validate import Validator, dead_letters
 from brain.windows import ClosedWindow, TumblingWindows
 
-SNAPSHOT_VERSION = 4  # 4: data-only format (brain.checkpoint), no pickle; 3: duplicate keys from brain.kernels.dedup.record_keys
+SNAPSHOT_VERSION = 5  # 5: a clock per sensor; 4: data-only format (brain.checkpoint), no pickle; 3: duplicate keys from brain.kernels.dedup.record_keys
 HOUR_MS = 3_600_000
 TICKS_PER_PASS = 288  # ticks closed in one stacked pass at most (a day of 5-minute ticks)
 QUIET_SKIP_MS = 86_400_000  # ticks more than this past the newest record, with none ahead, are skipped
@@ -84,6 +84,8 @@ class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int = 7
     max_line_bytes: int = MAX_LINE_BYTES  # a longer input line is dead-lettered unread (too_large)
     max_depth: int = MAX_DEPTH  # deeper bracket nesting is dead-lettered unread (too_deep)
+    wild_clock_share: float = 0.05  # share of sources whose clocks may be wild without moving the city's
+    source_idle_s: int = 3600  # a source this far behind the city's clock no longer counts for it
 
     def __post_init__(self) -> None:
         if self.window_s <= 0 or 3600 % self.window_s:
@@ -96,6 +98,10 @@ class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError(f"retention_days must be > 0, got {self.retention_days}")
         if self.max_line_bytes < 64:
             raise ValueError(f"max_line_bytes must be >= 64, got {self.max_line_bytes}")
+        if not 0.0 <= self.wild_clock_share < 0.5:
+            raise ValueError(f"wild_clock_share must be in [0, 0.5) (a minority), got {self.wild_clock_share}")
+        if self.source_idle_s <= 0:
+            raise ValueError(f"source_idle_s must be > 0, got {self.source_idle_s}")
         if not 1 <= self.max_depth <= 512:
             raise ValueError(f"max_depth must be in 1..512 (deeper would exhaust the decoder's stack), got {self.max_depth}")
 
@@ -301,9 +307,11 @@ class CityPipeline:
         self.config = config or PipelineConfig()
         self.validator = Validator.from_city(city)
         self.registry = self.validator.registry
-        self.clock = EventClock(self.config.allowed_lateness_s * 1000, self.config.max_ahead_s * 1000)
-        self.deduper = Deduper()
         n = len(self.registry)
+        # One clock per sensor (registry index); the city's watermark is robust to a few wild ones.
+        self.clock = EventClock(self.config.allowed_lateness_s * 1000, self.config.max_ahead_s * 1000, n_sources=n,
+                                wild_share=self.config.wild_clock_share, idle_ms=self.config.source_idle_s * 1000)
+        self.deduper = Deduper()
         # Each window kind keys its own sensors only (those allowed to send it, in registry order):
         # window arrays are a few hundred keys wide, not the whole registry.
         self._members = {kind: np.flatnonzero(self.registry.per_sensor(lambda s, kind=kind: s.type in KIND_SENSOR_TYPES[kind])[:-1])
@@ -358,8 +366,9 @@ class CityPipeline:
 
     def flush(self) -> StepResult:
         """End of a finite stream: close every window that holds data."""
-        if self.clock.max_ts_ms is not None:
-            horizon = self.clock.max_ts_ms + self.clock.allowed_lateness_ms + HOUR_MS
+        newest = self.clock.newest_ms()
+        if newest is not None:
+            horizon = newest + self.clock.allowed_lateness_ms + HOUR_MS
             return self.advance_to(horizon)
         return self.advance_to(0)
 
@@ -407,7 +416,7 @@ class CityPipeline:
             # Newest time per sensor and window, for sensor health: one pass over all kinds' rows.
             ts, idx = (np.concatenate(parts) for parts in zip(*applied))
             self.seen.add(ts, idx, ts.astype(np.float64)[:, None])
-            self.clock.advance_to(int(ts.max()))
+            self.clock.observe(ts, idx)
             if self.next_tick_end_ms is None:  # the first tick holds the batch's earliest applied record
                 w = self.config.window_ms
                 self.next_tick_end_ms = (int(ts.min()) // w) * w + w
@@ -712,3 +721,25 @@ class CityPipeline:
     def invariant_holds(self) -> bool:
         c = self.counters
         return c["records_in"] == c["applied"] + c["dead_lettered"] + c["late"]
+
+    def problems(self, max_late_share: float = 0.05) -> list[str]:
+        """What is wrong with the run so far, one sentence each (empty: healthy). Balanced
+        accounting is not health: a share of late or too-far-ahead records above
+        ``max_late_share`` means a clock or a feed is wrong, and is reported, not hidden in the sum.
+
+        >>> from brain.city import demo_city_path, load_city
+        >>> pipe = CityPipeline(load_city(demo_city_path()))
+        >>> pipe.counters.update({"records_in": 100, "applied": 60, "late": 40})
+        >>> pipe.problems()
+        ['40 of 100 records (40.0 %) were late (more than 5 %): a sensor clock or the feed order is wrong — see deadletter/late-*.jsonl']
+        """
+        c = self.counters
+        out = []
+        if not self.invariant_holds():
+            out.append(f"records in {c['records_in']:,} != applied {c['applied']:,} + dead-lettered {c['dead_lettered']:,} + late {c['late']:,}")
+        n = c["records_in"]
+        for what, count, where in (("late", c["late"], "late-*.jsonl"), ("too far ahead", c["dead.too_far_ahead"], "deadletter-*.jsonl")):
+            if n and count > max_late_share * n:
+                out.append(f"{count:,} of {n:,} records ({100 * count / n:.1f} %) were {what} (more than {100 * max_late_share:g} %): "
+                           f"a sensor clock or the feed order is wrong — see deadletter/{where}")
+        return out
