@@ -353,7 +353,7 @@ async def _run_async(args, settings) -> int:
     print(
         f"stopped at stream time {stats.stream_time_ms}; windows {stats.windows}; records in {c['records_in']:,} = "
         f"applied {c['applied']:,} + dead-lettered {c['dead_lettered']:,} + late {c['late']:,}"
-        f" ({'ok' if pipeline.invariant_holds() else 'MISMATCH'}); output in {driver.out_dir}",
+        f" ({'; '.join(pipeline.problems()) or 'ok'}); output in {driver.out_dir}",
         file=sys.stderr,
     )
     warning = rejection_warning(c, args.max_rejected_share)
@@ -401,7 +401,7 @@ def replay_command(args) -> int:
         dead = {k[5:]: v for k, v in c.items() if k.startswith("dead.")}
         print(
             f"records in {c['records_in']:,} = applied {c['applied']:,} + dead-lettered {c['dead_lettered']:,} + late {c['late']:,}"
-            f" -> {'ok' if pipeline.invariant_holds() else 'MISMATCH'}\n"
+            f" -> {'; '.join(pipeline.problems()) or 'ok'}\n"
             f"dead-letter reasons: {dead or 'none'}\n"
             f"windows closed {stats.windows}; {c['records_in'] / max(wall, 1e-9):,.0f} records/s\n"
             f"history: {driver.out_dir / 'history'}; dead letters: {driver.out_dir / 'deadletter'}"
