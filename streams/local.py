@@ -14,6 +14,7 @@ checkpoints, then returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -67,6 +68,17 @@ class DriverStats:
     last_checkpoint_wall: float = 0.0
     checkpoints: int = 0
     recent: list[WindowResult] = field(default_factory=list)
+
+
+async def _source_batches(source: Source):
+    """A source's batches, whether it iterates them (files, simulator) or awaits them (``abatches``: MQTT)."""
+    if hasattr(source, "abatches"):
+        async with contextlib.aclosing(source.abatches()) as batches:  # closed with ours: it stops its client
+            async for batch in batches:
+                yield batch
+    else:
+        for batch in source.batches():
+            yield batch
 
 
 #: The driver's checkpoint file (the name this module has always exported).
@@ -207,7 +219,7 @@ class LocalDriver:
         self.stats.last_checkpoint_wall = start_wall
         pace_origin: tuple[float, int] | None = None
         exhausted = True
-        for batch in self.source.batches():
+        async for batch in (batches := _source_batches(self.source)):
             if batch.jsonl is not None:
                 result = self.pipeline.ingest_jsonl(batch.jsonl)
             else:
@@ -244,6 +256,7 @@ class LocalDriver:
             if self._stop.is_set():  # a clean stop: the batch already read is processed, then checkpointed
                 exhausted = False
                 break
+        await batches.aclose()  # a live source (MQTT) stops receiving before the checkpoint below
         if exhausted and self.source.finite:
             await self._emit(self.pipeline.flush())
         self.checkpoint()

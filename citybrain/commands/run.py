@@ -59,7 +59,9 @@ def register(sub) -> None:
         ),
     )
     _common(p)
-    p.add_argument("--source", default="sim", metavar="sim|FILE", help="'sim' (default) or a recorded JSONL/Parquet/CSV file or folder")
+    p.add_argument("--source", default="sim", metavar="sim|FILE|MQTT_URL",
+                   help="'sim' (default), a recorded JSONL/Parquet/CSV file or folder, or live sensors over MQTT, "
+                        "e.g. mqtt://127.0.0.1:1883/city/# (see streams/sources/mqtt.py for the topic layout)")
     p.add_argument("--speed", type=float, help="stream seconds per wall second (default 600; 0 = as fast as possible)")
     p.add_argument("--duration", metavar="SPAN", help="stop after this much stream time, e.g. 6h, 1d (default: run until Ctrl-C)")
     p.add_argument("--seed", type=int, help="simulator seed (default 0)")
@@ -110,9 +112,13 @@ def default_out_dir(source: str | None) -> str:
 
     >>> default_out_dir("sim"), default_out_dir("day/events.jsonl"), default_out_dir("day/")
     ('var/run', 'var/replay/day-events', 'var/replay/day')
+    >>> default_out_dir("mqtt://127.0.0.1:1883/city/#")
+    'var/mqtt'
     """
     if source in (None, "sim"):
         return "var/run"
+    if source.startswith("mqtt://"):
+        return "var/mqtt"
     path = Path(source)
     parts = [p for p in (path.parent.name, path.stem) if p and p not in (".", "..")]
     return "var/replay/" + "-".join(parts or ["input"])
@@ -204,7 +210,16 @@ def build_engine(args, settings):
         operators.append(greenwave)
     pipeline = CityPipeline(city, config, window_operators=operators)
     source_arg = args.file if args.replay else args.source
-    if source_arg in (None, "sim"):
+    if isinstance(source_arg, str) and source_arg.startswith("mqtt://"):
+        from streams.sources.mqtt import MqttSource
+
+        try:
+            source = MqttSource(source_arg, session_scope=str(Path(settings.out_dir).resolve()))
+        except ValueError as exc:
+            raise UserError(f"--source: {exc}") from None
+        settings.speed = 0.0  # live input arrives at its own pace
+        key = f"mqtt:{source.url.host}:{source.url.port}/{source.url.topic_filter}"
+    elif source_arg in (None, "sim"):
         source = SimulatorSource(city, seed=settings.seed, start_ms=_start_ms(args.start, city.timezone))
         key = f"sim:{city.name}:{settings.seed}:{source.start_ms}"
     else:
