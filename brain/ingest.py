@@ -36,7 +36,6 @@ Example:
 """
 from __future__ import annotations
 
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -47,6 +46,7 @@ import polars as pl
 
 from brain import series
 from brain.kernels import jsonscan
+from brain.nesting import nesting_depth
 from brain.schemas import KINDS, RECORD_TYPES, Record
 
 DEAD_SCHEMA = {"reason_code": pl.Utf8, "reason": pl.Utf8, "raw": pl.Utf8}
@@ -84,8 +84,6 @@ MAX_LINE_BYTES = 256 * 1024
 #: Deepest bracket nesting read; a deeper line is dead-lettered as ``too_deep`` unread (a record is
 #: flat: depth 1; unknown extra fields may nest a little, never a thousand levels).
 MAX_DEPTH = 64
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_OPEN, _CLOSE = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ROW_SCHEMAS = {t: {f: KIND_DTYPES[kind][f] for f in t.__struct_fields__} for kind, t in RECORD_TYPES.items()}
 
@@ -188,18 +186,6 @@ class DeadLetters:
 
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame({"reason_code": self.codes, "reason": self.reasons, "raw": self.raws}, schema=DEAD_SCHEMA)
-
-
-def nesting_depth(line: bytes) -> int:
-    """How deeply brackets nest in a JSON line, brackets inside strings not counted (an unterminated
-    string counts its brackets: the line is refused either way).
-
-    >>> nesting_depth(b'{"a":[1,{"b":"]]]"}]}'), nesting_depth(b'[]'), nesting_depth(b'"x"')
-    (3, 1, 0)
-    """
-    outside = np.frombuffer(_JSON_STRING.sub(b"", line), dtype=np.uint8)
-    step = np.isin(outside, _OPEN).astype(np.int64) - np.isin(outside, _CLOSE)
-    return int(np.cumsum(step).max()) if len(step) else 0
 
 
 def _too_deep(buf, s: int, e: int, max_depth: int) -> bool:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import string
 from pathlib import Path
 from typing import Literal, Union
@@ -101,6 +102,7 @@ class _Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field=
         for name in names:
             if not name.isidentifier():
                 raise ValueError(f"summary placeholder {{{name}}} must be a column name")
+        _check_template_bounds(self.summary)
         # the only row columns a candidate needs (so wide tables are not turned into wide dicts)
         self._row_cols = {*names, *self.labels_from, *self.evidence, *_LOCATION_COLS, self.severity_from or ""}
 
@@ -463,6 +465,28 @@ class _Fields(dict):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+#: Bounds of a summary template: a width or precision past MAX_FIELD_WIDTH (``{x:>300000000}``)
+#: would make every alert a gigabyte string; a rendered summary is cut at MAX_SUMMARY_CHARS.
+MAX_FIELD_WIDTH = 200
+MAX_TEMPLATE_CHARS = 2000
+MAX_SUMMARY_CHARS = 2000
+_SPEC_NUMBER = re.compile(r"\d+")
+
+
+def _check_template_bounds(text: str) -> None:
+    """Refuse a summary template whose output could be unbounded (rules are data, not code)."""
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise ValueError(f"summary is {len(text)} characters long (at most {MAX_TEMPLATE_CHARS})")
+    for _, name, spec, _ in string.Formatter().parse(text):
+        if not spec:
+            continue
+        if "{" in spec:
+            raise ValueError(f"summary placeholder {{{name}:{spec}}}: a nested placeholder in a format spec is not allowed")
+        big = [int(n) for n in _SPEC_NUMBER.findall(spec) if int(n) > MAX_FIELD_WIDTH]
+        if big:
+            raise ValueError(f"summary placeholder {{{name}:{spec}}}: width or precision {big[0]} is more than {MAX_FIELD_WIDTH}")
 
 
 def _template_fields(text: str) -> list[str]:
@@ -831,6 +855,8 @@ class RuleEngine:
                 summary = _FMT.format(rule.summary, **fields)
         else:
             summary = f"{rule.id}: {val:g}"
+        if len(summary) > MAX_SUMMARY_CHARS:  # long column values (a free-text field) stay bounded too
+            summary = summary[: MAX_SUMMARY_CHARS - 1] + "…"
         return Candidate(rule_id=rule.id, kind=rule._kind, severity=level, labels=labels, value=val, ts_ms=now_ms,
                          trigger=bool(trigger), summary=summary, evidence=evidence, for_ms=rule._for_ms,
                          keep_firing_for_ms=rule._keep_ms, lon=lon, lat=lat, digest_ms=rule._digest_ms)

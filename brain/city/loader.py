@@ -45,6 +45,7 @@ import msgspec
 import yaml
 
 from brain.city import geo
+from brain.nesting import nesting_depth
 from brain.city.model import (
     SENSOR_FAMILY,
     City,
@@ -229,10 +230,28 @@ def _read(path: Path, parse, problems: list[Problem]) -> Any:
     return parse(path.name, text, problems)
 
 
+#: Deepest bracket nesting a city file may have (GeoJSON multipolygons need 6 with their
+#: FeatureCollection; deeper files are refused before parsing, which recurses per level).
+MAX_NESTING = 64
+
+
+def _too_deep(name: str, text: str, problems: list[Problem]) -> bool:
+    depth = nesting_depth(text.encode("utf-8", "surrogatepass"))
+    if depth > MAX_NESTING:
+        problems.append(Problem(name, "", f"brackets nest {depth} levels deep (at most {MAX_NESTING}): not a city file"))
+        return True
+    return False
+
+
 def _parse_yaml(name: str, text: str, problems: list[Problem]) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    if _too_deep(name, text, problems):  # flow-style YAML nests like JSON
+        return _UNREADABLE
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except RecursionError:  # block-style nesting, indented thousands deep
+        problems.append(Problem(name, "", "nested too deeply to read"))
+        return _UNREADABLE
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -242,8 +261,13 @@ def _parse_yaml(name: str, text: str, problems: list[Problem]) -> Any:
 
 
 def _parse_json(name: str, text: str, problems: list[Problem]) -> Any:
+    if _too_deep(name, text, problems):
+        return _UNREADABLE
     try:
         return json.loads(text)
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        problems.append(Problem(name, "", "nested too deeply to read"))
+        return _UNREADABLE
     except json.JSONDecodeError as exc:
         problems.append(Problem(name, f"line {exc.lineno}, column {exc.colno}", f"JSON syntax error: {exc.msg}"))
         return _UNREADABLE
