@@ -11,6 +11,7 @@ MODULES = [
     "brain.pipeline", "streams.local", "streams.feeds", "streams.sinks.history", "streams.anomaly_operator",
     "dashboards.metrics", "citybrain.settings", "citybrain.commands.run",
     "brain.warmup", "citybrain.outputs",
+    "brain.checkpoint", "brain.nesting", "streams.checkpoint_file",
 ]
 
 
