@@ -1,14 +1,20 @@
 """``citybrain alerts …``: list, acknowledge, silence, subscriptions, parked notifications, audit log.
 
-Works against the running engine's Redis: ``CITYBRAIN_REDIS_URL`` (or ``redis_url`` in the
-settings file), else the embedded server the engine started under ``--out`` (default var/run).
-Changes are written to Redis; the engine applies acknowledgements within a second and
+With ``--api URL --token TOKEN`` (or ``CITYBRAIN_API_URL`` / ``CITYBRAIN_TOKEN``) the commands are
+clients of the cockpit's API v1: who acknowledges or silences is the token's identity, and its
+role decides what is allowed. Without them, on the machine of the engine, they work against its
+Redis (``CITYBRAIN_REDIS_URL``, or the embedded server under ``--out``): the local admin path,
+recorded as your login (``local-admin user@host``). Either way no one types who they are
+(``--by`` is refused) and a silence must name a concrete label and end within
+``silence_max_h`` (24 h by default). The engine applies acknowledgements within a second and
 silences and subscriptions at its next window.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +26,10 @@ def _common(p) -> None:
     p.add_argument("--out", metavar="DIR", help="the engine's --out folder (default var/run): where its embedded Redis lives")
     p.add_argument("--config", metavar="FILE", help="settings file (YAML) naming redis_url / out_dir")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--api", metavar="URL", default=os.environ.get("CITYBRAIN_API_URL"),
+                   help="the cockpit's URL (e.g. http://127.0.0.1:8080): act through API v1 with --token")
+    p.add_argument("--token", default=os.environ.get("CITYBRAIN_TOKEN"), help="bearer token for --api (CITYBRAIN_TOKEN)")
+    p.add_argument("--by", default=None, help=argparse.SUPPRESS)  # refused: identity comes from the token or login
 
 
 def register(sub) -> None:
@@ -35,7 +45,6 @@ def register(sub) -> None:
     ack = asub.add_parser("ack", help="acknowledge a firing alert (stops its escalation)")
     _common(ack)
     ack.add_argument("fingerprint", help="the alert's fingerprint (see `citybrain alerts list`); a unique prefix is enough")
-    ack.add_argument("--by", required=True, help="who acknowledges (recorded in the audit log)")
     ack.add_argument("--comment", default="", help="why / what is being done")
     ack.set_defaults(func=cmd_ack)
 
@@ -54,7 +63,6 @@ def register(sub) -> None:
                      help="label matcher (=, !=, =~ regex, !~); repeat for several (all must match)")
     sil.add_argument("--for", dest="duration", default="1h",
                      help="how long, e.g. 30m, 2h (default 1h), from the engine's current stream time")
-    sil.add_argument("--by", default="", help="who (required for add and expire)")
     sil.add_argument("--comment", default="", help="why")
     sil.add_argument("--id", default="", help="silence id (for expire)")
     sil.set_defaults(func=cmd_silence)
@@ -63,13 +71,11 @@ def register(sub) -> None:
     _common(subs)
     subs.add_argument("action", nargs="?", default="list", choices=["list", "add", "remove"])
     subs.add_argument("target", nargs="?", help="YAML file of subscriptions (add) or a subscription id (remove)")
-    subs.add_argument("--by", default="cli", help="who (recorded in the audit log)")
     subs.set_defaults(func=cmd_subscriptions)
 
     parked = asub.add_parser("parked", help="notifications that exhausted their retries; --replay sends them again")
     _common(parked)
     parked.add_argument("--replay", nargs="*", metavar="ID", help="replay these entries (or keys); no ids: all")
-    parked.add_argument("--by", default="cli", help="who (recorded in the audit log)")
     parked.set_defaults(func=cmd_parked)
 
     audit = asub.add_parser("audit", help="the last state changes and who made them")
@@ -108,6 +114,39 @@ def _url(args) -> str:
         raise UserError("no running engine's Redis found: start `citybrain run` (same --out), "
                         "or set CITYBRAIN_REDIS_URL to the Redis it uses")
     return url
+
+
+def _actor(args) -> str:
+    """Who makes a change on the local admin path: the login, never a name typed on the command line."""
+    from citybrain.commands.tokens import local_actor
+
+    if args.by is not None:
+        raise UserError(f"--by {args.by!r} is not accepted: who acts is the API token's identity (--api/--token) or, "
+                        "on the engine's machine, your login (local admin path)")
+    return local_actor()
+
+
+def _api(args, method: str, path: str, body: dict | None = None):
+    """One call to API v1 with the token; its JSON error (field and message) becomes the CLI's error."""
+    import httpx
+
+    if not args.token:
+        raise UserError("--api needs --token (or CITYBRAIN_TOKEN): make one with `citybrain tokens create`")
+    if args.by is not None:
+        _actor(args)
+    try:
+        r = httpx.request(method, args.api.rstrip("/") + path, json=body, timeout=30,
+                          headers={"Authorization": f"Bearer {args.token}"})
+    except httpx.HTTPError as exc:
+        raise UserError(f"cannot reach the API at {args.api}: {exc}") from None
+    try:
+        data = r.json()
+    except ValueError:
+        data = {}
+    if r.status_code >= 400:
+        err = data.get("error", {}) if isinstance(data, dict) else {}
+        raise UserError(f"API refused ({r.status_code}) {err.get('field', '')}: {err.get('message', r.text[:200])}")
+    return data
 
 
 def _run(args, coro_fn) -> int:
@@ -156,9 +195,7 @@ def _hhmm(ms) -> str:
 def cmd_list(args) -> int:
     from brain.alerts.model import severity_colour
 
-    async def go(store):
-        alerts = await store.alerts()
-        meta = await store.meta()
+    def show(alerts, meta) -> int:
         rows = []
         order = {"firing": 0, "acknowledged": 1, "pending": 2, "resolved": 3}
         for a in sorted(alerts, key=lambda a: (order.get(a.status, 9), a.severity, -a.last_seen_ms)):
@@ -176,19 +213,36 @@ def cmd_list(args) -> int:
             print(f"{len(rows)} alert(s); engine's last window {_hhmm(meta.get('last_window_ms'))}", file=sys.stderr)
         return 0
 
+    if args.api:
+        import msgspec
+
+        from brain.alerts.model import Alert
+
+        page = _api(args, "GET", "/api/v1/alerts?limit=1000" + ("&status=all" if args.all else ""))
+        fields = set(Alert.__struct_fields__)
+        return show([msgspec.convert({k: v for k, v in r.items() if k in fields}, Alert) for r in page["rows"]], {})
+
+    async def go(store):
+        return show(await store.alerts(), await store.meta())
+
     return _run(args, go)
 
 
 def cmd_ack(args) -> int:
-    if not args.by.strip():
-        raise UserError("--by must name who acknowledges")
+    if args.api:
+        if not args.fingerprint:
+            raise UserError("give the alert's fingerprint (or a unique prefix)")
+        out = _api(args, "POST", f"/api/v1/alerts/{args.fingerprint}/ack", {"comment": args.comment})
+        print(f"acknowledgement of {out['fingerprint']} by {out['acked_by']} sent to the engine")
+        return 0
+    who = _actor(args)
 
     async def go(store):
         a = await _one(store, args.fingerprint)
         if a.status != "firing":
             raise UserError(f"alert {a.fingerprint} is {a.status}; only firing alerts can be acknowledged")
-        await store.request_ack(a.fingerprint, args.by.strip(), args.comment)
-        print(f"acknowledgement of {a.fingerprint} ({a.rule_id}) by {args.by} sent to the engine")
+        await store.request_ack(a.fingerprint, who, args.comment)
+        print(f"acknowledgement of {a.fingerprint} ({a.rule_id}) by {who} sent to the engine")
         return 0
 
     return _run(args, go)
@@ -229,9 +283,26 @@ def cmd_show(args) -> int:
 
 
 def cmd_silence(args) -> int:
-    from brain.alerts.model import parse_duration_ms
     from brain.alerts.silences import Silence
+    from citybrain.settings import load_settings
+    from dashboards.api.policy import PolicyError, check_silence
     from streams.alerts.store import now_ms
+
+    if args.api:
+        if args.action == "list":
+            rows = [{"id": s["id"], "matchers": ", ".join(s["matchers"]), "from": _hhmm(s["starts_ms"]),
+                     "until": _hhmm(s["ends_ms"]), "by": s["created_by"], "comment": s["comment"],
+                     "active": "yes" if s["active"] else "no"} for s in _api(args, "GET", "/api/v1/silences")["rows"]]
+            _print(args, rows, ["id", "matchers", "from", "until", "by", "comment", "active"])
+        elif args.action == "add":
+            s = _api(args, "POST", "/api/v1/silences", {"matchers": args.match, "duration": args.duration,
+                                                         "comment": args.comment})
+            print(f"silence {s['id']} created until {_hhmm(s['ends_ms'])} for {', '.join(s['matchers'])} by {s['created_by']}")
+        else:
+            _api(args, "POST", f"/api/v1/silences/{args.id}/expire")
+            print(f"silence {args.id} expired")
+        return 0
+    max_h = load_settings(args.config).silence_max_h
 
     async def go(store):
         # the engine judges silences in stream time (equal to wall time live, not in a simulation)
@@ -243,15 +314,16 @@ def cmd_silence(args) -> int:
                     for s in (await store.silences()).values()]
             _print(args, rows, ["id", "matchers", "from", "until", "by", "comment", "active"])
             return 0
-        if not args.by.strip():
-            raise UserError(f"--by must name who makes the silence ({args.action})")
+        who = _actor(args)
         if args.action == "add":
             try:
-                dur = parse_duration_ms(args.duration)
-                s = Silence.create(args.match, now, now + dur, args.by.strip(), args.comment)
+                dur = check_silence(args.match, args.duration, max_h)
+                s = Silence.create(args.match, now, now + dur, who, args.comment)
+            except PolicyError as exc:
+                raise UserError(f"--{'match' if exc.field == 'matchers' else 'for'}: {exc.message}") from None
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            await store.put_silence(s, actor=args.by.strip(), action="create")
+            await store.put_silence(s, actor=who, action="create")
             print(f"silence {s.id} created until {_hhmm(s.ends_ms)} for {', '.join(s.matchers)}")
             return 0
         sil = await store.silences()
@@ -259,7 +331,7 @@ def cmd_silence(args) -> int:
             raise UserError(f"no silence with id {args.id!r} (see `citybrain alerts silence list`)")
         s = sil[args.id]
         s.ends_ms = min(s.ends_ms, now)
-        await store.put_silence(s, actor=args.by.strip(), action="expire")
+        await store.put_silence(s, actor=who, action="expire")
         print(f"silence {s.id} expired")
         return 0
 
@@ -267,6 +339,11 @@ def cmd_silence(args) -> int:
 
 
 def cmd_subscriptions(args) -> int:
+    if args.api:
+        raise UserError("subscriptions through the API: use PUT/DELETE /api/v1/subscriptions/{id} (see /docs); "
+                        "this command is the local admin path")
+    who = _actor(args) if args.action != "list" else ""
+
     async def go(store):
         if args.action == "list":
             rows = []
@@ -290,10 +367,10 @@ def cmd_subscriptions(args) -> int:
             except ValueError as exc:
                 raise UserError(str(exc)) from None
             for s in subs:
-                await store.put_subscription(s, actor=args.by)
+                await store.put_subscription(s, actor=who)
             print(f"{len(subs)} subscription(s) stored: {', '.join(s.id for s in subs)}")
             return 0
-        if not await store.remove_subscription(args.target, actor=args.by):
+        if not await store.remove_subscription(args.target, actor=who):
             raise UserError(f"no subscription {args.target!r}")
         print(f"subscription {args.target} removed")
         return 0
@@ -304,7 +381,7 @@ def cmd_subscriptions(args) -> int:
 def cmd_parked(args) -> int:
     async def go(store):
         if args.replay is not None:
-            n = await store.replay_parked(args.replay or None, actor=args.by)
+            n = await store.replay_parked(args.replay or None, actor=_actor(args))
             print(f"{n} parked notification(s) sent back to their outboxes")
             return 0
         rows = [{**p, "parked": _hhmm(p["parked_ms"])} for p in await store.parked()]
@@ -315,10 +392,16 @@ def cmd_parked(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    async def go(store):
-        rows = [{**e, "time": _hhmm(e.get("ts_ms"))} for e in await store.audit(args.limit)]
+    def show(entries) -> int:
+        rows = [{**e, "time": _hhmm(e.get("ts_ms"))} for e in entries]
         _print(args, rows, ["time", "actor", "action", "target", "old", "new", "detail"])
         return 0
+
+    if args.api:
+        return show(_api(args, "GET", f"/api/v1/audit?limit={args.limit}")["rows"])
+
+    async def go(store):
+        return show(await store.audit(args.limit))
 
     return _run(args, go)
 

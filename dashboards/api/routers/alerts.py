@@ -13,13 +13,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from brain.alerts.cap import alert_to_cap
-from brain.alerts.model import Alert, parse_duration_ms, parse_matchers, severity_colour
+from brain.alerts.model import Alert, severity_colour
 from brain.alerts.sdm import alert_to_sdm
 from brain.alerts.silences import Silence
 from brain.alerts.state import AuditEntry
 from dashboards.api.auth import require
 from dashboards.api.encoding import JSON
 from dashboards.api.errors import ApiError
+from dashboards.api.policy import PolicyError, check_silence
 from dashboards.api.tokens import Identity, now_ms
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -53,19 +54,20 @@ async def audit(ctx, who: Identity, action: str, target: str, new: str, detail: 
 
 
 @router.get("/alerts", summary="alerts, filtered and paginated (total and how many more are always given)")
-async def list_alerts(request: Request, status: str | None = Query(None, description="firing, acknowledged, pending, resolved or active"),
+async def list_alerts(request: Request, status: str | None = Query(None, description="firing, acknowledged, pending, resolved, active or all"),
                       severity: str | None = Query(None, description="red, orange, yellow or blue"),
                       district: str | None = None, rule: str | None = None, incident: str | None = None,
                       limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
                       _=Depends(require("read"))):
     ctx = request.app.state.ctx
-    if status is not None and status not in (*STATUS_ORDER, "active"):
-        raise ApiError(422, "status", f"status must be one of {', '.join([*STATUS_ORDER, 'active'])}, got {status!r}")
+    if status is not None and status not in (*STATUS_ORDER, "active", "all"):
+        raise ApiError(422, "status", f"status must be one of {', '.join([*STATUS_ORDER, 'active', 'all'])} "
+                                      f"(default: all but resolved), got {status!r}")
     if severity is not None and severity not in ("red", "orange", "yellow", "blue"):
         raise ApiError(422, "severity", f"severity must be red, orange, yellow or blue, got {severity!r}")
     out = []
     for a in await _alerts(ctx):
-        if status == "active" and not a.active or status not in (None, "active") and a.status != status:
+        if status == "active" and not a.active or status not in (None, "active", "all") and a.status != status:
             continue
         if status is None and a.status == "resolved":
             continue
@@ -131,11 +133,6 @@ class SilenceBody(BaseModel):
     comment: str = Field("", max_length=500)
 
 
-def concrete(matcher) -> bool:
-    """A matcher that names one label value (``name=value``): what makes a silence targeted."""
-    return matcher.op == "=" and matcher.value.strip() != ""
-
-
 @router.get("/silences", summary="silences, active and expired")
 async def silences(request: Request, _=Depends(require("read"))):
     ctx = request.app.state.ctx
@@ -153,20 +150,9 @@ async def _stream_now(ctx) -> int:
 async def add_silence(request: Request, body: SilenceBody, who: Identity = Depends(require("silence"))):
     ctx = request.app.state.ctx
     try:
-        parsed = parse_matchers(body.matchers)
-    except ValueError as exc:
-        raise ApiError(422, "matchers", str(exc)) from None
-    if not any(concrete(m) for m in parsed):
-        raise ApiError(422, "matchers", "a silence needs at least one concrete label matcher (name=value), "
-                                        "so it cannot mute the whole city")
-    try:
-        dur = parse_duration_ms(body.duration)
-    except ValueError as exc:
-        raise ApiError(422, "duration", str(exc)) from None
-    max_ms = int(ctx.limits.silence_max_h * 3_600_000)
-    if not 0 < dur <= max_ms:
-        raise ApiError(422, "duration", f"a silence lasts more than 0 and at most {ctx.limits.silence_max_h:g} h, "
-                                        f"got {body.duration!r}")
+        dur = check_silence(body.matchers, body.duration, ctx.limits.silence_max_h)
+    except PolicyError as exc:
+        raise ApiError(422, exc.field, exc.message) from None
     now = await _stream_now(ctx)
     try:
         s = Silence.create(body.matchers, now, now + dur, who.actor, body.comment)

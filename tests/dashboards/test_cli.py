@@ -1,0 +1,52 @@
+"""``citybrain alerts`` as a client of API v1 (the token decides who and what), and ``citybrain tokens``."""
+import json
+
+import httpx
+
+from citybrain.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_alerts_commands_act_through_the_api_under_the_tokens_identity(server, tokens, firing_fp, capsys):
+    api = ["--api", server.url]
+    code, out, _ = run(capsys, "alerts", "list", *api, "--token", tokens["viewer"], "--json")
+    assert code == 0 and {r["fingerprint"] for r in json.loads(out)} >= set(firing_fp)
+    fp = firing_fp[1]
+    code, _, err = run(capsys, "alerts", "ack", fp, *api, "--token", tokens["viewer"])
+    assert code == 2 and "403" in err and "may not ack" in err
+    code, out, _ = run(capsys, "alerts", "ack", fp, *api, "--token", tokens["operator"], "--comment", "cli")
+    assert code == 0 and "test-operator (operator" in out
+    code, _, err = run(capsys, "alerts", "ack", fp, *api, "--token", tokens["operator"], "--by", "Mayor (forged)")
+    assert code == 2 and "not accepted" in err
+    code, _, err = run(capsys, "alerts", "silence", "add", "--match", "rule=~.*", "--for", "100000h", *api,
+                       "--token", tokens["operator"])
+    assert code == 2 and "matchers" in err and "concrete label" in err
+    code, out, _ = run(capsys, "alerts", "audit", "--limit", "50", *api, "--token", tokens["operator"], "--json")
+    entries = [e for e in json.loads(out) if e["target"] == fp and e["action"] == "ack"]
+    assert entries and entries[-1]["actor"].startswith("test-operator (operator ")
+    code, _, err = run(capsys, "alerts", "ack", fp, *api)
+    assert code == 2 and "--token" in err
+
+
+def test_tokens_create_list_revoke_on_the_engines_redis(server, cockpit_redis, capsys, monkeypatch):
+    monkeypatch.setenv("CITYBRAIN_REDIS_URL", cockpit_redis)
+    code, out, _ = run(capsys, "tokens", "create", "--name", "wall-screen", "--role", "viewer", "--expires", "2h", "--json")
+    assert code == 0
+    made = json.loads(out)
+    h = {"Authorization": f"Bearer {made['token']}"}
+    assert httpx.get(server.url + "/api/v1/whoami", headers=h).json()["role"] == "viewer"
+    code, out, _ = run(capsys, "tokens", "list", "--json")
+    listed = {t["id"]: t for t in json.loads(out)}
+    assert listed[made["id"]]["name"] == "wall-screen" and "secret_sha256" not in listed[made["id"]]
+    assert made["token"] not in out
+    assert run(capsys, "tokens", "revoke", made["id"])[0] == 0
+    assert httpx.get(server.url + "/api/v1/whoami", headers=h).status_code == 401
+    code, _, err = run(capsys, "tokens", "create", "--name", "d", "--role", "department")
+    assert code == 2 and "scope" in err
+    code, _, err = run(capsys, "tokens", "revoke", "nosuchid")
+    assert code == 2 and "no token" in err
