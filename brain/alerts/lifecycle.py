@@ -104,6 +104,22 @@ class Lifecycle:
         a.acked_by, a.acked_ms = who, now_ms
         return Transition(fingerprint=fp, old="firing", new="acknowledged", ts_ms=now_ms, actor=who, detail=comment)
 
+    def unacknowledge(self, alerts: dict[str, Alert], fp: str, who: str, now_ms: int, comment: str = "") -> Transition:
+        """Hand an acknowledged alert back (firing again, nobody on it); raises KeyError/ValueError when it cannot be.
+
+        Its escalation clock restarts now: the tier it reached stays, the next climb waits a full delay."""
+        if not who:
+            raise ValueError("taking back an acknowledgement needs the name of who does it")
+        a = alerts.get(fp)
+        if a is None:
+            raise KeyError(f"no alert with fingerprint {fp!r}")
+        if a.status != "acknowledged":
+            raise ValueError(f"alert {fp} is {a.status}; only acknowledged alerts can be unacknowledged")
+        a.status = "firing"
+        a.acked_by, a.acked_ms = "", 0
+        a.tier_since_ms = now_ms
+        return Transition(fingerprint=fp, old="acknowledged", new="firing", ts_ms=now_ms, actor=who, detail=comment)
+
     def _fire(self, a: Alert, now_ms: int) -> Transition:
         a.status = "firing"
         a.fired_ms = now_ms

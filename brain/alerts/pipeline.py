@@ -100,6 +100,12 @@ class AlertPipeline:
         self.state.log_transition(t, action="ack")
         return t
 
+    def unacknowledge(self, fingerprint: str, who: str, now_ms: int, comment: str = "") -> Transition:
+        t = self.lifecycle.unacknowledge(self.state.alerts, fingerprint, who, now_ms, comment)
+        self.state.dirty.add(fingerprint)
+        self.state.log_transition(t, action="unack")
+        return t
+
     def add_silence(self, silence: Silence) -> None:
         self.state.silences[silence.id] = silence
         self.state.log(AuditEntry(ts_ms=silence.starts_ms, actor=silence.created_by, action="silence", target=silence.id,

@@ -128,7 +128,7 @@ function alertRows(rows, compact) {
     const buttons = a.status === "firing"
       ? (may("ack") ? `<button class="ack" data-fp="${esc(a.fingerprint)}">${t("ack")}</button>` : "") +
         (may("silence") ? `<button class="silence" data-fp="${esc(a.fingerprint)}" data-district="${esc(a.labels.district || "")}" data-rule="${esc(a.rule_id)}">${t("silence")}</button>` : "")
-      : "";
+      : a.status === "acknowledged" && may("ack") ? `<button class="unack" data-fp="${esc(a.fingerprint)}">${t("unack")}</button>` : "";
     const ev = compact ? "" : `<div class="evidence">${t("evidence")}: ${esc(Object.entries(a.evidence || {}).map(([k, v]) => `${k}=${v}`).join(", "))}</div>`;
     return `<div class="alert sev-${a.colour}" data-fp="${esc(a.fingerprint)}" data-status="${a.status}">
       <span class="badge" style="background:${SEV[a.colour]}">${t("sev_" + a.colour)}</span>
@@ -206,6 +206,9 @@ document.addEventListener("click", async (ev) => {
     if (b.classList.contains("ack")) {
       await api(`/api/v1/alerts/${b.dataset.fp}/ack`, { method: "POST", body: JSON.stringify({ comment: "cockpit" }) });
       b.disabled = true; b.textContent = t("acked"); b.classList.add("done"); toast(t("ack_sent"));
+    } else if (b.classList.contains("unack")) {
+      await api(`/api/v1/alerts/${b.dataset.fp}/unack`, { method: "POST", body: JSON.stringify({ comment: "cockpit" }) });
+      b.disabled = true; toast(t("unack_sent"));
     } else if (b.classList.contains("silence")) {
       const matchers = b.dataset.district ? [`district=${b.dataset.district}`, `rule=${b.dataset.rule}`] : [`rule=${b.dataset.rule}`];
       await api("/api/v1/silences", { method: "POST", body: JSON.stringify({ matchers, duration: "1h", comment: "cockpit" }) });

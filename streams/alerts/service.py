@@ -334,11 +334,12 @@ class AlertService:
         st = self.pipeline.state
         st.silences = silences
         for fp, a in acks.items():
+            verb = self.pipeline.unacknowledge if a.get("unack") else self.pipeline.acknowledge
             try:
-                self.pipeline.acknowledge(fp, a.get("who", "?"), at_ms, a.get("comment", ""))
+                verb(fp, a.get("who", "?"), at_ms, a.get("comment", ""))
             except (KeyError, ValueError) as exc:
-                st.log(AuditEntry(ts_ms=at_ms, actor=a.get("who", "?"), action="ack", target=fp, new="rejected",
-                                  detail=str(exc)))
+                st.log(AuditEntry(ts_ms=at_ms, actor=a.get("who", "?"), action="unack" if a.get("unack") else "ack",
+                                  target=fp, new="rejected", detail=str(exc)))
 
     async def _poll(self) -> None:
         """Apply acknowledgements promptly even between windows (e.g. a paused or slow stream)."""

@@ -222,6 +222,12 @@ class AlertStore:
         """Queue an acknowledgement for the engine (which owns alert state) to apply."""
         await self.r.hset(self.k("acks"), fingerprint, json.dumps({"who": who, "comment": comment, "ts_ms": now_ms()}))
 
+    async def request_unack(self, fingerprint: str, who: str, comment: str = "") -> None:
+        """Queue taking an acknowledgement back (the alert fires again, unowned); same queue as acks, so the
+        latest request for an alert wins."""
+        await self.r.hset(self.k("acks"), fingerprint, json.dumps({"who": who, "comment": comment, "ts_ms": now_ms(),
+                                                                   "unack": True}))
+
     async def take_acks(self) -> dict[str, dict]:
         p = self.r.pipeline(transaction=True)
         p.hgetall(self.k("acks"))

@@ -111,6 +111,24 @@ class ServerThread:
         assert not self._thread.is_alive(), "the cockpit server did not stop"
 
 
+class EngineThread:
+    """The real alert service (rules → lifecycle → Redis, its 1 s command poller) in a loop of its own."""
+
+    def __init__(self, redis_url, rules_dir):
+        from streams.alerts.service import AlertService
+
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.svc = self.call(AlertService.start(redis_url, rules_path=rules_dir, deliver=False))
+
+    def call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def close(self):
+        self.call(self.svc.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
 @pytest.fixture(scope="session")
 def server(demo_run, cockpit_redis):
     city, out = demo_run

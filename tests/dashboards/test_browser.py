@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.dashboards.conftest import ServerThread, make_tokens
+from tests.dashboards.conftest import EngineThread, ServerThread, make_tokens
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("CITYBRAIN_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts")) / "cockpit"
@@ -105,24 +105,6 @@ def test_overview_shows_every_district_with_the_apis_values_and_no_ack_for_a_vie
         d.save_screenshot(str(ARTIFACTS / f"{page}.png"))
     assert len(d.find_elements(By.CSS_SELECTOR, "#corridors .corridor")) == len(city.corridors)
     assert only_local_resources(d, url) == []
-
-
-class EngineThread:
-    """The real alert service (rules → lifecycle → Redis, its 1 s command poller) in a loop of its own."""
-
-    def __init__(self, redis_url, rules_dir):
-        from streams.alerts.service import AlertService
-
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.svc = self.call(AlertService.start(redis_url, rules_path=rules_dir, deliver=False))
-
-    def call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def close(self):
-        self.call(self.svc.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 @pytest.fixture

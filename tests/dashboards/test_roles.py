@@ -34,6 +34,7 @@ ENDPOINTS = [
     ("GET", "/metrics", None, ALL),
     ("GET", "/api/v1/audit", None, OPS),
     ("POST", "/api/v1/alerts/{fp}/ack", {"comment": "roles test"}, OPS),
+    ("POST", "/api/v1/alerts/{fp}/unack", {"comment": "roles test"}, OPS),
     ("POST", "/api/v1/silences", {"matchers": ["district=nanhu", "rule=roles_test"], "duration": "30m"}, OPS),
     ("POST", "/api/v1/silences/{silence}/expire", None, OPS),
     ("GET", "/api/v1/subscriptions", None, DEPT),

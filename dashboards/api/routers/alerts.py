@@ -127,6 +127,18 @@ async def ack(request: Request, fingerprint: str, body: AckBody | None = None, w
     return {"fingerprint": a.fingerprint, "acked_by": who.actor, "status": "queued for the engine"}
 
 
+@router.post("/alerts/{fingerprint}/unack", status_code=202, summary="take an acknowledgement back (fires again, unowned)")
+async def unack(request: Request, fingerprint: str, body: AckBody | None = None, who: Identity = Depends(require("ack"))):
+    ctx = request.app.state.ctx
+    a = await _one(ctx, fingerprint)
+    if a.status != "acknowledged":
+        raise ApiError(409, "fingerprint", f"alert {a.fingerprint} is {a.status}; only acknowledged alerts can be unacknowledged")
+    comment = body.comment if body else ""
+    await ctx.store.request_unack(a.fingerprint, who.actor, comment)
+    await audit(ctx, who, "unack", a.fingerprint, "requested", comment)
+    return {"fingerprint": a.fingerprint, "unacked_by": who.actor, "status": "queued for the engine"}
+
+
 class SilenceBody(BaseModel):
     matchers: list[str] = Field(..., description="label matchers, e.g. district=nanhu, rule=~jam.*")
     duration: str = Field("1h", description="how long, e.g. 30m, 2h")
