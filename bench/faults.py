@@ -22,6 +22,10 @@ and a two-object line mixed into the file), ``pickled checkpoint`` (a pickle tha
 marker file if run; ``crashed`` is yes if it ran or if the engine died with a traceback instead of
 refusing it).
 
+A second table replays the same records with one sensor's clock wrong (30 min fast, 30 min slow,
+one reading 50 min ahead) in 64 KB and 4 MB batches: records late or quarantined, and how many of
+them belonged to *other* sensors (what a wrong clock must never cause).
+
 The history is compared row by row (every table, rows hashed over every column), so "same" means
 bit-identical vital signs. Runs on the code in this tree; point ``PYTHONPATH`` at another checkout
 to measure it on the same data.
@@ -223,9 +227,55 @@ def main() -> int:
             lost = max(want - accounted, 0) + sum((ref_rows - rows).values())
             duplicated = sum((rows - ref_rows).values())
             print(f"{name:<28}| {want:>8,} | {lost:>6,} | {duplicated:>10,} | {'yes' if crashed else 'no':>7} | {note}")
+        print()
+        clock_table(city, day, n)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _shift(lines: list[bytes], sensor: bytes, offset_ms: int, first_only: bool) -> bytes:
+    import msgspec
+
+    out, done = [], False
+    for line in lines:
+        if not done and b'"sensor_id":"' + sensor + b'"' in line:
+            rec = msgspec.json.decode(line)
+            rec["ts_ms"] += offset_ms
+            line = msgspec.json.encode(rec)
+            done = first_only
+        out.append(line)
+    return b"\n".join(out) + b"\n"
+
+
+def clock_table(city, day: Path, n: int) -> None:
+    """Wrong clocks: records sent to late or quarantine, and how many of them were other sensors'."""
+    import msgspec
+
+    from brain.pipeline import CityPipeline
+
+    lines = day.read_bytes().split(b"\n")[:-1]
+    cases = [("HT-02 clock 30 min fast", b"HT-02", 1_800_000, False), ("HT-02 clock 30 min slow", b"HT-02", -1_800_000, False),
+             ("one reading 50 min ahead", b"LP-JF-01E", 3_000_000, True)]
+    print(f"{'wrong clock':<28}| {'batches':>7} | {'late':>7} | {'too far ahead':>13} | of them other sensors'")
+    print("-" * 90)
+    for name, sensor, offset, first_only in cases:
+        buf = _shift(lines, sensor, offset, first_only)
+        for chunk in (64 << 10, 4 << 20):
+            pipe = CityPipeline(city)
+            others = late = ahead = 0
+            i = 0
+            while i < len(buf):
+                j = buf.rfind(b"\n", i, i + chunk) + 1 or len(buf)
+                step = pipe.ingest_jsonl(buf[i:j])
+                i = j
+                refused = [r for r in step.late["raw"].to_list()]
+                late += len(refused)
+                far = step.dead.filter(step.dead["reason_code"] == "too_far_ahead")["raw"].to_list()
+                ahead += len(far)
+                others += sum(1 for raw in refused + far if msgspec.json.decode(raw)["sensor_id"] != sensor.decode())
+            pipe.flush()
+            print(f"{name:<28}| {chunk >> 10:>4} KB | {late:>7,} | {ahead:>13,} | {others:,} ({100 * others / n:.1f} % of all records)")
 
 
 if __name__ == "__main__":
