@@ -111,5 +111,8 @@ def driver_table_columns(city) -> dict[str, set[str]]:
     tables["anomaly"] = pl.DataFrame(schema={"key": pl.String, "sensor_id": pl.String, "segment_id": pl.String,
                                              "metric": pl.String, "ts_ms": pl.Int64, "window_end_ms": pl.Int64,
                                              "value": pl.Float64, "expected": pl.Float64, "z": pl.Float64,
-                                             "score": pl.Float64, "reason": pl.String})
+                                             "score": pl.Float64, "reason": pl.String, "ongoing": pl.Float64})
+    from brain.faults import SENSOR_FAULTS_SCHEMA  # the sensor-fault operator's table
+
+    tables["sensor_faults"] = pl.DataFrame(schema=SENSOR_FAULTS_SCHEMA)
     return {name: set(df.columns) for name, df in Enricher(city).apply(tables).items()}

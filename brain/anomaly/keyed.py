@@ -12,10 +12,11 @@ Example:
     ...                      "speed_kmh": [50.0 + (i % 7) for i in range(120)]})
     >>> out = det.score_frame(rows, "speed_kmh")
     >>> out.columns
-    ['sensor_id', 'metric', 'ts_ms', 'value', 'expected', 'z', 'score', 'reason']
+    ['sensor_id', 'metric', 'ts_ms', 'value', 'expected', 'z', 'score', 'reason', 'ongoing']
     >>> spike = pl.DataFrame({"sensor_id": ["L2"], "ts_ms": [3_600_000], "speed_kmh": [5.0]})
-    >>> det.score_frame(spike, "speed_kmh").select("sensor_id", "score", "reason").row(0)
-    ('L2', 1.0, 'spike')
+    >>> row = det.score_frame(spike, "speed_kmh").row(0, named=True)
+    >>> row["sensor_id"], row["score"] > 0.999, row["reason"]
+    ('L2', True, 'spike')
 """
 from __future__ import annotations
 
@@ -72,8 +73,10 @@ class KeyedDetector:
         none): a slow ramp of ``metric`` against it is what the drift statistic then looks for
         (see :meth:`~brain.anomaly.SeasonalDetector.score_one`).
 
-        Returns ``key, metric, ts_ms, value, expected, z, score, reason`` for rows scoring at least
-        ``min_score`` (all rows by default).
+        Returns ``key, metric, ts_ms, value, expected, z, score, reason, ongoing`` for rows scoring at
+        least ``min_score`` (all rows by default). ``score`` is the confidence that an anomaly starts
+        (or is still news) at the row; ``ongoing`` that the row is part of one, news or not (what a
+        rule that must hold for a duration reads).
         """
         for col in (metric, key, ts, *([peer] if peer is not None else [])):
             if col not in frame.columns:
@@ -82,7 +85,8 @@ class KeyedDetector:
             raise ValueError(f"min_score must be in [0, 1], got {min_score!r}")
         if frame.height == 0:
             return pl.DataFrame(schema={key: pl.String, "metric": pl.String, "ts_ms": pl.Int64, "value": pl.Float64,
-                                        "expected": pl.Float64, "z": pl.Float64, "score": pl.Float64, "reason": pl.String})
+                                        "expected": pl.Float64, "z": pl.Float64, "score": pl.Float64, "reason": pl.String,
+                                        "ongoing": pl.Float64})
         # the key column's name is part of the key: segment "X" and sensor "X" are different series.
         # Names are made once per distinct key value, not per row (a batch repeats a few hundred keys).
         key_col = frame[key].cast(pl.String)
@@ -103,6 +107,7 @@ class KeyedDetector:
             series.f64("z", res["z"]),
             series.f64("score", res["score"]),
             pl.Series("reason", res["reason"].astype(str)),
+            series.f64("ongoing", res["ongoing"]),
         ])
         return out.filter(pl.col("score") >= min_score) if min_score > 0 else out
 

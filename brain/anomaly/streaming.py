@@ -46,6 +46,8 @@ def _to_value(value) -> float:
     raise TypeError(f"value must be a number or None, got {type(value).__name__}")
 
 
+#: state columns of snapshots written before brain.kernels.surprise (restored with fresh new columns)
+_OLD_N_COLS = 21
 #: the most keys a BatchDetector allocates (~3.5 kB each): a guard against sparse ids
 MAX_KEYS = 5_000_000
 
@@ -74,7 +76,7 @@ class SeasonalDetector:
     def __init__(self) -> None:
         self._S, self._SEA = _k.detector_state(1)
         self._PD = _k.peer_drift_state(1)
-        self._last = (0.0, math.nan, 0.0, _k.REASON_NONE)
+        self._last = (0.0, math.nan, 0.0, _k.REASON_NONE, 0.0)
 
     def score_one(self, timestamp, value, peer=None) -> float:
         """Score ``value`` at ``timestamp`` against what was learned so far, then learn it.
@@ -102,6 +104,12 @@ class SeasonalDetector:
     def last_z(self) -> float:
         """The last value's calibrated standardised residual."""
         return self._last[2]
+
+    @property
+    def last_ongoing(self) -> float:
+        """The last point's confidence that it is part of an anomaly, news or not (the score before
+        onset suppression: what a rule that must *hold* for a while, e.g. ``for: 15m``, reads)."""
+        return self._last[4]
 
     @property
     def last_reason(self) -> str:
@@ -208,15 +216,17 @@ class BatchDetector:
         """Like :meth:`score_many`, with what explains each score.
 
         Returns ``score``, ``expected`` (the baseline the value was compared to), ``z`` (calibrated
-        standardised residual) and ``reason`` (which statistic dominated: none, spike, level_shift,
-        flatline, drift, missing), each an array aligned with the input.
+        standardised residual), ``reason`` (which statistic dominated: none, spike, level_shift,
+        flatline, drift, missing) and ``ongoing`` (the confidence that the point is part of an
+        anomaly, news or not: see :attr:`SeasonalDetector.last_ongoing`), each aligned with the input.
         """
         keys, ts_ms, values, peers = self._prepare(keys, ts_ms, values, peers)
         if peers is None:
-            score, expected, z, reason = _k.detector_batch(keys, ts_ms, values, self._S, self._SEA)
+            score, expected, z, reason, ongoing = _k.detector_batch(keys, ts_ms, values, self._S, self._SEA)
         else:
-            score, expected, z, reason = _k.detector_batch_peer(keys, ts_ms, values, peers, self._S, self._SEA, self._PD)
-        return {"score": score, "expected": expected, "z": z, "reason": np.asarray(_k.REASONS, dtype=object)[reason]}
+            score, expected, z, reason, ongoing = _k.detector_batch_peer(keys, ts_ms, values, peers, self._S, self._SEA, self._PD)
+        return {"score": score, "expected": expected, "z": z, "reason": np.asarray(_k.REASONS, dtype=object)[reason],
+                "ongoing": ongoing}
 
     def snapshot(self) -> bytes:
         """The whole state as bytes (restore with :meth:`restore` or :meth:`from_snapshot`)."""
@@ -236,6 +246,12 @@ class BatchDetector:
                 PD = z["PD"] if "PD" in z.files else _k.peer_drift_state(S.shape[0] if S.ndim == 2 else 0)
         except Exception as exc:  # corrupt zip, missing arrays
             raise ValueError(f"corrupt BatchDetector snapshot: {exc}") from None
+        if S.ndim == 2 and S.shape[1] == _OLD_N_COLS:
+            # a snapshot from before onset scores and tail calibration: its learned state carries
+            # over, the new columns start fresh (no open episode, i.i.d. 95th percentiles)
+            fresh, _ = _k.detector_state(S.shape[0])
+            fresh[:, :_OLD_N_COLS] = S
+            S = fresh
         if (S.ndim != 2 or S.shape[1] != _k.N_COLS or SEA.shape != (S.shape[0], _k.detector_state(1)[1].shape[1])
                 or PD.shape != (S.shape[0], _k.PD_COLS)):
             raise ValueError(f"BatchDetector snapshot has incompatible state shapes {S.shape}, {SEA.shape}, {PD.shape}")

@@ -34,7 +34,7 @@ Example:
     >>> t = np.arange(300, dtype=np.int64) * 60_000
     >>> x = 50 + np.sin(np.arange(300) / 7.0)
     >>> x[250] = 80.0                                          # one spike
-    >>> score, expected, z, reason = detector_batch(np.zeros(300, dtype=np.int64), t, x, S, SEA)
+    >>> score, expected, z, reason, ongoing = detector_batch(np.zeros(300, dtype=np.int64), t, x, S, SEA)
     >>> int(np.argmax(score)), bool(score[250] > 0.999), int(reason[250]) == REASON_SPIKE
     (250, True, True)
 """
@@ -65,10 +65,21 @@ from brain.kernels.faults import (
     run_pvalue_ref,
     run_surprise,
     run_surprise_ref,
-    spike_pvalue,
-    spike_pvalue_ref,
 )
 from brain.kernels.robust import MAD_TO_SIGMA, clip, clip_ref
+from brain.kernels.surprise import (
+    QLO_S,
+    calibrate,
+    calibrate_ref,
+    gauss_surprise,
+    gauss_surprise_ref,
+    onset_step,
+    onset_step_ref,
+    score_of,
+    score_of_ref,
+    young_factor,
+    young_factor_ref,
+)
 from brain.kernels.seasonal import (
     N_BINS,
     seasonal_learn,
@@ -99,7 +110,13 @@ C_QS = 17  # 99.5th percentile of the level-shift surprise
 C_QF = 18  # ... of the flatline surprise
 C_QD = 19  # ... of the drift surprise
 C_ALARM = 20  # 1 if the previous point was an alarm (score >= 0.999)
-N_COLS = 21
+C_EPI = 21  # the current episode's decaying peak surprise (brain.kernels.surprise.onset_step)
+C_AGE = 22  # points since the episode's last reported onset
+C_QLO = 23  # 95th percentiles of the spike, level-shift, flatline and drift surprises
+C_QSLO = 24
+C_QFLO = 25
+C_QDLO = 26
+N_COLS = 27
 
 # --- constants (the same for every series: there are no per-series parameters) ---------------------
 WARMUP_N = 10.0
@@ -110,18 +127,29 @@ WEEK_WARM_VISITS = 0.9
 TOD_WARM_VISITS = 0.5
 TAU_LEVEL_S = 3600.0
 LEVEL_MIN_POINTS = 10.0
+# memories are times (an hour of a city's series is an hour whatever its sampling), but bounded in
+# points: a 1 Hz sensor must not need 3,600 points to follow a departure nor 260,000 to learn its level
+LEVEL_MAX_POINTS = 300.0
 TAU_LONG_S = 3 * 86400.0
 LONG_MIN_POINTS = 300.0
+LONG_MAX_POINTS = 3000.0
 DRIFT_MIN_N = 200.0
 CLIP_SIGMAS = 3.0
 CUSUM_K = 0.5
 CUSUM_H = 10.0  # restart above the 0.999-score surprise (8.29), so a shift is reported first
+# ... and whatever the calibration once the raw statistic reaches this: a key whose CUSUM keeps
+# climbing (a trend the level lags) would otherwise teach its calibration ever larger values
+CUSUM_H_RAW = 40.0
 Q_TAU = 0.995
+QLO_TAU = 0.95  # ... and the 95th (with the 99.5th: the index of the tail)
 Q_S = 5.298317366548036  # -ln(0.005): the 99.5th percentile of a calibrated surprise
 Q_ETA = 1.0  # calibration step: Q_ETA / sqrt(points seen) (fast at first, then slow so that an
 Q_ETA_MIN = 0.01  # anomaly lasting hours cannot teach its key that it is normal), never below Q_ETA_MIN
+Q_ETA_SPIKE = 2.0  # the spike percentiles' steps are this many times larger
 S_ALARM = 8.294049640102028  # -ln(0.001 / 4): surprise of a score of 0.999
 RFAST_ALPHA = 0.3
+# the quantum (smallest step) forgets: one noisy hour must not remove a set-point's floor for good
+QUANT_REGROW = 1.002
 DT_ALPHA = 0.05
 N_COMPONENTS = 4.0
 
@@ -141,8 +169,24 @@ def detector_state(n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     S[:, C_QS] = Q_S
     S[:, C_QF] = Q_S
     S[:, C_QD] = Q_S
+    S[:, C_QLO] = S[:, C_QSLO] = S[:, C_QFLO] = S[:, C_QDLO] = QLO_S
     S[:, C_QUANT] = np.inf
     return S, np.zeros((n_keys, 2 * N_BINS))
+
+
+@njit(cache=True)
+def memory_s(tau_s, min_points, max_points, dt_s):
+    """A memory of ``tau_s`` seconds, kept between ``min_points`` and ``max_points`` sampling intervals."""
+    lo = min_points * dt_s
+    hi = max_points * dt_s
+    t = tau_s if tau_s > lo else lo
+    return t if t < hi or hi <= 0.0 else hi
+
+
+def memory_s_ref(tau_s: float, min_points: float, max_points: float, dt_s: float) -> float:
+    t = max(tau_s, min_points * dt_s)
+    hi = max_points * dt_s
+    return t if t < hi or hi <= 0 else hi
 
 
 @njit(cache=True)
@@ -202,9 +246,10 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
         p = run_pvalue(S[k, C_NANRATE], n, r)
         S[k, C_NANRATE] = rate_update(S[k, C_NANRATE], n, True)
         if n < WARMUP_N:
-            return 0.0, np.nan, 0.0, REASON_NONE
-        q = N_COMPONENTS * p
-        return 1.0 - (q if q < 1.0 else 1.0), np.nan, 0.0, REASON_MISSING
+            return 0.0, np.nan, 0.0, REASON_NONE, 0.0
+        s_miss = surprise(p)
+        s_rep, S[k, C_EPI], S[k, C_AGE] = onset_step(s_miss, S[k, C_EPI], S[k, C_AGE])
+        return score_of(s_rep), np.nan, 0.0, REASON_MISSING, score_of(s_miss)
     if n == 0.0:
         S[k, C_LAST_TS] = ts_ms
         S[k, C_LEVEL] = x
@@ -241,44 +286,48 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     z = r / sig_eff
 
     # the four statistics as surprises -ln(p), each rescaled by how surprising this key usually is
-    s_spike = surprise(spike_pvalue(z))
-    c_spike = calibration(S[k, C_Q])
+    s_spike = gauss_surprise(z)
     zcl = clip(z, 4.0)
     cp = S[k, C_CP] + zcl - CUSUM_K
     cn = S[k, C_CN] - zcl - CUSUM_K
     cp = cp if cp > 0.0 else 0.0
     cn = cn if cn > 0.0 else 0.0
     s_shift = cp if cp > cn else cn  # = -ln of the CUSUM tail probability
-    c_shift = calibration(S[k, C_QS])
     rep = n > 0.0 and is_repeat(x, S[k, C_PREV])
     run = S[k, C_RUN] + 1.0 if rep else 0.0
     s_flat = run_surprise(S[k, C_REP], n - 1.0, run) if n > 0.0 else 0.0
-    c_flat = calibration(S[k, C_QF])
     if s_peer >= 0.0:
         s_drift = s_peer
     elif n >= DRIFT_MIN_N:
-        s_drift = surprise(spike_pvalue(drift_z(dev, 0.0, S[k, C_DSCALE], 0.5 * sigma)))
+        s_drift = gauss_surprise(drift_z(dev, 0.0, S[k, C_DSCALE], 0.5 * sigma))
     else:
         s_drift = 0.0
-    c_drift = calibration(S[k, C_QD])
-    best = s_spike * c_spike
+    # statistics standardised by the key's own noise estimate are shrunk while it is young; the
+    # flatline and peer-drift tests carry their own warm-up (rate prior, minimum bins)
+    yf = young_factor(n)
+    best = calibrate(s_spike, S[k, C_Q], S[k, C_QLO]) * yf
     reason = REASON_SPIKE
-    if s_shift * c_shift > best:
-        best = s_shift * c_shift
+    shift_cal = calibrate(s_shift, S[k, C_QS], S[k, C_QSLO])
+    if shift_cal * yf > best:
+        best = shift_cal * yf
         reason = REASON_SHIFT
-    if s_flat * c_flat > best:
-        best = s_flat * c_flat
+    v = calibrate(s_flat, S[k, C_QF], S[k, C_QFLO])
+    if v > best:
+        best = v
         reason = REASON_FLATLINE
-    if s_drift * c_drift > best:
-        best = s_drift * c_drift
+    v = calibrate(s_drift, S[k, C_QD], S[k, C_QDLO]) * (1.0 if s_peer >= 0.0 else yf)
+    if v > best:
+        best = v
         reason = REASON_DRIFT
-    zc = z * c_spike
+    zc = z * calibration(S[k, C_Q])
     if n < WARMUP_N:
         score = 0.0
+        ongoing = 0.0
         reason = REASON_NONE
     else:
-        q = N_COMPONENTS * math.exp(-best)
-        score = 1.0 - (q if q < 1.0 else 1.0)
+        s_rep, S[k, C_EPI], S[k, C_AGE] = onset_step(best, S[k, C_EPI], S[k, C_AGE])
+        score = score_of(s_rep)
+        ongoing = score_of(best)
         # learn the key's own surprise levels. An alarm counts as one exceedance however long it
         # lasts (only its first point is learned), so an anomaly lasting hours cannot teach its key
         # that it is normal, while isolated alarms still keep the tail estimate honest.
@@ -288,29 +337,40 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
             eta = eta if eta > Q_ETA_MIN else Q_ETA_MIN
             up = math.exp(eta * Q_TAU)
             down = 1.0 if alarm else math.exp(-eta * (1.0 - Q_TAU))
-            S[k, C_Q] = quantile_step_log(S[k, C_Q], s_spike, up, down)
             S[k, C_QS] = quantile_step_log(S[k, C_QS], s_shift, up, down)
             S[k, C_QF] = quantile_step_log(S[k, C_QF], s_flat, up, down)
             S[k, C_QD] = quantile_step_log(S[k, C_QD], s_drift, up, down)
+            up = math.exp(eta * QLO_TAU)
+            down = 1.0 if alarm else math.exp(-eta * (1.0 - QLO_TAU))
+            S[k, C_QSLO] = quantile_step_log(S[k, C_QSLO], s_shift, up, down)
+            S[k, C_QFLO] = quantile_step_log(S[k, C_QFLO], s_flat, up, down)
+            S[k, C_QDLO] = quantile_step_log(S[k, C_QDLO], s_drift, up, down)
+            # a residual's tail is learned faster: glitches every few points must become normal
+            # within a few hundred points, while slow statistics (shift, drift) must not learn an
+            # anomaly that builds up for hours
+            eta *= Q_ETA_SPIKE
+            S[k, C_Q] = quantile_step_log(S[k, C_Q], s_spike, math.exp(eta * Q_TAU), 1.0 if alarm else math.exp(-eta * (1.0 - Q_TAU)))
+            S[k, C_QLO] = quantile_step_log(S[k, C_QLO], s_spike, math.exp(eta * QLO_TAU),
+                                            1.0 if alarm else math.exp(-eta * (1.0 - QLO_TAU)))
         S[k, C_ALARM] = 1.0 if alarm else 0.0
 
     # learn: the fast deviation from the clipped residual, the base level and the seasonal profile
     # slowly from the clipped value
     # the deviation starts at 0 and only ever moves with elapsed time; the scale is a running mean at first
-    a = 1.0 - math.exp(-dt_s / max(TAU_LEVEL_S, LEVEL_MIN_POINTS * S[k, C_DT]))
+    a = 1.0 - math.exp(-dt_s / memory_s(TAU_LEVEL_S, LEVEL_MIN_POINTS, LEVEL_MAX_POINTS, S[k, C_DT]))
     a_scale = a if a > 1.0 / (n + 1.0) else 1.0 / (n + 1.0)
     rc = clip(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
     dev += a * rc
     S[k, C_SCALE] += a_scale * (abs(rc) - S[k, C_SCALE])
     rfast = S[k, C_RFAST] + RFAST_ALPHA * (r - S[k, C_RFAST])
-    al = decay_alpha(dt_s, max(TAU_LONG_S, LONG_MIN_POINTS * S[k, C_DT]), n)
+    al = decay_alpha(dt_s, memory_s(TAU_LONG_S, LONG_MIN_POINTS, LONG_MAX_POINTS, S[k, C_DT]), n)
     # the baseline learns the value clipped around the baseline itself, never the deviation:
     # otherwise level, profile and deviation would all absorb the same departure and overshoot
     rb = x - base
     if n >= WARMUP_N:
         rb = clip(rb, CLIP_SIGMAS * sig_eff)
     level += al * rb
-    if s_shift * c_shift > CUSUM_H:
+    if shift_cal > CUSUM_H or s_shift > CUSUM_H_RAW:
         # a level shift: move the baseline to the new regime instead of flagging it until it adapts
         level += rfast
         rfast = 0.0
@@ -326,12 +386,12 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     if n > 0.0:
         S[k, C_REP] = rate_update(S[k, C_REP], n - 1.0, rep)
         step = abs(x - S[k, C_PREV])
-        if step > 0.0 and step < S[k, C_QUANT]:
-            S[k, C_QUANT] = step
+        quant = S[k, C_QUANT] * QUANT_REGROW
+        S[k, C_QUANT] = step if step > 0.0 and step < quant else quant
     S[k, C_RUN] = run
     S[k, C_PREV] = x
     S[k, C_N] = n + 1.0
-    return score, expected, zc, reason
+    return score, expected, zc, reason, ongoing
 
 
 @njit(cache=True)
@@ -345,13 +405,15 @@ def detector_batch(keys, ts_ms, values, S, SEA):
     expected = np.empty(n)
     z = np.empty(n)
     reason = np.empty(n, dtype=np.int8)
+    ongoing = np.empty(n)
     for i in range(n):
-        s, e, zz, r = detector_step(S, SEA, keys[i], ts_ms[i], values[i])
+        s, e, zz, r, o = detector_step(S, SEA, keys[i], ts_ms[i], values[i])
         score[i] = s
+        ongoing[i] = o
         expected[i] = e
         z[i] = zz
         reason[i] = r
-    return score, expected, z, reason
+    return score, expected, z, reason, ongoing
 
 
 @njit(cache=True)
@@ -370,13 +432,15 @@ def detector_batch_peer(keys, ts_ms, values, peers, S, SEA, PD):
     expected = np.empty(n)
     z = np.empty(n)
     reason = np.empty(n, dtype=np.int8)
+    ongoing = np.empty(n)
     for i in range(n):
-        s, e, zz, r = detector_step_peer(S, SEA, PD, keys[i], ts_ms[i], values[i], peers[i])
+        s, e, zz, r, o = detector_step_peer(S, SEA, PD, keys[i], ts_ms[i], values[i], peers[i])
         score[i] = s
+        ongoing[i] = o
         expected[i] = e
         z[i] = zz
         reason[i] = r
-    return score, expected, z, reason
+    return score, expected, z, reason, ongoing
 
 
 @njit(cache=True)
@@ -392,12 +456,13 @@ def detector_batch_ref(keys, ts_ms, values, state=None, peers=None):
     """Plain-Python reference of :func:`detector_batch` (``peers`` given: of :func:`detector_batch_peer`;
     state: dict key -> (row, seasonal row, peer-drift row))."""
     st = {} if state is None else state
-    out_s, out_e, out_z, out_r = [], [], [], []
+    out_s, out_e, out_z, out_r, out_o = [], [], [], [], []
     peer_list = [None] * len(keys) if peers is None else peers.tolist()
     for k, t, x, peer in zip(keys.tolist(), ts_ms.tolist(), values.tolist(), peer_list):
         if k not in st:
             row = [0.0] * N_COLS
             row[C_Q] = row[C_QS] = row[C_QF] = row[C_QD] = Q_S
+            row[C_QLO] = row[C_QSLO] = row[C_QFLO] = row[C_QDLO] = QLO_S
             row[C_QUANT] = math.inf
             st[k] = (row, [0.0] * (2 * N_BINS), peer_drift_state(1)[0].tolist())
         row, sea, pd_row = st[k]
@@ -407,12 +472,13 @@ def detector_batch_ref(keys, ts_ms, values, state=None, peers=None):
                 peer_drift_learn_ref(pd_row, t, math.log(x / peer))
             if pd_row[PD_N] != 0.0:
                 s_peer = _surprise_ref(peer_drift_pvalue_ref(*peer_drift_z_ref(pd_row)))
-        s, e, z, r = _step_ref(row, sea, t, x, s_peer)
+        s, e, z, r, o = _step_ref(row, sea, t, x, s_peer)
+        out_o.append(o)
         out_s.append(s)
         out_e.append(e)
         out_z.append(z)
         out_r.append(r)
-    return np.array(out_s), np.array(out_e), np.array(out_z), np.array(out_r, dtype=np.int8)
+    return np.array(out_s), np.array(out_e), np.array(out_z), np.array(out_r, dtype=np.int8), np.array(out_o)
 
 
 def _surprise_ref(p: float) -> float:
@@ -426,8 +492,10 @@ def _step_ref(row, sea, t, x, s_peer=-1.0):
         p = run_pvalue_ref(row[C_NANRATE], n, row[C_NANRUN])
         row[C_NANRATE] = rate_update_ref(row[C_NANRATE], n, True)
         if n < WARMUP_N:
-            return 0.0, math.nan, 0.0, REASON_NONE
-        return 1.0 - min(1.0, N_COMPONENTS * p), math.nan, 0.0, REASON_MISSING
+            return 0.0, math.nan, 0.0, REASON_NONE, 0.0
+        s_miss = _surprise_ref(p)
+        s_rep, row[C_EPI], row[C_AGE] = onset_step_ref(s_miss, row[C_EPI], row[C_AGE])
+        return score_of_ref(s_rep), math.nan, 0.0, REASON_MISSING, score_of_ref(s_miss)
     if n == 0:
         row[C_LAST_TS] = float(t)
         row[C_LEVEL] = row[C_PREV] = x
@@ -457,40 +525,47 @@ def _step_ref(row, sea, t, x, s_peer=-1.0):
     rep = n > 0 and abs(x - row[C_PREV]) <= 1e-12 * (1.0 + abs(x))
     run = row[C_RUN] + 1.0 if rep else 0.0
     raw = {
-        C_Q: _surprise_ref(spike_pvalue_ref(z)),
+        C_Q: gauss_surprise_ref(z),
         C_QS: max(cp, cn),
         C_QF: run_surprise_ref(row[C_REP], n - 1.0, run) if n > 0 else 0.0,
         C_QD: s_peer if s_peer >= 0 else (
-            _surprise_ref(spike_pvalue_ref(drift_z_ref(dev, 0.0, row[C_DSCALE], 0.5 * sigma))) if n >= DRIFT_MIN_N else 0.0),
+            gauss_surprise_ref(drift_z_ref(dev, 0.0, row[C_DSCALE], 0.5 * sigma)) if n >= DRIFT_MIN_N else 0.0),
     }
-    cal = {c: (Q_S / row[c] if row[c] > Q_S else 1.0) for c in raw}
+    qlo = {C_Q: C_QLO, C_QS: C_QSLO, C_QF: C_QFLO, C_QD: C_QDLO}
+    cal = {c: calibrate_ref(raw[c], row[c], row[qlo[c]]) for c in raw}
     why = {C_Q: REASON_SPIKE, C_QS: REASON_SHIFT, C_QF: REASON_FLATLINE, C_QD: REASON_DRIFT}
-    best, reason = raw[C_Q] * cal[C_Q], REASON_SPIKE
+    yf = young_factor_ref(n)
+    shrunk = {C_Q: cal[C_Q] * yf, C_QS: cal[C_QS] * yf, C_QF: cal[C_QF], C_QD: cal[C_QD] * (1.0 if s_peer >= 0 else yf)}
+    best, reason = shrunk[C_Q], REASON_SPIKE
     for c in (C_QS, C_QF, C_QD):  # first strictly larger wins, as in the kernel
-        if raw[c] * cal[c] > best:
-            best, reason = raw[c] * cal[c], why[c]
-    zc = z * cal[C_Q]
+        if shrunk[c] > best:
+            best, reason = shrunk[c], why[c]
+    zc = z * (Q_S / row[C_Q] if row[C_Q] > Q_S else 1.0)
     if n < WARMUP_N:
-        score, reason = 0.0, REASON_NONE
+        score, reason, ongoing = 0.0, REASON_NONE, 0.0
     else:
-        score = 1.0 - min(1.0, N_COMPONENTS * math.exp(-best))
+        s_rep, row[C_EPI], row[C_AGE] = onset_step_ref(best, row[C_EPI], row[C_AGE])
+        score = score_of_ref(s_rep)
+        ongoing = score_of_ref(best)
         alarm = best >= S_ALARM
         if not alarm or row[C_ALARM] == 0.0:
-            eta = max(Q_ETA / math.sqrt(n + 1.0), Q_ETA_MIN)
-            up = math.exp(eta * Q_TAU)
-            down = 1.0 if alarm else math.exp(-eta * (1.0 - Q_TAU))
-            for c, v in raw.items():
-                row[c] = row[c] * up if v > row[c] else row[c] * down
+            eta0 = max(Q_ETA / math.sqrt(n + 1.0), Q_ETA_MIN)
+            for tau, cols in ((Q_TAU, (C_Q, C_QS, C_QF, C_QD)), (QLO_TAU, (C_QLO, C_QSLO, C_QFLO, C_QDLO))):
+                for c, v in zip(cols, raw.values()):
+                    eta = eta0 * Q_ETA_SPIKE if c in (C_Q, C_QLO) else eta0
+                    up = math.exp(eta * tau)
+                    down = 1.0 if alarm else math.exp(-eta * (1.0 - tau))
+                    row[c] = row[c] * up if v > row[c] else row[c] * down
         row[C_ALARM] = 1.0 if alarm else 0.0
-    a = 1.0 - math.exp(-dt / max(TAU_LEVEL_S, LEVEL_MIN_POINTS * row[C_DT]))
+    a = 1.0 - math.exp(-dt / memory_s_ref(TAU_LEVEL_S, LEVEL_MIN_POINTS, LEVEL_MAX_POINTS, row[C_DT]))
     rc = clip_ref(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
     dev += a * rc
     row[C_SCALE] += max(a, 1.0 / (n + 1.0)) * (abs(rc) - row[C_SCALE])
     rfast = row[C_RFAST] + RFAST_ALPHA * (r - row[C_RFAST])
-    al = decay_alpha_ref(dt, max(TAU_LONG_S, LONG_MIN_POINTS * row[C_DT]), n)
+    al = decay_alpha_ref(dt, memory_s_ref(TAU_LONG_S, LONG_MIN_POINTS, LONG_MAX_POINTS, row[C_DT]), n)
     rb = clip_ref(x - base, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else x - base
     level += al * rb
-    if raw[C_QS] * cal[C_QS] > CUSUM_H:
+    if cal[C_QS] > CUSUM_H or raw[C_QS] > CUSUM_H_RAW:
         level += rfast
         rfast = cp = cn = 0.0
     row[C_RFAST], row[C_CP], row[C_CN], row[C_LEVEL], row[C_DEV] = rfast, cp, cn, level, dev
@@ -499,9 +574,9 @@ def _step_ref(row, sea, t, x, s_peer=-1.0):
     if n > 0:
         row[C_REP] = rate_update_ref(row[C_REP], n - 1.0, rep)
         step = abs(x - row[C_PREV])
-        if 0 < step < row[C_QUANT]:
-            row[C_QUANT] = step
+        quant = row[C_QUANT] * QUANT_REGROW
+        row[C_QUANT] = step if 0 < step < quant else quant
     row[C_RUN] = run
     row[C_PREV] = x
     row[C_N] = n + 1.0
-    return score, expected, zc, reason
+    return score, expected, zc, reason, ongoing

@@ -328,9 +328,10 @@ def test_shipped_anomaly_rule_on_detector_output():
     eng = RuleEngine(packs)
     frame = pl.DataFrame({"sensor_id": ["L1", "L2", "L3"], "metric": ["speed_kmh"] * 3, "ts_ms": [0] * 3,
                           "value": [5.0, 50.0, 30.0], "expected": [48.0, 49.0, 40.0], "z": [-6.1, 0.2, -2.0],
-                          "score": [0.9995, 0.1, 0.997], "reason": ["low", "", "low"]})
+                          "score": [0.9995, 0.1, 0.997], "reason": ["low", "", "low"], "ongoing": [0.9995, 0.1, 0.997]})
     got = {c.labels["sensor_id"]: (c.trigger, c.severity, c.labels["category"]) for c in eng.evaluate({"anomaly": frame}, 0)}
-    # L3 (0.997) is between clear 0.995 and threshold 0.999: held only, never starts an alert
+    # L3 (0.997) is between clear 0.995 and threshold 0.999: held only, never starts an alert.
+    # The rule reads ``ongoing`` (part of an anomaly), not ``score`` (an anomaly starts here)
     assert got == {"L1": (True, 4, "anomaly"), "L3": (False, 4, "anomaly")}
 
 
@@ -343,7 +344,7 @@ def test_detector_key_is_placed_on_the_city():
     eng = RuleEngine(packs, city=city)
     frame = pl.DataFrame({"key": [seg.id, sensor.id], "metric": ["speed_kmh", "value"], "window_end_ms": [0, 0],
                           "value": [5.0, 1.0], "expected": [40.0, 0.2], "z": [-5.0, 6.0], "score": [0.9999, 0.9999],
-                          "reason": ["drop", "spike"]})
+                          "reason": ["drop", "spike"], "ongoing": [0.9999, 0.9999]})
     by_key = {c.labels["key"]: c.labels for c in eng.evaluate({"anomaly": frame}, 0)}
     assert by_key[seg.id]["segment_id"] == seg.id and by_key[seg.id]["cell"] == seg.cell
     assert by_key[sensor.id]["sensor_id"] == sensor.id and by_key[sensor.id]["district"] == sensor.district

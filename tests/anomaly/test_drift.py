@@ -35,6 +35,12 @@ def _fault_rule() -> tuple[float, int]:
     return float(rule["threshold"]), parse_duration_ms(rule["for"])
 
 
+def _fault_value() -> str:
+    """The column the fault rule compares with its threshold (a held condition: ``ongoing``)."""
+    rule = next(r for r in yaml.safe_load(RULES.read_text())["rules"] if r["id"] == "sensor_fault_suspected")
+    return rule.get("value", "score")
+
+
 @pytest.fixture(scope="module")
 def scored():
     """Detector rows of the anomaly stream for 11 h of the toy city: LP-A3 drifting (the simulator's
@@ -63,7 +69,7 @@ def _fault_runs(rows: pl.DataFrame, key: str) -> list[tuple[int, int, int]]:
     """(first window end, last window end, windows) of each run that the fault rule's condition holds."""
     threshold, _ = _fault_rule()
     r = rows.filter(pl.col("key") == key)
-    hit = (r["score"] >= threshold) & r["reason"].is_in(["flatline", "drift"])
+    hit = (r[_fault_value()] >= threshold) & r["reason"].is_in(["flatline", "drift"])
     ts = r["window_end_ms"].to_list()
     runs, start = [], None
     for i, h in enumerate(hit.to_list() + [False]):

@@ -41,9 +41,12 @@ def test_metrics_of_one_sensor_are_separate_keys_and_nulls_are_missing():
     assert keyed.n_keys == 2
     gap = pl.DataFrame({"sensor_id": ["S"] * 6, "ts_ms": (n + np.arange(6)) * 60_000, "a": [None] * 6},
                        schema={"sensor_id": pl.String, "ts_ms": pl.Int64, "a": pl.Float64})
+    twin = KeyedDetector().restore(keyed.snapshot())
     out = keyed.score_frame(gap, "a")
-    assert out["reason"][-1] == "missing" and out["score"][-1] >= 0.999
-    assert keyed.score_frame(gap, "a", min_score=0.999).height >= 1
+    assert out["reason"][-1] == "missing" and out["ongoing"][-1] >= 0.999  # the outage holds...
+    assert (out["score"] >= 0.999).sum() == 1  # ...and is paged once, when it starts
+    paged = twin.score_frame(gap, "a", min_score=0.999)
+    assert paged.height == 1 and paged["ts_ms"][0] == out.filter(pl.col("score") >= 0.999)["ts_ms"][0]
 
 
 def test_snapshot_keeps_keys_and_state():

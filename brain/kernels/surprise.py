@@ -1,0 +1,164 @@
+"""From a detector's surprise ``-ln p`` to a score a threshold can use: calibrated per key,
+conservative while young, reported at the onset of an episode, never saturated.
+
+* :func:`calibrate` — a key's raw surprise against the key's own 99.5th percentile ``q`` of it. An
+  i.i.d. surprise has that percentile at ``Q_S = -ln 0.005``; real series (heavy tails, bursts,
+  autocorrelation) sit higher. Below ``q`` the surprise is scaled by ``Q_S / q`` (never up).
+  Above ``q`` the tail is *not* assumed exponential (a heavy-tailed residual's surprise has a
+  power-law tail, so a linear map would flag far too often): it is extrapolated as a power law,
+  ``Q_S + a ln(s / q)``, whose index ``a`` comes from the key's 95th and 99.5th percentiles
+  (:func:`tail_index`); the linear map bounds it (never less conservative than that).
+* :func:`young_factor` — the surprise is shrunk by ``n / (n + N_YOUNG)`` while the key has seen
+  few points: its noise and tail estimates are still guesses, so it must be conservative, not a
+  storm, from its first scored point.
+* :func:`onset_step` — episode semantics: the score is the confidence that an anomaly *starts or
+  is still news* here. An episode remembers its peak surprise ``H`` (decaying by ``EPI_DECAY``
+  per point); a point inside an episode reports only what exceeds ``H`` plus a margin that halves
+  every point since the last reported onset, so a level shift or a drift pages once and is quiet
+  after unless its evidence grows materially (``S_ALARM`` nats beyond the episode's peak).
+* :func:`score_of` — ``1 - 4 exp(-s)`` (Bonferroni over the detector's four statistics: a
+  calibrated ``1 - p``) up to ``S_EXACT`` nats, then ``p`` keeps falling as a power of ``s``,
+  so scores stay strictly ordered and below 1.0 for every finite surprise the kernels produce.
+
+Example:
+    >>> round(score_of(8.294049640102028), 6)     # the surprise of p = 0.001 / 4
+    0.999
+    >>> score_of(40.0) < score_of(400.0) < score_of(4e6) < 1.0
+    True
+    >>> gauss_surprise(40.0) < gauss_surprise(400.0)      # no underflow to a cap
+    True
+    >>> s, H, age = onset_step(20.0, 0.0, 0.0)   # a shift starts: reported
+    >>> s
+    20.0
+    >>> s, H, age = onset_step(20.0, H, age)     # the same evidence next point: not news
+    >>> s < 8.29
+    True
+"""
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+Q_S = 5.298317366548036  # -ln(0.005): the 99.5th percentile of a calibrated surprise
+S_ALARM = 8.294049640102028  # -ln(0.001 / 4): the surprise of a score of 0.999
+QLO_S = 2.995732273553991  # -ln(0.05): the 95th percentile of a calibrated surprise
+LN_QLO_RATIO = 2.302585092994046  # ln(0.05 / 0.005): the tail probability falls tenfold between them
+A_MIN = 0.25  # the heaviest tail assumed: P(surprise > s) ~ s^-0.25 (a Cauchy-like residual is ~ s^-0.5)
+N_COMPONENTS = 4.0
+S_EXACT = 30.0  # below this the score is exactly 1 - 4 exp(-s) (p ~ 4e-13)
+TAIL_POWER = 0.5  # above it p falls as s^-0.5: 1 - p stays below 1.0 up to s ~ 1e7
+N_YOUNG = 40.0
+SQRT2 = 1.4142135623730951
+HALF_LN_PI = 0.5723649429247001
+GAUSS_ASYMPTOTIC_X = 25.0  # erfc(25) ~ 8e-274: still a normal float
+EPI_DECAY = 0.9  # the episode's remembered peak keeps 90 % per point
+EPI_MARGIN_HALVING = 0.5
+
+
+@njit(cache=True)
+def gauss_surprise(z):
+    """``-ln`` of the two-sided Gaussian tail of ``z``, without underflow: past ``|z| ~ 35`` the
+    tail is ``exp(-x^2) / (x sqrt(pi))`` (``x = |z| / sqrt 2``), so the surprise keeps growing
+    as ``z^2 / 2`` instead of stopping where ``erfc`` reaches 0."""
+    x = abs(z) / SQRT2
+    if x < GAUSS_ASYMPTOTIC_X:
+        return -math.log(math.erfc(x))
+    return x * x + math.log(x) + HALF_LN_PI - math.log1p(-0.5 / (x * x))
+
+
+def gauss_surprise_ref(z: float) -> float:
+    x = abs(z) / math.sqrt(2.0)
+    if x < GAUSS_ASYMPTOTIC_X:
+        return -math.log(math.erfc(x))
+    return x * x + math.log(x) + 0.5 * math.log(math.pi) - math.log1p(-0.5 / (x * x))
+
+
+@njit(cache=True)
+def score_of(s):
+    """Score in ``[0, 1)`` of a surprise ``s`` (strictly increasing for ``s > ln 4``)."""
+    if s <= S_EXACT:
+        q = N_COMPONENTS * math.exp(-s)
+        return 1.0 - (q if q < 1.0 else 1.0)
+    return 1.0 - N_COMPONENTS * math.exp(-S_EXACT) * (S_EXACT / s) ** TAIL_POWER
+
+
+def score_of_ref(s: float) -> float:
+    if s <= S_EXACT:
+        return 1.0 - min(1.0, N_COMPONENTS * math.exp(-s))
+    return 1.0 - N_COMPONENTS * math.exp(-S_EXACT) * (S_EXACT / s) ** TAIL_POWER
+
+
+@njit(cache=True)
+def tail_index(q, qlo):
+    """Power-law index of the surprise's tail from its 99.5th and 95th percentiles (a tenfold
+    drop in probability between them), kept in ``[A_MIN, q]``."""
+    # a statistic that is mostly zero (drift, flatline) has an uninformative body: its 95th
+    # percentile is taken as at least the i.i.d. value
+    qlo = qlo if qlo > QLO_S else QLO_S
+    if q <= qlo * 1.0000001:
+        return q
+    a = LN_QLO_RATIO / math.log(q / qlo)
+    # at most q: the log extrapolation then leaves q with slope 1, an exponential tail's (the
+    # linear map in calibrate() is the binding one for light tails)
+    a = a if a < q else q
+    return a if a > A_MIN else A_MIN
+
+
+def tail_index_ref(q: float, qlo: float) -> float:
+    qlo = max(qlo, QLO_S)
+    if q <= qlo * 1.0000001:
+        return q
+    return max(min(LN_QLO_RATIO / math.log(q / qlo), q), A_MIN)
+
+
+@njit(cache=True)
+def calibrate(s, q, qlo):
+    """Raw surprise ``s`` of a key whose 99.5th / 95th percentiles of it are ``q`` / ``qlo``
+    -> calibrated surprise (see the module docstring)."""
+    if q <= Q_S:
+        return s
+    lin = s * (Q_S / q)
+    if s <= q:
+        return lin
+    tail = Q_S + tail_index(q, qlo) * math.log(s / q)
+    return tail if tail < lin else lin
+
+
+def calibrate_ref(s: float, q: float, qlo: float) -> float:
+    if q <= Q_S:
+        return s
+    lin = s * (Q_S / q)
+    return lin if s <= q else min(lin, Q_S + tail_index_ref(q, qlo) * math.log(s / q))
+
+
+@njit(cache=True)
+def young_factor(n):
+    """Shrinkage of the surprise of a key that has seen ``n`` points."""
+    return n / (n + N_YOUNG)
+
+
+def young_factor_ref(n: float) -> float:
+    return n / (n + N_YOUNG)
+
+
+@njit(cache=True)
+def onset_step(best, H, age):
+    """``(reported surprise, new episode peak, new age)`` for a point of surprise ``best`` after
+    an episode peak ``H`` and ``age`` points since its last reported onset."""
+    if H < S_ALARM:
+        rep = best
+    else:
+        news = best - H
+        news = news if news > 0.0 else 0.0
+        rep = news + S_ALARM * EPI_MARGIN_HALVING ** (age + 1.0)
+        rep = rep if rep < best else best
+    Hd = H * EPI_DECAY
+    H_new = best if best > Hd else Hd
+    age_new = 0.0 if rep >= S_ALARM else age + 1.0
+    return rep, H_new, age_new
+
+
+def onset_step_ref(best: float, H: float, age: float) -> tuple[float, float, float]:
+    rep = best if H < S_ALARM else min(best, max(0.0, best - H) + S_ALARM * EPI_MARGIN_HALVING ** (age + 1.0))
+    return rep, max(best, H * EPI_DECAY), 0.0 if rep >= S_ALARM else age + 1.0
