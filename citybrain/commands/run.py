@@ -314,7 +314,10 @@ async def _run_async(args, settings) -> int:
         from streams.alert_wiring import maybe_alert_service
 
         _phase("starting alert state (Redis)" if settings.redis_url else "starting alert state (embedded Redis)", t0)
-        alerts = await maybe_alert_service(city, settings, fresh=bool(args.fresh))
+        try:
+            alerts = await maybe_alert_service(city, settings, fresh=bool(args.fresh))
+        except ConnectionError as exc:  # Redis unreachable at start: exit 2 with the reason
+            raise UserError(str(exc)) from None
         if alerts is not None:
             driver.window_handlers.append(alerts.on_window_result)
         _plans_to_redis(pipeline, settings)
