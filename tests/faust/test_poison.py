@@ -1,0 +1,45 @@
+"""Poison through Kafka: `citybrain produce` and the Faust worker on a real tansu broker keep going
+through a line nesting 995 brackets (the worker crash-looped on it, exit 70, 0 records), a line too
+long to be a record, a whitespace-only line, two objects on one line, bytes that are not UTF-8 and NUL
+bytes; each goes to the dead-letter topic with its reason and the offsets move on."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+from brain.ingest import MAX_LINE_BYTES
+from streams.faust_driver import DEADLETTER_TOPIC, bootstrap_of
+from tests.faust.test_differential import Worker, _cli, _read_topic
+
+GOOD = b'{"kind":"noise","sensor_id":"NS-01","ts_ms":%d,"laeq_db":55.0}'
+
+
+def test_poison_lines_reach_the_dead_letter_topic_and_the_worker_goes_on(broker, city, tmp_path):
+    t0 = 1_780_243_200_000
+    good = [GOOD % (t0 + i * 60_000) for i in range(20)]
+    poison = {
+        "too_deep": good[0][:-1] + b',"x":' + b"[" * 995 + b"]" * 995 + b"}",
+        "malformed": good[1] + good[2],  # two objects on one line
+        "malformed_utf8": good[3].replace(b"NS-01", b"NS-\xff\xfe"),
+        "malformed_nul": good[4][:10] + b"\x00" + good[4][10:],
+    }
+    huge = good[5][:-1] + b',"pad":"' + b"y" * (MAX_LINE_BYTES + 10) + b'"}'
+    lines = good[6:] + list(poison.values()) + [b"\r", b"   ", huge]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    proc = _cli("produce", str(path), "--broker", broker, cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "sent 18 records" in text and "1 lines too long" in text and "Traceback" not in text
+    worker = Worker(broker, tmp_path / "worker")
+    try:
+        pipe = worker.wait_for_records(city, 18)
+        assert pipe.invariant_holds() and pipe.counters["records_in"] == 18
+        assert worker.proc.poll() is None, "the worker stopped"
+    finally:
+        worker.stop()
+    dead = asyncio.run(_read_topic(bootstrap_of(broker), DEADLETTER_TOPIC, 5))
+    reasons = Counter(json.loads(v)["reason_code"] for _, v in dead)
+    assert reasons == {"too_deep": 1, "malformed": 3, "too_large": 1}, reasons
