@@ -26,6 +26,7 @@ class ApiLimits(msgspec.Struct, kw_only=True):
 
     silence_max_h: float = msgspec.field(default=24.0)
     webhook_allowed_hosts: str = ""  # comma-separated host names; empty = no webhook subscriptions via the API
+    token_cache_s: float = 1.0  # a verified token is trusted this long in the process (revocation elsewhere: within it)
 
     def __post_init__(self) -> None:
         if not self.silence_max_h > 0:
@@ -49,7 +50,7 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
-        self.tokens = TokenStore(self.store.r)
+        self.tokens = TokenStore(self.store.r, cache_s=self.limits.token_cache_s)
         self.history = HistoryReader(self.out_dir / "history")
         self.plans = FilePlanSink(self.out_dir / "signal_plans")
 

@@ -53,6 +53,7 @@ class HistoryReader:
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
         self._cache: dict[str, tuple[tuple, pl.DataFrame]] = {}
+        self._latest: dict[tuple, tuple[tuple, dict]] = {}  # (table, filters) -> (files signature, answer)
         self._lock = threading.Lock()
 
     def tables(self) -> list[str]:
@@ -102,6 +103,18 @@ class HistoryReader:
 
     def latest(self, table: str, filters: dict[str, str | None] | None = None) -> dict:
         f = self.frame(table)
+        key = (table, tuple(sorted((k, v) for k, v in (filters or {}).items() if v)))
+        sig = self._cache[table][0] if table in self._cache else None
+        hit = self._latest.get(key)
+        if hit is not None and sig is not None and hit[0] == sig:  # same files as last time: same answer
+            return hit[1]
+        out = self._latest_of(f, table, filters)
+        if len(self._latest) > 1000:
+            self._latest.clear()
+        self._latest[key] = (sig, out)
+        return out
+
+    def _latest_of(self, f: pl.DataFrame, table: str, filters: dict[str, str | None] | None) -> dict:
         if f.height and "window_end_ms" in f.columns:
             last = f["window_end_ms"].max()
             f = f.filter(pl.col("window_end_ms") == last)

@@ -95,11 +95,18 @@ def now_ms() -> int:
 
 
 class TokenStore:
-    """Tokens in one Redis hash ``{prefix}:tokens`` (id → JSON); see the module docstring."""
+    """Tokens in one Redis hash ``{prefix}:tokens`` (id → JSON); see the module docstring.
 
-    def __init__(self, redis, prefix: str = "citybrain:api"):
+    ``cache_s`` > 0 keeps a verified identity that long in this process (a Redis read saved per
+    request): a token revoked through this process stops at once, one revoked elsewhere (the CLI)
+    within ``cache_s``. The default, 0, reads Redis every time.
+    """
+
+    def __init__(self, redis, prefix: str = "citybrain:api", cache_s: float = 0.0):
         self.r = redis
         self.key = f"{prefix}:tokens"
+        self.cache_s = float(cache_s)
+        self._cache: dict[str, tuple[float, int, Identity]] = {}
 
     async def create(self, name: str, role: str, *, created_by: str, scope: str = "", ttl_s: float | None = DEFAULT_TTL_S,
                      now_ms: int | None = None) -> tuple[str, Token]:
@@ -130,6 +137,7 @@ class TokenStore:
         return sorted(rows, key=lambda t: t.created_ms)
 
     async def revoke(self, token_id: str, now_ms: int | None = None) -> Token | None:
+        self._cache.clear()
         tok = await self.get(token_id)
         if tok is None:
             return None
@@ -142,16 +150,25 @@ class TokenStore:
         """The identity of a token text, or None when unknown, forged, revoked or expired."""
         if not text or not text.startswith(TOKEN_PREFIX):
             return None
+        now = _now(now_ms)
+        if self.cache_s > 0:
+            hit = self._cache.get(text)
+            if hit is not None and time.monotonic() < hit[0] and (not hit[1] or now < hit[1]):
+                return hit[2]
         tid, _, secret = text[len(TOKEN_PREFIX):].partition("_")
         if not tid or not secret:
             return None
         tok = await self.get(tid)
         if tok is None or not hmac.compare_digest(tok.secret_sha256, _sha(secret)):
             return None
-        now = _now(now_ms)
         if tok.revoked_ms or (tok.expires_ms and now >= tok.expires_ms):
             return None
-        return Identity(token_id=tok.id, name=tok.name, role=tok.role, scope=tok.scope)
+        who = Identity(token_id=tok.id, name=tok.name, role=tok.role, scope=tok.scope)
+        if self.cache_s > 0:
+            if len(self._cache) > 10_000:  # bounded: many distinct tokens just means fewer hits
+                self._cache.clear()
+            self._cache[text] = (time.monotonic() + self.cache_s, tok.expires_ms, who)
+        return who
 
 
 def _now(value: int | None) -> int:
