@@ -76,6 +76,7 @@ async function loadOverview() {
   const latest = await api("/api/v1/vitals/district/latest");
   renderDistricts(latest.rows, latest.window_end_ms);
   await renderFeed();
+  await renderLayers();
   await renderTrend(latest.window_end_ms);
 }
 
@@ -89,13 +90,38 @@ function renderDistricts(rows, windowEnd) {
     </div>`).join("");
   const chart = S.charts.map || (S.charts.map = echarts.init($("#map")));
   chart.setOption({
-    tooltip: { trigger: "item", formatter: (p) => `${esc(S.districts[p.name]?.name || p.name)}<br>${t("health_index")}: ${fmt(p.value, 1)}` },
-    visualMap: { min: 40, max: 100, left: 10, bottom: 10, calculable: false, textStyle: { color: "#dfe8f5" },
+    tooltip: { trigger: "item", formatter: (p) => p.seriesType === "map"
+      ? `${esc(S.districts[p.name]?.name || p.name)}<br>${t("health_index")}: ${fmt(p.value, 1)}` : esc(p.name) },
+    geo: { map: "city", nameProperty: "id", roam: false, silent: true, itemStyle: { areaColor: "#102643", borderColor: "#335c8a" },
+           label: { show: true, color: "#0b1a2e", fontWeight: "bold", formatter: (p) => (S.districts[p.name]?.name || p.name).split(" ")[0] } },
+    visualMap: { min: 40, max: 100, left: 10, bottom: 10, calculable: false, seriesIndex: 0, textStyle: { color: "#dfe8f5" },
                  inRange: { color: ["#c0392b", "#e67e22", "#f1c40f", "#27ae60"] } },
-    series: [{ type: "map", map: "city", nameProperty: "id", roam: false, id: "districts",
+    series: [{ type: "map", map: "city", nameProperty: "id", geoIndex: 0, id: "districts",
                label: { show: true, color: "#0b1a2e", formatter: (p) => (S.districts[p.name]?.name || p.name).split(" ")[0] },
                data: rows.map((r) => ({ name: r.district, value: r.health_index })) }],
   });
+}
+
+// road segments by TPI level, air stations by AQI colour, firing alerts with a position: layers over the districts
+const TPI_COLOUR = { 1: "#27ae60", 2: "#a3d65c", 3: "#f1c40f", 4: "#e67e22", 5: "#c0392b" };
+async function renderLayers() {
+  S.segments = S.segments || (await api("/api/v1/city/segments")).rows;
+  S.airSensors = S.airSensors || (await api("/api/v1/sensors?type=air&limit=5000")).rows;
+  const [seg, air, alerts] = await Promise.all([api("/api/v1/vitals/segment_traffic/latest").catch(() => ({ rows: [] })),
+    api("/api/v1/vitals/air_station/latest").catch(() => ({ rows: [] })), api("/api/v1/alerts?status=active&limit=1000")]);
+  const level = Object.fromEntries(seg.rows.map((r) => [r.segment_id, r.tpi_level]));
+  const aqi = Object.fromEntries(air.rows.map((r) => [r.sensor_id, r]));
+  S.charts.map.setOption({ series: [
+    { id: "districts" },
+    { id: "segments", type: "lines", coordinateSystem: "geo", polyline: true, silent: true, zlevel: 1,
+      data: S.segments.map((s) => ({ name: s.name, coords: s.line, lineStyle: { color: TPI_COLOUR[level[s.id]] || "#567", width: 2 } })) },
+    { id: "air", type: "scatter", coordinateSystem: "geo", symbolSize: 9, zlevel: 2,
+      data: S.airSensors.map((s) => ({ name: `${s.id} AQI ${fmt(aqi[s.id]?.aqi, 0)}`, value: [s.lon, s.lat],
+                                       itemStyle: { color: aqi[s.id]?.colour_hex || "#888", borderColor: "#000" } })) },
+    { id: "alerts", type: "effectScatter", coordinateSystem: "geo", symbolSize: 12, zlevel: 3,
+      data: alerts.rows.filter((a) => a.lon != null && a.lat != null).map((a) => ({ name: a.summary, value: [a.lon, a.lat],
+                                       itemStyle: { color: SEV[a.colour] } })) },
+  ] });
 }
 
 async function renderFeed() {
@@ -246,7 +272,10 @@ async function live() {
 }
 
 function onEvent(ev, data) {
-  if (ev === "window" && S.page === "overview" && data.district?.length) renderDistricts(data.district, data.window_end_ms);
+  if (ev === "window" && S.page === "overview" && data.district?.length) {
+    renderDistricts(data.district, data.window_end_ms);
+    if (Date.now() - (S.layersAt || 0) > 5000) { S.layersAt = Date.now(); renderLayers().catch(() => {}); }
+  }
   if (ev === "window") {
     $("#stream-time").textContent = localTime(data.window_end_ms);
     if (data.closed_wall_ms) {  // window closed in the engine -> shown here (same machine clock in tests and benches)

@@ -80,6 +80,12 @@ def test_overview_shows_every_district_with_the_apis_values_and_no_ack_for_a_vie
                               ".series[0].data.map(x => x.name)")
     regions = d.execute_script("return echarts.getMap('city').geoJSON.features.map(f => f.properties.id)")
     assert sorted(on_map) == sorted(regions) == sorted(x.id for x in city.districts)
+    layers = ("return Object.fromEntries(echarts.getInstanceByDom(document.getElementById('map')).getOption().series"
+              ".map(s => [s.id, (s.data || []).length]))")
+    wait(d, lambda: "air" in d.execute_script(layers))
+    counts = d.execute_script(layers)
+    assert counts["segments"] == len(city.segments)  # every road segment drawn, coloured by its TPI level
+    assert counts["air"] == sum(1 for x in city.sensors if x.type == "air")
     api = httpx.get(url + "/api/v1/vitals/district/latest", headers={"Authorization": f"Bearer {tokens['viewer']}"}).json()
     for row in api["rows"]:
         tile = d.find_element(By.ID, f"tile-{row['district']}")

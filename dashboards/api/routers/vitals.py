@@ -62,6 +62,13 @@ async def city(request: Request, _=Depends(require("read"))):
             "corridors": [{"id": k.id, "name": getattr(k, "name", k.id)} for k in c.corridors]}
 
 
+@router.get("/city/segments", summary="road segments with their polylines (for the map)")
+async def segments(request: Request, _=Depends(require("read"))):
+    c = request.app.state.ctx.city
+    return JSON({"rows": [{"id": s.id, "name": s.name, "district": s.district, "road_class": s.road_class,
+                           "line": s.line} for s in c.segments]})
+
+
 @router.get("/city/districts.geojson", summary="district polygons (the cockpit's map, no tile server)")
 async def districts_geojson(request: Request, _=Depends(require("read"))):
     c = request.app.state.ctx.city
