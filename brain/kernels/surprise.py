@@ -14,7 +14,7 @@ conservative while young, reported at the onset of an episode, never saturated.
 * :func:`onset_step` — episode semantics: the score is the confidence that an anomaly *starts or
   is still news* here. An episode remembers its peak surprise ``H`` (decaying by ``EPI_DECAY``
   per point); a point inside an episode reports only what exceeds ``H`` plus a margin that halves
-  every point since the last reported onset, so a level shift or a drift pages once and is quiet
+  every point since the last reported onset (``S_ALARM / 2`` at the next point), so a level shift or a drift pages once and is quiet
   after unless its evidence grows materially (``S_ALARM`` nats beyond the episode's peak).
 * :func:`score_of` — ``1 - 4 exp(-s)`` (Bonferroni over the detector's four statistics: a
   calibrated ``1 - p``) up to ``S_EXACT`` nats, then ``p`` keeps falling as a power of ``s``,
@@ -27,10 +27,10 @@ Example:
     True
     >>> gauss_surprise(40.0) < gauss_surprise(400.0)      # no underflow to a cap
     True
-    >>> s, H, age = onset_step(20.0, 0.0, 0.0)   # a shift starts: reported
+    >>> s, H, margin = onset_step(20.0, 0.0, 0.0)   # a shift starts: reported
     >>> s
     20.0
-    >>> s, H, age = onset_step(20.0, H, age)     # the same evidence next point: not news
+    >>> s, H, margin = onset_step(20.0, H, margin)  # the same evidence next point: not news
     >>> s < 8.29
     True
 """
@@ -143,22 +143,23 @@ def young_factor_ref(n: float) -> float:
 
 
 @njit(cache=True)
-def onset_step(best, H, age):
-    """``(reported surprise, new episode peak, new age)`` for a point of surprise ``best`` after
-    an episode peak ``H`` and ``age`` points since its last reported onset."""
+def onset_step(best, H, margin):
+    """``(reported surprise, new episode peak, new margin)`` for a point of surprise ``best`` after
+    an episode peak ``H``; ``margin`` (``S_ALARM / 2`` after a reported onset, halving every point)
+    is what a point inside the episode reports on top of its news."""
     if H < S_ALARM:
         rep = best
     else:
         news = best - H
         news = news if news > 0.0 else 0.0
-        rep = news + S_ALARM * EPI_MARGIN_HALVING ** (age + 1.0)
+        rep = news + margin
         rep = rep if rep < best else best
     Hd = H * EPI_DECAY
     H_new = best if best > Hd else Hd
-    age_new = 0.0 if rep >= S_ALARM else age + 1.0
-    return rep, H_new, age_new
+    margin_new = S_ALARM * EPI_MARGIN_HALVING if rep >= S_ALARM else margin * EPI_MARGIN_HALVING
+    return rep, H_new, margin_new
 
 
-def onset_step_ref(best: float, H: float, age: float) -> tuple[float, float, float]:
-    rep = best if H < S_ALARM else min(best, max(0.0, best - H) + S_ALARM * EPI_MARGIN_HALVING ** (age + 1.0))
-    return rep, max(best, H * EPI_DECAY), 0.0 if rep >= S_ALARM else age + 1.0
+def onset_step_ref(best: float, H: float, margin: float) -> tuple[float, float, float]:
+    rep = best if H < S_ALARM else min(best, max(0.0, best - H) + margin)
+    return rep, max(best, H * EPI_DECAY), (S_ALARM if rep >= S_ALARM else margin) * EPI_MARGIN_HALVING
