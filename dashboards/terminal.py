@@ -19,23 +19,23 @@ from rich.table import Table
 from rich.text import Text
 
 #: District columns shown, in order, when the vitals provide them: (column, header, format).
+#: Chosen to fit a 120-column terminal (SSH), the web cockpit shows the rest.
 DISTRICT_COLUMNS = [
     ("name", "District", "{}"),
     ("health_index", "Health", "{:.0f}"),
     ("tpi", "TPI", "{:.1f}"),
     ("tpi_level_name", "Traffic", "{}"),
-    ("mean_speed_kmh", "Speed km/h", "{:.0f}"),
-    ("congested_km_share", "Congested", "{:.0%}"),
+    ("mean_speed_kmh", "km/h", "{:.0f}"),
     ("aqi", "AQI", "{:.0f}"),
-    ("aqi_category_zh", "Air", "{}"),
     ("primary_pollutant", "Primary", "{}"),
-    ("noise_within_limit_share", "Noise OK", "{:.0%}"),
-    ("cases_open", "Open cases", "{:.0f}"),
-    ("cases_overdue", "Overdue", "{:.0f}"),
-    ("outages_active", "Outages", "{:.0f}"),
-    ("incidents_active", "Incidents", "{:.0f}"),
-    ("sensors_fresh_share", "Sensors fresh", "{:.0%}"),
+    ("noise_within_limit_share", "Noise ok", "{:.0%}"),
+    ("cases_open", "Cases", "{:.0f}"),
+    ("cases_overdue", "Late", "{:.0f}"),
+    ("outages_active", "Outage", "{:.0f}"),
+    ("incidents_active", "Incid.", "{:.0f}"),
+    ("sensors_fresh_share", "Fresh", "{:.0%}"),
 ]
+ALERT_ROWS = 10  # incident rows shown; the rest are counted in a "+N more" line, never hidden silently
 
 HEALTH_STYLE = [(80, "green"), (60, "yellow"), (40, "dark_orange"), (0, "red")]
 #: China's four warning levels (Emergency Response Law): colour, name and tier.
@@ -97,19 +97,49 @@ def counters_text(counters: dict) -> Text:
     return text
 
 
-def alerts_table(alerts: list[dict]) -> Table:
-    table = Table(title="Firing alerts", expand=True, header_style="bold magenta")
-    for h in ("Level", "Alert", "Where", "Since", "State"):
-        table.add_column(h)
-    for a in alerts[:10]:
+def fold_incidents(alerts: list[dict]) -> list[tuple[dict, int]]:
+    """One row per incident: its most severe, not-inhibited alert first, and how many alerts it groups.
+
+    >>> rows = [{"incident": "i1", "severity": "yellow", "inhibited": True}, {"incident": "i1", "severity": "red"},
+    ...         {"incident": "i2", "severity": "blue"}]
+    >>> [(a["severity"], n) for a, n in fold_incidents(rows)]
+    [('red', 2), ('blue', 1)]
+    """
+    order = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
+    groups: dict[str, list[dict]] = {}
+    for a in alerts:
+        groups.setdefault(a.get("incident") or a.get("fingerprint") or id(a), []).append(a)
+    out = []
+    for members in groups.values():
+        lead = min(members, key=lambda a: (bool(a.get("inhibited")), order.get(str(a.get("severity")), 9)))
+        out.append((lead, len(members)))
+    out.sort(key=lambda r: order.get(str(r[0].get("severity")), 9))
+    return out
+
+
+def alerts_table(alerts: list[dict], max_rows: int = ALERT_ROWS) -> Table:
+    folded = fold_incidents(alerts)
+    title = f"Firing alerts: {len(alerts)} in {len(folded)} incident(s)"
+    table = Table(title=title, expand=True, header_style="bold magenta")
+    table.add_column("Level", no_wrap=True)
+    table.add_column("Alert", ratio=3, overflow="fold")
+    table.add_column("Where", ratio=2, overflow="fold")
+    table.add_column("Since", no_wrap=True)
+    table.add_column("State", ratio=1, overflow="fold")
+    for a, n in folded[:max_rows]:
         sev = str(a.get("severity", ""))
+        summary = str(a.get("summary") or a.get("rule") or "")
         table.add_row(
             Text(SEVERITY_LABEL.get(sev, sev), style=SEVERITY_STYLE.get(sev, "")),
-            str(a.get("summary") or a.get("rule") or ""),
+            summary + (f"  (+{n - 1} grouped)" if n > 1 else ""),
             str(a.get("where") or ""),
             str(a.get("since") or ""),
             str(a.get("state") or ""),
         )
+    if len(folded) > max_rows:
+        more = folded[max_rows:]
+        table.add_row("", Text(f"+{len(more)} more incident(s), {sum(n for _, n in more)} alert(s) "
+                               "(citybrain alerts list, or the web cockpit)", style="bold yellow"), "", "", "")
     if not alerts:
         table.add_row("", "no alert firing", "", "", "")
     return table
@@ -135,7 +165,7 @@ class LiveView:
     def update(self, window_end_ms: int, vitals: dict[str, pl.DataFrame], counters: dict, alerts: list[dict], speed: float, wall_s: float) -> None:
         header = Text()
         header.append(f"CityBrain · {self.city_name}  ", style="bold")
-        header.append(f"stream time {local_time(window_end_ms, self.tz)}  ")
+        header.append(f"stream time {local_time(window_end_ms, self.tz)} ({self.tz})  ")
         header.append(f"speed ×{speed:g}  wall {wall_s:,.0f} s  (Ctrl-C stops cleanly)", style="dim")
         body = Group(
             header,

@@ -224,8 +224,9 @@ class AlertService:
 
     handle_window = on_window_result
 
-    def firing_for_view(self, limit: int = 50) -> list[dict]:
-        """Rows for the live view: severity colour, summary, where, since (local time), state."""
+    def firing_for_view(self, limit: int | None = None) -> list[dict]:
+        """Rows for the live view: severity colour, summary, where (place names), since (local time), state,
+        incident; every active alert unless ``limit`` (the view folds incidents and says how many more)."""
         from brain.alerts.model import severity_colour
 
         tz = None
@@ -236,11 +237,17 @@ class AlertService:
                 tz = ZoneInfo(self.city.timezone)
             except Exception:
                 tz = None
+        names: dict[str, str] = {}
+        if self.city is not None:  # street and road names instead of codes
+            names.update({d.id: d.name for d in self.city.districts})
+            names.update({s.id: s.name for s in self.city.streets})
+            names.update({s.id: s.name for s in self.city.segments})
         rows = []
         for a in self.feed():
             if a.status == "pending":
                 continue
-            where = " / ".join(a.labels[k] for k in ("district", "street", "cell", "segment_id", "sensor_id") if a.labels.get(k))
+            where = " / ".join(names.get(a.labels[k], a.labels[k])
+                               for k in ("district", "street", "cell", "segment_id", "sensor_id") if a.labels.get(k))
             state = a.status if a.status != "acknowledged" else f"ack by {a.acked_by}"
             if a.tier != "street":
                 state += f" ↑{a.tier}"
@@ -250,8 +257,9 @@ class AlertService:
                 state += " (silenced)"
             rows.append({"severity": severity_colour(a.severity), "summary": a.summary, "rule": a.rule_id,
                          "where": where, "since": _local_hhmm(a.fired_ms, tz), "state": state,
-                         "fingerprint": a.fingerprint})
-            if len(rows) >= limit:
+                         "fingerprint": a.fingerprint, "incident": a.incident or a.fingerprint,
+                         "inhibited": bool(a.inhibited_by)})
+            if limit is not None and len(rows) >= limit:
                 break
         return rows
 
