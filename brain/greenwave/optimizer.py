@@ -90,7 +90,7 @@ def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, p
         got = band_of_offsets(cycle, prob.green_out_s, prob.green_in_s, prob.in_shift_s,
                               prob.travel_out_s, prob.travel_in_s, starts)
         bands = np.array([got[0], got[1], got[2], got[3], bands[4]])
-        method = f"delay-platoon ({res.start} start)"
+        method = f"delay-platoon: {res.start}"
     ref = starts[0]
     inters = []
     for i, it in enumerate(spec.intersections):
