@@ -21,6 +21,12 @@ update, what waits for the daily digest (expected rush-hour congestion), with bo
 
 Run: ``.venv/bin/python bench/alert_quality.py [--hours 24] [--seed 0]`` (several minutes: the
 whole vital-sign chain runs for 2 x ``--hours`` of stream time).
+
+**Generalisation** (``--seeds N``, see ``bench/alert_generalise.py``): N randomised days (random
+seeds unless ``--seed`` is given), each with every scenario type at random places and hours and
+sensor faults on several sensor families, the engine started cold at local midnight, plus a clean
+span per seed; reports recall per type, time to first page, pages per subscriber per scenario and
+false pages per clean day.
 """
 from __future__ import annotations
 
@@ -41,10 +47,12 @@ from brain.city import demo_city_path, load_city  # noqa: E402
 from brain.pipeline import CityPipeline, PipelineConfig  # noqa: E402
 from streams.alerts.service import window_tables  # noqa: E402
 from streams.anomaly_operator import maybe_anomaly_operator  # noqa: E402
+from streams.fault_operator import fault_operator  # noqa: E402
 from streams.sim import Simulator  # noqa: E402
 from streams.sim.scenarios import Scenario  # noqa: E402
 
 H = 3_600_000
+WITH_FAULT_OPERATOR = True  # --without-fault-operator measures the engine as it was before it
 GRACE_MS = 30 * 60_000
 
 SUBSCRIBERS = [
@@ -82,7 +90,11 @@ def run_day(city, seed: int, start_ms: int | None, hours: float, scenarios, faul
     sim = Simulator(city, seed=seed, start_ms=start_ms, scenarios=scenarios, faults=faults)
     cfg = PipelineConfig()
     anomaly = maybe_anomaly_operator(city, cfg)  # as citybrain run wires it (None while not available)
-    pipe = CityPipeline(city, cfg, window_operators=[anomaly] if anomaly is not None else [])
+    ops = [anomaly] if anomaly is not None else []
+    faults_op = fault_operator(city) if WITH_FAULT_OPERATOR else None
+    if faults_op is not None:
+        ops.append(faults_op)
+    pipe = CityPipeline(city, cfg, window_operators=ops)
     engine = RuleEngine.from_path(city=city)
     alerts = AlertPipeline(subscriptions(), engine.inhibit_rules, correlate_rules=engine.correlate_rules,
                            tick=cfg.window_s)
@@ -95,6 +107,8 @@ def run_day(city, seed: int, start_ms: int | None, hours: float, scenarios, faul
     t0 = time.perf_counter()
     for batch in sim.batches(until, batch_s=300):
         res = pipe.ingest_frames(batch.frames)
+        if faults_op is not None:  # as citybrain run does (a batch handler of the driver)
+            faults_op.observe_rejected(res.dead)
         res.windows.extend(pipe.advance_to(batch.end_ms).windows)
         for w in res.windows:
             windows += 1
@@ -213,8 +227,19 @@ def clean_report(cnotes, prev_notes, cstate, cacts, subs, truth_rows: int, hours
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hours", type=float, default=24.0, help="stream hours per simulated day (default 24)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="seed (single day: default 0; --seeds: first seed, default random)")
+    ap.add_argument("--seeds", type=int, default=0, help="generalisation mode: this many randomised cold-start days")
+    ap.add_argument("--clean-hours", type=float, default=12.0, help="generalisation mode: clean span per seed (h)")
+    ap.add_argument("--without-fault-operator", action="store_true",
+                    help="leave out the sensor-fault operator (the configuration before it, for comparison)")
     args = ap.parse_args()
+    global WITH_FAULT_OPERATOR
+    WITH_FAULT_OPERATOR = not args.without_fault_operator
+    if args.seeds:
+        from alert_generalise import generalise  # the randomised-day mode lives beside this file
+
+        return generalise(args.seeds, args.seed, args.hours, args.clean_hours)
+    args.seed = 0 if args.seed is None else args.seed
     city = load_city(demo_city_path())
     subs = subscriptions()
 

@@ -1,0 +1,279 @@
+"""Sensor faults as a stream: a window operator that judges every periodic sensor each tick.
+
+Each vital-sign tick, the per-sensor window means of every family (traffic detectors, noise, utility
+and heat meters, water quality, weather, hazard sources; air stations once per closed hour) go
+through :func:`brain.kernels.sensorfault.fault_tick` (stuck, spikes, drift against peers) and every
+sensor's last-seen time through :func:`brain.kernels.sensorfault.silence_tick` (dropout). Peers are
+the sensor's neighbours: for a traffic detector its segment's probe speed (another source, in which
+the road's own rush hour cancels), else the sensors of the same type, quantity and unit in its
+district when there are three or more, else in the city; two sensors of a district drifting the
+same way at once are the district changing (a pollution episode), not two faults. What they
+learn is pooled per type, so judging starts in the first hour of a cold start rather than after
+days of a sensor's own history.
+
+The output table ``sensor_faults`` has one row per suspected fault per tick: ``sensor_id``,
+``type``, ``family``, ``district``, ``cell_id``, ``segment_id``, ``lon``, ``lat``, ``fault``
+(stuck, spikes, drift, dropout), ``score`` (1.0 while suspected), ``evidence`` (what was seen, in
+words) and ``window_end_ms``. ``rules/sensor_faults.yaml`` pages sensor maintenance from it and
+inhibits the city-event alerts a faulty sensor would raise.
+
+Example (a noise monitor stuck from 01:00 on a cold start at midnight):
+    >>> from brain.city import demo_city_path, load_city
+    >>> from brain.pipeline import CityPipeline
+    >>> from streams.sim import Simulator
+    >>> from streams.sim.scenarios import Scenario
+    >>> city = load_city(demo_city_path())
+    >>> op = FaultOperator(city)
+    >>> sim = Simulator(city, seed=3, scenarios=[], faults=[Scenario(type="sensor_stuck", target="NS-01",
+    ...     start_ms=Simulator(city).start_ms + 3_600_000, duration_s=3600)])
+    >>> pipe = CityPipeline(city, window_operators=[op])
+    >>> rows = [w.batch.vitals["sensor_faults"] for b in sim.batches(sim.start_ms + 6_000_000, batch_s=300)
+    ...         for w in pipe.ingest_frames(b.frames).windows + pipe.advance_to(b.end_ms).windows]
+    >>> hits = [r.filter(pl.col("sensor_id") == "NS-01") for r in rows if r.height]
+    >>> sorted({f for h in hits for f in h["fault"]})
+    ['stuck']
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from brain import checkpoint
+from brain.faults import SENSOR_FAULTS_SCHEMA
+from brain.kernels import sensorfault as sf
+from brain.pipeline import AIR_FIELDS, TickBatch
+
+HOUR_MS = 3_600_000
+#: readings outside the sensor's own valid range within an hour that make spikes (one is a glitch)
+SPIKE_REJECTED_MIN = 2
+
+#: family -> (input table, fields, primary field (None: per sensor), sensor types, ticks per drift block)
+FAMILIES: dict[str, tuple[str, list[str], str | None, frozenset[str], int]] = {
+    "traffic": ("detector", ["speed_kmh", "occupancy_pct", "volume_veh"], "speed_kmh", frozenset({"loop", "video", "radar"}), 3),
+    "noise": ("noise", ["laeq_db", "lamax_db"], "laeq_db", frozenset({"noise"}), 3),
+    "utility": ("utility", ["pressure_kpa", "flow_m3h", "load_kw"], None,
+                frozenset({"utility_power", "utility_water", "utility_gas", "utility_heat"}), 3),
+    "water_quality": ("water_quality", ["ph", "turbidity_ntu", "dissolved_oxygen_mgl"], "ph", frozenset({"water_quality"}), 3),
+    "weather": ("weather", ["temp_c", "humidity_pct", "wind_ms", "rain_mm"], "temp_c", frozenset({"weather"}), 3),
+    "hazard": ("hazard", ["value", "value_max"], "value", frozenset({"hazard"}), 3),
+    "air": ("air_1h", list(AIR_FIELDS), "pm25_ugm3", frozenset({"air"}), 1),
+}
+
+SCHEMA = SENSOR_FAULTS_SCHEMA
+
+
+def _utility_field(sensor) -> str:
+    unit = (sensor.unit or "").lower().replace("³", "3").replace(" ", "")
+    if unit in ("kpa", "mpa", "bar"):
+        return "pressure_kpa"
+    if unit in ("m3/h", "m3h", "t/h"):
+        return "flow_m3h"
+    if unit in ("kw", "mw"):
+        return "load_kw"
+    return "load_kw" if sensor.type == "utility_power" else "pressure_kpa"
+
+
+class _Family:
+    """One family's sensors, peers and kernel state."""
+
+    def __init__(self, name: str, sensors: list, table: str, fields: list[str], primary: str | None, block_ticks: int):
+        self.name, self.table, self.fields, self.block_ticks = name, table, fields, block_ticks
+        self.sensors = sensors
+        self.ids = [s.id for s in sensors]
+        self.index = {sid: i for i, sid in enumerate(self.ids)}
+        prim_field = [primary or _utility_field(s) for s in sensors]
+        self.prim = np.array([fields.index(f) for f in prim_field], dtype=np.int64)
+        # peers measure the same quantity in the same unit (a tank level is no peer of a gas detector)
+        kinds = [f"{s.type}/{f}/{s.unit}" for s, f in zip(sensors, prim_field)]
+        types = sorted(set(kinds))
+        self.ktype = np.array([types.index(k) for k in kinds], dtype=np.int64)
+        peers = []
+        for i, s in enumerate(sensors):
+            same = [j for j in range(len(sensors)) if j != i and kinds[j] == kinds[i]]
+            if name == "traffic":
+                # no peers: the segment's probe speed is the reference, in which the road's own rush
+                # hour cancels (district detectors congest at other times) and which is another
+                # source (a drifting detector beside one other on its segment would drag it along)
+                peers.append([])
+                continue
+            # the district's when it has enough for a median that one faulty peer cannot move
+            near = [j for j in same if sensors[j].district == s.district]
+            peers.append(near if len(near) >= 3 else same)
+        self.peer_ptr, self.peer_idx = sf.peers_csr(peers)
+        self.state = sf.fault_state(len(sensors), len(fields), len(types))
+
+    def common_mode(self, flags: np.ndarray, dtot: np.ndarray) -> None:
+        """Two sensors of a kind in one district drifting the same way is the district changing
+        (a pollution episode against the city's other stations), not two faults: unflag them."""
+        drifting = np.flatnonzero(flags & sf.FLAG_DRIFT)
+        if len(drifting) < 2:
+            return
+        by_place: dict[tuple, list[int]] = {}
+        for k in drifting:
+            by_place.setdefault((self.sensors[k].district, int(self.ktype[k]), bool(dtot[k] > 0)), []).append(int(k))
+        for ks in by_place.values():
+            if len(ks) >= 2:
+                flags[ks] &= ~sf.FLAG_DRIFT
+
+    def tick(self, frame: pl.DataFrame, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        vals = np.full((len(self.ids), len(self.fields)), np.nan)
+        if frame.height:
+            rows = np.array([self.index.get(s, -1) for s in frame["sensor_id"].to_list()], dtype=np.int64)
+            ok = rows >= 0
+            for f, name in enumerate(self.fields):
+                if name in frame.columns:
+                    col = frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                    vals[rows[ok], f] = col[ok]
+        # an hourly table (block of one tick) is tested 12 times less often a day: a lower bar, same false rate
+        stuck = sf.STUCK_LOG_P + (np.log(12.0) if self.block_ticks == 1 else 0.0)
+        return sf.fault_tick(vals, ref, self.ktype, self.prim, self.peer_ptr, self.peer_idx, self.block_ticks, stuck,
+                             *self.state)
+
+
+class FaultOperator:
+    """Window operator ``op(batch) -> {"sensor_faults": frame}`` with ``snapshot()``/``restore()``.
+
+    See the module docstring for what it judges and the table it writes.
+    """
+
+    def __init__(self, city):
+        self.city = city
+        self.families: dict[str, _Family] = {}
+        for name, (table, fields, primary, types, block) in FAMILIES.items():
+            members = [s for s in city.sensors if s.type in types]
+            if members:
+                self.families[name] = _Family(name, members, table, fields, primary, block)
+        self.family_of = {sid: fam.name for fam in self.families.values() for sid in fam.ids}
+        self.monitored = [s for fam in self.families.values() for s in fam.sensors]
+        self.mon_index = {s.id: i for i, s in enumerate(self.monitored)}
+        self.silence = sf.silence_state(len(self.monitored))
+        self.last_seen = np.full(len(self.monitored), -1.0)
+        self._last_air_end = -1
+        self._seg_km = {g.id: g.length_m / 1000.0 for g in city.segments if g.length_m > 0}
+        # out-of-range readings (dead letters) per monitored sensor: (sensor index, event time)
+        self._rejected_idx = np.zeros(0, dtype=np.int64)
+        self._rejected_ts = np.zeros(0, dtype=np.int64)
+        self._range = {s.id: (s.valid_min, s.valid_max) for s in self.monitored}
+
+    def observe_rejected(self, dead: pl.DataFrame | None) -> None:
+        """Take a batch's dead letters: readings outside the sensor's own valid range are spike
+        evidence (a spike often leaves the range and never reaches the window means). The driver
+        calls this with each batch's ``dead`` frame (``reason_code``, ``raw``)."""
+        if dead is None or dead.height == 0 or "raw" not in dead.columns:
+            return
+        rows = dead.filter(pl.col("reason_code") == "out_of_sensor_range").select(
+            pl.col("raw").str.extract(r'"sensor_id"\s*:\s*"([^"]+)"').alias("sensor_id"),
+            pl.col("raw").str.extract(r'"ts_ms"\s*:\s*(\d+)').cast(pl.Int64, strict=False).alias("ts_ms"))
+        if rows.height == 0:
+            return
+        idx = np.array([self.mon_index.get(s, -1) if s else -1 for s in rows["sensor_id"].to_list()], dtype=np.int64)
+        ts = rows["ts_ms"].fill_null(-1).to_numpy()
+        ok = (idx >= 0) & (ts >= 0)
+        self._rejected_idx = np.concatenate([self._rejected_idx, idx[ok]])
+        self._rejected_ts = np.concatenate([self._rejected_ts, ts[ok].astype(np.int64)])
+
+    def _out_of_range(self, end: int) -> dict[int, int]:
+        """Monitored sensor index -> out-of-range readings in the hour before ``end`` (older ones dropped)."""
+        keep = self._rejected_ts > end - 2 * HOUR_MS
+        self._rejected_idx, self._rejected_ts = self._rejected_idx[keep], self._rejected_ts[keep]
+        recent = self._rejected_idx[(self._rejected_ts > end - HOUR_MS) & (self._rejected_ts <= end)]
+        counts = np.bincount(recent, minlength=len(self.monitored)) if len(recent) else np.zeros(0, np.int64)
+        return {int(k): int(counts[k]) for k in np.flatnonzero(counts >= SPIKE_REJECTED_MIN)}
+
+    def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
+        rows: list[tuple] = []
+        for end in batch.ends:
+            rejected = self._out_of_range(end)
+            for k, n in rejected.items():
+                s = self.monitored[k]
+                lo, hi = self._range[s.id]
+                rows.append(self._row(s, self.family_of[s.id], "spikes",
+                                      f"{n} readings outside its valid range [{lo:g}, {hi:g}] in the last hour", end))
+            for fam in self.families.values():
+                if fam.table not in batch.inputs:
+                    continue
+                frame = batch.tick_table("inputs", fam.table, end)
+                if fam.name == "air":
+                    # the last closed hour repeats in every tick until the next closes: judge each hour once
+                    if frame.height == 0 or int(frame["window_end_ms"].max()) <= self._last_air_end:
+                        continue
+                    self._last_air_end = int(frame["window_end_ms"].max())
+                    frame = frame.filter(pl.col("window_end_ms") == self._last_air_end)
+                ref = self._probe_speed(batch, end) if fam.name == "traffic" else np.full(len(fam.ids), np.nan)
+                flags, logp, events, dtot = fam.tick(frame, ref)
+                fam.common_mode(flags, dtot)
+                for k in np.flatnonzero(flags):
+                    if flags[k] & sf.FLAG_SPIKES and self.mon_index[fam.ids[k]] in rejected:
+                        flags[k] &= ~sf.FLAG_SPIKES  # said once, below, with the range evidence
+                    s = fam.sensors[k]
+                    for bit, fault in sf.FAULT_NAMES.items():
+                        if flags[k] & bit:
+                            rows.append(self._row(s, fam.name, fault, _evidence(fault, logp[k], events[k], dtot[k]), end))
+            rows.extend(self._dropouts(batch, end))
+        out = pl.DataFrame(rows, schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
+        return {"sensor_faults": out}
+
+    def _probe_speed(self, batch: TickBatch, end: int) -> np.ndarray:
+        """Each traffic detector's segment speed from probe travel times this tick (NaN: none)."""
+        fam = self.families["traffic"]
+        out = np.full(len(fam.ids), np.nan)
+        if "probe" not in batch.inputs:
+            return out
+        probe = batch.tick_table("inputs", "probe", end)
+        if probe.height == 0:
+            return out
+        tt = dict(zip(probe["segment_id"].to_list(), probe["travel_time_s"].to_list()))
+        for k, s in enumerate(fam.sensors):
+            t = tt.get(s.segment)
+            if t and s.segment in self._seg_km:
+                out[k] = self._seg_km[s.segment] / t * 3600.0
+        return out
+
+    def _dropouts(self, batch: TickBatch, end: int) -> list[tuple]:
+        if "sensor_last_seen" in batch.inputs:
+            seen = batch.tick_table("inputs", "sensor_last_seen", end)
+            if seen.height:
+                idx = np.array([self.mon_index.get(s, -1) for s in seen["sensor_id"].to_list()], dtype=np.int64)
+                ts = seen["last_seen_ms"].cast(pl.Float64).fill_null(-1.0).to_numpy()
+                ok = idx >= 0
+                np.maximum.at(self.last_seen, idx[ok], ts[ok])
+        flags, quiet = sf.silence_tick(self.last_seen, float(end), self.silence)
+        return [self._row(self.monitored[k], self.family_of[self.monitored[k].id], "dropout",
+                          f"no reading for {quiet[k] / 60_000:.0f} min (usually every "
+                          f"{self.silence[k, sf.S_GAP] / 60_000:.0f} min)", end)
+                for k in np.flatnonzero(flags)]
+
+    @staticmethod
+    def _row(s, family: str, fault: str, evidence: str, end: int) -> tuple:
+        return (s.id, s.type, family, s.district, s.cell, s.segment, s.lon, s.lat, fault, 1.0, evidence, int(end))
+
+    def snapshot(self) -> bytes:
+        return checkpoint.encode({
+            "families": {n: [np.ascontiguousarray(a) for a in f.state] for n, f in self.families.items()},
+            "silence": self.silence, "last_seen": self.last_seen, "last_air_end": self._last_air_end})
+
+    def restore(self, blob: bytes) -> None:
+        state = checkpoint.decode(blob)
+        if not isinstance(state, dict) or set(state.get("families", {})) != set(self.families):
+            raise ValueError("sensor-fault operator snapshot has another format (or another city)")
+        for name, arrays in state["families"].items():
+            fam = self.families[name]
+            if [a.shape for a in arrays] != [a.shape for a in fam.state]:
+                raise ValueError(f"sensor-fault operator snapshot: family {name} has another shape (another city?)")
+            fam.state = tuple(np.array(a) for a in arrays)
+        self.silence, self.last_seen = np.array(state["silence"]), np.array(state["last_seen"])
+        self._last_air_end = int(state["last_air_end"])
+
+
+def _evidence(fault: str, logp: float, events: int, dtot: float) -> str:
+    if fault == "stuck":
+        return f"every field repeats its previous window exactly (chance for this type ~1e{logp / np.log(10):.0f})"
+    if fault == "spikes":
+        return f"{events} jumps away from both neighbours in the last {sf.SPIKE_WINDOW} readings"
+    return f"{'up' if dtot > 0 else 'down'} {abs(np.expm1(dtot)):.0%} against its peers, gradually"
+
+
+def fault_operator(city):
+    """The sensor-fault operator for ``citybrain run`` (kernels compiled here, at start)."""
+    sf.warm_up()
+    return FaultOperator(city)
