@@ -82,9 +82,15 @@ class SeasonalDetector:
     """Univariate streaming anomaly detector that learns as it scores; no per-series parameters.
 
     Model: robust level + hour-of-week/hour-of-day seasonal profile + robust noise scale, with four
-    statistics (spike/dip, CUSUM level shift, flatline, drift) and missing values (NaN) combined into
-    ``score = 1 - p-value`` in ``[0, 1]``: on clean data about one point in a thousand scores
-    ``>= 0.999``. The first ``WARMUP_N`` = 10 points score 0. ``timestamp`` is seconds since the
+    statistics (spike/dip, CUSUM level shift, flatline, drift) and missing values (NaN), each
+    calibrated on the key's own past (heavy tails, bursts), combined into a score in ``[0, 1)``:
+    the confidence that an anomaly *starts or is still news* at this point. An episode (a level
+    shift, an outage, a drift) scores high at its onset and then decays unless its evidence grows
+    materially; :attr:`last_ongoing` keeps the evidence itself while the episode lasts. Scores are
+    a strictly increasing map of the evidence (no saturation at 1.0) and calibrated per point:
+    about one clean point in a thousand scores ``>= 0.999``, fewer while the detector is young.
+    **Set the threshold at 0.999** (one false page per ~1,000 clean points per series; 0.9999 for
+    ten times fewer). The first ``WARMUP_N`` = 10 points score 0. ``timestamp`` is seconds since the
     Unix epoch or a ``datetime``; sampling may be irregular; out-of-order points are learned
     without moving the clock back. :func:`brain.anomaly.default_detector` returns a fresh one.
 
@@ -97,6 +103,10 @@ class SeasonalDetector:
         True
         >>> det.last_reason
         'spike'
+        >>> calm = [det.score_one(60.0 * (201 + i), 20.0 + (i % 5)) for i in range(100)]
+        >>> shifted = [det.score_one(60.0 * (301 + i), 32.0 + (i % 5)) for i in range(30)]
+        >>> sum(s >= 0.999 for s in shifted)                 # a level shift is paged once
+        1
     """
 
     __slots__ = ("_S", "_SEA", "_PD", "_last", "_peered", "_step")  # faster attributes, ~300 B per detector

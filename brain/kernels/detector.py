@@ -2,15 +2,17 @@
 
 Per key the model is ``value = level + seasonal(t) + deviation + noise``:
 
-* ``level``: slow time-decayed EWMA (``max(TAU_LONG_S, 300 sampling intervals)``) of the clipped
-  value minus the seasonal profile; the profile learns the clipped value minus the level;
-* ``deviation``: fast time-decayed EWMA (``max(TAU_LEVEL_S, 10 sampling intervals)``) of the
+* ``level``: slow time-decayed EWMA (``TAU_LONG_S``, kept between 300 and 3,000 sampling
+  intervals) of the clipped value minus the seasonal profile; the profile learns the clipped
+  value minus the level;
+* ``deviation``: fast time-decayed EWMA (``TAU_LEVEL_S``, between 10 and 300 intervals) of the
   Huber-clipped residual, which follows short-lived departures (weather, events) so that they do
   not read as anomalies for long, and whose size against its usual size is the drift statistic;
 * ``seasonal``: hour-of-week profile, falling back to hour-of-day while cold, linear between
   hour centres (:mod:`brain.kernels.seasonal`);
 * ``noise``: clipped mean absolute residual -> sigma (:mod:`brain.kernels.robust`), inflated
-  during warm-up, floored at half the smallest step seen (quantised series such as counts).
+  during warm-up, floored at half the smallest recent step (quantised series such as counts and
+  set-points; the quantum forgets, ``QUANT_REGROW``, so one noisy hour does not remove it).
 
 Four statistics become surprises ``-ln p``: spike/dip (Gaussian tail of the residual z), level
 shift (two-sided CUSUM, :mod:`brain.kernels.changepoint`; on alarm the level jumps to the new
@@ -18,12 +20,17 @@ regime so a shift is reported once), flatline (run of repeats) and drift (deviat
 size; for a series scored with a peer reference, :func:`detector_step_peer`, a slow ramp of its
 log-ratio to the peer instead: what tells a drifting sensor from the city changing)
 (:mod:`brain.kernels.faults`). Real series break the i.i.d. assumptions behind those tails
-(heavy tails, autocorrelated residuals, counts), so each key also tracks the 99.5th percentile of
-each surprise (an alarm run counts once) and scales that surprise down when the key's
-percentile exceeds the i.i.d. value ``-ln 0.005``: this is what replaces per-series tuning.
-The score is ``1 - min(1, 4 * exp(-max surprise))`` (Bonferroni over the four), a calibrated
-``1 - p-value``: on clean data about one point in a thousand scores ``>= 0.999``.
-Missing values (NaN) are scored as a run of missing points (like a flatline).
+(heavy tails, bursts, autocorrelated residuals, counts), so each key also tracks the 95th and
+99.5th percentiles of each surprise (an alarm run counts once) and calibrates it against them,
+with a power-law far tail (:func:`brain.kernels.surprise.calibrate`): this is what replaces
+per-series tuning. A young key is conservative (:func:`brain.kernels.surprise.young_factor`).
+The largest calibrated surprise is the point's evidence; the *score* reports it when an episode
+starts or grows materially, and decays inside it (:func:`brain.kernels.surprise.onset_step`),
+through a strictly increasing map that never reaches 1.0 (:func:`brain.kernels.surprise.score_of`,
+``1 - 4 exp(-s)`` up to 30 nats, Bonferroni over the four): a calibrated ``1 - p``, about one
+clean point in a thousand scores ``>= 0.999``. The evidence itself, news or not, is returned as
+``ongoing`` (what a rule that must hold for a duration reads). Missing values (NaN) are scored as
+a run of missing points (like a flatline).
 
 Keys are dense integer ids indexing rows of two state arrays (:func:`detector_state`).
 :func:`detector_batch_ref` is the plain-Python reference the tests compare against.
@@ -37,6 +44,10 @@ Example:
     >>> score, expected, z, reason, ongoing = detector_batch(np.zeros(300, dtype=np.int64), t, x, S, SEA)
     >>> int(np.argmax(score)), bool(score[250] > 0.999), int(reason[250]) == REASON_SPIKE
     (250, True, True)
+    >>> x[260:] += 10.0                                        # a level shift: paged once
+    >>> score, *_ = detector_batch(np.zeros(40, dtype=np.int64), t[260:], x[260:], S, SEA)
+    >>> int((score >= 0.999).sum()), bool(score.max() < 1.0)
+    (1, True)
 """
 from __future__ import annotations
 

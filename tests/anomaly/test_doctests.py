@@ -13,6 +13,7 @@ MODULES = [
     "brain.kernels.changepoint",
     "brain.kernels.faults",
     "brain.kernels.detector",
+    "brain.kernels.surprise",
     "brain.anomaly.streaming",
     "brain.anomaly.onnx_scorer",
     "brain.anomaly.keyed",
