@@ -169,6 +169,7 @@ class WorkerState:
 
     def __post_init__(self) -> None:
         self.file = CheckpointFile(self.path)
+        self.last_blob: bytes | None = None  # the pipeline as of the last save (what a failed batch rolls back to)
 
     def load(self) -> bool:
         try:
@@ -184,7 +185,49 @@ class WorkerState:
         return True
 
     def save(self) -> None:
-        self.file.save({"version": CHECKPOINT_VERSION, "snapshot": self.pipeline.snapshot(), "offsets": dict(self.offsets)})
+        self.last_blob = self.pipeline.snapshot()
+        self.file.save({"version": CHECKPOINT_VERSION, "snapshot": self.last_blob, "offsets": dict(self.offsets)})
+
+
+def ingest_isolating(pipeline: CityPipeline, lines: list[bytes], before: bytes | None = None) -> tuple[list[StepResult], list[bytes]]:
+    """Ingest ``lines`` as one batch; should the pipeline raise, only the lines that make it raise
+    are refused: the batch is halved from a snapshot taken before each try (``before``: the
+    pipeline's snapshot as it stands now, if the caller has one) down to single lines. Returns the
+    results of what was applied and one dead-letter message per refused line (``reason_code``
+    ``unprocessable``), each counted as a record in and a dead letter. A poison message thus goes to
+    the dead-letter topic and the offsets move on, instead of the worker stopping on it forever.
+
+    >>> from brain.city import load_city, demo_city_path
+    >>> class Fragile(CityPipeline):  # a fault injected by the example: one line breaks the pipeline
+    ...     def ingest_jsonl(self, buf):
+    ...         if b"BOOM" in buf:
+    ...             self.counters["records_in"] += 99  # damage done before the failure, rolled back
+    ...             raise RuntimeError("boom")
+    ...         return super().ingest_jsonl(buf)
+    >>> pipe = Fragile(load_city(demo_city_path()))
+    >>> good = b'{"kind":"noise","sensor_id":"NS-01","ts_ms":1780243200000,"laeq_db":55.0}'
+    >>> results, refused = ingest_isolating(pipe, [good, b'{"BOOM":1}', good.replace(b"55.0", b"56.0")])
+    >>> len(refused), json.loads(refused[0])["reason_code"], pipe.counters["records_in"], pipe.invariant_holds()
+    (1, 'unprocessable', 3, True)
+    """
+    if before is None:
+        before = pipeline.snapshot()
+    try:
+        return [pipeline.ingest_jsonl(b"\n".join(lines) + b"\n")], []
+    except Exception as exc:  # noqa: BLE001 - whatever breaks, only the lines that break it are refused
+        pipeline.restore(before)
+        if len(lines) == 1:
+            c = pipeline.counters
+            c["records_in"] += 1
+            c["dead_lettered"] += 1
+            c["dead.unprocessable"] += 1
+            log.error("record refused: the pipeline failed on it", extra={"fields": {"error": repr(exc)[:300]}})
+            return [], [_dumps({"reason_code": "unprocessable", "reason": f"the pipeline failed on it ({type(exc).__name__}: {exc})"[:500],
+                                "raw": lines[0][:2000].decode("utf-8", "replace")})]
+        mid = len(lines) // 2
+        first, refused_first = ingest_isolating(pipeline, lines[:mid])
+        second, refused_second = ingest_isolating(pipeline, lines[mid:])
+        return first + second, refused_first + refused_second
 
 
 def read_checkpoint(path: str | os.PathLike, city: City, config: PipelineConfig | None = None) -> tuple[CityPipeline, dict[int, int]]:
@@ -287,12 +330,17 @@ def make_app(
             if not top:
                 continue
             try:
-                result = state.pipeline.ingest_jsonl(b"\n".join(lines) + b"\n") if lines else None
-                if result is not None:
+                if state.last_blob is None:
+                    state.last_blob = state.pipeline.snapshot()  # what the first batch rolls back to, should it fail
+                results, refused = ingest_isolating(state.pipeline, lines, state.last_blob) if lines else ([], [])
+                for result in results:
                     for key, value in vitals_messages(result, tables):
                         await vitals_out.send(key=key, value=value)
                     for value in deadletter_messages(result):
                         await dead_out.send(value=value)
+                for value in refused:
+                    await dead_out.send(value=value)
+                if lines:
                     await app.producer.flush()
                 state.offsets.update(top)
                 state.batches += 1
@@ -303,7 +351,8 @@ def make_app(
                 _hold_offsets(events)
                 raise
             except Exception:
-                # Fail-stop: an agent restarted in-process would read on past this batch and lose it.
+                # Fail-stop (the pipeline's own failures are isolated above; this is the broker or the
+                # disk): an agent restarted in-process would read on past this batch and lose it.
                 # Exiting before any ack leaves the offsets uncommitted; the next start resumes from the
                 # checkpoint and re-reads the batch.
                 _hold_offsets(events)
