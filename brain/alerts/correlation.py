@@ -11,7 +11,10 @@ Links are directed: an *anchor* alert explains a *target* alert.
 
 - every correlate rule of the packs (``correlate:``), and every inhibit rule (what inhibits an
   alert explains it): an active alert matching ``source`` anchors the alerts matching ``target``
-  that share the ``equal`` labels (and lie within ``within_m`` metres, when set);
+  that share the ``equal`` labels (and lie within ``within_m`` metres, when set; or, with
+  ``upstream_m``, whose segment is the anchor's or feeds it within that many metres of road:
+  :class:`brain.alerts.roadgraph.RoadNetwork`, so a queue growing kilometres back along the road
+  stays with its accident while the roads around it do not join);
 - a multi-point alert (多点触发) anchors the alerts about the sources that made it fire (its
   ``sources`` label lists them as ``feed:id``: sensor, case or incident ids).
 
@@ -45,6 +48,7 @@ import numpy as np
 
 from brain.alerts.inhibition import InhibitRule
 from brain.alerts.model import Alert, match_all
+from brain.alerts.roadgraph import RoadNetwork
 
 #: labels of a target alert that can name a multi-point alert's source (``feed:id`` in ``sources``)
 SOURCE_LABELS = ("sensor_id", "case_id", "incident_id")
@@ -56,18 +60,22 @@ class CorrelateRule(InhibitRule):
     _noun = "a correlate rule"
 
     def __init__(self, source: object, target: object, equal: list[str] | tuple[str, ...] = (),
-                 within_m: float | None = None):
+                 within_m: float | None = None, upstream_m: float | None = None, network: RoadNetwork | None = None):
         super().__init__(source, target, equal)
-        if within_m is not None and (isinstance(within_m, bool) or not isinstance(within_m, (int, float))
-                                     or within_m <= 0):
-            raise ValueError(f"correlate rule within_m must be a positive number of metres, got {within_m!r}")
-        if not equal and within_m is None:
-            raise ValueError("a correlate rule needs 'equal' labels or 'within_m' (else it would link everything)")
+        for name, v in (("within_m", within_m), ("upstream_m", upstream_m)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+                raise ValueError(f"correlate rule {name} must be a positive number of metres, got {v!r}")
+        if not equal and within_m is None and upstream_m is None:
+            raise ValueError("a correlate rule needs 'equal' labels, 'within_m' or 'upstream_m' (else it would link everything)")
         self.within_m = None if within_m is None else float(within_m)
+        # along the road graph: the target's segment_id is the anchor's or lies upstream of it within
+        # upstream_m metres of road (the rule links nothing until a network is bound, e.g. by the rule engine)
+        self.upstream_m = None if upstream_m is None else float(upstream_m)
+        self.network = network
 
     def __repr__(self) -> str:
         return (f"CorrelateRule(source={[str(m) for m in self.source]}, target={[str(m) for m in self.target]}, "
-                f"equal={list(self.equal)}, within_m={self.within_m})")
+                f"equal={list(self.equal)}, within_m={self.within_m}, upstream_m={self.upstream_m})")
 
 
 def _age(a: Alert) -> tuple:
@@ -126,7 +134,15 @@ class Correlator:
                 if not match_all(rule.target, t.labels):
                     continue
                 key = tuple(t.labels.get(n, "") for n in rule.equal)
-                if rule.within_m is None:
+                if rule.upstream_m is not None:
+                    seg = t.labels.get("segment_id")
+                    if rule.network is None or not seg:
+                        continue
+                    for anchor in index.get(key, ()):
+                        head = anchor.labels.get("segment_id")
+                        if head and (seg == head or seg in rule.network.upstream(head, rule.upstream_m)):
+                            offer(t, anchor)
+                elif rule.within_m is None:
                     for anchor in index.get(key, ()):
                         offer(t, anchor)
                 elif key in near:

@@ -57,6 +57,7 @@ import yaml
 
 from brain.alerts.correlation import CorrelateRule
 from brain.alerts.enrich import Enricher
+from brain.alerts.roadgraph import RoadNetwork
 from brain.alerts.inhibition import InhibitRule
 from brain.alerts.model import Candidate, parse_duration_ms, parse_severity
 from brain.alerts.routing import point_in_polygon
@@ -296,6 +297,7 @@ class CorrelateSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     target: list[str]
     equal: list[str] = []
     within_m: float | None = None
+    upstream_m: float | None = None  # the target's segment feeds the source's within this many metres of road
 
 
 class PackDefaults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -322,7 +324,7 @@ class RulePack(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def correlate_rules(self) -> list[CorrelateRule]:
         """The pack's correlation links; every inhibit rule is one too (what explains an alert is its incident)."""
         return ([CorrelateRule(i.source, i.target, i.equal) for i in self.inhibit]
-                + [CorrelateRule(c.source, c.target, c.equal, c.within_m) for c in self.correlate])
+                + [CorrelateRule(c.source, c.target, c.equal, c.within_m, c.upstream_m) for c in self.correlate])
 
 
 def rule_schema() -> dict:
@@ -589,6 +591,7 @@ class RuleEngine:
     def __init__(self, packs: list[RulePack] | tuple = (), city=None):
         self.locator = Locator(city)
         self.enricher = Enricher(city)
+        self.network = RoadNetwork.of_city(city) if city is not None else None
         self.errors: dict[str, str] = {}
         self._memory: dict[str, tuple[str, dict]] = {}
         self.reload(list(packs))
@@ -604,6 +607,8 @@ class RuleEngine:
         self.rules: list[Rule] = [r for p in packs for r in p.rules if r.enabled]
         self.inhibit_rules: list[InhibitRule] = [i for p in packs for i in p.inhibit_rules()]
         self.correlate_rules: list[CorrelateRule] = [c for p in packs for c in p.correlate_rules()]
+        for c in self.correlate_rules:  # links along the road graph need the city's roads
+            c.network = self.network
         self._needs: dict[str, set[str]] = {}
         for r in self.rules:
             for table, cols in rule_columns(r).items():
