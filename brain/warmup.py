@@ -7,8 +7,8 @@ compiles it (a few seconds each, minutes in all) and leaves the machine code in 
 start that finds the cache cold says so and shows progress instead of going silent.
 
 Example:
-    >>> [label for label, _ in phases()]
-    ['ingest, window and vital-sign kernels', 'anomaly-detector kernels']
+    >>> [label for label, _ in phases()][:3]
+    ['kernels.window', 'kernels.jsonscan', 'kernels.dedup']
     >>> isinstance(kernels_cached(), bool)
     True
 """
@@ -52,10 +52,13 @@ def mark_cached() -> None:
 def phases() -> list[tuple[str, Callable[[], object]]]:
     """The warm-up steps in order, each ``(label, function)``; calling them all compiles every kernel
     the pipeline and the detectors call with their run-time signatures."""
+    from importlib import import_module
+
     from brain.anomaly.streaming import warm_up as warm_up_anomaly
     from brain.pipeline import warm_up as warm_up_pipeline
 
-    return [
-        ("ingest, window and vital-sign kernels", warm_up_pipeline),
-        ("anomaly-detector kernels", warm_up_anomaly),
-    ]
+    # One step per kernel module (a progress bar that moves), in the order a pipeline needs them;
+    # the pipeline's and the detectors' own warm-ups then only find them compiled.
+    names = ["window", "jsonscan", "dedup", "lifecycle", "cases", "freshness", "groupsum", "iaqi", "latest", "segments"]
+    steps = [(f"kernels.{name}", import_module(f"brain.kernels.{name}").warm_up) for name in names]
+    return [*steps, ("pipeline", warm_up_pipeline), ("anomaly detectors", warm_up_anomaly)]
