@@ -10,7 +10,7 @@ Example (a free port on 127.0.0.1, the demo city, a private Redis):
     >>> from brain.city import demo_city_path, load_city
     >>> async def demo():
     ...     cp = await start_cockpit(load_city(demo_city_path()), tempfile.mkdtemp(), None, port=0)
-    ...     async with httpx.AsyncClient() as c:
+    ...     async with httpx.AsyncClient(timeout=30) as c:
     ...         r = await c.get(cp.url + "api/v1/whoami", headers={"Authorization": f"Bearer {cp.admin_token}"})
     ...     await cp.stop()
     ...     return r.json()["role"]
