@@ -6,7 +6,8 @@
    answers the same two paths with the same JSON bytes, fetched from ours before the run (what any
    server must at least cost: HTTP parsing and writing the body, no auth, no Redis, no polars).
 3. Open-loop load from this process (aiohttp): ``--rate`` requests/s for ``--seconds``, alternating
-   the two endpoints, while ``--clients`` live-push (SSE) clients stay connected to ours. Latency
+   the two endpoints, while ``--clients`` live-push (SSE) clients stay connected (to the peer too: an
+   endpoint that holds the connection, so both sides carry the same idle connections). Latency
    is measured from each request's scheduled send time, so a server that falls behind is charged
    for the queue it causes. Rounds alternate ours / peer (``--rounds``) to share the machine's drift.
 4. Window close → push: ``citybrain run`` (engine and cockpit in one process) at ``--speed``; an
@@ -51,6 +52,12 @@ async def app(scope, receive, send):
             else:
                 await send({"type": "lifespan.shutdown.complete"}); return
     path = scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
+    if scope["path"] == "/api/v1/live":  # hold the connection like a live-push client's, sending nothing
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b"event: hello\\ndata: {}\\n\\n", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        return
     body = BODIES.get(path, b"{}")
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
@@ -116,10 +123,7 @@ async def sse_client(url: str, headers: dict, stop: asyncio.Event, sink: list | 
         async with s.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as r:
             event = None
             while not stop.is_set():
-                try:
-                    line = await asyncio.wait_for(r.content.readline(), 0.5)
-                except asyncio.TimeoutError:
-                    continue
+                line = await r.content.readline()  # the caller cancels the task at the end
                 if not line:
                     return
                 text = line.decode().rstrip("\n")
@@ -213,11 +217,11 @@ def main() -> int:
         peer_base = f"http://127.0.0.1:{peer_port}"
         wait_http(peer_base + PATHS[0])
         print(f"bodies: latest vitals {len(bodies[PATHS[0]]):,} B, alert list {len(bodies[PATHS[1]]):,} B; "
-              f"load {args.rate:g} req/s x {args.seconds:g} s per round, {args.clients} SSE clients on ours")
+              f"load {args.rate:g} req/s x {args.seconds:g} s per round, {args.clients} SSE clients connected to each")
         results = {"ours": {p: [] for p in PATHS}, "peer": {p: [] for p in PATHS}}
         errs = {"ours": 0, "peer": 0}
         for rnd in range(args.rounds):
-            for name, b, sse in (("ours", base, args.clients), ("peer", peer_base, 0)):
+            for name, b, sse in (("ours", base, args.clients), ("peer", peer_base, args.clients)):
                 lat = asyncio.run(load(b, headers, args.rate, args.seconds, sse))
                 for p in PATHS:
                     results[name][p] += lat[p]
