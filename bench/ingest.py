@@ -382,7 +382,7 @@ def run_per_event(path: Path) -> dict:
     sensors = {s.id: (i, s.type, float(s.valid_min), float(s.valid_max), s.unit, segment_pos.get(s.segment or "", -1))
                for i, s in enumerate(city.sensors)}
     seg_of = [sensors[i][5] for i in ids]
-    known_places = {"cell": {c.id for c in city.cells}, "segment": set(segment_ids)}
+    known_places = {"cell": {c.id for c in city.cells}, "segment": set(segment_ids), "intersection": {x.id for x in city.intersections}}
     places = {kind: [(name, f"unknown_{place}", known_places[place]) for name, place in fields.items()]
               for kind, fields in PLACE_FIELDS.items()}
     # Range checks in column order: sensor_id, ts_ms, then the struct's own fields.
@@ -826,7 +826,8 @@ def run_per_event(path: Path) -> dict:
         close_ticks()
     # End of the stream: close every window that holds data.
     if max_ts is not None:
-        max_ts = max(max_ts, *clocks.values()) + lateness + HOUR_MS  # the watermark an hour past the newest record
+        newest = max(max_ts, *clocks.values())
+        max_ts = (newest // w) * w + w + lateness  # the watermark at the end of the tick holding the newest record
         close_ticks()
     seconds = time.perf_counter() - t0 - untimed.seconds
     cpu_seconds = time.process_time() - c0 - untimed.cpu_seconds

@@ -365,11 +365,15 @@ class CityPipeline:
         return StepResult(self._close_ticks(), pl.DataFrame(schema=DEAD_SCHEMA), pl.DataFrame(schema=DEAD_SCHEMA), 0)
 
     def flush(self) -> StepResult:
-        """End of a finite stream: close every window that holds data."""
+        """End of a finite stream: close the ticks the data cover, up to the one holding the newest
+        record — not past it (ticks with no data after the end of a file would read as every
+        sensor gone silent). A partial last hour of air readings is not closed (no hourly mean of
+        a part of an hour)."""
         newest = self.clock.newest_ms()
         if newest is not None:
-            horizon = newest + self.clock.allowed_lateness_ms + HOUR_MS
-            return self.advance_to(horizon)
+            w = self.config.window_ms
+            last_tick_end = (newest // w) * w + w
+            return self.advance_to(last_tick_end + self.clock.allowed_lateness_ms)
         return self.advance_to(0)
 
     # --- the chain --------------------------------------------------------------------------------
