@@ -14,6 +14,8 @@ Example:
     [{'district': 'a', 'window_end_ms': 2, 'tpi': 3.0}]
     >>> h.query("district", {"district": "b"})["rows"]
     [{'district': 'b', 'window_end_ms': 1, 'tpi': None}]
+    >>> h.cached_latest("district") is h.latest("district"), h.cached_latest("city")
+    (True, None)
 """
 from __future__ import annotations
 
@@ -113,6 +115,16 @@ class HistoryReader:
             self._latest.clear()
         self._latest[key] = (sig, out)
         return out
+
+    def cached_latest(self, table: str, filters: dict[str, str | None] | None = None) -> dict | None:
+        """:meth:`latest` if it is already known for the table's current files (a directory listing), else None."""
+        folder = self.directory / table
+        if "/" in table or table.startswith(".") or not folder.is_dir():
+            return None
+        sig = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(folder.glob("*.parquet")))
+        key = (table, tuple(sorted((k, v) for k, v in (filters or {}).items() if v)))
+        hit = self._latest.get(key)
+        return hit[1] if hit is not None and hit[0] == sig else None
 
     def _latest_of(self, f: pl.DataFrame, table: str, filters: dict[str, str | None] | None) -> dict:
         if f.height and "window_end_ms" in f.columns:

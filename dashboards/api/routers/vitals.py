@@ -35,7 +35,9 @@ async def latest(request: Request, table: str, district: str | None = None, cell
         frame = ctx.history.filtered(live, _filters(district, cell, segment, sensor))
         return JSON({"table": table, "window_end_ms": int(ctx.hub.latest_window.window_end_ms), "source": "engine",
                      "rows": rows(frame)})
-    out = await run_in_threadpool(ctx.history.latest, table, _filters(district, cell, segment, sensor))
+    filters = _filters(district, cell, segment, sensor)
+    # a cached answer (same files as last time) is served inline; reading new files goes to the thread pool
+    out = ctx.history.cached_latest(table, filters) or await run_in_threadpool(ctx.history.latest, table, filters)
     return JSON({**out, "source": "history"})
 
 
