@@ -208,6 +208,17 @@ async function loadGrid() {
   $("#grid-totals").innerHTML = Object.entries(g.totals).map(([k, v]) =>
     `<div class="tile small"><div class="k">${t(k)}</div><div class="big">${v}</div></div>`).join("") +
     `<div class="note">${t("by_unit_missing")}</div>`;
+  if (!S.cellsMap) { echarts.registerMap("cells", await api("/api/v1/city/cells.geojson")); S.cellsMap = true; }
+  const chart = S.charts.grid || (S.charts.grid = echarts.init($("#grid-map")));
+  const backlog = g.by_cell.map((r) => ({ name: r.cell_id, value: r.open_backlog, overdue: r.overdue }));
+  chart.setOption({
+    tooltip: { trigger: "item", formatter: (p) => `${esc(p.name)}<br>${t("open_backlog")}: ${p.value ?? 0}` +
+      (p.data?.overdue ? ` · ${t("overdue")}: ${p.data.overdue}` : "") },
+    visualMap: { min: 0, max: Math.max(3, ...backlog.map((b) => b.value || 0)), left: 10, bottom: 10,
+                 textStyle: { color: "#dfe8f5" }, inRange: { color: ["#1e3a5f", "#f1c40f", "#c0392b"] } },
+    series: [{ type: "map", map: "cells", nameProperty: "id", id: "cells", roam: false, data: backlog,
+               itemStyle: { areaColor: "#1e3a5f", borderColor: "#335c8a" } }],
+  });
   const cols = ["open_backlog", "overdue", "new_last_hour", "closed_on_time", "on_time_closure_rate"];
   $("#grid-cats").innerHTML = table(g.by_category, ["category", ...cols]);
   $("#grid-cells").innerHTML = table(g.by_cell, ["cell_id", "district", ...cols]);

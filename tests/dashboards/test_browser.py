@@ -110,6 +110,8 @@ def test_overview_shows_every_district_with_the_apis_values_and_no_ack_for_a_vie
         time.sleep(1.0)
         d.save_screenshot(str(ARTIFACTS / f"{page}.png"))
     assert len(d.find_elements(By.CSS_SELECTOR, "#corridors .corridor")) == len(city.corridors)
+    cells = d.execute_script("return echarts.getMap('cells').geoJSON.features.map(f => f.properties.id)")
+    assert sorted(cells) == sorted(x.id for x in city.cells)  # the grid page's map by cell
     assert only_local_resources(d, url) == []
 
 

@@ -71,6 +71,15 @@ async def segments(request: Request, _=Depends(require("read"))):
                            "line": s.line} for s in c.segments]})
 
 
+@router.get("/city/cells.geojson", summary="grid-cell polygons (the grid page's map)")
+async def cells_geojson(request: Request, _=Depends(require("read"))):
+    c = request.app.state.ctx.city
+    district = {g.id: g.district for g in c.cells}
+    feats = [{"type": "Feature", "properties": {"id": cid, "name": cid, "district": district.get(cid, "")},
+              "geometry": {"type": "Polygon", "coordinates": rings}} for cid, rings in c.cell_polygons.items()]
+    return JSON({"type": "FeatureCollection", "features": feats})
+
+
 @router.get("/city/districts.geojson", summary="district polygons (the cockpit's map, no tile server)")
 async def districts_geojson(request: Request, _=Depends(require("read"))):
     c = request.app.state.ctx.city
