@@ -208,6 +208,10 @@ def build_engine(args, settings):
         raise UserError(f"green-wave corridors: {exc}") from None
     if greenwave is not None:
         operators.append(greenwave)
+    from streams.fault_operator import fault_operator
+
+    faults = fault_operator(city)  # sensor faults from the first hour (rules/sensor_faults.yaml)
+    operators.append(faults)
     pipeline = CityPipeline(city, config, window_operators=operators)
     source_arg = args.file if args.replay else args.source
     if isinstance(source_arg, str) and source_arg.startswith("mqtt://"):
@@ -240,6 +244,8 @@ def build_engine(args, settings):
         until_ms = (base + duration_ms) if base is not None else None
     driver = LocalDriver(pipeline, source, out, speed=settings.speed, until_ms=until_ms, duration_ms=duration_ms,
                          checkpoint_every_s=settings.checkpoint_every_s, source_key=key)
+    # readings outside a sensor's valid range are dead letters, and spike evidence for the fault operator
+    driver.batch_handlers.append(lambda result: faults.observe_rejected(result.dead))
     if args.fresh:
         driver.checkpoints.remove()  # the latest and the previous one
     try:
@@ -291,6 +297,32 @@ def _plans_to_redis(pipeline, settings) -> None:
 def _phase(what: str, t0: float) -> None:
     """One start-up line per phase on stderr, so a slow start is never silent."""
     print(f"citybrain: {what} (+{time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
+
+
+#: how long the end of a run waits for the subscribers' outboxes to empty
+DELIVERY_WAIT_S = 30.0
+
+
+async def _deliver_before_exit(alerts) -> None:
+    """A run ends when its notifications are delivered (or parked after their retries), waiting at
+    most ``DELIVERY_WAIT_S`` with progress on stderr; what is still queued is named, with where it waits."""
+    shown = [None]
+
+    def progress(queued: int) -> None:
+        if queued and shown[0] is None:
+            print(f"citybrain: delivering {queued} queued notification(s) before exiting "
+                  f"(up to {DELIVERY_WAIT_S:.0f} s) ...", file=sys.stderr, flush=True)
+        elif queued:
+            print(f"citybrain: {queued} notification(s) still queued ...", file=sys.stderr, flush=True)
+        shown[0] = queued
+
+    left = await alerts.drain(DELIVERY_WAIT_S, progress)
+    if left:
+        where = ", ".join(f"{sid}: {n} in Redis stream {alerts.outbox_key(sid)}" for sid, n in sorted(left.items()))
+        print(f"citybrain: warning: {sum(left.values())} notification(s) not delivered yet ({where}); "
+              f"they are sent when the engine runs again with the same alert state", file=sys.stderr)
+    elif shown[0]:
+        print("citybrain: every queued notification delivered", file=sys.stderr)
 
 
 def _install_signal_handlers(driver) -> None:
@@ -364,6 +396,7 @@ async def _run_async(args, settings) -> int:
     if cockpit is not None:  # before the alert service, which may stop the embedded Redis both use
         await cockpit.stop()
     if alerts is not None:
+        await _deliver_before_exit(alerts)
         await alerts.close()
     if metrics_runner is not None:
         await metrics_runner.cleanup()

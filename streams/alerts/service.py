@@ -179,6 +179,28 @@ class AlertService:
                                                             "subscriptions": len(self.pipeline.state.subscriptions)}})
         self._poller = asyncio.create_task(self._poll(), name="alerts:commands")
 
+    async def drain(self, timeout_s: float = 30.0, progress=None, poll_s: float = 0.2) -> dict[str, int]:
+        """Wait (at most ``timeout_s``) until the delivery workers have emptied every outbox; returns
+        what is still queued per subscription (empty: all delivered or parked). ``progress(queued)`` is
+        called whenever the queued total changes. Without delivery workers nothing can drain: returns
+        the queue as it is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0.0)
+        last = None
+        while True:
+            queued = {sid: n for sid, n in (await self.store.outbox_lengths()).items() if n}
+            total = sum(queued.values())
+            if progress is not None and total != last:
+                progress(total)
+            last = total
+            if not queued or self.pool is None or loop.time() >= deadline:
+                return queued
+            await asyncio.sleep(poll_s)
+
+    def outbox_key(self, sub_id: str) -> str:
+        """The Redis stream holding a subscription's undelivered notifications."""
+        return self.store.outbox(sub_id)
+
     async def close(self) -> None:
         """Stop the poller and the delivery workers (what is not delivered stays in Redis), close Redis."""
         if self._poller is not None:
