@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from alert_quality import H, _actionable, _per_sub, matches, run_day, subscriptions
+from alert_quality import EARLY_MS, H, _actionable, _per_sub, matches, run_day, subscriptions
 from brain.city import demo_city_path, load_city
 from brain.schemas import KIND_SENSOR_TYPES
 from streams.sim import Simulator
@@ -88,7 +88,7 @@ def _judge(notes, gt) -> dict:
     per_sub, _, _, first_page = _per_sub(notes, gt)
     row = {"per_sub": per_sub, "first_page": first_page}
     if gt["type"].startswith("sensor_"):
-        lo, hi = gt["start_ms"], gt["end_ms"] + GRACE_MS
+        lo, hi = gt["start_ms"] - EARLY_MS, gt["end_ms"] + GRACE_MS
         maint = [n.ts_ms for n in notes if n.subscription_id == MAINT and n.status == "firing" and lo <= n.ts_ms <= hi
                  and any(set(gt["sensor_ids"]) & {a.labels.get("sensor_id"), a.labels.get("key")} for a in n.alerts)]
         row["caught"] = bool(maint)
