@@ -22,8 +22,30 @@ from brain import series
 from brain.kernels.lifecycle import merge_rows
 
 
+#: New entities wait in a small frame of their own and are folded into the main columns (one copy
+#: of the table) when it grows past this, so appending costs O(rows) amortised, not O(table).
+TAIL_ROWS = 4096
+#: Expired entities stay (hidden) until they are this share of the table; then one compaction.
+COMPACT_SHARE = 0.05
+
+
 class LifecycleTable:
-    """Entity id -> first time of each stage, newest fields and status."""
+    """Entity id -> first time of each stage, newest fields and status.
+
+    An update costs O(rows it touches), not O(entities kept): the table is columns that are
+    written in place (``Series.scatter``) at the touched entities' positions (an id -> position
+    index), plus a small tail of new entities; entities past retention are hidden at once and
+    removed in bulk. ``frame`` is the same table, in the same row order, as merging the whole table
+    with every update (:func:`merge`) and filtering expired entities at each ``prune`` would give.
+
+    Example:
+        >>> t = LifecycleTable("id", {"open": "open_ms", "shut": "shut_ms"}, [], retention_ms=1_000)
+        >>> t.update(pl.DataFrame({"id": ["a", "b"], "status": ["open", "shut"], "ts_ms": [100, 200]}))
+        >>> t.prune(5_000)  # b ended at 200: past retention, gone; a is still open
+        >>> t.update(pl.DataFrame({"id": ["a", "b"], "status": ["shut", "open"], "ts_ms": [5_500, 5_600]}))
+        >>> t.frame.select("id", "open_ms", "shut_ms", "status").rows()
+        [('a', 100, 5500, 'shut'), ('b', 5600, None, 'open')]
+    """
 
     def __init__(self, id_col: str, stages: dict[str, str], fields: list[str], retention_ms: int = 7 * 86_400_000):
         if not stages:
@@ -33,8 +55,56 @@ class LifecycleTable:
         self.fields = list(fields)
         self.retention_ms = int(retention_ms)
         self.final_stage_col = list(self.stages.values())[-1]
-        self.frame: pl.DataFrame | None = None
+        self._cols: list[pl.Series] | None = None  # the main columns, each one chunk, written in place
+        self._tail: pl.DataFrame | None = None  # entities added since the last fold, after the main rows
+        self._pos: dict | None = None  # id -> row (main rows, then tail rows); built when first needed
+        self._dead: np.ndarray | None = None  # rows of expired entities, hidden until a compaction (shorter: False)
 
+    # --- the table as a frame ---------------------------------------------------------------------
+    @property
+    def frame(self) -> pl.DataFrame | None:
+        """The current table (expired entities left out)."""
+        raw = self._raw()
+        if raw is None or self._dead is None:
+            return raw
+        return raw.filter(pl.Series(~self._dead_mask(raw.height)))
+
+    @frame.setter
+    def frame(self, value: pl.DataFrame | None) -> None:
+        self._cols = None if value is None else [c.rechunk() for c in value.get_columns()]
+        self._tail, self._pos, self._dead = None, None, None
+
+    def _raw(self) -> pl.DataFrame | None:
+        if self._cols is None:
+            return None
+        main = series.frame(self._cols)
+        return main if self._tail is None or not self._tail.height else main.vstack(self._tail)
+
+    def _dead_mask(self, n: int) -> np.ndarray:
+        dead = self._dead if self._dead is not None else np.zeros(0, dtype=bool)
+        return dead if len(dead) == n else np.concatenate([dead, np.zeros(n - len(dead), dtype=bool)])
+
+    def _fold(self) -> None:
+        """The tail into the main columns (one copy of the table); positions do not change."""
+        if self._tail is not None and self._tail.height:
+            self._cols = [pl.concat([c, self._tail.to_series(j)], rechunk=True) for j, c in enumerate(self._cols)]
+        self._tail = None
+
+    def _height(self) -> int:
+        return (0 if self._cols is None else self._cols[0].len()) + (0 if self._tail is None else self._tail.height)
+
+    def _positions(self) -> dict:
+        if self._pos is None:
+            raw = self._raw()
+            ids = raw.get_column(self.id_col).to_list()
+            if self._dead is not None:  # an expired row is no entity: its id may live again later in the table
+                dead = self._dead_mask(len(ids))
+                self._pos = {i: k for k, i in enumerate(ids) if not dead[k]}
+            else:
+                self._pos = {i: k for k, i in enumerate(ids)}
+        return self._pos
+
+    # --- updates ----------------------------------------------------------------------------------
     def _as_rows(self, updates: pl.DataFrame) -> pl.DataFrame:
         """Each update as a row of the table: its stage's time, its fields and when they were set."""
         ts = updates.get_column("ts_ms")
@@ -53,28 +123,63 @@ class LifecycleTable:
         if updates.height == 0:
             return
         rows = self._as_rows(updates)
-        if self.frame is not None and self.frame.height:
-            if rows.schema != self.frame.schema:  # e.g. a table restored from an older snapshot: polars reconciles
-                self.frame = merge_reference(pl.concat([self.frame, rows], how="vertical_relaxed"), self.id_col,
-                                             list(self.stages.values()), self.fields)
-                return
-            rows = self.frame.vstack(rows)
-        self.frame = merge(rows, self.id_col, list(self.stages.values()), self.fields)
+        if self._height() == 0:
+            self.frame = merge(rows, self.id_col, list(self.stages.values()), self.fields)
+            return
+        if [(c.name, c.dtype) for c in self._cols] != list(rows.schema.items()):
+            # e.g. a table restored from an older snapshot: polars reconciles the types, once.
+            self.frame = merge_reference(pl.concat([self.frame, rows], how="vertical_relaxed"), self.id_col,
+                                         list(self.stages.values()), self.fields)
+            return
+        pos = self._positions()
+        n_main = self._cols[0].len()
+        tail = self._tail if self._tail is not None else rows.clear()
+        touched = np.array(sorted({k for i in rows.get_column(self.id_col).to_list()
+                                   if (k := pos.get(i)) is not None and k < n_main}), dtype=np.int64)
+        # The touched main rows, the tail, the updates: merged as the whole table would merge them
+        # (each entity's table row first, then its updates in order; new entities in order of arrival).
+        stacked = series.frame([series.take(c, touched) for c in self._cols]).vstack(tail).vstack(rows)
+        merged = merge(stacked, self.id_col, list(self.stages.values()), self.fields)
+        m = len(touched)
+        if m:
+            for j, col in enumerate(self._cols):
+                col.scatter(touched, merged.to_series(j).slice(0, m))
+        new_tail = merged.slice(m)
+        for k, i in enumerate(new_tail.get_column(self.id_col).slice(tail.height).to_list(), start=n_main + tail.height):
+            pos[i] = k
+        self._tail = new_tail
+        if new_tail.height > TAIL_ROWS:  # one copy of the table per TAIL_ROWS new entities
+            self._fold()
 
     def prune(self, now_ms: int) -> None:
         """Forget entities that ended more than ``retention_ms`` ago."""
-        if self.frame is not None and self.frame.height:
-            # Usually nothing is due: numpy looks first, a polars filter runs only when something is.
-            ended = self.frame.get_column(self.final_stage_col).to_numpy()  # NaN where null
-            if np.any(ended < now_ms - self.retention_ms):
-                col = pl.col(self.final_stage_col)
-                self.frame = self.frame.filter(col.is_null() | (col >= now_ms - self.retention_ms))
+        raw = self._raw()
+        if raw is None or not raw.height:
+            return
+        # Usually nothing is due: numpy looks first.
+        ended = raw.get_column(self.final_stage_col).to_numpy()  # NaN where null
+        dead = self._dead_mask(raw.height)
+        due = (ended < now_ms - self.retention_ms) & ~dead
+        if not due.any():
+            return
+        rows = np.flatnonzero(due)
+        if rows[-1] >= self._cols[0].len():
+            self._fold()  # the tail is merged whole by update(): it must hold living entities only
+        if self._pos is not None:  # expired entities leave the index: an update for one starts it afresh
+            for k, i in zip(rows.tolist(), series.take(raw.get_column(self.id_col), rows).to_list()):
+                if self._pos.get(i) == k:
+                    del self._pos[i]
+        self._dead = dead | due
+        if self._dead.sum() > COMPACT_SHARE * raw.height:
+            del raw
+            self.frame = self.frame  # one compaction: the living rows, the index rebuilt when needed
 
     def current(self, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         """The table's columns ``schema`` (the fields' set times stay inside)."""
-        if self.frame is None:
+        frame = self.frame
+        if frame is None:
             return pl.DataFrame(schema=schema)
-        return series.frame([self.frame.get_column(c) for c in schema])
+        return series.frame([frame.get_column(c) for c in schema])
 
     def state(self) -> dict:
         return {"frame": self.frame}

@@ -1,0 +1,95 @@
+"""Cost of one small grid-case update against the number of cases the table keeps (issue 14, deliverable 3).
+
+    .venv/bin/python bench/lifecycle_update.py                     # 10k, 100k, 1M cases kept
+    .venv/bin/python bench/lifecycle_update.py --kept 2000000 --rows 14
+
+For each size: a LifecycleTable holding that many cases (open and closed, random categories and
+cells), then `--repeat` updates of `--rows` rows (half progress existing cases, half report new
+ones), timed per update (the first update, which builds the id index once, is left out). Peers in
+the same run, over the same rows: the previous update — the whole table merged with the update
+rows by the numba kernel (`merge`) —, polars' group-by formulation of it (`merge_reference`, with
+--polars), and a `vstack` of the table with the update rows. Seeds are random unless --seed is given.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from brain.lifecycle import LifecycleTable, merge, merge_reference  # noqa: E402
+from brain.pipeline import CASE_STAGES, LIFECYCLE_KINDS  # noqa: E402
+
+ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
+STATUSES = list(CASE_STAGES)
+
+
+def _updates(rng: np.random.Generator, ids: list[str], ts0: int) -> pl.DataFrame:
+    n = len(ids)
+    return pl.DataFrame({
+        ID: ids,
+        "status": [STATUSES[i] for i in rng.integers(0, len(STATUSES), n)],
+        "ts_ms": (ts0 + rng.integers(0, 60_000, n)).astype(np.int64),
+        "category": [f"cat{i}" for i in rng.integers(0, 40, n)],
+        "cell_id": [f"cell{i}" for i in rng.integers(0, 5000, n)],
+        "unit": [f"unit{i}" for i in rng.integers(0, 30, n)],
+        "deadline_ms": (ts0 + 86_400_000 + rng.integers(0, 3_600_000, n)).astype(np.int64),
+        "sensor_id": [f"GI-{i}" for i in rng.integers(0, 2000, n)],
+    })
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kept", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--rows", type=int, default=14)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--polars", action="store_true", help="also time polars' group-by over the whole table (slow)")
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    rng = np.random.default_rng(seed)
+    print(f"seed {seed}; {args.rows}-row updates, median of {args.repeat}")
+    print(f"{'cases kept':>12} {'update ms':>10} {'whole-table merge ms':>21} {'ratio':>8} {'polars ref ms':>14} {'vstack ms':>10}")
+    for kept in args.kept:
+        table = LifecycleTable(ID, STAGES, FIELDS)
+        ids = [f"case-{i}" for i in range(kept)]
+        table.update(_updates(rng, ids, 1_700_000_000_000))  # one row per case: the table as it stands
+        assert table.frame.height == kept
+        times, whole_times, ref_times, floor = [], [], [], []
+        table.update(_updates(rng, [ids[0]], 1_700_000_000_000))  # builds the id index (once per table)
+        next_id = kept
+        for r in range(args.repeat):
+            old = [ids[i] for i in rng.integers(0, kept, args.rows // 2)]
+            new = [f"case-{next_id + i}" for i in range(args.rows - len(old))]
+            next_id += len(new)
+            upd = _updates(rng, old + new, 1_700_000_000_000 + (r + 1) * 60_000)
+            rows = table._as_rows(upd)  # noqa: SLF001 - the peers merge exactly the rows update() merges
+            t = time.perf_counter()
+            stacked = table.frame.vstack(rows)
+            floor.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            merge(stacked, ID, list(STAGES.values()), FIELDS)
+            whole_times.append(time.perf_counter() - t)
+            if args.polars:
+                t = time.perf_counter()
+                merge_reference(stacked, ID, list(STAGES.values()), FIELDS)
+                ref_times.append(time.perf_counter() - t)
+            del stacked  # it shares the table's columns: held, it would make the in-place write copy them
+            t = time.perf_counter()
+            table.update(upd)
+            times.append(time.perf_counter() - t)
+        med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
+        ref = f"{med(ref_times):>14.1f}" if ref_times else f"{'-':>14}"
+        print(f"{kept:>12,} {med(times):>10.2f} {med(whole_times):>21.1f} {med(whole_times) / med(times):>7.0f}x {ref} {med(floor):>10.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
