@@ -217,6 +217,9 @@ def build_engine(args, settings):
     if isinstance(source_arg, str) and source_arg.startswith("mqtt://"):
         from streams.sources.mqtt import MqttSource
 
+        if args.replay:
+            raise UserError("replay reads a recording to its end; for live sensors over MQTT use `citybrain run --source mqtt://...`")
+
         try:
             source = MqttSource(source_arg, session_scope=str(Path(settings.out_dir).resolve()))
         except ValueError as exc:

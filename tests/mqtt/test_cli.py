@@ -73,3 +73,9 @@ def test_run_from_mqtt_counts_every_published_record(city, mosquitto, tmp_path):
     assert records_in == n and applied == n, said[-1000:]
     assert (tmp_path / "out" / "checkpoint.bin").exists()
     assert (tmp_path / "run.out").read_text().count('"records"') >= 2  # headless summaries every 5 minutes of stream time
+
+
+def test_replay_refuses_a_live_mqtt_source(capsys, tmp_path):
+    code = main(["replay", "mqtt://127.0.0.1:1883/city/#", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "use `citybrain run --source mqtt://" in err
