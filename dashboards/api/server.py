@@ -73,7 +73,9 @@ async def start_cockpit(city, out_dir: str | os.PathLike, redis_url: str | None,
     if driver is not None:
         driver.window_handlers.append(ctx.hub.on_window)
     # bind here so a taken port fails now, with the port in the message, not inside uvicorn's task
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP; without it
+    # each response waited ~40 ms for the client's delayed ACK (Nagle) - measured by bench/api_load.py
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
