@@ -44,6 +44,11 @@ from brain.kernels import sensorfault as sf
 from brain.pipeline import AIR_FIELDS, TickBatch
 
 HOUR_MS = 3_600_000
+#: families whose sensors have no peer to drift against: the two or three sensors of a hazard
+#: source each follow their own process (a tank level, a gas reading), so their ratio wanders by
+#: itself (on clean simulated days it made ~1 false drift a day); their stuck, spikes and dropout
+#: are still judged
+NO_DRIFT = frozenset({"hazard"})
 #: readings outside the sensor's own valid range within an hour that make spikes (one is a glitch)
 SPIKE_REJECTED_MIN = 2
 
@@ -202,6 +207,8 @@ class FaultOperator:
                 ref = self._probe_speed(batch, end) if fam.name == "traffic" else np.full(len(fam.ids), np.nan)
                 flags, logp, events, dtot = fam.tick(frame, ref)
                 fam.common_mode(flags, dtot)
+                if fam.name in NO_DRIFT:
+                    flags &= ~sf.FLAG_DRIFT
                 for k in np.flatnonzero(flags):
                     if flags[k] & sf.FLAG_SPIKES and self.mon_index[fam.ids[k]] in rejected:
                         flags[k] &= ~sf.FLAG_SPIKES  # said once, below, with the range evidence
