@@ -36,6 +36,26 @@ def kernels_cached() -> bool:
     return _stamp().exists()
 
 
+def forget_stale() -> int:
+    """Delete numba's cached machine code of the kernels when a warm-up has not run since their
+    sources changed; returns the files removed.
+
+    Numba checks a cached function against its own source file only: a kernel that calls a kernel
+    of another module keeps the callee's old code until its cache goes. So after any kernel change,
+    all of it is compiled afresh.
+    """
+    if kernels_cached():
+        return 0
+    removed = 0
+    for cached in (KERNEL_DIR / "__pycache__").glob("*.nb[ic]"):
+        try:
+            cached.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def mark_cached() -> None:
     """Record that the kernels are compiled (call after running every phase); best effort on a
     read-only install, where numba cannot cache either."""

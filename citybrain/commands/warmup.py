@@ -29,9 +29,10 @@ def compile_kernels(reason: str | None = None) -> float:
     """Run the warm-up phases with a progress bar on stderr; returns seconds taken."""
     from tqdm import tqdm
 
-    from brain.warmup import mark_cached, phases
+    from brain.warmup import forget_stale, mark_cached, phases
 
     t0 = time.monotonic()
+    forget_stale()
     if reason:
         print(reason, file=sys.stderr, flush=True)
     steps = phases()
