@@ -153,7 +153,7 @@ def test_sigterm_to_citybrain_run_mid_file_then_restart(tmp_path, city):
     rec = tmp_path / "day.jsonl"
     sim = Simulator(city, seed=5)
     with rec.open("wb") as fh:
-        for chunk in sim.jsonl_batches(sim.start_ms + 12 * 3_600_000, batch_s=3600):
+        for chunk in sim.jsonl_batches(sim.start_ms + 6 * 3_600_000, batch_s=3600):
             fh.write(chunk)
     env = {**os.environ, "PYTHONHASHSEED": "0", "CITYBRAIN_CHECKPOINT_EVERY_S": "0"}
     cli = [sys.executable, "-m", "citybrain", "run", "--source", str(rec), "--headless", "--no-alerts", "--no-http"]
@@ -171,6 +171,44 @@ def test_sigterm_to_citybrain_run_mid_file_then_restart(tmp_path, city):
     assert proc.returncode == 0, err
     partial = history(out)
     assert 0 < sum(partial.values()) < sum(history(tmp_path / "whole").values()), "the stop did not land mid-file"
+    again = subprocess.run([*cli, "--speed", "0", "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr
+    assert history(out) == history(tmp_path / "whole")
+
+
+def test_kill_9_at_random_moments_then_finish(tmp_path, city):
+    """`citybrain run --source FILE` killed with SIGKILL three times at random moments (a checkpoint
+    after every batch, so the kills land in reading, computing, writing history or saving the
+    checkpoint), then run to the end: the history equals a run never interrupted."""
+    import random
+
+    from streams.sim import Simulator
+
+    rec = tmp_path / "day.jsonl"
+    sim = Simulator(city, seed=9)
+    with rec.open("wb") as fh:
+        for chunk in sim.jsonl_batches(sim.start_ms + 6 * 3_600_000, batch_s=3600):
+            fh.write(chunk)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "CITYBRAIN_CHECKPOINT_EVERY_S": "0"}
+    cli = [sys.executable, "-m", "citybrain", "run", "--source", str(rec), "--headless", "--no-alerts", "--no-http"]
+    whole = subprocess.run([*cli, "--speed", "0", "--out", str(tmp_path / "whole")], capture_output=True, text=True,
+                           timeout=300, env=env)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "killed"
+    rng = random.Random()
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen([*cli, "--speed", "7200", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, env=env)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (out / "checkpoint.bin").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+    assert kills >= 1
     again = subprocess.run([*cli, "--speed", "0", "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0, again.stderr
     assert history(out) == history(tmp_path / "whole")
