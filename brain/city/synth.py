@@ -5,7 +5,8 @@ that :func:`brain.city.load_city` accepts, with exactly ``sensors`` terminals in
 districts, the sensor mix of a real city (about the demo city's shares): traffic detectors on a
 road grid (a probe on every directed segment, a loop on arterials and expressways, a radar on
 expressways), a grid inspector per grid cell, air, weather, water quality, utility lifelines,
-case feeds (12345, citizen app), emergency dispatch (CAD) feeds and hazard sources; noise monitors
+case feeds (12345, citizen app), emergency dispatch (CAD) feeds and hazard sources, and a signalised
+green-wave corridor along each district's first arterial; noise monitors
 take up the remainder so the count is exact. Each district is a square of its own road grid
 (roads every ``ROAD_SPACING_M``) tiled by square grid cells; districts are laid out in a grid
 around ``CENTER``. The same arguments always give the same bytes.
@@ -45,6 +46,7 @@ CELL_SHARE = 0.08
 AIR_PER_DISTRICT_SHARE = 0.015
 UTILITY_SHARE = 0.08
 MIN_SENSORS_PER_DISTRICT = 150
+CORRIDOR_SIGNALS = 6  # signalised crossings on each district's corridor
 
 KX = math.cos(math.radians(CENTER[1])) * math.pi / 180 * EARTH_RADIUS_M  # metres per degree of longitude
 KY = math.pi / 180 * EARTH_RADIUS_M
@@ -109,6 +111,8 @@ def build(sensors: int, districts: int, seed: int = 0) -> tuple[dict, dict, dict
     x_mid, y_mid = cols * side / 2, rows * side / 2
 
     out_districts, streets, cells, segments, hazards, registry = [], [], [], [], [], []
+    intersections: list[dict] = []
+    corridors: list[dict] = []
     district_features, cell_features = [], []
 
     def lonlat(x: float, y: float) -> list[float]:
@@ -177,6 +181,31 @@ def build(sensors: int, districts: int, seed: int = 0) -> tuple[dict, dict, dict
                         if cls == "expressway":
                             add(f"RD-{sid}", "radar", mx + 1, my + 1, did, cell_of, "km/h", 0.0, vmax, segment=sid)
 
+        # One signalised corridor per district along its first arterial east-west road (up to
+        # CORRIDOR_SIGNALS crossings), with each crossing's four approach blocks.
+        arterials = [j for j in range(k) if _road_class(j, k) == "arterial"]
+        if arterials:
+            j = arterials[0]
+            y = pos[1][j]
+            ids = []
+            for i in range(min(k, CORRIDOR_SIGNALS)):
+                x = pos[0][i]
+                approaches = [f"{did}-EW{j:02d}-{i - 1:02d}E" if i > 0 else None, f"{did}-EW{j:02d}-{i:02d}W" if i < k - 1 else None,
+                              f"{did}-NS{i:02d}-{j - 1:02d}N" if j > 0 else None, f"{did}-NS{i:02d}-{j:02d}S" if j < k - 1 else None]
+                iid = f"{did}-X{i + 1:02d}"
+                lon, lat = lonlat(x, y)
+                intersections.append({
+                    "id": iid, "name": f"{did} arterial {j} / road {i}", "district": did, "cell": cell_of(x, y), "lon": lon, "lat": lat,
+                    "phases": [
+                        {"name": "EW through", "min_green_s": 15.0, "ped_clearance_s": 14.0, "yellow_s": 3.0, "all_red_s": 2.0, "coordinated": True},
+                        {"name": "NS through", "min_green_s": 10.0, "ped_clearance_s": 18.0, "yellow_s": 3.0, "all_red_s": 2.0, "coordinated": False},
+                    ],
+                    "approach_segments": sorted(a for a in approaches if a)})
+                ids.append(iid)
+            corridors.append({"id": f"{did}-corridor", "name": f"{did} arterial {j}", "intersections": ids,
+                              "positions_m": [round(i * ROAD_SPACING_M, 1) for i in range(len(ids))],
+                              "speed_out_kmh": 45.0, "speed_in_kmh": 45.0, "cycle_min_s": 60.0, "cycle_max_s": 140.0})
+
         def point(margin: float = 100.0) -> tuple[float, float]:
             return float(rng.uniform(dx0 + margin, dx0 + side - margin)), float(rng.uniform(dy0 + margin, dy0 + side - margin))
 
@@ -238,8 +267,8 @@ def build(sensors: int, districts: int, seed: int = 0) -> tuple[dict, dict, dict
         "streets": streets,
         "cells": cells,
         "segments": segments,
-        "intersections": [],
-        "corridors": [],
+        "intersections": intersections,
+        "corridors": corridors,
         "hazards": hazards,
         "sensors": registry,
     }

@@ -33,18 +33,23 @@ def test_written_folder_loads_and_is_deterministic(tmp_path):
     assert (tmp_path / "c" / "city.yaml").read_bytes() != (tmp_path / "a" / "city.yaml").read_bytes()
 
 
-def test_the_simulator_drives_a_generated_city(tmp_path):
+def test_the_simulator_drives_a_generated_city_and_its_green_waves(tmp_path):
     from brain.pipeline import CityPipeline
+    from streams.greenwave_operator import maybe_greenwave_operator
     from streams.sim import Simulator
 
-    write(tmp_path / "c", 2_000, 3, seed=1)
+    write(tmp_path / "c", 3_000, 3, seed=1)
     city = load_city(tmp_path / "c")
+    assert len(city.corridors) == 3 and all(len(c.intersections) >= 2 for c in city.corridors)
+    greenwave = maybe_greenwave_operator(city, tmp_path / "out")
     sim = Simulator(city, seed=1)
-    pipe = CityPipeline(city)
-    for chunk in sim.jsonl_batches(sim.start_ms + 900_000, batch_s=300):
+    pipe = CityPipeline(city, window_operators=[greenwave])
+    for chunk in sim.jsonl_batches(sim.start_ms + 3_600_000, batch_s=300):
         pipe.ingest_jsonl(chunk)
     c = pipe.counters
-    assert c["records_in"] > 2_000 and c["applied"] == c["records_in"] and c["windows_closed"] >= 2
+    assert c["records_in"] > 3_000 and c["applied"] == c["records_in"] and c["windows_closed"] >= 10
+    plans = sorted(p.name for p in (tmp_path / "out" / "signal_plans").glob("*.plans.jsonl"))
+    assert plans == [f"{c.id}.plans.jsonl" for c in sorted(city.corridors, key=lambda c: c.id)]
 
 
 @pytest.mark.parametrize("sensors, districts, message", [
