@@ -68,7 +68,10 @@ class FileSource:
 
     JSONL arrives as raw whole-line chunks (validated like live input, so bad lines are dead-lettered
     with reasons); Parquet and CSV as per-kind frames merged in event time. ``offset`` counts the JSONL
-    bytes handed out (for progress bars); the position saved in a checkpoint is the number of batches.
+    bytes handed out (for progress bars); the position saved in a checkpoint is the number of batches
+    with the chunk sizes that cut them, so a run resumed with other sizes still starts where it stopped.
+    ``fine=True`` cuts small chunks (~minutes of a city's data, not hours), for runs that stop after a
+    ``--duration``: the driver can only stop between batches.
 
     Example:
         >>> import tempfile, pathlib
@@ -80,15 +83,23 @@ class FileSource:
 
     finite = True
 
-    def __init__(self, path: str | Path):
+    FINE_CHUNK = (256 << 10, 5_000)  # bytes of JSONL, rows of Parquet/CSV
+    COARSE_CHUNK = (4 << 20, 100_000)
+
+    def __init__(self, path: str | Path, fine: bool = False):
+        self.path = path
+        self.chunk = self.FINE_CHUNK if fine else self.COARSE_CHUNK
+        self.replay = self._open(self.chunk)
+        self.done = 0
+        self.offset = 0
+
+    def _open(self, chunk: tuple[int, int]):
         from streams.sources.replay import ReplayError, ReplaySource
 
         try:
-            self.replay = ReplaySource(path)
+            return ReplaySource(self.path, chunk_bytes=chunk[0], chunk_rows=chunk[1])
         except ReplayError as exc:
             raise ValueError(str(exc)) from None
-        self.done = 0
-        self.offset = 0
 
     def batches(self) -> Iterator[SourceBatch]:
         for i, item in enumerate(self.replay.batches()):
@@ -102,12 +113,18 @@ class FileSource:
             else:
                 yield SourceBatch(frames=item)
 
-    def state(self) -> int:
-        return self.done
+    def state(self) -> list[int]:
+        return [self.done, *self.chunk]
 
-    def load(self, state: int) -> None:
-        self.done = int(state)
+    def load(self, state: int | list[int]) -> None:
+        if isinstance(state, int):  # checkpoints before chunk sizes were kept: the coarse ones
+            state = [state, *self.COARSE_CHUNK]
+        done, *chunk = (int(v) for v in state)
+        if tuple(chunk) != self.chunk:
+            self.chunk = tuple(chunk)
+            self.replay = self._open(self.chunk)
+        self.done = done
 
 
-def open_file_source(path: str | Path) -> FileSource:
-    return FileSource(path)
+def open_file_source(path: str | Path, fine: bool = False) -> FileSource:
+    return FileSource(path, fine=fine)

@@ -234,7 +234,8 @@ def build_engine(args, settings):
         if not path.exists():
             raise UserError(f"source {path} does not exist (use 'sim' or a JSONL/Parquet/CSV file or folder)")
         try:
-            source = open_file_source(path)
+            # --duration stops between batches: small ones, so it stops within minutes of the span.
+            source = open_file_source(path, fine=bool(getattr(args, "duration", None)))
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {path}: {exc}") from None
         key = f"file:{path.resolve()}"
