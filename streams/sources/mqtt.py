@@ -183,7 +183,14 @@ def payload_lines(payload: bytes) -> list[bytes]:
 
 @dataclass
 class MqttStats:
-    """What the source has seen (exported with the run's counters)."""
+    """What the source has seen (exported with the run's counters).
+
+    Example:
+        >>> stats = MqttStats()
+        >>> stats.messages += 2; stats.records += 5
+        >>> stats.messages, stats.records, stats.connected
+        (2, 5, False)
+    """
 
     messages: int = 0
     records: int = 0
