@@ -46,6 +46,7 @@ class ApiContext:
     limits: ApiLimits = field(default_factory=ApiLimits)
     hub: LiveHub = field(default_factory=LiveHub)
     pipeline: object = None  # an in-process engine's pipeline (for /metrics counters), else None
+    alerts_cache: tuple | None = None  # (valid until, monotonic s; sorted alerts) shared by list readers
     driver: object = None
 
     def __post_init__(self) -> None:

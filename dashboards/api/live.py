@@ -128,6 +128,7 @@ class LiveHub:
                 blob = await ctx.store.r.get(ctx.store.k("feed"))
                 if blob != self._alerts_blob:
                     self._alerts_blob = blob
+                    ctx.alerts_cache = None  # before telling clients, so their re-read sees the change
                     alerts = json.loads(blob) if blob else []
                     self.publish("alerts", {"count": len(alerts), "ts_ms": int(time.time() * 1000)})
             except asyncio.CancelledError:

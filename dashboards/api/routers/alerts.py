@@ -8,6 +8,8 @@ The audit log is append-only through the API: there is no route that edits or de
 """
 from __future__ import annotations
 
+import time
+
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -35,12 +37,21 @@ def alert_row(a: Alert) -> dict:
     return d
 
 
+ALERTS_TTL_S = 0.5  # the list is shared by every caller for this long (the live push announces changes anyway)
+
+
 async def _alerts(ctx) -> list[Alert]:
-    return sorted(await ctx.store.alerts(),
-                  key=lambda a: (STATUS_ORDER.get(a.status, 9), a.severity, -a.last_seen_ms, a.fingerprint))
+    cached = ctx.alerts_cache  # dropped by the live hub as soon as the engine's alert feed changes
+    if cached is not None and time.monotonic() < cached[0]:
+        return cached[1]
+    out = sorted(await ctx.store.alerts(),
+                 key=lambda a: (STATUS_ORDER.get(a.status, 9), a.severity, -a.last_seen_ms, a.fingerprint))
+    ctx.alerts_cache = (time.monotonic() + ALERTS_TTL_S, out)
+    return out
 
 
 async def _one(ctx, fingerprint: str) -> Alert:
+    # read fresh (not the shared list): ack/unack check the alert's current status
     hits = [a for a in await ctx.store.alerts() if a.fingerprint.startswith(fingerprint)]
     if len(hits) != 1:
         raise ApiError(404, "fingerprint", f"no alert with fingerprint {fingerprint!r}" if not hits else
