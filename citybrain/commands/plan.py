@@ -15,7 +15,8 @@ from citybrain.cli import UserError
 DESCRIPTION = """\
 Compute a green-wave (绿波带) timing plan for a signalised corridor: the common cycle
 (Webster, within the corridor's bounds, unless fixed), splits from critical flow ratios, and
-offsets maximising two-way progression bandwidth weighted by directional demand (MAXBAND).
+offsets chosen by a platoon delay model (dispersion, queue discharge, side-street traffic) starting
+from the MAXBAND optimum, within absolute safety limits (yellow >= 3 s, all-red >= 1 s, cycle 30-180 s).
 Prints the plan as JSON (or the NTCIP 1202-style controller form with --ntcip); --diagram draws
 the time-space diagram with the bands. The corridor JSON format is documented in docs/greenwave.md.
 """
