@@ -79,6 +79,6 @@ def phases() -> list[tuple[str, Callable[[], object]]]:
 
     # One step per kernel module (a progress bar that moves), in the order a pipeline needs them;
     # the pipeline's and the detectors' own warm-ups then only find them compiled.
-    names = ["window", "jsonscan", "dedup", "lifecycle", "cases", "freshness", "groupsum", "iaqi", "latest", "segments", "platoon"]
+    names = ["window", "jsonscan", "dedup", "lifecycle", "cases", "freshness", "groupsum", "iaqi", "latest", "segments", "platoon", "sensorfault"]
     steps = [(f"kernels.{name}", import_module(f"brain.kernels.{name}").warm_up) for name in names]
     return [*steps, ("pipeline", warm_up_pipeline), ("anomaly detectors", warm_up_anomaly)]
