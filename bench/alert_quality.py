@@ -141,8 +141,11 @@ def matches(gt: dict, a) -> bool:
     if typ == "pollution_episode":
         return lab.get("category") == "environment" and lab.get("district") == gt["district"] and lab.get("subcategory") == "airPollution"
     if typ == "water_main_burst":
+        # a multi-point alert names its member sources ("feed:id,..."): the burst's meters among them
+        members = {x.split(":", 1)[-1] for x in (lab.get("sources") or "").split(",") if x}
         return lab.get("category") == "utilities" and (lab.get("sensor_id") in sensors or lab.get("cell") == gt["cell"]
-                                                      or (lab.get("district") == gt["district"] and a.kind == "multipoint"))
+                                                      or (lab.get("district") == gt["district"] and a.kind == "multipoint")
+                                                      or bool(members & sensors))
     # sensor faults: an alert on the sensor, or a detector/health alert on the segment it measures
     return lab.get("sensor_id") in sensors or (
         bool(gt["segment_id"]) and lab.get("segment_id") == gt["segment_id"] and lab.get("category") in ("anomaly", "sensor_health"))
