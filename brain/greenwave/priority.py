@@ -43,6 +43,7 @@ from typing import Sequence
 
 import msgspec
 
+from brain.greenwave.limits import DEFAULT_LIMITS, SafetyLimits
 from brain.greenwave.model import CorridorSpec
 from brain.greenwave.plan import Plan
 
@@ -71,11 +72,13 @@ def _served_phase(spec: CorridorSpec, i: int, direction: str) -> int:
 
 def green_window(plan: Plan, spec: CorridorSpec, i: int, direction: str, arrive_s: float,
                  pre_s: float, post_s: float, max_cross_delay_s: float,
-                 now_s: float = -math.inf) -> tuple[str, float, float, float, list]:
+                 now_s: float = -math.inf, limits: SafetyLimits = DEFAULT_LIMITS) -> tuple[str, float, float, float, list]:
     """How intersection ``i`` can show green to ``direction`` ("out"/"in") around ``arrive_s``.
 
     ``now_s`` is when the request is made: a green that has already ended cannot be extended,
-    and a phase cannot be cut to end in the past. Returns
+    and a phase cannot be cut to end in the past. No green is cut below the spec's minimum nor
+    the absolute ``limits`` (green, pedestrian walk + clearance), and an early green never makes
+    the cycle shorter than ``limits.cycle_min_s``. Returns
     ``(action, hold_from_s, hold_to_s, cross_delay_s, phase_greens)``.
     """
     it = plan.intersections[i]
@@ -103,7 +106,9 @@ def green_window(plan: Plan, spec: CorridorSpec, i: int, direction: str, arrive_
 
     def slack_of(kk: int, end: float) -> float:
         p, sp = it.phases[kk], sit.phases[kk]
-        return max(p.green_s - max(sp.min_green_s, sp.ped_clearance_s), 0.0) if end > now_s else 0.0
+        floor = max(sp.min_green_s, sp.ped_clearance_s, limits.green_min_s,
+                    limits.ped_walk_min_s if sp.ped_clearance_s > 0 else 0.0)
+        return max(p.green_s - floor, 0.0) if end > now_s else 0.0
 
     # extension delays every later phase and takes the time back from them
     ext = hi - e_prev
@@ -120,7 +125,7 @@ def green_window(plan: Plan, spec: CorridorSpec, i: int, direction: str, arrive_
             shift += c
         return cuts
 
-    cap_early = min(sum(early_cuts(math.inf)), max_cross_delay_s)
+    cap_early = min(sum(early_cuts(math.inf)), max_cross_delay_s, max(C - limits.cycle_min_s, 0.0))
     options = []
     if lo < e_prev and 0 <= ext <= cap_ext + 1e-9:
         options.append(("extend", ext))
@@ -170,7 +175,7 @@ class EmergencyPriority:
     def __init__(self, spec: CorridorSpec, plan: Plan, route: Sequence[str], vehicle_id: str,
                  incident_id: str | None = None, pre_s: float = 6.0, post_s: float = 4.0,
                  max_cross_delay_s: float = 30.0, horizon_s: float = 90.0, reissue_s: float = 3.0,
-                 clear_m: float = 20.0):
+                 clear_m: float = 20.0, kind: str = "emergency", limits: SafetyLimits = DEFAULT_LIMITS):
         ids = [it.id for it in spec.intersections]
         unknown = [r for r in route if r not in ids]
         if unknown:
@@ -191,6 +196,7 @@ class EmergencyPriority:
         self.pre_s, self.post_s = pre_s, post_s
         self.max_cross_delay_s, self.horizon_s = max_cross_delay_s, horizon_s
         self.reissue_s, self.clear_m = reissue_s, clear_m
+        self.kind, self.limits = kind, limits
         self.log: list[PriorityRequest] = []
         self._active: dict[int, PriorityRequest] = {}
         self._done: set[int] = set()
@@ -201,12 +207,27 @@ class EmergencyPriority:
         self._seq += 1
         it = self.plan.intersections[i]
         k = _served_phase(self.spec, i, self.direction)
-        r = PriorityRequest(request_id=f"{self.vehicle_id}-{self._seq}", kind="emergency", vehicle_id=self.vehicle_id,
+        r = PriorityRequest(request_id=f"{self.vehicle_id}-{it.id}-{self._seq}", kind=self.kind, vehicle_id=self.vehicle_id,
                             intersection=it.id, phase=it.phases[k].number, action=action, issued_s=t_s, eta_s=eta,
                             hold_from_s=hold[0], hold_to_s=hold[1], cross_delay_s=cost,
                             incident_id=self.incident_id, phase_greens=greens)
         self.log.append(r)
         return r
+
+    def release(self, t_s: float) -> list[PriorityRequest]:
+        """Release every intersection still held and stop following (arrived or cancelled)."""
+        out = []
+        for i in self.route_idx:
+            if i not in self._done:
+                self._done.add(i)
+                prev = self._active.pop(i, None)
+                if prev is not None:
+                    out.append(self._request(t_s, i, "restore", prev.eta_s, (t_s, t_s), 0.0, []))
+        return out
+
+    def active(self) -> list[str]:
+        """Intersections requested and not yet released."""
+        return [self.plan.intersections[i].id for i in self._active]
 
     def update(self, t_s: float, position_m: float, speed_kmh: float) -> list[PriorityRequest]:
         """New position (m along the corridor) and speed; returns the requests issued now."""
@@ -235,7 +256,8 @@ class EmergencyPriority:
             if prev is not None and abs(prev.eta_s - eta) <= self.reissue_s:
                 continue
             action, h0, h1, cost, greens = green_window(self.plan, self.spec, i, self.direction, eta,
-                                                        self.pre_s, self.post_s, self.max_cross_delay_s, now_s=t_s)
+                                                        self.pre_s, self.post_s, self.max_cross_delay_s, now_s=t_s,
+                                                        limits=self.limits)
             r = self._request(t_s, i, action, eta, (h0, h1), cost, greens)
             self._active[i] = r
             out.append(r)

@@ -23,6 +23,7 @@ MODULES = [
     "brain.greenwave.band",
     "brain.greenwave.delay",
     "brain.greenwave.limits",
+    "brain.greenwave.escort",
 ]
 
 
