@@ -34,6 +34,7 @@ from streams.sim.frames import build_frame, to_jsonl
 from streams.sim.lifelines import LifelineGen
 from streams.sim.scenarios import FAULT_TYPES, Scenario, ScenarioEngine, ground_truth_frame
 from streams.sim.traffic import TrafficGen
+from streams.sim.vehicles import VehicleRun, vehicle_frame
 
 __all__ = ["SimBatch", "Simulator", "to_jsonl"]
 
@@ -94,12 +95,15 @@ class Simulator:
     readahead_s:
         Small batches are cut from ``readahead_s`` generated at once (same records, far less overhead
         per batch); 0 turns it off. A multiple of ``step_s``.
+    vehicles:
+        Tracked vehicles (:class:`~streams.sim.vehicles.VehicleRun`, e.g. the demo city's ambulance
+        and bus from :func:`~streams.sim.vehicles.demo_vehicles`) reporting ``vehicle_position``.
     """
 
     def __init__(self, city: City, seed: int = 0, start_ms: int | None = None, step_s: int = 60,
                  scenarios: Literal["default"] | Sequence[Scenario] = "default",
                  faults: Literal["default"] | Sequence[Scenario] | None = None, bad_fraction: float = 0.0,
-                 readahead_s: int = 900):
+                 readahead_s: int = 900, vehicles: Sequence[VehicleRun] = ()):
         if not isinstance(city, City):
             raise ValueError(f"city must be a brain.city.model.City, got {type(city).__name__}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -161,6 +165,7 @@ class Simulator:
         self._keep_default = {t for t in ("accident", "pollution_episode", "water_main_burst") if self._default_events}
         self._keep_default |= set(FAULT_TYPES) if self._default_faults else set()
         self.known_sensor_ids = frozenset(s.id for s in city.sensors)
+        self.vehicles = list(vehicles)
 
     # --- generation ---------------------------------------------------------------------------------
     def _schedule(self, a_ms: int, b_ms: int) -> None:
@@ -192,6 +197,10 @@ class Simulator:
                     frames[kind] = build_frame(kind, r.group.ids.gather(r.idx), r.ts, r.cols)
             elif kind in self.queues:
                 df = self.queues[kind].pop(a_ms, b_ms)
+                if df is not None:
+                    frames[kind] = df
+            elif kind == "vehicle_position" and self.vehicles:
+                df = vehicle_frame(self.vehicles, a_ms, b_ms, self.seed)
                 if df is not None:
                     frames[kind] = df
         return frames
