@@ -6,7 +6,10 @@ Routes (JSON bodies are the :mod:`~streams.controllers.protocol` messages):
   ``X-CityBrain-Auth`` (:func:`~streams.controllers.protocol.request_mac`) → the signed plan;
 * ``POST /controllers/{id}/ack`` → ``{"status": "accepted" | "rejected"}``;
 * ``POST /controllers/{id}/status`` → ``202`` once the report is a ``signal_status`` record;
-* ``GET  /controllers/alerts`` → the open alert candidates (for operators and tests).
+* ``GET  /controllers/alerts`` → the open alert candidates (for operators and tests);
+* ``GET  /controllers/{id}/priority`` (headers as for the plan, MAC method ``GET-PRIORITY``) → the
+  controller's current signed priority request (:mod:`streams.controllers.priority`);
+* ``POST /controllers/{id}/priority/report`` → ``202`` once the signed report is logged.
 
 Errors answer ``{"error": "..."}`` with 400 (malformed), 401 (bad MAC or clock), 404 (unknown),
 409 (acknowledges a plan that is not the current one).
@@ -24,6 +27,7 @@ import msgspec
 from aiohttp import web
 
 from streams.controllers.hub import ControllerError, ControllerHub
+from streams.controllers.priority import PriorityDispatch, PriorityReport
 from streams.controllers.protocol import AckMessage, StatusMessage
 
 HUB = web.AppKey("hub", ControllerHub)
@@ -79,6 +83,26 @@ def make_app(hub: ControllerHub | None, clock=_now_ms) -> web.Application:
             return _error(exc.status, str(exc))
         return web.json_response({"accepted": True}, status=202)
 
+    async def get_priority(request: web.Request) -> web.Response:
+        iid = request.match_info["intersection_id"]
+        try:
+            ts = int(request.headers.get("X-CityBrain-Time", ""))
+        except ValueError:
+            return _error(400, "X-CityBrain-Time must be epoch milliseconds")
+        try:
+            msg = PriorityDispatch(request.app[HUB]).fetch(iid, ts, request.headers.get("X-CityBrain-Auth", ""), clock())
+        except ControllerError as exc:
+            return _error(exc.status, str(exc))
+        return web.Response(body=msgspec.json.encode(msg), content_type="application/json")
+
+    async def post_priority_report(request: web.Request) -> web.Response:
+        try:
+            rep = await post(request, PriorityReport)
+            PriorityDispatch(request.app[HUB]).report(rep)
+        except ControllerError as exc:
+            return _error(exc.status, str(exc))
+        return web.json_response({"accepted": True}, status=202)
+
     async def get_alerts(request: web.Request) -> web.Response:
         return web.json_response([msgspec.to_builtins(c) for c in request.app[HUB].candidates(clock())])
 
@@ -86,4 +110,6 @@ def make_app(hub: ControllerHub | None, clock=_now_ms) -> web.Application:
     app.router.add_get("/controllers/{intersection_id}/plan", get_plan)
     app.router.add_post("/controllers/{intersection_id}/ack", post_ack)
     app.router.add_post("/controllers/{intersection_id}/status", post_status)
+    app.router.add_get("/controllers/{intersection_id}/priority", get_priority)
+    app.router.add_post("/controllers/{intersection_id}/priority/report", post_priority_report)
     return app

@@ -40,6 +40,7 @@ Example:
 """
 from __future__ import annotations
 
+import hmac
 from typing import Literal
 
 import msgspec
@@ -48,7 +49,10 @@ from brain.greenwave.escort import Escort
 from brain.greenwave.limits import DEFAULT_LIMITS, TOL_S, SafetyLimits
 from brain.greenwave.priority import PriorityRequest
 from streams.controllers.hub import ControllerError, ControllerHub
-from streams.controllers.protocol import sign, verify
+from streams.controllers.protocol import MAX_SKEW_MS, request_mac, sign, verify
+
+#: The method name in a priority fetch's MAC (distinct from a plan fetch's "GET").
+FETCH_METHOD = "GET-PRIORITY"
 
 
 class PriorityMessage(msgspec.Struct, forbid_unknown_fields=True):
@@ -123,7 +127,8 @@ class PriorityDispatch:
         msg = PriorityMessage(intersection_id=iid, request_id=req.request_id, vehicle_id=req.vehicle_id, kind=req.kind,
                               action=req.action, phase=req.phase, eta_ms=round(req.eta_s * 1000),
                               hold_from_ms=round(req.hold_from_s * 1000), hold_to_ms=round(req.hold_to_s * 1000),
-                              cross_delay_s=req.cross_delay_s, phase_greens=[list(g) for g in req.phase_greens],
+                              cross_delay_s=float(req.cross_delay_s),
+                              phase_greens=[[float(x) for x in g] for g in req.phase_greens],  # as decoded: the MAC survives JSON
                               issued_ms=int(now_ms), seq=seq, incident_id=req.incident_id)
         msg = sign(msg, self.hub.key(iid))
         self.hub.r.hset(f"{self.hub.p}:priority", iid, msgspec.json.encode(msg))
@@ -133,6 +138,18 @@ class PriorityDispatch:
     def current(self, intersection_id: str) -> PriorityMessage | None:
         raw = self.hub.r.hget(f"{self.hub.p}:priority", intersection_id)
         return None if raw is None else msgspec.json.decode(raw, type=PriorityMessage)
+
+    def fetch(self, intersection_id: str, ts_ms: int, mac: str, now_ms: int) -> PriorityMessage:
+        """The controller's current request, for a fetch signed with its key (401, 404 as for plans)."""
+        key = self.hub.key(intersection_id)
+        if abs(int(ts_ms) - int(now_ms)) > MAX_SKEW_MS:
+            raise ControllerError(401, f"request time {ts_ms} is more than {MAX_SKEW_MS // 1000} s from the centre's clock")
+        if not mac or not hmac.compare_digest(request_mac(key, FETCH_METHOD, intersection_id, ts_ms), mac):
+            raise ControllerError(401, "bad request MAC for this controller")
+        msg = self.current(intersection_id)
+        if msg is None:
+            raise ControllerError(404, f"no priority request for controller {intersection_id!r}")
+        return msg
 
     def report(self, rep: PriorityReport) -> str:
         """Accept a controller's signed report (401 on a bad MAC) and log it; returns its status."""
@@ -210,3 +227,18 @@ class EscortLink:
                 if rep is not None:
                     self.dispatch.report(rep)
         return sent
+
+
+async def poll_priority_once(session, base_url: str, handler: PriorityHandler, now_ms: int) -> str:
+    """One controller's priority round over HTTP: fetch its current request, answer a new one."""
+    headers = {"X-CityBrain-Time": str(now_ms),
+               "X-CityBrain-Auth": request_mac(handler.key, FETCH_METHOD, handler.id, now_ms)}
+    async with session.get(f"{base_url}/controllers/{handler.id}/priority", headers=headers) as resp:
+        body = await resp.read()
+        if resp.status != 200:
+            return f"fetch {resp.status}: {body.decode(errors='replace')}"
+    rep = handler.receive(msgspec.json.decode(body, type=PriorityMessage), now_ms)
+    if rep is None:
+        return "no new request"
+    async with session.post(f"{base_url}/controllers/{handler.id}/priority/report", data=msgspec.json.encode(rep)) as resp:
+        return f"{rep.status} {rep.request_id} -> {resp.status}"
