@@ -61,3 +61,19 @@ def test_simulated_ambulance_is_escorted_across_two_corridors(city, redis_client
     assert esc.active() == []
     log = link.dispatch.log()
     assert sum(e["event"] == "controller" for e in log) == len(esc.log)
+
+
+def test_simulated_bus_gets_bounded_priority_along_jiefang(city, redis_client):
+    bus = demo_vehicles(city, START)[1]
+    specs = {c.id: corridor_from_city(city, c.id) for c in city.corridors}
+    plans = {cid: optimize_corridor(s, valid_from_ms=0) for cid, s in specs.items()}
+    hub = ControllerHub(redis_client, b"test-master-secret-0123456789")
+    esc = Escort(bus.route, specs, plans, bus.vehicle_id, kind="bus", max_cross_delay_s=8.0, pre_s=2.0, post_s=2.0)
+    assert [leg.corridor for leg in esc.legs] == ["jiefang"]
+    link = EscortLink(esc, PriorityDispatch(hub), {iid: PriorityHandler(iid, hub.key(iid)) for iid in esc.legs[0].signals})
+    for row in _sim(city).run(hours=0.5)["vehicle_position"].to_dicts():
+        link.feed({"kind": "vehicle_position", **row})
+    assert esc.log and {r.kind for r in esc.log} == {"bus"}
+    assert max(r.cross_delay_s for r in esc.log) <= 8.0 + 1e-9
+    assert {r.intersection for r in esc.log if r.action == "restore"} == set(esc.legs[0].signals)
+    assert esc.active() == []
