@@ -44,6 +44,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     http_port: int = 8080  # 0 = any free port
     silence_max_h: float = 24.0  # longest silence the API accepts
     webhook_allowed_hosts: str = ""  # comma-separated hosts API-made subscriptions may deliver to
+    delivery_retry_h: float = 6.0  # how long a notification is retried before it is parked (then re-queued when the receiver is back)
+    delivery_backoff_max_s: float = 300.0  # longest wait between two tries (exponential from 0.5 s, ±20 % jitter)
+    delivery_max_in_flight: int = 4  # requests at once per subscriber
+    delivery_max_backlog: int = 10_000  # outbox entries per subscriber; the oldest overflow is parked and re-queued later
+    delivery_timeout_max_s: float = 120.0  # a timed-out request's next try waits twice as long, up to this
 
 
 _CONVERTERS = {int: ("an integer", int), float: ("a number", float), str: ("a string", str)}
@@ -99,4 +104,14 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
         raise UserError(f"http_port must be 0..65535, got {settings.http_port}")
     if not settings.silence_max_h > 0:
         raise UserError(f"silence_max_h must be > 0 hours, got {settings.silence_max_h}")
+    if not 0 < settings.delivery_retry_h <= 24 * 30:
+        raise UserError(f"delivery_retry_h must be > 0 and at most 720 hours, got {settings.delivery_retry_h}")
+    if not 0.5 <= settings.delivery_backoff_max_s <= 86_400:
+        raise UserError(f"delivery_backoff_max_s must be 0.5..86400 seconds, got {settings.delivery_backoff_max_s}")
+    if not 1 <= settings.delivery_max_in_flight <= 64:
+        raise UserError(f"delivery_max_in_flight must be 1..64, got {settings.delivery_max_in_flight}")
+    if not 1 <= settings.delivery_max_backlog <= 10_000_000:
+        raise UserError(f"delivery_max_backlog must be 1..10000000, got {settings.delivery_max_backlog}")
+    if not 0 < settings.delivery_timeout_max_s <= 3600:
+        raise UserError(f"delivery_timeout_max_s must be > 0 and at most 3600 seconds, got {settings.delivery_timeout_max_s}")
     return settings

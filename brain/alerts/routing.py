@@ -34,7 +34,7 @@ class Channel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     url: str = ""
     format: Literal["citybrain", "alertmanager"] = "citybrain"
     stream: str = ""
-    timeout_s: float = 5.0
+    timeout_s: float = 30.0  # a receiver slower than this gets a longer wait next time (streams.alerts.delivery)
     headers: dict[str, str] = {}
 
 

@@ -157,6 +157,9 @@ class AlertService:
         state_dir = Path(settings.out_dir) / "redis"
         kw.setdefault("retention_days", getattr(settings, "alert_retention_days", None) or DEFAULT_LOG_DAYS)
         kw.setdefault("window_s", getattr(settings, "window_s", 0) or 0)  # windows drive the pipeline
+        if "delivery" not in kw and hasattr(settings, "delivery_retry_h"):
+            kw["delivery"] = DeliveryConfig.from_settings(
+                settings, **({"cap_admin_code": city.admin_code} if city is not None else {}))
         return await cls.start(redis_url=settings.redis_url or None, rules_path=settings.rules_dir, city=city,
                                state_dir=state_dir, fresh=fresh, **kw)
 
@@ -196,6 +199,13 @@ class AlertService:
             if not queued or self.pool is None or loop.time() >= deadline:
                 return queued
             await asyncio.sleep(poll_s)
+
+    async def delivery_backlog(self) -> dict[str, dict[str, int]]:
+        """Per subscription: ``queued``, ``in_flight``, ``parked_retry`` and the bound ``max`` (for the API);
+        without delivery workers, the outbox lengths only."""
+        if self.pool is not None:
+            return await self.pool.backlog()
+        return {sid: {"queued": n, "in_flight": 0} for sid, n in (await self.store.outbox_lengths()).items()}
 
     def outbox_key(self, sub_id: str) -> str:
         """The Redis stream holding a subscription's undelivered notifications."""

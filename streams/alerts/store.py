@@ -291,6 +291,18 @@ class AlertStore:
                     out.append((entry_id, fields[b"key"].decode(), _dec_note.decode(fields[b"note"])))
         return out
 
+    async def read_outbox_from(self, sub_id: str, consumer: str, cursor: str, block_ms: int, count: int):
+        """Like :meth:`read_outbox` with an explicit cursor: ``">"`` new entries, else this consumer's own
+        unconfirmed entries after ``cursor`` (so a worker with several in flight pages through them once)."""
+        res = await self.r.xreadgroup("delivery", consumer, {self.outbox(sub_id): cursor},
+                                      count=count, block=block_ms if cursor == ">" else None)
+        out = []
+        for _, entries in res or []:
+            for entry_id, fields in entries:
+                if fields:
+                    out.append((entry_id, fields[b"key"].decode(), _dec_note.decode(fields[b"note"])))
+        return out
+
     async def mark_delivered(self, sub_id: str, entry_id, key: str, attempts: int, actor: str) -> None:
         p = self.r.pipeline(transaction=True)
         p.zadd(self.k("delivered"), {key: now_ms()})
@@ -303,10 +315,13 @@ class AlertStore:
         await p.execute()
 
     async def park(self, sub_id: str, entry_id, key: str, note: Notification, attempts: int, error: str,
-                   actor: str) -> None:
+                   actor: str, retry: bool = False) -> None:
+        """Move an outbox entry to the parked stream. ``retry=True``: a transient failure (the retry period ran
+        out, or the backlog bound overflowed) that the delivery worker re-queues by itself once the receiver
+        answers again; ``False``: refused for good (HTTP 4xx), only an operator replays it."""
         p = self.r.pipeline(transaction=True)
         p.xadd(self.k("parked"), {"key": key, "sub": sub_id, "note": _enc.encode(note), "attempts": attempts,
-                                  "error": error[:500], "parked_ms": now_ms()})
+                                  "error": error[:500], "parked_ms": now_ms(), "retry": int(retry)})
         p.xack(self.outbox(sub_id), "delivery", entry_id)
         p.xdel(self.outbox(sub_id), entry_id)
         p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="deliver", target=key,
@@ -319,8 +334,46 @@ class AlertStore:
         out = []
         for entry_id, f in rows:
             out.append({"id": entry_id.decode(), "key": f[b"key"].decode(), "sub": f[b"sub"].decode(),
-                        "attempts": int(f[b"attempts"]), "error": f[b"error"].decode(), "parked_ms": int(f[b"parked_ms"])})
+                        "attempts": int(f[b"attempts"]), "error": f[b"error"].decode(), "parked_ms": int(f[b"parked_ms"]),
+                        "retry": f.get(b"retry") == b"1"})
         return out
+
+    async def parked_for_retry(self, sub_id: str) -> int:
+        """How many of ``sub_id``'s parked notifications wait to be re-queued automatically."""
+        return sum(1 for _, f in await self.r.xrange(self.k("parked"))
+                   if f[b"sub"].decode() == sub_id and f.get(b"retry") == b"1")
+
+    async def parked_groups(self, sub_id: str) -> set[str]:
+        """The notification groups of ``sub_id`` with a transiently parked notification."""
+        return {_dec_note.decode(f[b"note"]).group_key for _, f in await self.r.xrange(self.k("parked"))
+                if f[b"sub"].decode() == sub_id and f.get(b"retry") == b"1"}
+
+    async def requeue_parked(self, sub_id: str, limit: int, actor: str) -> tuple[int, set[str]]:
+        """Move ``sub_id``'s transiently parked notifications back to its outbox, oldest first, whole groups
+        at a time (so a group's notifications stay in order): the groups of the oldest ``limit`` entries.
+        What a delivery worker does when its receiver answers again. Returns (how many, which groups)."""
+        rows = [(eid, f, _dec_note.decode(f[b"note"]).group_key) for eid, f in await self.r.xrange(self.k("parked"))
+                if f[b"sub"].decode() == sub_id and f.get(b"retry") == b"1"]
+        groups: set[str] = set()
+        for _, _, g in rows[:limit]:
+            groups.add(g)
+        n = 0
+        for entry_id, f, g in rows:
+            if g not in groups:
+                continue
+            p = self.r.pipeline(transaction=True)
+            p.xadd(self.outbox(sub_id), {"key": f[b"key"], "note": f[b"note"]})
+            p.xdel(self.k("parked"), entry_id)
+            p.xadd(self.k("audit"), _audit_fields(AuditEntry(ts_ms=now_ms(), actor=actor, action="deliver",
+                                                             target=f[b"key"].decode(), old="parked", new="requeued")),
+                   maxlen=AUDIT_MAXLEN, approximate=True)
+            await p.execute()
+            n += 1
+        return n, groups
+
+    async def was_delivered(self, key: str) -> bool:
+        """True when a notification with this idempotency key was confirmed delivered (within the log retention)."""
+        return await self.r.zscore(self.k("delivered"), key) is not None
 
     async def replay_parked(self, ids: list[str] | None, actor: str) -> int:
         """Move parked notifications (all, or the given entry ids) back to their outboxes."""

@@ -44,6 +44,7 @@ class Receiver:
         self.slow_s = 2.0
         self.received: list[dict] = []  # every request that got a 2xx, in arrival order
         self.attempts = 0
+        self.active = self.max_active = 0  # slow requests being served at once (the sender's concurrency)
         self._loop = asyncio.new_event_loop()
         self._runner = None
         self._site = None
@@ -62,7 +63,12 @@ class Receiver:
         if self.mode == "error":
             return web.Response(status=503, text="busy")
         if self.mode == "slow":
-            await asyncio.sleep(self.slow_s)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            try:
+                await asyncio.sleep(self.slow_s)
+            finally:
+                self.active -= 1
         ctype = request.headers.get("Content-Type", "")
         rec = {"key": request.headers.get("Idempotency-Key"), "ctype": ctype, "t": time.monotonic(),
                "body": json.loads(body) if "json" in ctype else body.decode()}
