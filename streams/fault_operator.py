@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from brain import checkpoint
+from brain.city.model import utility_field
 from brain.faults import SENSOR_FAULTS_SCHEMA
 from brain.kernels import sensorfault as sf
 from brain.pipeline import AIR_FIELDS, TickBatch
@@ -67,17 +68,6 @@ FAMILIES: dict[str, tuple[str, list[str], str | None, frozenset[str], int]] = {
 SCHEMA = SENSOR_FAULTS_SCHEMA
 
 
-def _utility_field(sensor) -> str:
-    unit = (sensor.unit or "").lower().replace("³", "3").replace(" ", "")
-    if unit in ("kpa", "mpa", "bar"):
-        return "pressure_kpa"
-    if unit in ("m3/h", "m3h", "t/h"):
-        return "flow_m3h"
-    if unit in ("kw", "mw"):
-        return "load_kw"
-    return "load_kw" if sensor.type == "utility_power" else "pressure_kpa"
-
-
 class _Family:
     """One family's sensors, peers and kernel state."""
 
@@ -86,7 +76,7 @@ class _Family:
         self.sensors = sensors
         self.ids = [s.id for s in sensors]
         self.index = {sid: i for i, sid in enumerate(self.ids)}
-        prim_field = [primary or _utility_field(s) for s in sensors]
+        prim_field = [primary or utility_field(s) for s in sensors]
         self.prim = np.array([fields.index(f) for f in prim_field], dtype=np.int64)
         # peers measure the same quantity in the same unit (a tank level is no peer of a gas detector)
         kinds = [f"{s.type}/{f}/{s.unit}" for s, f in zip(sensors, prim_field)]

@@ -173,6 +173,24 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=True):
         return SENSOR_FAMILY[self.type]
 
 
+def utility_field(sensor: "Sensor") -> str:
+    """Which :class:`brain.schemas.UtilityReading` field a utility sensor reports (by unit, then type).
+
+    >>> pump = Sensor(id="P1", type="utility_water", lon=0.0, lat=0.0, district="d", cell="c",
+    ...               owner="water", unit="m³/h", valid_min=0.0, valid_max=900.0)
+    >>> utility_field(pump)
+    'flow_m3h'
+    """
+    unit = sensor.unit.lower().replace("³", "3").replace(" ", "")
+    if unit in ("kpa", "mpa", "bar"):
+        return "pressure_kpa"
+    if unit in ("m3/h", "m3h", "t/h"):
+        return "flow_m3h"
+    if unit in ("kw", "mw"):
+        return "load_kw"
+    return "load_kw" if sensor.type == "utility_power" else "pressure_kpa"
+
+
 class HazardSource(msgspec.Struct, forbid_unknown_fields=True):
     """A major hazard source (重大危险源) whose parameters are monitored by ``hazard`` sensors."""
 

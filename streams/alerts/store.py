@@ -282,14 +282,7 @@ class AlertStore:
 
     async def read_outbox(self, sub_id: str, consumer: str, pending: bool, block_ms: int, count: int = 10):
         """Entries for a delivery worker: its own unacknowledged ones first (after a restart), then new ones."""
-        res = await self.r.xreadgroup("delivery", consumer, {self.outbox(sub_id): "0" if pending else ">"},
-                                      count=count, block=None if pending else block_ms)
-        out = []
-        for _, entries in res or []:
-            for entry_id, fields in entries:
-                if fields:
-                    out.append((entry_id, fields[b"key"].decode(), _dec_note.decode(fields[b"note"])))
-        return out
+        return await self.read_outbox_from(sub_id, consumer, "0" if pending else ">", block_ms, count)
 
     async def read_outbox_from(self, sub_id: str, consumer: str, cursor: str, block_ms: int, count: int):
         """Like :meth:`read_outbox` with an explicit cursor: ``">"`` new entries, else this consumer's own

@@ -46,17 +46,21 @@ def make_app(hub: ControllerHub | None, clock=_now_ms) -> web.Application:
     app = web.Application()
     app[HUB] = hub
 
-    async def get_plan(request: web.Request) -> web.Response:
+    def signed_fetch(request: web.Request, fetch) -> web.Response:
+        # A controller's GET: its intersection, its clock and its MAC, answered by ``fetch``.
         iid = request.match_info["intersection_id"]
         try:
             ts = int(request.headers.get("X-CityBrain-Time", ""))
         except ValueError:
             return _error(400, "X-CityBrain-Time must be epoch milliseconds")
         try:
-            msg = request.app[HUB].fetch(iid, ts, request.headers.get("X-CityBrain-Auth", ""), clock())
+            msg = fetch(iid, ts, request.headers.get("X-CityBrain-Auth", ""), clock())
         except ControllerError as exc:
             return _error(exc.status, str(exc))
         return web.Response(body=msgspec.json.encode(msg), content_type="application/json")
+
+    async def get_plan(request: web.Request) -> web.Response:
+        return signed_fetch(request, request.app[HUB].fetch)
 
     async def post(request: web.Request, typ):
         iid = request.match_info["intersection_id"]
@@ -84,16 +88,7 @@ def make_app(hub: ControllerHub | None, clock=_now_ms) -> web.Application:
         return web.json_response({"accepted": True}, status=202)
 
     async def get_priority(request: web.Request) -> web.Response:
-        iid = request.match_info["intersection_id"]
-        try:
-            ts = int(request.headers.get("X-CityBrain-Time", ""))
-        except ValueError:
-            return _error(400, "X-CityBrain-Time must be epoch milliseconds")
-        try:
-            msg = PriorityDispatch(request.app[HUB]).fetch(iid, ts, request.headers.get("X-CityBrain-Auth", ""), clock())
-        except ControllerError as exc:
-            return _error(exc.status, str(exc))
-        return web.Response(body=msgspec.json.encode(msg), content_type="application/json")
+        return signed_fetch(request, PriorityDispatch(request.app[HUB]).fetch)
 
     async def post_priority_report(request: web.Request) -> web.Response:
         try:

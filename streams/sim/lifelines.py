@@ -22,25 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from brain.city.model import City, Sensor
+from brain.city.model import City, Sensor, utility_field  # noqa: F401  (utility_field: re-exported)
 from brain.schemas import KIND_SENSOR_TYPES
 from streams.sim.base import Effects, PeriodicGroup, Rows, clip_to_valid
 from streams.sim.clock import LocalClock, SmoothNoise, hash_normal
 from streams.sim.profiles import power_demand, water_demand
 
 UTILITY_FIELDS = ("pressure_kpa", "flow_m3h", "load_kw")
-
-
-def utility_field(sensor: Sensor) -> str:
-    """Which :class:`brain.schemas.UtilityReading` field a utility sensor reports (by unit, then type)."""
-    unit = sensor.unit.lower().replace("³", "3").replace(" ", "")
-    if unit in ("kpa", "mpa", "bar"):
-        return "pressure_kpa"
-    if unit in ("m3/h", "m3h", "t/h"):
-        return "flow_m3h"
-    if unit in ("kw", "mw"):
-        return "load_kw"
-    return "load_kw" if sensor.type == "utility_power" else "pressure_kpa"
 
 
 def nominal(sensor: Sensor) -> float:
