@@ -170,7 +170,10 @@ def test_backlog_is_bounded_and_visible(redis_url, receiver, tmp_path):
 
     enqueued, backlog, metrics, ok, left = asyncio.run(run())
     assert backlog["queued"] <= 5 and backlog["max"] == 5
-    assert backlog["queued"] + backlog["parked_retry"] == len(enqueued)  # every one is somewhere
+    # Every one is somewhere. The two counts are read one after the other while the worker may be
+    # re-queuing parked entries (added to the outbox before leaving the parked set), so one in motion
+    # can be counted in both places, never in neither.
+    assert len(enqueued) <= backlog["queued"] + backlog["parked_retry"] <= len(enqueued) + 5
     assert 'citybrain_delivery_queued{subscription="police"}' in metrics
     assert ok and left == [] and Counter(receiver.keys()) == Counter(enqueued)
 
