@@ -52,10 +52,19 @@ def test_bridge_killed_mid_stream_loses_nothing(city, mosquitto, broker, tmp_pat
     sim = Simulator(city, seed=3)
     lines = [line for chunk in sim.jsonl_batches(sim.start_ms + 600_000, batch_s=60) for line in chunk.splitlines() if line]
     lines.append(b"this is not json")
-    recording = tmp_path / "events.jsonl"
-    recording.write_bytes(b"\n".join(lines) + b"\n")
+    # Two recordings: the sensors speak on while the bridge is down, so its kill is mid-stream whatever the
+    # machine's speed (the first part may be all forwarded before the kill on a fast machine).
+    cut = 2 * len(lines) // 3
+    first, rest = tmp_path / "first.jsonl", tmp_path / "rest.jsonl"
+    first.write_bytes(b"\n".join(lines[:cut]) + b"\n")
+    rest.write_bytes(b"\n".join(lines[cut:]) + b"\n")
     bootstrap = broker.removeprefix("kafka://")
     log = tmp_path / "bridge.log"
+
+    def publish(path: Path, log_name: str) -> subprocess.Popen:
+        with (tmp_path / log_name).open("wb") as out:
+            return subprocess.Popen([sys.executable, "-m", "citybrain", "publish", str(path), "--mqtt", mosquitto.url],
+                                    stdout=out, stderr=subprocess.STDOUT)
 
     bridge = _bridge(mosquitto.url, broker, log)
     try:
@@ -65,17 +74,18 @@ def test_bridge_killed_mid_stream_loses_nothing(city, mosquitto, broker, tmp_pat
             assert time.monotonic() < deadline, "the bridge did not start"
             time.sleep(0.1)
         time.sleep(1.0)
-        with (tmp_path / "publish.log").open("wb") as out:
-            publisher = subprocess.Popen([sys.executable, "-m", "citybrain", "publish", str(recording), "--mqtt", mosquitto.url],
-                                         stdout=out, stderr=subprocess.STDOUT)
-        # Kill the bridge part-way: as soon as a third of the records has reached Kafka.
+        publisher = publish(first, "publish-first.log")
+        # Kill the bridge part-way: as soon as a third of the records has reached Kafka (records of the
+        # first part may still be in flight between MQTT and Kafka).
         while asyncio.run(_count(bootstrap)) < len(lines) // 3:
             assert time.monotonic() < deadline + 240, "the bridge forwards nothing"
         os.kill(bridge.pid, signal.SIGKILL)
         bridge.wait(timeout=10)
         before = asyncio.run(_count(bootstrap))
-        assert before < len(lines), "the bridge had already forwarded everything: not a mid-stream kill"
-        assert publisher.wait(timeout=300) == 0, (tmp_path / "publish.log").read_text()[-2000:]
+        assert before <= cut < len(lines)
+        assert publisher.wait(timeout=300) == 0, (tmp_path / "publish-first.log").read_text()[-2000:]
+        publisher = publish(rest, "publish-rest.log")  # the broker keeps them for the bridge's session
+        assert publisher.wait(timeout=300) == 0, (tmp_path / "publish-rest.log").read_text()[-2000:]
         bridge = _bridge(mosquitto.url, broker, log)
         got = asyncio.run(_consume(bootstrap, len(lines), timeout_s=240))
     finally:
