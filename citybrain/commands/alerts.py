@@ -338,34 +338,73 @@ def cmd_silence(args) -> int:
     return _run(args, go)
 
 
+def _subscription_rows(subs) -> list[dict]:
+    rows = []
+    for s in subs:
+        what = ",".join(s.categories) or "all"
+        where = ",".join(s.districts + s.streets + s.cells) + (" +polygon" if s.polygon else "") or "city"
+        rows.append({"id": s.id, "department": s.department, "role": s.role, "contact": s.contact,
+                     "what": f"{what} ≥{s.min_severity}", "where": where, "tier": s.tier or "any",
+                     "channel": f"{s.channel.type} {s.channel.url or s.channel.stream}".strip()})
+    return rows
+
+
+SUBSCRIPTION_COLUMNS = ["id", "department", "role", "contact", "what", "where", "tier", "channel"]
+
+
+def _subscriptions_file(path: str):
+    from streams.alerts.service import load_subscriptions_file
+
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        return load_subscriptions_file(path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _subscriptions_api(args) -> int:
+    """The API path: the token decides what is visible and editable (a department: its own only)."""
+    from urllib.parse import quote
+
+    from brain.alerts.routing import Subscription
+
+    if args.action == "list":
+        data = _api(args, "GET", "/api/v1/subscriptions")["rows"]
+        _print(args, _subscription_rows([Subscription.from_dict(d) for d in data]), SUBSCRIPTION_COLUMNS)
+        return 0
+    if not args.target:
+        raise UserError(f"subscriptions {args.action} needs a {'YAML file' if args.action == 'add' else 'subscription id'}")
+    if args.action == "remove":
+        _api(args, "DELETE", f"/api/v1/subscriptions/{quote(args.target, safe='')}")
+        print(f"subscription {args.target} removed")
+        return 0
+    subs = _subscriptions_file(args.target)
+    stored = []
+    for s in subs:  # one PUT each: a refusal names the subscription, the ones before it stay stored
+        try:
+            _api(args, "PUT", f"/api/v1/subscriptions/{quote(s.id, safe='')}", s.to_dict())
+        except UserError as exc:
+            done = f" ({len(stored)} stored before it: {', '.join(stored)})" if stored else ""
+            raise UserError(f"subscription {s.id!r}: {exc}{done}") from None
+        stored.append(s.id)
+    print(f"{len(stored)} subscription(s) stored: {', '.join(stored)}")
+    return 0
+
+
 def cmd_subscriptions(args) -> int:
     if args.api:
-        raise UserError("subscriptions through the API: use PUT/DELETE /api/v1/subscriptions/{id} (see /docs); "
-                        "this command is the local admin path")
+        return _subscriptions_api(args)
     who = _actor(args) if args.action != "list" else ""
 
     async def go(store):
         if args.action == "list":
-            rows = []
-            for s in (await store.subscriptions()).values():
-                what = ",".join(s.categories) or "all"
-                where = ",".join(s.districts + s.streets + s.cells) + (" +polygon" if s.polygon else "") or "city"
-                rows.append({"id": s.id, "department": s.department, "role": s.role, "contact": s.contact,
-                             "what": f"{what} ≥{s.min_severity}", "where": where, "tier": s.tier or "any",
-                             "channel": f"{s.channel.type} {s.channel.url or s.channel.stream}".strip()})
-            _print(args, rows, ["id", "department", "role", "contact", "what", "where", "tier", "channel"])
+            _print(args, _subscription_rows((await store.subscriptions()).values()), SUBSCRIPTION_COLUMNS)
             return 0
         if not args.target:
             raise UserError(f"subscriptions {args.action} needs a {'YAML file' if args.action == 'add' else 'subscription id'}")
         if args.action == "add":
-            from streams.alerts.service import load_subscriptions_file
-
-            if not Path(args.target).is_file():
-                raise UserError(f"{args.target}: no such file")
-            try:
-                subs = load_subscriptions_file(args.target)
-            except ValueError as exc:
-                raise UserError(str(exc)) from None
+            subs = _subscriptions_file(args.target)
             for s in subs:
                 await store.put_subscription(s, actor=who)
             print(f"{len(subs)} subscription(s) stored: {', '.join(s.id for s in subs)}")

@@ -55,3 +55,42 @@ def test_tokens_create_list_revoke_on_the_engines_redis(server, cockpit_redis, c
     assert code == 2 and "scope" in err
     code, _, err = run(capsys, "tokens", "revoke", "nosuchid")
     assert code == 2 and "no token" in err
+
+
+def test_subscriptions_through_the_api_a_department_sees_and_edits_only_its_own(server, tokens, cockpit_redis,
+                                                                                capsys, tmp_path):
+    api = ["--api", server.url]
+    mine, theirs = tmp_path / "mine.yaml", tmp_path / "theirs.yaml"
+    mine.write_text("subscriptions:\n"
+                    "  - {id: cli-police-1, department: 交警支队, categories: [traffic], min_severity: yellow,\n"
+                    "     channel: {type: webhook, url: 'http://127.0.0.1:9/hook'}}\n", encoding="utf-8")
+    theirs.write_text("- {id: cli-env-1, department: 生态环境局, categories: [air], min_severity: blue,\n"
+                      "   channel: {type: webhook, url: 'http://hooks.city.example/air'}}\n", encoding="utf-8")
+    assert run(capsys, "alerts", "subscriptions", "add", str(mine), *api, "--token", tokens["department"])[0] == 0
+    assert run(capsys, "alerts", "subscriptions", "add", str(theirs), *api, "--token", tokens["department_other"])[0] == 0
+    # each department lists its own only
+    code, out, _ = run(capsys, "alerts", "subscriptions", "list", *api, "--token", tokens["department"], "--json")
+    ids = {r["id"] for r in json.loads(out)}
+    assert code == 0 and "cli-police-1" in ids and "cli-env-1" not in ids
+    # 交警支队 cannot write a subscription for 生态环境局, nor remove one of theirs (not even learn it exists)
+    code, _, err = run(capsys, "alerts", "subscriptions", "add", str(theirs), *api, "--token", tokens["department"])
+    assert code == 2 and "cli-env-1" in err and "403" in err
+    code, _, err = run(capsys, "alerts", "subscriptions", "remove", "cli-env-1", *api, "--token", tokens["department"])
+    assert code == 2 and "404" in err
+    # a viewer may not manage subscriptions; a host outside the allow-list is refused with the field named
+    code, _, err = run(capsys, "alerts", "subscriptions", "list", *api, "--token", tokens["viewer"])
+    assert code == 2 and "403" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {id: cli-police-2, department: 交警支队, channel: {type: webhook, url: 'http://evil.example/x'}}\n",
+                   encoding="utf-8")
+    code, _, err = run(capsys, "alerts", "subscriptions", "add", str(bad), *api, "--token", tokens["department"])
+    assert code == 2 and "channel.url" in err and "allow-list" in err
+    # the admin sees both; the audit names the department token that stored each
+    code, out, _ = run(capsys, "alerts", "subscriptions", "list", *api, "--token", tokens["admin"], "--json")
+    assert {"cli-police-1", "cli-env-1"} <= {r["id"] for r in json.loads(out)}
+    code, out, _ = run(capsys, "alerts", "audit", "--limit", "200", *api, "--token", tokens["admin"], "--json")
+    stored = [e for e in json.loads(out) if e["target"] == "cli-police-1"]
+    assert stored and stored[-1]["actor"].startswith("test-department (department ")
+    assert run(capsys, "alerts", "subscriptions", "remove", "cli-police-1", *api, "--token", tokens["department"])[0] == 0
+    code, out, _ = run(capsys, "alerts", "subscriptions", "list", *api, "--token", tokens["admin"], "--json")
+    assert "cli-police-1" not in {r["id"] for r in json.loads(out)}
