@@ -212,6 +212,9 @@ def build_engine(args, settings):
 
     faults = fault_operator(city)  # sensor faults from the first hour (rules/sensor_faults.yaml)
     operators.append(faults)
+    from streams.cockpit_tables import CockpitTables
+
+    operators.append(CockpitTables(city))  # grid cases by responsible unit, per-sensor freshness (the cockpit's)
     pipeline = CityPipeline(city, config, window_operators=operators)
     source_arg = args.file if args.replay else args.source
     if isinstance(source_arg, str) and source_arg.startswith("mqtt://"):

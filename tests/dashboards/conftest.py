@@ -15,6 +15,7 @@ from brain.pipeline import CityPipeline
 from dashboards.api.context import ApiContext, ApiLimits
 from dashboards.api.tokens import TokenStore
 from streams.alerts.service import AlertService
+from streams.cockpit_tables import CockpitTables
 from streams.feeds import SimulatorSource
 from streams.local import LocalDriver
 from streams.redis_server import EmbeddedRedis
@@ -42,7 +43,8 @@ def demo_run(cockpit_redis, tmp_path_factory):
 
     async def go():
         source = SimulatorSource(city, seed=7)
-        driver = LocalDriver(CityPipeline(city), source, out, until_ms=source.start_ms + RUN_HOURS * 3_600_000)
+        driver = LocalDriver(CityPipeline(city, window_operators=[CockpitTables(city)]), source, out,
+                             until_ms=source.start_ms + RUN_HOURS * 3_600_000)
         svc = await AlertService.start(cockpit_redis, city=city, deliver=False)
         driver.window_handlers.append(svc.on_window_result)
         await driver.run()

@@ -30,6 +30,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/sensors", None, ALL),
     ("GET", "/api/v1/sensors/freshness", None, ALL),
     ("GET", "/api/v1/sensors/deadletters", None, ALL),
+    ("GET", "/api/v1/sensors/freshness/map", None, ALL),
     ("GET", "/api/v1/grid/summary", None, ALL),
     ("GET", "/metrics", None, ALL),
     ("GET", "/api/v1/audit", None, OPS),
