@@ -8,7 +8,8 @@ goes in ends in exactly one place, and the counters prove it:
 
 Windows: traffic, probe, noise, utility, water-quality, weather and hazard readings use tumbling
 windows of ``window_s`` (the vital-sign tick); air uses hourly windows, with 8 h (O3) and 24 h
-moving means built from the last closed hours (a sliding window over hourly panes).
+moving means built from the last closed hours (a sliding window over hourly panes). The tables of the
+ticks closed together are built by :mod:`brain.ticks`.
 
 Example (three minutes of one detector, then the end of the stream):
     >>> import msgspec
@@ -26,9 +27,8 @@ Example (three minutes of one detector, then the end of the stream):
 """
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 
 import msgspec
 import numpy as np
@@ -40,11 +40,13 @@ from brain.eventtime import Deduper, EventClock
 from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, MAX_DEPTH, MAX_LINE_BYTES, DeadLetters, decode_jsonl
 from brain.lifecycle import LifecycleTable
 from brain.schemas import KIND_SENSOR_TYPES
+from brain.ticks import (  # noqa: F401 (the tables' names, re-exported: operators and benches import them from here)
+    AIR_FIELDS, HOUR_MS, PASS_THROUGH, SENSOR_TABLES, STATE_TABLES, TICK_SCHEMAS, WINDOW_FIELDS, TickBatch, TickBuilder, WindowResult,
+)
 from brain.validate import Validator, dead_letters
 from brain.windows import ClosedWindow, TumblingWindows
 
 SNAPSHOT_VERSION = 5  # 5: a clock per sensor; 4: data-only format (brain.checkpoint), no pickle; 3: duplicate keys from brain.kernels.dedup.record_keys
-HOUR_MS = 3_600_000
 TICKS_PER_PASS = 288  # ticks closed in one stacked pass at most (a day of 5-minute ticks)
 QUIET_SKIP_MS = 86_400_000  # ticks more than this past the newest record, with none ahead, are skipped
 
@@ -110,20 +112,6 @@ class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
         return self.window_s * 1000
 
 
-#: Reading kinds windowed per sensor: kind -> window fields (derived fields are computed before adding).
-WINDOW_FIELDS: dict[str, list[str]] = {
-    "traffic": ["volume_veh", "speed_x_volume", "speed_kmh", "occupancy_pct"],
-    "probe": ["travel_time_s"],
-    "noise": ["laeq_energy", "lamax_db"],
-    "utility": ["pressure_kpa", "flow_m3h", "load_kw"],
-    "water_quality": ["ph", "turbidity_ntu", "dissolved_oxygen_mgl"],
-    "weather": ["temp_c", "humidity_pct", "wind_ms", "rain_mm"],
-    "hazard": ["value"],
-}
-#: Per-sensor window tables that go straight to the outputs (no vital-sign formula consumes them).
-PASS_THROUGH = ("water_quality", "weather", "hazard", "detector")
-AIR_FIELDS = ["pm25_ugm3", "pm10_ugm3", "so2_ugm3", "no2_ugm3", "o3_ugm3", "co_mgm3"]
-
 CASE_STAGES = {"reported": "reported_ms", "dispatched": "dispatched_ms", "handling": "handling_ms", "closed": "closed_ms"}
 INCIDENT_STAGES = {"reported": "reported_ms", "dispatched": "dispatched_ms", "on_scene": "on_scene_ms", "closed": "closed_ms"}
 OUTAGE_STAGES = {"start": "started_ms", "end": "ended_ms"}
@@ -134,124 +122,9 @@ LIFECYCLE_KINDS = {
 }
 
 
-_WIN = {"window_start_ms": pl.Int64, "window_end_ms": pl.Int64, "tick_end_ms": pl.Int64}
-
-
-def _mean(field: str):
-    return lambda w: w.mean(field)
-
-
-#: Per-sensor window tables built at each tick: table -> (window kind, {column: how it comes from the window}).
-SENSOR_TABLES = {
-    # Energy average is the right mean for decibels.
-    "noise": ("noise", {"laeq_db": lambda w: 10.0 * np.log10(w.mean("laeq_energy")), "lamax_db": lambda w: w.max("lamax_db")}),
-    "utility": ("utility", {f: _mean(f) for f in ("pressure_kpa", "flow_m3h", "load_kw")}),
-    "water_quality": ("water_quality", {f: _mean(f) for f in ("ph", "turbidity_ntu", "dissolved_oxygen_mgl")}),
-    "weather": ("weather", {f: _mean(f) for f in ("temp_c", "humidity_pct", "wind_ms", "rain_mm")}),
-    "hazard": ("hazard", {"value": _mean("value"), "value_max": lambda w: w.max("value")}),
-    # Each traffic detector on its own (segments average them): a stuck or drifting one shows here.
-    "detector": ("traffic", {"speed_kmh": _mean("speed_kmh"), "occupancy_pct": _mean("occupancy_pct"),
-                             "volume_veh": lambda w: w.sum("volume_veh")}),
-}
-
-#: Every stacked tick table and its columns (``tick_end_ms`` names the tick a row belongs to).
-TICK_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
-    "traffic": {"segment_id": pl.Utf8, **_WIN, "volume_veh": pl.Float64, "speed_kmh": pl.Float64,
-                "occupancy_pct": pl.Float64, "n_readings": pl.Int64},
-    "probe": {"segment_id": pl.Utf8, **_WIN, "travel_time_s": pl.Float64, "n_readings": pl.Int64},
-    **{name: {"sensor_id": pl.Utf8, **_WIN, **{c: pl.Float64 for c in cols}} for name, (_, cols) in SENSOR_TABLES.items()},
-    "air_1h": {"sensor_id": pl.Utf8, **_WIN, **{f: pl.Float64 for f in AIR_FIELDS}},
-    "air_24h": {"sensor_id": pl.Utf8, **_WIN, **{f: pl.Float64 for f in AIR_FIELDS}},
-    "air_8h_o3": {"sensor_id": pl.Utf8, "window_end_ms": pl.Int64, "tick_end_ms": pl.Int64, "o3_8h_ugm3": pl.Float64},
-    "sensor_last_seen": {"sensor_id": pl.Utf8, "tick_end_ms": pl.Int64, "last_seen_ms": pl.Int64},
-}
-
-#: Current-state tables: the same frame serves every tick (vital signs read them as of each tick end).
-STATE_TABLES = frozenset({"cases", "incidents", "outages"})
-
-
 def _floats(cols, name: str) -> np.ndarray:
     """A checked column as float64 (NaN where null), as the validator already read it."""
     return cols.values(name).astype(np.float64, copy=False)
-
-
-class _TickTables:
-    """Collects numpy columns of many ticks; one polars frame per table at the end.
-
-    Id columns (``sensor_id``, ``segment_id``) arrive as integer positions into ``lookups`` and are
-    gathered in one call, so no Python string is made per row.
-    """
-
-    def __init__(self, lookups: dict[str, pl.Series] | None = None) -> None:
-        self.lookups = lookups or {}
-        self.parts: dict[str, list[tuple[int, dict]]] = {name: [] for name in TICK_SCHEMAS}
-
-    def add(self, name: str, n: int, cols: dict) -> None:
-        if n:
-            self.parts[name].append((n, cols))
-
-    def frames(self) -> dict[str, pl.DataFrame]:
-        out = {}
-        for name, schema in TICK_SCHEMAS.items():
-            parts = self.parts[name]
-            data = {}
-            for col, dtype in schema.items():
-                chunks = [np.full(n, v) if np.isscalar(v) else np.asarray(v) for n, cols in parts for v in [cols[col]]]
-                if dtype == pl.Utf8:
-                    if chunks:
-                        data[col] = series.take(self.lookups[col], np.concatenate(chunks)).alias(col)
-                    else:
-                        data[col] = pl.Series(col, [], dtype=pl.Utf8)
-                else:
-                    arr = np.concatenate(chunks) if chunks else np.zeros(0, np.int64 if dtype == pl.Int64 else np.float64)
-                    if dtype == pl.Int64 and arr.dtype.kind in "iu":
-                        data[col] = series.i64(col, arr)
-                    elif dtype == pl.Int64:  # counts/times kept as floats where NaN marks a missing value
-                        data[col] = series.i64_or_null(col, arr)
-                    else:
-                        data[col] = series.f64(col, arr, nan_to_null=True)
-            out[name] = series.frame(data.values())
-        return out
-
-
-@dataclass
-class TickBatch:
-    """The stacked tables of every tick closed together (``ends`` ascending)."""
-
-    ends: list[int]
-    inputs: dict[str, pl.DataFrame]
-    vitals: dict[str, pl.DataFrame]
-    _parts: dict = field(default_factory=dict, repr=False)
-
-    def tick_table(self, target: str, name: str, end: int) -> pl.DataFrame:
-        """Table ``name`` of ``inputs``/``vitals`` restricted to the tick ending at ``end``."""
-        frame = getattr(self, target)[name]
-        column = "tick_end_ms" if "tick_end_ms" in frame.columns else "window_end_ms"
-        if name in STATE_TABLES or column not in frame.columns or len(self.ends) == 1:
-            return frame
-        key = (target, name)
-        parts = self._parts.get(key)
-        if parts is None:
-            parts = self._parts[key] = frame.partition_by(column, as_dict=True)
-        return parts.get((end,), frame.clear())
-
-
-class _TickView(Mapping):
-    """A read-only ``{name: frame}`` view of one tick inside a :class:`TickBatch`."""
-
-    def __init__(self, batch: TickBatch, target: str, end: int):
-        self._batch, self._target, self._end = batch, target, end
-
-    def __getitem__(self, name: str) -> pl.DataFrame:
-        if name not in getattr(self._batch, self._target):
-            raise KeyError(name)
-        return self._batch.tick_table(self._target, name, self._end)
-
-    def __iter__(self):
-        return iter(getattr(self._batch, self._target))
-
-    def __len__(self) -> int:
-        return len(getattr(self._batch, self._target))
 
 
 def _lifecycle_schema(kind: str) -> dict[str, pl.DataType]:
@@ -263,21 +136,6 @@ def _lifecycle_schema(kind: str) -> dict[str, pl.DataType]:
         | {f: dtypes[f] for f in fields}
         | {"status": pl.Utf8, "updated_ms": pl.Int64}
     )
-
-
-class WindowResult:
-    """One vital-sign tick: its input aggregates and vital-sign tables (mappings of name -> frame).
-
-    The tables are cut out of the batch's stacked tables on first access, so a tick nobody reads
-    (a fast replay with no live view) costs nothing. Build one by hand with plain dicts too.
-    """
-
-    def __init__(self, window_start_ms: int, window_end_ms: int, inputs=None, vitals=None, batch: "TickBatch | None" = None):
-        self.window_start_ms = window_start_ms
-        self.window_end_ms = window_end_ms
-        self.batch = batch
-        self.inputs = inputs if inputs is not None else _TickView(batch, "inputs", window_end_ms)
-        self.vitals = vitals if vitals is not None else _TickView(batch, "vitals", window_end_ms)
 
 
 @dataclass
@@ -321,7 +179,6 @@ class CityPipeline:
             self._local[kind][members] = np.arange(len(members))
         self.windows = {k: TumblingWindows(len(self._members[k]), self.config.window_ms, f) for k, f in WINDOW_FIELDS.items()}
         self.air = TumblingWindows(len(self._members["air"]), HOUR_MS, AIR_FIELDS)
-        self.air_history: deque[ClosedWindow] = deque(maxlen=24)
         self.lifecycle = {
             kind: LifecycleTable(id_col, stages, fields, self.config.retention_days * 86_400_000)
             for kind, (id_col, stages, fields, _) in LIFECYCLE_KINDS.items()
@@ -338,15 +195,14 @@ class CityPipeline:
             self.vitals_batch_fn = getattr(vitals_module, "compute_vitals_batch", None)
         self.vitals_fn = vitals_fn
         self.window_operators = list(window_operators)
-        self._segment_of_sensor = self._sensor_place_index("segment", [s.id for s in city.segments])
-        self._segment_ids = [s.id for s in city.segments]
+        segment_ids = [s.id for s in city.segments]
+        self.ticks = TickBuilder(self._members, self._sensor_place_index("segment", segment_ids), segment_ids,
+                                 list(self.registry.ids), self.config.window_ms)
         # Refusals judged after the checks, as the validator's dead-letter builder takes them.
         self._refusals = [
             ("too_far_ahead", lambda r: f"ts_ms={r['ts_ms']} more than {self.clock.max_ahead_ms} ms ahead of stream time"),
             ("duplicate", lambda r: f"duplicate of an applied record (sensor {r['sensor_id']}, ts_ms {r['ts_ms']})"),
         ]
-        self._id_lookups = {"sensor_id": pl.Series(list(self.registry.ids), dtype=pl.Utf8),
-                            "segment_id": pl.Series(self._segment_ids, dtype=pl.Utf8)}
 
     # --- input ------------------------------------------------------------------------------------
     def ingest_jsonl(self, buf: bytes) -> StepResult:
@@ -517,10 +373,7 @@ class CityPipeline:
         newest[0] = np.fmax(newest[0], self.last_seen_ms)
         last_seen = np.maximum.accumulate(newest, axis=0)  # (tick, sensor), as of each tick's end
         self.last_seen_ms = last_seen[-1].copy()
-        builder = _TickTables(self._id_lookups)
-        self._tick_columns(builder, np.array(ends, dtype=np.int64), stacks, last_seen)
-        self._air_columns(builder, ends, self.air.close(upto))
-        inputs = builder.frames()
+        inputs = self.ticks.build(ends, stacks, last_seen, self.air.close(upto))
         for kind, (_, _, _, name) in LIFECYCLE_KINDS.items():
             inputs[name] = self.lifecycle[kind].current(_lifecycle_schema(kind))
         vital_inputs = {k: v for k, v in inputs.items() if k not in PASS_THROUGH}
@@ -555,119 +408,6 @@ class CityPipeline:
         pos = {pid: i for i, pid in enumerate(ids)}
         return np.array([pos.get(getattr(s, attr) or "", -1) for s in self.city.sensors], dtype=np.int64)
 
-    def _tick_columns(self, b: "_TickTables", ends: np.ndarray, stacks: dict[str, ClosedWindow], last_seen: np.ndarray) -> None:
-        w = self.config.window_ms
-        for name, (kind, spec) in SENSOR_TABLES.items():
-            win = stacks.get(kind)
-            if win is None:
-                continue
-            tick, key = np.nonzero(win.active_mask())
-            end = ends[tick]
-            cols = {"sensor_id": self._members[kind][key], "window_start_ms": end - w, "window_end_ms": end, "tick_end_ms": end}
-            active = win.rows(tick, key)
-            for column, fn in spec.items():
-                cols[column] = fn(active)
-            b.add(name, len(tick), cols)
-        self._segment_traffic(b, stacks.get("traffic"), ends)
-        self._segment_probe(b, stacks.get("probe"), ends)
-        n_ticks, n_sensors = last_seen.shape
-        b.add("sensor_last_seen", n_ticks * n_sensors, {
-            "sensor_id": np.tile(np.arange(n_sensors), n_ticks), "tick_end_ms": np.repeat(ends, n_sensors),
-            "last_seen_ms": np.where(last_seen >= 0, last_seen.astype(np.float64), np.nan).ravel(),
-        })
-
-    def _by_segment(self, win: ClosedWindow, kind: str):
-        """(sum over each segment's detectors per tick, detectors counted) for a stacked window.
-
-        ``np.bincount`` adds in (tick, sensor) order, so a segment's sums are bit-identical however
-        many ticks are stacked.
-        """
-        seg = self._segment_of_sensor[self._members[kind]]
-        n_ticks, n_seg = win.sums.shape[0], len(self._segment_ids)
-        tick, sensor = np.nonzero(win.active_mask() & (seg >= 0)[None, :])
-        slot = tick * n_seg + seg[sensor]
-        size = n_ticks * n_seg
-
-        def by_segment(values: np.ndarray) -> np.ndarray:
-            return np.bincount(slot, weights=values[tick, sensor], minlength=size).reshape(n_ticks, n_seg)
-
-        return by_segment, np.bincount(slot, minlength=size).reshape(n_ticks, n_seg)
-
-    def _segment_rows(self, ends: np.ndarray, keep: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
-        tick, segment = np.nonzero(keep)
-        end = ends[tick]
-        return (tick, segment), {"segment_id": segment, "window_start_ms": end - self.config.window_ms, "window_end_ms": end, "tick_end_ms": end}
-
-    def _segment_traffic(self, b: "_TickTables", win: ClosedWindow | None, ends: np.ndarray) -> None:
-        if win is None:
-            return
-        by_segment, n_det = self._by_segment(win, "traffic")
-        vol = by_segment(win.sum("volume_veh"))
-        sv = by_segment(win.sum("speed_x_volume"))
-        speed_sum, speed_n = by_segment(win.sum("speed_kmh")), by_segment(win.count("speed_kmh"))
-        occ_sum, occ_n = by_segment(win.sum("occupancy_pct")), by_segment(win.count("occupancy_pct"))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # Volume-weighted speed; with no vehicles counted, the plain mean of reported speeds.
-            speed = np.where(vol > 0, sv / np.where(vol > 0, vol, 1), speed_sum / np.maximum(speed_n, 1))
-            occupancy = occ_sum / np.maximum(occ_n, 1)
-            volume = vol / np.maximum(n_det, 1)  # each detector on a segment counts the same vehicles
-        rows, cols = self._segment_rows(ends, n_det > 0)
-        b.add("traffic", len(rows[0]), cols | {
-            "volume_veh": volume[rows], "speed_kmh": speed[rows], "occupancy_pct": occupancy[rows], "n_readings": speed_n[rows],
-        })
-
-    def _segment_probe(self, b: "_TickTables", win: ClosedWindow | None, ends: np.ndarray) -> None:
-        if win is None:
-            return
-        by_segment, _ = self._by_segment(win, "probe")
-        tt_sum, tt_n = by_segment(win.sum("travel_time_s")), by_segment(win.count("travel_time_s"))
-        rows, cols = self._segment_rows(ends, tt_n > 0)
-        b.add("probe", len(rows[0]), cols | {"travel_time_s": tt_sum[rows] / tt_n[rows], "n_readings": tt_n[rows]})
-
-    def _air_columns(self, b: "_TickTables", ends: list[int], closed_hours: list[ClosedWindow]) -> None:
-        """Hourly, 24-hour and 8-hour-O3 air tables as of each tick (computed once per new hour).
-
-        The ticks that see the same closed hours share one set of rows, repeated per tick.
-        """
-        runs: list[tuple[list[int], dict]] = []  # (tick ends, rows) per stretch of unchanged hours
-        for end in ends:
-            if not runs or (closed_hours and closed_hours[0].end_ms <= end):
-                while closed_hours and closed_hours[0].end_ms <= end:
-                    self.air_history.append(closed_hours.pop(0))
-                if not self.air_history:
-                    continue
-                runs.append(([], self._air_parts()))
-            runs[-1][0].append(end)
-        for ticks, parts in runs:
-            m = len(ticks)
-            for name, (n, cols) in parts.items():
-                repeated = {k: np.tile(v, m) if isinstance(v, np.ndarray) else v for k, v in cols.items()}
-                b.add(name, n * m, repeated | {"tick_end_ms": np.repeat(np.array(ticks, dtype=np.int64), n)})
-
-    def _air_parts(self) -> dict[str, tuple[int, dict]]:
-        """Rows of the air tables from the hours closed so far (``air_history``)."""
-        hours = list(self.air_history)
-        last = hours[-1]
-
-        stations = self._members["air"]
-
-        def part(win: ClosedWindow, extra: dict) -> tuple[int, dict]:
-            active = win.active()
-            cols = {"sensor_id": stations[active], "window_start_ms": win.start_ms, "window_end_ms": win.end_ms}
-            return len(active), cols | {k: v[active] for k, v in extra.items()}
-
-        def moving(span_h: int) -> ClosedWindow:
-            panes = [h for h in hours if h.end_ms > last.end_ms - span_h * HOUR_MS]
-            sums, counts = sum(p.sums for p in panes), sum(p.counts for p in panes)
-            return ClosedWindow(last.end_ms - span_h * HOUR_MS, last.end_ms, AIR_FIELDS, sums, counts, np.zeros_like(sums))
-
-        day, eight = moving(24), moving(8)
-        active = eight.active()
-        return {
-            "air_1h": part(last, {f: last.mean(f) for f in AIR_FIELDS}),
-            "air_24h": part(day, {f: day.mean(f) for f in AIR_FIELDS}),
-            "air_8h_o3": (len(active), {"sensor_id": stations[active], "window_end_ms": eight.end_ms, "o3_8h_ugm3": eight.mean("o3_ugm3")[active]}),
-        }
 
     # --- snapshot ---------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -681,8 +421,7 @@ class CityPipeline:
             "windows": {k: w.state() for k, w in self.windows.items()},
             "air": self.air.state(),
             "seen": self.seen.state(),
-            "air_history": [{"start_ms": w.start_ms, "end_ms": w.end_ms, "fields": list(w.fields), "sums": w.sums,
-                             "counts": w.counts, "maxs": w.maxs} for w in self.air_history],
+            "air_history": self.ticks.state(),
             "lifecycle": {k: t.state() for k, t in self.lifecycle.items()},
             "last_seen_ms": self.last_seen_ms,
             "next_tick_end_ms": self.next_tick_end_ms,
@@ -709,7 +448,7 @@ class CityPipeline:
             w.load(state["windows"][k])
         self.air.load(state["air"])
         self.seen.load(state["seen"])
-        self.air_history = deque((ClosedWindow(**w) for w in state["air_history"]), maxlen=24)
+        self.ticks.load(state["air_history"])
         for k, t in self.lifecycle.items():
             t.load(state["lifecycle"][k])
         self.last_seen_ms = state["last_seen_ms"]
