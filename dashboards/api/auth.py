@@ -23,6 +23,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "priority": frozenset({"controller", "admin"}),
     "audit": frozenset({"operator", "admin"}),
     "tokens": frozenset({"admin"}),
+    "rules": frozenset({"admin"}),
 }
 
 

@@ -386,6 +386,12 @@ class AlertService:
         while True:
             await asyncio.sleep(1.0)
             try:
+                # a rule reload asked through the API (validated there): now, not at the next file change
+                async with self.store.r.pipeline(transaction=True) as p:
+                    reload_asked, _ = await p.get(self.store.k("rules_reload")).delete(self.store.k("rules_reload")).execute()
+                if reload_asked:
+                    async with self._lock:
+                        await self._maybe_reload_rules(force=True)
                 if await self.store.r.hlen(self.store.k("acks")):
                     async with self._lock:
                         applied = await self._apply_commands(self._now())

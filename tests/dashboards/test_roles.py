@@ -45,6 +45,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/tokens", None, ADMIN),
     ("POST", "/api/v1/tokens", {"name": "made-by-test", "role": "viewer", "ttl_h": 1}, ADMIN),
     ("DELETE", "/api/v1/tokens/{token_id}", None, ADMIN),
+    ("POST", "/api/v1/admin/rules/reload?wait_s=0", None, ADMIN),
 ]
 
 
