@@ -137,6 +137,8 @@ class LocalDriver:
         self.stats = DriverStats()
         self._stop = asyncio.Event()
         self.resumed = False
+        self.participants: dict[str, Any] = {}  # stateful parts outside the pipeline (the alert service)
+        self._resumed_parts: dict[str, bytes] = {}
 
     # --- checkpoints ------------------------------------------------------------------------------
     def resume(self) -> bool:
@@ -162,8 +164,24 @@ class LocalDriver:
         self.dead.load(blob["dead"])
         self.late.load(blob["late"])
         self.stats.stream_time_ms = blob.get("stream_time_ms")
+        self._resumed_parts = dict(blob.get("parts") or {})
         self.resumed = True
         return True
+
+    def attach(self, name: str, part: Any) -> None:
+        """A stateful participant outside the pipeline (the alert service): its ``snapshot() -> bytes`` goes
+        into every checkpoint, ``restore(bytes)`` gets the resumed checkpoint's (when there is one), and its
+        ``async on_checkpoint()``, if any, runs after each checkpoint is on disk."""
+        self.participants[name] = part
+        if name in self._resumed_parts:
+            part.restore(self._resumed_parts[name])
+
+    async def _checkpoint(self) -> None:
+        self.checkpoint()
+        for part in self.participants.values():
+            hook = getattr(part, "on_checkpoint", None)
+            if hook is not None:
+                await hook()
 
     def checkpoint(self) -> None:
         # Sinks first: if we die between the two, the next start recomputes from the old
@@ -181,6 +199,7 @@ class LocalDriver:
                 "dead": self.dead.state(),
                 "late": self.late.state(),
                 "stream_time_ms": self.stats.stream_time_ms,
+                "parts": {name: part.snapshot() for name, part in self.participants.items()},
             }
         )
         self.stats.checkpoints += 1
@@ -249,7 +268,7 @@ class LocalDriver:
             else:
                 await asyncio.sleep(0)
             if time.monotonic() - self.stats.last_checkpoint_wall >= self.checkpoint_every_s:
-                self.checkpoint()
+                await self._checkpoint()
             if self.until_ms is not None and batch.stream_time_ms >= self.until_ms:
                 exhausted = False
                 break
@@ -259,6 +278,6 @@ class LocalDriver:
         await batches.aclose()  # a live source (MQTT) stops receiving before the checkpoint below
         if exhausted and self.source.finite:
             await self._emit(self.pipeline.flush())
-        self.checkpoint()
+        await self._checkpoint()
         self.stats.wall_s = time.monotonic() - start_wall
         return self.stats

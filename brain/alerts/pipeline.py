@@ -74,7 +74,7 @@ class AlertPipeline:
             if c.fingerprint in st.alerts:
                 st.dirty.add(c.fingerprint)
         for t in trans:
-            if t.new == PURGED:
+            if t.new == PURGED or t.fingerprint not in st.alerts:  # purged, or a dropped pending alert
                 st.removed.add(t.fingerprint)
                 st.dirty.discard(t.fingerprint)
             elif t.fingerprint in st.alerts:

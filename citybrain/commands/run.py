@@ -359,12 +359,13 @@ async def _run_async(args, settings) -> int:
             raise UserError(str(exc)) from None
         if alerts is not None:
             driver.window_handlers.append(alerts.on_window_result)
+            driver.attach("alerts", alerts)  # unapplied alert transactions ride in the checkpoint
         _plans_to_redis(pipeline, settings)
     metrics_runner = None
     if settings.metrics_port:
         from dashboards.metrics import start_metrics_server
 
-        metrics_runner = await start_metrics_server(settings.metrics_host, settings.metrics_port, pipeline, driver)
+        metrics_runner = await start_metrics_server(settings.metrics_host, settings.metrics_port, pipeline, driver, alerts)
     from citybrain.commands.serve import maybe_start_cockpit
 
     cockpit = await maybe_start_cockpit(args, settings, city, pipeline, driver)

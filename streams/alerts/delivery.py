@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import random
+from collections import OrderedDict
 
 import aiohttp
 
@@ -32,6 +33,7 @@ from brain.alerts.cap import alert_to_cap, cap_reference, cap_time
 from brain.alerts.model import Notification
 from brain.alerts.routing import Subscription
 from brain.alerts.sdm import alertmanager_payload, citybrain_payload
+from streams.alerts.journal import REDIS_DOWN
 from streams.alerts.store import AlertStore, _dec_note, now_ms
 
 log = logging.getLogger("citybrain.alerts.delivery")
@@ -205,6 +207,9 @@ class DeliveryWorker:
         self._slot_free = asyncio.Event()
         self._parked_groups: set[str] = set()  # groups with a parked notification: later ones wait behind it
         self._healthy = False  # the receiver's last answer was a success
+        # keys this worker had confirmed by the receiver: never re-sent, even if Redis lost the record of it
+        self._confirmed: OrderedDict[str, None] = OrderedDict()
+        self.redis_waits = 0  # store calls retried because Redis was unreachable
         self._last_probe = 0.0
 
     @property
@@ -244,6 +249,12 @@ class DeliveryWorker:
                 raise
             except Exception as exc:  # Redis hiccup: wait and retry, never die
                 log.warning("outbox read failed", extra={"fields": {"sub": self.sub.id, "error": str(exc)}})
+                if "NOGROUP" in str(exc):  # a Redis that restarted empty: the engine rewrites it, we re-create ours
+                    try:
+                        await self.store.ensure_group(self.sub.id)
+                        cursor = "0"
+                    except Exception:
+                        pass
                 await self._sleep(1.0)
                 continue
             if cursor != ">" and not batch:
@@ -308,15 +319,15 @@ class DeliveryWorker:
         loop = asyncio.get_running_loop()
         started = loop.time()
         error, attempt = "", 0
-        if await self.store.was_delivered(key):  # e.g. confirmed before a crash, or replayed by hand
-            await self.store.mark_delivered(self.sub.id, entry_id, key, 0, actor)
+        if key in self._confirmed or await self._redis(self.store.was_delivered, key):  # e.g. before a crash
+            await self._redis(self.store.mark_delivered, self.sub.id, entry_id, key, 0, actor)
             self.skipped += 1
             return
         if note.group_key in self._parked_groups:  # an operator may have replayed it meanwhile: look again
-            self._parked_groups = await self.store.parked_groups(self.sub.id)
+            self._parked_groups = await self._redis(self.store.parked_groups, self.sub.id)
         if note.group_key in self._parked_groups:  # keep the group's order: wait behind its parked one
-            await self.store.park(self.sub.id, entry_id, key, note, 0, "behind a parked notification of its group",
-                                  actor, retry=True)
+            await self._redis(self.store.park, self.sub.id, entry_id, key, note, 0,
+                              "behind a parked notification of its group", actor, retry=True)
             self.held += 1
             return
         while True:
@@ -324,14 +335,11 @@ class DeliveryWorker:
             self.attempts += 1
             try:
                 await self.deliverer.send(self.sub, note, self._timeout_s)
-                await self.store.mark_delivered(self.sub.id, entry_id, key, attempt, actor)
-                self.delivered += 1
-                self._healthy = True
-                return
             except asyncio.CancelledError:
                 raise
             except PermanentError as exc:
-                await self.store.park(self.sub.id, entry_id, key, note, attempt, str(exc), actor, retry=False)
+                await self._redis(self.store.park, self.sub.id, entry_id, key, note, attempt, str(exc), actor,
+                                  retry=False)
                 self.parked += 1
                 log.warning("notification refused, parked", extra={"fields": {"sub": self.sub.id, "key": key, "error": str(exc)}})
                 return
@@ -343,6 +351,15 @@ class DeliveryWorker:
                 error = f"timeout after {current:g} s ({type(exc).__name__})"
             except Exception as exc:  # refused connections, 5xx
                 error = f"{type(exc).__name__}: {exc}"
+            else:
+                # sent: record it (retrying through a Redis outage), never send it again
+                self._confirmed[key] = None
+                if len(self._confirmed) > 100_000:
+                    self._confirmed.popitem(last=False)
+                await self._redis(self.store.mark_delivered, self.sub.id, entry_id, key, attempt, actor)
+                self.delivered += 1
+                self._healthy = True
+                return
             self._healthy = False
             delay = self.cfg.backoff_s(attempt - 1)
             out_of_tries = self.cfg.max_attempts is not None and attempt >= self.cfg.max_attempts
@@ -351,11 +368,27 @@ class DeliveryWorker:
             await self._sleep(delay)
             if self.stopping.is_set():
                 return  # left pending in the group: re-sent after a restart
-        await self.store.park(self.sub.id, entry_id, key, note, attempt, error, actor, retry=True)
+        await self._redis(self.store.park, self.sub.id, entry_id, key, note, attempt, error, actor, retry=True)
         self.parked += 1
         self._parked_groups.add(note.group_key)
         log.warning("notification parked after retrying", extra={"fields": {"sub": self.sub.id, "key": key, "error": error,
                                                                            "attempts": attempt}})
+
+    async def _redis(self, call, *args, **kw):
+        """``await call(*args)``, retried with backoff while Redis is unreachable (a send the receiver
+        confirmed must be recorded, not repeated); a stop leaves the entry pending for the next start."""
+        delay = 0.05
+        while True:
+            try:
+                return await call(*args, **kw)
+            except REDIS_DOWN as exc:
+                self.redis_waits += 1
+                if self.redis_waits == 1 or self.redis_waits % 100 == 0:
+                    log.warning("delivery waits for Redis", extra={"fields": {"sub": self.sub.id, "error": str(exc)}})
+            if self.stopping.is_set():
+                raise asyncio.CancelledError
+            await self._sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -405,7 +438,8 @@ class DeliveryPool:
     def stats(self) -> dict[str, dict[str, int]]:
         """Counters per subscription since start (``timeouts`` = possible repeats the receiver drops by key)."""
         return {sid: {"delivered": w.delivered, "parked": w.parked, "attempts": w.attempts, "timeouts": w.timeouts,
-                      "skipped": w.skipped, "requeued": w.requeued, "overflowed": w.overflowed, "held": w.held, "in_flight": w.in_flight}
+                      "skipped": w.skipped, "requeued": w.requeued, "overflowed": w.overflowed, "held": w.held, "in_flight": w.in_flight,
+                      "redis_waits": w.redis_waits}
                 for sid, w in self.workers.items()}
 
     async def backlog(self) -> dict[str, dict[str, int]]:

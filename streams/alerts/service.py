@@ -38,6 +38,7 @@ from brain.alerts.rules import RuleEngine, RuleError, default_rules_dir, load_ru
 from brain.alerts.silences import MaintenanceWindow
 from brain.alerts.state import AlertState, AuditEntry
 from streams.alerts.delivery import DeliveryConfig, DeliveryPool
+from streams.alerts.journal import REDIS_DOWN, AlertJournal
 from streams.alerts.store import DEFAULT_LOG_DAYS, DEFAULT_PREFIX, AlertStore, now_ms
 from streams.redis_server import EmbeddedRedis, resolve_redis_url
 
@@ -101,7 +102,7 @@ class AlertService:
                  subscriptions: list[Subscription] | None = None, maintenance: list[MaintenanceWindow] | None = None,
                  lifecycle: Lifecycle | None = None, escalation: Escalation | None = None,
                  delivery: DeliveryConfig | None = None, deliver: bool = True, server: EmbeddedRedis | None = None,
-                 window_s: float = 0):
+                 window_s: float = 0, max_buffered_tx: int = 1000):
         self.store = store
         self.rules_path = Path(rules_path) if rules_path else default_rules_dir()
         self.city = city
@@ -122,6 +123,10 @@ class AlertService:
         self.rule_errors: dict[str, str] = {}
         self.reload_error: str = ""
         self._trimmed_ms = 0
+        # alert-state writes survive a Redis outage: buffered (bounded), applied in order on reconnect
+        self.journal = AlertJournal(store, store.write_tx, self._full_state, max_buffered=max_buffered_tx)
+        self.inputs_stale_windows = 0  # windows evaluated with the last known silences (Redis down)
+        self._reload_after_flush = False
 
     # --- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -163,18 +168,24 @@ class AlertService:
         return await cls.start(redis_url=settings.redis_url or None, rules_path=settings.rules_dir, city=city,
                                state_dir=state_dir, fresh=fresh, **kw)
 
-    async def _open(self) -> None:
+    async def _load(self) -> list:
+        """Memory from Redis: alert state, rule memory, the last window applied, the transaction sequence."""
         await self.store.load_state(self.pipeline.state)
         # rate / absence / multi-point history: a restart must not make rules blind for their look-back
         restored = self.engine.restore_memory(await self.store.rule_memory())
+        meta = await self.store.meta()
+        if meta.get("last_window_ms"):
+            self.last_window_ms = int(meta["last_window_ms"])
+        await self.journal.open()
+        return restored
+
+    async def _open(self) -> None:
+        restored = await self._load()
         for s in self._initial_subs:
             known = self.pipeline.state.subscriptions.get(s.id)
             if known is None or known.to_dict() != s.to_dict():
                 await self.store.put_subscription(s, actor="config")
         await self._sync_subscriptions(force=True)
-        meta = await self.store.meta()
-        if meta.get("last_window_ms"):
-            self.last_window_ms = int(meta["last_window_ms"])
         await self.store.set_meta(rules_path=str(self.rules_path), rules=len(self.engine.rules), started_ms=now_ms())
         active = sum(1 for a in self.pipeline.state.alerts.values() if a.active)
         log.info("alert service started", extra={"fields": {"alerts_active": active, "rules": len(self.engine.rules),
@@ -211,8 +222,28 @@ class AlertService:
         """The Redis stream holding a subscription's undelivered notifications."""
         return self.store.outbox(sub_id)
 
-    async def close(self) -> None:
-        """Stop the poller and the delivery workers (what is not delivered stays in Redis), close Redis."""
+    # --- checkpoints (the driver calls these; see streams.local.LocalDriver.attach) ------------------
+    def snapshot(self) -> bytes:
+        """The alert transactions Redis does not hold yet (a Redis outage), for the driver's checkpoint."""
+        return self.journal.snapshot()
+
+    def restore(self, blob: bytes) -> None:
+        """Take back a checkpoint's unapplied transactions: applied (in order, those Redis has skipped) before
+        the next window, then the memory is read back from Redis."""
+        self.journal.restore(blob)
+        self._reload_after_flush = bool(self.journal.buffer)
+
+    async def on_checkpoint(self) -> None:
+        """Reconcile Redis with memory: the whole alert state rewritten (no entry the engine dropped stays)."""
+        async with self._lock:
+            await self.journal.reconcile()
+
+    async def close(self, flush_timeout_s: float = 10.0) -> None:
+        """Stop the poller and the delivery workers (what is not delivered stays in Redis), apply buffered alert
+        transactions (trying ``flush_timeout_s`` if Redis is down), close Redis."""
+        if not await self.journal.close(flush_timeout_s):
+            log.error("alert transactions not applied: Redis unreachable at exit; the checkpoint holds them",
+                      extra={"fields": {"buffered": len(self.journal.buffer)}})
         if self._poller is not None:
             self._poller.cancel()
             try:
@@ -235,19 +266,39 @@ class AlertService:
                 # a window replayed after a restart was already applied and persisted
                 log.debug("window already processed", extra={"fields": {"window_ms": now_ms_}})
                 return []
-            await self._maybe_reload_rules()
-            version, silences, acks = await self.store.window_inputs()
-            if version != self._subs_version:
-                await self._sync_subscriptions()
+            silences, acks = await self._window_inputs()
+            if self.last_window_ms is not None and now_ms_ <= self.last_window_ms:
+                return []  # a checkpoint's buffered transactions already covered it
             self._apply(silences, acks, now_ms_)
             cands = self.engine.evaluate(tables, now_ms_)
             self.rule_errors = dict(self.engine.errors)
             notes = self.pipeline.process(cands, now_ms_)
-            await self.store.persist(self.pipeline.state, notes, window_ms=now_ms_, feed=self.feed(),
-                                     rule_memory=self.engine.memory_state(), acks_applied=list(acks))
+            # one transaction; while Redis is down it waits in the journal (vital signs go on regardless)
+            await self.journal.submit(self.store.build_tx(
+                self.pipeline.state, notes, window_ms=now_ms_, feed=self.feed(), rule_memory=self.engine.memory_state(),
+                acks_applied=list(acks)))
             self.last_window_ms = now_ms_
             await self._maybe_trim()
             return notes
+
+    async def _window_inputs(self) -> tuple[dict, dict]:
+        """Silences and acks for this window; with Redis down, the last known silences and no new acks
+        (operator commands wait in Redis). Catches up first on what the journal buffered."""
+        try:
+            if self.journal.buffer or not self.journal.redis_up:
+                if not await self.journal.flush():
+                    raise ConnectionError("alert-state Redis still unreachable")
+            if self._reload_after_flush:
+                await self._load()
+                self._reload_after_flush = False
+            await self._maybe_reload_rules()
+            version, silences, acks = await self.store.window_inputs()
+            if version != self._subs_version:
+                await self._sync_subscriptions()
+            return silences, acks
+        except REDIS_DOWN:
+            self.inputs_stale_windows += 1
+            return self.pipeline.state.silences, {}
 
     async def on_window_result(self, window) -> list[Notification]:
         """Driver window handler: ``window.vitals`` plus, when present, the ``anomaly`` scores and the
@@ -305,7 +356,7 @@ class AlertService:
     async def acknowledge(self, fingerprint: str, who: str, comment: str = "", at_ms: int | None = None) -> None:
         async with self._lock:
             self.pipeline.acknowledge(fingerprint, who, at_ms if at_ms is not None else self._now(), comment)
-            await self.store.persist(self.pipeline.state, [])
+            await self.journal.submit(self.store.build_tx(self.pipeline.state, []))
 
     async def reload_rules(self) -> None:
         """Validate and swap in the rule files; on error keep the running rules and raise RuleError."""
@@ -323,6 +374,10 @@ class AlertService:
             await self.store.trim(t)
         except Exception as exc:  # retention must never stop the alert path
             log.warning("alert log trim failed", extra={"fields": {"error": str(exc)}})
+
+    def _full_state(self, resync: bool):
+        return self.store.full_tx(self.pipeline.state, window_ms=self.last_window_ms, feed=self.feed(),
+                                  rule_memory=self.engine.memory_state(), with_subscriptions=resync)
 
     def _now(self) -> int:
         return self.last_window_ms if self.last_window_ms is not None else now_ms()
@@ -395,7 +450,8 @@ class AlertService:
                 if await self.store.r.hlen(self.store.k("acks")):
                     async with self._lock:
                         applied = await self._apply_commands(self._now())
-                        await self.store.persist(self.pipeline.state, [], feed=self.feed(), acks_applied=applied)
+                        await self.journal.submit(self.store.build_tx(self.pipeline.state, [], feed=self.feed(),
+                                                                      acks_applied=applied))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep polling through Redis hiccups

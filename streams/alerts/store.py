@@ -46,6 +46,7 @@ from brain.alerts.model import Alert, Notification
 from brain.alerts.routing import Subscription
 from brain.alerts.silences import Silence
 from brain.alerts.state import AlertState, AuditEntry
+from streams.alerts.journal import AlertTx, NoteOut
 
 DEFAULT_PREFIX = "citybrain:alerts"
 DEFAULT_LOG_DAYS = 7.0
@@ -123,42 +124,81 @@ class AlertStore:
                       feed: list[Alert] | None = None, rule_memory: dict[str, bytes] | None = None,
                       acks_applied: list[str] | None = None) -> None:
         """Write one window's changes and enqueue its notifications (and the live feed, and the rule engine's
-        memory), atomically: after a crash Redis holds the rule memory that goes with the alert state."""
-        dirty, removed, audit = state.take_changes()
+        memory), atomically: after a crash Redis holds the rule memory that goes with the alert state.
+        (The engine goes through :class:`streams.alerts.journal.AlertJournal`, which survives outages.)"""
+        tx = self.build_tx(state, notes, window_ms=window_ms, feed=feed, rule_memory=rule_memory,
+                           acks_applied=acks_applied)
         p = self.r.pipeline(transaction=True)
-        if acks_applied:
-            p.hdel(self.k("acks"), *acks_applied)
-        if rule_memory is not None:
-            p.delete(self.k("rule_memory"))
-            if rule_memory:
-                p.hset(self.k("rule_memory"), mapping=rule_memory)
-        if dirty:
-            p.hset(self.k("alerts"), mapping={fp: _enc.encode(state.alerts[fp]) for fp in dirty if fp in state.alerts})
-        if removed:
-            p.hdel(self.k("alerts"), *removed)
-        p.delete(self.k("groups"))
-        if state.groups:
-            p.hset(self.k("groups"), mapping={g: _enc.encode(v) for g, v in state.groups.items()})
-        p.delete(self.k("subs_state"))
-        if state.subs_state:
-            p.hset(self.k("subs_state"), mapping={s: _enc.encode(v) for s, v in state.subs_state.items()})
-        for n in notes:
-            payload = _enc.encode(n)
-            p.zadd(self.k("sent"), {n.key: n.ts_ms})
-            p.xadd(self.k("outbox", n.subscription_id), {"key": n.key, "note": payload})
-            p.xadd(self.k("notifications"), {"key": n.key, "sub": n.subscription_id, "status": n.status,
-                                             "reason": n.reason, "ts_ms": n.ts_ms, "alerts": len(n.alerts),
-                                             "summary": "; ".join(a.summary for a in n.alerts[:3])},
-                   maxlen=NOTIFICATIONS_MAXLEN, approximate=True)
-        for e in audit:
-            p.xadd(self.k("audit"), _audit_fields(e), maxlen=AUDIT_MAXLEN, approximate=True)
-        if window_ms is not None:
-            p.hset(self.k("meta"), mapping={"last_window_ms": window_ms, "updated_ms": now_ms()})
-            # keys only guard against replays of recent windows: keep them for log_days of stream time
-            p.zremrangebyscore(self.k("sent"), "-inf", window_ms - self.log_days * 86_400_000)
-        if feed is not None:
-            p.set(self.k("feed"), _enc.encode(feed))
+        self.write_tx(p, tx)
         await p.execute()
+
+    def build_tx(self, state: AlertState, notes: list[Notification], window_ms: int | None = None,
+                 feed: list[Alert] | None = None, rule_memory: dict[str, bytes] | None = None,
+                 acks_applied: list[str] | None = None) -> AlertTx:
+        """What one window changed, encoded now (so it can wait in a buffer while Redis is down)."""
+        dirty, removed, audit = state.take_changes()
+        return AlertTx(
+            acks_applied=list(acks_applied or []), rule_memory=dict(rule_memory) if rule_memory is not None else None,
+            alerts_set={fp: _enc.encode(state.alerts[fp]) for fp in dirty if fp in state.alerts},
+            alerts_del=sorted(removed), groups={g: _enc.encode(v) for g, v in state.groups.items()},
+            subs_state={sid: _enc.encode(v) for sid, v in state.subs_state.items()},
+            notes=[_note_out(n) for n in notes], audit=[_audit_fields(e) for e in audit], window_ms=window_ms,
+            sent_cutoff_ms=(window_ms - self.log_days * 86_400_000) if window_ms is not None else None,
+            feed=_enc.encode(feed) if feed is not None else None)
+
+    def full_tx(self, state: AlertState, window_ms: int | None = None, feed: list[Alert] | None = None,
+                rule_memory: dict[str, bytes] | None = None, with_subscriptions: bool = False) -> AlertTx:
+        """The whole in-memory state as one transaction that replaces Redis' copy of the alerts (no entry the
+        engine no longer holds survives it); ``with_subscriptions`` also rewrites the subscriptions (a
+        Redis that lost them)."""
+        _, _, audit = state.take_changes()  # every alert is written below
+        tx = AlertTx(full=True, audit=[_audit_fields(e) for e in audit], rule_memory=dict(rule_memory) if rule_memory is not None else None,
+                     alerts_set={fp: _enc.encode(a) for fp, a in state.alerts.items()},
+                     groups={g: _enc.encode(v) for g, v in state.groups.items()},
+                     subs_state={sid: _enc.encode(v) for sid, v in state.subs_state.items()}, window_ms=window_ms,
+                     feed=_enc.encode(feed) if feed is not None else None)
+        if with_subscriptions:
+            tx.subscriptions = {sid: json.dumps(sub.to_dict(), ensure_ascii=False).encode()
+                                for sid, sub in state.subscriptions.items()}
+        return tx
+
+    def write_tx(self, p, tx: AlertTx) -> None:
+        """Add the commands of ``tx`` to the (MULTI) pipeline ``p``."""
+        if tx.acks_applied:
+            p.hdel(self.k("acks"), *tx.acks_applied)
+        if tx.rule_memory is not None:
+            p.delete(self.k("rule_memory"))
+            if tx.rule_memory:
+                p.hset(self.k("rule_memory"), mapping=tx.rule_memory)
+        if tx.full:
+            p.delete(self.k("alerts"))
+        if tx.alerts_set:
+            p.hset(self.k("alerts"), mapping=tx.alerts_set)
+        if tx.alerts_del and not tx.full:
+            p.hdel(self.k("alerts"), *tx.alerts_del)
+        if tx.groups is not None:
+            p.delete(self.k("groups"))
+            if tx.groups:
+                p.hset(self.k("groups"), mapping=tx.groups)
+        if tx.subs_state is not None:
+            p.delete(self.k("subs_state"))
+            if tx.subs_state:
+                p.hset(self.k("subs_state"), mapping=tx.subs_state)
+        if tx.subscriptions:
+            p.hset(self.k("subscriptions"), mapping=tx.subscriptions)
+        for n in tx.notes:
+            p.zadd(self.k("sent"), {n.key: n.ts_ms})
+            p.xadd(self.k("outbox", n.sub), {"key": n.key, "note": n.payload})
+            p.xadd(self.k("notifications"), n.log_fields, maxlen=NOTIFICATIONS_MAXLEN, approximate=True)
+        for fields in tx.audit:
+            p.xadd(self.k("audit"), fields, maxlen=AUDIT_MAXLEN, approximate=True)
+        if tx.window_ms is not None:
+            p.hset(self.k("meta"), mapping={"last_window_ms": tx.window_ms, "updated_ms": now_ms()})
+        if tx.sent_cutoff_ms is not None:
+            # keys only guard against replays of recent windows: keep them for log_days of stream time
+            p.zremrangebyscore(self.k("sent"), "-inf", tx.sent_cutoff_ms)
+        if tx.feed is not None:
+            p.set(self.k("feed"), tx.feed)
 
     async def reset_state(self, actor: str) -> None:
         """Forget alert states, groups, rule memory, the notification log and pending outboxes (a fresh run);
@@ -396,6 +436,12 @@ class AlertStore:
         for s in subs:
             out[s.decode()] = int(await self.r.xlen(self.outbox(s.decode())))
         return out
+
+
+def _note_out(n: Notification) -> NoteOut:
+    return NoteOut(n.subscription_id, n.key, n.ts_ms, _enc.encode(n),
+                   {"key": n.key, "sub": n.subscription_id, "status": n.status, "reason": n.reason, "ts_ms": n.ts_ms,
+                    "alerts": len(n.alerts), "summary": "; ".join(a.summary for a in n.alerts[:3])})
 
 
 def _audit_fields(e: AuditEntry) -> dict:
