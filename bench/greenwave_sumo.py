@@ -1,7 +1,7 @@
 """Validate green-wave plans in SUMO: ours against all-zero offsets, SUMO's tlsCoordinator and the MILP plan.
 
     .venv/bin/python bench/greenwave_sumo.py [--signals 8,12,20,30] [--seeds 3] [--duration 900]
-                                             [--corridor-seed N] [--cycle 60] [--ambulance] [--json FILE]
+                                             [--corridor-seed N] [--cycle 60] [--ambulance | --ambulance-only] [--json FILE]
 
 For each size, generates a two-way arterial (``default_corridor``: spacings 200-600 m, two lanes
 each way, unbalanced directional demand, side streets with through traffic and with traffic
@@ -14,8 +14,11 @@ the MAXBAND numba kernel (the project's previous plan) and ours (delay-judged of
 :mod:`brain.greenwave.delay`). Reported per corridor: stops per vehicle per arterial direction,
 mean delay (SUMO timeLoss) over all vehicles, arterial, side-street and turning vehicles, the
 bands, plan times; per seed the all-vehicle delays; and ours against the best of the three
-baselines (zero, tlsCoordinator, MILP). ``--ambulance`` adds the emergency-priority trial
-(:class:`brain.greenwave.priority.EmergencyPriority` driving the signals through TraCI).
+baselines (zero, tlsCoordinator, MILP). ``--ambulance`` adds the 一键护航 trial on
+the first size (:mod:`bench.sumo_net.escort_sumo`: the escort's green windows, signed through
+the controller hub to emulated controllers that drive SUMO's signals phase by phase through
+TraCI; the ambulance with ordinary and with special rights, SUMO's bluelight device), and
+``--ambulance-only`` runs only that.
 Our plan reaches SUMO through the controller loop: signed, fetched, verified and acknowledged by
 emulated controllers (streams/controllers), whose accepted offsets are what SUMO runs.
 
@@ -230,6 +233,30 @@ def run_corridor(n: int, corridor_seed: int, a) -> dict:
             "best_baseline": best, "wins": wins, "spec": msgspec.to_builtins(spec), "_art": (art, routes, strat, ours_plan, spec)}
 
 
+def ambulance_case(n: int, corridor_seed: int, a) -> dict:
+    """一键护航 on an ``n``-signal corridor running our plan: the ambulance with ordinary and with
+    special rights (SUMO bluelight device), each without and with the escort's priority applied
+    by emulated controllers through TraCI (:mod:`bench.sumo_net.escort_sumo`), same SUMO seeds."""
+    from bench.sumo_net.escort_sumo import escort_trial, print_escort_table
+
+    spec, side, turns_out, turns_in = default_corridor(n, corridor_seed, cycle_s=a.cycle)
+    spec.id += "-amb"
+    workdir = Path(a.workdir or tempfile.mkdtemp(prefix="greenwave_sumo_")) / spec.id
+    C, greens = shared_timing(spec)
+    art = build_arterial(spec, optimize_corridor(spec, cycle_s=C, greens_s=greens, objective="bandwidth"), workdir,
+                         arterial_kmh=ARTERIAL_KMH)
+    v_out, v_in = free_flow_speeds_kmh(art, spec, spec.volume_out_vph or 800, spec.volume_in_vph or 800)
+    spec.speed_out_kmh, spec.speed_in_kmh = round(v_out, 1), round(v_in, 1)
+    plan = optimize_corridor(spec, cycle_s=C, greens_s=greens)
+    add = write_offsets(art, plan.offsets_s(), workdir / "ours.add.xml")
+    print(f"\n== ambulance (一键护航) on {spec.id}: {n} signals over {spec.intersections[-1].position_m:.0f} m, cycle {C} s, "
+          f"our plan; SUMO seeds {a.seeds}; 4 runs per seed (~1 min each on a shared core)", flush=True)
+    rows = escort_trial(spec, art, plan, add, side, turns_out, turns_in, seeds=range(1, a.seeds + 1),
+                        progress=lambda m: print(m, flush=True))
+    print_escort_table(rows)
+    return {"corridor": spec.id, "n": n, "cycle_s": C, "runs": rows}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--signals", default="8,12,20,30", help="corridor sizes, comma-separated")
@@ -237,24 +264,22 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3, help="SUMO seeds per corridor")
     ap.add_argument("--duration", type=float, default=900.0, help="demand period (s)")
     ap.add_argument("--cycle", type=float, default=60.0, help="common cycle (s); 0 = Webster within 60-120 s")
-    ap.add_argument("--ambulance", action="store_true", help="also run the ambulance trial on the first corridor")
+    ap.add_argument("--ambulance", action="store_true", help="also run the ambulance (一键护航) trial on the first size")
+    ap.add_argument("--ambulance-only", action="store_true", help="only the ambulance trial (implies --ambulance)")
     ap.add_argument("--workdir", help="keep SUMO files here (default: a temporary folder)")
     ap.add_argument("--json", help="also write the results to this JSON file")
     a = ap.parse_args()
     a.cycle = a.cycle or None
+    a.ambulance = a.ambulance or a.ambulance_only
     cseed = a.corridor_seed if a.corridor_seed is not None else int(np.random.default_rng().integers(1, 10_000))
     print(f"corridor seed {cseed} (rerun with --corridor-seed {cseed})")
     warm_up()
     out = []
-    for n in [int(x) for x in a.signals.split(",")]:
+    for n in [] if a.ambulance_only else [int(x) for x in a.signals.split(",")]:
         out.append(run_corridor(n, cseed + n, a))
     amb = None
     if a.ambulance:
-        from bench.sumo_net.ambulance import ambulance_trial
-
-        art, routes, strat, ours_plan, spec = out[0]["_art"]
-        amb = ambulance_trial(spec, art, routes, strat["ours (delay)"][0], ours_plan, seeds=range(1, a.seeds + 1))
-        print(json.dumps(amb, indent=2))
+        amb = ambulance_case(int(a.signals.split(",")[0]), cseed + int(a.signals.split(",")[0]), a)
     print("\nsummary: corridor, ours vs best baseline (all-vehicle delay), seeds where ours is lowest")
     for r in out:
         b = r["results"][r["best_baseline"]]["delay_all_s"]

@@ -72,8 +72,15 @@ def _served_phase(spec: CorridorSpec, i: int, direction: str) -> int:
 
 def green_window(plan: Plan, spec: CorridorSpec, i: int, direction: str, arrive_s: float,
                  pre_s: float, post_s: float, max_cross_delay_s: float,
-                 now_s: float = -math.inf, limits: SafetyLimits = DEFAULT_LIMITS) -> tuple[str, float, float, float, list]:
+                 now_s: float = -math.inf, limits: SafetyLimits = DEFAULT_LIMITS,
+                 recover: bool = False) -> tuple[str, float, float, float, list]:
     """How intersection ``i`` can show green to ``direction`` ("out"/"in") around ``arrive_s``.
+
+    ``recover`` (emergency preemption): the served phase's own green above its floor may pay
+    too — an extension may push the *next* served green's start later (it still ends where the
+    plan has it), an early green may end the *current* served green sooner — so coordination is
+    back at the end of the next served green rather than at the end of this cycle. Without it
+    only the other phases' slack pays, which is nothing when they run at their minimum.
 
     ``now_s`` is when the request is made: a green that has already ended cannot be extended,
     and a phase cannot be cut to end in the past. No green is cut below the spec's minimum nor
@@ -110,20 +117,25 @@ def green_window(plan: Plan, spec: CorridorSpec, i: int, direction: str, arrive_
                     limits.ped_walk_min_s if sp.ped_clearance_s > 0 else 0.0)
         return max(p.green_s - floor, 0.0) if end > now_s else 0.0
 
-    # extension delays every later phase and takes the time back from them
+    # extension delays every later phase and takes the time back from them (with ``recover``,
+    # what they cannot give is taken from the start of the next served green)
     ext = hi - e_prev
     shares_ext = [slack_of(kk, e) for kk, _, e in planned] if e_prev >= now_s else [0.0] * len(planned)
-    cap_ext = min(sum(shares_ext), max_cross_delay_s) if e_prev >= now_s else -1.0
-    # an early green cuts the phases before it, in ring order, none to end before now
+    own_ext = slack_of(k, s_next + g) if recover and e_prev >= now_s else 0.0
+    cap_ext = min(sum(shares_ext) + own_ext, max_cross_delay_s) if e_prev >= now_s else -1.0
+    # an early green cuts the phases before it, in ring order, none to end before now (with
+    # ``recover``, the current served green first: it may end sooner, not before now)
     adv = s_next - lo
+    own_early = min(slack_of(k, e_prev), max(0.0, e_prev - now_s)) if recover else 0.0
 
     def early_cuts(target: float) -> list[float]:
-        cuts, shift = [], 0.0
+        c0 = min(own_early, max(target, 0.0))
+        cuts, shift = [], c0
         for kk, _, e in planned:
             c = min(slack_of(kk, e), max(0.0, e - shift - now_s), max(target - shift, 0.0))
             cuts.append(c)
             shift += c
-        return cuts
+        return [c0] + cuts
 
     cap_early = min(sum(early_cuts(math.inf)), max_cross_delay_s, max(C - limits.cycle_min_s, 0.0))
     options = []
@@ -146,10 +158,11 @@ def green_window(plan: Plan, spec: CorridorSpec, i: int, direction: str, arrive_
             action, cost = "early", max(cap_early, 0.0)
     if action == "extend":
         tot = sum(shares_ext)
-        cuts = [cost * sh / tot if tot > 0 else 0.0 for sh in shares_ext]
+        cuts = [min(cost, tot) * sh / tot if tot > 0 else 0.0 for sh in shares_ext]
+        c0 = 0.0
     else:
-        cuts = early_cuts(cost)
-    greens = [[float(it.phases[k].number), s_prev, e_prev + (cost if action == "extend" else 0.0)]]
+        c0, *cuts = early_cuts(cost)
+    greens = [[float(it.phases[k].number), s_prev, e_prev + (cost if action == "extend" else -c0)]]
     t = greens[0][2] + it.phases[k].yellow_s + it.phases[k].all_red_s
     for (kk, _, _), cut in zip(planned, cuts):
         p = it.phases[kk]
@@ -158,6 +171,8 @@ def green_window(plan: Plan, spec: CorridorSpec, i: int, direction: str, arrive_
         t += dur + p.yellow_s + p.all_red_s
     if action == "extend":
         hold = (max(lo, s_prev), greens[0][2])
+        if t > s_next + 1e-9:  # the next served green starts late and ends as planned: back on the plan
+            greens.append([float(it.phases[k].number), t, s_next + g])
     else:
         greens.append([float(it.phases[k].number), t, s_next + g])  # next served green: early start, planned end
         hold = (t, max(hi, t))
@@ -171,13 +186,16 @@ class EmergencyPriority:
     clearing, prediction error); ``max_cross_delay_s`` — most green taken from the other phases
     at one intersection; ``horizon_s`` — only intersections reached within this are requested;
     ``reissue_s`` — a new request when the predicted arrival moves by more than this;
-    ``clear_m`` — past an intersection by this much, the vehicle has crossed (restore).
+    ``clear_m`` — past an intersection by this much, the vehicle has crossed (restore);
+    ``recover`` — preemption for emergencies: the served phase's own slack pays too and
+    coordination is back by the end of the next served green (see :func:`green_window`).
     """
 
     def __init__(self, spec: CorridorSpec, plan: Plan, route: Sequence[str], vehicle_id: str,
                  incident_id: str | None = None, pre_s: float = 6.0, post_s: float = 4.0,
                  max_cross_delay_s: float = 30.0, horizon_s: float = 90.0, reissue_s: float = 3.0,
-                 clear_m: float = 20.0, kind: str = "emergency", limits: SafetyLimits = DEFAULT_LIMITS):
+                 clear_m: float = 20.0, kind: str = "emergency", limits: SafetyLimits = DEFAULT_LIMITS,
+                 recover: bool = False):
         ids = [it.id for it in spec.intersections]
         unknown = [r for r in route if r not in ids]
         if unknown:
@@ -198,7 +216,7 @@ class EmergencyPriority:
         self.pre_s, self.post_s = pre_s, post_s
         self.max_cross_delay_s, self.horizon_s = max_cross_delay_s, horizon_s
         self.reissue_s, self.clear_m = reissue_s, clear_m
-        self.kind, self.limits = kind, limits
+        self.kind, self.limits, self.recover = kind, limits, recover
         self.log: list[PriorityRequest] = []
         self._active: dict[int, PriorityRequest] = {}
         self._done: set[int] = set()
@@ -263,7 +281,7 @@ class EmergencyPriority:
                 continue
             action, h0, h1, cost, greens = green_window(self.plan, self.spec, i, self.direction, eta,
                                                         self.pre_s, self.post_s, self.max_cross_delay_s, now_s=t_s,
-                                                        limits=self.limits)
+                                                        limits=self.limits, recover=self.recover)
             r = self._request(t_s, i, action, eta, (h0, h1), cost, greens)
             self._active[i] = r
             out.append(r)
