@@ -10,6 +10,11 @@ letters are written only at checkpoints, and a restart first removes any written
 checkpoint (a crash between the two), so it resumes exactly where the last checkpoint left off —
 no double counting, nothing lost. A stop (SIGTERM, Ctrl-C) finishes the batch already read,
 checkpoints, then returns.
+
+An unexpected exception in the pipeline does not stop the engine: the pipeline is put back as it
+was before that batch (the snapshot of the last checkpoint, then the batches since replayed: no
+cost on the happy path), the batch's records are dead-lettered with reason ``unprocessable``
+(counted in, so ``records_in == applied + dead + late`` still holds), and the next batch goes on.
 """
 from __future__ import annotations
 
@@ -23,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+import msgspec
 import polars as pl
 
+from brain.ingest import DEAD_SCHEMA
 from brain.pipeline import CityPipeline, StepResult, WindowResult
 from streams.checkpoint_file import CheckpointError, CheckpointFile
 from streams.sinks.history import DeadLetterFile, ParquetHistory
@@ -67,7 +74,19 @@ class DriverStats:
     stream_time_ms: int | None = None
     last_checkpoint_wall: float = 0.0
     checkpoints: int = 0
+    unprocessable_batches: int = 0  # batches the pipeline failed on (their records dead-lettered)
     recent: list[WindowResult] = field(default_factory=list)
+
+
+def _batch_records(batch: SourceBatch) -> list[str]:
+    """A batch's records as text, one per record (as the pipeline counts them: blank lines are none)."""
+    if batch.jsonl is not None:
+        return [line[:2000].decode("utf-8", "replace") for line in batch.jsonl.splitlines() if line.strip()]
+    out = []
+    for kind, frame in (batch.frames or {}).items():
+        for row in frame.iter_rows(named=True):
+            out.append(msgspec.json.encode({"kind": kind, **row}).decode()[:2000])
+    return out
 
 
 async def _source_batches(source: Source):
@@ -139,6 +158,9 @@ class LocalDriver:
         self.resumed = False
         self.participants: dict[str, Any] = {}  # stateful parts outside the pipeline (the alert service)
         self._resumed_parts: dict[str, bytes] = {}
+        # Where a failed batch rolls the pipeline back to: the last checkpoint's snapshot, then the batches since.
+        self._rollback: bytes | None = None
+        self._since_rollback: list[tuple[bytes | None, dict | None, int | None]] = []
 
     # --- checkpoints ------------------------------------------------------------------------------
     def resume(self) -> bool:
@@ -193,7 +215,7 @@ class LocalDriver:
             {
                 "version": CHECKPOINT_VERSION,
                 "source_key": self.source_key,
-                "pipeline": self.pipeline.snapshot(),
+                "pipeline": self._rollback_point(),
                 "source": self.source.state(),
                 "history": self.history.state(),
                 "dead": self.dead.state(),
@@ -207,6 +229,47 @@ class LocalDriver:
         log.info("checkpoint", extra={"fields": {"stream_time_ms": self.stats.stream_time_ms}})
 
     # --- running ----------------------------------------------------------------------------------
+    def _rollback_point(self) -> bytes:
+        """The pipeline's snapshot, kept as the point a failed batch rolls back to."""
+        self._rollback, self._since_rollback = self.pipeline.snapshot(), []
+        return self._rollback
+
+    def _step(self, jsonl: bytes | None, frames: dict | None, stream_time_ms: int | None) -> StepResult:
+        """The pipeline's work on one batch: its records, then the source's clock (which moves
+        stream time on even through a quiet spell)."""
+        result = self.pipeline.ingest_jsonl(jsonl) if jsonl is not None else self.pipeline.ingest_frames(frames or {})
+        if stream_time_ms is not None:
+            result.windows.extend(self.pipeline.advance_to(stream_time_ms).windows)
+        return result
+
+    def _process(self, batch: SourceBatch) -> StepResult:
+        """One batch through the pipeline; a batch the pipeline fails on is refused whole (see module docstring)."""
+        step = (batch.jsonl, batch.frames, batch.stream_time_ms)
+        if self._rollback is None:
+            self._rollback_point()
+        try:
+            result = self._step(*step)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks inside, the engine goes on without this batch
+            return self._refuse(batch, exc)
+        self._since_rollback.append(step)
+        return result
+
+    def _refuse(self, batch: SourceBatch, exc: Exception) -> StepResult:
+        self.pipeline.restore(self._rollback)
+        for step in self._since_rollback:  # they succeeded before: the same state again (their output is already out)
+            self._step(*step)
+        reason = f"the pipeline failed on this record's batch ({type(exc).__name__}: {exc})"[:500]
+        raws = _batch_records(batch)
+        dead = pl.DataFrame({"reason_code": ["unprocessable"] * len(raws), "reason": [reason] * len(raws), "raw": raws},
+                            schema=DEAD_SCHEMA)
+        c = self.pipeline.counters
+        for key in ("records_in", "dead_lettered", "dead.unprocessable"):
+            c[key] += len(raws)
+        self.stats.unprocessable_batches += 1
+        log.error("batch refused: the pipeline failed on it", exc_info=exc,
+                  extra={"fields": {"records": len(raws), "error": repr(exc)[:300]}})
+        return StepResult([], dead, pl.DataFrame(schema=DEAD_SCHEMA), len(raws))
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -239,14 +302,8 @@ class LocalDriver:
         pace_origin: tuple[float, int] | None = None
         exhausted = True
         async for batch in (batches := _source_batches(self.source)):
-            if batch.jsonl is not None:
-                result = self.pipeline.ingest_jsonl(batch.jsonl)
-            else:
-                result = self.pipeline.ingest_frames(batch.frames or {})
-            if batch.stream_time_ms is not None:
-                # The source's clock moves stream time on even through a quiet spell.
-                result.windows.extend(self.pipeline.advance_to(batch.stream_time_ms).windows)
-            else:
+            result = self._process(batch)
+            if batch.stream_time_ms is None:
                 batch.stream_time_ms = self.pipeline.clock.max_ts_ms or 0
             self.stats.batches += 1
             self.stats.stream_time_ms = batch.stream_time_ms
