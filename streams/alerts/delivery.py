@@ -356,7 +356,16 @@ class DeliveryWorker:
                 self._confirmed[key] = None
                 if len(self._confirmed) > 100_000:
                     self._confirmed.popitem(last=False)
-                await self._redis(self.store.mark_delivered, self.sub.id, entry_id, key, attempt, actor)
+                record = asyncio.ensure_future(self._redis(self.store.mark_delivered, self.sub.id, entry_id, key,
+                                                           attempt, actor))
+                try:
+                    await asyncio.shield(record)
+                except asyncio.CancelledError:  # a stop: finish recording it first (else re-sent after a restart)
+                    try:
+                        await record
+                    except (asyncio.CancelledError, Exception):
+                        pass
+                    raise
                 self.delivered += 1
                 self._healthy = True
                 return
