@@ -127,11 +127,13 @@ def match_all(matchers: tuple[Matcher, ...], labels: dict[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
 
 
-class Candidate(msgspec.Struct, kw_only=True):
+class Candidate(msgspec.Struct):
     """One rule's verdict for one key in one window.
 
     ``trigger`` is True when the firing condition holds; False when only the (weaker) hysteresis
     clear condition holds, which keeps an already active alert alive but never starts one.
+    Build it with keywords; the compiled rule evaluator alone builds thousands per window
+    positionally (``map(Candidate, ...)``, in field order), which is why the fields take positions.
     """
 
     rule_id: str
