@@ -51,14 +51,13 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
 from brain.city.model import City
 from brain.ingest import MAX_LINE_BYTES
-from brain.pipeline import CityPipeline, PipelineConfig, StepResult
+from brain.pipeline import CityPipeline, PipelineConfig, StepResult, WindowResult
 from streams.checkpoint_file import CheckpointError, CheckpointFile
 
 log = logging.getLogger("citybrain.faust")
@@ -67,6 +66,9 @@ CHECKPOINT_VERSION = 2  # 2: streams.checkpoint_file (data only), no pickle
 INPUT_TOPIC = "citybrain.records"
 VITALS_TOPIC = "citybrain.vitals"
 DEADLETTER_TOPIC = "citybrain.deadletter"
+BLOCK_HEADER = "cb-block"
+#: Tables the merge stage publishes per window (vital signs, then the window operators' tables).
+PUBLISHED_TABLES = ("district", "city", "anomaly", "sensor_faults", "signal_plans")
 
 
 class _SensorKey(msgspec.Struct):
@@ -134,10 +136,10 @@ def _dumps(obj) -> bytes:
     return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def vitals_messages(result: StepResult, tables: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
-    """(key, value) messages for the closed windows of one step."""
+def vitals_messages(windows: list[WindowResult], tables: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages for closed windows: one per window and published table it has."""
     out = []
-    for w in result.windows:
+    for w in windows:
         for name in tables:
             if name not in w.vitals:
                 continue
@@ -154,39 +156,6 @@ def deadletter_messages(result: StepResult) -> list[bytes]:
         for code, reason, raw in frame.select("reason_code", "reason", "raw").iter_rows():
             out.append(_dumps({"reason_code": code, "reason": reason, "raw": raw}))
     return out
-
-
-@dataclass
-class WorkerState:
-    """The pipeline of one worker plus the last input offset applied per partition, saved through the
-    same checkpoint file as the local driver's (:mod:`streams.checkpoint_file`: data only, checksummed,
-    atomic, the previous good one kept)."""
-
-    pipeline: CityPipeline
-    path: Path
-    offsets: dict[int, int] = field(default_factory=dict)
-    batches: int = 0
-
-    def __post_init__(self) -> None:
-        self.file = CheckpointFile(self.path)
-        self.last_blob: bytes | None = None  # the pipeline as of the last save (what a failed batch rolls back to)
-
-    def load(self) -> bool:
-        try:
-            blob = self.file.load()
-        except CheckpointError as exc:  # torn, foreign or pickled: say which, don't guess
-            raise ValueError(f"checkpoint {self.path} is unreadable ({exc}); delete it to start fresh") from None
-        if blob is None:
-            return False
-        if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint {self.path} has another format; delete it to start fresh")
-        self.pipeline.restore(blob["snapshot"])
-        self.offsets = {int(k): int(v) for k, v in blob["offsets"].items()}
-        return True
-
-    def save(self) -> None:
-        self.last_blob = self.pipeline.snapshot()
-        self.file.save({"version": CHECKPOINT_VERSION, "snapshot": self.last_blob, "offsets": dict(self.offsets)})
 
 
 def ingest_isolating(pipeline: CityPipeline, lines: list[bytes], before: bytes | None = None) -> tuple[list[StepResult], list[bytes]]:
@@ -230,12 +199,15 @@ def ingest_isolating(pipeline: CityPipeline, lines: list[bytes], before: bytes |
         return first + second, refused_first + refused_second
 
 
-def read_checkpoint(path: str | os.PathLike, city: City, config: PipelineConfig | None = None) -> tuple[CityPipeline, dict[int, int]]:
-    """A pipeline restored from a worker's checkpoint file, and its input offsets (for tools and tests)."""
-    state = WorkerState(CityPipeline(city, config), Path(path))
+def read_checkpoint(path: str | os.PathLike, city: City, config: PipelineConfig | None = None):
+    """A partition stage restored from its checkpoint file, and its input offset (for tools and tests)."""
+    from streams.faust_stages import PartitionPipeline
+    from streams.faust_state import StageState
+
+    state = StageState(PartitionPipeline(city, config), Path(path))
     if not state.load():
         raise FileNotFoundError(path)
-    return state.pipeline, state.offsets
+    return state.pipeline, state.offset
 
 
 def _hold_offsets(events) -> None:
@@ -243,8 +215,45 @@ def _hold_offsets(events) -> None:
         event.message.acked = True  # Faust's consumer then never adds these offsets to its commit
 
 
-def checkpoint_path(out_dir: str | os.PathLike, app_id: str = "citybrain", worker_id: int = 0) -> Path:
-    return Path(out_dir) / f"faust-{app_id}-{worker_id}.ckpt"
+def checkpoint_path(out_dir: str | os.PathLike, app_id: str = "citybrain", partition: int | str = 0) -> Path:
+    """The checkpoint of input partition ``partition`` (or ``"merge"``) of app ``app_id``."""
+    from streams.faust_state import stage_path
+
+    return stage_path(out_dir, app_id, partition)
+
+
+def partials_topic_name(app_id: str) -> str:
+    """The merge stage's input: internal to one app (one consumer group), one partition."""
+    return f"{app_id}.partials"
+
+
+def merge_operators(city: City, config: PipelineConfig, out_dir: str | os.PathLike):
+    """The window operators of the merge stage, as ``citybrain run`` wires them: anomaly scores,
+    sensor faults and green-wave plans (the ``signal_plans`` table, and plan files under
+    ``<out_dir>/signal_plans/``, whose latest plan per corridor keeps a replayed tick from
+    publishing a plan twice)."""
+    from streams.anomaly_operator import maybe_anomaly_operator
+    from streams.fault_operator import fault_operator
+    from streams.greenwave_operator import maybe_greenwave_operator
+
+    ops = [maybe_anomaly_operator(city, config), fault_operator(city)]
+    greenwave = maybe_greenwave_operator(city, out_dir)
+    return ops + ([greenwave] if greenwave is not None else [])
+
+
+def block_lines(value: bytes, headers) -> list[bytes]:
+    """The records of one input message: a block (header ``cb-block``) holds one per line; any other
+    message is one record, its newlines read as JSON whitespace.
+
+    >>> block_lines(b'{"a":1}\\n{"a":2}', [("cb-block", b"1")]), block_lines(b'{"a":\\n1}', [])
+    ([b'{"a":1}', b'{"a":2}'], [b'{"a": 1}'])
+    """
+    if not value:
+        return []
+    for name, _ in (headers.items() if isinstance(headers, dict) else headers or ()):
+        if name == BLOCK_HEADER:
+            return [line for line in value.split(b"\n") if line.strip()]
+    return [value.rstrip(b"\n").replace(b"\n", b" ")]
 
 
 def make_app(
@@ -259,18 +268,24 @@ def make_app(
     app_id: str = "citybrain",
     worker_id: int = 0,
     config: PipelineConfig | None = None,
-    tables: tuple[str, ...] = ("district", "city"),
-    batch_size: int = 10_000,
+    tables: tuple[str, ...] = PUBLISHED_TABLES,
+    batch_size: int = 1000,
     batch_within_s: float = 1.0,
     web: bool = False,
+    operators=None,
 ):
-    """A Faust app with one agent running a :class:`CityPipeline` over ``input_topic``.
+    """A Faust app with the two stages of the distributed engine (see the module docstring).
 
-    Topics are not declared by Faust (create them first, e.g. with :func:`ensure_topics`), so the
-    same app runs against brokers whose admin API differs. ``app.citybrain`` holds the settings
-    and, once the agent runs, the :class:`WorkerState`.
+    ``partitions`` must be the input topic's partition count (the merge waits for every one of
+    them). Topics are not declared by Faust (create them first, e.g. with :func:`ensure_topics`), so
+    the same app runs against brokers whose admin API differs. ``operators``: a callable
+    ``(city, config, out_dir) -> [window operators]`` for the merge stage (default :func:`merge_operators`).
+    ``app.citybrain`` holds the settings and, while running, the stages' states.
     """
     import faust
+
+    from streams.faust_stages import MergePipeline, PartitionPipeline, decode_partial, encode_partial
+    from streams.faust_state import StageState
 
     if not isinstance(city, City):
         raise ValueError(f"city must be a brain.city.model.City, got {type(city).__name__}")
@@ -298,74 +313,121 @@ def make_app(
         topic_disable_leader=True,
         web_enabled=web,
         web_bind="127.0.0.1",
+        consumer_max_fetch_size=8 << 20,
+        stream_buffer_maxsize=max(4096, 2 * batch_size),
     )
     records = app.topic(input_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                         partitions=partitions)
+    partials_name = partials_topic_name(app_id)
+    partials_out = app.topic(partials_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                             partitions=1)
     vitals_out = app.topic(vitals_topic, key_serializer="raw", value_serializer="raw", partitions=1)
     dead_out = app.topic(deadletter_topic, value_serializer="raw", partitions=1)
-    ckpt = checkpoint_path(out_dir, app_id, worker_id)
-    app.citybrain = type("CityBrainSettings", (), {})()
-    app.citybrain.topic_names = [input_topic, vitals_topic, deadletter_topic]
-    app.citybrain.checkpoint = ckpt
-    app.citybrain.state = None
+    settings = app.citybrain = type("CityBrainSettings", (), {})()
+    settings.topic_names = [input_topic, vitals_topic, deadletter_topic, partials_name]
+    settings.out_dir = Path(out_dir)
+    settings.states = {}
+    settings.merge = None
 
-    @app.agent(records, name="citybrain-pipeline")
-    async def process(stream):
-        state = WorkerState(CityPipeline(city, config), ckpt)
-        if state.load():
-            log.info("resumed", extra={"fields": {"checkpoint": str(ckpt), "offsets": state.offsets}})
-        app.citybrain.state = state
+    def fail_stop(events) -> None:
+        # Fail-stop (the pipeline's own failures are isolated by ingest_isolating; this is the broker
+        # or the disk): an agent restarted in-process would read on past this batch and lose it.
+        # Exiting before any ack leaves the offsets uncommitted; the next start resumes from the
+        # checkpoints and reads the batch again.
+        _hold_offsets(events)
+        log.critical("batch failed; stopping the worker so its records are read again", exc_info=True)
+        logging.shutdown()
+        os._exit(70)
+
+    def stage(partition: int) -> StageState:
+        state = settings.states.get(partition)
+        if state is None or state.stale():  # first batch here, or the partition was elsewhere meanwhile
+            state = StageState(PartitionPipeline(city, config, partition=partition), checkpoint_path(out_dir, app_id, partition))
+            if state.load():
+                log.info("partition resumed", extra={"fields": {"partition": partition, "offset": state.offset}})
+            settings.states[partition] = state
+        return state
+
+    @app.agent(records, name="citybrain-partition")
+    async def per_partition(stream):
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            lines = []
-            top: dict[int, int] = {}
+            by_partition: dict[int, list] = {}
             for event in events:
-                msg = event.message
-                if msg.offset <= state.offsets.get(msg.partition, -1):
-                    continue  # applied before a restart; its offset was not committed yet
-                value = event.value
-                if value:
-                    # One message is one record: newlines inside it are read as JSON whitespace.
-                    lines.append(value.rstrip(b"\n").replace(b"\n", b" "))
-                top[msg.partition] = max(top.get(msg.partition, -1), msg.offset)
-            if not top:
-                continue
+                by_partition.setdefault(event.message.partition, []).append(event.message)
             try:
-                if state.last_blob is None:
-                    state.last_blob = state.pipeline.snapshot()  # what the first batch rolls back to, should it fail
-                results, refused = ingest_isolating(state.pipeline, lines, state.last_blob) if lines else ([], [])
-                for result in results:
-                    for key, value in vitals_messages(result, tables):
-                        await vitals_out.send(key=key, value=value)
-                    for value in deadletter_messages(result):
+                for partition, messages in sorted(by_partition.items()):
+                    state = stage(partition)
+                    lines: list[bytes] = []
+                    top = -1
+                    for msg in messages:
+                        if msg.offset <= state.offset:
+                            continue  # applied before a restart; its offset was not committed yet
+                        lines.extend(block_lines(msg.value, msg.headers))
+                        top = max(top, msg.offset)
+                    if top < 0:
+                        continue
+                    if state.last_blob is None:
+                        state.last_blob = state.pipeline.snapshot()  # what the first batch rolls back to, should it fail
+                    results, refused = ingest_isolating(state.pipeline, lines, state.last_blob) if lines else ([], [])
+                    for result in results:
+                        for value in deadletter_messages(result):
+                            await dead_out.send(value=value)
+                    for value in refused:
                         await dead_out.send(value=value)
-                for value in refused:
-                    await dead_out.send(value=value)
-                if lines:
+                    for part in state.pipeline.take_partials():
+                        await partials_out.send(key=part.key, value=encode_partial(part), partition=0)
                     await app.producer.flush()
-                state.offsets.update(top)
-                state.batches += 1
-                state.save()
+                    state.offset = top
+                    state.batches += 1
+                    state.save({"closed_upto": state.pipeline.closed_upto, "worker_id": worker_id})
             except asyncio.CancelledError:
                 # Shutdown in mid-batch. take_events() acks the batch in a ``finally`` even so; marking
                 # its messages acked first keeps their offsets uncommitted, so they come back on restart.
                 _hold_offsets(events)
                 raise
             except Exception:
-                # Fail-stop (the pipeline's own failures are isolated above; this is the broker or the
-                # disk): an agent restarted in-process would read on past this batch and lose it.
-                # Exiting before any ack leaves the offsets uncommitted; the next start resumes from the
-                # checkpoint and re-reads the batch.
-                _hold_offsets(events)
-                log.critical("batch failed; stopping the worker so its records are read again", exc_info=True)
-                logging.shutdown()
-                os._exit(70)
+                fail_stop(events)
 
-    app.citybrain.agent = process
+    @app.agent(partials_out, name="citybrain-merge")
+    async def merge(stream):
+        async for events in stream.take_events(max(64, batch_size), within=min(batch_within_s, 0.25)):
+            try:
+                state = settings.merge
+                if state is None or state.stale():
+                    ops = (operators or merge_operators)(city, config, out_dir)
+                    state = StageState(MergePipeline(city, config, partitions=partitions, window_operators=ops),
+                                       checkpoint_path(out_dir, app_id, "merge"))
+                    if state.load():
+                        log.info("merge resumed", extra={"fields": {"offset": state.offset}})
+                    settings.merge = state
+                top = -1
+                for event in events:
+                    msg = event.message
+                    if msg.offset <= state.offset:
+                        continue
+                    top = max(top, msg.offset)
+                    for window_result in state.pipeline.add(decode_partial(msg.value)):
+                        for key, value in vitals_messages([window_result], tables):
+                            await vitals_out.send(key=key, value=value)
+                if top < 0:
+                    continue
+                await app.producer.flush()
+                state.offset = top
+                state.save({"merged_upto": state.pipeline.merged_upto(), "closed_upto": state.pipeline.closed_upto,
+                            "windows": state.pipeline.counters["windows_closed"], "worker_id": worker_id})
+            except asyncio.CancelledError:
+                _hold_offsets(events)
+                raise
+            except Exception:
+                fail_stop(events)
+
+    settings.agents = (per_partition, merge)
     return app
 
 
-async def ensure_topics(bootstrap: str, spec: dict[str, int], timeout_s: float = 10.0) -> None:
-    """Create the topics in ``spec`` ({name: partitions}) that do not exist yet.
+async def ensure_topics(bootstrap: str, spec: dict[str, int], timeout_s: float = 10.0) -> dict[str, int]:
+    """Create the topics in ``spec`` ({name: partitions}) that do not exist yet; returns each one's
+    partition count as the broker has it (an existing topic keeps its own).
 
     Raises ``ConnectionError`` with a plain message when the broker cannot be reached.
     """
@@ -389,6 +451,10 @@ async def ensure_topics(bootstrap: str, spec: dict[str, int], timeout_s: float =
                 await admin.create_topics(todo)
             except TopicAlreadyExistsError:
                 pass
+        counts = {}
+        for meta in await admin.describe_topics(list(spec)):
+            counts[meta["topic"]] = len(meta["partitions"]) or spec[meta["topic"]]
+        return counts
     finally:
         await admin.close()
 

@@ -24,12 +24,14 @@ def register(sub) -> None:
         "worker",
         help="run the city pipeline as a Faust worker over Kafka (the distributed driver)",
         description=(
-            "Consume raw JSON-line records from the input topic (key = sensor_id) in micro-batches, run the same "
-            "pipeline as `citybrain run`, publish the district and city vital signs of each closed window to "
-            "citybrain.vitals and rejected/late records to citybrain.deadletter (JSON). The pipeline snapshot and "
-            "the applied input offsets are checkpointed under --out after each batch, so a restarted worker resumes "
-            "without applying anything twice. Topics are created if missing. One worker computes the whole city; "
-            "several workers would need a merge stage (see streams/faust_driver.py)."
+            "Run the distributed engine on this worker; start as many as you like with the same --app-id and --out "
+            "(a directory every worker can reach). Per input partition (records keyed by sensor_id): validation, event "
+            "time, duplicates and per-sensor windows, checkpointed per partition under --out so the state follows the "
+            "partition when Faust moves it. A merge stage (one partition of <app-id>.partials, on whichever worker Faust "
+            "gives it) closes a window once every partition's watermark has passed it and computes segment, district "
+            "and city vital signs, anomaly scores, sensor faults and green-wave plans, published to citybrain.vitals "
+            "(key <table>:<window_end_ms>). Rejected and late records go to citybrain.deadletter. Topics are created "
+            "if missing. See streams/faust_driver.py for the topology."
         ),
     )
     _broker_arg(w)
@@ -37,25 +39,32 @@ def register(sub) -> None:
     w.add_argument("--out", default="var/faust", metavar="DIR", help="where the worker checkpoint goes (default var/faust)")
     w.add_argument("--window", type=int, default=300, metavar="SECONDS", help="vital-sign window in seconds, dividing 3600 (default 300)")
     w.add_argument("--lateness", type=int, default=120, metavar="SECONDS", help="allowed lateness in seconds (default 120)")
-    w.add_argument("--batch", type=int, default=10_000, metavar="N",
-                   help="records per micro-batch at most (default 10000: catching up on a backlog, each batch's fixed "
-                        "cost is shared by more records; live, --within bounds the wait)")
+    w.add_argument("--batch", type=int, default=1000, metavar="N",
+                   help="Kafka messages per micro-batch at most (default 1000; a block message from `citybrain produce` "
+                        "carries up to 200 records, so a catching-up batch holds up to 200k records; live, --within bounds the wait)")
     w.add_argument("--within", type=float, default=1.0, metavar="SECONDS", help="wait at most this long to fill a batch (default 1.0)")
     w.add_argument("--app-id", default="citybrain", help="Faust app id = consumer group (default citybrain)")
-    w.add_argument("--fresh", action="store_true", help="delete this worker's checkpoint before starting")
+    w.add_argument("--id", type=int, default=0, metavar="N", dest="worker_id",
+                   help="this worker's number, for its logs and status files (checkpoints belong to partitions, not workers)")
+    w.add_argument("--fresh", action="store_true", help="delete this app's checkpoints (every partition's and the merge's) before starting")
     w.set_defaults(func=worker_command)
 
     p = sub.add_parser(
         "produce",
         help="send a JSONL file's records to the worker's input topic",
-        description="Send each line of a JSONL file as one Kafka message (key = its sensor_id) to the input topic, creating it if missing.",
+        description=("Send a JSONL file's records to the input topic (created if missing), each to the partition of its "
+                     "sensor_id (Kafka's default partitioner), in blocks of --block records per message."),
     )
     p.add_argument("file", metavar="FILE", help="JSON-lines file (one record per line)")
     _broker_arg(p)
+    p.add_argument("--block", type=int, default=200, metavar="N",
+                   help="records per Kafka message (default 200: one block per partition, the workers pay Kafka's and "
+                        "Faust's per-message cost once per block)")
+    p.add_argument("--single", action="store_true", help="one record per message (as the MQTT bridge sends)")
     p.set_defaults(func=produce_command)
 
 
-def _check_broker(broker: str, topics: dict[str, int]) -> None:
+def _check_broker(broker: str, topics: dict[str, int]) -> dict[str, int]:
     from streams.faust_driver import bootstrap_of, ensure_topics
 
     if not broker.startswith("kafka://"):
@@ -64,7 +73,7 @@ def _check_broker(broker: str, topics: dict[str, int]) -> None:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the UserError below says it once, without aiokafka's own error line
     try:
-        asyncio.run(ensure_topics(bootstrap_of(broker), topics, timeout_s=10.0))
+        return asyncio.run(ensure_topics(bootstrap_of(broker), topics, timeout_s=10.0))
     except ConnectionError as exc:
         raise UserError(f"{exc}: is the broker running, and is --broker right?") from None
     finally:
@@ -77,37 +86,42 @@ def worker_command(args) -> int:
     from brain.pipeline import PipelineConfig
     from citybrain.commands.run import _load_city
     from streams.checkpoint_file import CheckpointFile
-    from streams.faust_driver import DEADLETTER_TOPIC, INPUT_TOPIC, VITALS_TOPIC, checkpoint_path, make_app
+    from streams.faust_driver import DEADLETTER_TOPIC, INPUT_TOPIC, VITALS_TOPIC, checkpoint_path, make_app, partials_topic_name
 
     if args.partitions < 1:
         raise UserError(f"--partitions must be >= 1, got {args.partitions}")
     if args.batch < 1 or not args.within > 0:
         raise UserError("--batch must be >= 1 and --within > 0")
+    if args.worker_id < 0:
+        raise UserError(f"--id must be >= 0, got {args.worker_id}")
     try:
         config = PipelineConfig(window_s=args.window, allowed_lateness_s=args.lateness)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     city = _load_city(args.city)
     topic = args.topic or INPUT_TOPIC
-    _check_broker(args.broker, {topic: args.partitions, VITALS_TOPIC: 1, DEADLETTER_TOPIC: 1})
+    counts = _check_broker(args.broker, {topic: args.partitions, VITALS_TOPIC: 1, DEADLETTER_TOPIC: 1, partials_topic_name(args.app_id): 1})
+    partitions = counts.get(topic, args.partitions)  # an existing topic keeps its own count
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create --out {out}: {exc}") from None
-    ckpt = checkpoint_path(out, args.app_id)
+    paths = [checkpoint_path(out, args.app_id, p) for p in range(partitions)] + [checkpoint_path(out, args.app_id, "merge")]
     if args.fresh:
-        CheckpointFile(ckpt).remove()  # the latest and the previous one
-    if CheckpointFile(ckpt).exists():  # check it here: inside the agent a bad checkpoint would only be a traceback in the log
-        from streams.faust_driver import read_checkpoint
-
-        try:
-            read_checkpoint(ckpt, city, config)
-        except ValueError as exc:
-            raise UserError(f"{exc} (or pass --fresh)") from None
-    app = make_app(city, args.broker, out_dir=out, input_topic=topic, partitions=args.partitions, app_id=args.app_id,
-                   config=config, batch_size=args.batch, batch_within_s=args.within)
-    print(f"citybrain worker: {args.broker} topic {topic} -> {VITALS_TOPIC}, {DEADLETTER_TOPIC}; checkpoint {ckpt}",
+        for ckpt in paths:
+            CheckpointFile(ckpt).remove()  # the latest and the previous one
+    for ckpt in paths:  # check them here: inside an agent a bad checkpoint would only be a traceback in the log
+        if CheckpointFile(ckpt).exists():
+            try:
+                CheckpointFile(ckpt).load()
+            except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, one line names it
+                raise UserError(f"checkpoint {ckpt} is unreadable ({exc}); delete it or pass --fresh") from None
+    ckpt = out / f"faust-{args.app_id}-*.ckpt"
+    app = make_app(city, args.broker, out_dir=out, input_topic=topic, partitions=partitions, app_id=args.app_id,
+                   worker_id=args.worker_id, config=config, batch_size=args.batch, batch_within_s=args.within)
+    print(f"citybrain worker {args.worker_id}: {args.broker} topic {topic} ({partitions} partitions) -> {VITALS_TOPIC}, "
+          f"{DEADLETTER_TOPIC}; checkpoints {ckpt}",
           file=sys.stderr, flush=True)
     worker = faust.Worker(app, loglevel=logging.getLevelName(logging.getLogger().level) or "WARNING", quiet=True)
     try:
@@ -117,13 +131,15 @@ def worker_command(args) -> int:
     return 0
 
 
-async def _produce(path: Path, bootstrap: str, topic: str) -> int:
+async def _produce(path: Path, bootstrap: str, topic: str, block: int = 1) -> tuple[int, int]:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaConnectionError, KafkaError
+    from aiokafka.partitioner import murmur2
 
-    from streams.faust_driver import DEADLETTER_TOPIC, MAX_LINE_BYTES, bounded_lines, record_key, too_large_letter
+    from streams.faust_driver import BLOCK_HEADER, DEADLETTER_TOPIC, MAX_LINE_BYTES, bounded_lines, record_key, too_large_letter
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024, request_timeout_ms=15000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, max_request_size=8 << 20,
+                                request_timeout_ms=15000)
     try:
         await producer.start()
     except (KafkaConnectionError, KafkaError, OSError) as exc:
@@ -131,18 +147,40 @@ async def _produce(path: Path, bootstrap: str, topic: str) -> int:
         raise UserError(f"cannot reach the Kafka broker at {bootstrap} ({exc.__class__.__name__})") from None
     sent = refused = 0
     try:
+        n_parts = len(await producer.partitions_for(topic))
         pending = []
+        blocks: dict[int, list[bytes]] = {}
+        spread = 0  # lines with no sensor_id (unreadable: dead letters to be) go round the partitions
+
+        async def send_block(partition: int) -> None:
+            lines = blocks.pop(partition)
+            # The partition is the one Kafka's default partitioner gives the lines' sensor_id keys (murmur2),
+            # so a sensor's records land where its single-record messages (the MQTT bridge's) land.
+            pending.append(await producer.send(topic, value=b"\n".join(lines), partition=partition, headers=[(BLOCK_HEADER, b"1")]))
+
         with path.open("rb") as fh:
             for line, length in bounded_lines(fh):
                 if length > MAX_LINE_BYTES:  # too large to be a record: straight to the dead letters, not lost
                     pending.append(await producer.send(DEADLETTER_TOPIC, value=too_large_letter(line, length)))
                     refused += 1
                     continue
-                pending.append(await producer.send(topic, value=line, key=record_key(line)))
                 sent += 1
+                key = record_key(line)
+                if block <= 1:
+                    pending.append(await producer.send(topic, value=line, key=key))
+                else:
+                    if key is None:
+                        partition, spread = spread % n_parts, spread + 1
+                    else:
+                        partition = (murmur2(key) & 0x7FFFFFFF) % n_parts
+                    blocks.setdefault(partition, []).append(line)
+                    if len(blocks[partition]) >= block:
+                        await send_block(partition)
                 if len(pending) >= 5000:
                     await asyncio.gather(*pending)
                     pending.clear()
+        for partition in list(blocks):
+            await send_block(partition)
         await asyncio.gather(*pending)
     except KafkaError as exc:
         raise UserError(f"sending to {topic} failed after {sent} records: {exc}") from None
@@ -162,7 +200,9 @@ def produce_command(args) -> int:
         raise UserError(f"--partitions must be >= 1, got {args.partitions}")
     _check_broker(args.broker, {topic: args.partitions, DEADLETTER_TOPIC: 1})
     started = time.monotonic()
-    sent, refused = asyncio.run(_produce(path, bootstrap_of(args.broker), topic))
+    if args.block < 1:
+        raise UserError(f"--block must be >= 1, got {args.block}")
+    sent, refused = asyncio.run(_produce(path, bootstrap_of(args.broker), topic, 1 if args.single else args.block))
     wall = time.monotonic() - started
     print(f"sent {sent:,} records to {topic} in {wall:.1f} s ({sent / max(wall, 1e-9):,.0f} records/s)")
     if refused:

@@ -45,7 +45,7 @@ def test_bad_arguments_are_clear_errors(tmp_path):
 
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path, broker):
     (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "faust-citybrain-0.ckpt").write_bytes(b"not a checkpoint")
+    (tmp_path / "w" / "faust-citybrain-p0.ckpt").write_bytes(b"not a checkpoint")
     proc = _run("worker", "--broker", broker, "--out", "w", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "unreadable" in proc.stderr and "--fresh" in proc.stderr

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections import Counter
 
 from brain.ingest import MAX_LINE_BYTES
 from streams.faust_driver import DEADLETTER_TOPIC, bootstrap_of
-from tests.faust.test_differential import Worker, _cli, _read_topic
+from tests.faust.test_distributed import Workers, _read_topic
 
 GOOD = b'{"kind":"noise","sensor_id":"NS-01","ts_ms":%d,"laeq_db":55.0}'
 
@@ -28,18 +30,19 @@ def test_poison_lines_reach_the_dead_letter_topic_and_the_worker_goes_on(broker,
     lines = good[6:] + list(poison.values()) + [b"\r", b"   ", huge]
     path = tmp_path / "in.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    proc = _cli("produce", str(path), "--broker", broker, cwd=tmp_path)
-    out, _ = proc.communicate(timeout=120)
-    text = out.decode()
+    proc = subprocess.run([sys.executable, "-m", "citybrain", "produce", str(path), "--broker", broker], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
     assert "sent 18 records" in text and "1 lines too long" in text and "Traceback" not in text
-    worker = Worker(broker, tmp_path / "worker")
+    workers = Workers(broker, tmp_path / "worker", partitions=1)
     try:
-        pipe = worker.wait_for_records(city, 18)
-        assert pipe.invariant_holds() and pipe.counters["records_in"] == 18
-        assert worker.proc.poll() is None, "the worker stopped"
+        workers.start(0)
+        c = workers.wait(lambda s: s["records_in"] >= 18, "18 records in")["counters"]
+        assert c["records_in"] == 18 == c["applied"] + c["dead_lettered"] + c.get("late", 0)
+        assert workers.procs[0].poll() is None, "the worker stopped"
     finally:
-        worker.stop()
-    dead = asyncio.run(_read_topic(bootstrap_of(broker), DEADLETTER_TOPIC, 5))
+        workers.stop_all()
+    dead = asyncio.run(_read_topic(bootstrap_of(broker), DEADLETTER_TOPIC))
     reasons = Counter(json.loads(v)["reason_code"] for _, v in dead)
     assert reasons == {"too_deep": 1, "malformed": 3, "too_large": 1}, reasons

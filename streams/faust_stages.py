@@ -1,0 +1,286 @@
+"""The two stages of the distributed engine: per partition, then merged (no Kafka or Faust in here).
+
+:class:`PartitionPipeline` is the :class:`brain.pipeline.CityPipeline` of one input partition: it
+validates, judges event time and duplicates, and adds readings to the per-sensor windows of the
+sensors whose records land on that partition (key = ``sensor_id``), exactly as the local driver
+does. When its own watermark passes a tick it does not build tables: it ships the closed windows of
+its sensors — sparse, only the sensors with readings — as a :class:`Partial`, together with the
+lifecycle updates (grid cases, incidents, outages) it applied, whose entities span sensors.
+
+:class:`MergePipeline` is a ``CityPipeline`` whose windows are filled from the partials of every
+partition (:class:`MergedWindows`: a sensor lives on one partition, so its sums, counts and maxima
+are copied, never added across partitions — bit-identical to the local driver's). A tick closes
+when every partition has closed it (the merged watermark is the minimum of the partitions'); then
+the pipeline's own tick code builds the segment, district and city tables, vital signs and window
+operators (anomaly scores, sensor faults, green-wave plans) — the same code as the local driver.
+
+Repeats are harmless: a partition re-sending ticks after a crash (its checkpoint is older than what
+it had already sent) is recognised by tick end and dropped; lifecycle updates are idempotent.
+
+Example (one stretch split over two partitions by sensor gives the local driver's district table):
+    >>> from brain.city import demo_city_path, load_city
+    >>> from brain.pipeline import CityPipeline
+    >>> from streams.sim import Simulator
+    >>> city = load_city(demo_city_path())
+    >>> lines = [l for b in Simulator(city, seed=3).jsonl_batches(Simulator(city, seed=3).start_ms + 1_800_000, batch_s=60)
+    ...          for l in b.split(b"\\n") if l]
+    >>> local = [w for b in [b"\\n".join(lines)] for w in CityPipeline(city).ingest_jsonl(b).windows]
+    >>> parts = [PartitionPipeline(city, partition=p) for p in (0, 1)]
+    >>> merge = MergePipeline(city, partitions=2)
+    >>> merged = []
+    >>> for p, pipe in enumerate(parts):
+    ...     _ = pipe.ingest_jsonl(b"\\n".join(l for l in lines if hash_partition(l, 2) == p))
+    ...     merged += [w for partial in pipe.take_partials() for w in merge.add(decode_partial(encode_partial(partial)))]
+    >>> [w.window_end_ms for w in merged] == [w.window_end_ms for w in local]
+    True
+    >>> merged[-1].vitals["district"].equals(local[-1].vitals["district"])
+    True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from brain import checkpoint, series
+from brain.pipeline import TICKS_PER_PASS, CityPipeline, WindowResult
+from brain.windows import ClosedWindow
+
+PARTIAL_VERSION = 1
+
+
+@dataclass
+class Partial:
+    """What one partition sends the merge stage after a batch: the ticks it closed (``ends``) with
+    its sensors' closed windows (``windows[kind][end] = (keys, sums, counts, maxs)``, rows of active
+    keys only), the newest time per sensor (``seen``), the air hours it closed, the lifecycle rows it
+    applied, and its watermark."""
+
+    partition: int
+    ends: list[int]
+    watermark_ms: int | None
+    windows: dict[str, dict[int, tuple]] = field(default_factory=dict)
+    seen: dict[int, tuple] = field(default_factory=dict)
+    air: dict[int, tuple] = field(default_factory=dict)
+    lifecycle: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    @property
+    def key(self) -> bytes:
+        """Kafka key: partition and last tick end (the merge topic is keyed by window)."""
+        return f"{self.partition}:{self.ends[-1] if self.ends else 'updates'}".encode()
+
+
+def _sparse(w: ClosedWindow) -> tuple:
+    keys = w.active()
+    return keys.astype(np.int64), w.sums[keys], w.counts[keys], w.maxs[keys]
+
+
+def encode_partial(p: Partial) -> bytes:
+    """Bytes of a :class:`Partial` (brain.checkpoint's data-only format: no pickle on the wire)."""
+    def table(d):
+        return {str(end): list(parts) for end, parts in d.items()}
+
+    return checkpoint.encode({"version": PARTIAL_VERSION, "partition": p.partition, "ends": p.ends, "watermark_ms": p.watermark_ms,
+                              "windows": {k: table(v) for k, v in p.windows.items()}, "seen": table(p.seen), "air": table(p.air),
+                              "lifecycle": dict(p.lifecycle)})
+
+
+def decode_partial(blob: bytes) -> Partial:
+    """The :class:`Partial` of :func:`encode_partial`'s bytes (``ValueError`` for anything else)."""
+    state = checkpoint.decode(blob)
+    if not isinstance(state, dict) or state.get("version") != PARTIAL_VERSION:
+        raise ValueError("not a partial of this CityBrain version")
+
+    def table(d):
+        return {int(end): tuple(parts) for end, parts in d.items()}
+
+    return Partial(int(state["partition"]), [int(e) for e in state["ends"]], state["watermark_ms"],
+                   {k: table(v) for k, v in state["windows"].items()}, table(state["seen"]), table(state["air"]), dict(state["lifecycle"]))
+
+
+def hash_partition(line: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a record keyed by its ``sensor_id``
+    (murmur2, as the Java client and aiokafka compute it); unreadable lines go to partition 0.
+
+    >>> hash_partition(b'{"sensor_id":"N1"}', 1), hash_partition(b"nonsense", 4)
+    (0, 0)
+    """
+    from aiokafka.partitioner import murmur2
+
+    from streams.faust_driver import record_key
+
+    key = record_key(line)
+    return 0 if key is None else (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class PartitionPipeline(CityPipeline):
+    """The per-partition stage (see the module docstring): closes its sensors' windows on its own
+    watermark and keeps them as :class:`Partial` messages until :meth:`take_partials`."""
+
+    def __init__(self, city, config=None, *, partition: int = 0):
+        super().__init__(city, config, vitals_fn=lambda *a: {})
+        self.partition = int(partition)
+        self._pending: list[Partial] = []
+        self._lifecycle_rows: dict[str, list[pl.DataFrame]] = {}
+
+    def _apply(self, kind, cols, rows):
+        if kind not in self.lifecycle:
+            return super()._apply(kind, cols, rows)
+        # Entities (a case, an incident) span sensors, hence partitions: the merge stage applies them.
+        at = None if rows is None else np.flatnonzero(rows)
+        self._lifecycle_rows.setdefault(kind, []).append(cols.frame if at is None else series.take_rows(cols.frame, at))
+        ts, idx = cols.int64("ts_ms"), cols.sensor_idx
+        return (ts, idx) if at is None else (ts[at], idx[at])
+
+    def _close_stack(self, ends: list[int]) -> list[WindowResult]:
+        upto, wanted = ends[-1], set(ends)
+        part = Partial(self.partition, list(ends), self.clock.watermark_ms)
+        for kind, tw in self.windows.items():
+            got = {c.end_ms: _sparse(c) for c in tw.close(upto) if c.end_ms in wanted}
+            if got:
+                part.windows[kind] = got
+        part.seen = {c.end_ms: _sparse(c) for c in self.seen.close(upto) if c.end_ms in wanted}
+        part.air = {c.end_ms: _sparse(c) for c in self.air.close(upto)}
+        self._pending.append(part)
+        self.counters["ticks_closed"] += len(ends)
+        return []
+
+    @property
+    def closed_upto(self) -> int | None:
+        """The newest tick end this partition has closed (None before its first)."""
+        return None if not self.counters["ticks_closed"] else self.next_tick_end_ms - self.config.window_ms
+
+    def snapshot(self) -> bytes:
+        # Partials not yet taken are state too: a batch rolled back (a poison line) keeps those of
+        # the lines before it.
+        rows = {k: pl.concat(v, how="vertical_relaxed") for k, v in self._lifecycle_rows.items()}
+        return checkpoint.encode({"pipeline": super().snapshot(), "pending": [encode_partial(p) for p in self._pending], "lifecycle_rows": rows})
+
+    def restore(self, blob: bytes) -> None:
+        state = checkpoint.decode(blob)
+        if not isinstance(state, dict) or "pending" not in state:
+            raise ValueError("not the state of a partition stage")
+        super().restore(state["pipeline"])
+        self._pending = [decode_partial(b) for b in state["pending"]]
+        self._lifecycle_rows = {k: [v] for k, v in state["lifecycle_rows"].items()}
+
+    def take_partials(self) -> list[Partial]:
+        """The partials of everything processed since the last call (lifecycle rows on the last one)."""
+        out, self._pending = self._pending, []
+        if self._lifecycle_rows:
+            if not out:
+                out.append(Partial(self.partition, [], self.clock.watermark_ms))
+            out[-1].lifecycle = {k: pl.concat(v, how="vertical_relaxed") for k, v in self._lifecycle_rows.items()}
+            self._lifecycle_rows = {}
+        return out
+
+
+class MergedWindows:
+    """Stands in for a :class:`brain.windows.TumblingWindows` in the merge stage: holds the sparse
+    closed windows received from partitions per window end, and ``close(upto)`` gives them back as
+    dense :class:`ClosedWindow` s, as the local driver's windows would."""
+
+    def __init__(self, n_keys: int, width_ms: int, fields: list[str]):
+        self.n_keys, self.width_ms, self.fields = int(n_keys), int(width_ms), list(fields)
+        self._parts: dict[int, list[tuple]] = {}
+
+    def add(self, end_ms: int, parts: tuple) -> None:
+        self._parts.setdefault(int(end_ms), []).append(tuple(parts))
+
+    def close(self, upto_ms: int) -> list[ClosedWindow]:
+        out = []
+        for end in sorted(e for e in self._parts if e <= upto_ms):
+            shape = (self.n_keys, len(self.fields))
+            sums, counts, maxs = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf)
+            for keys, s, c, m in self._parts.pop(end):
+                sums[keys], counts[keys], maxs[keys] = s, c, m  # a sensor lives on one partition: copied, not added
+            out.append(ClosedWindow(end - self.width_ms, end, self.fields, sums, counts, maxs))
+        return out
+
+    def open_starts(self) -> list[int]:
+        return sorted(e - self.width_ms for e in self._parts)
+
+    def state(self) -> dict:
+        return {"parts": {str(e): [list(p) for p in parts] for e, parts in self._parts.items()}}
+
+    def load(self, state: dict) -> None:
+        self._parts = {int(e): [tuple(p) for p in parts] for e, parts in state["parts"].items()}
+
+
+class MergePipeline(CityPipeline):
+    """The merge stage (see the module docstring): :meth:`add` a partition's :class:`Partial`, get
+    back the ticks that every partition has now closed, with their tables, vital signs and window
+    operators' tables (``window_operators`` as for ``CityPipeline``)."""
+
+    def __init__(self, city, config=None, *, partitions: int, window_operators=()):
+        super().__init__(city, config, window_operators=window_operators)
+        if partitions < 1:
+            raise ValueError(f"partitions must be >= 1, got {partitions}")
+        self.partitions = int(partitions)
+        self.windows = {k: MergedWindows(tw.n_keys, tw.width_ms, tw.fields) for k, tw in self.windows.items()}
+        self.air = MergedWindows(self.air.n_keys, self.air.width_ms, self.air.fields)
+        self.seen = MergedWindows(self.seen.n_keys, self.seen.width_ms, self.seen.fields)
+        self.closed_upto: dict[int, int] = {}  # partition -> newest tick end it has closed
+        self.watermarks: dict[int, int] = {}
+
+    def add(self, part: Partial) -> list[WindowResult]:
+        if not 0 <= part.partition < self.partitions:
+            raise ValueError(f"partial from partition {part.partition}, but the input topic has {self.partitions}")
+        for kind, frame in part.lifecycle.items():
+            if frame.height:
+                self.lifecycle[kind].update(frame)  # idempotent: a repeat changes nothing
+        if part.watermark_ms is not None:
+            self.watermarks[part.partition] = max(part.watermark_ms, self.watermarks.get(part.partition, part.watermark_ms))
+        done = self.closed_upto.get(part.partition)
+        fresh = [e for e in part.ends if done is None or e > done]  # a repeat after a partition's restart: dropped
+        if fresh:
+            keep = set(fresh)
+            for kind, by_end in part.windows.items():
+                for end, parts in by_end.items():
+                    if end in keep:
+                        self.windows[kind].add(end, parts)
+            for end, parts in part.seen.items():
+                if end in keep:
+                    self.seen.add(end, parts)
+            for end, parts in part.air.items():
+                if done is None or end > done:  # an hour at or before ``done`` came with an earlier pass
+                    self.air.add(end, parts)
+            self.closed_upto[part.partition] = max(fresh)
+            if self.next_tick_end_ms is None or (not self.counters["windows_closed"] and min(fresh) < self.next_tick_end_ms):
+                self.next_tick_end_ms = min(fresh)
+        return self._close_merged()
+
+    def merged_upto(self) -> int | None:
+        """The newest tick every partition has closed (None until each has closed one)."""
+        if len(self.closed_upto) < self.partitions:
+            return None
+        return min(self.closed_upto.values())
+
+    def _close_merged(self) -> list[WindowResult]:
+        upto = self.merged_upto()
+        if upto is None or self.next_tick_end_ms is None or upto < self.next_tick_end_ms:
+            return []
+        w = self.config.window_ms
+        results: list[WindowResult] = []
+        while self.next_tick_end_ms <= upto:
+            ends = list(range(self.next_tick_end_ms, min(upto, self.next_tick_end_ms + (TICKS_PER_PASS - 1) * w) + 1, w))
+            self.next_tick_end_ms = ends[-1] + w
+            results += self._close_stack(ends)
+        if len(self.watermarks) == self.partitions:
+            wm = min(self.watermarks.values())
+            for table in self.lifecycle.values():
+                table.prune(wm)
+        return results
+
+    def snapshot(self) -> bytes:
+        return checkpoint.encode({"pipeline": super().snapshot(), "closed_upto": {str(k): v for k, v in self.closed_upto.items()},
+                                  "watermarks": {str(k): v for k, v in self.watermarks.items()}, "partitions": self.partitions})
+
+    def restore(self, blob: bytes) -> None:
+        state = checkpoint.decode(blob)
+        if state.get("partitions") != self.partitions:
+            raise ValueError(f"merge state was saved for {state.get('partitions')} partitions, the input topic has {self.partitions}")
+        super().restore(state["pipeline"])
+        self.closed_upto = {int(k): int(v) for k, v in state["closed_upto"].items()}
+        self.watermarks = {int(k): int(v) for k, v in state["watermarks"].items()}
