@@ -153,6 +153,12 @@ def write_offsets(arterial: Arterial, offsets_s, out: Path) -> Path:
     return out
 
 
+def read_offsets(add: Path, n: int) -> list[float]:
+    """Offsets (s) of J0..J{n-1} from an additional file (``write_offsets``' or tlsCoordinator's)."""
+    off = {el.get("id"): float(el.get("offset", 0.0)) for el in ET.parse(add).getroot().iter("tlLogic")}
+    return [off.get(f"J{i}", 0.0) for i in range(n)]
+
+
 def write_routes(arterial: Arterial, out: Path, volume_out_vph: float, volume_in_vph: float,
                  side_vph, duration_s: float, ambulance_depart_s: float | None = None,
                  turns_out: dict | None = None, turns_in: dict | None = None) -> Path:
