@@ -115,4 +115,7 @@ def driver_table_columns(city) -> dict[str, set[str]]:
     from brain.faults import SENSOR_FAULTS_SCHEMA  # the sensor-fault operator's table
 
     tables["sensor_faults"] = pl.DataFrame(schema=SENSOR_FAULTS_SCHEMA)
+    from brain.greenwave.problems import CONTROLLER_PROBLEMS_SCHEMA  # the controller hub's problems
+
+    tables["controller_problems"] = pl.DataFrame(schema=CONTROLLER_PROBLEMS_SCHEMA)
     return {name: set(df.columns) for name, df in Enricher(city).apply(tables).items()}

@@ -71,6 +71,9 @@ def register(sub) -> None:
     from citybrain.commands.serve import add_http_arguments
 
     add_http_arguments(p)  # the web cockpit and API v1 start with the engine unless --no-http
+    from citybrain.commands.controller_hub import add_controller_arguments
+
+    add_controller_arguments(p)  # the signal controllers' hub starts with the engine unless --no-controllers
     p.set_defaults(func=run_command, replay=False)
 
     r = sub.add_parser(
@@ -215,6 +218,9 @@ def build_engine(args, settings):
     from streams.cockpit_tables import CockpitTables
 
     operators.append(CockpitTables(city))  # grid cases by responsible unit, per-sensor freshness (the cockpit's)
+    from streams.controllers.centre import ControllerProblems
+
+    operators.append(ControllerProblems(city))  # the controller hub's problems (empty until the hub starts)
     pipeline = CityPipeline(city, config, window_operators=operators)
     source_arg = args.file if args.replay else args.source
     if isinstance(source_arg, str) and source_arg.startswith("mqtt://"):
@@ -369,6 +375,9 @@ async def _run_async(args, settings) -> int:
     from citybrain.commands.serve import maybe_start_cockpit
 
     cockpit = await maybe_start_cockpit(args, settings, city, pipeline, driver)
+    from citybrain.commands.controller_hub import maybe_start_controllers
+
+    controllers = await maybe_start_controllers(args, settings, city, pipeline)
     _phase(f"{len(city.sensors)} sensors in {len(city.districts)} districts; starting the stream", t0)
     started = time.monotonic()
     summary_ms = int(parse_duration_s(args.summary_every) * 1000)
@@ -403,6 +412,8 @@ async def _run_async(args, settings) -> int:
             stats = await driver.run()
     if cockpit is not None:  # before the alert service, which may stop the embedded Redis both use
         await cockpit.stop()
+    if controllers is not None:
+        await controllers.stop()
     if alerts is not None:
         await _deliver_before_exit(alerts)
         await alerts.close()

@@ -7,7 +7,8 @@ import pytest
 MODULES = ["dashboards.api.tokens", "dashboards.api.errors", "dashboards.api.auth", "dashboards.api.history",
            "dashboards.api.live", "dashboards.api.context", "dashboards.api.diagram", "dashboards.api.prom",
            "dashboards.api.app", "dashboards.api.server", "dashboards.api.encoding", "dashboards.api.policy", "dashboards.terminal",
-           "dashboards.api.routers.sensors", "dashboards.api.routers.admin", "streams.cockpit_tables"]
+           "dashboards.api.routers.sensors", "dashboards.api.routers.admin", "streams.cockpit_tables",
+           "streams.controllers.centre", "brain.greenwave.problems"]
 
 
 @pytest.mark.parametrize("name", MODULES)

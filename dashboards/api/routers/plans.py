@@ -1,11 +1,16 @@
 """``/api/v1/plans``: timing plans per corridor (latest, history, time–space diagram) and priority requests.
 
 Plans are read from the engine's plan feed (``<out>/signal_plans``, NTCIP 1202-style documents).
-Priority requests (一键护航) are queued on a Redis stream (``citybrain:priority:requests``) for
-the signal gateway, audited under the token; a controller token may only ask for the corridors
-in its scope (empty scope: all).
+Priority requests (一键护航) are queued on a Redis stream (``citybrain:priority:requests``), audited
+under the token; a controller token may only ask for the corridors in its scope (empty scope: all).
+The controller hub of ``citybrain run`` (:mod:`streams.controllers.centre`) consumes them: each
+becomes a signed green window for its controller; ``GET /priority`` shows each request with what
+the hub did and the controller's own reports, ``GET /controllers`` each controller's plan,
+acknowledgement and reported status.
 """
 from __future__ import annotations
+
+import json
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -34,6 +39,62 @@ async def latest(request: Request, _=Depends(require("read"))):
     return {"rows": [{"corridor": c.id, "name": c.name, "plan": ctx.plans.latest(c.id)} for c in ctx.city.corridors]}
 
 
+HUB = "citybrain:controllers"  # streams.controllers.hub.ControllerHub's prefix in the engine's Redis
+PRIORITY_STATUS = "citybrain:priority:status"  # streams.controllers.centre: what became of each request
+
+
+def _text(x):
+    return x.decode() if isinstance(x, bytes) else x
+
+
+@router.get("/priority", summary="priority requests (一键护航): what was asked, what the hub sent, what each controller did")
+async def priority_requests(request: Request, limit: int = Query(50, ge=1, le=1000), _=Depends(require("read"))):
+    r = request.app.state.ctx.store.r
+    asked = await r.xrevrange(PRIORITY_STREAM, count=limit)
+    ids = [_text(eid) for eid, _f in asked]
+    states = await r.hmget(PRIORITY_STATUS, ids) if ids else []
+    reports: dict[str, list] = {}
+    for _, f in await r.xrevrange(f"{HUB}:priority_log", count=20 * limit):
+        e = json.loads(f[b"line"])
+        if e.get("event") == "controller":
+            rid = e["request_id"].removesuffix("-restore")
+            reports.setdefault(rid, []).append({k: e.get(k) for k in ("status", "ts_ms", "held_from_ms", "held_to_ms", "reason")})
+    rows = []
+    for (eid, fields), st in zip(asked, states):
+        req = {_text(k): _text(v) for k, v in fields.items()}
+        hub = json.loads(st) if st else {"status": "queued"}
+        rows.append({"id": _text(eid), **req, "hub": hub,
+                     "controller": sorted(reports.get(hub.get("request_id", ""), []), key=lambda x: x["ts_ms"])})
+    return {"rows": rows, "consumer": "running" if await r.exists("citybrain:priority:cursor") or any(
+        s for s in states) else "no hub has consumed requests yet (citybrain run starts one unless --no-controllers)"}
+
+
+@router.get("/controllers", summary="per signal controller: plan sent, acknowledged or not, what it reports running")
+async def controllers(request: Request, _=Depends(require("read"))):
+    ctx = request.app.state.ctx
+    r = ctx.store.r
+    p = r.pipeline(transaction=False)
+    for name in ("plan", "acked", "rejected", "last_status"):
+        p.hgetall(f"{HUB}:{name}")
+    p.zrange(f"{HUB}:pending", 0, -1, withscores=True)
+    plans, acked, rejected, status, pending = await p.execute()
+    dec = {k: {_text(i): json.loads(v) for i, v in h.items()} for k, h in
+           (("plan", plans), ("acked", acked), ("rejected", rejected), ("status", status))}
+    due = {_text(i): int(s) for i, s in pending}
+    rows = []
+    for c in ctx.city.corridors:
+        for iid in c.intersections:
+            plan, ack, rej, st = (dec[k].get(iid) for k in ("plan", "acked", "rejected", "status"))
+            rows.append({"corridor": c.id, "intersection": iid, "plan_id": plan and plan["plan_id"],
+                         "seq": plan and plan["seq"], "ack_by_ms": due.get(iid),
+                         "acknowledged": bool(ack and plan and ack["plan_id"] == plan["plan_id"] and iid not in due),
+                         "rejected": rej and rej.get("reason", "rejected"),
+                         "running_plan_id": st and st.get("plan_id"), "phase": st and st.get("phase"),
+                         "mode": st and st.get("mode"), "detector_faults": st and st.get("detector_faults"),
+                         "status_ts_ms": st and st.get("ts_ms")})
+    return {"rows": rows, "hub": bool(plans)}
+
+
 @router.get("/{corridor}/history", summary="past plans of one corridor, newest first")
 async def history(request: Request, corridor: str, limit: int = Query(20, ge=1, le=1000), _=Depends(require("read"))):
     ctx = request.app.state.ctx
@@ -58,6 +119,7 @@ class PriorityBody(BaseModel):
     vehicle_id: str = Field(..., min_length=1, max_length=64)
     incident_id: str = Field("", max_length=64)
     kind: str = Field("emergency", pattern="^(emergency|bus)$")
+    direction: str = Field("out", pattern="^(out|in)$", description="travel direction along the corridor")
 
 
 @router.post("/{corridor}/priority", status_code=202, summary="ask for green for a vehicle (一键护航)")
