@@ -552,8 +552,8 @@ def run_per_event(path: Path) -> dict:
             else:
                 values = [rec[f] for f in WINDOW_FIELDS[kind]]
             add(windows[kind].setdefault(ts // w * w, {}), sensor, values)
-        elif kind == "air":
-            add(air_hours.setdefault(ts // HOUR_MS * HOUR_MS, {}), sensor, [rec[f] for f in AIR_FIELDS])
+            if kind == "air":
+                add(air_hours.setdefault(ts // HOUR_MS * HOUR_MS, {}), sensor, values)
         elif kind in lifecycle:
             id_col, stages, fields, _ = LIFECYCLE_KINDS[kind]
             table = lifecycle[kind]
@@ -590,6 +590,7 @@ def run_per_event(path: Path) -> dict:
         "weather": ("weather", lambda a: [mean(a, 0), mean(a, 1), mean(a, 2), mean(a, 3)]),
         "hazard": ("hazard", lambda a: [mean(a, 0), maximum(a, 0)]),
         "detector": ("traffic", lambda a: [mean(a, 2), mean(a, 3), a[0][0]]),  # each detector on its own
+        "air": ("air", lambda a: [mean(a, j) for j in range(len(AIR_FIELDS))]),  # the tick's means beside the hours
     }
 
     def sensor_tables(start: int, end: int, closed: dict) -> dict[str, pl.DataFrame]:

@@ -36,6 +36,8 @@ from brain.windows import ClosedWindow
 
 HOUR_MS = 3_600_000
 
+AIR_FIELDS = ["pm25_ugm3", "pm10_ugm3", "so2_ugm3", "no2_ugm3", "o3_ugm3", "co_mgm3"]
+
 #: Reading kinds windowed per sensor: kind -> window fields (derived fields are computed before adding).
 WINDOW_FIELDS: dict[str, list[str]] = {
     "traffic": ["volume_veh", "speed_x_volume", "speed_kmh", "occupancy_pct"],
@@ -45,10 +47,12 @@ WINDOW_FIELDS: dict[str, list[str]] = {
     "water_quality": ["ph", "turbidity_ntu", "dissolved_oxygen_mgl"],
     "weather": ["temp_c", "humidity_pct", "wind_ms", "rain_mm"],
     "hazard": ["value"],
+    # Air stations also feed hourly windows (the AQI's basis); the tick's means are the sub-hourly
+    # view: a rising concentration and a stuck or spiking station show an hour sooner there.
+    "air": AIR_FIELDS,
 }
 #: Per-sensor window tables that go straight to the outputs (no vital-sign formula consumes them).
-PASS_THROUGH = ("water_quality", "weather", "hazard", "detector")
-AIR_FIELDS = ["pm25_ugm3", "pm10_ugm3", "so2_ugm3", "no2_ugm3", "o3_ugm3", "co_mgm3"]
+PASS_THROUGH = ("water_quality", "weather", "hazard", "detector", "air")
 
 _WIN = {"window_start_ms": pl.Int64, "window_end_ms": pl.Int64, "tick_end_ms": pl.Int64}
 
@@ -68,6 +72,7 @@ SENSOR_TABLES = {
     # Each traffic detector on its own (segments average them): a stuck or drifting one shows here.
     "detector": ("traffic", {"speed_kmh": _mean("speed_kmh"), "occupancy_pct": _mean("occupancy_pct"),
                              "volume_veh": lambda w: w.sum("volume_veh")}),
+    "air": ("air", {f: _mean(f) for f in AIR_FIELDS}),
 }
 
 #: Every stacked tick table and its columns (``tick_end_ms`` names the tick a row belongs to).

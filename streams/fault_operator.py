@@ -1,7 +1,7 @@
 """Sensor faults as a stream: a window operator that judges every periodic sensor each tick.
 
 Each vital-sign tick, the per-sensor window means of every family (traffic detectors, noise, utility
-and heat meters, water quality, weather, hazard sources; air stations once per closed hour) go
+and heat meters, water quality, weather, hazard sources, air stations) go
 through :func:`brain.kernels.sensorfault.fault_tick` (stuck, spikes, drift against peers) and every
 sensor's last-seen time through :func:`brain.kernels.sensorfault.silence_tick` (dropout). Peers are
 the sensor's neighbours: for a traffic detector its segment's probe speed (another source, in which
@@ -62,7 +62,8 @@ FAMILIES: dict[str, tuple[str, list[str], str | None, frozenset[str], int]] = {
     "water_quality": ("water_quality", ["ph", "turbidity_ntu", "dissolved_oxygen_mgl"], "ph", frozenset({"water_quality"}), 3),
     "weather": ("weather", ["temp_c", "humidity_pct", "wind_ms", "rain_mm"], "temp_c", frozenset({"weather"}), 3),
     "hazard": ("hazard", ["value", "value_max"], "value", frozenset({"hazard"}), 3),
-    "air": ("air_1h", list(AIR_FIELDS), "pm25_ugm3", frozenset({"air"}), 1),
+    # the tick's means, not the hourly ones: a stuck or spiking station shows within the hour
+    "air": ("air", list(AIR_FIELDS), "pm25_ugm3", frozenset({"air"}), 3),
 }
 
 SCHEMA = SENSOR_FAULTS_SCHEMA
@@ -119,9 +120,7 @@ class _Family:
                 if name in frame.columns:
                     col = frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
                     vals[rows[ok], f] = col[ok]
-        # an hourly table (block of one tick) is tested 12 times less often a day: a lower bar, same false rate
-        stuck = sf.STUCK_LOG_P + (np.log(12.0) if self.block_ticks == 1 else 0.0)
-        return sf.fault_tick(vals, ref, self.ktype, self.prim, self.peer_ptr, self.peer_idx, self.block_ticks, stuck,
+        return sf.fault_tick(vals, ref, self.ktype, self.prim, self.peer_ptr, self.peer_idx, self.block_ticks, sf.STUCK_LOG_P,
                              *self.state)
 
 
@@ -143,7 +142,6 @@ class FaultOperator:
         self.mon_index = {s.id: i for i, s in enumerate(self.monitored)}
         self.silence = sf.silence_state(len(self.monitored))
         self.last_seen = np.full(len(self.monitored), -1.0)
-        self._last_air_end = -1
         self._seg_km = {g.id: g.length_m / 1000.0 for g in city.segments if g.length_m > 0}
         # out-of-range readings (dead letters) per monitored sensor: (sensor index, event time)
         self._rejected_idx = np.zeros(0, dtype=np.int64)
@@ -188,12 +186,6 @@ class FaultOperator:
                 if fam.table not in batch.inputs:
                     continue
                 frame = batch.tick_table("inputs", fam.table, end)
-                if fam.name == "air":
-                    # the last closed hour repeats in every tick until the next closes: judge each hour once
-                    if frame.height == 0 or int(frame["window_end_ms"].max()) <= self._last_air_end:
-                        continue
-                    self._last_air_end = int(frame["window_end_ms"].max())
-                    frame = frame.filter(pl.col("window_end_ms") == self._last_air_end)
                 ref = self._probe_speed(batch, end) if fam.name == "traffic" else np.full(len(fam.ids), np.nan)
                 flags, logp, events, dtot = fam.tick(frame, ref)
                 fam.common_mode(flags, dtot)
@@ -247,7 +239,7 @@ class FaultOperator:
     def snapshot(self) -> bytes:
         return checkpoint.encode({
             "families": {n: [np.ascontiguousarray(a) for a in f.state] for n, f in self.families.items()},
-            "silence": self.silence, "last_seen": self.last_seen, "last_air_end": self._last_air_end})
+            "silence": self.silence, "last_seen": self.last_seen})
 
     def restore(self, blob: bytes) -> None:
         state = checkpoint.decode(blob)
@@ -259,7 +251,6 @@ class FaultOperator:
                 raise ValueError(f"sensor-fault operator snapshot: family {name} has another shape (another city?)")
             fam.state = tuple(np.array(a) for a in arrays)
         self.silence, self.last_seen = np.array(state["silence"]), np.array(state["last_seen"])
-        self._last_air_end = int(state["last_air_end"])
 
 
 def _evidence(fault: str, logp: float, events: int, dtot: float) -> str:
