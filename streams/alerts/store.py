@@ -430,6 +430,33 @@ class AlertStore:
     async def delivered_keys(self) -> set[str]:
         return {k.decode() for k in await self.r.zrange(self.k("delivered"), 0, -1)}
 
+    async def delivery_backlog(self, now_ms_: int | None = None) -> dict[str, dict[str, int]]:
+        """Per subscription, from Redis alone (any process can ask): ``queued`` (in the outbox, in flight
+        included), ``in_flight`` (read by a delivery worker, not yet confirmed), ``parked_retry`` (parked, re-queued
+        by the worker once the receiver answers), ``parked_refused`` (refused by the receiver: an operator's),
+        ``oldest_queued_s`` (age of the oldest outbox entry, wall clock; 0 when empty)."""
+        t = now_ms() if now_ms_ is None else now_ms_
+        subs = [s.decode() for s in await self.r.hkeys(self.k("subscriptions"))]
+        parked: dict[str, list[int]] = {sid: [0, 0] for sid in subs}
+        for _, f in await self.r.xrange(self.k("parked")):
+            counts = parked.setdefault(f[b"sub"].decode(), [0, 0])
+            counts[0 if f.get(b"retry") == b"1" else 1] += 1
+        out = {}
+        for sid in sorted(parked):
+            key = self.outbox(sid)
+            p = self.r.pipeline(transaction=False)
+            p.xlen(key)
+            p.xrange(key, count=1)
+            queued, first = await p.execute()
+            try:
+                in_flight = int((await self.r.xpending(key, "delivery"))["pending"]) if queued else 0
+            except aioredis.ResponseError:  # no consumer group yet: nothing read
+                in_flight = 0
+            oldest = int(first[0][0].decode().split("-")[0]) if first else t
+            out[sid] = {"queued": int(queued), "in_flight": in_flight, "parked_retry": parked[sid][0],
+                        "parked_refused": parked[sid][1], "oldest_queued_s": max(0, t - oldest) // 1000}
+        return out
+
     async def outbox_lengths(self) -> dict[str, int]:
         subs = await self.r.hkeys(self.k("subscriptions"))
         out = {}
