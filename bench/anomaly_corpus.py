@@ -19,6 +19,10 @@ family draws its parameters from the seed, so each run sees new series of the sa
 ``trend``               a linear trend + noise
 ``irregular``           seasonal, sampled at exponential intervals with hour-long gaps
 ``flat``                a set-point held for days (quantised, mostly repeats) that changes rarely
+``odd_period``          a cycle of 15 min to 30 h (not an hour, day or week) with a step edge and a
+                        wave in it, sampled at irregular intervals (2 s to minutes)
+``count_bursts``        tweet-like volumes: negative-binomial counts (overdispersed) around a
+                        daily rate, with rare normal bursts, 5 min
 ======================  ===========================================================================
 
 Anomalies (one to three per series, after the first 30 % of it): spike, dip, burst (a sustained
@@ -38,7 +42,8 @@ SKAB_DIR = "/work/shared/datasets/skab/data"
 START_MS = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
 MIN_WINDOW = 30
 DAY_S = 86_400.0
-KINDS = ("seasonal", "counts", "bursty", "heavy_tail", "steps", "level_shift", "drift", "trend", "irregular", "flat")
+KINDS = ("seasonal", "counts", "bursty", "heavy_tail", "steps", "level_shift", "drift", "trend", "irregular", "flat",
+         "odd_period", "count_bursts")
 
 
 @dataclass
@@ -129,7 +134,7 @@ def _inject(rng, kind, v, ts_ms, scale, options):
             d = int(rng.integers(60, 240))
             v[a:a + d] += rng.normal(0, rng.uniform(4, 6) * scale, d)
         elif what == "drift":
-            d = int(rng.integers(300, 900))
+            d = min(int(rng.integers(300, 900)), n - a)
             ramp = np.linspace(0.0, rng.uniform(6, 10) * scale, d)
             v[a:a + d] += ramp
             v[a + d:] += ramp[-1]
@@ -196,6 +201,24 @@ def synthetic_case(kind: str, seed: int, n: int = 8000) -> Case:
         ts = START_MS + (np.cumsum(gaps) * 1000).astype(np.int64)
         v = level + _daily(ts, rng, 5 * sd) + rng.normal(0, sd, n)
         opts = ("spike", "dip", "burst", "shift")
+    elif kind == "odd_period":
+        # a cycle that is not an hour, a day or a week (a machine's duty cycle, a shift rota), with a
+        # step edge and a ramp inside each cycle, sampled irregularly
+        gaps = rng.exponential(rng.uniform(20.0, 120.0), n) + 2.0
+        ts = START_MS + (np.cumsum(gaps) * 1000).astype(np.int64)
+        period_s = rng.uniform(0.25, 30.0) * 3600.0
+        ph = ((ts - START_MS) / 1000.0 / period_s + rng.uniform()) % 1.0
+        duty = rng.uniform(0.2, 0.6)
+        v = level + 6 * sd * np.where(ph < duty, 1.0, 0.0) + 3 * sd * np.sin(2 * np.pi * ph) + rng.normal(0, sd, n)
+        opts = ("spike", "dip", "shift", "burst")
+    elif kind == "count_bursts":
+        # tweet-like volumes: negative-binomial counts around a daily rate, with normal bursts
+        mean = rng.uniform(2.0, 60.0) * np.exp(0.8 * np.sin(2 * np.pi * ((ts / 3_600_000.0) % 24 - 9) / 24))
+        r = rng.uniform(1.0, 5.0)  # overdispersion: variance = mean + mean^2 / r
+        mean = mean * np.where(rng.random(n) < 0.005, rng.uniform(2, 5), 1.0)
+        v = rng.negative_binomial(r, r / (r + mean)).astype(float)
+        windows = _inject(rng, kind, v, ts, float(np.sqrt(np.mean(mean) + np.mean(mean) ** 2 / r)), ("spike", "burst", "outage"))
+        return Case(kind, f"{kind}-{seed}", ts, [np.round(v)], windows)
     elif kind == "flat":
         q = 10 ** np.round(np.log10(level) - 2)
         setpoints = np.round(level * (1 + 0.2 * rng.standard_normal(n // 2000 + 1)) / q) * q

@@ -89,7 +89,7 @@ class AnomalyOperator:
                 peer = PEER_COLUMN if PEER_COLUMN in frame.columns else None
                 present = series.not_null(frame[metric])
                 rows = frame if present.all() else series.take_rows(frame, np.flatnonzero(present))
-                scored = self.detector.score_frame(rows, metric, key=key, ts="window_end_ms", peer=peer)
+                scored = self.detector.score_learn_many(rows, metric, key=key, ts="window_end_ms", peer=peer)
                 # the anomaly table's columns, renamed and in order (no select query per metric)
                 named = {"key": key, "window_end_ms": "ts_ms"}
                 parts.append(series.frame([scored.get_column(named.get(c, c)).alias(c) for c in SCHEMA]))

@@ -107,7 +107,7 @@ def driver_table_columns(city) -> dict[str, set[str]]:
     tables["sensor_last_seen"] = pl.DataFrame(schema=dict(INPUT_SCHEMAS["sensor_last_seen"][0]))
     for kind in PASS_THROUGH:
         tables[f"{kind}_sensor"] = pl.DataFrame(schema=TICK_SCHEMAS[kind])
-    # KeyedDetector.score_frame rows; the key column is named after what was scored
+    # KeyedDetector.score_learn_many rows; the key column is named after what was scored
     tables["anomaly"] = pl.DataFrame(schema={"key": pl.String, "sensor_id": pl.String, "segment_id": pl.String,
                                              "metric": pl.String, "ts_ms": pl.Int64, "window_end_ms": pl.Int64,
                                              "value": pl.Float64, "expected": pl.Float64, "z": pl.Float64,

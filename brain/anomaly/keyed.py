@@ -10,13 +10,15 @@ Example:
     >>> det = KeyedDetector()
     >>> rows = pl.DataFrame({"sensor_id": ["L1", "L2"] * 60, "ts_ms": [i // 2 * 60_000 for i in range(120)],
     ...                      "speed_kmh": [50.0 + (i % 7) for i in range(120)]})
-    >>> out = det.score_frame(rows, "speed_kmh")
+    >>> out = det.score_learn_many(rows, "speed_kmh")
     >>> out.columns
     ['sensor_id', 'metric', 'ts_ms', 'value', 'expected', 'z', 'score', 'reason', 'ongoing']
     >>> spike = pl.DataFrame({"sensor_id": ["L2"], "ts_ms": [3_600_000], "speed_kmh": [5.0]})
-    >>> row = det.score_frame(spike, "speed_kmh").row(0, named=True)
+    >>> row = det.score_many(spike, "speed_kmh").row(0, named=True)      # nothing learned
     >>> row["sensor_id"], row["score"] > 0.999, row["reason"]
     ('L2', True, 'spike')
+    >>> det.score_many(spike, "speed_kmh")["score"][0] == row["score"]
+    True
 """
 from __future__ import annotations
 
@@ -35,9 +37,15 @@ _MAGIC = b"CBKD1\n"
 class KeyedDetector:
     """A :class:`BatchDetector` whose keys are ``(key column value, metric name)`` pairs.
 
+    The verbs are those of :mod:`brain.anomaly.base`, over ``(frame, metric)`` batches:
+    :meth:`score_learn_many` (the streaming path), :meth:`score_many` (nothing learned),
+    :meth:`learn_many`.
+
     Parameters:
         n_keys_hint: initial state allocation (grows as new keys appear).
     """
+
+    learns_online = True
 
     def __init__(self, n_keys_hint: int = 1024) -> None:
         self._det = BatchDetector(n_keys_hint)
@@ -65,9 +73,10 @@ class KeyedDetector:
             ids[i] = j
         return ids[inv]
 
-    def score_frame(self, frame: pl.DataFrame, metric: str, key: str = "sensor_id", ts: str = "ts_ms",
-                    min_score: float = 0.0, peer: str | None = None) -> pl.DataFrame:
-        """Score column ``metric`` of ``frame`` per ``key`` in row order (nulls count as missing).
+    def score_learn_many(self, frame: pl.DataFrame, metric: str, key: str = "sensor_id", ts: str = "ts_ms",
+                         min_score: float = 0.0, peer: str | None = None) -> pl.DataFrame:
+        """Score column ``metric`` of ``frame`` per ``key`` in row order (nulls count as missing),
+        then learn it (one pass).
 
         ``peer``: optional column with a peer reference of the same quantity (null where there is
         none): a slow ramp of ``metric`` against it is what the drift statistic then looks for
@@ -78,6 +87,20 @@ class KeyedDetector:
         (or is still news) at the row; ``ongoing`` that the row is part of one, news or not (what a
         rule that must hold for a duration reads).
         """
+        return self._score(frame, metric, key, ts, min_score, peer, learn=True)
+
+    def score_many(self, frame: pl.DataFrame, metric: str, key: str = "sensor_id", ts: str = "ts_ms",
+                   min_score: float = 0.0, peer: str | None = None) -> pl.DataFrame:
+        """What :meth:`score_learn_many` would answer, without learning anything (new keys get no id)."""
+        return self._score(frame, metric, key, ts, min_score, peer, learn=False)
+
+    def learn_many(self, frame: pl.DataFrame, metric: str, key: str = "sensor_id", ts: str = "ts_ms",
+                   peer: str | None = None) -> "KeyedDetector":
+        """Learn column ``metric`` of ``frame``; returns the detector."""
+        self._score(frame, metric, key, ts, 0.0, peer, learn=True)
+        return self
+
+    def _score(self, frame, metric, key, ts, min_score, peer, learn: bool) -> pl.DataFrame:
         for col in (metric, key, ts, *([peer] if peer is not None else [])):
             if col not in frame.columns:
                 raise ValueError(f"column {col!r} not in frame (columns: {', '.join(frame.columns)})")
@@ -93,11 +116,16 @@ class KeyedDetector:
         row_key: dict = {}
         per_row = np.fromiter((row_key.setdefault(v, len(row_key)) for v in key_col.to_list()), dtype=np.int64, count=frame.height)
         names = [f"{key}={'' if v is None else v}|{metric}" for v in row_key]
-        keys = self.key_ids(names)[per_row]
+        if learn:
+            keys = self.key_ids(names)[per_row]
+        else:  # unseen keys are scored from a fresh state, past every id in use
+            known = self._ids
+            fresh = iter(range(self._det.n_keys, 2 ** 62))
+            keys = np.array([known[n] if n in known else next(fresh) for n in names], dtype=np.int64)[per_row]
         values = frame[metric].cast(pl.Float64).to_numpy()  # a null reads NaN: missing
         ts_ms = frame[ts].cast(pl.Int64).to_numpy()
         peers = frame[peer].cast(pl.Float64).to_numpy() if peer is not None else None
-        res = self._det.explain_many(keys, ts_ms, values, peers)
+        res = (self._det.explain_learn_many if learn else self._det.explain_many)(keys, ts_ms, values, peers)
         out = series.frame([
             key_col.alias(key),
             pl.Series("metric", [metric], dtype=pl.String).new_from_index(0, frame.height),

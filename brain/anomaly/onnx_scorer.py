@@ -45,19 +45,28 @@ class ModelError(ValueError):
 
 @dataclass(frozen=True)
 class OnnxModel:
-    """A loaded model: ``score(X)`` gives one anomaly score in ``(0, 1]`` per row of ``X``.
+    """A loaded model: ``score_many(X)`` gives one anomaly score in ``(0, 1]`` per row of ``X``.
 
-    ``features`` names the columns of ``X`` in order; ``card`` is the whole model card.
+    ``features`` names the columns of ``X`` in order; ``card`` is the whole model card. The verbs are
+    those of :mod:`brain.anomaly.base`; the model is trained offline (``models/train.py``), so
+    ``learns_online`` is False and :meth:`learn_many` / :meth:`score_learn_many` refuse with a
+    :class:`ModelError` instead of silently learning nothing.
 
     Example (the shipped models live in the ``models.artifacts`` package):
         >>> import numpy as np, models.artifacts
         >>> m = load_model("segment_iforest", "1", models.artifacts.DIR)
         >>> m.features[:3]
         ('volume_mean', 'occupancy_mean', 'speed_mean')
-        >>> normal, jammed = m.score(np.array([[40, 14, 50, 6, 2, 2.5], [12, 45, 12, 4, 9, 6]]))
+        >>> normal, jammed = m.score_many(np.array([[40, 14, 50, 6, 2, 2.5], [12, 45, 12, 4, 9, 6]]))
         >>> bool(normal < m.threshold <= jammed)
         True
+        >>> m.learn_many(np.zeros((1, 6)))
+        Traceback (most recent call last):
+        ...
+        brain.anomaly.onnx_scorer.ModelError: model segment_iforest 1 is trained offline (models/train.py): it does not learn online
     """
+
+    learns_online = False
 
     name: str
     version: str
@@ -83,6 +92,18 @@ class OnnxModel:
             # decision_function = score_samples - offset_, and score_samples = -s(x)
             out[ok] = -(decision.astype(np.float64) + self._offset)
         return out
+
+    def score_many(self, X) -> np.ndarray:
+        """:meth:`score` (the protocol's name for it)."""
+        return self.score(X)
+
+    def learn_many(self, X) -> "OnnxModel":
+        """Refused: the model is trained offline."""
+        raise ModelError(f"model {self.name} {self.version} is trained offline (models/train.py): it does not learn online")
+
+    def score_learn_many(self, X) -> np.ndarray:
+        """Refused: the model is trained offline (use :meth:`score_many`)."""
+        return self.learn_many(X)
 
     def flags(self, X) -> np.ndarray:
         """Rows whose score reaches the card's threshold."""

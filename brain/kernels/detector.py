@@ -32,20 +32,22 @@ clean point in a thousand scores ``>= 0.999``. The evidence itself, news or not,
 ``ongoing`` (what a rule that must hold for a duration reads). Missing values (NaN) are scored as
 a run of missing points (like a flatline).
 
-Keys are dense integer ids indexing rows of two state arrays (:func:`detector_state`).
-:func:`detector_batch_ref` is the plain-Python reference the tests compare against.
+Keys are dense integer ids indexing rows of two state arrays (:func:`detector_state`); the loops
+over many points are in :mod:`brain.kernels.detector_batch`. :func:`detector_step_at` is the
+one-key entry for one point at a time (state in one contiguous buffer, :func:`single_state`).
+:func:`detector_step_ref` is the plain-Python reference the tests compare against.
 
 Example:
     >>> import numpy as np
     >>> S, SEA = detector_state(1)
-    >>> t = np.arange(300, dtype=np.int64) * 60_000
     >>> x = 50 + np.sin(np.arange(300) / 7.0)
     >>> x[250] = 80.0                                          # one spike
-    >>> score, expected, z, reason, ongoing = detector_batch(np.zeros(300, dtype=np.int64), t, x, S, SEA)
-    >>> int(np.argmax(score)), bool(score[250] > 0.999), int(reason[250]) == REASON_SPIKE
+    >>> out = [detector_step(S, SEA, 0, i * 60_000, x[i]) for i in range(260)]
+    >>> score = np.array([o[0] for o in out])
+    >>> int(np.argmax(score)), bool(score[250] > 0.999), out[250][3] == REASON_SPIKE
     (250, True, True)
     >>> x[260:] += 10.0                                        # a level shift: paged once
-    >>> score, *_ = detector_batch(np.zeros(40, dtype=np.int64), t[260:], x[260:], S, SEA)
+    >>> score = np.array([detector_step(S, SEA, 0, i * 60_000, x[i])[0] for i in range(260, 300)])
     >>> int((score >= 0.999).sum()), bool(score.max() < 1.0)
     (1, True)
 """
@@ -54,9 +56,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.core.extending import intrinsic
 
-from brain.kernels.ewma import decay_alpha, decay_alpha_ref
+from brain.kernels.ewma import decay_alpha, decay_alpha_ref, memory_s, memory_s_ref
 from brain.kernels.faults import (
     PD_COLS,
     PD_N,
@@ -64,12 +67,9 @@ from brain.kernels.faults import (
     drift_z_ref,
     is_repeat,
     peer_drift_learn,
-    peer_drift_learn_ref,
     peer_drift_pvalue,
-    peer_drift_pvalue_ref,
     peer_drift_state,
     peer_drift_z,
-    peer_drift_z_ref,
     rate_update,
     rate_update_ref,
     run_pvalue,
@@ -77,7 +77,7 @@ from brain.kernels.faults import (
     run_surprise,
     run_surprise_ref,
 )
-from brain.kernels.robust import MAD_TO_SIGMA, clip, clip_ref
+from brain.kernels.robust import MAD_TO_SIGMA, clip, clip_ref, exp_step, exp_step_ref, quantile_step_log
 from brain.kernels.surprise import (
     QLO_S,
     calibrate,
@@ -88,8 +88,12 @@ from brain.kernels.surprise import (
     onset_step_ref,
     score_of,
     score_of_ref,
+    surprise,
+    surprise_ref,
     young_factor,
     young_factor_ref,
+    z_calibration,
+    z_calibration_ref,
 )
 from brain.kernels.seasonal import (
     N_BINS,
@@ -159,6 +163,7 @@ Q_ETA_MIN = 0.01  # anomaly lasting hours cannot teach its key that it is normal
 # the spike percentiles' steps are twice as large (their multipliers squared)
 S_ALARM = 8.294049640102028  # -ln(0.001 / 4): surprise of a score of 0.999
 RFAST_ALPHA = 0.3
+RFAST_CLIP = 20.0  # sigmas
 # the quantum (smallest step) forgets: one noisy hour must not remove a set-point's floor for good
 QUANT_REGROW = 1.002
 DT_ALPHA = 0.05
@@ -185,51 +190,59 @@ def detector_state(n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     return S, np.zeros((n_keys, 2 * N_BINS))
 
 
+#: one key's state in one contiguous float64 buffer (:func:`detector_step_at`): the scalars, the
+#: seasonal profile, the peer-drift state, then the last point's outputs
+OUT_EXPECTED = 0
+OUT_Z = 1
+OUT_REASON = 2
+OUT_ONGOING = 3
+N_OUT = 4
+SEA_COLS = 2 * N_BINS
+SINGLE_LEN = N_COLS + SEA_COLS + PD_COLS + N_OUT
+
+
+def single_state() -> np.ndarray:
+    """A fresh one-key buffer for :func:`detector_step_at`; ``single_views`` gives its parts."""
+    buf = np.zeros(SINGLE_LEN)
+    S, SEA, PD, _ = single_views(buf)
+    S[:], SEA[:] = detector_state(1)
+    PD[:] = peer_drift_state(1)
+    return buf
+
+
+def single_views(buf: np.ndarray):
+    """``(S (1, N_COLS), SEA (1, SEA_COLS), PD (1, PD_COLS), out (N_OUT,))`` views of a one-key buffer."""
+    a, b, c = N_COLS, N_COLS + SEA_COLS, N_COLS + SEA_COLS + PD_COLS
+    return buf[:a].reshape(1, N_COLS), buf[a:b].reshape(1, SEA_COLS), buf[b:c].reshape(1, PD_COLS), buf[c:]
+
+
+@intrinsic
+def _f64_ptr(typingctx, addr):
+    # an integer address as a float64 pointer: passing one int instead of numpy arrays saves numba's
+    # per-call array unboxing (~0.25 us of the ~0.6 us a point costs one at a time)
+    sig = types.CPointer(types.float64)(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.float64)))
+
+    return sig, codegen
+
+
 @njit(cache=True)
-def exp_step(x):
-    """``exp(x)`` to third order, for the percentile trackers' step factors (``|x| <= 0.6``): a
-    step size needs no more, and four exponentials per point are a tenth of its cost."""
-    return 1.0 + x * (1.0 + x * (0.5 + x * (1.0 / 6.0)))
-
-
-def exp_step_ref(x: float) -> float:
-    return 1.0 + x * (1.0 + x * (0.5 + x * (1.0 / 6.0)))
-
-
-@njit(cache=True)
-def memory_s(tau_s, min_points, max_points, dt_s):
-    """A memory of ``tau_s`` seconds, kept between ``min_points`` and ``max_points`` sampling intervals."""
-    lo = min_points * dt_s
-    hi = max_points * dt_s
-    t = tau_s if tau_s > lo else lo
-    return t if t < hi or hi <= 0.0 else hi
-
-
-def memory_s_ref(tau_s: float, min_points: float, max_points: float, dt_s: float) -> float:
-    t = max(tau_s, min_points * dt_s)
-    hi = max_points * dt_s
-    return t if t < hi or hi <= 0 else hi
-
-
-@njit(cache=True)
-def surprise(p):
-    """-ln(p), finite for p = 0."""
-    return -math.log(p) if p > 1e-300 else 690.7755278982137
-
-
-@njit(cache=True)
-def calibration(q99):
-    """Factor bringing a key's 99.5th-percentile surprise down to the i.i.d. value (never up)."""
-    return Q_S / q99 if q99 > Q_S else 1.0
-
-
-@njit(cache=True)
-def quantile_step_log(q, x, up, down):
-    """Multiplicative stochastic-gradient step of a positive quantile (scale-free).
-
-    ``up = exp(eta * tau)``, ``down = exp(-eta * (1 - tau))`` for quantile ``tau`` and step ``eta``.
-    """
-    return q * up if x > q else q * down
+def detector_step_at(addr, ts_s, x):
+    """Score then learn one point of the one-key buffer at address ``addr`` (``buf.ctypes.data`` of
+    :func:`single_state`; the caller keeps ``buf`` alive). ``ts_s``: seconds since the epoch,
+    rounded to ms as Python's ``round`` does. Returns the score; the other outputs are written to the
+    buffer's ``out`` part (:func:`single_views`)."""
+    S = carray(_f64_ptr(addr), (1, N_COLS))
+    SEA = carray(_f64_ptr(addr + 8 * N_COLS), (1, SEA_COLS))
+    out = carray(_f64_ptr(addr + 8 * (N_COLS + SEA_COLS + PD_COLS)), (N_OUT,))
+    score, expected, z, reason, ongoing = _step(S, SEA, 0, np.int64(np.rint(ts_s * 1000.0)), x, -1.0)
+    out[OUT_EXPECTED] = expected
+    out[OUT_Z] = z
+    out[OUT_REASON] = reason
+    out[OUT_ONGOING] = ongoing
+    return score
 
 
 @njit(cache=True)
@@ -341,7 +354,7 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     if v > best:
         best = v
         reason = REASON_DRIFT
-    zc = z * calibration(S[k, C_Q])
+    zc = z * z_calibration(S[k, C_Q])
     if n < WARMUP_N:
         score = 0.0
         ongoing = 0.0
@@ -382,7 +395,12 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     rc = clip(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
     dev += a * rc
     S[k, C_SCALE] += a_scale * (abs(rc) - S[k, C_SCALE])
-    rfast = S[k, C_RFAST] + RFAST_ALPHA * (r - S[k, C_RFAST])
+    # the size of a shift learns residuals clipped around itself (at RFAST_CLIP sigmas, or its own size
+    # once larger): a huge spike must not leave a jump of hundreds of sigmas for the next shift to apply
+    rfast = S[k, C_RFAST]
+    c_rf = RFAST_CLIP * sig_eff
+    c_rf = c_rf if c_rf > abs(rfast) else abs(rfast)
+    rfast += RFAST_ALPHA * clip(r - rfast, c_rf)
     al = decay_alpha(dt_s, memory_s(TAU_LONG_S, LONG_MIN_POINTS, LONG_MAX_POINTS, S[k, C_DT]), n)
     # the baseline learns the value clipped around the baseline itself, never the deviation:
     # otherwise level, profile and deviation would all absorb the same departure and overshoot
@@ -414,98 +432,9 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     return score, expected, zc, reason, ongoing
 
 
-@njit(cache=True)
-def detector_batch(keys, ts_ms, values, S, SEA):
-    """Score and learn each point in order. Returns ``(score, expected, z, reason)`` arrays.
-
-    ``keys`` must index rows of ``S``/``SEA`` (the caller grows them; no bounds check here).
-    """
-    n = keys.shape[0]
-    score = np.empty(n)
-    expected = np.empty(n)
-    z = np.empty(n)
-    reason = np.empty(n, dtype=np.int8)
-    ongoing = np.empty(n)
-    for i in range(n):
-        s, e, zz, r, o = detector_step(S, SEA, keys[i], ts_ms[i], values[i])
-        score[i] = s
-        ongoing[i] = o
-        expected[i] = e
-        z[i] = zz
-        reason[i] = r
-    return score, expected, z, reason, ongoing
-
-
-@njit(cache=True)
-def detector_scores(keys, ts_ms, values, S, SEA, out):
-    """Like :func:`detector_batch` but writes only the scores into ``out`` (the fast path)."""
-    for i in range(keys.shape[0]):
-        out[i] = detector_step(S, SEA, keys[i], ts_ms[i], values[i])[0]
-    return out
-
-
-@njit(cache=True)
-def detector_batch_peer(keys, ts_ms, values, peers, S, SEA, PD):
-    """:func:`detector_batch` with a peer reference per point (:func:`detector_step_peer`; NaN = none)."""
-    n = keys.shape[0]
-    score = np.empty(n)
-    expected = np.empty(n)
-    z = np.empty(n)
-    reason = np.empty(n, dtype=np.int8)
-    ongoing = np.empty(n)
-    for i in range(n):
-        s, e, zz, r, o = detector_step_peer(S, SEA, PD, keys[i], ts_ms[i], values[i], peers[i])
-        score[i] = s
-        ongoing[i] = o
-        expected[i] = e
-        z[i] = zz
-        reason[i] = r
-    return score, expected, z, reason, ongoing
-
-
-@njit(cache=True)
-def detector_scores_peer(keys, ts_ms, values, peers, S, SEA, PD, out):
-    """Like :func:`detector_batch_peer` but writes only the scores into ``out``."""
-    for i in range(keys.shape[0]):
-        out[i] = detector_step_peer(S, SEA, PD, keys[i], ts_ms[i], values[i], peers[i])[0]
-    return out
-
-
-# --- plain-Python reference ----------------------------------------------------------------------
-def detector_batch_ref(keys, ts_ms, values, state=None, peers=None):
-    """Plain-Python reference of :func:`detector_batch` (``peers`` given: of :func:`detector_batch_peer`;
-    state: dict key -> (row, seasonal row, peer-drift row))."""
-    st = {} if state is None else state
-    out_s, out_e, out_z, out_r, out_o = [], [], [], [], []
-    peer_list = [None] * len(keys) if peers is None else peers.tolist()
-    for k, t, x, peer in zip(keys.tolist(), ts_ms.tolist(), values.tolist(), peer_list):
-        if k not in st:
-            row = [0.0] * N_COLS
-            row[C_Q] = row[C_QS] = row[C_QF] = row[C_QD] = Q_S
-            row[C_QLO] = row[C_QSLO] = row[C_QFLO] = row[C_QDLO] = QLO_S
-            row[C_QUANT] = math.inf
-            st[k] = (row, [0.0] * (2 * N_BINS), peer_drift_state(1)[0].tolist())
-        row, sea, pd_row = st[k]
-        s_peer = -1.0
-        if peer is not None and math.isfinite(x):
-            if math.isfinite(peer) and x > 0 and peer > 0:
-                peer_drift_learn_ref(pd_row, t, math.log(x / peer))
-            if pd_row[PD_N] != 0.0:
-                s_peer = _surprise_ref(peer_drift_pvalue_ref(*peer_drift_z_ref(pd_row)))
-        s, e, z, r, o = _step_ref(row, sea, t, x, s_peer)
-        out_o.append(o)
-        out_s.append(s)
-        out_e.append(e)
-        out_z.append(z)
-        out_r.append(r)
-    return np.array(out_s), np.array(out_e), np.array(out_z), np.array(out_r, dtype=np.int8), np.array(out_o)
-
-
-def _surprise_ref(p: float) -> float:
-    return -math.log(p) if p > 1e-300 else 690.7755278982137
-
-
-def _step_ref(row, sea, t, x, s_peer=-1.0):
+def detector_step_ref(row, sea, t, x, s_peer=-1.0):
+    """Plain-Python reference of one point of :func:`detector_step` (``s_peer``: the peer-drift
+    surprise, -1 for none) on a state row and seasonal row as lists."""
     n = row[C_N]
     if not math.isfinite(x):
         row[C_NANRUN] += 1.0
@@ -513,7 +442,7 @@ def _step_ref(row, sea, t, x, s_peer=-1.0):
         row[C_NANRATE] = rate_update_ref(row[C_NANRATE], n, True)
         if n < WARMUP_N:
             return 0.0, math.nan, 0.0, REASON_NONE, 0.0
-        s_miss = _surprise_ref(p)
+        s_miss = surprise_ref(p)
         s_rep, row[C_EPI], row[C_MARGIN] = onset_step_ref(s_miss, row[C_EPI], row[C_MARGIN])
         return score_of_ref(s_rep), math.nan, 0.0, REASON_MISSING, score_of_ref(s_miss)
     if n == 0:
@@ -560,7 +489,7 @@ def _step_ref(row, sea, t, x, s_peer=-1.0):
     for c in (C_QS, C_QF, C_QD):  # first strictly larger wins, as in the kernel
         if shrunk[c] > best:
             best, reason = shrunk[c], why[c]
-    zc = z * (Q_S / row[C_Q] if row[C_Q] > Q_S else 1.0)
+    zc = z * z_calibration_ref(row[C_Q])
     if n < WARMUP_N:
         score, reason, ongoing = 0.0, REASON_NONE, 0.0
     else:
@@ -582,7 +511,7 @@ def _step_ref(row, sea, t, x, s_peer=-1.0):
     rc = clip_ref(r, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else r
     dev += a * rc
     row[C_SCALE] += max(a, 1.0 / (n + 1.0)) * (abs(rc) - row[C_SCALE])
-    rfast = row[C_RFAST] + RFAST_ALPHA * (r - row[C_RFAST])
+    rfast = row[C_RFAST] + RFAST_ALPHA * clip_ref(r - row[C_RFAST], max(RFAST_CLIP * sig_eff, abs(row[C_RFAST])))
     al = decay_alpha_ref(dt, memory_s_ref(TAU_LONG_S, LONG_MIN_POINTS, LONG_MAX_POINTS, row[C_DT]), n)
     rb = clip_ref(x - base, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else x - base
     level += al * rb

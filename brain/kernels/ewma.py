@@ -36,6 +36,23 @@ def decay_alpha_ref(dt_s: float, tau_s: float, n: float) -> float:
     return max(a, 1.0 / (n + 1.0))
 
 
+@njit(cache=True)
+def memory_s(tau_s, min_points, max_points, dt_s):
+    """A memory of ``tau_s`` seconds, kept between ``min_points`` and ``max_points`` sampling
+    intervals of ``dt_s`` seconds (an hour of a city's series is an hour whatever its sampling, but
+    a 1 Hz sensor must not need 3,600 points to follow a departure)."""
+    lo = min_points * dt_s
+    hi = max_points * dt_s
+    t = tau_s if tau_s > lo else lo
+    return t if t < hi or hi <= 0.0 else hi
+
+
+def memory_s_ref(tau_s: float, min_points: float, max_points: float, dt_s: float) -> float:
+    t = max(tau_s, min_points * dt_s)
+    hi = max_points * dt_s
+    return t if t < hi or hi <= 0 else hi
+
+
 def ewma_state(n_keys: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fresh state arrays ``(mean, var, count, last_ts_ms)`` for ``n_keys`` keys."""
     return (np.zeros(n_keys), np.zeros(n_keys), np.zeros(n_keys), np.zeros(n_keys, dtype=np.int64))

@@ -43,6 +43,30 @@ def quantile_step(q, x, tau, eta):
     return q - eta * (1.0 - tau)
 
 
+@njit(cache=True)
+def exp_step(x):
+    """``exp(x)`` to third order, for the quantile trackers' step factors (``|x| <= 0.6``): a
+    step size needs no more, and four exponentials per point are a tenth of the detector's cost."""
+    return 1.0 + x * (1.0 + x * (0.5 + x * (1.0 / 6.0)))
+
+
+def exp_step_ref(x: float) -> float:
+    return 1.0 + x * (1.0 + x * (0.5 + x * (1.0 / 6.0)))
+
+
+@njit(cache=True)
+def quantile_step_log(q, x, up, down):
+    """Multiplicative stochastic-gradient step of a positive quantile (scale-free).
+
+    ``up = exp(eta * tau)``, ``down = exp(-eta * (1 - tau))`` for quantile ``tau`` and step ``eta``.
+    """
+    return q * up if x > q else q * down
+
+
+def quantile_step_log_ref(q: float, x: float, up: float, down: float) -> float:
+    return q * up if x > q else q * down
+
+
 def clip_ref(r: float, c: float) -> float:
     return max(-c, min(c, r))
 

@@ -15,7 +15,9 @@ conservative while young, reported at the onset of an episode, never saturated.
   is still news* here. An episode remembers its peak surprise ``H`` (decaying by ``EPI_DECAY``
   per point); a point inside an episode reports only what exceeds ``H`` plus a margin that halves
   every point since the last reported onset (``S_ALARM / 2`` at the next point), so a level shift or a drift pages once and is quiet
-  after unless its evidence grows materially (``S_ALARM`` nats beyond the episode's peak).
+  after unless its evidence grows materially (``S_ALARM`` nats beyond the episode's peak). A quiet
+  point right after a huge reported onset (``EPI_HUGE``) ends the episode (it was a one-point
+  spike): a huge spike does not mask a second anomaly a few points later.
 * :func:`score_of` — ``1 - 4 exp(-s)`` (Bonferroni over the detector's four statistics: a
   calibrated ``1 - p``) up to ``S_EXACT`` nats, then ``p`` keeps falling as a power of ``s``,
   so scores stay strictly ordered and below 1.0 for every finite surprise the kernels produce.
@@ -54,6 +56,31 @@ HALF_LN_PI = 0.5723649429247001
 GAUSS_ASYMPTOTIC_X = 25.0  # erfc(25) ~ 8e-274: still a normal float
 EPI_DECAY = 0.9  # the episode's remembered peak keeps 90 % per point
 EPI_MARGIN_HALVING = 0.5
+EPI_HUGE = 3.0 * S_ALARM  # an onset this large followed by a quiet point was a one-point spike: it ends there
+
+
+SURPRISE_OF_ZERO = 690.7755278982137  # -ln(1e-300): p = 0 counts as this surprise
+
+
+@njit(cache=True)
+def surprise(p):
+    """``-ln p``, finite for ``p = 0``."""
+    return -math.log(p) if p > 1e-300 else SURPRISE_OF_ZERO
+
+
+def surprise_ref(p: float) -> float:
+    return -math.log(p) if p > 1e-300 else SURPRISE_OF_ZERO
+
+
+@njit(cache=True)
+def z_calibration(q):
+    """Factor bringing a key's standardised residual to its i.i.d. size, from the key's 99.5th
+    percentile ``q`` of the spike surprise (never up): what ``z`` columns report."""
+    return Q_S / q if q > Q_S else 1.0
+
+
+def z_calibration_ref(q: float) -> float:
+    return Q_S / q if q > Q_S else 1.0
 
 
 @njit(cache=True)
@@ -154,7 +181,12 @@ def onset_step(best, H, margin):
         news = news if news > 0.0 else 0.0
         rep = news + margin
         rep = rep if rep < best else best
-    Hd = H * EPI_DECAY
+    if best < Q_S and margin == S_ALARM * EPI_MARGIN_HALVING and H > EPI_HUGE:
+        # quiet (below the 99.5th percentile) right after a huge reported onset: that episode was one
+        # point, a spike, and it is over; a second anomaly right after it must be news
+        Hd = 0.0
+    else:
+        Hd = H * EPI_DECAY
     H_new = best if best > Hd else Hd
     margin_new = S_ALARM * EPI_MARGIN_HALVING if rep >= S_ALARM else margin * EPI_MARGIN_HALVING
     return rep, H_new, margin_new
@@ -162,4 +194,6 @@ def onset_step(best, H, margin):
 
 def onset_step_ref(best: float, H: float, margin: float) -> tuple[float, float, float]:
     rep = best if H < S_ALARM else min(best, max(0.0, best - H) + margin)
-    return rep, max(best, H * EPI_DECAY), (S_ALARM if rep >= S_ALARM else margin) * EPI_MARGIN_HALVING
+    quiet_after_huge = best < Q_S and margin == S_ALARM * EPI_MARGIN_HALVING and H > EPI_HUGE
+    Hd = 0.0 if quiet_after_huge else H * EPI_DECAY
+    return rep, max(best, Hd), (S_ALARM if rep >= S_ALARM else margin) * EPI_MARGIN_HALVING

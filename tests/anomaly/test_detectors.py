@@ -8,6 +8,7 @@ import pytest
 
 from brain.anomaly import BatchDetector, SeasonalDetector, default_detector, warm_up
 from brain.kernels import detector as kernel
+from brain.kernels import detector_batch as kernel_batch
 from models.simhistory import DAY_MS, make_series
 
 STEP_S = 300  # five-minute data keeps these tests fast
@@ -17,7 +18,7 @@ THRESHOLD = 0.999
 
 def _scores(series) -> np.ndarray:
     keys = np.zeros(series.ts_ms.size, dtype=np.int64)
-    return BatchDetector(1).score_many(keys, series.ts_ms, series.values)
+    return BatchDetector(1).score_learn_many(keys, series.ts_ms, series.values)
 
 
 @pytest.mark.parametrize("kind", ["speed_kmh", "occupancy_pct", "pm25_ugm3", "pressure_kpa", "volume_veh"])
@@ -58,7 +59,7 @@ def test_reason_names_the_fault():
     det = BatchDetector(1)
     a, b, _ = s.events[0]
     keys = np.zeros(s.ts_ms.size, dtype=np.int64)
-    res = det.explain_many(keys, s.ts_ms, s.values)
+    res = det.explain_learn_many(keys, s.ts_ms, s.values)
     flagged = res["reason"][a:b][res["score"][a:b] >= THRESHOLD]
     assert flagged.size and set(flagged) == {"flatline"}
     assert np.isfinite(res["expected"][a:b]).all()
@@ -87,8 +88,8 @@ def test_scores_do_not_depend_on_units():
     """No per-series parameters: the same series in other units and offsets scores the same."""
     s = make_series("speed_kmh", days=4, step_s=STEP_S, seed=9, events=[("spike", 3.5)])
     keys = np.zeros(s.ts_ms.size, dtype=np.int64)
-    a = BatchDetector(1).score_many(keys, s.ts_ms, s.values)
-    b = BatchDetector(1).score_many(keys, s.ts_ms, s.values / 3.6 * 1000.0 + 7.0)  # m/h, shifted
+    a = BatchDetector(1).score_learn_many(keys, s.ts_ms, s.values)
+    b = BatchDetector(1).score_learn_many(keys, s.ts_ms, s.values / 3.6 * 1000.0 + 7.0)  # m/h, shifted
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert a.max() >= THRESHOLD
 
@@ -99,10 +100,10 @@ def test_batch_equals_one_detector_per_key():
     ts = np.concatenate([s.ts_ms for s in series])
     vals = np.concatenate([s.values for s in series])
     order = np.argsort(ts, kind="stable")  # interleave the keys as a live stream would
-    batch = BatchDetector(n_keys_hint=1).score_many(keys[order], ts[order], vals[order])
+    batch = BatchDetector(n_keys_hint=1).score_learn_many(keys[order], ts[order], vals[order])
     for i, s in enumerate(series):
         det = default_detector()
-        one = [det.score_one(t / 1000.0, v) for t, v in zip(s.ts_ms.tolist(), s.values.tolist())]
+        one = [det.score_learn_one(t / 1000.0, v) for t, v in zip(s.ts_ms.tolist(), s.values.tolist())]
         np.testing.assert_allclose(batch[keys[order] == i], one, rtol=0, atol=1e-12)
 
 
@@ -110,21 +111,21 @@ def test_snapshot_restore_continues_identically():
     s = make_series("pm25_ugm3", days=3, step_s=STEP_S, seed=4, events=[("spike", 2.5)])
     keys = (np.arange(s.ts_ms.size) % 4).astype(np.int64)
     half = s.ts_ms.size // 2
-    whole = BatchDetector(2).score_many(keys, s.ts_ms, s.values)
+    whole = BatchDetector(2).score_learn_many(keys, s.ts_ms, s.values)
     first = BatchDetector(2)
-    first.score_many(keys[:half], s.ts_ms[:half], s.values[:half])
+    first.score_learn_many(keys[:half], s.ts_ms[:half], s.values[:half])
     resumed = BatchDetector.from_snapshot(first.snapshot())
     assert resumed.n_keys == first.n_keys
-    np.testing.assert_array_equal(resumed.score_many(keys[half:], s.ts_ms[half:], s.values[half:]), whole[half:])
+    np.testing.assert_array_equal(resumed.score_learn_many(keys[half:], s.ts_ms[half:], s.values[half:]), whole[half:])
 
 
 def test_score_one_accepts_datetimes_and_learns():
     det = default_detector()
     start = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
     for i in range(100):
-        det.score_one(start + dt.timedelta(minutes=i), 5.0 + (i % 3))
+        det.score_learn_one(start + dt.timedelta(minutes=i), 5.0 + (i % 3))
     assert det.n_seen == 100
-    assert det.score_one(start + dt.timedelta(minutes=100), 60.0) >= THRESHOLD
+    assert det.score_learn_one(start + dt.timedelta(minutes=100), 60.0) >= THRESHOLD
     assert det.last_reason == "spike"
     assert abs(det.last_expected - 6.0) < 1.5
 
@@ -132,10 +133,10 @@ def test_score_one_accepts_datetimes_and_learns():
 def test_missing_values_are_scored_as_dropout():
     det = SeasonalDetector()
     for i in range(300):
-        det.score_one(60.0 * i, 20.0 + np.sin(i / 9.0))
+        det.score_learn_one(60.0 * i, 20.0 + np.sin(i / 9.0))
     scores, reasons = [], []
     for i in range(8):
-        scores.append(det.score_one(60.0 * (300 + i), float("nan")))
+        scores.append(det.score_learn_one(60.0 * (300 + i), float("nan")))
         reasons.append(det.last_reason)
     first = int(np.argmax(np.array(scores) >= THRESHOLD))
     assert scores[first] >= THRESHOLD and reasons[first] == "missing" and first >= 1  # one gap is not news
@@ -146,31 +147,31 @@ def test_missing_values_are_scored_as_dropout():
 def test_bad_input_gives_clear_errors():
     det = BatchDetector(2)
     with pytest.raises(ValueError, match="non-negative"):
-        det.score_many(np.array([-1]), np.array([0]), np.array([1.0]))
+        det.score_learn_many(np.array([-1]), np.array([0]), np.array([1.0]))
     with pytest.raises(ValueError, match="one length"):
-        det.score_many(np.array([0, 1]), np.array([0]), np.array([1.0]))
+        det.score_learn_many(np.array([0, 1]), np.array([0]), np.array([1.0]))
     with pytest.raises(ValueError, match="snapshot"):
         det.restore(b"not a snapshot")
     with pytest.raises(ValueError, match="n_keys_hint"):
         BatchDetector(0)
     with pytest.raises(TypeError, match="timestamp"):
-        default_detector().score_one("yesterday", 1.0)
+        default_detector().score_learn_one("yesterday", 1.0)
     with pytest.raises(ValueError, match="dense ids"):
-        det.score_many(np.array([10**12]), np.array([0]), np.array([1.0]))
+        det.score_learn_many(np.array([10**12]), np.array([0]), np.array([1.0]))
     with pytest.raises(TypeError, match="number or None"):
-        default_detector().score_one(0.0, "12")
-    assert default_detector().score_one(0.0, None) == 0.0  # no reading: missing, and still warming up
-    grown = det.score_many(np.array([5000]), np.array([0]), np.array([1.0]))
+        default_detector().score_learn_one(0.0, "12")
+    assert default_detector().score_learn_one(0.0, None) == 0.0  # no reading: missing, and still warming up
+    grown = det.score_learn_many(np.array([5000]), np.array([0]), np.array([1.0]))
     assert grown.shape == (1,) and det.n_keys >= 5001
 
 
 def test_warm_up_compiles_the_hot_path():
     took = warm_up()
     assert took >= 0.0
-    compiled = len(kernel.detector_scores.signatures)
+    compiled = len(kernel_batch.detector_scores.signatures)
     assert compiled >= 1
-    BatchDetector(4).score_many(np.array([0, 1, 2]), np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0]))
-    assert len(kernel.detector_scores.signatures) == compiled  # nothing left to compile in the first window
+    BatchDetector(4).score_learn_many(np.array([0, 1, 2]), np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0]))
+    assert len(kernel_batch.detector_scores.signatures) == compiled  # nothing left to compile in the first window
 
 
 def test_snapshot_from_before_onset_scores_restores():
@@ -180,7 +181,7 @@ def test_snapshot_from_before_onset_scores_restores():
     s = make_series("speed_kmh", days=2, step_s=STEP_S, seed=8)
     keys = np.zeros(s.ts_ms.size, dtype=np.int64)
     det = BatchDetector(1)
-    det.score_many(keys, s.ts_ms, s.values)
+    det.score_learn_many(keys, s.ts_ms, s.values)
     buf = io.BytesIO()
     buf.write(b"CBAD1\n")
     np.savez(buf, S=det._S[:, :21], SEA=det._SEA, PD=det._PD)
@@ -188,7 +189,7 @@ def test_snapshot_from_before_onset_scores_restores():
     assert old._S.shape == det._S.shape
     np.testing.assert_array_equal(old._S[:, :21], det._S[:, :21])
     assert old._S[0, kernel.C_QLO] == kernel.QLO_S  # fresh tail percentile
-    nxt = old.score_many(np.array([0]), np.array([s.ts_ms[-1] + 300_000]), np.array([s.values[-1]]))
+    nxt = old.score_learn_many(np.array([0]), np.array([s.ts_ms[-1] + 300_000]), np.array([s.values[-1]]))
     assert 0.0 <= nxt[0] < 0.999
 
 
@@ -201,5 +202,5 @@ def test_scores_rank_strong_evidence_without_saturating():
     tops = []
     for size in (40.0, 400.0, 4000.0):
         det = BatchDetector(1)
-        tops.append(det.score_many(np.zeros(2001, dtype=np.int64), ts, np.r_[base, 50 + size])[-1])
+        tops.append(det.score_learn_many(np.zeros(2001, dtype=np.int64), ts, np.r_[base, 50 + size])[-1])
     assert 0.999 < tops[0] < tops[1] < tops[2] < 1.0

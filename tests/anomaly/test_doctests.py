@@ -13,6 +13,8 @@ MODULES = [
     "brain.kernels.changepoint",
     "brain.kernels.faults",
     "brain.kernels.detector",
+    "brain.kernels.detector_batch",
+    "brain.anomaly.base",
     "brain.kernels.surprise",
     "brain.anomaly.streaming",
     "brain.anomaly.onnx_scorer",

@@ -148,7 +148,7 @@ def test_without_probes_the_other_detectors_are_the_peer():
 def test_peer_input_is_checked():
     det = BatchDetector(1)
     with pytest.raises(ValueError, match="peers must be aligned"):
-        det.score_many(np.zeros(3, dtype=np.int64), np.arange(3), np.ones(3), peers=np.ones(2))
+        det.score_learn_many(np.zeros(3, dtype=np.int64), np.arange(3), np.ones(3), peers=np.ones(2))
 
 
 def _speed_pair(n=600, seed=0):
@@ -164,11 +164,11 @@ def _speed_pair(n=600, seed=0):
 
 def test_one_series_and_batch_agree_with_peers():
     ts, det, peer = _speed_pair()
-    batch = BatchDetector(1).explain_many(np.zeros(ts.size, dtype=np.int64), ts, det, peers=peer)
+    batch = BatchDetector(1).explain_learn_many(np.zeros(ts.size, dtype=np.int64), ts, det, peers=peer)
     one = SeasonalDetector()
     scores, reasons = [], []
     for t, x, p in zip(ts.tolist(), det.tolist(), peer.tolist()):
-        scores.append(one.score_one(t / 1000.0, x, None if np.isnan(p) else p))
+        scores.append(one.score_learn_one(t / 1000.0, x, None if np.isnan(p) else p))
         reasons.append(one.last_reason)
     np.testing.assert_array_equal(batch["score"], scores)
     assert reasons == batch["reason"].tolist()
@@ -179,11 +179,11 @@ def test_snapshot_keeps_the_peer_state_and_reads_old_snapshots():
     ts, det, peer = _speed_pair(seed=1)
     keys = np.zeros(ts.size, dtype=np.int64)
     half = ts.size - 40
-    whole = BatchDetector(1).score_many(keys, ts, det, peers=peer)
+    whole = BatchDetector(1).score_learn_many(keys, ts, det, peers=peer)
     first = BatchDetector(1)
-    first.score_many(keys[:half], ts[:half], det[:half], peers=peer[:half])
+    first.score_learn_many(keys[:half], ts[:half], det[:half], peers=peer[:half])
     resumed = BatchDetector.from_snapshot(first.snapshot())
-    np.testing.assert_array_equal(resumed.score_many(keys[half:], ts[half:], det[half:], peers=peer[half:]), whole[half:])
+    np.testing.assert_array_equal(resumed.score_learn_many(keys[half:], ts[half:], det[half:], peers=peer[half:]), whole[half:])
     # a snapshot written before peer drift existed (no PD array) restores with fresh peer state
     buf = io.BytesIO()
     buf.write(b"CBAD1\n")

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brain.kernels import changepoint, detector, ewma, faults, robust, seasonal
+from brain.kernels import changepoint, detector, detector_batch, ewma, faults, robust, seasonal
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -122,8 +122,8 @@ def test_scalar_helpers_equal_reference(a, b, c, d):
 def test_detector_equals_reference_short(s):
     keys, ts, values = s
     S, SEA = detector.detector_state(3)
-    got = detector.detector_batch(keys, ts, values, S, SEA)
-    want = detector.detector_batch_ref(keys, ts, values)
+    got = detector_batch.detector_batch(keys, ts, values, S, SEA)
+    want = detector_batch.detector_batch_ref(keys, ts, values)
     for g, w in zip(got, want):
         _same(g, w)
 
@@ -134,8 +134,8 @@ def test_detector_with_peers_equals_reference_short(s, ratio):
     keys, ts, values = s
     peers = np.where(np.arange(values.size) % 4 == 3, np.nan, values * ratio)  # some points without a peer
     S, SEA = detector.detector_state(3)
-    got = detector.detector_batch_peer(keys, ts, values, peers, S, SEA, faults.peer_drift_state(3))
-    want = detector.detector_batch_ref(keys, ts, values, peers=peers)
+    got = detector_batch.detector_batch_peer(keys, ts, values, peers, S, SEA, faults.peer_drift_state(3))
+    want = detector_batch.detector_batch_ref(keys, ts, values, peers=peers)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
 
@@ -155,12 +155,12 @@ def test_detector_with_peers_equals_reference_long(seed):
     peers[rng.random(n) < 0.05] = np.nan
     S, SEA = detector.detector_state(2)
     PD = faults.peer_drift_state(2)
-    got = detector.detector_batch_peer(keys, ts, values, peers, S, SEA, PD)
-    want = detector.detector_batch_ref(keys, ts, values, peers=peers)
+    got = detector_batch.detector_batch_peer(keys, ts, values, peers, S, SEA, PD)
+    want = detector_batch.detector_batch_ref(keys, ts, values, peers=peers)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert (got[3] == detector.REASON_DRIFT).any()
-    scores_only = detector.detector_scores_peer(keys, ts, values, peers, *detector.detector_state(2), faults.peer_drift_state(2),
+    scores_only = detector_batch.detector_scores_peer(keys, ts, values, peers, *detector.detector_state(2), faults.peer_drift_state(2),
                                                 np.empty(n))
     np.testing.assert_array_equal(scores_only, got[0])
 
@@ -179,9 +179,9 @@ def test_detector_equals_reference_long(seed):
     values[a:a + 60] = values[a]  # a stuck stretch
     values[n // 2:] += rng.choice([-40.0, 40.0])  # a level shift
     S, SEA = detector.detector_state(2)
-    got = detector.detector_batch(keys, ts, values, S, SEA)
-    want = detector.detector_batch_ref(keys, ts, values)
+    got = detector_batch.detector_batch(keys, ts, values, S, SEA)
+    want = detector_batch.detector_batch_ref(keys, ts, values)
     for g, w in zip(got, want):
         _same(g, w)
-    scores_only = detector.detector_scores(keys, ts, values, *detector.detector_state(2), np.empty(n))
+    scores_only = detector_batch.detector_scores(keys, ts, values, *detector.detector_state(2), np.empty(n))
     _same(scores_only, got[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,11 +86,46 @@ def test_a_level_shift_pages_once_and_is_adopted():
     x = 10 + rng.normal(0, 1, 4000)
     x[2000:] += 8.0
     ts = np.arange(4000, dtype=np.int64) * 60_000
-    res = BatchDetector(1).explain_many(np.zeros(4000, dtype=np.int64), ts, x)
+    res = BatchDetector(1).explain_learn_many(np.zeros(4000, dtype=np.int64), ts, x)
     flagged = np.flatnonzero(res["score"] >= 0.999)
     assert flagged.size and 2000 <= flagged[0] < 2010
     assert (flagged >= 2000).sum() <= 3  # one episode, not a run of pages
     assert res["ongoing"][2000:2005].max() >= 0.999  # while it holds, 'ongoing' says so
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("gap", [2, 3, 5, 10])
+def test_a_second_anomaly_right_after_a_huge_one_is_still_paged(seed, gap):
+    """A spike of 10^3 or 10^6 sigmas, then a level shift of 10 sigmas ``gap`` points later: the shift
+    is paged at its first point, as it is without the spike (the spike's episode does not mask it)."""
+    first_flag = []
+    for spike in (0.0, 1e3, 1e6):
+        rng = np.random.default_rng(seed)
+        x = 50 + rng.normal(0, 1, 1000)
+        x[600] += spike
+        x[600 + gap:] += 10.0
+        ts = np.arange(1000, dtype=np.int64) * 60_000
+        scores = BatchDetector(1).score_learn_many(np.zeros(1000, dtype=np.int64), ts, x)
+        if spike:
+            assert scores[600] >= 0.999
+        flagged = np.flatnonzero(scores[600 + gap:] >= 0.999)
+        first_flag.append(int(flagged[0]) if flagged.size else None)
+    assert first_flag == [0, 0, 0]
+
+
+def test_a_huge_spike_pages_once_and_its_episode_ends_at_the_next_quiet_point():
+    H = margin = 0.0
+    reported = []
+    for best in [2.0, 400.0, 1.0, 12.0, 11.0, 1.0]:
+        rep, H, margin = sp.onset_step(best, H, margin)
+        reported.append(rep >= sp.S_ALARM)
+    assert reported == [False, True, False, True, False, False]
+    # a moderate alarm followed by a quiet point keeps its episode: a glitch twice in a row pages once
+    H = margin = 0.0
+    assert [sp.onset_step(b, H, margin)[0] >= sp.S_ALARM for b in [12.0]] == [True]
+    _, H, margin = sp.onset_step(12.0, 0.0, 0.0)
+    _, H, margin = sp.onset_step(1.0, H, margin)
+    assert sp.onset_step(12.0, H, margin)[0] < sp.S_ALARM
 
 
 def test_heavy_tailed_noise_stays_calibrated_from_the_first_point():
@@ -98,6 +134,6 @@ def test_heavy_tailed_noise_stays_calibrated_from_the_first_point():
     n = 20_000
     ts = np.arange(n, dtype=np.int64) * 60_000
     for x in (100 + 5 * rng.standard_t(3, n), 50 * np.exp(rng.normal(0, 0.3, n)) + np.where(rng.random(n) < 0.01, 100 * rng.pareto(2.0, n), 0)):
-        scores = BatchDetector(1).score_many(np.zeros(n, dtype=np.int64), ts, x)
+        scores = BatchDetector(1).score_learn_many(np.zeros(n, dtype=np.int64), ts, x)
         assert np.mean(scores >= 0.999) <= 0.003
         assert np.mean(scores[:1000] >= 0.999) <= 0.005  # no warm-up storm
