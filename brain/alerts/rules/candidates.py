@@ -183,9 +183,11 @@ def build_candidates(rule: Rule, rows: pl.DataFrame, now_ms: int, locator: Locat
     names = rows.columns
     have = set(names)
     vs = rows.get_column(value)
-    if value_scale != 1.0:
-        vs = vs.fill_null(0) / value_scale
-    vals = _values(vs)
+    if value_scale != 1.0:  # numpy divides exactly (polars multiplies by the reciprocal: 1 ulp off)
+        a = vs.cast(pl.Float64).to_numpy() / value_scale
+        vals = np.where(np.isfinite(a), a, 0.0).tolist()
+    else:
+        vals = _values(vs)
     if trigger is None:
         trigs: list = repeat(True)  # type: ignore[assignment]
     else:

@@ -53,8 +53,8 @@ def check_template_bounds(text: str) -> None:
 
 def template_fields(text: str) -> list[str]:
     """The placeholder names of a template, in order (an unparsable template is a ValueError naming it)."""
-    try:
-        return [f for _, f, _, _ in string.Formatter().parse(text) if f]
+    try:  # "{}" gives "" (a positional field: refused by the rule's check, it would read no column)
+        return [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
     except ValueError as exc:
         raise ValueError(f"summary {text!r}: {exc}") from None
 
