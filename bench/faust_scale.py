@@ -109,8 +109,8 @@ async def _consume(bootstrap: str, topic: str, n_lines: int, n_messages: int, pi
     return {"records_per_s": n_lines / wall, "wall_s": wall, "cpu_s": cpu}
 
 
-def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_lines: int, tmp: Path) -> dict:
-    from streams.faust_status import read_status
+def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_lines: int, tmp: Path, batch: int) -> dict:
+    from streams.faust_state import read_status
 
     out = tmp / f"workers-{n_workers}-{random.randrange(1 << 30)}"
     out.mkdir()
@@ -121,12 +121,15 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
         log = (out / f"worker{i}.log").open("wb")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "citybrain", "worker", "--broker", broker, "--topic", topic, "--partitions", str(partitions),
-             "--out", str(out), "--app-id", app_id, "--id", str(i), "--within", "0.5"],
+             "--out", str(out), "--app-id", app_id, "--id", str(i), "--within", "0.5", "--batch", str(batch)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
     try:
         deadline = time.monotonic() + 900
+        first = None  # (time, records in) when the first batch was checkpointed: start-up and group join are over
         while time.monotonic() < deadline:
             st = read_status(out, app_id, partitions)
+            if first is None and st["records_in"]:
+                first = (time.monotonic(), st["records_in"])
             if st["records_in"] >= n_lines and st["merged_all"]:
                 break
             for p in procs:
@@ -149,7 +152,11 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-    return {"records_per_s": n_lines / wall, "wall_s": wall, "cpu_s": cpu, "startup_included": True}
+    steady_s = time.monotonic() - first[0] if first else float("nan")
+    # Steady rate: records after the first checkpointed batch over the time after it (start-up,
+    # imports, kernel loading and the group join left out); the start-up is reported apart.
+    return {"records_per_s": (n_lines - first[1]) / steady_s if first and steady_s > 0 else float("nan"), "wall_s": wall, "cpu_s": cpu,
+            "with_start_records_per_s": n_lines / wall, "start_s": wall - steady_s}
 
 
 def main() -> int:
@@ -181,15 +188,17 @@ def main() -> int:
             results[f"ceiling/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages))
             results[f"peer/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages, CityPipeline(city)))
             for n in args.workers:
-                results[f"worker x{n}/{fmt}"] = run_workers(broker, topic, args.partitions, n, len(lines), tmp)
+                # A batch of 100 blocks is up to 20k records; single-record messages get the 10,000 per take.
+                results[f"worker x{n}/{fmt}"] = run_workers(broker, topic, args.partitions, n, len(lines), tmp, 100 if fmt == "block" else 10_000)
             for name in [k for k in results if k.endswith(fmt)]:
                 r = results[name]
-                print(f"  {name:<18} {r['records_per_s']:>10,.0f} records/s  wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s")
+                extra = f"  (with start-up: {r['with_start_records_per_s']:,.0f}/s, start {r['start_s']:.1f} s)" if "start_s" in r else ""
+                print(f"  {name:<18} {r['records_per_s']:>10,.0f} records/s  wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s{extra}")
             for n in args.workers:
                 w, p, c = results[f"worker x{n}/{fmt}"], results[f"peer/{fmt}"], results[f"ceiling/{fmt}"]
                 print(f"  worker x{n}/{fmt}: {w['records_per_s'] / p['records_per_s']:.2f}x the aiokafka-loop peer, "
                       f"{w['records_per_s'] / c['records_per_s']:.2f}x the raw consumer "
-                      f"(worker wall time includes its start and group join)")
+                      f"(steady rate, after the first batch)")
     finally:
         tansu.terminate()
         tansu.wait(timeout=10)

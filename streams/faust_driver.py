@@ -1,48 +1,68 @@
-"""The ``faust`` driver: the same :class:`brain.pipeline.CityPipeline` inside a Faust agent over Kafka.
+"""The ``faust`` driver: the whole topology on any number of Faust workers over P input partitions.
 
-Records come in on ``citybrain.records``, one raw JSON line per message value, keyed by
-``sensor_id`` (one terminal's records always land on one partition, in order). The agent reads
-them in micro-batches with ``stream.take_events(n, within=t)``, joins the values with ``b"\\n"``
-and hands them to :meth:`CityPipeline.ingest_jsonl` — exactly the bytes the local driver would
-decode — so validation, dedup, lateness, windows and vital signs are the same code. Each batch
-then produces:
+Topology (stages in :mod:`streams.faust_stages`, their checkpoints in :mod:`streams.faust_state`)::
 
-- ``citybrain.vitals``: one JSON message per closed window and vital-sign table (default the
-  ``district`` and ``city`` tables), key ``"<table>:<window_end_ms>"``, value
-  ``{"table", "window_start_ms", "window_end_ms", "rows": [...]}``;
-- ``citybrain.deadletter``: one JSON message per rejected record (``reason_code``, ``reason``,
-  ``raw``), late records included with ``reason_code="late"`` (nothing is silently dropped).
+  citybrain produce ─┐ blocks of records            ┌──────────────────────────┐
+  MQTT bridge ───────┼─► citybrain.records ───────► │ per-partition stage (xP)  │──► citybrain.deadletter
+  (one per message)  ┘   P partitions,              │ validate, event time,     │    (reason per record)
+                         partition = murmur2(sensor) │ dedup, per-sensor windows │
+                                                     └────────────┬─────────────┘
+                                  closed windows of its sensors,  │ Partial (sparse arrays,
+                                  lifecycle rows, its watermark   ▼ key "<partition>:<tick end>")
+                                                 <app>.partials (1 partition)
+                                                     ┌────────────┴─────────────┐
+                                                     │ merge stage (x1)          │──► citybrain.vitals
+                                                     │ tick closes when every    │    key "<table>:<window_end_ms>"
+                                                     │ partition has closed it;  │    district, city, anomaly,
+                                                     │ segments, vital signs,    │    sensor_faults, signal_plans
+                                                     │ anomaly, faults, plans    │
+                                                     └──────────────────────────┘
+
+- Input: a message is one JSON record, or a block (header ``cb-block``) of records, one per line,
+  all of one partition (``citybrain produce`` sends blocks of 200; the MQTT bridge single
+  records). A record's partition is Kafka's default for its ``sensor_id`` key either way, so one
+  sensor's records are on one partition, in order.
+- Per partition (where the sensor's partition lives): a :class:`streams.faust_stages.PartitionPipeline`
+  per input partition, whichever worker holds it — the local driver's validation, event time
+  (its own watermark over its sensors), duplicates and per-sensor windows. Batches come from
+  ``stream.take_events(n, within=t)``: all records of a batch's messages of one partition are
+  joined and decoded columnar in one ``ingest_jsonl``; with blocks, Faust's per-message cost is
+  paid once per 200 records.
+- Merge (what spans sensors): one agent on the one partition of ``<app>.partials``. A tick closes
+  once every input partition has closed it (the merged watermark is the partitions' minimum);
+  then the pipeline's own tick code builds segment, district and city tables, vital signs, and
+  runs the window operators (:func:`merge_operators`): anomaly scores, sensor faults, green-wave
+  replanning. Its input is per-sensor window sums, O(sensors) per tick, not O(records); it is not
+  the bottleneck (bench/faust_scale.py). The anomaly and fault operators run here, not per
+  partition, because their series span sensors (a segment's speed averages detectors that live on
+  different partitions; a detector is judged against its segment's probe speed).
+- Why blocks and not "Faust for membership, records read in bulk by our own consumer": a second
+  consumer would need its own assignment, its offsets committed outside Faust, and a rebalance
+  protocol of its own; blocks keep Faust doing all of that and measured within the aiokafka
+  loop's reach (see bench/faust_scale.py and notes). Single-record messages still work (the
+  MQTT bridge), at Faust's per-message speed.
 
 Checkpointing (why not Faust tables): Faust tables need one current event per update and raise
 ``Operation outside of stream iteration`` after ``take()``; the pipeline's state is columnar anyway.
-After each batch the worker (1) flushes its output messages, (2) atomically replaces one file
-``<out_dir>/faust-<app_id>-<worker_id>.ckpt`` holding the pipeline snapshot *and* the last input
-offset applied per partition, (3) lets Faust acknowledge the batch so the offsets get committed.
-A worker killed between (2) and the commit is handed those events again on restart; it skips
-every event at or below the offsets in its checkpoint, so state is applied exactly once. Outputs
-are at-least-once (a kill between (1) and (2) re-sends that batch's messages): consumers drop
-repeats by key. tansu (the test broker) has no transactions, so this does not rely on them.
+After each batch a stage (1) flushes its output messages, (2) atomically replaces its partition's
+checkpoint (``<out>/faust-<app>-p<N>.ckpt``, or ``-merge.ckpt``) holding its snapshot *and* the
+last input offset applied, (3) lets Faust acknowledge the batch so the offsets get committed. A
+worker killed between (2) and the commit is handed those events again; the stage skips every
+offset at or below its checkpoint's, so state is applied exactly once. Outputs are at-least-once
+(a kill between (1) and (2) re-sends them): the merge drops ticks a partition sends again, lifecycle
+updates are idempotent, and published windows repeat the same rows under the same key. tansu (the
+test broker) has no transactions, so this does not rely on them. Because checkpoints belong to
+partitions, a partition moved by a rebalance is resumed by its new owner from the shared ``--out``.
 
-Partitions and more workers — what is and is not done here:
-
-- One worker is correct with any number of input partitions *for per-sensor state*, but the
-  watermark is one clock over all of them: if the worker reads one partition far ahead of another,
-  records of the lagging one can turn "late". A single partition (the default) keeps the input's
-  order and gives exactly the local driver's results.
-- Several workers would each own some partitions, hence some sensors. Windows and per-sensor state
-  then split cleanly (key = sensor), but vital signs are not per sensor: a district's TPI, AQI or
-  health index combines sensors held by different workers, and the watermark must be the minimum
-  over all workers. Serving that needs a second stage: workers publish per-sensor window
-  aggregates (``WindowResult.inputs``) keyed by window, a merge agent combines them once every
-  worker's watermark has passed the window end, and only it computes vital signs. That stage is
-  not built; :func:`make_app` therefore runs one pipeline per worker and says so in its checkpoint
-  name (``worker_id``) rather than pretending partial vital signs are the city's.
+Limits: an input partition that never receives a record holds the merged watermark back (no
+idleness timeout across partitions yet); checkpoints live in a directory every worker can reach
+(not yet in a changelog topic); alert rules and the alert pipeline are not wired into the merge.
 
 Example:
     >>> from brain.city import load_city, demo_city_path
     >>> app = make_app(load_city(demo_city_path()), "kafka://127.0.0.1:9092", out_dir="/tmp/cb-faust")
     >>> app.conf.id, sorted(app.citybrain.topic_names)
-    ('citybrain', ['citybrain.deadletter', 'citybrain.records', 'citybrain.vitals'])
+    ('citybrain', ['citybrain.deadletter', 'citybrain.partials', 'citybrain.records', 'citybrain.vitals'])
 """
 from __future__ import annotations
 

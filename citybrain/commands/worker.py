@@ -44,6 +44,8 @@ def register(sub) -> None:
                         "carries up to 200 records, so a catching-up batch holds up to 200k records; live, --within bounds the wait)")
     w.add_argument("--within", type=float, default=1.0, metavar="SECONDS", help="wait at most this long to fill a batch (default 1.0)")
     w.add_argument("--app-id", default="citybrain", help="Faust app id = consumer group (default citybrain)")
+    w.add_argument("--vitals-topic", default=None, metavar="NAME", help="output topic of the merge stage (default citybrain.vitals)")
+    w.add_argument("--deadletter-topic", default=None, metavar="NAME", help="dead-letter topic (default citybrain.deadletter)")
     w.add_argument("--id", type=int, default=0, metavar="N", dest="worker_id",
                    help="this worker's number, for its logs and status files (checkpoints belong to partitions, not workers)")
     w.add_argument("--fresh", action="store_true", help="delete this app's checkpoints (every partition's and the merge's) before starting")
@@ -100,7 +102,8 @@ def worker_command(args) -> int:
         raise UserError(str(exc)) from None
     city = _load_city(args.city)
     topic = args.topic or INPUT_TOPIC
-    counts = _check_broker(args.broker, {topic: args.partitions, VITALS_TOPIC: 1, DEADLETTER_TOPIC: 1, partials_topic_name(args.app_id): 1})
+    vitals_topic, dead_topic = args.vitals_topic or VITALS_TOPIC, args.deadletter_topic or DEADLETTER_TOPIC
+    counts = _check_broker(args.broker, {topic: args.partitions, vitals_topic: 1, dead_topic: 1, partials_topic_name(args.app_id): 1})
     partitions = counts.get(topic, args.partitions)  # an existing topic keeps its own count
     out = Path(args.out)
     try:
@@ -118,7 +121,8 @@ def worker_command(args) -> int:
             except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, one line names it
                 raise UserError(f"checkpoint {ckpt} is unreadable ({exc}); delete it or pass --fresh") from None
     ckpt = out / f"faust-{args.app_id}-*.ckpt"
-    app = make_app(city, args.broker, out_dir=out, input_topic=topic, partitions=partitions, app_id=args.app_id,
+    app = make_app(city, args.broker, out_dir=out, input_topic=topic, vitals_topic=vitals_topic, deadletter_topic=dead_topic,
+                   partitions=partitions, app_id=args.app_id,
                    worker_id=args.worker_id, config=config, batch_size=args.batch, batch_within_s=args.within)
     print(f"citybrain worker {args.worker_id}: {args.broker} topic {topic} ({partitions} partitions) -> {VITALS_TOPIC}, "
           f"{DEADLETTER_TOPIC}; checkpoints {ckpt}",
