@@ -8,7 +8,9 @@ cells), then `--repeat` updates of `--rows` rows (half progress existing cases, 
 ones), timed per update (the first update, which builds the id index once, is left out). Peers in
 the same run, over the same rows: the previous update — the whole table merged with the update
 rows by the numba kernel (`merge`) —, polars' group-by formulation of it (`merge_reference`, with
---polars), and a `vstack` of the table with the update rows. Seeds are random unless --seed is given.
+--polars), and a `vstack` of the table with the update rows. As in the pipeline, a CaseTally (the grid-case
+vital signs kept up to date by the rows that change) watches the table and gets every update (--no-tally:
+without it). Seeds are random unless --seed is given.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import polars as pl  # noqa: E402
 
 from brain.lifecycle import LifecycleTable, merge, merge_reference  # noqa: E402
 from brain.pipeline import CASE_STAGES, LIFECYCLE_KINDS  # noqa: E402
+from brain.vitals.stack.casetally import CaseTally  # noqa: E402
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
 STATUSES = list(CASE_STAGES)
@@ -52,6 +55,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--polars", action="store_true", help="also time polars' group-by over the whole table (slow)")
+    ap.add_argument("--no-tally", action="store_true", help="no CaseTally watching the table")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     rng = np.random.default_rng(seed)
@@ -62,6 +66,9 @@ def main() -> int:
         ids = [f"case-{i}" for i in range(kept)]
         table.update(_updates(rng, ids, 1_700_000_000_000))  # one row per case: the table as it stands
         assert table.frame.height == kept
+        if not args.no_tally:
+            tally = CaseTally(table, 86_400_000)
+            tally.snapshots([1_700_000_000_000])  # counting from here on
         times, whole_times, ref_times, floor = [], [], [], []
         table.update(_updates(rng, [ids[0]], 1_700_000_000_000))  # builds the id index (once per table)
         next_id = kept

@@ -59,6 +59,18 @@ class LifecycleTable:
         self._tail: pl.DataFrame | None = None  # entities added since the last fold, after the main rows
         self._pos: dict | None = None  # id -> row (main rows, then tail rows); built when first needed
         self._dead: np.ndarray | None = None  # rows of expired entities, hidden until a compaction (shorter: False)
+        self._watchers: list = []
+
+    def watch(self, watcher) -> None:
+        """Tell ``watcher`` of every change: ``watcher.changed(old, new)`` with the previous rows of the
+        entities an update or a prune touched (None: none) and their rows now (None: gone), and
+        ``watcher.reset()`` when the whole table was replaced (a restore, a schema change). Views kept
+        up to date from the rows that change (:class:`brain.vitals.stack.casetally.CaseTally`) use it."""
+        self._watchers.append(watcher)
+
+    def _reset_watchers(self) -> None:
+        for w in self._watchers:
+            w.reset()
 
     # --- the table as a frame ---------------------------------------------------------------------
     @property
@@ -125,30 +137,39 @@ class LifecycleTable:
         rows = self._as_rows(updates)
         if self._height() == 0:
             self.frame = merge(rows, self.id_col, list(self.stages.values()), self.fields)
+            self._reset_watchers()
             return
         if [(c.name, c.dtype) for c in self._cols] != list(rows.schema.items()):
             # e.g. a table restored from an older snapshot: polars reconciles the types, once.
             self.frame = merge_reference(pl.concat([self.frame, rows], how="vertical_relaxed"), self.id_col,
                                          list(self.stages.values()), self.fields)
+            self._reset_watchers()
             return
         pos = self._positions()
         n_main = self._cols[0].len()
         tail = self._tail if self._tail is not None else rows.clear()
-        touched = np.array(sorted({k for i in rows.get_column(self.id_col).to_list()
-                                   if (k := pos.get(i)) is not None and k < n_main}), dtype=np.int64)
-        # The touched main rows, the tail, the updates: merged as the whole table would merge them
-        # (each entity's table row first, then its updates in order; new entities in order of arrival).
-        stacked = series.frame([series.take(c, touched) for c in self._cols]).vstack(tail).vstack(rows)
-        merged = merge(stacked, self.id_col, list(self.stages.values()), self.fields)
-        m = len(touched)
+        at = {k for i in rows.get_column(self.id_col).to_list() if (k := pos.get(i)) is not None}
+        touched = np.array(sorted(k for k in at if k < n_main), dtype=np.int64)
+        in_tail = np.array(sorted(k - n_main for k in at if k >= n_main), dtype=np.int64)
+        # The touched entities' rows (main, then tail) and the updates: merged as the whole table would
+        # merge them (each entity's table row first, then its updates in order; new entities in order
+        # of arrival, after them).
+        before = series.frame([series.take(c, touched) for c in self._cols]).vstack(series.take_rows(tail, in_tail))
+        merged = merge(before.vstack(rows), self.id_col, list(self.stages.values()), self.fields)
+        m, m_tail = len(touched), len(in_tail)
+        for w in self._watchers:
+            w.changed(before, merged)
         if m:
             for j, col in enumerate(self._cols):
                 col.scatter(touched, merged.to_series(j).slice(0, m))
-        new_tail = merged.slice(m)
-        for k, i in enumerate(new_tail.get_column(self.id_col).slice(tail.height).to_list(), start=n_main + tail.height):
+        if m_tail:  # the tail is small: its touched rows are written into a copy
+            tail = series.frame([c.clone().scatter(in_tail, merged.to_series(j).slice(m, m_tail)) for j, c in enumerate(tail.get_columns())])
+        added = merged.slice(m + m_tail)
+        for k, i in enumerate(added.get_column(self.id_col).to_list(), start=n_main + tail.height):
             pos[i] = k
-        self._tail = new_tail
-        if new_tail.height > TAIL_ROWS:  # one copy of the table per TAIL_ROWS new entities
+        tail = tail.vstack(added) if added.height else tail
+        self._tail = tail.rechunk() if tail.n_chunks() > 32 else tail
+        if tail.height > TAIL_ROWS:  # one copy of the table per TAIL_ROWS new entities
             self._fold()
 
     def prune(self, now_ms: int) -> None:
@@ -163,6 +184,8 @@ class LifecycleTable:
         if not due.any():
             return
         rows = np.flatnonzero(due)
+        for w in self._watchers:
+            w.changed(series.take_rows(raw, rows), None)
         if rows[-1] >= self._cols[0].len():
             self._fold()  # the tail is merged whole by update(): it must hold living entities only
         if self._pos is not None:  # expired entities leave the index: an update for one starts it afresh
@@ -186,6 +209,7 @@ class LifecycleTable:
 
     def load(self, state: dict) -> None:
         self.frame = state["frame"]
+        self._reset_watchers()
 
 
 def _time_of(field: str) -> str:

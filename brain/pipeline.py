@@ -194,6 +194,13 @@ class CityPipeline:
             vitals_fn = vitals_module.compute_vitals
             self.vitals_batch_fn = getattr(vitals_module, "compute_vitals_batch", None)
         self.vitals_fn = vitals_fn
+        # Grid-case figures kept up to date by the cases that change, not recounted over every case per tick.
+        from brain.vitals.compute import VitalsConfig
+        from brain.vitals.stack.casetally import CaseTally
+
+        self._tallied_fn = self.vitals_batch_fn
+        self.case_tally = (CaseTally(self.lifecycle["grid_case"], int(VitalsConfig().case_lookback_s * 1000))
+                           if self.vitals_batch_fn is not None else None)
         self.window_operators = list(window_operators)
         segment_ids = [s.id for s in city.segments]
         self.ticks = TickBuilder(self._members, self._sensor_place_index("segment", segment_ids), segment_ids,
@@ -392,6 +399,8 @@ class CityPipeline:
     def vitals_batch(self, inputs: dict[str, pl.DataFrame], city: City, ends: list[int]) -> dict[str, pl.DataFrame]:
         """Vital signs of stacked ticks: the batch function when there is one, else tick by tick."""
         if self.vitals_batch_fn is not None:
+            if self.case_tally is not None and self.vitals_batch_fn is self._tallied_fn:
+                return self.vitals_batch_fn(inputs, city, ends, cases=self.case_tally)
             return self.vitals_batch_fn(inputs, city, ends)
         per_tick: dict[str, list[pl.DataFrame]] = {}
         for end in ends:

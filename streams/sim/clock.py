@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -199,6 +200,10 @@ def scalar_poisson(seed: int, stream: int, key: int, lam: float) -> int:
     x = (x * 0x94D049BB133111EB) & _MASK
     x ^= x >> 31
     u = ((x >> 11) + 0.5) / 9007199254740992.0
+    if lam > 500.0:
+        # exp(-lam) underflows past ~745 and the walk below would take thousands of steps: the normal
+        # approximation (exact to well under 1 % here) from the same uniform.
+        return max(0, round(lam + math.sqrt(lam) * NormalDist().inv_cdf(u)))
     k, p = 0, math.exp(-lam)
     cdf = p
     while u > cdf and k < 10_000:

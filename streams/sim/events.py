@@ -162,10 +162,15 @@ class GridCaseGen:
     """Poisson grid-case arrivals with whole lifecycles (see the module docstring for an example)."""
 
     FAMILY = 4
-    RATE_PER_CELL_HOUR = 0.35  # at the daytime peak
+    RATE_PER_CELL_HOUR = 0.35  # at the daytime peak, in a city of up to REFERENCE_SENSORS sensors
+    #: A bigger city's cells are busier (denser, more people per cell, more channels): past this size the
+    #: rate per cell grows with the city's sensor count, so a 50k-sensor city of ~4k cells reports
+    #: ~340k cases a day (the "few hundred thousand a day" of a real megacity's grid system + 12345).
+    REFERENCE_SENSORS = 3_000
 
     def __init__(self, city: City, seed: int):
         self.cells = [c.id for c in city.cells] or sorted({s.cell for s in city.sensors})
+        self.rate_per_cell_hour = self.RATE_PER_CELL_HOUR * max(1.0, len(city.sensors) / self.REFERENCE_SENSORS)
         self.cell_district = {c.id: c.district for c in city.cells}
         self.sources = _case_sources(city)
         self.inspector_by_cell = {s.cell: s.id for s in city.sensors if s.type == "grid_inspector"}
@@ -206,7 +211,7 @@ class GridCaseGen:
     def arrivals(self, a_ms: int, b_ms: int, lt: LocalTime, seed: int) -> pl.DataFrame | None:
         if not self.channels or not self.cells:
             return None
-        lam = self.RATE_PER_CELL_HOUR * len(self.cells) * float(case_rate(lt.hour)) * (b_ms - a_ms) / HOUR_MS
+        lam = self.rate_per_cell_hour * len(self.cells) * float(case_rate(lt.hour)) * (b_ms - a_ms) / HOUR_MS
         n = scalar_poisson(seed, self.FAMILY, a_ms // 1000, lam)
         if n == 0:
             return None
