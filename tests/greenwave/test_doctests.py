@@ -24,6 +24,7 @@ MODULES = [
     "brain.greenwave.delay",
     "brain.greenwave.limits",
     "brain.greenwave.escort",
+    "brain.greenwave.network",
 ]
 
 
