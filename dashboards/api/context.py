@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from brain.city.model import City
 from dashboards.api.history import HistoryReader
 from dashboards.api.live import LiveHub
+from dashboards.api.respcache import ResponseCache
 from dashboards.api.tokens import TokenStore
 from streams.alerts.store import AlertStore
 from streams.sinks.signal_plans import FilePlanSink
@@ -27,6 +28,7 @@ class ApiLimits(msgspec.Struct, kw_only=True):
     silence_max_h: float = msgspec.field(default=24.0)
     webhook_allowed_hosts: str = ""  # comma-separated host names; empty = no webhook subscriptions via the API
     token_cache_s: float = 1.0  # a verified token is trusted this long in the process (revocation elsewhere: within it)
+    history_recheck_s: float = 0.2  # a history table's file listing is trusted this long (new files: seen within it)
 
     def __post_init__(self) -> None:
         if not self.silence_max_h > 0:
@@ -52,7 +54,8 @@ class ApiContext:
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
         self.tokens = TokenStore(self.store.r, cache_s=self.limits.token_cache_s)
-        self.history = HistoryReader(self.out_dir / "history")
+        self.history = HistoryReader(self.out_dir / "history", recheck_s=self.limits.history_recheck_s)
+        self.responses = ResponseCache()  # encoded answers of hot read routes (dashboards/api/respcache.py)
         self.plans = FilePlanSink(self.out_dir / "signal_plans")
 
     @classmethod

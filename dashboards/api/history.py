@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from pathlib import Path
 
 import polars as pl
@@ -52,11 +53,29 @@ def rows(frame: pl.DataFrame) -> list[dict]:
 class HistoryReader:
     """Reads ``DIR/<table>/*.parquet``; see the module docstring."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, recheck_s: float = 0.0):
         self.directory = Path(directory)
+        # how long a listing of a table's files is trusted by cached_latest: the engine adds files at
+        # checkpoints (seconds apart); listing and stat-ing them on every request was a hot path
+        self.recheck_s = recheck_s
+        self._sigs: dict[str, tuple[float, tuple]] = {}
         self._cache: dict[str, tuple[tuple, pl.DataFrame]] = {}
         self._latest: dict[tuple, tuple[tuple, dict]] = {}  # (table, filters) -> (files signature, answer)
         self._lock = threading.Lock()
+
+    def _signature(self, table: str) -> tuple | None:
+        """The table's file set (names, mtimes), listed at most every ``recheck_s`` (None: no such table)."""
+        now = time.monotonic()
+        hit = self._sigs.get(table)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        folder = self.directory / table
+        if "/" in table or table.startswith(".") or not folder.is_dir():
+            return None
+        sig = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(folder.glob("*.parquet")))
+        if self.recheck_s > 0:
+            self._sigs[table] = (now + self.recheck_s, sig)
+        return sig
 
     def tables(self) -> list[str]:
         if not self.directory.is_dir():
@@ -117,11 +136,11 @@ class HistoryReader:
         return out
 
     def cached_latest(self, table: str, filters: dict[str, str | None] | None = None) -> dict | None:
-        """:meth:`latest` if it is already known for the table's current files (a directory listing), else None."""
-        folder = self.directory / table
-        if "/" in table or table.startswith(".") or not folder.is_dir():
+        """:meth:`latest` if it is already known for the table's current files, else None. The same
+        dict object is returned while the files are unchanged (callers may key caches on it)."""
+        sig = self._signature(table)
+        if sig is None:
             return None
-        sig = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(folder.glob("*.parquet")))
         key = (table, tuple(sorted((k, v) for k, v in (filters or {}).items() if v)))
         hit = self._latest.get(key)
         return hit[1] if hit is not None and hit[0] == sig else None

@@ -3,7 +3,7 @@
 Two feeds go into one :class:`LiveHub`:
 
 * **windows** — in a ``citybrain run`` process the driver hands each closed window to
-  :meth:`LiveHub.on_window` (a reference is kept, nothing computed); beside a remote engine
+  :meth:`LiveHub.on_window` (a reference is kept, nothing computed, the push task woken at once); beside a remote engine
   (``citybrain serve``) the hub watches the Parquet history for a newer window instead.
   At most one ``window`` event per ``push_every_s`` carries the newest window's district and
   city rows, so a fast replay does not flood browsers with ticks no one can read.
@@ -21,12 +21,14 @@ Example:
     ...     q = hub.subscribe()
     ...     hub.publish("alerts", {"n": 1})
     ...     return await q.get()
-    >>> asyncio.run(demo())
-    ('alerts', {'n': 1})
+    >>> event, data, frame = asyncio.run(demo())   # the frame is encoded once for every client
+    >>> event, data, frame.startswith(b"event: alerts")
+    ('alerts', {'n': 1}, True)
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -68,6 +70,7 @@ class LiveHub:
         self._window_wall_ms = 0
         self.events_published = 0
         self.last_window_push_wall = 0.0
+        self._wake: asyncio.Event | None = None  # set by on_window: push now, not at the next poll
 
     @property
     def clients(self) -> int:
@@ -83,19 +86,22 @@ class LiveHub:
 
     def publish(self, event: str, data) -> None:
         self.events_published += 1
+        item = (event, data, sse_frame(event, data))  # one encoding shared by every client's stream
         for q in list(self._queues):
             if q.full():
                 try:
                     q.get_nowait()
                 except asyncio.QueueEmpty:  # pragma: no cover - raced with the reader
                     pass
-            q.put_nowait((event, data))
+            q.put_nowait(item)
 
     def on_window(self, window) -> None:
         """Window handler for the local driver: remember the newest window (cheap, synchronous)."""
         self.latest_window = window
         self._window_wall_ms = int(time.time() * 1000)  # for clients measuring window close -> screen
         self._window_dirty = True
+        if self._wake is not None:
+            self._wake.set()
 
     def live_table(self, name: str):
         """The newest in-process window's table ``name`` (None when there is no engine in this process)."""
@@ -107,10 +113,13 @@ class LiveHub:
         """Background task: push windows and alert changes until cancelled."""
         last_history_ms = None
         next_history_check = 0.0
+        self._wake = asyncio.Event()
+        next_window_ok = 0.0
         while True:
             try:
-                if self._window_dirty and self.latest_window is not None:
+                if self._window_dirty and self.latest_window is not None and time.monotonic() >= next_window_ok:
                     self._window_dirty = False
+                    next_window_ok = time.monotonic() + self.push_every_s
                     if self._queues:
                         self.publish("window", {**window_payload(self.latest_window),
                                                 "closed_wall_ms": self._window_wall_ms})
@@ -135,7 +144,14 @@ class LiveHub:
                 raise
             except Exception as exc:  # keep pushing through a Redis restart or a half-written file
                 log.warning("live push failed", extra={"fields": {"error": str(exc)}})
-            await asyncio.sleep(self.push_every_s)
+            # a closed window wakes the loop at once (at most one window event per push_every_s); alert
+            # changes and the history are polled every push_every_s
+            self._wake.clear()
+            wait_s = self.push_every_s
+            if self._window_dirty:
+                wait_s = max(0.0, min(wait_s, next_window_ok - time.monotonic()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)
 
 
 def sse_frame(event: str, data) -> bytes:

@@ -201,13 +201,47 @@ async function loadTraffic() {
     document.querySelector(`.plan-history[data-corridor="${p.corridor}"]`).innerHTML =
       `<h4>${t("history")}</h4>` + table(h.rows.map((x) => ({ ...x, valid_from: localTime(x.valid_from_ms) })), ["plan_id", "valid_from", "cycle_s"]);
   }
+  await loadControllers();
+}
+
+// signal controllers (plans sent / acknowledged / what they report) and priority requests (一键护航)
+async function loadControllers() {
+  const [ctl, prio] = await Promise.all([api("/api/v1/plans/controllers"), api("/api/v1/plans/priority?limit=20")]);
+  const yes = (v) => (v ? "✓" : "✗");
+  $("#controllers").innerHTML = (ctl.hub ? "" : `<div class="note">${t("no_hub")}</div>`) +
+    table(ctl.rows.map((r) => ({ ...r, acknowledged: r.plan_id ? (r.rejected ? `✗ ${r.rejected}` : yes(r.acknowledged)) : "–" })),
+          ["corridor", "intersection", "plan_id", "acknowledged", "running_plan_id", "phase", "mode", "detector_faults"]);
+  $("#priority").innerHTML = table(prio.rows.map((r) => ({ ...r, eta_s: r.eta_s,
+    hub: `${r.hub.status}${r.hub.action ? " · " + r.hub.action : ""}${r.hub.cross_delay_s ? ` · ${r.hub.cross_delay_s} s` : ""}${r.hub.reason ? " · " + r.hub.reason : ""}`,
+    controller: r.controller.map((c) => `${c.status}${c.reason ? ": " + c.reason : ""}`).join(" → ") || "–" })),
+    ["corridor", "intersection", "vehicle_id", "eta_s", "requested_by", "hub", "controller"]);
+  const form = $("#priority-form");
+  form.classList.toggle("hidden", !may("priority"));
+  if (may("priority") && !S.prioReady) {
+    S.prioReady = true;
+    const scope = (S.me.scope || "").split(",").map((x) => x.trim()).filter(Boolean);
+    const corridors = (S.city.corridors || []).filter((c) => S.me.role !== "controller" || !scope.length || scope.includes(c.id));
+    $("#prio-corridor").innerHTML = corridors.map((c) => `<option value="${esc(c.id)}">${esc(c.name)}</option>`).join("");
+    const fill = () => { const ids = [...new Set(ctl.rows.filter((r) => r.corridor === $("#prio-corridor").value).map((r) => r.intersection))];
+      $("#prio-intersection").innerHTML = ids.map((i) => `<option>${esc(i)}</option>`).join(""); };
+    $("#prio-corridor").addEventListener("change", fill); fill();
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await api(`/api/v1/plans/${encodeURIComponent($("#prio-corridor").value)}/priority`, { method: "POST", body: JSON.stringify({
+          intersection: $("#prio-intersection").value, eta_s: Number($("#prio-eta").value), vehicle_id: $("#prio-vehicle").value || "AMB-1",
+          kind: $("#prio-kind").value, direction: $("#prio-direction").value }) });
+        toast(t("priority_sent")); setTimeout(() => loadControllers().catch(() => {}), 1500);
+      } catch (err) { toast(err.message); }
+    });
+  }
 }
 
 async function loadGrid() {
   const g = await api("/api/v1/grid/summary");
   $("#grid-totals").innerHTML = Object.entries(g.totals).map(([k, v]) =>
     `<div class="tile small"><div class="k">${t(k)}</div><div class="big">${v}</div></div>`).join("") +
-    `<div class="note">${t("by_unit_missing")}</div>`;
+    "";
   if (!S.cellsMap) { echarts.registerMap("cells", await api("/api/v1/city/cells.geojson")); S.cellsMap = true; }
   const chart = S.charts.grid || (S.charts.grid = echarts.init($("#grid-map")));
   const backlog = g.by_cell.map((r) => ({ name: r.cell_id, value: r.open_backlog, overdue: r.overdue }));
@@ -220,6 +254,7 @@ async function loadGrid() {
                itemStyle: { areaColor: "#1e3a5f", borderColor: "#335c8a" } }],
   });
   const cols = ["open_backlog", "overdue", "new_last_hour", "closed_on_time", "on_time_closure_rate"];
+  $("#grid-units").innerHTML = table(g.by_unit, ["unit", ...cols, "categories"]);
   $("#grid-cats").innerHTML = table(g.by_category, ["category", ...cols]);
   $("#grid-cells").innerHTML = table(g.by_cell, ["cell_id", "district", ...cols]);
 }
@@ -228,11 +263,32 @@ async function loadSensors() {
   const reg = await api("/api/v1/sensors?limit=1");
   $("#registry").innerHTML = `<div class="tile small"><div class="k">${t("registered")}</div><div class="big">${reg.total}</div></div>
     <div class="tile small"><div class="k">${t("complete")}</div><div class="big">${reg.metadata_complete}</div></div>`;
+  await renderSensorMap();
   const f = await api("/api/v1/sensors/freshness");
   $("#freshness").innerHTML = table(f.rows, ["district", "family", "registered", "fresh", "stale", "silent"]);
   const d = await api("/api/v1/sensors/deadletters?limit=20");
   $("#deadletters").innerHTML = table(Object.entries(d.by_reason).map(([reason, count]) => ({ reason, count })), ["reason", "count"]) +
     table(d.by_sensor.map((s) => ({ sensor_id: s.sensor_id, total: s.total, reason: Object.keys(s.reasons).join(", ") })), ["sensor_id", "total", "reason"]);
+}
+
+// every sensor on the city map, coloured by the age of its last reading (freshness thresholds of its type)
+const FRESH_COLOUR = { fresh: "#27ae60", stale: "#f1c40f", silent: "#c0392b", never: "#777" };
+async function renderSensorMap() {
+  const m = await api("/api/v1/sensors/freshness/map");
+  const chart = S.charts.sensors || (S.charts.sensors = echarts.init($("#sensor-map")));
+  const age = (s) => (s == null ? t("never") : s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+  chart.setOption({
+    tooltip: { trigger: "item", formatter: (p) => p.data ? `${esc(p.data.name)} (${esc(p.data.type)})<br>${t("age")}: ${esc(age(p.data.age_s))}` +
+      `<br>${t(p.data.freshness)}${p.data.dead ? ` · ${t("dead_letters")}: ${p.data.dead}` : ""}` : "" },
+    geo: { map: "city", nameProperty: "id", roam: true, itemStyle: { areaColor: "#102643", borderColor: "#335c8a" } },
+    legend: { data: Object.keys(FRESH_COLOUR).map((k) => t(k)), textStyle: { color: "#dfe8f5" } },
+    series: Object.entries(FRESH_COLOUR).map(([k, colour]) => ({ name: t(k), type: "scatter", coordinateSystem: "geo", id: `fresh-${k}`,
+      symbolSize: 7, itemStyle: { color: colour, borderColor: "#000" },
+      data: m.rows.filter((r) => r.freshness === k).map((r) => ({ name: r.sensor_id, value: [r.lon, r.lat], type: r.type,
+        age_s: r.age_s, freshness: r.freshness, dead: r.dead_letters })) })),
+  });
+  $("#sensor-counts").innerHTML = Object.entries(m.counts).map(([k, v]) =>
+    `<div class="tile small" data-freshness="${k}"><div class="k">${t(k)}</div><div class="big" style="color:${FRESH_COLOUR[k]}">${v}</div></div>`).join("");
 }
 
 // --- actions ----------------------------------------------------------------------------------------
@@ -289,9 +345,15 @@ function onEvent(ev, data) {
   }
   if (ev === "window") {
     $("#stream-time").textContent = localTime(data.window_end_ms);
-    if (data.closed_wall_ms) {  // window closed in the engine -> shown here (same machine clock in tests and benches)
+    if (data.closed_wall_ms) {  // window closed in the engine -> on screen (same machine clock in tests and benches)
       window.__pushLatenciesMs = (window.__pushLatenciesMs || []).concat([Date.now() - data.closed_wall_ms]);
-      $("#live-dot").title = `live push: ${Date.now() - data.closed_wall_ms} ms after the window closed`;
+      // the next frame after the tiles and map were updated: when the new window is painted
+      requestAnimationFrame(() => {
+        const ms = Date.now() - data.closed_wall_ms;
+        window.__screenLatenciesMs = (window.__screenLatenciesMs || []).concat([{ ms, window_end_ms: data.window_end_ms,
+          shown: $("#stream-time").textContent }]);
+        $("#live-dot").title = `live: ${ms} ms from window close to screen`;
+      });
     }
   }
   if (ev === "alerts") { if (S.page === "overview") renderFeed(); else if (S.page === "alerts") loadAlerts(); }

@@ -28,6 +28,8 @@ ENDPOINTS = [
     ("GET", "/api/v1/plans/jiefang/history", None, ALL),
     ("GET", "/api/v1/plans/jiefang/diagram.svg", None, ALL),
     ("GET", "/api/v1/sensors", None, ALL),
+    ("GET", "/api/v1/plans/priority", None, ALL),
+    ("GET", "/api/v1/plans/controllers", None, ALL),
     ("GET", "/api/v1/sensors/freshness", None, ALL),
     ("GET", "/api/v1/sensors/deadletters", None, ALL),
     ("GET", "/api/v1/sensors/freshness/map", None, ALL),

@@ -22,6 +22,7 @@ from brain.alerts.state import AuditEntry
 from dashboards.api.auth import require
 from dashboards.api.encoding import JSON
 from dashboards.api.errors import ApiError
+from dashboards.api.respcache import cache_key, json_response
 from dashboards.api.policy import PolicyError, check_silence
 from dashboards.api.tokens import Identity, now_ms
 
@@ -76,8 +77,13 @@ async def list_alerts(request: Request, status: str | None = Query(None, descrip
                                       f"(default: all but resolved), got {status!r}")
     if severity is not None and severity not in ("red", "orange", "yellow", "blue"):
         raise ApiError(422, "severity", f"severity must be red, orange, yellow or blue, got {severity!r}")
+    alerts = await _alerts(ctx)
+    key = cache_key(request)
+    body = ctx.responses.get(key, alerts)  # the shared list is replaced when the engine's alerts change
+    if body is not None:
+        return json_response(body)
     out = []
-    for a in await _alerts(ctx):
+    for a in alerts:
         if status == "active" and not a.active or status not in (None, "active", "all") and a.status != status:
             continue
         if status is None and a.status == "resolved":
@@ -90,8 +96,15 @@ async def list_alerts(request: Request, status: str | None = Query(None, descrip
             continue
         out.append(a)
     page = out[offset:offset + limit]
-    return JSON({"total": len(out), "offset": offset, "limit": limit, "more": max(0, len(out) - offset - len(page)),
-                 "rows": [alert_row(a) for a in page]})
+    return json_response(ctx.responses.put(key, alerts, {
+        "total": len(out), "offset": offset, "limit": limit, "more": max(0, len(out) - offset - len(page)),
+        "rows": [alert_row(a) for a in page]}, current=lambda: _shared_alerts(ctx)))
+
+
+def _shared_alerts(ctx):
+    """The shared alert list while it is valid (the version of cached alert pages), else None."""
+    cached = ctx.alerts_cache
+    return cached[1] if cached is not None and time.monotonic() < cached[0] else None
 
 
 @router.get("/incidents", summary="active alerts grouped per incident (inhibited duplicates folded)")

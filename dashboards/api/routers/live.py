@@ -29,11 +29,11 @@ async def live(request: Request, who: Identity = Depends(require("read"))):
             yield sse_frame("hello", {"actor": who.actor, "clients": hub.clients})
             while True:
                 try:
-                    event, data = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    _event, _data, frame = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except asyncio.TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                yield sse_frame(event, data)
+                yield frame
         finally:
             hub.unsubscribe(queue)
 

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from dashboards.api.auth import require
 from dashboards.api.encoding import JSON
 from dashboards.api.history import rows
+from dashboards.api.respcache import cache_key, json_response
 
 router = APIRouter(prefix="/api/v1", tags=["vitals"])
 
@@ -30,15 +31,33 @@ async def tables(request: Request, _=Depends(require("read"))):
 async def latest(request: Request, table: str, district: str | None = None, cell: str | None = None,
                  segment: str | None = None, sensor: str | None = None, _=Depends(require("read"))):
     ctx = request.app.state.ctx
+    key = cache_key(request)
+    window = ctx.hub.latest_window
     live = ctx.hub.live_table(table)
     if live is not None:
-        frame = ctx.history.filtered(live, _filters(district, cell, segment, sensor))
-        return JSON({"table": table, "window_end_ms": int(ctx.hub.latest_window.window_end_ms), "source": "engine",
-                     "rows": rows(frame)})
+        # the same window as the last answer: its bytes (rows are built and encoded once per window)
+        body = ctx.responses.get(key, window)
+        if body is None:
+            frame = ctx.history.filtered(live, _filters(district, cell, segment, sensor))
+            body = ctx.responses.put(key, window, {"table": table, "window_end_ms": int(window.window_end_ms),
+                                                   "source": "engine", "rows": rows(frame)},
+                                     current=lambda: ctx.hub.latest_window)
+        return json_response(body)
     filters = _filters(district, cell, segment, sensor)
     # a cached answer (same files as last time) is served inline; reading new files goes to the thread pool
-    out = ctx.history.cached_latest(table, filters) or await run_in_threadpool(ctx.history.latest, table, filters)
-    return JSON({**out, "source": "history"})
+    out = ctx.history.cached_latest(table, filters)
+    if out is not None:
+        body = ctx.responses.get(key, out)  # the same answer object while the table's files are unchanged
+        if body is None:
+            body = ctx.responses.put(key, out, {**out, "source": "history"}, current=lambda: _history_version(ctx, table, filters))
+        return json_response(body)
+    out = await run_in_threadpool(ctx.history.latest, table, filters)
+    return json_response(ctx.responses.put(key, out, {**out, "source": "history"}))
+
+
+def _history_version(ctx, table: str, filters: dict):
+    # an engine in this process answers from memory instead: the history answer is then not in force
+    return None if ctx.hub.latest_window is not None else ctx.history.cached_latest(table, filters)
 
 
 @router.get("/vitals/{table}/history", summary="past windows of one table (Parquet history), paginated")
