@@ -33,6 +33,7 @@ import polars as pl
 
 from brain import checkpoint, series
 from brain.anomaly import DetectorPeers, KeyedDetector
+from brain.anomaly.snapshot import SnapshotFormatError, pack_arrays, unpack_arrays
 from brain.anomaly.peers import PEER_COLUMN
 from brain.pipeline import TickBatch
 
@@ -45,6 +46,7 @@ SERIES = [
 ]
 HOURLY_SERIES = [("air_1h", "sensor_id", ["pm25_ugm3", "pm10_ugm3"])]
 
+_FORMAT = "AnomalyOperator/2"
 SCHEMA = {"key": pl.Utf8, "metric": pl.Utf8, "window_end_ms": pl.Int64, "value": pl.Float64, "expected": pl.Float64,
           "z": pl.Float64, "score": pl.Float64, "reason": pl.Utf8, "ongoing": pl.Float64}
 
@@ -97,14 +99,26 @@ class AnomalyOperator:
         return {"anomaly": anomaly}
 
     def snapshot(self) -> bytes:
-        return checkpoint.encode({"detector": self.detector.snapshot(), "last_air_end": self._last_air_end})
+        """Key names, the detector's compact columnar state and the last air hour, packed with one
+        copy of the arrays (:mod:`brain.anomaly.snapshot`): a 50k-sensor city's anomaly state is ~250 MB."""
+        names, arrays = self.detector.state()
+        return pack_arrays(_FORMAT, {"names": names, "last_air_end": self._last_air_end}, arrays)
 
     def restore(self, blob: bytes) -> None:
-        state = checkpoint.decode(blob)
-        if not isinstance(state, dict) or not isinstance(state.get("detector"), bytes):
-            raise ValueError("anomaly operator snapshot has another format")
-        self.detector = KeyedDetector().restore(state["detector"])
-        self._last_air_end = state["last_air_end"]
+        if bytes(blob[: len(checkpoint.MAGIC)]) == checkpoint.MAGIC:  # the format before compact snapshots
+            state = checkpoint.decode(blob)
+            if not isinstance(state, dict) or not isinstance(state.get("detector"), bytes):
+                raise ValueError("anomaly operator snapshot has another format")
+            self.detector = KeyedDetector().restore(state["detector"])
+            self._last_air_end = state["last_air_end"]
+            return
+        try:
+            fields, arrays = unpack_arrays(_FORMAT, blob)
+        except SnapshotFormatError as exc:
+            raise ValueError(f"anomaly operator snapshot has another format ({exc})") from None
+        self.detector = KeyedDetector().restore_state(fields.get("names"), arrays)
+        last = fields.get("last_air_end")
+        self._last_air_end = int(last) if isinstance(last, int) else None
 
 
 def maybe_anomaly_operator(city, config):

@@ -22,16 +22,17 @@ Example:
 """
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import polars as pl
 
 from brain import series
+from brain.anomaly.snapshot import SnapshotFormatError, pack_arrays, unpack_arrays
 from brain.anomaly.streaming import BatchDetector
 
-_MAGIC = b"CBKD1\n"
+_MAGIC = b"CBKD1\n"  # the format before brain.checkpoint (read only)
+_FORMAT = "KeyedDetector/2"  # brain.anomaly.snapshot arrays: names in the header
 
 
 class KeyedDetector:
@@ -139,28 +140,44 @@ class KeyedDetector:
         ])
         return out.filter(pl.col("score") >= min_score) if min_score > 0 else out
 
+    def state(self) -> tuple[list[str], dict[str, np.ndarray]]:
+        """``(key names in id order, the detector's compact state arrays)``: what a checkpoint holds
+        (:meth:`snapshot` packs them; an owner adding its own fields packs them itself)."""
+        return sorted(self._ids, key=self._ids.get), self._det.state_arrays()
+
+    def restore_state(self, names: list, arrays: dict) -> "KeyedDetector":
+        """Replace state and keys with :meth:`state`'s names and arrays."""
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("corrupt KeyedDetector snapshot (key names)")
+        det = BatchDetector(1).restore_arrays(arrays)
+        if len(names) > det.n_keys:
+            raise ValueError("corrupt KeyedDetector snapshot: more keys than state rows")
+        self._det = det
+        self._ids = {name: i for i, name in enumerate(names)}
+        return self
+
     def snapshot(self) -> bytes:
-        """Detector state and key names as bytes."""
-        names = json.dumps(sorted(self._ids, key=self._ids.get)).encode()
-        buf = io.BytesIO()
-        buf.write(_MAGIC)
-        buf.write(len(names).to_bytes(8, "little"))
-        buf.write(names)
-        buf.write(self._det.snapshot())
-        return buf.getvalue()
+        """Key names and the detector's compact state (:meth:`BatchDetector.state_arrays`) as bytes."""
+        names, arrays = self.state()
+        return pack_arrays(_FORMAT, {"names": names}, arrays)
 
     def restore(self, data: bytes) -> "KeyedDetector":
-        """Replace state and keys with a :meth:`snapshot`."""
-        data = bytes(data)
-        if not data.startswith(_MAGIC):
-            raise ValueError("not a KeyedDetector snapshot (bad header)")
-        p = len(_MAGIC)
-        n = int.from_bytes(data[p:p + 8], "little")
-        try:
-            names = json.loads(data[p + 8:p + 8 + n])
-        except ValueError:
-            raise ValueError("corrupt KeyedDetector snapshot (key names)") from None
-        det = BatchDetector(1).restore(data[p + 8 + n:])
+        """Replace state and keys with a :meth:`snapshot` (also reads the older format)."""
+        data = bytes(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data
+        if bytes(data[: len(_MAGIC)]) == _MAGIC:
+            p = len(_MAGIC)
+            n = int.from_bytes(data[p:p + 8], "little")
+            try:
+                names = json.loads(bytes(data[p + 8:p + 8 + n]))
+            except ValueError:
+                raise ValueError("corrupt KeyedDetector snapshot (key names)") from None
+            det = BatchDetector(1).restore(bytes(data[p + 8 + n:]))
+        else:
+            try:
+                fields, arrays = unpack_arrays(_FORMAT, data)
+            except SnapshotFormatError:
+                raise ValueError("not a KeyedDetector snapshot (bad header)") from None
+            return self.restore_state(fields.get("names"), arrays)
         if len(names) > det.n_keys:
             raise ValueError("corrupt KeyedDetector snapshot: more keys than state rows")
         self._det = det

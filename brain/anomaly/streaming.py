@@ -17,11 +17,12 @@ import time
 import numba
 import numpy as np
 
+from brain.anomaly.snapshot import SnapshotFormatError, pack_arrays, unpack_arrays
 from brain.kernels import detector as _k
 from brain.kernels import detector_batch as _kb
 
-_MAGIC = b"CBAD1\n"  # full arrays (read only)
-_MAGIC2 = b"CBAD2\n"  # rows of keys seen, sparse peer-drift rows
+_MAGIC = b"CBAD1\n"  # the npz format of full arrays (read only)
+_FORMAT = "BatchDetector/2"  # rows of keys seen, sparse peer-drift rows, in brain.checkpoint's format
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
@@ -383,38 +384,55 @@ class BatchDetector:
         """What :meth:`explain_learn_many` would answer, without learning anything."""
         return self._pure(keys, ts_ms, values, peers, True)
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The state of the keys seen so far as named arrays (views, not copies): the rows of keys
+        seen (not the allocation ahead of them) and only the peer-drift rows of keys that ever had a peer."""
+        n = self._n_used
+        pd_rows = np.flatnonzero(self._PD[:n, _k.PD_N] != 0.0).astype(np.int64)
+        return {"S": self._S[:n], "SEA": self._SEA[:n], "PD_ROWS": pd_rows, "PD": self._PD[pd_rows]}
+
     def snapshot(self) -> bytes:
         """The state of the keys seen so far as bytes (restore with :meth:`restore` or :meth:`from_snapshot`).
 
-        Compact: only rows of keys seen (not the allocation ahead of them) and only the peer-drift
-        rows of keys that ever had a peer, as plain arrays (about 3.3 kB per key).
+        Compact and columnar (:meth:`state_arrays` as raw arrays behind a small header, written with one
+        copy: a 75k-key state is written at memory speed, exactly, float64 as learned).
         """
-        n = self._n_used
-        pd_rows = np.flatnonzero(self._PD[:n, _k.PD_N] != 0.0).astype(np.int64)
-        buf = io.BytesIO()
-        buf.write(_MAGIC2)
-        np.savez(buf, S=self._S[:n], SEA=self._SEA[:n], PD_ROWS=pd_rows, PD=self._PD[pd_rows])
-        return buf.getvalue()
+        return pack_arrays(_FORMAT, {}, self.state_arrays())
 
     def restore(self, data: bytes) -> "BatchDetector":
-        """Replace the state with one from :meth:`snapshot` (also reads the older full-array format)."""
+        """Replace the state with one from :meth:`snapshot` (also reads the older npz format)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise ValueError("not a BatchDetector snapshot (bad header)")
-        head = bytes(data[: len(_MAGIC)])
-        if head not in (_MAGIC, _MAGIC2):
-            raise ValueError("not a BatchDetector snapshot (bad header)")
+        old = bytes(data[: len(_MAGIC)]) == _MAGIC
         try:
-            with np.load(io.BytesIO(bytes(data[len(_MAGIC):])), allow_pickle=False) as z:
-                S, SEA = z["S"], z["SEA"]
-                n = S.shape[0] if S.ndim == 2 else 0
-                if head == _MAGIC2:
-                    PD = _k.peer_drift_state(n)
-                    rows = z["PD_ROWS"]
-                    PD[rows] = z["PD"]
-                else:
+            if old:  # the npz format before compact snapshots: the whole allocation
+                with np.load(io.BytesIO(bytes(data[len(_MAGIC):])), allow_pickle=False) as z:
+                    S = z["S"]
+                    n = S.shape[0] if S.ndim == 2 else 0
                     # snapshots from before peer drift have no PD: those keys start without peers
                     PD = z["PD"] if "PD" in z.files else _k.peer_drift_state(n)
-        except Exception as exc:  # corrupt zip, missing arrays, bad row indexes
+                    arrays = {"S": S, "SEA": z["SEA"], "PD_ROWS": np.arange(PD.shape[0]), "PD": PD}
+            else:
+                _, arrays = unpack_arrays(_FORMAT, data)
+        except SnapshotFormatError:
+            raise ValueError("not a BatchDetector snapshot (bad header)") from None
+        except Exception as exc:  # corrupt zip, missing arrays
+            raise ValueError(f"corrupt BatchDetector snapshot: {exc}") from None
+        self.restore_arrays(arrays)
+        if old:  # it held its whole allocation: the keys seen are those with a point
+            S = self._S
+            seen = np.flatnonzero((S[:, _k.C_N] != 0.0) | (S[:, _k.C_NANRATE] != 0.0))
+            self._n_used = int(seen[-1]) + 1 if seen.size else 0
+        return self
+
+    def restore_arrays(self, arrays: dict) -> "BatchDetector":
+        """Replace the state with :meth:`state_arrays` (e.g. read back from a checkpoint)."""
+        try:
+            S, SEA, rows = arrays["S"], arrays["SEA"], np.asarray(arrays["PD_ROWS"], dtype=np.int64)
+            n = S.shape[0] if S.ndim == 2 else 0
+            PD = _k.peer_drift_state(n)
+            PD[rows] = arrays["PD"]
+        except Exception as exc:  # missing arrays, bad row indexes or shapes
             raise ValueError(f"corrupt BatchDetector snapshot: {exc}") from None
         if S.ndim == 2 and S.shape[1] == _OLD_N_COLS:
             # a snapshot from before onset scores and tail calibration: its learned state carries
@@ -422,15 +440,12 @@ class BatchDetector:
             fresh, _ = _k.detector_state(S.shape[0])
             fresh[:, :_OLD_N_COLS] = S
             S = fresh
-        if (S.ndim != 2 or S.shape[1] != _k.N_COLS or SEA.shape != (S.shape[0], _k.SEA_COLS)
-                or PD.shape != (S.shape[0], _k.PD_COLS)):
-            raise ValueError(f"BatchDetector snapshot has incompatible state shapes {S.shape}, {SEA.shape}, {PD.shape}")
-        # an old snapshot holds its whole allocation: the keys it saw are those with a point learned
-        seen = np.flatnonzero((S[:, _k.C_N] != 0.0) | (S[:, _k.C_NANRATE] != 0.0))
-        self._n_used = S.shape[0] if head == _MAGIC2 else (int(seen[-1]) + 1 if seen.size else 0)
+        if S.ndim != 2 or S.shape[1] != _k.N_COLS or SEA.shape != (S.shape[0], _k.SEA_COLS):
+            raise ValueError(f"BatchDetector snapshot has incompatible state shapes {S.shape}, {SEA.shape}")
+        self._n_used = S.shape[0]
         self._S = np.ascontiguousarray(S, dtype=np.float64)
         self._SEA = np.ascontiguousarray(SEA, dtype=np.float64)
-        self._PD = np.ascontiguousarray(PD, dtype=np.float64)
+        self._PD = PD
         if self._S.shape[0] == 0:
             self._grow(1)
         return self

@@ -15,6 +15,7 @@ MODULES = [
     "brain.kernels.detector",
     "brain.kernels.detector_batch",
     "brain.anomaly.base",
+    "brain.anomaly.snapshot",
     "brain.kernels.surprise",
     "brain.anomaly.streaming",
     "brain.anomaly.onnx_scorer",
