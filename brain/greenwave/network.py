@@ -51,11 +51,14 @@ def shared_timing(plan: Plan, iid: str, ndigits: int = 6) -> dict[str, tuple[flo
 
 
 def plan_crossing(spec_a: CorridorSpec, spec_b: CorridorSpec, shared: str, *, cycle_s: float | None = None,
+                  greens_a_s: list[np.ndarray] | None = None, greens_b_s: list[np.ndarray] | None = None,
                   **kw) -> tuple[Plan, Plan]:
     """Plans for corridors ``spec_a`` and ``spec_b`` crossing at intersection ``shared``.
 
     The common cycle is ``cycle_s`` or the longer of the two corridors' own cycles (it must lie in
-    both corridors' bounds); the shared signal runs ``spec_a``'s splits; ``kw`` goes to
+    both corridors' bounds); the shared signal runs ``spec_a``'s splits; ``greens_a_s`` /
+    ``greens_b_s`` (per intersection, in spec phase order) override Webster's (B's at the shared
+    signal are replaced by A's there); ``kw`` goes to
     :func:`~brain.greenwave.optimizer.optimize_corridor` (e.g. ``objective``). A clear
     ``ValueError`` when the shared signal is missing, its phases differ, or no cycle fits both.
     """
@@ -80,9 +83,11 @@ def plan_crossing(spec_a: CorridorSpec, spec_b: CorridorSpec, shared: str, *, cy
         if (fixed is not None and abs(fixed - cycle_s) > 1e-6) or not (lo - 1e-6 <= cycle_s <= hi + 1e-6):
             raise ValueError(f"common cycle {cycle_s:.1f} s does not fit corridor {s.id!r} "
                              f"(bounds [{lo}, {hi}] s{'' if fixed is None else f', fixed {fixed} s'})")
-    pa = optimize_corridor(spec_a, cycle_s=cycle_s, **kw)
-    own_b = optimize_corridor(spec_b, cycle_s=cycle_s, **kw)
-    greens_b = [np.array([p.green_s for p in it.phases]) for it in own_b.intersections]
+    pa = optimize_corridor(spec_a, cycle_s=cycle_s, greens_s=greens_a_s, **kw)
+    if greens_b_s is None:
+        own_b = optimize_corridor(spec_b, cycle_s=cycle_s, **kw)
+        greens_b_s = [np.array([p.green_s for p in it.phases]) for it in own_b.intersections]
+    greens_b = [np.asarray(g, dtype=float) for g in greens_b_s]
     ja, jb = ids_a.index(shared), ids_b.index(shared)
     green_of = {p.name: p.green_s for p in pa.intersections[ja].phases}
     greens_b[jb] = np.array([green_of[n] for n in nb_])
