@@ -57,11 +57,11 @@ class Stream:
 
 # --- detectors: each maps a stream to one score per point, learning as it goes -----------------
 def citybrain_scores(ts_ms, values, peers=None):
-    return BatchDetector(1).score_many(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values)
+    return BatchDetector(1).score_learn_many(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values)
 
 
 def citybrain_peer_scores(ts_ms, values, peers=None):
-    return BatchDetector(1).score_many(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values, peers=peers)
+    return BatchDetector(1).score_learn_many(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values, peers=peers)
 
 
 def zscore_scores(ts_ms, values, peers=None, window: int = 48):
@@ -319,7 +319,7 @@ def detector_speed_false_alarms(streams: list[Stream], thresholds) -> None:
     print("| detector | threshold | alarms per stream-day | of which explained as drift |")
     print("|---|---|---|---|")
     for name, use_peer in (("CityBrain", False), ("CityBrain+peer", True)):
-        res = [BatchDetector(1).explain_many(np.zeros(s.ts_ms.size, dtype=np.int64), s.ts_ms, s.values,
+        res = [BatchDetector(1).explain_learn_many(np.zeros(s.ts_ms.size, dtype=np.int64), s.ts_ms, s.values,
                                              peers=s.peers if use_peer else None) for s in streams]
         for thr in thresholds:
             n_all = n_drift = 0

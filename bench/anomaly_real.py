@@ -48,7 +48,7 @@ AGE_EDGES = (0, 100, 750, 1500, 10_000, 10**9)
 
 # --- detectors: (ts_ms, values) -> one score per point ---------------------------------------------
 def citybrain(ts_ms, values):
-    return BatchDetector(1).score_many(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values)
+    return BatchDetector(1).score_learn_many(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values)
 
 
 def _gauss_score(z):
