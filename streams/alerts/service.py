@@ -202,7 +202,13 @@ class AlertService:
         deadline = loop.time() + max(timeout_s, 0.0)
         last = None
         while True:
-            queued = {sid: n for sid, n in (await self.store.outbox_lengths()).items() if n}
+            try:
+                queued = {sid: n for sid, n in (await self.store.outbox_lengths()).items() if n}
+            except REDIS_DOWN:  # Redis down at the end of a run: what the workers last saw, retried until the deadline
+                if loop.time() >= deadline:
+                    return {sid: max(w.queued, 1) for sid, w in (self.pool.workers if self.pool else {}).items()}
+                await asyncio.sleep(poll_s)
+                continue
             total = sum(queued.values())
             if progress is not None and total != last:
                 progress(total)
@@ -454,5 +460,6 @@ class AlertService:
                                                                       acks_applied=applied))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # keep polling through Redis hiccups
-                log.warning("command poll failed", extra={"fields": {"error": str(exc)}})
+            except Exception as exc:  # keep polling through Redis hiccups (an outage is logged once, by the journal)
+                if self.journal.redis_up:
+                    log.warning("command poll failed", extra={"fields": {"error": str(exc)}})
