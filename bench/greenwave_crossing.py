@@ -1,6 +1,6 @@
 """Two arterials crossing at a shared signal, in SUMO: one plan for both against the alternatives.
 
-    .venv/bin/python bench/greenwave_crossing.py [--signals 8,8] [--seeds 3] [--duration 900] [--seed N]
+    .venv/bin/python bench/greenwave_crossing.py [--signals 8,8] [--seeds 3] [--duration 900] [--seed N] [--ambulance]
 
 Corridor A (west-east) and corridor B (south-north) share their middle signal ``X``
 (:mod:`bench.sumo_net.crossing`; geometry seed random and printed). Every strategy runs the same
@@ -14,6 +14,9 @@ Corridor A (west-east) and corridor B (south-north) share their middle signal ``
 
 Reported: mean delay (SUMO timeLoss) of all vehicles, of each arterial's through traffic and of
 the side streets, per strategy and per seed, and ours against the best of the others.
+``--ambulance`` adds 一键护航 across both corridors (A eastbound to X, left, B northbound) on our
+plans: the escort's requests, signed through the controller hub, bend SUMO's signals via TraCI
+(:func:`bench.sumo_net.crossing.run_escort_crossing`).
 
 Needs the ``sumo`` extra: ``pip install eclipse-sumo sumolib traci``.
 """
@@ -62,6 +65,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3, help="SUMO seeds")
     ap.add_argument("--duration", type=float, default=900.0, help="demand period (s)")
     ap.add_argument("--seed", type=int, default=None, help="geometry seed (default random, printed)")
+    ap.add_argument("--ambulance", action="store_true", help="also the 一键护航 trial across both corridors")
     a = ap.parse_args()
     na, nb = (int(x) for x in a.signals.split(","))
     seed = a.seed if a.seed is not None else int(np.random.default_rng().integers(1, 10_000))
@@ -110,8 +114,33 @@ def main() -> int:
     b = np.mean([r["all"] for r in res[best]])
     wins = sum(res["ours (shared X)"][s]["all"] < min(res[k][s]["all"] for k in res if k != "ours (shared X)")
                for s in range(a.seeds))
-    print(f"ours vs best other ({best}): all-vehicle delay {100 * (ours / b - 1):+.1f} %, lowest on {wins}/{a.seeds} seeds")
+    print(f"ours vs best other ({best}): all-vehicle delay {100 * (ours / b - 1):+.1f} %, lowest on {wins}/{a.seeds} seeds",
+          flush=True)
+    if a.ambulance:
+        ambulance(cr, spec_a, spec_b, pa, pb, offs["ours (shared X)"], side, wd, a.seeds)
     return 0
+
+
+def ambulance(cr, spec_a, spec_b, pa, pb, offsets, side, wd: Path, seeds: int) -> None:
+    """一键护航 across the two corridors on our plans: special rights, without and with priority."""
+    from bench.sumo_net.crossing import ambulance_edges, run_escort_crossing
+    from bench.sumo_net.escort_sumo import print_escort_table
+
+    prog = write_crossing_programs(cr, pa, pb, offsets, wd / "amb.add.xml")
+    print(f"\n== ambulance across both corridors: {' '.join(ambulance_edges(cr))} (left turn at X); "
+          f"special rights (bluelight device, reds crossed at <= 20 km/h); escort with preemption", flush=True)
+    rows: dict[str, list[dict]] = {}
+    for s in range(1, seeds + 1):
+        for prio in (False, True):
+            key = f"special rights, {'priority' if prio else 'no priority'}"
+            r = run_escort_crossing(cr, spec_a, spec_b, pa, pb, prog, side, s, 600.0 + 17.0 * s, prio, True,
+                                    max_cross_delay_s=30.0, pre_s=8.0, recover=True)
+            rows.setdefault(key, []).append(r)
+            print(f"  seed {s} {key:<30} travel {r['travel_s']:6.1f} s, red wait {r['red_wait_s']:5.1f} s, reds entered "
+                  f"{r['reds_entered']}, others {r['others_delay_s']:5.2f} s"
+                  + (f", green taken {r['cross_green_taken_s']:.1f} s (max {r['cross_green_max_s']:.1f}), {r['applied']} "
+                     f"applied / {r['refused']} refused / {r['released']} released" if prio else ""), flush=True)
+    print_escort_table(rows)
 
 
 if __name__ == "__main__":

@@ -141,10 +141,23 @@ def write_crossing_programs(cr: Crossing, plan_a, plan_b, offsets: dict[str, flo
     return out
 
 
-def write_crossing_routes(cr: Crossing, spec_a, spec_b, side_vph: dict[str, float], duration_s: float, out: Path) -> Path:
+def ambulance_edges(cr: Crossing) -> list[str]:
+    """Across both corridors: A eastbound from its west end to X, left onto B, northbound to B's end."""
+    ja, jb = cr.ids_a.index("X"), cr.ids_b.index("X")
+    return [f"ao{k}" for k in range(ja + 1)] + [f"bo{k}" for k in range(jb + 1, len(cr.ids_b) + 1)]
+
+
+def write_crossing_routes(cr: Crossing, spec_a, spec_b, side_vph: dict[str, float], duration_s: float, out: Path,
+                          ambulance_depart_s: float | None = None, special_rights: bool = False) -> Path:
+    """Poisson through traffic on both arterials and every side street; optionally one ambulance
+    across both corridors (``vClass`` emergency; with ``special_rights`` SUMO's bluelight device)."""
     root = ET.Element("routes")
     ET.SubElement(root, "vType", {"id": "car", "accel": "2.6", "decel": "4.5", "sigma": "0.5", "length": "5",
                                   "minGap": "2.5", "speedFactor": "normc(1,0.08,0.8,1.2)"})
+    vt = ET.SubElement(root, "vType", {"id": "ambulance", "vClass": "emergency", "guiShape": "emergency", "accel": "2.8",
+                                       "decel": "4.5", "sigma": "0", "speedFactor": "1.1", "latAlignment": "arbitrary"})
+    if special_rights:
+        ET.SubElement(vt, "param", {"key": "has.bluelight.device", "value": "true"})
     flows = []
     for c, spec in (("a", spec_a), ("b", spec_b)):
         for d, v in (("out", spec.volume_out_vph), ("in", spec.volume_in_vph)):
@@ -155,6 +168,10 @@ def write_crossing_routes(cr: Crossing, spec_a, spec_b, side_vph: dict[str, floa
         ET.SubElement(root, "route", {"id": f"r_{fid}", "edges": " ".join(edges)})
         ET.SubElement(root, "flow", {"id": fid, "type": "car", "route": f"r_{fid}", "begin": "0", "end": f"{duration_s:.0f}",
                                      "period": f"exp({vph / 3600.0:.6f})", "departLane": "best", "departSpeed": "max"})
+    if ambulance_depart_s is not None:
+        ET.SubElement(root, "route", {"id": "r_amb", "edges": " ".join(ambulance_edges(cr))})
+        ET.SubElement(root, "vehicle", {"id": "ambulance", "type": "ambulance", "route": "r_amb",
+                                        "depart": f"{ambulance_depart_s:.1f}", "departLane": "best", "departSpeed": "max"})
     ET.ElementTree(root).write(out)
     return out
 
@@ -165,10 +182,36 @@ def crossing_stats(trip: Path) -> dict[str, list[float]]:
     for _, el in ET.iterparse(trip):
         if el.tag == "tripinfo":
             vid = el.get("id")
+            if vid == "ambulance":
+                out["ambulance"] = {"travel_s": [float(el.get("duration"))], "delay_s": [float(el.get("timeLoss"))]}
+                continue
             g = "side" if vid.startswith("side") else "A" if vid.startswith("a") else "B"
             out[g].append(float(el.get("timeLoss")))
             el.clear()
     return out
+
+
+def run_escort_crossing(cr: Crossing, spec_a, spec_b, plan_a, plan_b, programs: Path, side_vph, seed: int,
+                        depart_s: float, priority: bool, special_rights: bool, **bounds) -> dict:
+    """The ambulance across both corridors (A to X, left onto B): every signal driven phase by phase
+    through TraCI by its emulated controller, with or without the escort's priority."""
+    from bench.sumo_net.ambulance import Schedule
+    from bench.sumo_net.escort_sumo import drive, sumo_cmd, summary
+
+    tag = f"xesc_{'bl' if special_rights else 'plain'}_{'prio' if priority else 'none'}_{seed}"
+    routes = write_crossing_routes(cr, spec_a, spec_b, side_vph, depart_s + 600, cr.workdir / f"{tag}.rou.xml",
+                                   ambulance_depart_s=depart_s, special_rights=special_rights)
+    end = depart_s + 900
+    trip = cr.workdir / f"trip_{tag}.xml"
+    signals = {it.id: (Schedule(plan_a, i, end), plan_a) for i, it in enumerate(plan_a.intersections)}
+    signals |= {it.id: (Schedule(plan_b, i, end), plan_b) for i, it in enumerate(plan_b.intersections) if it.id != "X"}
+    ja, jb = cr.ids_a.index("X"), cr.ids_b.index("X")
+    on_route = cr.ids_a[: ja + 1] + cr.ids_b[jb + 1:]
+    drove = drive(sumo_cmd(cr.net, routes, programs, seed, end, trip), tag, signals, ["WA"] + on_route + ["NB"],
+                  on_route, {spec_a.id: spec_a, spec_b.id: spec_b}, {spec_a.id: plan_a, spec_b.id: plan_b},
+                  priority, special_rights, end, seed, **bounds)
+    st = crossing_stats(trip)
+    return summary(st.get("ambulance"), st["A"] + st["B"] + st["side"], st["side"], drove)
 
 
 def run_crossing(cr: Crossing, routes: Path, programs: Path, seed: int, end_s: float, tag: str) -> dict[str, list[float]]:

