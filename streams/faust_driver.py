@@ -349,6 +349,10 @@ def make_app(
     settings.states = {}
     settings.merge = None
 
+    # Fault injection for the kill tests: die like SIGKILL right after the n-th batch of a partition
+    # has flushed its outputs and before its checkpoint, the one moment that makes outputs repeat.
+    crash_after = int(os.environ.get("CITYBRAIN_FAUST_EXIT_AFTER_BATCH", "0") or 0)
+
     def fail_stop(events) -> None:
         # Fail-stop (the pipeline's own failures are isolated by ingest_isolating; this is the broker
         # or the disk): an agent restarted in-process would read on past this batch and lose it.
@@ -399,6 +403,8 @@ def make_app(
                     await app.producer.flush()
                     state.offset = top
                     state.batches += 1
+                    if state.batches == crash_after:  # fault injection (tests): outputs sent, checkpoint not saved
+                        os._exit(137)
                     state.save({"closed_upto": state.pipeline.closed_upto, "worker_id": worker_id})
             except asyncio.CancelledError:
                 # Shutdown in mid-batch. take_events() acks the batch in a ``finally`` even so; marking

@@ -234,6 +234,7 @@ class MergePipeline(CityPipeline):
             self.watermarks[part.partition] = max(part.watermark_ms, self.watermarks.get(part.partition, part.watermark_ms))
         done = self.closed_upto.get(part.partition)
         fresh = [e for e in part.ends if done is None or e > done]  # a repeat after a partition's restart: dropped
+        self.counters["ticks_repeated"] += len(part.ends) - len(fresh)
         if fresh:
             keep = set(fresh)
             for kind, by_end in part.windows.items():
