@@ -10,7 +10,8 @@ the same run, over the same rows: the previous update — the whole table merged
 rows by the numba kernel (`merge`) —, polars' group-by formulation of it (`merge_reference`, with
 --polars), and a `vstack` of the table with the update rows. As in the pipeline, a CaseTally (the grid-case
 vital signs kept up to date by the rows that change) watches the table and gets every update (--no-tally:
-without it). Seeds are random unless --seed is given.
+without it). With --previous REF, the LifecycleTable of commit REF (its brain/lifecycle.py, read from git)
+gets the same updates in the same run (no tally: it had none). Seeds are random unless --seed is given.
 """
 from __future__ import annotations
 
@@ -48,6 +49,19 @@ def _updates(rng: np.random.Generator, ids: list[str], ts0: int) -> pl.DataFrame
     })
 
 
+def _previous(ref: str):
+    """``LifecycleTable`` as commit ``ref`` had it (its module executed from git's copy)."""
+    import subprocess
+    import types
+
+    text = subprocess.run(["git", "show", f"{ref}:brain/lifecycle.py"], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1]).stdout
+    module = types.ModuleType("_previous_lifecycle")
+    sys.modules[module.__name__] = module
+    exec(compile(text, f"{ref}:brain/lifecycle.py", "exec"), module.__dict__)
+    return module.LifecycleTable
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kept", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -56,11 +70,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--polars", action="store_true", help="also time polars' group-by over the whole table (slow)")
     ap.add_argument("--no-tally", action="store_true", help="no CaseTally watching the table")
+    ap.add_argument("--previous", default=None, metavar="REF", help="also time the LifecycleTable of git commit REF")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     rng = np.random.default_rng(seed)
     print(f"seed {seed}; {args.rows}-row updates, median of {args.repeat}")
-    print(f"{'cases kept':>12} {'update ms':>10} {'whole-table merge ms':>21} {'ratio':>8} {'polars ref ms':>14} {'vstack ms':>10}")
+    previous = _previous(args.previous) if args.previous else None
+    print(f"{'cases kept':>12} {'update ms':>10} {'whole-table merge ms':>21} {'ratio':>8} {'polars ref ms':>14} {'vstack ms':>10}"
+          + (f" {'previous ms':>12} {'ratio':>6}" if previous else ""))
     for kept in args.kept:
         table = LifecycleTable(ID, STAGES, FIELDS)
         ids = [f"case-{i}" for i in range(kept)]
@@ -69,8 +86,12 @@ def main() -> int:
         if not args.no_tally:
             tally = CaseTally(table, 86_400_000)
             tally.snapshots([1_700_000_000_000])  # counting from here on
-        times, whole_times, ref_times, floor = [], [], [], []
+        times, whole_times, ref_times, floor, prev_times = [], [], [], [], []
         table.update(_updates(rng, [ids[0]], 1_700_000_000_000))  # builds the id index (once per table)
+        if previous is not None:
+            prev = previous(ID, STAGES, FIELDS)
+            prev.frame = table.frame
+            prev._positions()  # noqa: SLF001 - its id index built before timing, as this table's
         next_id = kept
         for r in range(args.repeat):
             old = [ids[i] for i in rng.integers(0, kept, args.rows // 2)]
@@ -92,9 +113,18 @@ def main() -> int:
             t = time.perf_counter()
             table.update(upd)
             times.append(time.perf_counter() - t)
+            if previous is not None:
+                t = time.perf_counter()
+                prev.update(upd)
+                prev_times.append(time.perf_counter() - t)
         med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
         ref = f"{med(ref_times):>14.1f}" if ref_times else f"{'-':>14}"
-        print(f"{kept:>12,} {med(times):>10.2f} {med(whole_times):>21.1f} {med(whole_times) / med(times):>7.0f}x {ref} {med(floor):>10.3f}")
+        extra = f" {med(prev_times):>12.2f} {med(prev_times) / med(times):>5.1f}x" if prev_times else ""
+        print(f"{kept:>12,} {med(times):>10.2f} {med(whole_times):>21.1f} {med(whole_times) / med(times):>7.0f}x {ref} {med(floor):>10.3f}{extra}",
+              flush=True)
+        if prev_times:
+            assert prev.frame.equals(table.frame), "the previous table and this one differ"
+            del prev
     return 0
 
 
