@@ -87,6 +87,9 @@ def register(sub) -> None:
         ),
     )
     r.add_argument("file", metavar="FILE", help="JSONL, Parquet or CSV file, or a `citybrain simulate` folder")
+    r.add_argument("--alerts", action="store_true",
+                   help="also evaluate the alert rules and run the alert pipeline with its Redis state, as `run` does "
+                        "(fresh state; the records/s then count them)")
     _common(r)
     r.set_defaults(func=replay_command, replay=True, speed=0.0, duration=None, seed=None, start=None, headless=True, source=None, summary_every="1h")
 
@@ -463,17 +466,36 @@ def replay_command(args) -> int:
             bar.set_postfix(records=f"{pipeline.counters['records_in']:,}", windows=driver.stats.windows)
 
         driver.batch_handlers.append(on_batch)
+        alerts = None
+        if args.alerts and not args.no_alerts:  # off by default: a replay is often a data check
+            from streams.alert_wiring import maybe_alert_service
+
+            try:
+                alerts = await maybe_alert_service(city, settings, fresh=True)
+            except ConnectionError as exc:
+                raise UserError(str(exc)) from None
+            if alerts is not None:
+                driver.window_handlers.append(alerts.on_window_result)
+                driver.attach("alerts", alerts)
         started = time.monotonic()
         stats = await driver.run()
+        wall = time.monotonic() - started  # the replay itself, not the wait for undelivered notifications
         bar.close()
+        alert_line = ""
+        if alerts is not None:
+            kept = list(alerts.pipeline.state.alerts.values())
+            alert_line = (f"\nalerts: {sum(a.status == 'firing' for a in kept):,} firing, "
+                          f"{sum(a.status == 'pending' for a in kept):,} pending, {len(kept):,} kept in the alert state")
+            await _deliver_before_exit(alerts)
+            await alerts.close()
         c = pipeline.counters
-        wall = time.monotonic() - started
         dead = {k[5:]: v for k, v in c.items() if k.startswith("dead.")}
         print(
             f"records in {c['records_in']:,} = applied {c['applied']:,} + dead-lettered {c['dead_lettered']:,} + late {c['late']:,}"
             f" -> {'; '.join(pipeline.problems()) or 'ok'}\n"
             f"dead-letter reasons: {dead or 'none'}\n"
-            f"windows closed {stats.windows}; {c['records_in'] / max(wall, 1e-9):,.0f} records/s\n"
+            f"windows closed {stats.windows}; {c['records_in'] / max(wall, 1e-9):,.0f} records/s"
+            f" ({'with' if alerts is not None else 'without'} alerting){alert_line}\n"
             f"history: {driver.out_dir / 'history'}; dead letters: {driver.out_dir / 'deadletter'}"
         )
         if not pipeline.invariant_holds():

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import math
+import operator
 from itertools import repeat
 
 import numpy as np
@@ -56,9 +57,12 @@ def num(v: object) -> float:
         return 0.0
 
 
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
+
+
 def compare(e: pl.Expr, op: str, x: object) -> pl.Expr:
     """``e op x`` as a polars expression."""
-    return {">": e > x, ">=": e >= x, "<": e < x, "<=": e <= x, "==": e == x, "!=": e != x}[op]
+    return _OPS[op](e, x)
 
 
 def make_candidate(rule: Rule, row: dict, value: object, now_ms: int, locator: Locator, trigger: bool = True,

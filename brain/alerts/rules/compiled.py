@@ -56,6 +56,9 @@ from brain.alerts.rules.schema import (AbsenceRule, AnomalyRule, CompositeRule, 
 RULE_ERRORS = (pl.exceptions.PolarsError, KeyError, TypeError, ValueError)
 
 
+_NOTHING = pl.DataFrame()
+
+
 def _take(wide: pl.DataFrame, mask: str, exprs: list) -> pl.DataFrame:
     """The rows of ``wide`` where the boolean column ``mask`` holds, as ``exprs`` (only those columns are filtered)."""
     return wide.select(*exprs, pl.col(mask).alias("__cb_mask")).filter(pl.col("__cb_mask")).drop("__cb_mask")
@@ -72,7 +75,7 @@ Group = tuple[str, "str | None"]  # (table, where clause or None)
 class _Entry:
     """One rule (or one multi-point signal) in its group's pass: the columns it adds, named ``__cb<k>_*``."""
 
-    __slots__ = ("rule", "sig", "k", "roots")
+    __slots__ = ("rule", "sig", "k", "roots", "static", "masked")
 
     def __init__(self, rule: Rule, k: int, sig: int | None = None):
         self.rule, self.sig, self.k = rule, sig, k
@@ -82,6 +85,9 @@ class _Entry:
         if isinstance(rule, AbsenceRule) and rule.last_seen is not None:
             roots.add(rule.last_seen)
         self.roots = roots
+        # built once per reload; only an age (absence from a last-seen column) depends on the window
+        self.static = None if isinstance(rule, AbsenceRule) and rule.last_seen is not None else self.exprs(0)
+        self.masked = not (isinstance(rule, AbsenceRule) and rule.last_seen is None)
 
     def col(self, name: str) -> str:
         return f"__cb{self.k}_{name}"
@@ -143,7 +149,7 @@ class CompiledRules:
             lf = df.lazy()
             if group in self._where:
                 lf = lf.filter(self._where[group])
-            lazy.append(lf.with_columns([x for e in live for x in e.exprs(now_ms)]))
+            lazy.append(lf.with_columns([x for e in live for x in (e.static if e.static is not None else e.exprs(now_ms))]))
             entries.append(live)
         try:
             frames = pl.collect_all(lazy)
@@ -157,8 +163,12 @@ class CompiledRules:
         done = {}
         for wide, live in zip(frames, entries):
             if wide is not None and wide.height:
+                # how many rows each rule matched, in one call: most rules match nothing in most windows
+                masked = [e for e in live if e.masked]
+                counts = wide.select([pl.col(e.col("m")).sum() for e in masked]).row(0) if masked else ()
+                hits = dict(zip((e.k for e in masked), counts))
                 for e in live:
-                    done[(e.rule.id, e.sig)] = (wide, e)
+                    done[(e.rule.id, e.sig)] = (wide, e, hits.get(e.k, -1))
         return done
 
     def evaluate(self, tables: dict[str, pl.DataFrame], now_ms: int, mem_of: Callable[[Rule], dict],
@@ -191,7 +201,10 @@ class CompiledRules:
             for i, sig in enumerate(rule.signals):
                 got = done.get((rule.id, i))
                 if got is not None:
-                    wide, e = got
+                    wide, e, n = got
+                    if n == 0:
+                        matched[i] = _NOTHING
+                        continue
                     cols = [c for c in tables[sig.table].columns if c != "__value"]
                     matched[i] = _take(wide, e.col("m"), [*cols, pl.col(e.col("v")).alias("__value")])
             return multipoint(rule, tables, now_ms, mem, locator, matched)
@@ -203,7 +216,9 @@ class CompiledRules:
                     return absence_seen(rule, df, now_ms, mem, locator)
                 return []
             return evaluate_rule_ref(rule, tables, now_ms, mem, locator)
-        wide, e = got
+        wide, e, n = got
+        if n == 0 and not isinstance(rule, RateRule):  # a rate rule still remembers this window's values
+            return []
         cols = tables[rule.table].columns  # type: ignore[union-attr]
         m, v = e.col("m"), pl.col(e.col("v"))
         if isinstance(rule, (ThresholdRule, AnomalyRule)):
