@@ -11,9 +11,13 @@
    is measured from each request's scheduled send time, so a server that falls behind is charged
    for the queue it causes. Rounds alternate ours / peer (``--rounds``) to share the machine's drift.
 4. Window close → push: ``citybrain run`` (engine and cockpit in one process) at ``--speed``; an
-   SSE client records, per ``window`` event, receive time − the time the engine closed the window.
+   SSE client records, per ``window`` event, receive time − the time the engine closed the window;
+   then headless Chromium (if installed) opens the cockpit and reports, per window, when the page
+   had painted it (its ``window.__screenLatenciesMs``).
 
-Run: ``.venv/bin/python bench/api_load.py`` (defaults: 300 req/s, 8 s, 100 SSE clients, 2 rounds).
+Also printed: the server processes' CPU seconds per request (ours vs the peer, /proc).
+
+Run: ``.venv/bin/python bench/api_load.py`` (defaults: 500 req/s, 8 s, 200 SSE clients, 2 rounds).
 Targets (issue 12): p99 < 50 ms for reads, push < 1 s after the window closes.
 """
 from __future__ import annotations
@@ -166,15 +170,44 @@ async def load(base: str, headers: dict, rate: float, seconds: float, sse: int) 
     return lat
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc): the server's cost per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def browser_latency(url: str, token: str, seconds: float) -> list[float] | None:
+    """Window close -> painted in headless Chromium (the cockpit's own record, after its first 5 windows)."""
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        return None
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1920,1080",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+        opts.add_argument(flag)
+    d = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
+    try:
+        d.get(url)
+        d.execute_script("localStorage.setItem('cb_token', arguments[0]);", token)
+        d.get(url)
+        time.sleep(seconds)
+        return [x["ms"] for x in (d.execute_script("return window.__screenLatenciesMs || []") or [])[5:]]
+    finally:
+        d.quit()
+
+
 def pct(xs, q):
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rate", type=float, default=300.0, help="requests per second (default 300)")
+    ap.add_argument("--rate", type=float, default=500.0, help="requests per second (default 500)")
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds of load per round (default 8)")
-    ap.add_argument("--clients", type=int, default=100, help="live-push (SSE) clients connected to ours (default 100)")
+    ap.add_argument("--clients", type=int, default=200, help="live-push (SSE) clients connected to each (default 200)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds ours/peer (default 2)")
     ap.add_argument("--hours", type=float, default=3.0, help="demo-city hours to run first (default 3)")
     ap.add_argument("--seed", type=int, default=None, help="simulator seed (default random)")
@@ -220,17 +253,25 @@ def main() -> int:
               f"load {args.rate:g} req/s x {args.seconds:g} s per round, {args.clients} SSE clients connected to each")
         results = {"ours": {p: [] for p in PATHS}, "peer": {p: [] for p in PATHS}}
         errs = {"ours": 0, "peer": 0}
+        cpu = {"ours": 0.0, "peer": 0.0}
+        sent = {"ours": 0, "peer": 0}
         for rnd in range(args.rounds):
-            for name, b, sse in (("ours", base, args.clients), ("peer", peer_base, args.clients)):
+            for name, b, sse, proc in (("ours", base, args.clients, ours), ("peer", peer_base, args.clients, peer)):
+                c0 = cpu_s(proc.pid)
                 lat = asyncio.run(load(b, headers, args.rate, args.seconds, sse))
+                cpu[name] += cpu_s(proc.pid) - c0  # includes holding the SSE clients: the same on both sides
                 for p in PATHS:
                     results[name][p] += lat[p]
+                    sent[name] += len(lat[p])
                 errs[name] += lat["errors"][0]
         print(f"{'endpoint':<34}{'ours p50':>10}{'ours p99':>10}{'peer p50':>10}{'peer p99':>10}{'p99 ratio':>11}")
         for p in PATHS:
             o, q = results["ours"][p], results["peer"][p]
             print(f"{p:<34}{pct(o, 50):>8.1f}ms{pct(o, 99):>8.1f}ms{pct(q, 50):>8.1f}ms{pct(q, 99):>8.1f}ms"
                   f"{pct(o, 99) / pct(q, 99):>10.1f}x")
+        per = {k: 1000 * cpu[k] / max(sent[k], 1) for k in cpu}
+        print(f"server CPU per request (incl. SSE upkeep): ours {per['ours']:.2f} ms, peer {per['peer']:.2f} ms "
+              f"({per['ours'] / max(per['peer'], 1e-9):.1f}x); load average {os.getloadavg()[0]:.1f}")
         print(f"errors: ours {errs['ours']}, peer {errs['peer']}; target p99 < 50 ms: "
               f"{'met' if all(pct(results['ours'][p], 99) < 50 for p in PATHS) else 'NOT met'}")
         ours.terminate()
@@ -239,7 +280,7 @@ def main() -> int:
         # --- window close -> push -----------------------------------------------------------------------
         port = free_port()
         run, token = start_logged([CITYBRAIN, "run", "--headless", "--fresh", "--speed", str(args.speed), "--duration",
-                                   "24h", "--out", str(tmp / "live"), "--http-port", str(port)], tmp / "run.log",
+                                   "24h", "--out", str(tmp / "live"), "--http-port", str(port), "--no-controllers"], tmp / "run.log",
                                   {k: v for k, v in env.items() if k != "CITYBRAIN_REDIS_URL"})
         procs.append(run)
         wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -255,11 +296,17 @@ def main() -> int:
             await asyncio.gather(task, return_exceptions=True)
 
         asyncio.run(record())
+        screen = browser_latency(f"http://127.0.0.1:{port}/", token, args.push_seconds)
         run.terminate()
         run.wait(60)
         print(f"window close -> SSE client ({len(push)} windows at speed {args.speed:g}): p50 {pct(push, 50):.0f} ms, "
               f"p99 {pct(push, 99):.0f} ms, max {max(push, default=float('nan')):.0f} ms; target < 1000 ms: "
               f"{'met' if push and max(push) < 1000 else 'NOT met'}")
+        if screen:
+            print(f"window close -> painted in headless Chromium ({len(screen)} windows): p50 {pct(screen, 50):.0f} ms, "
+                  f"p90 {pct(screen, 90):.0f} ms, max {max(screen):.0f} ms; load average {os.getloadavg()[0]:.1f}")
+        elif screen is None:
+            print("window close -> browser: skipped (no /usr/bin/chromium and chromedriver)")
     finally:
         for p in procs:
             if p.poll() is None:

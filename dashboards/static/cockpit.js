@@ -89,6 +89,12 @@ function renderDistricts(rows, windowEnd) {
         <span class="val" data-field="${f}" data-value="${esc(r[f] ?? "")}">${esc(fmt(r[f], d))}</span></div>`).join("")}
     </div>`).join("");
   const chart = S.charts.map || (S.charts.map = echarts.init($("#map")));
+  const values = rows.map((r) => ({ name: r.district, value: r.health_index }));
+  if (S.mapReady === chart) {  // a new window: only the districts' values change (no full re-layout of the map)
+    chart.setOption({ series: [{ id: "districts", data: values }] });
+    return;
+  }
+  S.mapReady = chart;
   chart.setOption({
     tooltip: { trigger: "item", formatter: (p) => p.seriesType === "map"
       ? `${esc(S.districts[p.name]?.name || p.name)}<br>${t("health_index")}: ${fmt(p.value, 1)}` : esc(p.name) },
@@ -98,7 +104,7 @@ function renderDistricts(rows, windowEnd) {
                  inRange: { color: ["#c0392b", "#e67e22", "#f1c40f", "#27ae60"] } },
     series: [{ type: "map", map: "city", nameProperty: "id", geoIndex: 0, id: "districts",
                label: { show: true, color: "#0b1a2e", formatter: (p) => (S.districts[p.name]?.name || p.name).split(" ")[0] },
-               data: rows.map((r) => ({ name: r.district, value: r.health_index })) }],
+               data: values }],
   });
 }
 
@@ -341,7 +347,8 @@ async function live() {
 function onEvent(ev, data) {
   if (ev === "window" && S.page === "overview" && data.district?.length) {
     renderDistricts(data.district, data.window_end_ms);
-    if (Date.now() - (S.layersAt || 0) > 5000) { S.layersAt = Date.now(); renderLayers().catch(() => {}); }
+    // the layers (road segments, air stations, alert markers) at most every 10 s: three reads and ~300 polylines
+    if (Date.now() - (S.layersAt || 0) > 10000) { S.layersAt = Date.now(); renderLayers().catch(() => {}); }
   }
   if (ev === "window") {
     $("#stream-time").textContent = localTime(data.window_end_ms);
