@@ -87,6 +87,7 @@ from brain.kernels.surprise import (
     onset_step,
     onset_step_ref,
     score_of,
+    EPI_HUGE,
     score_of_ref,
     surprise,
     surprise_ref,
@@ -163,6 +164,8 @@ Q_ETA_MIN = 0.01  # anomaly lasting hours cannot teach its key that it is normal
 # the spike percentiles' steps are twice as large (their multipliers squared)
 S_ALARM = 8.294049640102028  # -ln(0.001 / 4): surprise of a score of 0.999
 RFAST_ALPHA = 0.3
+# a young key's spikes do not end their episode at the next quiet point (its noise estimate is still a guess)
+SPIKE_END_MIN_N = 100.0
 RFAST_CLIP = 20.0  # sigmas
 # the quantum (smallest step) forgets: one noisy hour must not remove a set-point's floor for good
 QUANT_REGROW = 1.002
@@ -360,7 +363,8 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
         ongoing = 0.0
         reason = REASON_NONE
     else:
-        s_rep, S[k, C_EPI], S[k, C_MARGIN] = onset_step(best, S[k, C_EPI], S[k, C_MARGIN])
+        huge = EPI_HUGE if n >= SPIKE_END_MIN_N else math.inf
+        s_rep, S[k, C_EPI], S[k, C_MARGIN] = onset_step(best, S[k, C_EPI], S[k, C_MARGIN], huge)
         score = score_of(s_rep)
         ongoing = score if s_rep == best else score_of(best)
         # learn the key's own surprise levels. An alarm counts as one exceedance however long it
@@ -493,7 +497,8 @@ def detector_step_ref(row, sea, t, x, s_peer=-1.0):
     if n < WARMUP_N:
         score, reason, ongoing = 0.0, REASON_NONE, 0.0
     else:
-        s_rep, row[C_EPI], row[C_MARGIN] = onset_step_ref(best, row[C_EPI], row[C_MARGIN])
+        huge = EPI_HUGE if n >= SPIKE_END_MIN_N else math.inf
+        s_rep, row[C_EPI], row[C_MARGIN] = onset_step_ref(best, row[C_EPI], row[C_MARGIN], huge)
         score = score_of_ref(s_rep)
         ongoing = score_of_ref(best)
         alarm = best >= S_ALARM

@@ -170,7 +170,7 @@ def young_factor_ref(n: float) -> float:
 
 
 @njit(cache=True)
-def onset_step(best, H, margin):
+def onset_step(best, H, margin, huge=EPI_HUGE):
     """``(reported surprise, new episode peak, new margin)`` for a point of surprise ``best`` after
     an episode peak ``H``; ``margin`` (``S_ALARM / 2`` after a reported onset, halving every point)
     is what a point inside the episode reports on top of its news."""
@@ -181,7 +181,7 @@ def onset_step(best, H, margin):
         news = news if news > 0.0 else 0.0
         rep = news + margin
         rep = rep if rep < best else best
-    if best < Q_S and margin == S_ALARM * EPI_MARGIN_HALVING and H > EPI_HUGE:
+    if best < Q_S and margin == S_ALARM * EPI_MARGIN_HALVING and H > huge:
         # quiet (below the 99.5th percentile) right after a huge reported onset: that episode was one
         # point, a spike, and it is over; a second anomaly right after it must be news
         Hd = 0.0
@@ -192,8 +192,8 @@ def onset_step(best, H, margin):
     return rep, H_new, margin_new
 
 
-def onset_step_ref(best: float, H: float, margin: float) -> tuple[float, float, float]:
+def onset_step_ref(best: float, H: float, margin: float, huge: float = EPI_HUGE) -> tuple[float, float, float]:
     rep = best if H < S_ALARM else min(best, max(0.0, best - H) + margin)
-    quiet_after_huge = best < Q_S and margin == S_ALARM * EPI_MARGIN_HALVING and H > EPI_HUGE
+    quiet_after_huge = best < Q_S and margin == S_ALARM * EPI_MARGIN_HALVING and H > huge
     Hd = 0.0 if quiet_after_huge else H * EPI_DECAY
     return rep, max(best, Hd), (S_ALARM if rep >= S_ALARM else margin) * EPI_MARGIN_HALVING

@@ -60,9 +60,10 @@ def test_calibrate_equals_reference_never_inflates_and_keeps_order(s, q, qlo):
 
 
 @SETTINGS
-@given(_s, st.floats(0.0, 1e3), st.floats(0.0, 10.0))
-def test_onset_step_equals_reference(best, H, margin):
-    assert sp.onset_step(best, H, margin) == sp.onset_step_ref(best, H, margin)
+@given(_s, st.floats(0.0, 1e3), st.one_of(st.floats(0.0, 10.0), st.just(sp.S_ALARM * sp.EPI_MARGIN_HALVING)),
+       st.sampled_from([sp.EPI_HUGE, math.inf]))
+def test_onset_step_equals_reference(best, H, margin, huge):
+    assert sp.onset_step(best, H, margin, huge) == sp.onset_step_ref(best, H, margin, huge)
 
 
 @SETTINGS
