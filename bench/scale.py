@@ -218,12 +218,11 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--child", str(size), "--minutes", str(args.minutes), "--realtime-s", str(args.realtime_s),
                "--seed", str(seed)]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-        except subprocess.TimeoutExpired as exc:
-            sys.stderr.write(exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or ""))
+            # (the child's progress goes straight to our stderr)
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
             print(f"{size}x: killed after {args.timeout:.0f} s", flush=True)
             continue
-        sys.stderr.write(done.stderr)
         if done.returncode:
             print(f"{size}x: failed (exit {done.returncode})", flush=True)
             continue
