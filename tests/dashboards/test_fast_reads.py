@@ -71,3 +71,35 @@ def test_alert_pages_change_as_soon_as_the_shared_list_does(server, client, toke
     c = client.get(ALERTS, headers=h)
     assert ctx.responses.hits == hits  # rebuilt by the route from Redis, not served from the old bytes
     assert c.json() == a.json()  # nothing changed in Redis: the same answer
+
+
+def test_a_burst_of_new_connections_reads_each_token_and_the_alerts_once(cockpit_redis, demo_run):
+    """200 clients connecting at once (a wall of screens after a restart) used to send 200 identical token
+    reads and exhaust the connection pool; concurrent verifications of one token now share one read,
+    and concurrent misses of the alert list one HGETALL (counted by the real Redis's command stats)."""
+    import redis as sync_redis
+
+    from dashboards.api.routers.alerts import _alerts
+    from tests.dashboards.conftest import context
+
+    city, out = demo_run
+    stats = sync_redis.Redis.from_url(cockpit_redis)
+
+    def calls(cmd):
+        return int(stats.info("commandstats").get(f"cmdstat_{cmd}", {}).get("calls", 0))
+
+    async def go():
+        ctx = context(city, out, cockpit_redis)
+        text, _ = await ctx.tokens.create("burst", "viewer", created_by="tests")
+        h0 = calls("hget")
+        who = await asyncio.gather(*(ctx.tokens.verify(text) for _ in range(200)))
+        h1 = calls("hget")
+        a0 = calls("hgetall")
+        lists = await asyncio.gather(*(_alerts(ctx) for _ in range(100)))
+        a1 = calls("hgetall")
+        await ctx.close()
+        return who, h1 - h0, lists, a1 - a0
+
+    who, token_reads, lists, alert_reads = asyncio.run(go())
+    assert all(w is not None and w.name == "burst" for w in who) and token_reads == 1
+    assert all(x is lists[0] for x in lists) and alert_reads == 1

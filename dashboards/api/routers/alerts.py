@@ -8,6 +8,7 @@ The audit log is append-only through the API: there is no route that edits or de
 """
 from __future__ import annotations
 
+import asyncio
 import time
 
 import msgspec
@@ -45,6 +46,16 @@ async def _alerts(ctx) -> list[Alert]:
     cached = ctx.alerts_cache  # dropped by the live hub as soon as the engine's alert feed changes
     if cached is not None and time.monotonic() < cached[0]:
         return cached[1]
+    # one read of the alert hash however many requests arrive while it is under way (at 250 alert
+    # pages/s each expiry of the shared list started dozens of identical HGETALLs)
+    task = getattr(ctx, "_alerts_read", None)
+    if task is None or task.done():
+        task = ctx._alerts_read = asyncio.ensure_future(_read_alerts(ctx))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return await asyncio.shield(task)
+
+
+async def _read_alerts(ctx) -> list[Alert]:
     out = sorted(await ctx.store.alerts(),
                  key=lambda a: (STATUS_ORDER.get(a.status, 9), a.severity, -a.last_seen_ms, a.fingerprint))
     ctx.alerts_cache = (time.monotonic() + ALERTS_TTL_S, out)
