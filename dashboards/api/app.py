@@ -34,7 +34,6 @@ from dashboards.api.auth import require
 from dashboards.api.context import ApiContext
 from dashboards.api.errors import install_error_handlers
 from dashboards.api.prom import vitals_text
-from dashboards.api.respcache import FastReads
 from dashboards.api.routers import admin, alerts, delivery, live, plans, sensors, subscriptions, vitals
 
 STATIC_DIR = resources.files("dashboards") / "static"
@@ -91,6 +90,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     # the page's code and vendored libraries hold no data: served without a token (the data calls need one)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    # hot reads answered from kept bytes before routing (dashboards/api/respcache.py; same auth and bytes)
-    app.add_middleware(FastReads, ctx=ctx)
+    # hot reads are answered from kept bytes in front of this app (respcache.FastReads, wrapped by server.py)
     return app

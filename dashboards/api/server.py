@@ -29,6 +29,7 @@ import uvicorn
 
 from dashboards.api.app import create_app
 from dashboards.api.context import ApiContext, ApiLimits
+from dashboards.api.respcache import FastReads
 from streams.redis_server import resolve_redis_url
 
 FIRST_ADMIN_TTL_S = 7 * 86_400
@@ -88,8 +89,9 @@ async def start_cockpit(city, out_dir: str | os.PathLike, redis_url: str | None,
     sock.listen(512)
     sock.setblocking(False)
     port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="on",
-                                    timeout_graceful_shutdown=2))
+    # the hot-read front outside the whole app (before FastAPI's own middleware stack, not only the router)
+    server = _Server(uvicorn.Config(FastReads(create_app(ctx), ctx), log_level="warning", access_log=False,
+                                    lifespan="on", timeout_graceful_shutdown=2))
     task = asyncio.create_task(server.serve(sockets=[sock]), name="cockpit:http")
     while not server.started:
         if task.done():
