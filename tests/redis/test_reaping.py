@@ -102,3 +102,33 @@ def test_a_live_starter_s_server_is_shared_not_stopped_by_the_guest(tmp_path):
         proc.terminate()
         proc.wait(10)
     assert _gone(pid)
+
+
+def test_citybrain_run_killed_with_sigkill_leaves_no_redis_server(tmp_path):
+    """The issue's case end to end: `citybrain run` with its embedded Redis, killed with SIGKILL mid-run."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "CITYBRAIN_REDIS_URL"}
+    args = [sys.executable, "-m", "citybrain", "run", "--headless", "--no-http", "--no-controllers", "--speed", "60",
+            "--out", str(out)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pidfile = out / "redis" / PIDFILE
+    try:
+        end = time.monotonic() + 300
+        while not pidfile.exists():
+            assert proc.poll() is None and time.monotonic() < end, "the engine never started its Redis"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        server = int(pidfile.read_text().split()[0])
+        assert _alive_redis(server)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert _gone(server), f"redis-server {server} outlived the SIGKILLed engine"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the next start finds the stale pid file and starts its own server over the same data
+    again = subprocess.run(args[:-4] + ["--speed", "0", "--duration", "10m", "--out", str(out)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Traceback" not in again.stderr
+    assert not pidfile.exists()  # stopped and cleaned at the end of the run
