@@ -41,12 +41,12 @@ from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, MAX_DEPTH, MAX_LINE_BYTES, De
 from brain.lifecycle import LifecycleTable
 from brain.schemas import KIND_SENSOR_TYPES
 from brain.ticks import (  # noqa: F401 (the tables' names, re-exported: operators and benches import them from here)
-    AIR_FIELDS, HOUR_MS, PASS_THROUGH, SENSOR_TABLES, STATE_TABLES, TICK_SCHEMAS, WINDOW_FIELDS, TickBatch, TickBuilder, WindowResult,
+    AIR_FIELDS, HOUR_MS, PASS_THROUGH, SENSOR_TABLES, STATE_TABLES, TICK_SCHEMAS, WINDOW_FIELDS, StateAsOf, TickBatch, TickBuilder, WindowResult,
 )
 from brain.validate import Validator, dead_letters
 from brain.windows import ClosedWindow, TumblingWindows
 
-SNAPSHOT_VERSION = 5  # 5: a clock per sensor; 4: data-only format (brain.checkpoint), no pickle; 3: duplicate keys from brain.kernels.dedup.record_keys
+SNAPSHOT_VERSION = 6  # 6: lifecycle updates held until their tick closes; 5: a clock per sensor; 4: data-only format (brain.checkpoint), no pickle; 3: duplicate keys from brain.kernels.dedup.record_keys
 TICKS_PER_PASS = 288  # ticks closed in one stacked pass at most (a day of 5-minute ticks)
 QUIET_SKIP_MS = 86_400_000  # ticks more than this past the newest record, with none ahead, are skipped
 
@@ -183,6 +183,9 @@ class CityPipeline:
             kind: LifecycleTable(id_col, stages, fields, self.config.retention_days * 86_400_000)
             for kind, (id_col, stages, fields, _) in LIFECYCLE_KINDS.items()
         }
+        # Lifecycle updates reach the tables tick by tick, in event time (never a batch's future).
+        self.states = StateAsOf({kind: (self.lifecycle[kind], name, _lifecycle_schema(kind))
+                                 for kind, (_, _, _, name) in LIFECYCLE_KINDS.items()})
         self.last_seen_ms = np.full(n, -1, dtype=np.int64)  # as of the last closed tick
         self.seen = TumblingWindows(n, self.config.window_ms, ["ts_ms"])  # newest time per sensor per window
         self.next_tick_end_ms: int | None = None
@@ -310,7 +313,7 @@ class CityPipeline:
                 self.air.add(ts, self._local[kind][idx], values)
         elif kind in LIFECYCLE_KINDS:
             frame = cols.frame
-            self.lifecycle[kind].update(frame if at is None else series.take_rows(frame, at))
+            self.states.add(kind, frame if at is None else series.take_rows(frame, at))
         return ts, idx
 
     @staticmethod
@@ -383,18 +386,34 @@ class CityPipeline:
         last_seen = np.maximum.accumulate(newest, axis=0)  # (tick, sensor), as of each tick's end
         self.last_seen_ms = last_seen[-1].copy()
         inputs = self.ticks.build(ends, stacks, last_seen, self.air.close(upto))
-        for kind, (_, _, _, name) in LIFECYCLE_KINDS.items():
-            inputs[name] = self.lifecycle[kind].current(_lifecycle_schema(kind))
+        states = self.states.as_of(ends)
+        inputs.update({name: by_end[upto] for name, by_end in states.items()})
         vital_inputs = {k: v for k, v in inputs.items() if k not in PASS_THROUGH}
-        vitals = dict(self.vitals_batch(vital_inputs, self.city, ends))
+        vitals = self._vitals_by_run(vital_inputs, ends, states)
         # Readings with no vital-sign formula yet are still published per sensor for rules.
         vitals.update({f"{k}_sensor": inputs[k] for k in PASS_THROUGH})
-        batch = TickBatch(ends, inputs, vitals)
+        batch = TickBatch(ends, inputs, vitals, states)
         for op in self.window_operators:
             vitals.update(op(batch))
         results = [WindowResult(end - w, end, batch=batch) for end in ends]
         self.counters["windows_closed"] += len(results)
         return results
+
+    def _vitals_by_run(self, inputs: dict[str, pl.DataFrame], ends: list[int], states: dict) -> dict[str, pl.DataFrame]:
+        """Vital signs of stacked ticks, one stacked call per run of ticks whose lifecycle fields did
+        not change (:meth:`StateAsOf.runs`), each run seeing the state as of its own last tick."""
+        runs = self.states.runs(ends)
+        if len(runs) == 1:
+            return dict(self.vitals_batch(inputs, self.city, ends))
+        parts: dict[str, list[pl.DataFrame]] = {}
+        for run in runs:
+            ticks = pl.Series(run, dtype=pl.Int64)
+            run_inputs = {name: states[name][run[-1]] if name in states else
+                          frame.filter(pl.col("tick_end_ms").is_in(ticks)) if "tick_end_ms" in frame.columns else frame
+                          for name, frame in inputs.items()}
+            for name, frame in self.vitals_batch(run_inputs, self.city, run).items():
+                parts.setdefault(name, []).append(frame)
+        return {name: pl.concat(frames, how="vertical_relaxed") for name, frames in parts.items()}
 
     def vitals_batch(self, inputs: dict[str, pl.DataFrame], city: City, ends: list[int]) -> dict[str, pl.DataFrame]:
         """Vital signs of stacked ticks: the batch function when there is one, else tick by tick."""
@@ -434,6 +453,7 @@ class CityPipeline:
             "seen": self.seen.state(),
             "air_history": self.ticks.state(),
             "lifecycle": {k: t.state() for k, t in self.lifecycle.items()},
+            "lifecycle_pending": self.states.state(),
             "last_seen_ms": self.last_seen_ms,
             "next_tick_end_ms": self.next_tick_end_ms,
             "counters": dict(self.counters),
@@ -463,6 +483,7 @@ class CityPipeline:
         self.ticks.load(state["air_history"])
         for k, t in self.lifecycle.items():
             t.load(state["lifecycle"][k])
+        self.states.load(state["lifecycle_pending"])
         self.last_seen_ms = state["last_seen_ms"]
         self.next_tick_end_ms = state["next_tick_end_ms"]
         self.counters = Counter(state["counters"])

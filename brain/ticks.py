@@ -87,7 +87,7 @@ TICK_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "sensor_last_seen": {"sensor_id": pl.Utf8, "tick_end_ms": pl.Int64, "last_seen_ms": pl.Int64},
 }
 
-#: Current-state tables: the same frame serves every tick (vital signs read them as of each tick end).
+#: Lifecycle state tables: one frame per tick, the state as of that tick's end (:class:`StateAsOf`).
 STATE_TABLES = frozenset({"cases", "incidents", "outages"})
 
 class _TickTables:
@@ -136,11 +136,15 @@ class TickBatch:
     ends: list[int]
     inputs: dict[str, pl.DataFrame]
     vitals: dict[str, pl.DataFrame]
+    #: lifecycle state tables per tick end (``inputs`` holds the last tick's)
+    states: dict[str, dict[int, pl.DataFrame]] = field(default_factory=dict)
     _parts: dict = field(default_factory=dict, repr=False)
 
     def tick_table(self, target: str, name: str, end: int) -> pl.DataFrame:
         """Table ``name`` of ``inputs``/``vitals`` restricted to the tick ending at ``end``."""
         frame = getattr(self, target)[name]
+        if target == "inputs" and name in self.states:
+            return self.states[name].get(end, frame)
         column = "tick_end_ms" if "tick_end_ms" in frame.columns else "window_end_ms"
         if name in STATE_TABLES or column not in frame.columns or len(self.ends) == 1:
             return frame
@@ -183,6 +187,106 @@ class WindowResult:
         self.inputs = inputs if inputs is not None else _TickView(batch, "inputs", window_end_ms)
         self.vitals = vitals if vitals is not None else _TickView(batch, "vitals", window_end_ms)
 
+
+
+class StateAsOf:
+    """Lifecycle updates (grid cases, incidents, outages) applied in event-time order up to each
+    tick's end, never up to the end of the batch that carried them: an update waits here until the
+    tick holding its time closes, so a tick never sees a stage, a status or an entity from after its
+    end, however the input was cut into batches (a whole file in one read included).
+
+    ``tables``: kind -> (its :class:`brain.lifecycle.LifecycleTable`, output table name, schema).
+    :meth:`add` holds applied updates back; :meth:`as_of` applies them tick by tick (an update at
+    ``ts_ms <= end`` belongs to the tick ending at ``end``, as the vital signs count a stage reached
+    by the tick) and returns each tick's state.
+
+    Example (a case reported in the first tick and closed in the third, all in one batch):
+        >>> from brain.lifecycle import LifecycleTable
+        >>> table = LifecycleTable("case_id", {"reported": "reported_ms", "closed": "closed_ms"}, [])
+        >>> schema = {"case_id": pl.Utf8, "reported_ms": pl.Int64, "closed_ms": pl.Int64, "status": pl.Utf8}
+        >>> asof = StateAsOf({"grid_case": (table, "cases", schema)})
+        >>> asof.add("grid_case", pl.DataFrame({"case_id": ["c1", "c1"], "status": ["reported", "closed"],
+        ...                                     "ts_ms": [100, 700]}))
+        >>> states = asof.as_of([300, 600])
+        >>> states["cases"][300].rows(), states["cases"][600].rows()  # the close has not happened yet
+        ([('c1', 100, None, 'reported')], [('c1', 100, None, 'reported')])
+        >>> asof.as_of([900])["cases"][900].rows()
+        [('c1', 100, 700, 'closed')]
+    """
+
+    def __init__(self, tables: dict[str, tuple]) -> None:
+        self.tables = tables
+        self.pending: dict[str, list[pl.DataFrame]] = {kind: [] for kind in tables}
+        self.field_changes: set[int] = set()  # tick ends of the last as_of where a known entity's field changed
+        self._fields: dict[str, dict] = {kind: {} for kind in tables}  # entity -> its fields' values so far
+
+    def add(self, kind: str, updates: pl.DataFrame) -> None:
+        """Applied updates of ``kind``, held until the ticks holding them close."""
+        if updates.height:
+            self.pending[kind].append(updates)
+
+    def as_of(self, ends: list[int]) -> dict[str, dict[int, pl.DataFrame]]:
+        """The state of every table as of each tick end ``ends`` (ascending), applying the updates
+        due by then; a tick with no update shares the previous tick's frame."""
+        out: dict[str, dict[int, pl.DataFrame]] = {}
+        self.field_changes: set[int] = set()
+        for kind, (table, name, schema) in self.tables.items():
+            parts = self.pending[kind]
+            pending = (parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")) if parts else None
+            ts = pending.get_column("ts_ms").to_numpy() if pending is not None else np.zeros(0, np.int64)
+            by_end, frame, done = {}, None, np.zeros(len(ts), dtype=bool)
+            for end in ends:
+                due = ~done & (ts <= end)
+                if due.any():
+                    updates = pending.filter(pl.Series(due))
+                    table.update(updates)
+                    done |= due
+                    frame = table.current(schema)
+                    if self._note_fields(kind, table, updates):
+                        self.field_changes.add(end)
+                if frame is None:
+                    frame = table.current(schema)
+                by_end[end] = frame
+            self.pending[kind] = [pending.filter(pl.Series(~done))] if pending is not None and not done.all() else []
+            out[name] = by_end
+        return out
+
+    def _note_fields(self, kind: str, table, updates: pl.DataFrame) -> bool:
+        """Remember the fields ``updates`` set; True when one changes a field of an entity known
+        before them (a few hundred updates a day: a plain loop)."""
+        known, changed = self._fields[kind], False
+        seen_before = set(known)
+        order = np.argsort(updates.get_column("ts_ms").to_numpy(), kind="stable")
+        columns = [updates.get_column(c).to_list() for c in (table.id_col, *table.fields)]  # no polars query: cheap
+        for row in (tuple(col[i] for col in columns) for i in order):
+            values = known.setdefault(row[0], {})
+            for f, v in zip(table.fields, row[1:]):
+                if v is not None:
+                    changed |= row[0] in seen_before and values.get(f) != v
+                    values[f] = v
+        return changed
+
+    def runs(self, ends: list[int]) -> list[list[int]]:
+        """``ends`` cut where the last :meth:`as_of` saw a descriptive field of a known entity change
+        (an incident's units set on dispatch, say): within a run, a state table as of the run's last
+        tick, evaluated as of each tick from its stage times (as the vital signs do), is exact."""
+        runs: list[list[int]] = []
+        for end in ends:
+            if not runs or end in self.field_changes:
+                runs.append([])
+            runs[-1].append(end)
+        return runs
+
+    def state(self) -> dict[str, pl.DataFrame | None]:
+        return {kind: (pl.concat(parts, how="diagonal_relaxed") if parts else None) for kind, parts in self.pending.items()}
+
+    def load(self, state: dict[str, pl.DataFrame | None]) -> None:
+        """Restore the held updates (the tables themselves are restored by their owner, first)."""
+        self.pending = {kind: ([state[kind]] if state.get(kind) is not None else []) for kind in self.tables}
+        for kind, (table, _, _) in self.tables.items():
+            frame = table.frame
+            rows = frame.select(table.id_col, *table.fields).iter_rows() if frame is not None else []
+            self._fields[kind] = {r[0]: {f: v for f, v in zip(table.fields, r[1:]) if v is not None} for r in rows}
 
 
 class TickBuilder:
