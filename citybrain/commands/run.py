@@ -342,10 +342,25 @@ async def _deliver_before_exit(alerts) -> None:
 
 
 def _install_signal_handlers(driver) -> None:
+    """The first SIGINT/SIGTERM asks the driver for a clean stop. A second one is not swallowed: the
+    loop's handlers are removed and the signal re-raised with its default action, so an exit stuck
+    waiting on something (the loop's handlers stay installed until ``asyncio.run`` has finished
+    shutting down) can always be ended."""
     loop = asyncio.get_running_loop()
+    asked: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if asked:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(s)
+            signal.raise_signal(sig)
+            return
+        asked.append(sig)
+        driver.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, driver.stop)
+            loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread
             pass
 
