@@ -78,11 +78,9 @@ import msgspec
 from brain.city.model import City
 from brain.ingest import MAX_LINE_BYTES
 from brain.pipeline import CityPipeline, PipelineConfig, StepResult, WindowResult
-from streams.checkpoint_file import CheckpointError, CheckpointFile
 
 log = logging.getLogger("citybrain.faust")
 
-CHECKPOINT_VERSION = 2  # 2: streams.checkpoint_file (data only), no pickle
 INPUT_TOPIC = "citybrain.records"
 VITALS_TOPIC = "citybrain.vitals"
 DEADLETTER_TOPIC = "citybrain.deadletter"
@@ -259,6 +257,16 @@ def merge_operators(city: City, config: PipelineConfig, out_dir: str | os.PathLi
     ops = [maybe_anomaly_operator(city, config), fault_operator(city)]
     greenwave = maybe_greenwave_operator(city, out_dir)
     return ops + ([greenwave] if greenwave is not None else [])
+
+
+def warm_up(city: City, config: PipelineConfig, out_dir: str | os.PathLike) -> None:
+    """Load (or compile) every kernel both stages run, before the worker joins its group: done
+    inside an agent, the first merge batch would hold the event loop (and the partitions' batches
+    with it) for as long as the merge operators' kernels take to load."""
+    from streams.faust_stages import PartitionPipeline
+
+    PartitionPipeline(city, config)
+    merge_operators(city, config, out_dir)
 
 
 def block_lines(value: bytes, headers) -> list[bytes]:

@@ -16,7 +16,8 @@ def _broker_arg(p) -> None:
     p.add_argument("--broker", required=True, metavar="URL", help="Kafka broker, e.g. kafka://127.0.0.1:9092")
     p.add_argument("--topic", default=None, metavar="NAME", help="input topic (default citybrain.records)")
     p.add_argument("--partitions", type=int, default=1, metavar="N",
-                   help="partitions of the input topic when it is created (default 1: keeps the input order, see the module docs)")
+                   help="partitions of the input topic when it is created (default 1); an existing topic keeps its count. "
+                        "Up to this many workers share the per-partition work")
 
 
 def register(sub) -> None:
@@ -36,7 +37,8 @@ def register(sub) -> None:
     )
     _broker_arg(w)
     w.add_argument("--city", metavar="DIR", help="city folder (city.yaml + GeoJSON); default: the shipped demo city")
-    w.add_argument("--out", default="var/faust", metavar="DIR", help="where the worker checkpoint goes (default var/faust)")
+    w.add_argument("--out", default="var/faust", metavar="DIR", help="checkpoints of every partition and of the merge stage (default var/faust): "
+                        "the same directory for every worker of the app, so state follows its partition")
     w.add_argument("--window", type=int, default=300, metavar="SECONDS", help="vital-sign window in seconds, dividing 3600 (default 300)")
     w.add_argument("--lateness", type=int, default=120, metavar="SECONDS", help="allowed lateness in seconds (default 120)")
     w.add_argument("--batch", type=int, default=1000, metavar="N",
@@ -124,6 +126,9 @@ def worker_command(args) -> int:
     app = make_app(city, args.broker, out_dir=out, input_topic=topic, vitals_topic=vitals_topic, deadletter_topic=dead_topic,
                    partitions=partitions, app_id=args.app_id,
                    worker_id=args.worker_id, config=config, batch_size=args.batch, batch_within_s=args.within)
+    from streams.faust_driver import warm_up
+
+    warm_up(city, config, out)
     print(f"citybrain worker {args.worker_id}: {args.broker} topic {topic} ({partitions} partitions) -> {VITALS_TOPIC}, "
           f"{DEADLETTER_TOPIC}; checkpoints {ckpt}",
           file=sys.stderr, flush=True)
