@@ -236,8 +236,8 @@ class _TalliedCases:
 
     def __init__(self, snap: CaseSnapshots, ix) -> None:
         self.snap = snap
-        area = np.asarray([ix.cell_area[ix.cell_position.get(c, -1)] if c is not None else -1 for c in snap.cells], dtype=np.int64)
-        self.area = area
+        # Each interned cell's district position (-1: no cell, or not a cell of the city).
+        self.area = np.asarray([ix.cell_area[ix.cell_position.get(c, -1)] if c is not None else -1 for c in snap.cells], dtype=np.int64)
 
     def area_metrics(self, n_districts: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         c = self.snap.cell_counts
