@@ -103,3 +103,16 @@ def test_a_burst_of_new_connections_reads_each_token_and_the_alerts_once(cockpit
     who, token_reads, lists, alert_reads = asyncio.run(go())
     assert all(w is not None and w.name == "burst" for w in who) and token_reads == 1
     assert all(x is lists[0] for x in lists) and alert_reads == 1
+
+
+def test_history_answers_are_served_by_the_front_from_the_second_request(server, client, tokens):
+    """From the history (no engine in the process) the first answer is read in the thread pool; the next ones
+    for the same files must come from the front (this was missed: only answers built on the cached path
+    registered their version check)."""
+    ctx = server.cockpit.ctx
+    h = {"Authorization": f"Bearer {tokens['viewer']}"}
+    url = "/api/v1/vitals/city/latest"
+    first = client.get(url, headers=h)
+    key = url + "?"
+    assert first.status_code == 200 and ctx.responses.current_body(key) == first.content
+    assert client.get(url, headers=h).content == first.content

@@ -52,7 +52,8 @@ async def latest(request: Request, table: str, district: str | None = None, cell
             body = ctx.responses.put(key, out, {**out, "source": "history"}, current=lambda: _history_version(ctx, table, filters))
         return json_response(body)
     out = await run_in_threadpool(ctx.history.latest, table, filters)
-    return json_response(ctx.responses.put(key, out, {**out, "source": "history"}))
+    return json_response(ctx.responses.put(key, out, {**out, "source": "history"},
+                                           current=lambda: _history_version(ctx, table, filters)))
 
 
 def _history_version(ctx, table: str, filters: dict):
