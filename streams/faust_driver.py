@@ -78,6 +78,7 @@ import msgspec
 from brain.city.model import City
 from brain.ingest import MAX_LINE_BYTES
 from brain.pipeline import CityPipeline, PipelineConfig, StepResult, WindowResult
+from streams.faust_stages import merge_operators, warm_up  # noqa: F401 (the worker command uses them from here)
 
 log = logging.getLogger("citybrain.faust")
 
@@ -243,30 +244,6 @@ def checkpoint_path(out_dir: str | os.PathLike, app_id: str = "citybrain", parti
 def partials_topic_name(app_id: str) -> str:
     """The merge stage's input: internal to one app (one consumer group), one partition."""
     return f"{app_id}.partials"
-
-
-def merge_operators(city: City, config: PipelineConfig, out_dir: str | os.PathLike):
-    """The window operators of the merge stage, as ``citybrain run`` wires them: anomaly scores,
-    sensor faults and green-wave plans (the ``signal_plans`` table, and plan files under
-    ``<out_dir>/signal_plans/``, whose latest plan per corridor keeps a replayed tick from
-    publishing a plan twice)."""
-    from streams.anomaly_operator import maybe_anomaly_operator
-    from streams.fault_operator import fault_operator
-    from streams.greenwave_operator import maybe_greenwave_operator
-
-    ops = [maybe_anomaly_operator(city, config), fault_operator(city)]
-    greenwave = maybe_greenwave_operator(city, out_dir)
-    return ops + ([greenwave] if greenwave is not None else [])
-
-
-def warm_up(city: City, config: PipelineConfig, out_dir: str | os.PathLike) -> None:
-    """Load (or compile) every kernel both stages run, before the worker joins its group: done
-    inside an agent, the first merge batch would hold the event loop (and the partitions' batches
-    with it) for as long as the merge operators' kernels take to load."""
-    from streams.faust_stages import PartitionPipeline
-
-    PartitionPipeline(city, config)
-    merge_operators(city, config, out_dir)
 
 
 def block_lines(value: bytes, headers) -> list[bytes]:

@@ -285,3 +285,25 @@ class MergePipeline(CityPipeline):
         super().restore(state["pipeline"])
         self.closed_upto = {int(k): int(v) for k, v in state["closed_upto"].items()}
         self.watermarks = {int(k): int(v) for k, v in state["watermarks"].items()}
+
+
+def merge_operators(city, config, out_dir) -> list:
+    """The window operators of the merge stage, as ``citybrain run`` wires them: anomaly scores,
+    sensor faults and green-wave plans (the ``signal_plans`` table, and plan files under
+    ``<out_dir>/signal_plans/``, whose latest plan per corridor keeps a replayed tick from
+    publishing a plan twice)."""
+    from streams.anomaly_operator import maybe_anomaly_operator
+    from streams.fault_operator import fault_operator
+    from streams.greenwave_operator import maybe_greenwave_operator
+
+    ops = [maybe_anomaly_operator(city, config), fault_operator(city)]
+    greenwave = maybe_greenwave_operator(city, out_dir)
+    return ops + ([greenwave] if greenwave is not None else [])
+
+
+def warm_up(city, config, out_dir) -> None:
+    """Load (or compile) every kernel both stages run, before the worker joins its group: done
+    inside an agent, the first merge batch would hold the event loop (and the partitions' batches
+    with it) for as long as the merge operators' kernels take to load."""
+    PartitionPipeline(city, config)
+    merge_operators(city, config, out_dir)
