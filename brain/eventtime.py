@@ -10,9 +10,12 @@ the city's is idle and no longer counted. The city's clock never goes back.
 
 The watermark is the city's clock minus the allowed lateness. A batch is judged against the
 watermark as it stood before the batch (so a batch's own records never make each other late);
-then the clocks advance. A record older than the watermark is *late*; a record more than
-``max_ahead_ms`` beyond the city's clock (or the batch's 99th percentile, for replays) is refused
-as too far ahead. So a wild clock sends its own records to late or to quarantine, never others'.
+then the clocks advance. A record older than the watermark is *late*. A record is refused as too
+far ahead when it is more than ``max_ahead_ms`` beyond *its own source's* recent clock (for an
+active source; a new or idle one is held to the city's clock, or the batch's 99th percentile for
+replays): a reading that jumps an hour ahead of its sensor's cadence is quarantined even when a
+few fast clocks elsewhere would have covered it. So a wild clock sends its own records to late or
+to quarantine, never others'.
 Duplicates — the same terminal, the same time and, for lifecycle events, the same entity and
 status — are applied once.
 
@@ -26,6 +29,11 @@ Example (sensor 2's clock is an hour fast; the city's clock follows sensors 0 an
     >>> late, ahead = clock.judge(np.array([10_500, 11_500, 9_000_000]))
     >>> late.tolist(), ahead.tolist()
     ([True, False, False], [False, False, True])
+
+Per source: sensor 2's own clock is at 3,612,000; a reading more than two hours past it is refused,
+while sensor 0 goes on a minute past its own:
+    >>> clock.judge(np.array([3_612_000 + 7_300_000, 10_000 + 60_000]), source=np.array([2, 0]))[1].tolist()
+    [True, False]
 """
 from __future__ import annotations
 
@@ -51,6 +59,39 @@ def _p1_p99(ts: np.ndarray) -> tuple[int, int]:
 
 
 UNKNOWN_MS = -(2**62)  # a source with no record yet
+
+
+def ahead_of_own_clock(ts: np.ndarray, source: np.ndarray, clock: np.ndarray, max_ahead_ms: int) -> np.ndarray:
+    """Mask of the records (in arrival order) more than ``max_ahead_ms`` past their source's clock as it
+    stands when each arrives: ``clock`` (per record: its source's clock before them), moved on by the
+    source's earlier records that were not ahead themselves. Honest sources (each record within
+    ``max_ahead_ms`` of the one before) are settled with numpy; a source with a jump is walked.
+
+    >>> ahead_of_own_clock(np.array([100, 5_000, 5_100, 200]), np.array([0, 0, 0, 1]), np.array([0, 0, 0, 150]), 1_000).tolist()
+    [False, True, True, False]
+    """
+    n = len(ts)
+    ahead = np.zeros(n, dtype=bool)
+    if n == 0:
+        return ahead
+    order = np.lexsort((np.arange(n), source))  # by source, then arrival
+    s_src, s_ts, s_clock = source[order], ts[order], clock[order]
+    first = np.r_[True, s_src[1:] != s_src[:-1]]
+    group = np.cumsum(first) - 1
+    # Newest earlier record of the same source: a running max per group (groups lifted apart).
+    lift = group.astype(np.int64) * (1 << 46)
+    running = np.maximum.accumulate(s_ts + lift) - lift
+    before = np.where(first, UNKNOWN_MS, np.r_[UNKNOWN_MS, running[:-1]])
+    jump = s_ts > np.maximum(before, s_clock) + max_ahead_ms
+    for g in np.unique(group[jump]):  # only sources with a jump: walk them in order
+        at = np.flatnonzero(group == g)
+        now = int(s_clock[at[0]])
+        for k in at:
+            if s_ts[k] > now + max_ahead_ms:
+                ahead[order[k]] = True
+            else:
+                now = max(now, int(s_ts[k]))
+    return ahead
 
 
 class EventClock:
@@ -89,11 +130,12 @@ class EventClock:
         return _p1_p99(ts_ms) if len(ts_ms) else None
 
     def judge(self, ts_ms: np.ndarray, rows: np.ndarray | None = None,
-              bounds: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+              bounds: tuple[int, int] | None = None, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(late, too far ahead) masks over ``ts_ms``, judging only ``rows`` (a mask; default all).
 
-        "Too far ahead" is judged against the batch's own 99th percentile as well as the city's
-        clock, so a replay batch spanning hours is fine while a lone wild clock is not.
+        "Too far ahead" is judged against each record's own source clock (``source``: the records'
+        source indices) when that source is active, else against the city's clock or the batch's
+        own 99th percentile, so a replay batch spanning hours is fine while a lone wild clock is not.
         ``bounds``: the batch's :meth:`bounds` (default: those of the rows judged).
         """
         late = np.zeros(len(ts_ms), dtype=bool)
@@ -108,11 +150,33 @@ class EventClock:
             is_late = ts < low - self.max_ahead_ms
         else:
             is_late = ts < self.watermark_ms
-            is_ahead = ts > max(self.max_ts_ms, high) + self.max_ahead_ms
+            is_ahead = self._ahead(ts, None if source is None else (source if rows is None else source[rows]), low, high)
         if rows is None:
             return is_late, is_ahead
         late[rows], ahead[rows] = is_late, is_ahead
         return late, ahead
+
+    def _ahead(self, ts: np.ndarray, source: np.ndarray | None, low: int, high: int) -> np.ndarray:
+        """Too far ahead: a record of an active source (it has spoken, at most ``idle_ms`` behind the
+        city's clock) more than ``max_ahead_ms`` past its own source's clock as it stands at that record
+        (its clock before the batch, moved on by its earlier records of the batch that were not
+        ahead, never below the batch's median when several sources share it: a whole stream jumping is no wild clock);
+        a record of a new or returning source, more than that past the city's clock (or the batch's
+        99th percentile)."""
+        city = max(self.max_ts_ms, high)
+        if source is None or len(self.source_ms) == 0:
+            return ts > city + self.max_ahead_ms
+        known = (source >= 0) & (source < len(self.source_ms))  # an unregistered source has no clock
+        own = np.where(known, self.source_ms[np.clip(source, 0, len(self.source_ms) - 1)], UNKNOWN_MS)
+        active = (own > UNKNOWN_MS) & (own >= self.max_ts_ms - self.idle_ms)
+        ahead = ~active & (ts > city + self.max_ahead_ms)
+        if active.any():
+            rows = np.flatnonzero(active)
+            # A whole stream that jumped is no wild clock: with several sources in the batch, nobody's
+            # clock counts below the batch's (lower) median.
+            floor = int(np.partition(ts, (len(ts) - 1) // 2)[(len(ts) - 1) // 2]) if len(np.unique(source)) > 1 else UNKNOWN_MS
+            ahead[rows] = ahead_of_own_clock(ts[rows], source[rows], np.maximum(own[rows], floor), self.max_ahead_ms)
+        return ahead
 
     def observe(self, ts_ms: np.ndarray, source: np.ndarray) -> None:
         """Applied records (their times and sources) move their sources' clocks, then the city's."""

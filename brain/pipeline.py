@@ -210,7 +210,7 @@ class CityPipeline:
                                  list(self.registry.ids), self.config.window_ms)
         # Refusals judged after the checks, as the validator's dead-letter builder takes them.
         self._refusals = [
-            ("too_far_ahead", lambda r: f"ts_ms={r['ts_ms']} more than {self.clock.max_ahead_ms} ms ahead of stream time"),
+            ("too_far_ahead", lambda r: f"ts_ms={r['ts_ms']} more than {self.clock.max_ahead_ms} ms ahead of its sensor's own clock (or the stream's)"),
             ("duplicate", lambda r: f"duplicate of an applied record (sensor {r['sensor_id']}, ts_ms {r['ts_ms']})"),
         ]
 
@@ -262,7 +262,7 @@ class CityPipeline:
         accepted = []
         for kind, frame, idx, outcome, cols, ts in checked:
             good = outcome < 0
-            late, ahead = self.clock.judge(ts, good, bounds)
+            late, ahead = self.clock.judge(ts, good, bounds, source=cols.sensor_idx)
             on_time = good & ~late & ~ahead
             fresh = self.deduper.first_copies(kind, self.deduper.keys(kind, frame, idx, ts), ts, on_time)
             # Refused rows of every stage (checks, too far ahead, duplicate) as one set of dead letters.

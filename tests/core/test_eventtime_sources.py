@@ -94,3 +94,69 @@ def test_idle_sources_stop_counting_and_the_clock_never_goes_back():
     again = EventClock(allowed_lateness_ms=0, n_sources=3, idle_ms=600_000)
     again.load(state)
     assert again.max_ts_ms == 3_600_000 and again.source_ms.tolist() == [3_600_000, 3_600_000, 0]
+
+
+# --- too far ahead, per source (issue 16) ----------------------------------------------------------
+MAX_AHEAD = 3_600_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(offsets=st.lists(st.integers(-1_800_000, 1_800_000), min_size=3, max_size=12),
+       wild=st.integers(0, 11), jump=st.integers(-10_000_000, 20_000_000), step=st.integers(0, 600_000))
+def test_too_far_ahead_is_judged_against_the_records_own_source(offsets, wild, jump, step):
+    """A record is quarantined exactly when it is more than max_ahead past its own source's clock (an
+    active source), and one source's wild reading changes no other source's verdict."""
+    n = len(offsets)
+    wild %= n
+    clock = EventClock(120_000, MAX_AHEAD, n_sources=n)
+    base = 1_780_000_000_000
+    clock.observe(np.array([base + o for o in offsets], dtype=np.int64), np.arange(n))
+    own = clock.source_ms.copy()
+    ts = own + step
+    ts[wild] = own[wild] + jump
+    source = np.arange(n)
+    late, ahead = clock.judge(ts, source=source)
+    # its own clock, never below the batch's median (a whole stream that jumped is not a wild clock)
+    median = np.sort(ts)[(n - 1) // 2]
+    assert ahead[wild] == (ts[wild] > max(own[wild], median) + MAX_AHEAD)
+    others = np.arange(n) != wild
+    assert not ahead[others].any()  # steps of at most 10 minutes past their own clocks
+    # The same records without the wild one: every other verdict unchanged.
+    late2, ahead2 = clock.judge(ts[others], source=source[others])
+    assert (late2 == late[others]).all() and (ahead2 == ahead[others]).all()
+
+
+def test_a_reading_an_hour_past_its_own_slow_clock_is_quarantined_though_within_the_citys_hour():
+    clock = EventClock(120_000, MAX_AHEAD, n_sources=4)
+    t = 1_780_000_000_000
+    clock.observe(np.array([t, t, t, t - 1_500_000]), np.arange(4))  # sensor 3 is 25 minutes slow
+    reading = t - 1_500_000 + MAX_AHEAD + 60_000  # 61 min past its own clock, 36 min past the city's
+    assert clock.judge(np.array([reading]), source=np.array([3]))[1].tolist() == [True]
+    assert clock.judge(np.array([reading]), source=np.array([0]))[1].tolist() == [False]
+    # A source idle for longer than idle_ms (or never heard) is held to the city's clock instead.
+    assert clock.judge(np.array([t + MAX_AHEAD - 1]), source=np.array([7]))[1].tolist() == [False]
+
+
+def _ahead_walk(ts, source, clock, max_ahead):
+    """The plain twin of ahead_of_own_clock: every record walked in arrival order."""
+    now, out = {}, []
+    for t, s, c in zip(ts.tolist(), source.tolist(), clock.tolist()):
+        ref = max(now.get(s, c), c) if s not in now else now[s]
+        out.append(t > ref + max_ahead)
+        if not out[-1]:
+            now[s] = max(ref, t)
+        else:
+            now.setdefault(s, ref)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 10_000)), min_size=0, max_size=60),
+       st.lists(st.integers(0, 5_000), min_size=5, max_size=5))
+def test_ahead_of_own_clock_matches_a_record_by_record_walk(records, clocks):
+    from brain.eventtime import ahead_of_own_clock
+
+    source = np.array([s for s, _ in records], dtype=np.int64)
+    ts = np.array([t for _, t in records], dtype=np.int64)
+    clock = np.array(clocks, dtype=np.int64)[source] if len(source) else np.zeros(0, np.int64)
+    assert ahead_of_own_clock(ts, source, clock, 1_000).tolist() == _ahead_walk(ts, source, clock, 1_000)
