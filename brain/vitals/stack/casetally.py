@@ -142,29 +142,21 @@ class CaseTally:
         cell = self._codes(rows.get_column("cell_id"), self.cells)
         cat = self._codes(rows.get_column("category"), self.categories)
         (r, r_ok), (c, c_ok), (d, d_ok) = (_ints(rows.get_column(n)) for n in ("reported_ms", "closed_ms", "deadline_ms"))
+        n = len(r)
         end_c = np.where(c_ok, c, _NEVER)
-        dur = np.maximum(c - r, 0)
-        recent_from = np.maximum(c, r)
-        one = np.ones(len(r), dtype=np.int64)
-        intervals = (  # (figure, start, end, weight, where)
-            (0, r, np.full(len(r), _NEVER), one, r_ok),
-            (1, r, r + self.hour_ms, one, r_ok),
-            (2, r, end_c, one, r_ok),
-            (3, np.maximum(r, d + 1), end_c, one, r_ok & d_ok),
-            (4, recent_from, c + self.lookback_ms, one, r_ok & c_ok),
-            (5, recent_from, c + self.lookback_ms, one, r_ok & c_ok & d_ok & (c <= d)),
-            (6, recent_from, c + self.lookback_ms, dur, r_ok & c_ok),
-        )
-        times, cells, cats, deltas = [], [], [], []
-        for fig, a, b, w, ok in intervals:
-            ok = ok & (a < b)
-            for at, dw in ((a, sign), (b, -sign)):
-                m = ok & (at != _NEVER)
-                times.append(at[m])
-                cells.append(cell[m] * N_FIGURES + fig)
-                cats.append(cat[m] * N_FIGURES + fig)
-                deltas.append(w[m] * dw)
-        return np.concatenate(times), np.concatenate(cells), np.concatenate(cats), np.concatenate(deltas)
+        recent_from, recent_to = np.maximum(c, r), c + self.lookback_ms
+        # One row per figure (the module docstring's table): interval starts, ends, weights, where it applies.
+        starts = np.stack([r, r, r, np.maximum(r, d + 1), recent_from, recent_from, recent_from])
+        ends = np.stack([np.full(n, _NEVER), r + self.hour_ms, end_c, end_c, recent_to, recent_to, recent_to])
+        weights = np.ones((N_FIGURES, n), dtype=np.int64)
+        weights[6] = np.maximum(c - r, 0)
+        closed = r_ok & c_ok
+        ok = np.stack([r_ok, r_ok, r_ok, r_ok & d_ok, closed, closed & d_ok & (c <= d), closed]) & (starts < ends)
+        ending = ok & (ends != _NEVER)
+        figure = np.arange(N_FIGURES, dtype=np.int64)[:, None]
+        cell_slot, cat_slot = cell[None, :] * N_FIGURES + figure, cat[None, :] * N_FIGURES + figure
+        return (np.concatenate([starts[ok], ends[ending]]), np.concatenate([cell_slot[ok], cell_slot[ending]]),
+                np.concatenate([cat_slot[ok], cat_slot[ending]]), np.concatenate([weights[ok] * sign, weights[ending] * -sign]))
 
     def _grow(self) -> None:
         for name, n in (("_cell_counts", len(self.cells)), ("_cat_counts", len(self.categories))):
