@@ -74,7 +74,7 @@ def ahead_of_own_clock(ts: np.ndarray, source: np.ndarray, clock: np.ndarray, ma
     ahead = np.zeros(n, dtype=bool)
     if n == 0:
         return ahead
-    order = np.lexsort((np.arange(n), source))  # by source, then arrival
+    order = np.argsort(source, kind="stable")  # by source, then arrival
     s_src, s_ts, s_clock = source[order], ts[order], clock[order]
     first = np.r_[True, s_src[1:] != s_src[:-1]]
     group = np.cumsum(first) - 1
@@ -83,6 +83,8 @@ def ahead_of_own_clock(ts: np.ndarray, source: np.ndarray, clock: np.ndarray, ma
     running = np.maximum.accumulate(s_ts + lift) - lift
     before = np.where(first, UNKNOWN_MS, np.r_[UNKNOWN_MS, running[:-1]])
     jump = s_ts > np.maximum(before, s_clock) + max_ahead_ms
+    if not jump.any():
+        return ahead
     for g in np.unique(group[jump]):  # only sources with a jump: walk them in order
         at = np.flatnonzero(group == g)
         now = int(s_clock[at[0]])
@@ -174,7 +176,7 @@ class EventClock:
             rows = np.flatnonzero(active)
             # A whole stream that jumped is no wild clock: with several sources in the batch, nobody's
             # clock counts below the batch's (lower) median.
-            floor = int(np.partition(ts, (len(ts) - 1) // 2)[(len(ts) - 1) // 2]) if len(np.unique(source)) > 1 else UNKNOWN_MS
+            floor = int(np.partition(ts, (len(ts) - 1) // 2)[(len(ts) - 1) // 2]) if source.min() != source.max() else UNKNOWN_MS
             ahead[rows] = ahead_of_own_clock(ts[rows], source[rows], np.maximum(own[rows], floor), self.max_ahead_ms)
         return ahead
 
