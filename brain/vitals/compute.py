@@ -524,18 +524,22 @@ def _assemble(areas: pl.DataFrame, parts: list[pl.DataFrame], city: City, t: int
         pl.lit(t, dtype=I64).alias("window_end_ms"),
         *_health_columns(arr, out.height, city, cfg),
     )
-    return out.rename({"area": "district"}).select(
-        "district", "name", "window_end_ms",
-        "tpi", "tpi_level", "tpi_level_name", "tti", "mean_speed_kmh", "congested_km_share", "vkm", "road_km_observed",
-        "aqi", "aqi_level", "aqi_category_zh", "aqi_colour_hex", "primary_pollutant",
-        "noise_sensors", "noise_laeq_db", "noise_within_limit_share", "noise_max_exceedance_db",
-        "cases_new_last_hour", "cases_open", "cases_overdue", "cases_on_time_rate", "cases_mean_time_to_close_h",
-        "utility_within_tolerance_share", "utility_max_abs_deviation_pct", "outages_active", "outage_customers",
-        "incidents_active", "incidents_active_sev1", "incidents_active_sev2", "incidents_active_sev3", "incidents_active_sev4",
-        "mean_dispatch_delay_s", "mean_arrival_delay_s",
-        "sensors_registered", "sensors_fresh_share", "sensors_silent_share", "registry_reported_share", "registry_metadata_share",
-        *[f"score_{k}" for k in health.SUBSCORES], "health_index",
-    )
+    return out.rename({"area": "district"}).select(*AREA_COLUMNS)
+
+
+#: Columns of the ``district`` table, in order (the batch path in ``brain.vitals.stack`` builds the same).
+AREA_COLUMNS: tuple[str, ...] = (
+    "district", "name", "window_end_ms",
+    "tpi", "tpi_level", "tpi_level_name", "tti", "mean_speed_kmh", "congested_km_share", "vkm", "road_km_observed",
+    "aqi", "aqi_level", "aqi_category_zh", "aqi_colour_hex", "primary_pollutant",
+    "noise_sensors", "noise_laeq_db", "noise_within_limit_share", "noise_max_exceedance_db",
+    "cases_new_last_hour", "cases_open", "cases_overdue", "cases_on_time_rate", "cases_mean_time_to_close_h",
+    "utility_within_tolerance_share", "utility_max_abs_deviation_pct", "outages_active", "outage_customers",
+    "incidents_active", "incidents_active_sev1", "incidents_active_sev2", "incidents_active_sev3", "incidents_active_sev4",
+    "mean_dispatch_delay_s", "mean_arrival_delay_s",
+    "sensors_registered", "sensors_fresh_share", "sensors_silent_share", "registry_reported_share", "registry_metadata_share",
+    *[f"score_{k}" for k in health.SUBSCORES], "health_index",
+)
 
 
 def compute_vitals(window_frames: Mapping[str, pl.DataFrame], city: City, window_end_ms: int,

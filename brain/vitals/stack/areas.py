@@ -17,8 +17,8 @@ import polars as pl
 from brain import series
 from brain.city.model import City
 from brain.kernels.groupsum import multi_group_sums
-from brain.vitals import air, health, traffic
-from brain.vitals.compute import VitalsConfig, _health_arrays, _Refs
+from brain.vitals import air, traffic
+from brain.vitals.compute import AREA_COLUMNS, VitalsConfig, _health_arrays, _Refs
 from brain.vitals.stack.families import _Family
 from brain.vitals.stack.keys import F64, T, _Index, _gt0, _i64, _nulled, _pick
 from brain.vitals.stack.registry import _SensorGroups, _shares
@@ -113,18 +113,6 @@ _ZERO_COLS = ("cases_new_last_hour", "cases_open", "cases_overdue", "outages_act
               "noise_sensors", "sensors_registered")
 
 
-AREA_COLUMNS: tuple[str, ...] = (
-    "district", "name", "window_end_ms",
-    "tpi", "tpi_level", "tpi_level_name", "tti", "mean_speed_kmh", "congested_km_share", "vkm", "road_km_observed",
-    "aqi", "aqi_level", "aqi_category_zh", "aqi_colour_hex", "primary_pollutant",
-    "noise_sensors", "noise_laeq_db", "noise_within_limit_share", "noise_max_exceedance_db",
-    "cases_new_last_hour", "cases_open", "cases_overdue", "cases_on_time_rate", "cases_mean_time_to_close_h",
-    "utility_within_tolerance_share", "utility_max_abs_deviation_pct", "outages_active", "outage_customers",
-    "incidents_active", "incidents_active_sev1", "incidents_active_sev2", "incidents_active_sev3", "incidents_active_sev4",
-    "mean_dispatch_delay_s", "mean_arrival_delay_s",
-    "sensors_registered", "sensors_fresh_share", "sensors_silent_share", "registry_reported_share", "registry_metadata_share",
-    *[f"score_{k}" for k in health.SUBSCORES], "health_index",
-)
 
 
 def _traffic_area(seg: _Family, grid_ix: _AreaGrid, cfg: VitalsConfig) -> dict[str, np.ndarray]:
