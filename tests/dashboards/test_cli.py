@@ -92,5 +92,6 @@ def test_subscriptions_through_the_api_a_department_sees_and_edits_only_its_own(
     stored = [e for e in json.loads(out) if e["target"] == "cli-police-1"]
     assert stored and stored[-1]["actor"].startswith("test-department (department ")
     assert run(capsys, "alerts", "subscriptions", "remove", "cli-police-1", *api, "--token", tokens["department"])[0] == 0
+    assert run(capsys, "alerts", "subscriptions", "remove", "cli-env-1", *api, "--token", tokens["department_other"])[0] == 0
     code, out, _ = run(capsys, "alerts", "subscriptions", "list", *api, "--token", tokens["admin"], "--json")
-    assert "cli-police-1" not in {r["id"] for r in json.loads(out)}
+    assert not {"cli-police-1", "cli-env-1"} & {r["id"] for r in json.loads(out)}  # nothing left for other tests
