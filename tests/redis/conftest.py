@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.alerts.conftest import Receiver, free_port
+from tests.alerts.conftest import free_port, receiver_factory  # noqa: F401 - the factory fixture
 
 
 class RedisProcess:
@@ -71,14 +71,6 @@ def redis_process(tmp_path):
 
 
 @pytest.fixture
-def receivers():
-    made = []
-
-    def make() -> Receiver:
-        r = Receiver()
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        r.close()
+def receivers(receiver_factory):
+    """HTTP receivers made on demand, all closed at the end (the alert tests' factory)."""
+    return receiver_factory
