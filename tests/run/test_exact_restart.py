@@ -212,3 +212,46 @@ def test_kill_9_at_random_moments_then_finish(tmp_path, city):
     again = subprocess.run([*cli, "--speed", "0", "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0, again.stderr
     assert history(out) == history(tmp_path / "whole")
+
+
+#: every stage boundary of the driver's loop and of its checkpoint, as (object path, method): a crash
+#: inside that call leaves everything before it done and nothing after it
+BOUNDARIES = [("dead", "add"), ("late", "add"), ("history", "add_stacked"), ("history", "flush"), ("dead", "flush"),
+              ("late", "flush"), ("checkpoints", "save"), ("window handler", None), ("batch handler", None)]
+
+
+@pytest.mark.parametrize("where", BOUNDARIES, ids=lambda w: ".".join(x for x in w if x))
+def test_a_crash_at_any_stage_boundary_then_restart_gives_the_uninterrupted_history(recording, city, tmp_path, straight, where):
+    """The test picks the boundary and (at random) which call dies; the run is then started again on the
+    same folder and finished: identical history, every record accounted for exactly once."""
+    import random
+
+    owner, method = where
+    nth = random.Random().randint(2, 6)
+    driver = _driver(city, recording, tmp_path)
+    driver.checkpoint_every_s = 0.0  # a checkpoint after every batch: every boundary is crossed many times
+    calls = []
+
+    def dying(real=None):
+        def call(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == nth:
+                raise Crash()
+            return real(*args, **kwargs) if real is not None else None
+        return call
+
+    if owner == "window handler":
+        driver.window_handlers.append(dying())
+    elif owner == "batch handler":
+        driver.batch_handlers.append(dying())
+    else:
+        target = getattr(driver, owner)
+        setattr(target, method, dying(getattr(target, method)))
+    with pytest.raises(Crash):
+        asyncio.run(driver.run())
+    assert len(calls) == nth
+    again = _driver(city, recording, tmp_path)
+    asyncio.run(again.run())
+    rows, counters = straight
+    assert history(tmp_path) == rows
+    assert _accounting(again) == (counters["records_in"], counters["applied"], counters["dead_lettered"], counters["late"])
