@@ -85,7 +85,7 @@ async def _audit(r, action: str, target: str, new: str, detail: str) -> None:
 
 
 def cmd_create(args) -> int:
-    from citybrain.commands.run import parse_duration_s
+    from citybrain.engine import parse_duration_s
 
     ttl_s = 0.0 if args.expires.strip() in ("0", "never") else parse_duration_s(args.expires)
 

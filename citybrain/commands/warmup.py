@@ -56,7 +56,8 @@ def ensure_compiled() -> None:
 
 def _simulated_hour(out_dir: str) -> int:
     from citybrain.cli import build_parser
-    from citybrain.commands.run import _settings, build_engine
+    from citybrain.commands.run import _settings
+    from citybrain.engine import build_engine
 
     args = build_parser().parse_args(["run", "--headless", "--speed", "0", "--duration", "1h", "--no-alerts",
                                       "--out", out_dir, "--fresh"])

@@ -88,7 +88,7 @@ def worker_command(args) -> int:
     import faust
 
     from brain.pipeline import PipelineConfig
-    from citybrain.commands.run import _load_city
+    from citybrain.engine import _load_city
     from streams.checkpoint_file import CheckpointFile
     from streams.faust_driver import DEADLETTER_TOPIC, INPUT_TOPIC, VITALS_TOPIC, checkpoint_path, make_app, partials_topic_name
 
