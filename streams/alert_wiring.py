@@ -19,7 +19,7 @@ async def maybe_alert_service(city, settings, fresh: bool = False):
 
     try:
         return await AlertService.from_settings(city, settings, fresh=fresh)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError, RuntimeError) as exc:
         # Unreachable at start: one clear sentence for the command line, not a driver traceback.
         where = settings.redis_url or "the embedded Redis"
         raise ConnectionError(f"cannot reach the alert-state Redis at {where} ({exc}); is it running, and is "

@@ -107,7 +107,9 @@ class EmbeddedRedis:
     """
 
     def __init__(self, state_dir: str | os.PathLike | None = None):
-        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+        # absolute: redis-server changes into --dir before it opens --logfile, so a relative folder
+        # (the default var/run of `make run`) would point the log at var/run/redis/var/run/redis
+        self.state_dir = (Path(state_dir) if state_dir else default_state_dir()).absolute()
         self.url: str | None = None
         self.pid = 0
         self.owned = False

@@ -132,3 +132,16 @@ def test_citybrain_run_killed_with_sigkill_leaves_no_redis_server(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Traceback" not in again.stderr
     assert not pidfile.exists()  # stopped and cleaned at the end of the run
+
+
+def test_a_relative_state_folder_works_from_any_working_directory(tmp_path, monkeypatch):
+    """`make run` keeps its state under the relative var/run: redis-server changes into its --dir
+    before opening its log, so a relative folder must not be handed to it as such."""
+    monkeypatch.chdir(tmp_path)
+    server = EmbeddedRedis(Path("var") / "run" / "redis")
+    try:
+        url = server.start()
+        assert redis.Redis.from_url(url).ping()
+        assert (tmp_path / "var" / "run" / "redis" / "redis.log").exists()
+    finally:
+        server.stop()
