@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 from pathlib import Path
@@ -52,8 +53,12 @@ class Cockpit:
 
     async def stop(self) -> None:
         self.server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await asyncio.wait_for(self.task, 10)
+        except asyncio.TimeoutError:  # a loaded machine: the engine's own stop must not end in a traceback
+            logging.getLogger("citybrain.api").warning("the cockpit did not stop within 10 s: cancelled")
+        except asyncio.CancelledError:
+            pass
         await self.ctx.close()
         if self._own_redis is not None:
             self._own_redis.stop()
