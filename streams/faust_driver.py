@@ -318,7 +318,9 @@ def make_app(
         topic_disable_leader=True,
         web_enabled=web,
         web_bind="127.0.0.1",
-        consumer_max_fetch_size=8 << 20,
+        # a merge message carries a whole tick's closed windows (a day read at once: megabytes)
+        consumer_max_fetch_size=32 << 20,
+        producer_max_request_size=32 << 20,
         stream_buffer_maxsize=max(4096, 2 * batch_size),
     )
     records = app.topic(input_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
