@@ -60,7 +60,9 @@ GRACE_MS = 30 * 60_000
 EARLY_MS = 5 * 60_000
 
 SUBSCRIBERS = [
-    {"id": "traffic-police", "department": "交警 Traffic police", "categories": ["traffic", "emergency"], "min_severity": "yellow"},
+    # the traffic police take road incidents (traffic_accident) and traffic alerts, not every medical or fire call
+    {"id": "traffic-police", "department": "交警 Traffic police", "categories": ["traffic", "emergency"], "min_severity": "yellow",
+     "matchers": ["type=~|traffic_accident"]},
     {"id": "ecology", "department": "生态环境局 Ecology", "categories": ["environment"], "min_severity": "yellow"},
     {"id": "water-gas-power", "department": "公用事业 Utilities", "categories": ["utilities"], "min_severity": "yellow"},
     {"id": "sensor-maintenance", "department": "运维 Sensor maintenance", "categories": ["sensor_health", "anomaly"],

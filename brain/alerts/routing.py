@@ -1,7 +1,9 @@
 """Subscriptions and routing: who gets which alerts, where, at which tier, and how.
 
 A subscription says *who* (department, role, contact), *what* (categories, rule kinds, rule ids,
-minimum severity), *where* (any of the listed districts, streets, cells, or inside a polygon of
+minimum severity, and label ``matchers`` in Alertmanager syntax that must all hold — so the traffic
+police take the incidents that concern them, ``type=~|traffic_accident``, not every incident of the
+city; a missing label matches as the empty string), *where* (any of the listed districts, streets, cells, or inside a polygon of
 ``[lon, lat]`` points), *which tier* it serves (a ``district`` subscription only receives alerts
 once they start at or escalate to the district tier; no tier = every tier) and *how* (a channel:
 webhook JSON — CityBrain's own payload or Alertmanager v4 —, CAP 1.2 XML over HTTP, a Redis
@@ -16,6 +18,13 @@ Example:
     ...           labels={"category": "traffic", "district": "D1"})
     >>> Router().matches(sub, a), Router().matches(sub, Alert(**{**msgspec.structs.asdict(a), "severity": 4}))
     (True, False)
+    >>> police = Subscription.from_dict({"id": "police", "department": "Traffic police", "categories": ["emergency"],
+    ...     "matchers": ["type=~|traffic_accident"], "channel": {"type": "log"}})
+    >>> fire = Alert(fingerprint="i", rule_id="incident_active", kind="threshold", severity=2, status="firing",
+    ...              labels={"category": "emergency", "type": "fire"})
+    >>> crash = Alert(**{**msgspec.structs.asdict(fire), "labels": {"category": "emergency", "type": "traffic_accident"}})
+    >>> Router().matches(police, fire), Router().matches(police, crash)
+    (False, True)
 """
 from __future__ import annotations
 
@@ -24,7 +33,7 @@ from typing import Literal
 
 import msgspec
 
-from brain.alerts.model import TIERS, Alert, parse_duration_ms, parse_severity
+from brain.alerts.model import TIERS, Alert, match_all, parse_duration_ms, parse_matchers, parse_severity
 
 
 class Channel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -49,6 +58,8 @@ class Subscription(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dic
     categories: list[str] = []
     kinds: list[str] = []
     rules: list[str] = []
+    # label matchers ("type=~|traffic_accident", "subcategory!=incident"): all must hold
+    matchers: list[str] = []
     min_severity: str = "blue"
     districts: list[str] = []
     streets: list[str] = []
@@ -73,6 +84,10 @@ class Subscription(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dic
         if not self.department:
             raise ValueError(f"subscription {self.id}: department is required")
         self._min_level = parse_severity(self.min_severity)
+        try:
+            self._matchers = parse_matchers(self.matchers)
+        except ValueError as exc:
+            raise ValueError(f"subscription {self.id}: {exc}") from None
         if self.tier is not None and self.tier not in TIERS:
             raise ValueError(f"subscription {self.id}: tier must be one of {', '.join(TIERS)}")
         self._group_wait_ms = parse_duration_ms(self.group_wait)
@@ -106,7 +121,9 @@ class Subscription(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dic
         try:
             return msgspec.convert(data, cls)
         except msgspec.ValidationError as exc:
-            raise ValueError(f"subscription {data.get('id', '?') if isinstance(data, dict) else '?'}: {exc}") from None
+            head = f"subscription {data.get('id', '?') if isinstance(data, dict) else '?'}: "
+            msg = str(exc)  # the checks of __post_init__ name the subscription already
+            raise ValueError(msg if msg.startswith(head) else head + msg) from None
 
     def to_dict(self) -> dict:
         return msgspec.to_builtins(self)
@@ -124,6 +141,8 @@ class Router:
         if sub.kinds and a.kind not in sub.kinds:
             return False
         if sub.rules and a.rule_id not in sub.rules:
+            return False
+        if sub._matchers and not match_all(sub._matchers, lab):
             return False
         if sub.tier is not None and TIERS.index(a.tier if a.tier in TIERS else "street") < TIERS.index(sub.tier):
             return False

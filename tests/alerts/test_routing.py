@@ -1,5 +1,7 @@
+import msgspec
 import pytest
 
+from brain.alerts.model import Alert
 from brain.alerts.routing import Router, Subscription, point_in_polygon
 from tests.alerts.helpers import alert
 
@@ -20,6 +22,23 @@ def test_what_filters_category_kind_rule_and_min_severity():
     a = alert(sev=3)
     assert not r.matches(sub(kinds=["anomaly"]), a) and r.matches(sub(kinds=["threshold"]), a)
     assert not r.matches(sub(rules=["other"]), a) and r.matches(sub(rules=["r"]), a)
+
+
+def test_label_matchers_scope_a_department_to_what_concerns_it():
+    r = Router()
+    police = sub(categories=["traffic", "emergency"], matchers=["type=~|traffic_accident"])
+    assert r.matches(police, alert(category="emergency", type="traffic_accident"))
+    assert not r.matches(police, alert(category="emergency", type="medical"))
+    assert not r.matches(police, alert(category="emergency", type="fire"))
+    # an alert without the label matches as "" (Alertmanager): the traffic alerts still reach them
+    assert r.matches(police, alert(category="traffic", segment_id="S1"))
+    # all matchers must hold; != and !~ exclude
+    s = sub(matchers=["subcategory!=incident", "rule!~aqi_.*"])
+    assert r.matches(s, alert(subcategory="trafficJam"))
+    assert not r.matches(s, alert(subcategory="incident"))
+    assert not r.matches(s, Alert(**{**msgspec.structs.asdict(alert()), "labels": {"rule": "aqi_light"}}))
+    # stored and read back unchanged
+    assert Subscription.from_dict(police.to_dict()).matchers == ["type=~|traffic_accident"]
 
 
 def test_where_any_of_district_street_cell_polygon():
@@ -70,6 +89,8 @@ def test_point_in_polygon_against_a_triangle():
     ({"group_wait": "soon"}, "duration"),
     ({"reopen_within": "a while"}, "duration"),
     ({"utc_offset_h": 30}, "utc_offset_h"),
+    ({"matchers": ["type"]}, "matcher must look like name=value"),
+    ({"matchers": ["type=~(unclosed"]}, "bad regular expression"),
 ])
 def test_bad_subscriptions_give_clear_errors(bad, msg):
     with pytest.raises(ValueError, match=msg):
