@@ -5,11 +5,15 @@
 2. The peer, in another process under the same uvicorn settings: a bare ASGI callable that
    answers the same two paths with the same JSON bytes, fetched from ours before the run (what any
    server must at least cost: HTTP parsing and writing the body, no auth, no Redis, no polars).
-3. Open-loop load from this process (aiohttp): ``--rate`` requests/s for ``--seconds``, alternating
-   the two endpoints, while ``--clients`` live-push (SSE) clients stay connected (to the peer too: an
+3. Open-loop load from this process: ``--rate`` requests/s for ``--seconds``, alternating the two
+   endpoints, while ``--clients`` live-push (SSE) clients stay connected (to the peer too: an
    endpoint that holds the connection, so both sides carry the same idle connections). Latency
    is measured from each request's scheduled send time, so a server that falls behind is charged
    for the queue it causes. Rounds alternate ours / peer (``--rounds``) to share the machine's drift.
+   The client is bench/httpload.py (raw keep-alive sockets on uvloop, connections opened and warmed
+   before the clock starts; its own CPU share is printed): with aiohttp (``--client aiohttp``) the
+   generator itself took most of a shared core at 500 req/s and its queueing showed as the servers'
+   p99 (py-spy: request building, pool bookkeeping, a timer per request).
 4. Window close → push: ``citybrain run`` (engine and cockpit in one process) at ``--speed``; an
    SSE client records, per ``window`` event, receive time − the time the engine closed the window;
    then headless Chromium (if installed) opens the cockpit and reports, per window, when the page
@@ -41,6 +45,8 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench import httpload  # noqa: E402
+
 CITYBRAIN = str(Path(sys.executable).parent / "citybrain")
 PATHS = ["/api/v1/vitals/district/latest", "/api/v1/alerts?limit=50"]
 
@@ -63,7 +69,8 @@ async def app(scope, receive, send):
             pass
         return
     body = BODIES.get(path, b"{}")
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json"),
+                                                                        (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 '''
 
@@ -170,6 +177,33 @@ async def load(base: str, headers: dict, rate: float, seconds: float, sse: int) 
     return lat
 
 
+async def raw_load(base: str, headers: dict, rate: float, seconds: float, sse: int, connections: int):
+    """The same load from bench/httpload.py (raw keep-alive sockets); live-push clients held meanwhile."""
+    host, port = base.rsplit("//", 1)[1].split(":")
+    held = await httpload.hold_clients(host, int(port), "/api/v1/live", headers, sse)
+    await asyncio.sleep(0.3)
+    try:
+        res = await httpload.run_load(host, int(port), PATHS, headers, rate=rate, seconds=seconds,
+                                      connections=connections)
+    finally:
+        for tr in held:
+            tr.close()
+    lat = dict(res.latencies_ms)
+    lat["errors"] = [res.errors]
+    lat["gen_cpu"] = [res.gen_cpu_s / max(res.wall_s, 1e-9)]
+    return lat
+
+
+def run_uv(coro):
+    """Run the load on uvloop when installed (uvicorn[standard] brings it): less generator CPU per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux /proc): the server's cost per request."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -210,9 +244,13 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=200, help="live-push (SSE) clients connected to each (default 200)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds ours/peer (default 2)")
     ap.add_argument("--hours", type=float, default=3.0, help="demo-city hours to run first (default 3)")
+    ap.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                    help="load generator: raw keep-alive sockets (bench/httpload.py, default) or aiohttp")
+    ap.add_argument("--connections", type=int, default=64, help="keep-alive connections of the raw client (default 64)")
     ap.add_argument("--seed", type=int, default=None, help="simulator seed (default random)")
     ap.add_argument("--speed", type=float, default=600.0, help="stream speed of the push-latency run (default 600)")
     ap.add_argument("--push-seconds", type=float, default=20.0, help="how long to record push latency (default 20)")
+    ap.add_argument("--no-push", action="store_true", help="skip the window close -> push/browser phase")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 20)
     from streams.redis_server import EmbeddedRedis
@@ -255,10 +293,15 @@ def main() -> int:
         errs = {"ours": 0, "peer": 0}
         cpu = {"ours": 0.0, "peer": 0.0}
         sent = {"ours": 0, "peer": 0}
+        gen_busy: list[float] = []
         for rnd in range(args.rounds):
             for name, b, sse, proc in (("ours", base, args.clients, ours), ("peer", peer_base, args.clients, peer)):
                 c0 = cpu_s(proc.pid)
-                lat = asyncio.run(load(b, headers, args.rate, args.seconds, sse))
+                if args.client == "raw":
+                    lat = run_uv(raw_load(b, headers, args.rate, args.seconds, sse, args.connections))
+                    gen_busy.append(lat["gen_cpu"][0])
+                else:
+                    lat = asyncio.run(load(b, headers, args.rate, args.seconds, sse))
                 cpu[name] += cpu_s(proc.pid) - c0  # includes holding the SSE clients: the same on both sides
                 for p in PATHS:
                     results[name][p] += lat[p]
@@ -272,10 +315,16 @@ def main() -> int:
         per = {k: 1000 * cpu[k] / max(sent[k], 1) for k in cpu}
         print(f"server CPU per request (incl. SSE upkeep): ours {per['ours']:.2f} ms, peer {per['peer']:.2f} ms "
               f"({per['ours'] / max(per['peer'], 1e-9):.1f}x); load average {os.getloadavg()[0]:.1f}")
+        if gen_busy:
+            print(f"load generator's own CPU while sending: {100 * min(gen_busy):.0f}-{100 * max(gen_busy):.0f} % of a "
+                  f"core; {os.cpu_count()} cores; per core at the measured cost ours could serve at most "
+                  f"{1000 / max(per['ours'], 1e-9):,.0f} req/s, the peer {1000 / max(per['peer'], 1e-9):,.0f} req/s")
         print(f"errors: ours {errs['ours']}, peer {errs['peer']}; target p99 < 50 ms: "
               f"{'met' if all(pct(results['ours'][p], 99) < 50 for p in PATHS) else 'NOT met'}")
         ours.terminate()
         ours.wait(20)
+        if args.no_push:
+            return 0
 
         # --- window close -> push -----------------------------------------------------------------------
         port = free_port()
