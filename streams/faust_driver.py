@@ -63,6 +63,8 @@ Example:
     >>> app = make_app(load_city(demo_city_path()), "kafka://127.0.0.1:9092", out_dir="/tmp/cb-faust")
     >>> app.conf.id, sorted(app.citybrain.topic_names)
     ('citybrain', ['citybrain.deadletter', 'citybrain.partials', 'citybrain.records', 'citybrain.vitals'])
+    >>> str(app.conf.datadir)  # Faust's own folder goes with the checkpoints, never into the current directory
+    '/tmp/cb-faust/faust-citybrain-data'
 """
 from __future__ import annotations
 
@@ -318,6 +320,10 @@ def make_app(
         topic_disable_leader=True,
         web_enabled=web,
         web_bind="127.0.0.1",
+        # Faust's own data folder (``<id>-data/v1/tables``, unused with memory tables) goes with the
+        # checkpoints, not into whatever the current directory is (it left ``bench123-data`` folders
+        # in the repository root).
+        datadir=str(Path(out_dir) / f"faust-{app_id}-data"),
         # a merge message carries a whole tick's closed windows (a day read at once: megabytes)
         consumer_max_fetch_size=32 << 20,
         producer_max_request_size=32 << 20,
