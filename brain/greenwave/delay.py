@@ -33,6 +33,7 @@ import numpy as np
 
 from brain.greenwave.band import band_problem, phase_shift_s
 from brain.greenwave.model import DEFAULT_COORDINATED_FLOW_RATIO, CorridorSpec
+from brain.greenwave.subsystems import MIN_SUBSYSTEM, split_subsystems
 from brain.kernels import platoon as K
 from brain.kernels.bandwidth import max_bandwidth
 
@@ -72,6 +73,8 @@ class DelayResult(msgspec.Struct):
     stops_in: float
     maxband_delay_s_per_veh: float
     maxband_stops_worse: float
+    #: first signal (corridor index) of each later subsystem when the plan came from cut subsystems
+    cuts: list[int] = []
 
     @property
     def stops_worse(self) -> float:
@@ -159,14 +162,18 @@ def modelled(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray], gre
 
 
 def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray], *, sweeps: int = 4,
-                  step_s: float = 3.0, stop_slack: float = STOP_SLACK, min_gain: float = MIN_MODEL_GAIN) -> DelayResult:
+                  step_s: float = 3.0, stop_slack: float = STOP_SLACK, min_gain: float = MIN_MODEL_GAIN,
+                  split: bool = True) -> DelayResult:
     """Offsets minimising modelled all-vehicle delay, the worse direction's stops per vehicle
     bounded by ``(1 + stop_slack)`` times the demand-weighted MAXBAND plan's.
 
-    Every MAXBAND start gets one coarse sweep; the best of them gets up to ``sweeps - 1`` more.
+    Every MAXBAND start gets one coarse sweep (with ``split``, corridors of 8 or more signals also
+    get a start cut into subsystems: :func:`brain.greenwave.subsystems.split_subsystems`); the
+    best of them gets up to ``sweeps - 1`` more.
     Unless that cuts the modelled delay by at least ``min_gain`` (a share), the demand-weighted
     MAXBAND offsets are returned (``start`` says so).
     """
+    n = spec.n
     prob = band_problem(spec, cycle_s, greens_s)
     nb, bin_s, prm = delay_params(spec, cycle_s, greens_s)
     step = max(1, _bins(step_s, bin_s))
@@ -188,6 +195,13 @@ def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]
         d, so, si = _figures(K.corridor_delay(nb, u, prm), bin_s)
         return (max(so, si) > bound, d), name, u, d, so, si
 
+    cuts: list[int] = []
+    if split and n >= 2 * MIN_SUBSYSTEM:
+        # a long corridor may do better as coordinated subsystems: cut where the model says so
+        sub = split_subsystems(nb, bin_s, prm, prob.args(), bound, loss, step=2 * step)
+        if sub.cuts:
+            cuts = sub.cuts
+            seeds["subsystems"] = sub.u
     # every start gets one coarse sweep (twice the grid step); the best is refined on the fine grid
     first = [ranked(name, K.descend_offsets(nb, u0, prm, 1, 2 * step, bound, loss)) for name, u0 in seeds.items()]
     _, name, u, d, so, si = min(first, key=lambda r: r[0])
@@ -200,10 +214,14 @@ def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]
                               f"< {100 * min_gain:.0f} %"), seeds["two-way"], ref_d, ref_so, ref_si
     else:
         name = f"descent from the {name} MAXBAND optimum"
+        if name.endswith("subsystems MAXBAND optimum"):
+            ids = [spec.intersections[c].id for c in cuts]
+            name = f"descent from MAXBAND subsystems cut before {', '.join(ids)}"
     green_start = (u - u[0]) % nb * bin_s
     return DelayResult(green_start_s=green_start, start=name, delay_s_per_veh=float(d), stops_out=float(so),
                        stops_in=float(si), maxband_delay_s_per_veh=float(ref_d),
-                       maxband_stops_worse=float(max(ref_so, ref_si)))
+                       maxband_stops_worse=float(max(ref_so, ref_si)),
+                       cuts=cuts if "subsystems" in name else [])
 
 
 def webster_delay_s(cycle_s: float, green_s: float, flow_vph: float, saturation_vph: float) -> float:

@@ -25,6 +25,7 @@ MODULES = [
     "brain.greenwave.limits",
     "brain.greenwave.escort",
     "brain.greenwave.network",
+    "brain.greenwave.subsystems",
 ]
 
 
