@@ -36,7 +36,7 @@ from brain.lifecycle import LifecycleTable  # noqa: E402
 from brain.pipeline import LIFECYCLE_KINDS, _lifecycle_schema  # noqa: E402
 from brain.vitals import compute_vitals_batch  # noqa: E402
 from brain.vitals.batch import warm_up  # noqa: E402
-from brain.vitals.compute import VitalsConfig  # noqa: E402
+from brain.vitals.config import VitalsConfig  # noqa: E402
 from brain.vitals.stack.casetally import CaseTally  # noqa: E402
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]

@@ -4,7 +4,7 @@
 
 The real streaming pipeline (``CityPipeline``) runs over the demo city's simulated day and its
 per-tick vital-sign inputs are captured (not timed). Then, on one core, time per window of:
-  reference   the one-window formulation (``compute.py``'s ``_compute_vitals_reference``: what
+  reference   the one-window formulation (``brain/vitals/reference.py``'s ``compute_vitals_reference``: what
               ``compute_vitals`` was), one call per window on ``--per-call-sample`` windows spread
               over the day (0 = all);
   per-call    ``compute_vitals`` (now the batch with one window), one call per window;
@@ -61,7 +61,7 @@ def main() -> int:
 
     from brain.vitals import compute_vitals, compute_vitals_batch, split_ticks
     from brain.vitals.batch import WINDOW_TABLES
-    from brain.vitals.compute import _compute_vitals_reference
+    from brain.vitals.reference import compute_vitals_reference
 
     t0 = time.perf_counter()
     city, ticks = capture(args.hours)
@@ -77,7 +77,7 @@ def main() -> int:
 
     # warm-up (imports, YAML tables, per-city caches)
     compute_vitals(per_tick_inputs[0], city, ends[0])
-    _compute_vitals_reference(per_tick_inputs[0], city, ends[0])
+    compute_vitals_reference(per_tick_inputs[0], city, ends[0])
     compute_vitals_batch(frames, city, ends[:2])
 
     n = len(ticks) if args.per_call_sample <= 0 else min(args.per_call_sample, len(ticks))
@@ -91,7 +91,7 @@ def main() -> int:
             outs[i] = fn(per_tick_inputs[i], city, ends[i])
         return (time.perf_counter() - w0) / len(sample), (time.process_time() - c0) / len(sample), outs
 
-    ref_wall, ref_cpu, reference = per_window(_compute_vitals_reference)
+    ref_wall, ref_cpu, reference = per_window(compute_vitals_reference)
     cv_wall, cv_cpu, _ = per_window(compute_vitals)
 
     best_wall = best_cpu = float("inf")

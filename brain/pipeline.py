@@ -198,7 +198,7 @@ class CityPipeline:
             self.vitals_batch_fn = getattr(vitals_module, "compute_vitals_batch", None)
         self.vitals_fn = vitals_fn
         # Grid-case figures kept up to date by the cases that change, not recounted over every case per tick.
-        from brain.vitals.compute import VitalsConfig
+        from brain.vitals.config import VitalsConfig
         from brain.vitals.stack.casetally import CaseTally
 
         self._tallied_fn = self.vitals_batch_fn

@@ -37,7 +37,7 @@ import polars as pl
 from brain.city.model import City
 from brain.pipeline import TickBatch
 from brain.vitals import grid, sensors
-from brain.vitals.compute import VitalsConfig
+from brain.vitals.config import VitalsConfig
 
 GRID_UNIT_SCHEMA = {"unit": pl.Utf8, "category": pl.Utf8, **{c: pl.Int64 for c in grid.METRIC_COLUMNS[:5]},
                     "on_time_closure_rate": pl.Float64, "mean_time_to_close_h": pl.Float64, "window_end_ms": pl.Int64}

@@ -25,7 +25,9 @@ Example:
 """
 from brain.vitals.air import aqi, aqi_level, aqi_table, component_iaqis, daily_concentrations, iaqi
 from brain.vitals.batch import compute_vitals_batch, split_ticks
-from brain.vitals.compute import INPUT_SCHEMAS, VitalsConfig, compute_vitals
+from brain.vitals.compute import compute_vitals
+from brain.vitals.config import VitalsConfig
+from brain.vitals.inputs import INPUT_SCHEMAS
 from brain.vitals.emergency import incident_metrics, incident_state
 from brain.vitals.grid import case_metrics, case_state
 from brain.vitals.health import HealthScoring, health_index, normalised_weights

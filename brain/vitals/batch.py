@@ -74,7 +74,8 @@ import numpy as np
 import polars as pl
 
 from brain.city.model import City
-from brain.vitals.compute import INPUT_SCHEMAS, VitalsConfig, _refs
+from brain.vitals.config import VitalsConfig
+from brain.vitals.inputs import INPUT_SCHEMAS, city_refs
 from brain.vitals.stack.casetally import CaseTally, _TalliedCases
 from brain.vitals.stack.areas import AREA_COLUMNS, _AreaGrid, _area_tables  # noqa: F401 (AREA_COLUMNS: public)
 from brain.vitals.stack.families import _air_station, _noise_sensor, _segment_traffic, _utility_sensor
@@ -123,7 +124,7 @@ def compute_vitals_batch(frames: Mapping[str, pl.DataFrame], city: City, window_
 
 
 def _compute(frames, city: City, ends: list[int], single: int | None, cfg: VitalsConfig, tally: CaseTally | None = None) -> dict[str, pl.DataFrame]:
-    refs = _refs(city)
+    refs = city_refs(city)
     ix = _index(city, refs)
     ticks = np.asarray(ends, dtype=np.int64)
     window_rows = _window_rows(frames, ix, ticks, single)

@@ -1,6 +1,6 @@
 """compute_vitals_batch over K ticks == compute_vitals tick by tick, on a simulated demo-city morning.
 
-The per-tick side is the plain one-window formulation (``_compute_vitals_reference``, one polars
+The per-tick side is the plain one-window formulation (``compute_vitals_reference``, one polars
 step after another); ``compute_vitals`` itself now runs the batch with K = 1, checked against it too.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from brain.pipeline import CityPipeline
 from brain.vitals import compute_vitals, compute_vitals_batch, split_ticks
 from brain.vitals.batch import TICK_ONLY_TABLES, WINDOW_TABLES
-from brain.vitals.compute import _compute_vitals_reference
+from brain.vitals.reference import compute_vitals_reference
 
 STATE_TABLES = ("cases", "incidents", "outages")
 HOUR_MS = 3_600_000
@@ -47,7 +47,7 @@ def day(city):
 @pytest.fixture(scope="module")
 def reference(day, city):
     ticks, state = day
-    return {t: _compute_vitals_reference({**inp_window(inp), **state}, city, t) for t, inp in ticks}
+    return {t: compute_vitals_reference({**inp_window(inp), **state}, city, t) for t, inp in ticks}
 
 
 def inp_window(inputs: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
@@ -107,7 +107,7 @@ def test_ticks_without_rows_get_their_area_rows(day, city):
     n_districts = len(city.districts)
     for t, per_tick in zip(quiet, out[3:]):
         empty = {name: pl.DataFrame(schema=sub[0][1][name].schema) for name in (*WINDOW_TABLES, "sensor_last_seen")}
-        assert_same(per_tick, _compute_vitals_reference({**empty, **state}, city, t), f"quiet tick {t}")
+        assert_same(per_tick, compute_vitals_reference({**empty, **state}, city, t), f"quiet tick {t}")
         assert per_tick["district"].height == n_districts and per_tick["city"].height == 1
         assert per_tick["segment_traffic"].height == 0
 
@@ -125,7 +125,7 @@ def test_state_is_evaluated_as_of_each_tick(city):
     frames = {"outages": outages, "cases": cases}
     out = compute_vitals_batch(frames, city, ends)
     for t, per_tick in zip(ends, split_ticks(out, ends)):
-        assert_same(per_tick, _compute_vitals_reference(frames, city, t), f"tick {t}")
+        assert_same(per_tick, compute_vitals_reference(frames, city, t), f"tick {t}")
     dist = out["district"].filter(pl.col("district") == cell.district)
     assert dist["outage_customers"].to_list() == [0, 150, 150, 30, 30, 30]
     assert dist["cases_open"].to_list() == [0, 1, 1, 1, 1, 0]
@@ -177,4 +177,4 @@ def test_batch_equals_tick_by_tick_on_damaged_inputs(day, city):
     ends = [t for t, _ in sub]
     out = split_ticks(compute_vitals_batch(stack(sub, state), city, ends), ends)
     for (t, inp), per_tick in zip(sub, out):
-        assert_same(per_tick, _compute_vitals_reference({**inp, **state}, city, t), f"damaged tick {t}")
+        assert_same(per_tick, compute_vitals_reference({**inp, **state}, city, t), f"damaged tick {t}")

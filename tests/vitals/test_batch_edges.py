@@ -13,7 +13,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from brain.vitals import compute_vitals_batch, split_ticks
-from brain.vitals.compute import _compute_vitals_reference
+from brain.vitals.reference import compute_vitals_reference
 
 M5 = 300_000
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % M5
@@ -32,7 +32,7 @@ def per_tick(frames: dict[str, pl.DataFrame], t: int) -> dict[str, pl.DataFrame]
 def assert_batch_is_reference(frames: dict[str, pl.DataFrame], city, ends: list[int]) -> None:
     out = split_ticks(compute_vitals_batch(frames, city, ends), ends)
     for t, got in zip(ends, out):
-        want = _compute_vitals_reference(per_tick(frames, t), city, t)
+        want = compute_vitals_reference(per_tick(frames, t), city, t)
         assert set(got) == set(want)
         for name in want:
             try:

@@ -9,7 +9,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from brain.vitals import compute_vitals_batch, split_ticks
-from brain.vitals.compute import _compute_vitals_reference
+from brain.vitals.reference import compute_vitals_reference
 
 M5 = 300_000
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % M5
@@ -49,7 +49,7 @@ def test_incident_tables_equal_the_reference(city):
     p90 = emergency["p90_dispatch_delay_s"].drop_nulls()
     assert (p90 != emergency.filter(pl.col("p90_dispatch_delay_s").is_not_null())["mean_dispatch_delay_s"]).any()
     for t, got in zip(ends, split_ticks(out, ends)):
-        want = _compute_vitals_reference({"incidents": incidents}, city, t)
+        want = compute_vitals_reference({"incidents": incidents}, city, t)
         assert_frame_equal(got["emergency"], want["emergency"], check_exact=True)  # integer delays / 1000: the same bits
         for table in ("district", "city"):
             cols = [c for c in want[table].columns if c.startswith("incidents_") or c.endswith("_delay_s")]

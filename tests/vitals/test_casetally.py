@@ -20,7 +20,7 @@ from brain.city import demo_city_path, load_city
 from brain.lifecycle import LifecycleTable
 from brain.pipeline import LIFECYCLE_KINDS, _lifecycle_schema
 from brain.vitals import compute_vitals_batch
-from brain.vitals.compute import VitalsConfig
+from brain.vitals.config import VitalsConfig
 from brain.kernels.cases import case_counts_reference
 from brain.vitals.stack.casetally import CaseTally
 from brain.vitals.stack.keys import HOUR_MS, _ints

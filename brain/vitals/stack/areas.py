@@ -18,7 +18,9 @@ from brain import series
 from brain.city.model import City
 from brain.kernels.groupsum import multi_group_sums
 from brain.vitals import air, traffic
-from brain.vitals.compute import AREA_COLUMNS, VitalsConfig, _health_arrays, _Refs
+from brain.vitals.areas import AREA_COLUMNS, area_health_arrays
+from brain.vitals.config import VitalsConfig
+from brain.vitals.inputs import CityRefs
 from brain.vitals.stack.families import _Family
 from brain.vitals.stack.keys import F64, T, _Index, _gt0, _i64, _nulled, _pick
 from brain.vitals.stack.registry import _SensorGroups, _shares
@@ -154,7 +156,7 @@ def _incident_area(incidents: _IncidentState, grid_ix: _AreaGrid) -> dict[str, n
 
 
 def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _CaseState, incidents: _IncidentState,
-                 status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, refs: _Refs, city: City,
+                 status: Mapping[str, np.ndarray], sg: "_SensorGroups", grid_ix: _AreaGrid, refs: CityRefs, city: City,
                  cfg: VitalsConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The district and city tables: per (tick, area) the families' figures, the health scores and the
     index. Columns are built as numpy over the grid (NaN: null), then cut into the two tables."""
@@ -165,7 +167,7 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
     # depends on the query's shape and the frame's size).
     cols.update(_traffic_area(seg, grid_ix, cfg))
     # Air, noise, utilities and incidents: plain per-row terms (numpy, exact) whose sums, counts and
-    # maxima are taken per grid row; the ratios are then taken in numpy (compute._area_figures).
+    # maxima are taken per grid row; the ratios are then taken in numpy (reference._area_figures).
     air_terms = {name: (x, ok, F64) for name, (x, ok, _) in air_st.columns.items()}
     laeq, laeq_ok, _ = noise_st.columns["laeq_db"]
     exceed, exceed_ok, _ = noise_st.columns["exceedance_db"]
@@ -227,7 +229,7 @@ def _area_tables(seg, air_st, noise_st, util_st, outages: _OutageState, cases: _
         v = cols[name]
         return v if v.dtype == np.float64 else v.astype(np.float64)
 
-    h = _health_arrays(arr, grid_ix.n_rows, city, cfg)
+    h = area_health_arrays(arr, grid_ix.n_rows, city, cfg)
     lvl = h.pop("tpi_level")
     cols["tpi_level"] = np.where(lvl == 0, np.nan, lvl)  # 0: unknown -> null
     cols["tpi_level_name"] = _pick(tuple(traffic.tpi_level_names(np.arange(lvl.max(initial=0) + 1), cfg.congestion_standard)), lvl)

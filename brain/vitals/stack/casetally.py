@@ -76,7 +76,7 @@ class CaseTally:
     """Per-cell and per-category grid-case figures of a lifecycle table, maintained incrementally
     (see the module docstring; an example is there).
 
-    ``lookback_ms`` is :attr:`brain.vitals.compute.VitalsConfig.case_lookback_s` in ms; the table must
+    ``lookback_ms`` is :attr:`brain.vitals.config.VitalsConfig.case_lookback_s` in ms; the table must
     have ``reported_ms``, ``closed_ms``, ``deadline_ms``, ``cell_id`` and ``category`` columns.
 
     >>> import polars as pl

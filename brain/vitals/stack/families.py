@@ -19,7 +19,8 @@ from brain import series
 from brain.kernels.groupsum import multi_group_sums
 from brain.kernels.segments import segment_figures
 from brain.vitals import air, noise, traffic, utilities
-from brain.vitals.compute import _POLLUTANTS, VitalsConfig, _unit
+from brain.vitals.config import VitalsConfig
+from brain.vitals.inputs import POLLUTANTS, pollutant_unit
 from brain.vitals.stack.keys import F64, I64, T, _Index, _Rows, _f64, _i64, _nulled, _pick, _place, _take, _union
 
 
@@ -116,9 +117,9 @@ def _air_station(rows: Mapping[str, _Rows], ix: _Index, ticks, cfg: VitalsConfig
     cols = [*_take(ix.sensors, ("sensor_id", "district", "cell_id"), keys % nk),
             _i64("window_end_ms", np.where(end_ok, end, 0).astype(np.int64), end_ok)]
     conc = {}
-    for table, a, avg, pollutants in ((tables[0], at[0], "1h", _POLLUTANTS), (tables[1], at[1], "24h", [p for p in _POLLUTANTS if p != "o3"])):
+    for table, a, avg, pollutants in ((tables[0], at[0], "1h", POLLUTANTS), (tables[1], at[1], "24h", [p for p in POLLUTANTS if p != "o3"])):
         for p in pollutants:
-            conc[f"{p}_{avg}_{_unit(p)}"] = (*table.values(f"{p}_{_unit(p)}", a), F64)
+            conc[f"{p}_{avg}_{pollutant_unit(p)}"] = (*table.values(f"{p}_{pollutant_unit(p)}", a), F64)
     conc["o3_8h_ugm3"] = (*tables[2].values("o3_8h_ugm3", at[2]), F64)
     cols += [_f64(name, v, ok) for name, (v, ok, _) in conc.items()]
     # air.aqi's columns, from the concentrations as arrays (NaN: not measured)

@@ -18,7 +18,7 @@ from brain import series
 from brain.city.model import City
 from brain.kernels.latest import latest_rows
 from brain.vitals import grid, noise, traffic, utilities
-from brain.vitals.compute import INPUT_SCHEMAS, _conform, _Refs
+from brain.vitals.inputs import INPUT_SCHEMAS, CityRefs, conform_frame
 
 
 S, I64, F64 = pl.String, pl.Int64, pl.Float64
@@ -31,7 +31,7 @@ class _Index:
     """Per-city reference frames keyed by a small integer ``_k`` (the rank of the id, so ordering by it
     orders by id), built once per City: rows of a family are placed by gathers on ``_k``, not joins."""
 
-    def __init__(self, refs: _Refs) -> None:
+    def __init__(self, refs: CityRefs) -> None:
         self.segments = refs.segments.sort("segment_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
         self.sensors = refs.sensors.sort("sensor_id").with_row_index("_k").with_columns(pl.col("_k").cast(I64))
         # id -> _k of segments and of sensors: an Enum of the ids in _k order (its physical code is _k);
@@ -96,7 +96,7 @@ class _Index:
         return self._edges[standard]
 
 
-def _index(city: City, refs: _Refs) -> _Index:
+def _index(city: City, refs: CityRefs) -> _Index:
     cache = city.__dict__.setdefault("_indexes", {})
     if "vitals_batch_index" not in cache:
         cache["vitals_batch_index"] = _Index(refs)
@@ -132,7 +132,7 @@ class _Rows:
 
 
 def _conformed(frames: Mapping[str, pl.DataFrame], name: str) -> pl.DataFrame:
-    """:func:`brain.vitals.compute._conform`, except that a frame already in shape (its columns of the
+    """:func:`brain.vitals.inputs.conform_frame`, except that a frame already in shape (its columns of the
     schema have their dtypes; others may be there too) is used as it is."""
     schema, _ = INPUT_SCHEMAS[name]
     frame = frames.get(name)
@@ -140,7 +140,7 @@ def _conformed(frames: Mapping[str, pl.DataFrame], name: str) -> pl.DataFrame:
         have = frame.schema
         if all(have.get(col) == dtype for col, dtype in schema.items()):
             return frame.rechunk() if frame.n_chunks() > 1 else frame
-    return _conform(frames, name)
+    return conform_frame(frames, name)
 
 
 def _tick_positions(frames: Mapping[str, pl.DataFrame], name: str, n: int, ticks: np.ndarray, single: int | None) -> np.ndarray:

@@ -18,14 +18,15 @@ from brain import series
 from brain.city.model import City
 from brain.kernels.freshness import freshness_counts
 from brain.vitals import sensors
-from brain.vitals.compute import VitalsConfig, _Refs
+from brain.vitals.config import VitalsConfig
+from brain.vitals.inputs import CityRefs
 from brain.vitals.stack.keys import F64, I64, T, _conformed, _frame, _i64, _ints, _nulled, _tick_index
 
 
 class _SensorGroups:
     """The registry grouped by (district, family), built once per City: the group of each sensor."""
 
-    def __init__(self, refs: _Refs) -> None:
+    def __init__(self, refs: CityRefs) -> None:
         reg = refs.sensors.with_row_index("_i")
         groups = reg.select("district", "family").unique().sort("district", "family", nulls_last=False)
         self.groups = groups.with_row_index("_g").with_columns(pl.col("_g").cast(I64))
@@ -85,7 +86,7 @@ def _registry_positions(ids: pl.Series, sg: _SensorGroups, tick_of: np.ndarray |
     return positions
 
 
-def _sensor_groups(city: City, refs: _Refs) -> _SensorGroups:
+def _sensor_groups(city: City, refs: CityRefs) -> _SensorGroups:
     cache = city.__dict__.setdefault("_indexes", {})
     if "vitals_batch_registry" not in cache:
         cache["vitals_batch_registry"] = _SensorGroups(refs)
@@ -125,7 +126,7 @@ def _sensor_counts(frames, sg: _SensorGroups, tick_arr: np.ndarray, cfg: VitalsC
 
 
 def _shares(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Registry shares of :func:`brain.vitals.compute._sensor_aggs` from summed freshness counts (NaN: null)."""
+    """Registry shares of :func:`brain.vitals.reference._sensor_aggs` from summed freshness counts (NaN: null)."""
     known = c["known"]
     with np.errstate(invalid="ignore", divide="ignore"):
         def share(num: np.ndarray) -> np.ndarray:

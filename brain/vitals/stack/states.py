@@ -19,7 +19,8 @@ from brain.kernels import cases as case_kernel
 from brain.kernels.cases import case_counts
 from brain.kernels.groupsum import group_sums
 from brain.vitals import emergency, grid
-from brain.vitals.compute import VitalsConfig, _nearest_cell, _Refs
+from brain.vitals.config import VitalsConfig
+from brain.vitals.inputs import CityRefs, nearest_cell
 from brain.vitals.stack.keys import HOUR_MS, S, T, _Index, _conformed, _frame, _i64, _ints, _nulled
 
 
@@ -34,11 +35,11 @@ class _IncidentState:
     district of the nearest grid cell centre; with the masks and delays of
     :func:`brain.vitals.emergency.incident_metrics` as of each row's tick."""
 
-    def __init__(self, frames, ix: _Index, refs: _Refs, ticks: np.ndarray, cfg: VitalsConfig) -> None:
+    def __init__(self, frames, ix: _Index, refs: CityRefs, ticks: np.ndarray, cfg: VitalsConfig) -> None:
         inc = _conformed(frames, "incidents")
         seg_district = ix.segment_district[_lookup(inc["segment_id"], ix.segment_position)]
         # The nearest cell is a property of the incident, not of the tick: computed once.
-        near = _nearest_cell(inc["lon"].to_numpy(), inc["lat"].to_numpy(), refs.cells)
+        near = nearest_cell(inc["lon"].to_numpy(), inc["lat"].to_numpy(), refs.cells)
         district = np.where(seg_district != None, seg_district, ix.cell_district[near])  # noqa: E711 (elementwise)
         rep, rep_ok = _ints(inc["reported_ms"])
         closed, closed_ok = _ints(inc["closed_ms"])
