@@ -110,7 +110,7 @@ def shared_timing(spec: CorridorSpec):
     return round(plan.cycle_s), greens
 
 
-def strategies(spec: CorridorSpec, art, workdir: Path, placebo: bool = True):
+def strategies(spec: CorridorSpec, art, workdir: Path, placebo: bool = True, previous: bool = True):
     C, greens = shared_timing(spec)
     t0 = time.perf_counter()
     ours = optimize_corridor(spec, cycle_s=C, greens_s=greens)
@@ -135,6 +135,8 @@ def strategies(spec: CorridorSpec, art, workdir: Path, placebo: bool = True):
                          {"band_out_s": ours.band_out_s, "band_in_s": ours.band_in_s, "plan_ms": t_ours * 1e3,
                           "start": ours.method}),
     }
+    if not previous:
+        del out["MAXBAND numba"]
     if cuts:
         # the subsystem cut alone (MAXBAND per subsystem, placed by the model), no descent: what splitting buys
         out["MAXBAND subsys"] = (write_offsets(art, sub_off, workdir / "subsys.add.xml"),
@@ -228,7 +230,7 @@ def run_corridor(n: int, corridor_seed: int, a) -> dict:
     spec.speed_out_kmh, spec.speed_in_kmh = round(v_out, 1), round(v_in, 1)
     routes = write_routes(art, workdir / "demand.rou.xml", spec.volume_out_vph or 800, spec.volume_in_vph or 800,
                           side, a.duration, turns_out=turns_out, turns_in=turns_in)
-    strat, ours_plan, C = strategies(spec, art, workdir, placebo=not a.no_placebo)
+    strat, ours_plan, C = strategies(spec, art, workdir, placebo=not a.no_placebo, previous=not a.no_previous)
     length_m = spec.intersections[-1].position_m
     end_s = a.duration + 600 + 4 * length_m / (ARTERIAL_KMH / 3.6)
     print(f"\n== {spec.id}: {spec.n} signals over {length_m:.0f} m, cycle {C} s, volumes {spec.volume_out_vph:.0f}/"
@@ -314,6 +316,7 @@ def main() -> int:
     ap.add_argument("--workdir", help="keep SUMO files here (default: a temporary folder)")
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--no-placebo", action="store_true", help="skip the noise-floor run (ours shifted by half a cycle)")
+    ap.add_argument("--no-previous", action="store_true", help="skip the previous plan (MAXBAND numba) row")
     a = ap.parse_args()
     a.cycle = a.cycle or None
     a.ambulance = a.ambulance or a.ambulance_only
