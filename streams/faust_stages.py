@@ -30,7 +30,7 @@ Example (one stretch split over two partitions by sensor gives the local driver'
     >>> merged = []
     >>> for p, pipe in enumerate(parts):
     ...     _ = pipe.ingest_jsonl(b"\\n".join(l for l in lines if hash_partition(l, 2) == p))
-    ...     merged += [w for partial in pipe.take_partials() for w in merge.add(decode_partial(encode_partial(partial)))]
+    ...     merged += [w for partial in pipe.take_partials() for m in partial_pieces(partial, 64 << 10) for w in merge.add_piece(m)]
     >>> [w.window_end_ms for w in merged] == [w.window_end_ms for w in local]
     True
     >>> merged[-1].vitals["district"].equals(local[-1].vitals["district"])
@@ -38,6 +38,7 @@ Example (one stretch split over two partitions by sensor gives the local driver'
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +100,31 @@ def decode_partial(blob: bytes) -> Partial:
                    {k: table(v) for k, v in state["windows"].items()}, table(state["seen"]), table(state["air"]), dict(state["lifecycle"]))
 
 
+#: A piece of a partial on the partials topic: this header, then up to ``PIECE_BYTES`` of its bytes.
+PIECE_HEADER = struct.Struct("<4sIII")  # magic, partition, piece index, piece count
+PIECE_MAGIC = b"cbP1"
+#: Half of Kafka's default 1 MB message limit: a day of ticks read at once, or one tick of a big
+#: city, goes as several messages, reassembled by the merge (no broker or client limit to raise).
+PIECE_BYTES = 512 << 10
+
+
+def partial_pieces(part: Partial, max_bytes: int = PIECE_BYTES) -> list[bytes]:
+    """The messages carrying one :class:`Partial`: its bytes cut into pieces of at most
+    ``max_bytes``, each behind a :data:`PIECE_HEADER` (partition, index, count); see
+    :meth:`MergePipeline.add_piece`.
+
+    >>> part = Partial(1, [300_000], 299_000)
+    >>> pieces = partial_pieces(part, max_bytes=16)
+    >>> [PIECE_HEADER.unpack_from(m)[1:] for m in pieces][:2], len(pieces) == -(-len(encode_partial(part)) // 16)
+    ([(1, 0, 6), (1, 1, 6)], True)
+    """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+    blob = encode_partial(part)
+    n = max(1, -(-len(blob) // max_bytes))
+    return [PIECE_HEADER.pack(PIECE_MAGIC, part.partition, i, n) + blob[i * max_bytes:(i + 1) * max_bytes] for i in range(n)]
+
+
 def hash_partition(line: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a record keyed by its ``sensor_id``
     (murmur2, as the Java client and aiokafka compute it); unreadable lines go to partition 0.
@@ -142,6 +168,9 @@ class PartitionPipeline(CityPipeline):
                 part.windows[kind] = got
         part.seen = {c.end_ms: _sparse(c) for c in self.seen.close(upto) if c.end_ms in wanted}
         part.air = {c.end_ms: _sparse(c) for c in self.air.close(upto)}
+        # The lifecycle rows read before these ticks closed ride with them, so the merge holds them
+        # (StateAsOf) before it closes the ticks: each tick sees the rows up to its end, as locally.
+        part.lifecycle = self._take_lifecycle_rows()
         self._pending.append(part)
         self.counters["ticks_closed"] += len(ends)
         return []
@@ -165,14 +194,17 @@ class PartitionPipeline(CityPipeline):
         self._pending = [decode_partial(b) for b in state["pending"]]
         self._lifecycle_rows = {k: [v] for k, v in state["lifecycle_rows"].items()}
 
+    def _take_lifecycle_rows(self) -> dict[str, pl.DataFrame]:
+        rows = {k: pl.concat(v, how="vertical_relaxed") for k, v in self._lifecycle_rows.items()}
+        self._lifecycle_rows = {}
+        return rows
+
     def take_partials(self) -> list[Partial]:
-        """The partials of everything processed since the last call (lifecycle rows on the last one)."""
+        """The partials of everything processed since the last call, in order; lifecycle rows read
+        after the last tick closed come last, in a partial of their own (no ticks)."""
         out, self._pending = self._pending, []
         if self._lifecycle_rows:
-            if not out:
-                out.append(Partial(self.partition, [], self.clock.watermark_ms))
-            out[-1].lifecycle = {k: pl.concat(v, how="vertical_relaxed") for k, v in self._lifecycle_rows.items()}
-            self._lifecycle_rows = {}
+            out.append(Partial(self.partition, [], self.clock.watermark_ms, lifecycle=self._take_lifecycle_rows()))
         return out
 
 
@@ -223,13 +255,40 @@ class MergePipeline(CityPipeline):
         self.seen = MergedWindows(self.seen.n_keys, self.seen.width_ms, self.seen.fields)
         self.closed_upto: dict[int, int] = {}  # partition -> newest tick end it has closed
         self.watermarks: dict[int, int] = {}
+        self._pieces: dict[int, list[bytes]] = {}  # partition -> the pieces of its partial so far
+
+    def add_piece(self, message: bytes) -> list[WindowResult]:
+        """One message of :func:`partial_pieces`: kept until its partial's last piece, then
+        :meth:`add` of the whole partial. A partition sends its pieces in order on the one partition
+        of the partials topic; pieces left incomplete by a partition that died mid-send are dropped
+        when its next partial starts (it sends that partial again after its restart), counted in
+        ``pieces_dropped``."""
+        if len(message) < PIECE_HEADER.size or message[:4] != PIECE_MAGIC:
+            raise ValueError("not a piece of a partial of this CityBrain version")
+        _, partition, index, count = PIECE_HEADER.unpack_from(message)
+        got = self._pieces.pop(partition, [])
+        if index == 0:
+            self.counters["pieces_dropped"] += len(got)
+            got = []
+        elif len(got) != index:  # a piece whose predecessors never came (or came twice)
+            self.counters["pieces_dropped"] += len(got) + 1
+            return []
+        got.append(message[PIECE_HEADER.size:])
+        if len(got) < count:
+            self._pieces[partition] = got
+            return []
+        return self.add(decode_partial(b"".join(got)))
 
     def add(self, part: Partial) -> list[WindowResult]:
         if not 0 <= part.partition < self.partitions:
             raise ValueError(f"partial from partition {part.partition}, but the input topic has {self.partitions}")
         for kind, frame in part.lifecycle.items():
             if frame.height:
-                self.lifecycle[kind].update(frame)  # idempotent: a repeat changes nothing
+                # Held until the tick holding each row's time closes (brain.ticks.StateAsOf), as the local
+                # driver does: a tick sees the city as of its own end, whatever the batching. A repeat
+                # after a partition's restart changes nothing (a stage keeps its first time, a field its
+                # newest setting).
+                self.states.add(kind, frame)
         if part.watermark_ms is not None:
             self.watermarks[part.partition] = max(part.watermark_ms, self.watermarks.get(part.partition, part.watermark_ms))
         done = self.closed_upto.get(part.partition)
@@ -276,7 +335,8 @@ class MergePipeline(CityPipeline):
 
     def snapshot(self) -> bytes:
         return checkpoint.encode({"pipeline": super().snapshot(), "closed_upto": {str(k): v for k, v in self.closed_upto.items()},
-                                  "watermarks": {str(k): v for k, v in self.watermarks.items()}, "partitions": self.partitions})
+                                  "watermarks": {str(k): v for k, v in self.watermarks.items()}, "partitions": self.partitions,
+                                  "pieces": {str(k): v for k, v in self._pieces.items()}})
 
     def restore(self, blob: bytes) -> None:
         state = checkpoint.decode(blob)
@@ -285,20 +345,22 @@ class MergePipeline(CityPipeline):
         super().restore(state["pipeline"])
         self.closed_upto = {int(k): int(v) for k, v in state["closed_upto"].items()}
         self.watermarks = {int(k): int(v) for k, v in state["watermarks"].items()}
+        self._pieces = {int(k): [bytes(b) for b in v] for k, v in state.get("pieces", {}).items()}
 
 
 def merge_operators(city, config, out_dir) -> list:
     """The window operators of the merge stage, as ``citybrain run`` wires them: anomaly scores,
-    sensor faults and green-wave plans (the ``signal_plans`` table, and plan files under
-    ``<out_dir>/signal_plans/``, whose latest plan per corridor keeps a replayed tick from
-    publishing a plan twice)."""
+    green-wave plans (the ``signal_plans`` table, and plan files under ``<out_dir>/signal_plans/``,
+    whose latest plan per corridor keeps a replayed tick from publishing a plan twice), sensor
+    faults, and the cockpit's ``grid_unit`` and ``sensor_freshness`` tables."""
     from streams.anomaly_operator import maybe_anomaly_operator
+    from streams.cockpit_tables import CockpitTables
     from streams.fault_operator import fault_operator
     from streams.greenwave_operator import maybe_greenwave_operator
 
-    ops = [maybe_anomaly_operator(city, config), fault_operator(city)]
-    greenwave = maybe_greenwave_operator(city, out_dir)
-    return ops + ([greenwave] if greenwave is not None else [])
+    anomaly, greenwave = maybe_anomaly_operator(city, config), maybe_greenwave_operator(city, out_dir)
+    ops = [op for op in (anomaly, greenwave) if op is not None]
+    return ops + [fault_operator(city), CockpitTables(city)]
 
 
 def warm_up(city, config, out_dir) -> None:

@@ -48,8 +48,11 @@ def stage_path(out_dir: str | os.PathLike, app_id: str, partition: int | str) ->
 class StageState:
     """One stage's pipeline, its last applied input offset, and its checkpoint file (see module)."""
 
-    def __init__(self, pipeline, path: Path):
+    def __init__(self, pipeline, path: Path, parts: dict | None = None):
         self.pipeline = pipeline
+        # Participants outside the pipeline (the merge's alert service: the alert transactions Redis
+        # does not hold yet) whose ``snapshot()``/``restore()`` ride in the same checkpoint.
+        self.parts = dict(parts or {})
         self.path = Path(path)
         self.file = CheckpointFile(self.path)
         self.offset = -1
@@ -79,13 +82,17 @@ class StageState:
         if not isinstance(blob, dict) or blob.get("version") != STAGE_VERSION:
             raise ValueError(f"checkpoint {self.path} has another format; delete it to start fresh")
         self.pipeline.restore(blob["snapshot"])
+        for name, part_blob in blob.get("parts", {}).items():
+            if name in self.parts:
+                self.parts[name].restore(part_blob)
         self.offset = int(blob["offset"])
         self.last_blob = blob["snapshot"]
         return True
 
     def save(self, status: dict | None = None) -> None:
         self.last_blob = self.pipeline.snapshot()
-        self.file.save({"version": STAGE_VERSION, "snapshot": self.last_blob, "offset": self.offset})
+        self.file.save({"version": STAGE_VERSION, "snapshot": self.last_blob, "offset": self.offset,
+                        "parts": {name: part.snapshot() for name, part in self.parts.items()}})
         self._stamp = self._file_stamp()
         c = self.pipeline.counters
         info = {"offset": self.offset, "records_in": c["records_in"], "counters": dict(c), **(status or {})}
