@@ -57,7 +57,8 @@ async def maybe_start_controllers(args, settings, city, pipeline, file=sys.stder
     ack_s = float(getattr(args, "controller_ack_within", 30.0))
     if not ack_s > 0:
         raise UserError(f"--controller-ack-within must be > 0 seconds, got {ack_s:g}")
-    centre = ControllerCentre(city, redis.Redis.from_url(url), master, ack_within_ms=int(ack_s * 1000))
+    centre = ControllerCentre(city, redis.Redis.from_url(url), master, ack_within_ms=int(ack_s * 1000),
+                              out_dir=settings.out_dir)
     centre.start()
     try:
         where = await centre.serve(settings.http_host, port)

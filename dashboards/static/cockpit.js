@@ -215,8 +215,11 @@ async function loadControllers() {
   const [ctl, prio] = await Promise.all([api("/api/v1/plans/controllers"), api("/api/v1/plans/priority?limit=20")]);
   const yes = (v) => (v ? "✓" : "✗");
   $("#controllers").innerHTML = (ctl.hub ? "" : `<div class="note">${t("no_hub")}</div>`) +
-    table(ctl.rows.map((r) => ({ ...r, acknowledged: r.plan_id ? (r.rejected ? `✗ ${r.rejected}` : yes(r.acknowledged)) : "–" })),
-          ["corridor", "intersection", "plan_id", "acknowledged", "running_plan_id", "phase", "mode", "detector_faults"]);
+    table(ctl.rows.map((r) => ({ ...r, acknowledged: r.plan_id ? (r.rejected ? `✗ ${r.rejected}` : yes(r.acknowledged)) : "–",
+      phase_time_s: r.phase_time_s == null ? null : Math.round(r.phase_time_s),
+      status_at: r.status_ts_ms ? localTime(r.status_ts_ms) : null, status_refused: r.status_refused })),
+          ["corridor", "intersection", "plan_id", "acknowledged", "running_plan_id", "phase", "phase_time_s", "mode",
+           "detector_faults", "status_at", "status_refused"]);
   $("#priority").innerHTML = table(prio.rows.map((r) => ({ ...r, eta_s: r.eta_s,
     hub: `${r.hub.status}${r.hub.action ? " · " + r.hub.action : ""}${r.hub.cross_delay_s ? ` · ${r.hub.cross_delay_s} s` : ""}${r.hub.reason ? " · " + r.hub.reason : ""}`,
     controller: r.controller.map((c) => `${c.status}${c.reason ? ": " + c.reason : ""}`).join(" → ") || "–" })),

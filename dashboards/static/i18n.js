@@ -23,7 +23,7 @@ window.I18N = {
     age: "距最近读数", dead_letters: "拒收", priority_title: "一键护航 / 优先请求", priority_send: "请求绿灯",
     kind_emergency: "急救/消防", kind_bus: "公交", controllers_title: "信号机（方案下发与回报）", intersection: "路口",
     plan_id: "方案", acknowledged: "已确认", running_plan_id: "实际运行", phase: "相位", mode: "控制方式",
-    detector_faults: "检测器故障", vehicle_id: "车辆", eta_s: "到达 s", hub: "中心处理", controller: "信号机回报",
+    detector_faults: "检测器故障", phase_time_s: "相位已运行 s", status_at: "回报时间", status_refused: "回报被拒", vehicle_id: "车辆", eta_s: "到达 s", hub: "中心处理", controller: "信号机回报",
     requested_by: "请求人", corridor: "干线", priority_sent: "优先请求已提交", no_hub: "信号机中心未运行",
   },
   en: {
@@ -49,7 +49,7 @@ window.I18N = {
     age: "Age of last reading", dead_letters: "Dead letters", priority_title: "Priority requests (escort)", priority_send: "Request green",
     kind_emergency: "Emergency", kind_bus: "Bus", controllers_title: "Signal controllers (plans sent, acknowledged, reported)", intersection: "Intersection",
     plan_id: "Plan", acknowledged: "Acknowledged", running_plan_id: "Running", phase: "Phase", mode: "Mode",
-    detector_faults: "Detector faults", vehicle_id: "Vehicle", eta_s: "ETA s", hub: "Centre", controller: "Controller report",
+    detector_faults: "Detector faults", phase_time_s: "In phase s", status_at: "Reported at", status_refused: "Report refused", vehicle_id: "Vehicle", eta_s: "ETA s", hub: "Centre", controller: "Controller report",
     requested_by: "Requested by", corridor: "Corridor", priority_sent: "Priority request sent", no_hub: "controller hub not running",
   },
 };

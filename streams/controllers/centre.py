@@ -58,6 +58,7 @@ from brain.greenwave.priority import BusPriority, PriorityRequest, _served_phase
 from brain.greenwave.problems import CONTROLLER_PROBLEMS_SCHEMA, problems_frame
 from streams.controllers.hub import ControllerHub
 from streams.controllers.priority import PriorityDispatch
+from streams.controllers.status_ingest import StatusIngest
 
 log = logging.getLogger("citybrain.controllers")
 
@@ -135,7 +136,7 @@ class ControllerProblems:
 class ControllerCentre:
     """The hub, its plan sink, priority requests and (with :meth:`serve`) the controllers' HTTP endpoint."""
 
-    def __init__(self, city, client, master: bytes, *, ack_within_ms: int = 30_000):
+    def __init__(self, city, client, master: bytes, *, ack_within_ms: int = 30_000, out_dir=None):
         known = {iid for c in city.corridors for iid in c.intersections}
         self.city = city
         self.r = client
@@ -148,6 +149,8 @@ class ControllerCentre:
         self._runner = None
         self._task: asyncio.Task | None = None
         self.url = ""
+        # with the engine's --out: controllers' status reports validated as signal_status records
+        self.status = StatusIngest(city, client, out_dir, known) if out_dir is not None else None
 
     # ------------------------------------------------------------------ priority
     def plan(self, corridor: str) -> Plan:
@@ -232,12 +235,14 @@ class ControllerCentre:
         return out
 
     async def run(self, every_s: float = 0.5) -> None:
-        """Background task: consume priority requests and send restores until cancelled."""
+        """Background task: consume priority requests, send restores and ingest status reports until cancelled."""
         while True:
             try:
                 now = int(time.time() * 1000)
                 await asyncio.to_thread(self.consume_priority, now)
                 await asyncio.to_thread(self.restore_due, now)
+                if self.status is not None:
+                    await asyncio.to_thread(self.status.poll)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep serving through a Redis hiccup

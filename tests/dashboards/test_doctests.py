@@ -8,7 +8,8 @@ MODULES = ["dashboards.api.tokens", "dashboards.api.errors", "dashboards.api.aut
            "dashboards.api.live", "dashboards.api.context", "dashboards.api.diagram", "dashboards.api.prom",
            "dashboards.api.app", "dashboards.api.server", "dashboards.api.encoding", "dashboards.api.policy", "dashboards.terminal",
            "dashboards.api.routers.sensors", "dashboards.api.routers.admin", "streams.cockpit_tables",
-           "streams.controllers.centre", "brain.greenwave.problems", "dashboards.api.respcache"]
+           "streams.controllers.centre", "brain.greenwave.problems", "dashboards.api.respcache",
+           "streams.controllers.status_ingest"]
 
 
 @pytest.mark.parametrize("name", MODULES)

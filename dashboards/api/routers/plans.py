@@ -74,13 +74,17 @@ async def controllers(request: Request, _=Depends(require("read"))):
     ctx = request.app.state.ctx
     r = ctx.store.r
     p = r.pipeline(transaction=False)
-    for name in ("plan", "acked", "rejected", "last_status"):
+    # the reported state shown is the engine's validated signal_status record (streams.controllers.status_ingest)
+    for name in ("plan", "acked", "rejected", "signal_status"):
         p.hgetall(f"{HUB}:{name}")
     p.zrange(f"{HUB}:pending", 0, -1, withscores=True)
-    plans, acked, rejected, status, pending = await p.execute()
+    p.hgetall(f"{HUB}:signal_status:refused")
+    p.hgetall(f"{HUB}:signal_status:counts")
+    plans, acked, rejected, status, pending, refused, counts = await p.execute()
     dec = {k: {_text(i): json.loads(v) for i, v in h.items()} for k, h in
            (("plan", plans), ("acked", acked), ("rejected", rejected), ("status", status))}
     due = {_text(i): int(s) for i, s in pending}
+    refused = {_text(i): _text(v) for i, v in refused.items()}
     rows = []
     for c in ctx.city.corridors:
         for iid in c.intersections:
@@ -90,9 +94,11 @@ async def controllers(request: Request, _=Depends(require("read"))):
                          "acknowledged": bool(ack and plan and ack["plan_id"] == plan["plan_id"] and iid not in due),
                          "rejected": rej and rej.get("reason", "rejected"),
                          "running_plan_id": st and st.get("plan_id"), "phase": st and st.get("phase"),
+                         "phase_time_s": st and st.get("phase_time_s"), "pattern": st and st.get("pattern"),
                          "mode": st and st.get("mode"), "detector_faults": st and st.get("detector_faults"),
-                         "status_ts_ms": st and st.get("ts_ms")})
-    return {"rows": rows, "hub": bool(plans)}
+                         "status_ts_ms": st and st.get("ts_ms"), "status_refused": refused.get(iid)})
+    return {"rows": rows, "hub": bool(plans),
+            "signal_status_records": {_text(k): int(v) for k, v in counts.items()}}
 
 
 @router.get("/{corridor}/history", summary="past plans of one corridor, newest first")
