@@ -29,6 +29,9 @@ def register(sub) -> None:
     ls.set_defaults(func=cmd_list)
     sc = rsub.add_parser("schema", help="print the JSON Schema of a rule pack")
     sc.set_defaults(func=cmd_schema)
+    from citybrain.commands.rules_reload import add_reload_parser
+
+    add_reload_parser(rsub)  # a client of the running engine's API (admin token)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 

@@ -77,3 +77,58 @@ def test_rule_reload_is_validated_audited_and_applied_by_the_engine(setup):
     mine = [e for e in audit if e["action"] == "rules" and e["actor"].startswith("test-admin (admin ")]
     assert [e["new"] for e in mine][-2:] == ["reload-requested", "reload-refused"]
     assert any(e["actor"] == "engine" and e["new"] == "reloaded" for e in audit)
+
+
+def _cli(*args, env_extra=None):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CITYBRAIN_API_URL", "CITYBRAIN_TOKEN")}
+    env.update(env_extra or {})
+    p = subprocess.run([str(Path(sys.executable).parent / "citybrain"), "rules", "reload", *args],
+                       capture_output=True, text=True, timeout=120, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_rules_reload_command_through_the_api(setup):
+    """`citybrain rules reload --api URL --token T`: a real CLI process against the running cockpit and engine."""
+    cockpit, engine, toks, rules = setup
+    api = cockpit.url.rstrip("/")
+    before = len(engine.svc.engine.rules)
+    traffic = rules / "traffic.yaml"
+    import yaml
+
+    pack = yaml.safe_load(traffic.read_text(encoding="utf-8"))
+    pack["rules"].pop()
+    traffic.write_text(yaml.safe_dump(pack, allow_unicode=True), encoding="utf-8")
+    rc, out, err = _cli("--api", api, "--token", toks["admin"])
+    assert rc == 0, err
+    assert f"{before - 1} rule(s) from {rules}" in out and "requested by test-admin (admin " in out
+    assert "engine: reloaded" in out and len(engine.svc.engine.rules) == before - 1
+    # the environment variables serve as well
+    rc, out, _ = _cli(env_extra={"CITYBRAIN_API_URL": api, "CITYBRAIN_TOKEN": toks["admin"]})
+    assert rc == 0 and "engine: reloaded" in out
+
+    # refusals are one clear sentence each, never a traceback
+    rc, _, err = _cli("--api", api, "--token", toks["operator"])
+    assert rc == 2 and "may not reload rules (403)" in err and "admin token is needed" in err
+    rc, _, err = _cli("--api", api, "--token", toks["admin"] + "x")
+    assert rc == 2 and "refused the token (401)" in err
+    rc, _, err = _cli("--api", api + "/static", "--token", toks["admin"])
+    assert rc == 2 and "no rule-reload endpoint at" in err and "must be the cockpit's base URL" in err
+    rc, _, err = _cli("--api", "localhost:8080", "--token", toks["admin"])
+    assert rc == 2 and "--api must be an http:// or https:// URL" in err
+    rc, _, err = _cli("--token", toks["admin"])
+    assert rc == 2 and "give --api URL" in err
+
+    # a broken file: exit 1, the file, rule and key named; the engine keeps its rules
+    pack["rules"][0]["tabl"] = pack["rules"][0].pop("table", "x")
+    traffic.write_text(yaml.safe_dump(pack, allow_unicode=True), encoding="utf-8")
+    rc, out, err = _cli("--api", api, "--token", toks["admin"])
+    assert rc == 1 and "the engine keeps its running rules" in err
+    assert f"{traffic}: rules[0] ({pack['rules'][0]['id']}).tabl" in err and "unknown field" in err
+    assert len(engine.svc.engine.rules) == before - 1
+    for e in (out + err).splitlines():
+        assert "Traceback" not in e
