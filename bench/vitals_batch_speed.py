@@ -79,7 +79,7 @@ def load_old(ref: str):
 
 def capture(data: Path, batch_minutes: int):
     """The city and the (frames, ends) of every compute_vitals_batch call of one replay."""
-    import ingest
+    import ingest_data
 
     from brain.city import demo_city_path, load_city
     from brain.kernels.window import warm_up
@@ -87,7 +87,7 @@ def capture(data: Path, batch_minutes: int):
 
     if not data.exists() or not data.with_suffix(".cuts").exists():
         data.parent.mkdir(parents=True, exist_ok=True)
-        ingest.make_data(data, 24, 0.01, batch_minutes)
+        ingest_data.make_data(data, 24, 0.01, batch_minutes)
     city = load_city(demo_city_path())
     warm_up()
     calls = []
@@ -99,7 +99,7 @@ def capture(data: Path, batch_minutes: int):
         return real(frames, city, ends)
 
     pipe.vitals_batch_fn = keep
-    for b in ingest._batches(data):
+    for b in ingest_data.read_batches(data):
         pipe.ingest_jsonl(b)
     pipe.flush()
     return city, calls
@@ -107,11 +107,11 @@ def capture(data: Path, batch_minutes: int):
 
 def pipeline_day(data: Path, city, fns: dict) -> None:
     """The whole ingest chain (``CityPipeline.ingest_jsonl`` over the day) with each vitals function."""
-    import ingest
+    import ingest_data
 
     from brain.pipeline import CityPipeline
 
-    batches = ingest._batches(data)
+    batches = ingest_data.read_batches(data)
     for name, fn in fns.items():
         warm = CityPipeline(city)
         warm.vitals_batch_fn = fn
