@@ -1,5 +1,5 @@
 """A pollution episode pages the ecology department from the stations' 5-minute means before any
-hourly AQI rule could, once, with the hourly alerts joining that page's incident (the real simulator,
+hourly AQI rule could (first the climb at two stations, then the 115 µg/m³ level), once, with the hourly alerts joining that page's incident (the real simulator,
 pipeline, shipped rule packs and alert pipeline, from a cold start)."""
 from __future__ import annotations
 
@@ -63,11 +63,15 @@ def test_an_episode_is_paged_from_five_minute_means_before_the_hourly_aqi(city):
     hourly = [t for rule in ("aqi_moderate", "aqi_heavy", "aqi_regional_episode") for t, d in fired.get(rule, []) if d == district]
     # the hourly rules can only speak at an hour's close: the 5-minute view is earlier (or the hourly never fired yet)
     assert not hourly or first_ms < min(hourly), (first_ms - start, [h - start for h in hourly])
-    # one page for the episode; the hourly alerts that follow are updates of its incident
+    # the climb at two stations (pm25_climbing_episode) is earlier still than the 115 µg/m³ level
+    climb = fired.get("pm25_climbing_episode", [])
+    assert climb and climb[0][1] == district and climb[0][0] < first_ms, (climb, first_ms - start)
+    assert climb[0][0] - start <= int(1.75 * H), f"climb warned {(climb[0][0] - start) / 60_000:.0f} min after start"
+    # one page for the episode; the level and hourly alerts that follow are updates of its incident
     assert len(pages) == 1, [(n.reason, [a.rule_id for a in n.alerts]) for n in pages]
-    assert "pm25_rising_episode" in [a.rule_id for a in pages[0].alerts]
+    assert "pm25_climbing_episode" in [a.rule_id for a in pages[0].alerts]
 
 
 def test_a_clean_morning_raises_no_sub_hourly_warning(city):
     _, pages, fired, _ = _run(city, None, 4.5, seed=29)
-    assert "pm25_rising_episode" not in fired
+    assert "pm25_rising_episode" not in fired and "pm25_climbing_episode" not in fired

@@ -96,8 +96,9 @@ class _Entry:
         rule = self.rule
         if self.sig is not None:
             sig = rule.signals[self.sig]  # type: ignore[union-attr]
-            return [sig._value.alias(self.col("v")),
-                    compare(sig._value, sig.op, sig.threshold).fill_null(False).alias(self.col("m"))]
+            # a rise signal remembers every value (its threshold is on the rise: brain.alerts.rules.kinds.rise_rows)
+            hit = sig._value.is_not_null() if sig._rise_ms else compare(sig._value, sig.op, sig.threshold).fill_null(False)
+            return [sig._value.alias(self.col("v")), hit.alias(self.col("m"))]
         if isinstance(rule, (ThresholdRule, AnomalyRule)):
             v = rule._value
             trig = compare(v, rule.op, rule.threshold).fill_null(False)

@@ -108,6 +108,8 @@ class RuleEngine:
                 doc["seen"] = [[list(k), r] for k, r in mem["seen"].items()]
             if "hits" in mem:
                 doc["hits"] = [[list(k), r] for k, r in mem["hits"].items()]
+            if "rise" in mem:  # rise signals: each source's recent values
+                doc["rise"] = mem["rise"]
             out[rid] = _MSGPACK.encode(doc)
         return out
 
@@ -128,6 +130,8 @@ class RuleEngine:
                     mem["seen"] = {tuple(k): r for k, r in doc["seen"]}
                 if "hits" in doc:
                     mem["hits"] = {tuple(k): r for k, r in doc["hits"]}
+                if "rise" in doc:
+                    mem["rise"] = doc["rise"]
             except (msgspec.DecodeError, pl.exceptions.PolarsError, OSError, TypeError, ValueError, AttributeError):
                 continue
             self._memory[rid] = (doc["kind"], mem)

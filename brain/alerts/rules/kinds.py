@@ -27,7 +27,7 @@ import polars as pl
 from brain.alerts.model import Candidate
 from brain.alerts.rules.candidates import compare, make_candidate
 from brain.alerts.rules.locate import Locator
-from brain.alerts.rules.schema import AbsenceRule, CompositeRule, MultipointRule
+from brain.alerts.rules.schema import AbsenceRule, CompositeRule, MultipointRule, Signal
 
 
 _NONE = object()
@@ -80,13 +80,45 @@ def multipoint_hits(rule: MultipointRule, tables: dict[str, pl.DataFrame], now_m
                 continue
             if sig._where is not None:
                 df = df.filter(sig._where)
-            rows = df.with_columns(__value=sig._value).filter(compare(pl.col("__value"), sig.op, sig.threshold).fill_null(False))
+            rows = df.with_columns(__value=sig._value)
+            if not sig._rise_ms:
+                rows = rows.filter(compare(pl.col("__value"), sig.op, sig.threshold).fill_null(False))
+        if sig._rise_ms and rows.height:
+            rows = rise_rows(sig, rows.filter(pl.col("__value").is_not_null()), now_ms,
+                             mem.setdefault("rise", {}).setdefault(str(i), {}))
         for r in rows.iter_rows(named=True):
             r["__ts"], r["__feed"], r["__source"] = now_ms, sig.feed, f"{sig.feed}:{r[sig.source]}"
             hits[(sig.feed, r[sig.source])] = r
     for k in [k for k, r in hits.items() if now_ms - r["__ts"] > rule._window_ms]:
         del hits[k]
     return hits
+
+
+def rise_rows(sig: Signal, rows: pl.DataFrame, now_ms: int, hist: dict[str, list]) -> pl.DataFrame:
+    """Remember each source's value (``hist``: source → [[ms, value], ...], oldest first) and return the
+    rows whose rise since the source's last value at least ``rise_over`` ago meets the signal, with
+    ``__value`` the rise and ``__level`` the value itself."""
+    span = sig._rise_ms
+    keep, rises = [], []
+    for k, (src, v) in enumerate(zip(rows.get_column(sig.source).to_list(), rows.get_column("__value").to_list())):
+        past = hist.setdefault(str(src), [])
+        if past and past[-1][0] == now_ms:
+            past[-1][1] = float(v)
+        else:
+            past.append([now_ms, float(v)])
+        while len(past) >= 2 and past[1][0] <= now_ms - span:  # keep one value at or before the span's start
+            past.pop(0)
+        t0, v0 = past[0]
+        if not now_ms - 2 * span <= t0 <= now_ms - span:  # not enough history yet, or a gap: no baseline
+            continue
+        if sig.at_least is not None and not v >= sig.at_least:
+            continue
+        keep.append(k)
+        rises.append(float(v) - v0)
+    for src in [s for s, past in hist.items() if past[-1][0] < now_ms - 2 * span]:  # sources gone quiet
+        del hist[src]
+    out = rows[keep].with_columns(__level=pl.col("__value"), __value=pl.Series(rises, dtype=pl.Float64))
+    return out.filter(compare(pl.col("__value"), sig.op, sig.threshold).fill_null(False))
 
 
 def multipoint(rule: MultipointRule, tables: dict[str, pl.DataFrame], now_ms: int, mem: dict, locator: Locator,

@@ -191,7 +191,14 @@ class AbsenceRule(_Rule, tag="absence"):
 
 
 class Signal(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=True):
-    """One feed's condition in a multi-point rule; ``source`` names the column identifying the terminal."""
+    """One feed's condition in a multi-point rule; ``source`` names the column identifying the terminal.
+
+    With ``rise_over`` the condition is on the rise of ``value`` at that source: its value now minus
+    its last value at least ``rise_over`` ago (at most twice that; a source with less history says
+    nothing yet) — a concentration climbing at several stations is an episode before any level is.
+    ``at_least`` also asks the value itself to be at least that (a rise in clean air is weather).
+    The history is kept for the rows ``where`` selects.
+    """
 
     table: str
     value: str
@@ -200,6 +207,8 @@ class Signal(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=True
     where: str | None = None
     source: str = "sensor_id"
     feed: str = ""
+    rise_over: Duration | None = None
+    at_least: float | None = None
 
     def __post_init__(self) -> None:
         _check_op(self.op, self.threshold, None, f"signal on {self.table}")
@@ -207,6 +216,13 @@ class Signal(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=True
         self._where = _expr(self.where, "where") if self.where else None
         if not self.feed:
             self.feed = self.table
+        self._rise_ms = parse_duration_ms(self.rise_over) if self.rise_over is not None else 0
+        if self.rise_over is not None and self._rise_ms <= 0:
+            raise ValueError(f"signal on {self.table}: rise_over must be positive")
+        if self._rise_ms and not isinstance(self.threshold, (int, float)):
+            raise ValueError(f"signal on {self.table}: a rise_over signal needs a numeric threshold (the rise)")
+        if self.at_least is not None and not self._rise_ms:
+            raise ValueError(f"signal on {self.table}: at_least goes with rise_over (use where for a plain level)")
 
 
 class MultipointRule(_Rule, tag="multipoint"):
