@@ -50,6 +50,12 @@ HOUR_MS = 3_600_000
 #: itself (on clean simulated days it made ~1 false drift a day); their stuck, spikes and dropout
 #: are still judged
 NO_DRIFT = frozenset({"hazard"})
+#: signed fields (their scale): the kernels judge spikes and drift on the log of the primary value, which
+#: a temperature around or below 0 °C does not have (a -1 °C reading spiking to -4 °C was read as the
+#: floor both times). They get exp(asinh(x / scale)) instead: positive, log-like far from 0 (a 15 °C
+#: reading drifting 50 % moves it as log would) and linear near 0 (a 3 °C jump from 0.5 °C is an
+#: excursion, a 0.2 °C wobble is not); equal readings stay equal, so stuck is judged as before.
+SIGNED_SCALE = {"temp_c": 1.0}
 #: readings outside the sensor's own valid range within an hour that make spikes (one is a glitch)
 SPIKE_REJECTED_MIN = 2
 
@@ -119,6 +125,9 @@ class _Family:
             for f, name in enumerate(self.fields):
                 if name in frame.columns:
                     col = frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                    if name in SIGNED_SCALE:
+                        z = col / SIGNED_SCALE[name]
+                        col = z + np.sqrt(z * z + 1.0)  # = exp(asinh(z)), > 0 for every z
                     vals[rows[ok], f] = col[ok]
         return sf.fault_tick(vals, ref, self.ktype, self.prim, self.peer_ptr, self.peer_idx, self.block_ticks, sf.STUCK_LOG_P,
                              *self.state)

@@ -5,15 +5,16 @@ all), every fault starting 40 minutes later on its own sensor: the whole chain a
 builds it (simulator -> CityPipeline -> sensor-fault operator, dead letters handed to it as the
 driver's batch handler does). Documented delays (after the fault starts):
 
-* stuck: 45 min for sensors read every few minutes; 170 min for air stations (judged per closed
-  hour, so two whole hours of repeats);
+* stuck: 45 min (air stations too: they are judged on each tick's 5-minute means);
 * dropout: 30 min (45 min for weather stations, which report every 10 minutes);
-* spikes: 60 min;
+* spikes: 60 min (air stations included);
 * drift of +-50 % over 4 h: 210 min (a ramp needs to be told from a step).
 
-Not covered from a cold start (the notes say so): spikes and drift of air stations (hourly means,
-too few points in the first hours) and drift of hazard sensors (two or three per hazard source,
-each with its own dynamics: no peer median to hold them against).
+Not covered from a cold start (the notes say so): drift of air stations (two stations per
+district, so a station is held against the city's other stations, whose district levels differ
+day by day; not caught within 4 h on simulated nights, cause not pinned down) and drift of hazard
+sensors (two or three per hazard source, each with its own dynamics: no peer median to hold them
+against). Spikes on a thermometer below 0 °C: tests/faults/test_signed.py.
 """
 from __future__ import annotations
 
@@ -33,12 +34,10 @@ FAMILY_TYPES = {"traffic": "loop", "noise": "noise", "utility": "utility_water",
                 "air": "air"}
 DELAY_MIN = {"sensor_stuck": 45, "sensor_dropout": 30, "sensor_spikes": 60, "sensor_drift": 210}
 DURATION_MIN = {"sensor_stuck": 180, "sensor_dropout": 90, "sensor_spikes": 90, "sensor_drift": 240}
-NOT_COVERED = {("sensor_spikes", "air"), ("sensor_drift", "air"), ("sensor_drift", "hazard")}
+NOT_COVERED = {("sensor_drift", "air"), ("sensor_drift", "hazard")}
 
 
 def _delay(ftype: str, family: str) -> int:
-    if family == "air" and ftype == "sensor_stuck":
-        return 170
     if family == "weather" and ftype == "sensor_dropout":
         return 45
     return DELAY_MIN[ftype]
