@@ -58,6 +58,13 @@ MIN_MODEL_GAIN = 0.05
 #: every other signal), far below uncoordinated signals (a stop at nearly every one).
 STOP_SLACK = 0.5
 YELLOW_USED_S = 1.0
+#: Side-street traffic turning in leaves the side queue at saturation at the side green's start
+#: (a platoon of its own), then at its arrival rate; False spreads it evenly over the side green.
+JOIN_QUEUE = True
+#: Link travel-time scales every candidate is judged under (mean of the model's figures): an
+#: optimum that needs exact travel times (a platoon grazing a green's edge) is what SUMO spoils,
+#: while the model ranks close plans by gains smaller than a 1-2 s travel-time error moves.
+TRAVEL_SCALES = (0.94, 1.0, 1.06)
 
 
 class DelayResult(msgspec.Struct):
@@ -66,6 +73,7 @@ class DelayResult(msgspec.Struct):
     ``green_start_s`` are outbound coordinated green starts (s, first intersection at 0);
     ``start`` says where the offsets come from: the descent from which MAXBAND start ("two-way",
     "equal", "one-way out", "one-way in"), or the MAXBAND plan kept when the model's gain is small.
+    The model's figures are means over the link travel-time scales the offsets were judged under.
     Example: see the module docstring.
     """
 
@@ -89,8 +97,10 @@ def _bins(x_s: float, bin_s: float) -> int:
 
 
 def delay_params(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray],
-                 alpha: float = DISPERSION_ALPHA) -> tuple[int, float, np.ndarray]:
-    """``(nb, bin_s, prm)`` for :mod:`brain.kernels.platoon` (flows per lane)."""
+                 alpha: float = DISPERSION_ALPHA, join_queue: bool | None = None) -> tuple[int, float, np.ndarray]:
+    """``(nb, bin_s, prm)`` for :mod:`brain.kernels.platoon` (flows per lane); ``join_queue``
+    (default :data:`JOIN_QUEUE`) shapes the joins as the side queue's discharge."""
+    join_queue = JOIN_QUEUE if join_queue is None else join_queue
     n = spec.n
     nb = max(int(round(cycle_s)), 8)
     bin_s = cycle_s / nb
@@ -124,6 +134,8 @@ def delay_params(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray],
             prm[K.P_JOIN_SHIFT, i] = _bins(phase_shift_s(it, g, ko, first), bin_s)
             span = sum(g[k] for k in side) + YELLOW_USED_S - START_LOST_S
             prm[K.P_JOIN_LEN, i] = max(_bins(span, bin_s), 1)
+            if join_queue:
+                prm[K.P_JOIN_HEAD, i], prm[K.P_JOIN_PEAK, i] = _side_queue(it.phases[first], span, cycle_s, bin_s)
         jl = max(prm[K.P_JOIN_LEN, i], 1.0)
         per_cycle = cycle_s / 3600.0 / lanes
         prm[K.P_JOIN_OUT, i] = joins_out[i] * per_cycle / jl
@@ -132,6 +144,22 @@ def delay_params(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray],
     prm[K.P_ENTRY_IN, n - 1] = v_in / lanes / 3600.0 * bin_s
     prm[K.P_ALPHA] = alpha
     return nb, bin_s, prm
+
+
+def _side_queue(phase, green_s: float, cycle_s: float, bin_s: float) -> tuple[float, float]:
+    """(bins, rate factor) of the side queue's discharge at the start of its green: vehicles
+    arriving at ``f`` during the red queue, leave at saturation ``s`` until the queue is gone
+    (``f r / (s - f)``), then at ``f``; the factor is ``s`` over the green's mean departure rate
+    ``f C / g``. No queue figure (uniform joins) when the flow is unknown or the green cannot clear it."""
+    f = (phase.flow_vph or 0.0) / 3600.0
+    sat = phase.saturation_vph / 3600.0
+    green_s = max(green_s, 1e-9)
+    if f <= 0.0 or sat <= f:
+        return 0.0, 1.0
+    clear_s = f * (cycle_s - green_s) / (sat - f)
+    if clear_s >= green_s:
+        return 0.0, 1.0
+    return float(_bins(clear_s, bin_s)), sat * green_s / (f * cycle_s)
 
 
 def arterial_volumes_vph(spec: CorridorSpec) -> tuple[float, float]:
@@ -156,17 +184,34 @@ def _figures(tot: np.ndarray, bin_s: float) -> tuple[float, float, float]:
     return d, tot[K.T_STOPS_OUT] / max(tot[K.T_VEH_OUT], 1e-12), tot[K.T_STOPS_IN] / max(tot[K.T_VEH_IN], 1e-12)
 
 
-def modelled(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray], green_start_s) -> dict:
-    """The model's figures for given outbound green starts (s): delay per vehicle, stops per direction."""
+def modelled(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray], green_start_s,
+             travel_scales=(1.0,)) -> dict:
+    """The model's figures for given outbound green starts (s): delay per vehicle, stops per
+    direction; with several ``travel_scales`` their mean (what :func:`delay_offsets` reports)."""
     nb, bin_s, prm = delay_params(spec, cycle_s, greens_s)
     u = np.array([_bins(x, bin_s) % nb for x in green_start_s], dtype=np.int64)
-    d, so, si = _figures(K.corridor_delay(nb, u, prm), bin_s)
+    d, so, si = _figures(_mean_tot(nb, u, scenarios(prm, bin_s, travel_scales)), bin_s)
     return {"delay_s_per_veh": d, "stops_out": so, "stops_in": si}
+
+
+def scenarios(prm: np.ndarray, bin_s: float, scales=TRAVEL_SCALES) -> np.ndarray:
+    """``(S, P_N, n)``: ``prm`` with the link travel times (less the start-up lag, which is no
+    speed) scaled by each of ``scales``."""
+    out = np.repeat(prm[None], len(scales), axis=0)
+    lag = START_UP_LAG_S / bin_s
+    for k, sc in enumerate(scales):
+        for row in (K.P_LINK_OUT, K.P_LINK_IN):
+            out[k, row] = np.where(prm[row] > 0, (prm[row] - lag) * sc + lag, 0.0)
+    return out
+
+
+def _mean_tot(nb: int, u: np.ndarray, prms: np.ndarray) -> np.ndarray:
+    return sum(K.corridor_delay(nb, u, p) for p in prms) / len(prms)
 
 
 def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray], *, sweeps: int = 4,
                   step_s: float = 3.0, stop_slack: float = STOP_SLACK, min_gain: float = MIN_MODEL_GAIN,
-                  split: bool = True) -> DelayResult:
+                  split: bool = True, travel_scales=None, join_queue: bool | None = None) -> DelayResult:
     """Offsets minimising modelled all-vehicle delay, the worse direction's stops per vehicle
     bounded by ``(1 + stop_slack)`` times the demand-weighted MAXBAND plan's.
 
@@ -174,11 +219,13 @@ def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]
     get a start cut into subsystems: :func:`brain.greenwave.subsystems.split_subsystems`); the
     best of them gets up to ``sweeps - 1`` more.
     Unless that cuts the modelled delay by at least ``min_gain`` (a share), the demand-weighted
-    MAXBAND offsets are returned (``start`` says so).
+    MAXBAND offsets are returned (``start`` says so). Every figure is the mean over the link
+    travel-time ``travel_scales`` (default :data:`TRAVEL_SCALES`; ``(1.0,)`` judges exact times only).
     """
     n = spec.n
     prob = band_problem(spec, cycle_s, greens_s)
-    nb, bin_s, prm = delay_params(spec, cycle_s, greens_s)
+    nb, bin_s, prm = delay_params(spec, cycle_s, greens_s, join_queue=join_queue)
+    prms = scenarios(prm, bin_s, TRAVEL_SCALES if travel_scales is None else travel_scales)
     step = max(1, _bins(step_s, bin_s))
     wo, wi = prob.weight_out, prob.weight_in
     starts = {"two-way": (wo, wi), "equal": (1.0, 1.0), "one-way out": (1.0, 0.0), "one-way in": (0.0, 1.0)}
@@ -189,13 +236,13 @@ def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]
         # the model's green starts are the effective ones; shifting them all alike changes nothing
         u = np.array([_bins(x - st[0], bin_s) % nb for x in st], dtype=np.int64)
         seeds[name] = u
-    ref_tot = K.corridor_delay(nb, seeds["two-way"], prm)
+    ref_tot = _mean_tot(nb, seeds["two-way"], prms)
     ref_d, ref_so, ref_si = _figures(ref_tot, bin_s)
     bound = max(ref_so, ref_si) * (1.0 + stop_slack) + 1e-9
     loss = STOP_LOSS_S / bin_s
 
     def ranked(name, u):
-        d, so, si = _figures(K.corridor_delay(nb, u, prm), bin_s)
+        d, so, si = _figures(_mean_tot(nb, u, prms), bin_s)
         return (max(so, si) > bound, d), name, u, d, so, si
 
     cuts: list[int] = []
@@ -206,10 +253,10 @@ def delay_offsets(spec: CorridorSpec, cycle_s: float, greens_s: list[np.ndarray]
             cuts = sub.cuts
             seeds["subsystems"] = sub.u
     # every start gets one coarse sweep (twice the grid step); the best is refined on the fine grid
-    first = [ranked(name, K.descend_offsets(nb, u0, prm, 1, 2 * step, bound, loss)) for name, u0 in seeds.items()]
+    first = [ranked(name, K.descend_offsets_multi(nb, u0, prms, 1, 2 * step, bound, loss)) for name, u0 in seeds.items()]
     _, name, u, d, so, si = min(first, key=lambda r: r[0])
     if sweeps > 1:
-        _, name, u, d, so, si = ranked(name, K.descend_offsets(nb, u, prm, sweeps - 1, step, bound, loss))
+        _, name, u, d, so, si = ranked(name, K.descend_offsets_multi(nb, u, prms, sweeps - 1, step, bound, loss))
     if d > ref_d * (1.0 - min_gain):
         # the model's own error against SUMO is several per cent: for less than that, the
         # bandwidth optimum (greens centred in their ranges, robust to travel-time error) stays

@@ -58,7 +58,9 @@ P_JOIN_LEN = 12    # side green length (bins)
 P_ENTRY_OUT = 13   # arrivals at this stop line from outside (veh per bin and lane): the corridor's entry
 P_ENTRY_IN = 14    # same, inbound
 P_ALPHA = 15       # Robertson's dispersion factor α (dimensionless; TRANSYT uses 0.35 on urban links)
-P_N = 16
+P_JOIN_HEAD = 16   # bins at the start of the side green while the side queue discharges (0: joins uniform)
+P_JOIN_PEAK = 17   # join rate during P_JOIN_HEAD over the side green's mean join rate (>= 1)
+P_N = 18
 
 # --- entries of the totals vector ---
 T_DELAY_OUT = 0    # veh·bins per cycle and lane
@@ -131,6 +133,17 @@ def _disperse(nb, x, link, alpha, y):
 
 
 @njit(cache=True)
+def _join_shape(jl, head_len, peak):
+    """(head bins, head factor, tail factor) of the joins over a side green of ``jl`` bins: the
+    side queue that built up during red discharges first at saturation (``peak`` times the mean
+    join rate), then arrivals pass at their own rate; the factors keep the joins per cycle."""
+    hl = int(head_len)
+    if hl <= 0 or hl >= jl or peak <= 1.0 or peak * hl >= jl:
+        return 0, 1.0, 1.0
+    return hl, peak, (jl - peak * hl) / (jl - hl)
+
+
+@njit(cache=True)
 def _direction(nb, u, prm, inbound, first, prof, delay, stops, buf, nxt):
     """Run one direction from travel position ``first`` (its arrival profile taken from ``prof``);
     writes ``prof``, ``delay``, ``stops`` (indexed by travel position) from there on."""
@@ -151,11 +164,12 @@ def _direction(nb, u, prm, inbound, first, prof, delay, stops, buf, nxt):
             jl = int(prm[P_JOIN_LEN, i])
             keep = prm[keep_row, i]
             join = prm[join_row, i]
+            hl, head, tail = _join_shape(jl, prm[P_JOIN_HEAD, i], prm[P_JOIN_PEAK, i])
             ph = (nb - js) % nb
             for t in range(nb):
                 buf[t] *= keep
                 if ph < jl:
-                    buf[t] += join
+                    buf[t] += join * (head if ph < hl else tail)
                 ph += 1
                 if ph == nb:
                     ph = 0
@@ -228,28 +242,36 @@ def descend_offsets(nb, u0, prm, sweeps, step, stop_bound, stop_loss):
     adding ``stop_loss`` bins, while the worse direction's stops per vehicle stay <= ``stop_bound``. Stops early when a sweep
     changes nothing.
     """
+    prms = np.empty((1, prm.shape[0], prm.shape[1]))
+    prms[0] = prm
+    return descend_offsets_multi(nb, u0, prms, sweeps, step, stop_bound, stop_loss)
+
+
+@njit(cache=True)
+def descend_offsets_multi(nb, u0, prms, sweeps, step, stop_bound, stop_loss):
+    """:func:`descend_offsets` judged over several scenarios at once: ``prms`` has shape
+    ``(S, P_N, n)`` (e.g. the same corridor with link travel times a few per cent shorter and
+    longer) and the objective is taken on the scenarios' mean delay and stops, so an optimum that
+    only holds for exact travel times (a platoon grazing a green's edge) loses to one that holds
+    for all of them. Same vehicles in every scenario (only times may differ)."""
+    S = prms.shape[0]
     n = u0.shape[0]
     u = u0.copy()
-    po = np.zeros((n, nb))
-    pi = np.zeros((n, nb))
-    do = np.zeros(n)
-    so = np.zeros(n)
-    di = np.zeros(n)
-    si = np.zeros(n)
+    po = np.zeros((S, n, nb))
+    pi = np.zeros((S, n, nb))
+    do = np.zeros((S, n))
+    so = np.zeros((S, n))
+    di = np.zeros((S, n))
+    si = np.zeros((S, n))
     buf = np.zeros(nb)
     nxt = np.zeros(nb)
-    _entry_profiles(nb, prm, po, pi)
-    _direction(nb, u, prm, False, 0, po, do, so, buf, nxt)
-    _direction(nb, u, prm, True, 0, pi, di, si, buf, nxt)
-    v_out = _vehicles(nb, prm, False)
-    v_in = _vehicles(nb, prm, True)
-    best = _objective(do.sum(), di.sum(), so.sum(), si.sum(), v_out, v_in, stop_bound, stop_loss)
-    tpo = po.copy()
-    tpi = pi.copy()
-    tdo = do.copy()
-    tso = so.copy()
-    tdi = di.copy()
-    tsi = si.copy()
+    for s in range(S):
+        _entry_profiles(nb, prms[s], po[s], pi[s])
+        _direction(nb, u, prms[s], False, 0, po[s], do[s], so[s], buf, nxt)
+        _direction(nb, u, prms[s], True, 0, pi[s], di[s], si[s], buf, nxt)
+    v_out = _vehicles(nb, prms[0], False)
+    v_in = _vehicles(nb, prms[0], True)
+    best = _objective(do.sum() / S, di.sum() / S, so.sum() / S, si.sum() / S, v_out, v_in, stop_bound, stop_loss)
     for _ in range(sweeps):
         changed = False
         for i in range(1, n):
@@ -266,16 +288,20 @@ def descend_offsets(nb, u0, prm, sweeps, step, stop_bound, stop_loss):
                     if v == keep:
                         continue
                     u[i] = v
-                    _direction(nb, u, prm, False, i, tpo, tdo, tso, buf, nxt)
-                    _direction(nb, u, prm, True, k_in, tpi, tdi, tsi, buf, nxt)
-                    obj = _objective(tdo.sum(), tdi.sum(), tso.sum(), tsi.sum(), v_out, v_in, stop_bound, stop_loss)
+                    # the accepted state is kept in po/pi..., trials overwrite from i on only
+                    for s in range(S):
+                        _direction(nb, u, prms[s], False, i, po[s], do[s], so[s], buf, nxt)
+                        _direction(nb, u, prms[s], True, k_in, pi[s], di[s], si[s], buf, nxt)
+                    obj = _objective(do.sum() / S, di.sum() / S, so.sum() / S, si.sum() / S, v_out, v_in,
+                                     stop_bound, stop_loss)
                     if obj < best - 1e-9:
                         best = obj
                         best_v = v
                 u[i] = best_v
-                # keep the trial arrays equal to the accepted state from each start on
-                _direction(nb, u, prm, False, i, tpo, tdo, tso, buf, nxt)
-                _direction(nb, u, prm, True, k_in, tpi, tdi, tsi, buf, nxt)
+                # bring the arrays back to the accepted state from each start on
+                for s in range(S):
+                    _direction(nb, u, prms[s], False, i, po[s], do[s], so[s], buf, nxt)
+                    _direction(nb, u, prms[s], True, k_in, pi[s], di[s], si[s], buf, nxt)
             if best_v != keep:
                 changed = True
         if not changed:
@@ -334,7 +360,13 @@ def _direction_ref(nb, u, prm, inbound):
         if k + 1 < n:
             js = (int(u[i]) + int(prm[P_JOIN_SHIFT, i])) % nb
             jl = int(prm[P_JOIN_LEN, i])
-            out = [dep[t] * prm[keep_row, i] + (prm[join_row, i] if (t - js) % nb < jl else 0.0) for t in range(nb)]
+            hl, peak = int(prm[P_JOIN_HEAD, i]), float(prm[P_JOIN_PEAK, i])
+            shaped = 0 < hl < jl and 1.0 < peak and peak * hl < jl
+            out = []
+            for t in range(nb):
+                ph = (t - js) % nb
+                factor = (peak if ph < hl else (jl - peak * hl) / (jl - hl)) if shaped else 1.0
+                out.append(dep[t] * prm[keep_row, i] + (prm[join_row, i] * factor if ph < jl else 0.0))
             y = _disperse_ref(nb, out, float(prm[link_row, i]), float(prm[P_ALPHA, i]))
             j = n - 2 - k if inbound else k + 1
             arr = [v + prm[entry_row, j] for v in y]
@@ -366,9 +398,18 @@ def _objective_ref(tot, stop_bound, stop_loss):
 
 def descend_offsets_ref(nb, u0, prm, sweeps, step, stop_bound, stop_loss):
     """Plain-Python twin of :func:`descend_offsets` (whole-corridor evaluation per trial)."""
+    return descend_offsets_multi_ref(nb, u0, [prm], sweeps, step, stop_bound, stop_loss)
+
+
+def descend_offsets_multi_ref(nb, u0, prms, sweeps, step, stop_bound, stop_loss):
+    """Plain-Python twin of :func:`descend_offsets_multi` (whole-corridor evaluation per trial)."""
     u = np.array(u0, dtype=np.int64).copy()
     n = len(u)
-    best = _objective_ref(corridor_delay_ref(nb, u, prm), stop_bound, stop_loss)
+
+    def mean_tot(u):
+        return sum(corridor_delay_ref(nb, u, p) for p in prms) / len(prms)
+
+    best = _objective_ref(mean_tot(u), stop_bound, stop_loss)
     for _ in range(sweeps):
         changed = False
         for i in range(1, n):
@@ -381,7 +422,7 @@ def descend_offsets_ref(nb, u0, prm, sweeps, step, stop_bound, stop_loss):
                     if v == keep:
                         continue
                     u[i] = v
-                    obj = _objective_ref(corridor_delay_ref(nb, u, prm), stop_bound, stop_loss)
+                    obj = _objective_ref(mean_tot(u), stop_bound, stop_loss)
                     if obj < best - 1e-9:
                         best, best_v = obj, v
                 u[i] = best_v
@@ -410,4 +451,5 @@ def warm_up() -> None:
     """Compile the kernels (first call) so plan latency excludes it."""
     prm = example_params(3, nb=20, link_bins=5.0)
     descend_offsets(20, np.zeros(3, dtype=np.int64), prm, 1, 2, 1e9, 4.0)
+    descend_offsets_multi(20, np.zeros(3, dtype=np.int64), np.stack([prm, prm]), 1, 2, 1e9, 4.0)
     corridor_delay(20, np.zeros(3, dtype=np.int64), prm)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brain.greenwave.delay import START_UP_LAG_S, STOP_SLACK, delay_offsets, delay_params, modelled
+from brain.greenwave.delay import START_UP_LAG_S, STOP_SLACK, TRAVEL_SCALES, delay_offsets, delay_params, modelled
 from brain.greenwave.model import CorridorSpec, IntersectionSpec, PhaseSpec
 from brain.kernels import platoon as K
 
@@ -35,6 +35,10 @@ def random_params(rng, n, nb):
     prm[K.P_ENTRY_OUT, 0] = rng.uniform(0, 0.4)      # up to oversaturated entries
     prm[K.P_ENTRY_IN, n - 1] = rng.uniform(0, 0.4)
     prm[K.P_ALPHA] = rng.uniform(0.05, 0.6)
+    # side queues discharging at the side green's start, including shapes the kernel must refuse
+    # (head longer than the green, a peak that would leave a negative tail): those stay uniform
+    prm[K.P_JOIN_HEAD] = rng.integers(0, nb, n) * (rng.random(n) < 0.7)
+    prm[K.P_JOIN_PEAK] = rng.uniform(0.5, 4.0, n)
     return prm
 
 
@@ -56,6 +60,44 @@ def test_descent_equals_twin(seed, n, nb, step, bound, loss):
     u0 = rng.integers(0, nb, n).astype(np.int64)
     np.testing.assert_array_equal(K.descend_offsets(nb, u0, prm, 3, step, bound, loss),
                                   K.descend_offsets_ref(nb, u0, prm, 3, step, bound, loss))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 5), nb=st.integers(12, 30), step=st.integers(1, 4),
+       scales=st.lists(st.floats(0.8, 1.2), min_size=1, max_size=3), loss=st.sampled_from([0.0, 6.0]))
+def test_scenario_descent_equals_twin(seed, n, nb, step, scales, loss):
+    rng = np.random.default_rng(seed)
+    prm = random_params(rng, n, nb)
+    prms = np.stack([np.where(np.isin(np.arange(K.P_N), [K.P_LINK_OUT, K.P_LINK_IN])[:, None], prm * sc, prm)
+                     for sc in scales])
+    u0 = rng.integers(0, nb, n).astype(np.int64)
+    got = K.descend_offsets_multi(nb, u0, prms, 3, step, 1e9, loss)
+    np.testing.assert_array_equal(got, K.descend_offsets_multi_ref(nb, u0, list(prms), 3, step, 1e9, loss))
+    if len(scales) == 1:   # one scenario is the plain descent
+        np.testing.assert_array_equal(got, K.descend_offsets(nb, u0, prms[0], 3, step, 1e9, loss))
+
+
+@given(jl=st.integers(1, 90), head=st.integers(-2, 95), peak=st.floats(0.0, 10.0))
+def test_join_shape_keeps_the_joins_per_cycle(jl, head, peak):
+    hl, h, t = K._join_shape(jl, float(head), peak)
+    assert 0 <= hl < jl and h >= 1.0 and t >= 0.0
+    assert hl * h + (jl - hl) * t == pytest.approx(jl)          # the same vehicles, only earlier
+
+
+def test_side_queue_discharges_first_and_keeps_the_side_flow():
+    from brain.greenwave.delay import _side_queue
+
+    ph = PhaseSpec(name="s", min_green_s=12, flow_vph=300)
+    hl, peak = _side_queue(ph, 20.0, 60.0, 1.0)
+    f, s = 300 / 3600, ph.saturation_vph / 3600
+    assert hl == round(f * 40 / (s - f)) and peak == pytest.approx(s * 20 / (f * 60))
+    assert s * hl + f * (20 - hl) == pytest.approx(f * 60, rel=0.1)   # what arrived in a cycle leaves in its green
+    assert _side_queue(PhaseSpec(name="s", min_green_s=12, flow_vph=1700), 20.0, 60.0, 1.0) == (0.0, 1.0)  # never clears
+    spec = corridor(3, 1)
+    _, _, prm = delay_params(spec, 60.0, [np.array([33.0, 17.0])] * 3)
+    assert (prm[K.P_JOIN_HEAD] > 0).all() and (prm[K.P_JOIN_PEAK] > 1).all()
+    _, _, flat = delay_params(spec, 60.0, [np.array([33.0, 17.0])] * 3, join_queue=False)
+    assert (flat[K.P_JOIN_HEAD] == 0).all()
 
 
 def test_flow_is_conserved_and_an_unconstrained_queue_has_no_delay():
@@ -102,7 +144,7 @@ def test_delay_offsets_never_worse_than_maxband_start_and_stops_bounded(seed, n)
     res = delay_offsets(spec, 60.0, greens)
     assert res.delay_s_per_veh <= res.maxband_delay_s_per_veh + 1e-9
     assert res.stops_worse <= res.maxband_stops_worse * (1 + STOP_SLACK) + 1e-6
-    again = modelled(spec, 60.0, greens, res.green_start_s)      # the figures are the offsets' own
+    again = modelled(spec, 60.0, greens, res.green_start_s, TRAVEL_SCALES)   # the figures are the offsets' own
     assert again["delay_s_per_veh"] == pytest.approx(res.delay_s_per_veh)
 
 
@@ -120,6 +162,6 @@ def test_delay_params_follow_the_corridor():
 def test_plans_well_under_a_second(n):
     K.warm_up()
     spec = corridor(n, 3)
-    t0 = time.perf_counter()
+    t0 = time.process_time()   # CPU time: the shared machine's load (often 8+ on 2 cores) inflates wall time
     delay_offsets(spec, 60.0, [np.array([33.0, 17.0])] * n)
-    assert time.perf_counter() - t0 < 2.0   # generous: 2 shared cores; bench/greenwave_speed.py measures it
+    assert time.process_time() - t0 < 1.0   # "well under a second on one core"; bench/greenwave_speed.py measures it
