@@ -1,0 +1,153 @@
+"""Faults of sensors that report less often than the tick, and of sensors with few peers.
+
+Three gaps the randomised bench (``bench/alert_quality.py --seeds``) showed, each tested on the
+real operator with its configuration from before as the peer (which fails the same check):
+
+* a weather station reports every 10 minutes at its own phase; judged only against peers that
+  reported in the same 5-minute tick, a station whose phase two peers never share was never
+  judged for drift. It is now held against its peers' latest readings (``CARRY_PEERS``).
+* a spiking weather station sends a few readings outside its valid range, often one an hour:
+  out-of-range readings are now counted over its last 12 reports (2 h), not one hour.
+* a hazard source's two or three sensors are each other's only peers: a drifting one drags the
+  median of two the other way, so the healthy sensor looked like it drifted too (the peer that
+  moved further is now the one blamed), and their ratio wanders by itself up to ~0.23 on clean
+  days, so hazard drift needs a log ratio of 0.3 (``DRIFT_MIN_LOG_BY_FAMILY``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import streams.fault_operator as fo
+from brain.city import demo_city_path, load_city
+from brain.ticks import TickBatch
+
+T0 = 1_780_243_200_000
+TICK = 300_000
+MIN = 60_000
+
+
+@pytest.fixture(scope="module")
+def city():
+    return load_city(demo_city_path())
+
+
+def _weather_day(city, drifting: str | None, ticks: int, op: fo.FaultOperator) -> dict[str, int]:
+    """Weather stations in two phases (half report at even ticks, half at odd ones, every 10 min);
+    ``drifting`` reads -50 % by a linear ramp from tick 12 over 36 ticks (3 h). First tick per (sensor, fault)."""
+    wx = [s.id for s in city.sensors if s.type == "weather"]
+    rng = np.random.default_rng(7)
+    first: dict[str, int] = {}
+    for t in range(ticks):
+        end = T0 + (t + 1) * TICK
+        now = [i for i in range(len(wx)) if i % 2 == t % 2]
+        temp = 15.0 + 2.0 * np.sin(t / 40.0) + rng.normal(0.0, 0.15, len(wx))
+        if drifting is not None and t >= 12:
+            k = wx.index(drifting)
+            temp[k] *= 1.0 - 0.5 * min((t - 12) / 36.0, 1.0)
+        ids = [wx[i] for i in now]
+        frame = pl.DataFrame({"sensor_id": ids, "ts_ms": [end - 1000] * len(ids), "window_end_ms": [end] * len(ids),
+                              "temp_c": np.round(temp[now], 1), "humidity_pct": np.round(70 + rng.normal(0, 1, len(ids)), 1),
+                              "wind_ms": np.round(3 + rng.normal(0, 0.3, len(ids)), 1), "rain_mm": [0.0] * len(ids)})
+        out = op(TickBatch(ends=[end], inputs={"weather": frame}, vitals={}))["sensor_faults"]
+        for sid, fault in out.filter(pl.col("family") == "weather").select("sensor_id", "fault").iter_rows():
+            first.setdefault(f"{sid}/{fault}", t)
+    return first
+
+
+def test_a_ten_minute_station_out_of_phase_with_its_peers_is_judged_for_drift(city):
+    target = next(s.id for s in city.sensors if s.type == "weather")
+    first = _weather_day(city, target, 12 + 48, fo.FaultOperator(city))
+    assert f"{target}/drift" in first, first
+    assert first[f"{target}/drift"] - 12 <= 42, first  # within 3.5 h of the start of a 3-h ramp
+    assert [k for k in first if not k.startswith(target)] == []  # the stations it drags stay clean
+
+
+def test_the_same_station_held_only_against_same_tick_peers_is_never_judged(city, monkeypatch):
+    monkeypatch.setattr(fo, "CARRY_PEERS", frozenset())  # the configuration before
+    target = next(s.id for s in city.sensors if s.type == "weather")
+    first = _weather_day(city, target, 12 + 48, fo.FaultOperator(city))
+    assert f"{target}/drift" not in first
+
+
+def test_a_healthy_day_of_out_of_phase_stations_raises_nothing(city):
+    assert _weather_day(city, None, 60, fo.FaultOperator(city)) == {}
+
+
+def _dead(sensor_id: str, ts_ms: int) -> dict:
+    raw = f'{{"sensor_id": "{sensor_id}", "ts_ms": {ts_ms}, "temp_c": 99.0}}'
+    return {"reason_code": "out_of_sensor_range", "raw": raw}
+
+
+def _spikes_after_two_readings_out_of_range(city, gap_min: int) -> list[str]:
+    """Sensors suspected of spikes after two out-of-range readings 70 min apart; each sensor last seen every ``gap_min``."""
+    op = fo.FaultOperator(city)
+    wx = next(s.id for s in city.sensors if s.type == "weather")
+    ns = next(s.id for s in city.sensors if s.type == "noise")
+    got: set[str] = set()
+    for t in range(48):
+        end = T0 + (t + 1) * TICK
+        # the weather station reports every 10 min, the noise monitor every minute
+        seen = pl.DataFrame({"sensor_id": [wx, ns], "last_seen_ms": [end - (end - T0) % (gap_min * MIN), end - 1000],
+                             "window_end_ms": [end, end]})
+        if t == 30:  # out-of-range readings at 10 min and 80 min into the span, as dead letters
+            op.observe_rejected(pl.DataFrame([_dead(wx, T0 + 90 * MIN), _dead(wx, T0 + 160 * MIN),
+                                              _dead(ns, T0 + 90 * MIN), _dead(ns, T0 + 160 * MIN)]))
+        out = op(TickBatch(ends=[end], inputs={"sensor_last_seen": seen}, vitals={}))["sensor_faults"]
+        got |= {f"{s}/{f}" for s, f in out.select("sensor_id", "fault").iter_rows()}
+    return sorted(k for k in got if k.endswith("/spikes"))
+
+
+def test_two_readings_out_of_range_within_twelve_reports_are_spikes_for_a_ten_minute_station(city):
+    wx = next(s.id for s in city.sensors if s.type == "weather")
+    # the minute reporter's two readings are 70 min apart: more than its 12 reports (an hour), no spikes
+    assert _spikes_after_two_readings_out_of_range(city, 10) == [f"{wx}/spikes"]
+
+
+def test_within_one_hour_only_the_ten_minute_station_is_missed(city, monkeypatch):
+    monkeypatch.setattr(fo, "SPIKE_REJECTED_READINGS", 0)  # the configuration before: one hour for every sensor
+    assert _spikes_after_two_readings_out_of_range(city, 10) == []
+
+
+def _hazard_day(city, drifting: str | None, ticks: int) -> dict[str, int]:
+    """Hazard sensors (each source's two or three) with their own slow wander; ``drifting`` -50 % over 3 h from tick 24."""
+    op = fo.FaultOperator(city)
+    hz = [s for s in city.sensors if s.type == "hazard"]
+    rng = np.random.default_rng(3)
+    base = np.array([0.4 * (s.valid_max - s.valid_min) + s.valid_min for s in hz]) + 1.0
+    phase = rng.uniform(0, 6.3, len(hz))
+    first: dict[str, int] = {}
+    for t in range(ticks):
+        end = T0 + (t + 1) * TICK
+        value = base * (1.0 + 0.05 * np.sin(t / 30.0 + phase) + 0.01 * rng.normal(0.0, 1.0, len(hz)))
+        if drifting is not None and t >= 24:
+            k = [s.id for s in hz].index(drifting)
+            value[k] *= 1.0 - 0.5 * min((t - 24) / 36.0, 1.0)
+        frame = pl.DataFrame({"sensor_id": [s.id for s in hz], "ts_ms": [end - 1000] * len(hz),
+                              "window_end_ms": [end] * len(hz), "value": np.round(value, 3),
+                              "value_max": np.round(value * 1.01, 3)})
+        out = op(TickBatch(ends=[end], inputs={"hazard": frame}, vitals={}))["sensor_faults"]
+        for sid, fault in out.filter(pl.col("family") == "hazard").select("sensor_id", "fault").iter_rows():
+            first.setdefault(f"{sid}/{fault}", t)
+    return first
+
+
+def test_a_drifting_hazard_sensor_is_blamed_and_its_source_partners_are_not(city):
+    hz = [s for s in city.sensors if s.type == "hazard"]
+    target = hz[0].id
+    first = _hazard_day(city, target, 24 + 48)
+    assert f"{target}/drift" in first, first
+    assert first[f"{target}/drift"] - 24 <= 42, first
+    assert [k for k in first if not k.startswith(target)] == [], first
+
+
+def test_without_blame_a_partner_of_the_drifting_sensor_is_flagged_too(city, monkeypatch):
+    monkeypatch.setattr(fo._Family, "dragged", lambda self, flags, dtot: None)  # the configuration before
+    hz = [s for s in city.sensors if s.type == "hazard"]
+    first = _hazard_day(city, hz[0].id, 24 + 48)
+    assert [k for k in first if not k.startswith(hz[0].id)] != [], first
+
+
+def test_a_healthy_hazard_day_raises_nothing(city):
+    assert _hazard_day(city, None, 24 + 48) == {}
