@@ -190,14 +190,33 @@ class Escort:
     tighter bounds: pass them). Within ``arrive_m`` of the route's end the vehicle has arrived
     and every hold is released (:meth:`finish`, also for a cancelled escort). Every request is in :attr:`log`, in order.
 
+    Conditional priority (buses): with a ``timetable`` — ``(distance along the route m, scheduled
+    time s on the plan clock)`` pairs, distances increasing — the vehicle is escorted only while it
+    runs more than ``late_s`` behind it (interpolated at its position): an on-time bus takes no
+    green from cross streets, and one that catches up releases what it held. :attr:`lateness_s`
+    is the last figure.
+
     Example: see the module docstring.
     """
 
     def __init__(self, route: Route, specs: dict[str, CorridorSpec], plans: dict[str, Plan], vehicle_id: str, *,
                  incident_id: str | None = None, kind: str = "emergency", back_tol_m: float = 30.0, arrive_m: float = 15.0,
-                 limits: SafetyLimits = DEFAULT_LIMITS, **bounds):
+                 limits: SafetyLimits = DEFAULT_LIMITS, timetable: Sequence[tuple[float, float]] | None = None,
+                 late_s: float = 60.0, **bounds):
         if kind not in ("emergency", "bus"):
             raise ValueError(f"kind must be 'emergency' or 'bus', got {kind!r}")
+        self.timetable = None
+        if timetable is not None:
+            tt = np.asarray(timetable, dtype=np.float64)
+            if tt.ndim != 2 or tt.shape[1] != 2 or len(tt) < 1 or not np.isfinite(tt).all() \
+                    or (np.diff(tt[:, 0]) <= 0).any() or (np.diff(tt[:, 1]) < 0).any():
+                raise ValueError("timetable must be (distance m, time s) pairs with increasing distance "
+                                 "and non-decreasing time")
+            if not (math.isfinite(late_s) and late_s >= 0):
+                raise ValueError(f"late_s must be >= 0, got {late_s}")
+            self.timetable = tt
+        self.late_s = float(late_s)
+        self.lateness_s: float | None = None
         self.route, self.vehicle_id, self.kind = route, vehicle_id, kind
         self.back_tol_m, self.arrive_m = back_tol_m, arrive_m
         self.legs: list[Leg] = []
@@ -252,6 +271,13 @@ class Escort:
             raise ValueError("t_s, lon, lat must be finite and speed_kmh >= 0")
         s = self.locate(lon, lat)
         out = []
+        if self.timetable is not None:
+            self.lateness_s = float(t_s - np.interp(s, self.timetable[:, 0], self.timetable[:, 1]))
+            if self.lateness_s <= self.late_s:
+                # on time (or caught up): nothing requested, anything still held goes back to the plan
+                out = [r for leg in self.legs for r in leg.follower.hold_off(t_s, leg.corridor_position(s))]
+                self.log += out
+                return out
         for leg in self.legs:
             out += leg.follower.update(t_s=t_s, position_m=leg.corridor_position(s), speed_kmh=speed_kmh)
         self.log += out

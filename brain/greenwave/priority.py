@@ -245,6 +245,22 @@ class EmergencyPriority:
                     out.append(self._request(t_s, i, "restore", prev.eta_s, (t_s, t_s), 0.0, []))
         return out
 
+    def hold_off(self, t_s: float, position_m: float) -> list[PriorityRequest]:
+        """Follow without asking (conditional priority, e.g. a bus on time): every hold is
+        restored, intersections passed are done; a later :meth:`update` asks again ahead."""
+        sign = 1.0 if self.direction == "out" else -1.0
+        out = []
+        for i in self.route_idx:
+            if i in self._done:
+                continue
+            passed = sign * (self.spec.intersections[i].position_m - position_m) < -self.clear_m
+            if passed:
+                self._done.add(i)
+            prev = self._active.pop(i, None)
+            if prev is not None:
+                out.append(self._request(t_s, i, "restore", prev.eta_s, (t_s, t_s), 0.0, []))
+        return out
+
     def active(self) -> list[str]:
         """Intersections requested and not yet released."""
         return [self.plan.intersections[i].id for i in self._active]

@@ -164,3 +164,39 @@ def test_safety_limits_never_violated_random_routes_and_speeds(city, network, da
         else:  # extension: the cycle's phases end on the planned cycle boundary
             lp = it.phases[num[int(last[0])]]
             assert last[2] + lp.yellow_s + lp.all_red_s == pytest.approx(first[1] + C)
+
+
+def test_bus_priority_only_while_late_against_its_timetable(city, network):
+    # a bus at a steady 30 km/h along Jiefang Rd: on time for the first half of its trip, then
+    # later and later (its timetable assumes twice the speed there). Priority starts only once it
+    # is more than late_s behind, and an on-time bus takes no green from anyone.
+    specs, plans = network
+    route = plan_route(city, "JF01", "JF10")
+    v = 30 / 3.6
+    half = route.length_m / 2
+    t0 = 1_800_000_000.0
+    late = [(0.0, t0), (half, t0 + half / v), (route.length_m, t0 + half / v + half / (2 * v))]
+    early = [(0.0, t0 + 100.0), (route.length_m, t0 + 100.0 + route.length_m / v)]
+    pts, passes = drive(route, 30.0, t0)
+    esc = Escort(route, specs, plans, "BUS-9", kind="bus", timetable=late, late_s=30.0, max_cross_delay_s=8.0)
+    for t, lon, lat in pts:
+        esc.update(t, lon, lat, 30.0)
+        if esc.lateness_s is not None and esc.lateness_s <= 30.0:
+            assert esc.active() == []                        # on time: nothing held
+    esc.finish(pts[-1][0] + 1)
+    asked = [r for r in esc.log if r.action != "restore"]
+    assert asked, "the late half is escorted"
+    # a request is only made once the bus is 30 s late: at position s, lateness = (s - half) / (2 v)
+    first_late_t = t0 + (half + 30.0 * 2 * v) / v
+    assert min(r.issued_s for r in asked) >= first_late_t - 1.0
+    assert {r.intersection for r in asked} <= {s for s, t in passes.items() if t > first_late_t}
+    assert max(r.cross_delay_s for r in asked) <= 8.0 + 1e-9 and esc.active() == []
+    restored = [r.intersection for r in esc.log if r.action == "restore"]
+    assert set(restored) >= {r.intersection for r in asked}    # everything asked is given back
+    ontime = Escort(route, specs, plans, "BUS-10", kind="bus", timetable=early, late_s=30.0)
+    for t, lon, lat in pts:
+        ontime.update(t, lon, lat, 30.0)
+    assert ontime.log == [] and ontime.cost() == {}
+    for bad in ([(0.0, t0), (0.0, t0 + 5)], [(0.0, t0 + 5), (10.0, t0)], [(0.0, float("nan"))], [1, 2, 3]):
+        with pytest.raises(ValueError, match="timetable"):
+            Escort(route, specs, plans, "BUS-11", kind="bus", timetable=bad)
