@@ -51,8 +51,8 @@ CITYBRAIN = str(Path(sys.executable).parent / "citybrain")
 PATHS = ["/api/v1/vitals/district/latest", "/api/v1/alerts?limit=50"]
 
 PEER_APP = '''
-import json, sys
-BODIES = {k: v.encode() for k, v in json.load(open(sys.argv[1])).items()}
+import json, os, sys
+BODIES = {k: v.encode() for k, v in json.load(open(os.environ.get("PEER_BODIES") or sys.argv[1])).items()}
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -210,6 +210,17 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its live children (the workers of ``--workers``; a peer worker's too)."""
+    total = cpu_s(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            total += tree_cpu_s(int(child))
+        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            pass
+    return total
+
+
 def browser_latency(url: str, token: str, seconds: float) -> list[float] | None:
     """Window close -> painted in headless Chromium (the cockpit's own record, after its first 5 windows)."""
     if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
@@ -251,6 +262,9 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=600.0, help="stream speed of the push-latency run (default 600)")
     ap.add_argument("--push-seconds", type=float, default=20.0, help="how long to record push latency (default 20)")
     ap.add_argument("--no-push", action="store_true", help="skip the window close -> push/browser phase")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="server processes on each side (ours: citybrain serve --workers N, SO_REUSEPORT; the peer: "
+                         "uvicorn's workers=N on one socket); CPU is summed over them (default 1)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 20)
     from streams.redis_server import EmbeddedRedis
@@ -265,11 +279,16 @@ def main() -> int:
         make_run(tmp / "out", redis_url, args.hours, seed)
         print(f"demo city, seed {seed}: {args.hours:g} h run in {time.perf_counter() - t:.1f} s")
         ours_port, peer_port = free_port(), free_port()
-        ours, token = start_logged([CITYBRAIN, "serve", "--out", str(tmp / "out"), "--http-port", str(ours_port)],
-                                   tmp / "serve.log", env)
+        ours, token = start_logged([CITYBRAIN, "serve", "--out", str(tmp / "out"), "--http-port", str(ours_port),
+                                    "--workers", str(args.workers)], tmp / "serve.log", env)
         procs.append(ours)
         base = f"http://127.0.0.1:{ours_port}"
         wait_http(base + "/healthz")
+        if args.workers > 1:
+            end = time.monotonic() + 120
+            while "processes serve this port" not in (tmp / "serve.log").read_text() and time.monotonic() < end:
+                time.sleep(0.2)
+            time.sleep(3)  # the other workers' start (city, app) after the first one's banner
         headers = {"Authorization": f"Bearer {token}"}
         import urllib.request
 
@@ -282,8 +301,8 @@ def main() -> int:
         peer = subprocess.Popen([sys.executable, "-c",
                                  f"import sys, uvicorn; sys.argv=['peer', {str(tmp / 'bodies.json')!r}]; "
                                  f"sys.path.insert(0, {str(tmp)!r}); import peer; "
-                                 f"uvicorn.run(peer.app, host='127.0.0.1', port={peer_port}, log_level='warning', "
-                                 f"access_log=False)"])
+                                 f"uvicorn.run('peer:app', host='127.0.0.1', port={peer_port}, log_level='warning', "
+                                 f"access_log=False, workers={args.workers})"], env={**env, "PYTHONPATH": str(tmp), "PEER_BODIES": str(tmp / "bodies.json")})
         procs.append(peer)
         peer_base = f"http://127.0.0.1:{peer_port}"
         wait_http(peer_base + PATHS[0])
@@ -296,13 +315,13 @@ def main() -> int:
         gen_busy: list[float] = []
         for rnd in range(args.rounds):
             for name, b, sse, proc in (("ours", base, args.clients, ours), ("peer", peer_base, args.clients, peer)):
-                c0 = cpu_s(proc.pid)
+                c0 = tree_cpu_s(proc.pid)
                 if args.client == "raw":
                     lat = run_uv(raw_load(b, headers, args.rate, args.seconds, sse, args.connections))
                     gen_busy.append(lat["gen_cpu"][0])
                 else:
                     lat = asyncio.run(load(b, headers, args.rate, args.seconds, sse))
-                cpu[name] += cpu_s(proc.pid) - c0  # includes holding the SSE clients: the same on both sides
+                cpu[name] += tree_cpu_s(proc.pid) - c0  # includes holding the SSE clients: the same on both sides
                 for p in PATHS:
                     results[name][p] += lat[p]
                     sent[name] += len(lat[p])
@@ -314,7 +333,8 @@ def main() -> int:
                   f"{pct(o, 99) / pct(q, 99):>10.1f}x")
         per = {k: 1000 * cpu[k] / max(sent[k], 1) for k in cpu}
         print(f"server CPU per request (incl. SSE upkeep): ours {per['ours']:.2f} ms, peer {per['peer']:.2f} ms "
-              f"({per['ours'] / max(per['peer'], 1e-9):.1f}x); load average {os.getloadavg()[0]:.1f}")
+              f"({per['ours'] / max(per['peer'], 1e-9):.1f}x); {args.workers} process(es) each; "
+              f"load average {os.getloadavg()[0]:.1f}")
         if gen_busy:
             print(f"load generator's own CPU while sending: {100 * min(gen_busy):.0f}-{100 * max(gen_busy):.0f} % of a "
                   f"core; {os.cpu_count()} cores; per core at the measured cost ours could serve at most "

@@ -6,8 +6,11 @@ starts the same service in its own process by default.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import signal
+import subprocess
 import sys
 
 from citybrain.cli import UserError
@@ -23,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--http-port", type=int, help="port (default 8080)")
     p.add_argument("--no-admin-token", action="store_true", help="do not make a first admin token at start")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes serving the same port (SO_REUSEPORT; the kernel spreads connections among "
+                        "them; each has its own live push fed by the engine's Redis and history). Default 1")
+    p.add_argument("--worker-of", type=int, metavar="PID", help=argparse.SUPPRESS)  # a worker started by --workers
     p.set_defaults(func=serve_command)
 
 
@@ -56,14 +63,25 @@ def serve_command(args) -> int:
     url = settings.redis_url or running_redis_url(Path(settings.out_dir) / "redis")
     if not Path(settings.out_dir).is_dir():
         raise UserError(f"--out {settings.out_dir} does not exist: point it at the engine's output folder")
+    if not 1 <= args.workers <= 64:
+        raise UserError(f"--workers must be 1..64, got {args.workers}")
+    worker = args.worker_of is not None
+    if worker:
+        _die_with(args.worker_of)
 
     async def go() -> int:
         try:
             cockpit = await start_cockpit(city, settings.out_dir, url, host=settings.http_host, port=settings.http_port,
-                                          limits=limits_from(settings), admin_token=not args.no_admin_token)
+                                          limits=limits_from(settings), admin_token=not (args.no_admin_token or worker),
+                                          reuse_port=worker or args.workers > 1)
         except OSError as exc:
             raise UserError(str(exc)) from None
-        print_banner(cockpit)
+        children = [] if worker else start_workers(args, settings, url, cockpit, args.workers - 1)
+        if not worker:
+            print_banner(cockpit)
+        if children:
+            print(f"citybrain: {args.workers} processes serve this port (pids {os.getpid()}, "
+                  f"{', '.join(str(c.pid) for c in children)})", file=sys.stderr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -71,10 +89,42 @@ def serve_command(args) -> int:
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, cockpit.task], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
+        for c in children:
+            c.terminate()
         await cockpit.stop()
+        for c in children:
+            try:
+                c.wait(15)
+            except subprocess.TimeoutExpired:
+                c.kill()
         return 0
 
     return run_fast_loop(go())
+
+
+def start_workers(args, settings, redis_url: str, cockpit, n: int) -> list[subprocess.Popen]:
+    """``n`` more ``citybrain serve`` processes on the cockpit's port (SO_REUSEPORT), against the same Redis
+    (the one this process resolved, never a second embedded server) and ``--out``; each stops with this one."""
+    port = cockpit.url.rstrip("/").rsplit(":", 1)[1]
+    cmd = [sys.executable, "-m", "citybrain", "serve", "--out", str(settings.out_dir), "--redis", redis_url,
+           "--host", settings.http_host, "--http-port", port, "--worker-of", str(os.getpid())]
+    if args.city:
+        cmd += ["--city", args.city]
+    if args.config:
+        cmd += ["--config", args.config]
+    return [subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) for _ in range(n)]
+
+
+def _die_with(parent_pid: int) -> None:
+    """A worker ends with the process that started it, however that one ends (Linux parent-death signal)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's terminate() at its stop still ends us
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl
+        raise UserError("the serve process that started this worker is gone")
 
 
 def run_fast_loop(coro):

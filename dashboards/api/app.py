@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from importlib import resources
 
 import polars as pl
@@ -34,7 +35,7 @@ from dashboards.api.auth import require
 from dashboards.api.context import ApiContext
 from dashboards.api.errors import install_error_handlers
 from dashboards.api.prom import vitals_text
-from dashboards.api.routers import admin, alerts, delivery, live, plans, sensors, subscriptions, vitals
+from dashboards.api.routers import admin, alerts, delivery, escort, live, plans, sensors, subscriptions, vitals
 
 STATIC_DIR = resources.files("dashboards") / "static"
 API_VERSION = "1"
@@ -57,7 +58,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
                               "(`citybrain tokens create`).")
     app.state.ctx = ctx
     install_error_handlers(app)
-    for r in (vitals.router, alerts.router, subscriptions.router, plans.router, sensors.router, admin.router,
+    for r in (vitals.router, alerts.router, subscriptions.router, escort.router, plans.router, sensors.router, admin.router,
               live.router, delivery.router):
         app.include_router(r)
 
@@ -68,7 +69,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         except Exception:  # the answer is the point: unreachable Redis is reported, not raised
             redis_ok = False
         return {"status": "ok" if redis_ok else "degraded", "redis": redis_ok, "live_clients": ctx.hub.clients,
-                "engine_in_process": ctx.pipeline is not None}
+                "engine_in_process": ctx.pipeline is not None, "pid": os.getpid()}  # which of `serve --workers` answered
 
     @app.get("/metrics", tags=["service"], summary="Prometheus text: vital signs per district and city, engine counters")
     async def metrics(_=Depends(require("read"))):

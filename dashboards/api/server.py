@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -66,11 +67,13 @@ class Cockpit:
 
 async def start_cockpit(city, out_dir: str | os.PathLike, redis_url: str | None, *, host: str = "127.0.0.1",
                         port: int = 8080, limits: ApiLimits | None = None, pipeline=None, driver=None,
-                        admin_token: bool = True) -> Cockpit:
+                        admin_token: bool = True, reuse_port: bool = False) -> Cockpit:
     """Start the app in the running loop; ``redis_url`` None = the embedded Redis under ``out_dir``/redis.
 
     With a ``driver``, its closed windows feed the live hub. ``admin_token`` makes a first admin token
-    (valid a week) for the operator who started the process. Raises ``OSError`` when the port is taken.
+    (valid a week) for the operator who started the process. ``reuse_port`` (SO_REUSEPORT) lets other
+    processes of ``citybrain serve --workers`` listen on the same port, the kernel spreading connections
+    among them. Raises ``OSError`` when the port is taken.
     """
     own = None
     if not redis_url:
@@ -83,6 +86,8 @@ async def start_cockpit(city, out_dir: str | os.PathLike, redis_url: str | None,
     # each response waited ~40 ms for the client's delayed ACK (Nagle) - measured by bench/api_load.py
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -103,6 +108,11 @@ async def start_cockpit(city, out_dir: str | os.PathLike, redis_url: str | None,
             task.result()
             raise OSError(f"the cockpit server on {host}:{port} stopped at start")
         await asyncio.sleep(0.02)
+    # what exists now (the city, the app, imported modules: ~150k objects) lives as long as the process:
+    # move it out of the collector's sight, so a full collection under load scans only what requests made
+    # (bench/api_load.py: full collections of the whole heap stalled every request for 30-1000 ms)
+    gc.collect()
+    gc.freeze()
     token = ""
     if admin_token:
         token, _ = await ctx.tokens.create("first-admin", "admin", created_by="citybrain (process start)",

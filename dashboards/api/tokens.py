@@ -149,11 +149,27 @@ class TokenStore:
         return tok
 
     def cached(self, text: str) -> Identity | None:
-        """The identity of a token this process verified within ``cache_s`` (no Redis read), else None."""
+        """The identity of a token this process verified within ``cache_s`` (no Redis read), else None.
+
+        A token in use is verified again in the background once half of ``cache_s`` has passed, so it
+        does not fall out of the cache under load (each fall-out sent requests through the whole app at
+        once); a revocation is still seen within ``cache_s`` (the renewed entry dates from a read made
+        after it, or the entry expires)."""
         hit = self._cache.get(text) if self.cache_s > 0 and text else None
         if hit is None or time.monotonic() >= hit[0] or (hit[1] and now_ms() >= hit[1]):
             return None
+        if time.monotonic() >= hit[0] - self.cache_s / 2 and text not in self._inflight:
+            self._renew(text)
         return hit[2]
+
+    def _renew(self, text: str) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # called outside a loop (a script): the entry simply expires
+            return
+        tid, _, secret = text[len(TOKEN_PREFIX):].partition("_")
+        task = self._inflight[text] = asyncio.ensure_future(self._verify(text, tid, secret, now_ms()))
+        task.add_done_callback(lambda t: (self._inflight.pop(text, None), t.cancelled() or t.exception()))
 
     async def verify(self, text: str, now_ms: int | None = None) -> Identity | None:
         """The identity of a token text, or None when unknown, forged, revoked or expired."""
@@ -180,9 +196,9 @@ class TokenStore:
 
     async def _verify(self, text: str, tid: str, secret: str, now: int) -> Identity | None:
         tok = await self.get(tid)
-        if tok is None or not hmac.compare_digest(tok.secret_sha256, _sha(secret)):
-            return None
-        if tok.revoked_ms or (tok.expires_ms and now >= tok.expires_ms):
+        if tok is None or not hmac.compare_digest(tok.secret_sha256, _sha(secret)) or \
+                tok.revoked_ms or (tok.expires_ms and now >= tok.expires_ms):
+            self._cache.pop(text, None)  # a renewal that finds the token revoked ends its cached identity now
             return None
         who = Identity(token_id=tok.id, name=tok.name, role=tok.role, scope=tok.scope)
         if self.cache_s > 0:

@@ -223,9 +223,10 @@ async function loadControllers() {
   $("#priority").innerHTML = table(prio.rows.map((r) => ({ ...r, eta_s: r.eta_s,
     hub: `${r.hub.status}${r.hub.action ? " · " + r.hub.action : ""}${r.hub.cross_delay_s ? ` · ${r.hub.cross_delay_s} s` : ""}${r.hub.reason ? " · " + r.hub.reason : ""}`,
     controller: r.controller.map((c) => `${c.status}${c.reason ? ": " + c.reason : ""}`).join(" → ") || "–" })),
-    ["corridor", "intersection", "vehicle_id", "eta_s", "requested_by", "hub", "controller"]);
+    ["corridor", "intersection", "vehicle_id", "escort_id", "eta_s", "requested_by", "hub", "controller"]);
   const form = $("#priority-form");
   form.classList.toggle("hidden", !may("priority"));
+  $("#escort-form").classList.toggle("hidden", !may("priority"));
   if (may("priority") && !S.prioReady) {
     S.prioReady = true;
     const scope = (S.me.scope || "").split(",").map((x) => x.trim()).filter(Boolean);
@@ -234,6 +235,23 @@ async function loadControllers() {
     const fill = () => { const ids = [...new Set(ctl.rows.filter((r) => r.corridor === $("#prio-corridor").value).map((r) => r.intersection))];
       $("#prio-intersection").innerHTML = ids.map((i) => `<option>${esc(i)}</option>`).join(""); };
     $("#prio-corridor").addEventListener("change", fill); fill();
+    // an escort along a route across corridors (POST /api/v1/plans/escort): one request per signal on it
+    const sigs = [...new Set(ctl.rows.map((r) => r.intersection))];
+    const opts = sigs.map((i) => `<option>${esc(i)}</option>`).join("");
+    $("#esc-origin").innerHTML = opts; $("#esc-destination").innerHTML = opts;
+    $("#esc-destination").value = sigs[sigs.length - 1] || "";
+    $("#escort-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        const via = $("#esc-via").value.split(",").map((x) => x.trim()).filter(Boolean);
+        const r = await api("/api/v1/plans/escort", { method: "POST", body: JSON.stringify({
+          origin: $("#esc-origin").value, destination: $("#esc-destination").value, via, kind: $("#esc-kind").value,
+          vehicle_id: $("#esc-vehicle").value || "AMB-1", speed_kmh: Number($("#esc-speed").value), start_in_s: Number($("#esc-start").value) }) });
+        S.escort = r.escort_id; renderEscort(r);
+        toast(t("priority_sent")); setTimeout(() => loadControllers().catch(() => {}), 1500);
+        followEscort(r.escort_id, Date.now() + (Math.max(0, ...Object.values(r.eta_s)) + 90) * 1000);
+      } catch (err) { toast(err.message); }
+    });
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
@@ -243,6 +261,28 @@ async function loadControllers() {
         toast(t("priority_sent")); setTimeout(() => loadControllers().catch(() => {}), 1500);
       } catch (err) { toast(err.message); }
     });
+  }
+}
+
+// one escort: its route, legs and each signal's state (unplanned / queued / hub's answer / controller's report)
+function renderEscort(r) {
+  const sig = r.signals || r.route.map((i) => ({ intersection: i, corridor: null, state: r.unplanned.includes(i) ? "unplanned" : "queued" }));
+  const eta = r.eta_s || Object.fromEntries(sig.map((x) => [x.intersection, x.eta_s]));
+  $("#escort-result").innerHTML = `<div class="kv" data-escort="${esc(r.escort_id)}"><span class="k">${t("escort_route")}</span><span>${esc(r.route.join(" → "))}</span></div>` +
+    `<div class="kv"><span class="k">${t("escort_legs")}</span><span>${r.legs.map((l) => `${esc(l.corridor)} ${esc(l.signals[0])}..${esc(l.signals[l.signals.length - 1])} (${esc(l.direction)})`).join(" · ")}</span></div>` +
+    (r.unplanned.length ? `<div class="kv"><span class="k">${t("escort_unplanned")}</span><span>${esc(r.unplanned.join(", "))}</span></div>` : "") +
+    `<div id="escort-signals">` + table(sig.map((x) => ({ intersection: x.intersection, corridor: x.corridor || "–", direction: x.direction || "–",
+      arrival: localTime(r.ts_ms + 1000 * (eta[x.intersection] ?? 0)), state: t(`st_${x.state}`),
+      hub: x.hub ? `${x.hub.action || ""}${x.hub.cross_delay_s ? ` · ${x.hub.cross_delay_s} s` : ""}${x.hub.reason ? " · " + x.hub.reason : ""}` : "–",
+      controller: (x.controller || []).map((c) => `${c.status}${c.reason ? ": " + c.reason : ""}`).join(" → ") || "–" })),
+      ["intersection", "corridor", "direction", "arrival", "state", "hub", "controller"]) + `</div>`;
+  document.querySelectorAll("#escort-signals tbody tr").forEach((tr, i) => { tr.dataset.signal = sig[i].intersection; tr.dataset.state = sig[i].state; });
+}
+
+async function followEscort(id, until) {  // refresh while the escort runs and the traffic page shows it
+  while (S.escort === id && Date.now() < until) {
+    if (S.page === "traffic") { try { renderEscort(await api(`/api/v1/plans/escort/${encodeURIComponent(id)}`)); } catch (e) { console.error(e); } }
+    await new Promise((ok) => setTimeout(ok, 2000));
   }
 }
 

@@ -116,6 +116,7 @@ def test_overview_shows_every_district_with_the_apis_values_and_no_ack_for_a_vie
     n_signals = sum(len(c.intersections) for c in city.corridors)
     wait(d, lambda: len(d.find_elements(By.CSS_SELECTOR, "#controllers tbody tr")) == n_signals)
     assert not d.find_element(By.ID, "priority-form").is_displayed()
+    assert not d.find_element(By.ID, "escort-form").is_displayed()
     # grid: cases by responsible unit, the API's rows
     d.get(f"{url}/#grid")
     units = httpx.get(url + "/api/v1/grid/summary", headers=h).json()["by_unit"]
@@ -227,3 +228,44 @@ def test_window_close_to_screen_within_a_second(browser, tmp_path):
           f"-> event received p50 {got[len(got) // 2]} ms, max {got[-1]} ms")
     assert all(x["shown"] for x in seen)  # the clock showed a window each time
     assert p50 < 1000, ms  # target: on screen within a second of the window closing
+
+
+def test_escort_along_a_route_from_the_traffic_page(server, tokens, browser):
+    """一键护航 across corridors from the page: a controller token picks origin and destination, the page shows
+    the route and its legs, and each signal's request is listed with the escort's id (the API's rows)."""
+    from selenium.webdriver.support.ui import Select
+
+    d, url = browser, server.url
+    login(d, url, tokens["controller"])  # scope: jiefang
+    d.get(f"{url}/#traffic")
+    wait(d, lambda: d.find_element(By.ID, "escort-form").is_displayed())
+    wait(d, lambda: len(d.find_elements(By.CSS_SELECTOR, "#esc-origin option")) > 0)
+    Select(d.find_element(By.ID, "esc-origin")).select_by_visible_text("JF02")
+    Select(d.find_element(By.ID, "esc-destination")).select_by_visible_text("JF06")
+    d.find_element(By.ID, "esc-vehicle").send_keys("AMB-PAGE")
+    d.find_element(By.ID, "esc-send").click()
+    wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "#escort-result [data-escort]"))
+    escort_id = d.execute_script("return document.querySelector('#escort-result [data-escort]').dataset.escort")
+    assert "JF02 → JF03 → JF04 → JF05 → JF06" in d.find_element(By.ID, "escort-result").text
+    rows = httpx.get(url + "/api/v1/plans/priority?limit=100", headers={"Authorization": f"Bearer {tokens['controller']}"}).json()["rows"]
+    mine = [r for r in rows if r.get("escort_id") == escort_id]
+    assert sorted(r["intersection"] for r in mine) == ["JF02", "JF03", "JF04", "JF05", "JF06"]
+    assert all(r["vehicle_id"] == "AMB-PAGE" and r["requested_by"].startswith("test-controller (controller ") for r in mine)
+    wait(d, lambda: d.execute_script("return [...document.querySelectorAll('#priority tbody tr')]"
+                                     ".filter((tr) => tr.textContent.includes(arguments[0])).length", escort_id) == 5)
+    # each signal of the route with its state, as GET /plans/escort/{id} gives it (refreshed by the page)
+    state = httpx.get(f"{url}/api/v1/plans/escort/{escort_id}", headers={"Authorization": f"Bearer {tokens['controller']}"}).json()
+    want = [(s["intersection"], s["state"]) for s in state["signals"]]
+    assert [w[0] for w in want] == ["JF02", "JF03", "JF04", "JF05", "JF06"]
+    rows_js = ("return [...document.querySelectorAll('#escort-signals tbody tr')]"  # one read: the table is redrawn
+               ".map((tr) => [tr.dataset.signal, tr.dataset.state]);")       # every 2 s (no stale elements)
+    wait(d, lambda: [tuple(x) for x in d.execute_script(rows_js)] == want)
+    # a route out of the token's corridors: the API's refusal is shown, nothing queued
+    Select(d.find_element(By.ID, "esc-destination")).select_by_visible_text("QT05")
+    d.find_element(By.ID, "esc-via").send_keys("X01")
+    d.find_element(By.ID, "esc-send").click()
+    wait(d, lambda: "route: this token controls jiefang; the route crosses 'qiutao'" in
+         d.execute_script("return document.getElementById('toast').textContent"))
+    rows = httpx.get(url + "/api/v1/plans/priority?limit=100", headers={"Authorization": f"Bearer {tokens['controller']}"}).json()["rows"]
+    assert not [r for r in rows if r["intersection"].startswith("QT") and r["vehicle_id"] == "AMB-PAGE"]
+    d.save_screenshot(str(ARTIFACTS / "traffic-escort.png"))

@@ -122,6 +122,35 @@ def test_plans_acks_alerts_and_priority_through_the_running_hub(engine):
         assert shown["controller"][0]["status"] == "applied"
         assert shown["controller"][0]["held_to_ms"] == sent["hub"]["hold_to_ms"]
         assert shown["vehicle_id"] == sent["vehicle_id"] and shown["requested_by"].startswith("first-admin (admin ")
+
+        # 一键护航 along a route across both corridors: one request per planned signal through the same hub;
+        # every controller the hub sent a window to applies it and the escort's view shows each signal's state
+        made = api.post("/api/v1/plans/escort", json={"origin": "JF02", "destination": "QT05", "via": ["X01"],
+                                                      "vehicle_id": "AMB-ESC", "speed_kmh": 40, "start_in_s": 15})
+        assert made.status_code == 202, made.text
+        esc = made.json()
+        planned = [q["intersection"] for q in esc["requests"]]
+        assert {q["corridor"] for q in esc["requests"]} == {"jiefang", "qiutao"} and esc["unplanned"] == ["X01"]
+        view = lambda: api.get(f"/api/v1/plans/escort/{esc['escort_id']}").json()["signals"]  # noqa: E731
+        done = wait_for(lambda: (v := view()) and all(x["state"] != "queued" for x in v) and v, 30,
+                        "the hub to consume the escort's requests")
+        assert [x["intersection"] for x in done] == esc["route"]
+        states = {x["intersection"]: x["state"] for x in done}
+        assert states["X01"] == "unplanned" and {states[i] for i in planned} <= {"sent", "not needed", "denied"}
+        to_apply = [i for i in planned if states[i] == "sent"]
+        assert to_apply, states  # an escort at 40 km/h over ~10 signals needs at least one change of the plan
+
+        async def fetch_all():
+            async with aiohttp.ClientSession() as s:
+                return [await poll_priority_once(s, engine["controllers"], PriorityHandler(i, controller_key(engine["master"], i)),
+                                                 int(time.time() * 1000)) for i in to_apply]
+
+        assert all(x.startswith("applied ") for x in asyncio.run(fetch_all()))
+        done = wait_for(lambda: (v := view()) and all(x["state"] == "applied" for x in v if x["intersection"] in to_apply) and v,
+                        30, "the controllers' reports in the escort's view")
+        for x in done:
+            if x["intersection"] in to_apply:
+                assert x["controller"][0]["held_to_ms"] == x["hub"]["hold_to_ms"]
     finally:
         stop.set()
         t.join(10)

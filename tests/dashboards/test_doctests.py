@@ -9,7 +9,7 @@ MODULES = ["dashboards.api.tokens", "dashboards.api.errors", "dashboards.api.aut
            "dashboards.api.app", "dashboards.api.server", "dashboards.api.encoding", "dashboards.api.policy", "dashboards.terminal",
            "dashboards.api.routers.sensors", "dashboards.api.routers.admin", "streams.cockpit_tables",
            "streams.controllers.centre", "brain.greenwave.problems", "dashboards.api.respcache",
-           "streams.controllers.status_ingest"]
+           "streams.controllers.status_ingest", "dashboards.api.routers.escort"]
 
 
 @pytest.mark.parametrize("name", MODULES)

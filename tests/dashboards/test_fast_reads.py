@@ -116,3 +116,72 @@ def test_history_answers_are_served_by_the_front_from_the_second_request(server,
     key = url + "?"
     assert first.status_code == 200 and ctx.responses.current_body(key) == first.content
     assert client.get(url, headers=h).content == first.content
+
+
+def test_a_token_in_use_stays_in_the_front_and_a_revocation_still_ends_it(cockpit_redis, demo_run):
+    """A token in use is renewed in the background at half its cache time, so the front keeps answering it
+    (falling out of the cache sent a burst of requests through the whole app each second); revoked
+    elsewhere, it is refused within the cache time all the same."""
+    from dashboards.api.tokens import TokenStore
+    from tests.dashboards.conftest import context
+
+    city, out = demo_run
+
+    async def go():
+        ctx = context(city, out, cockpit_redis)
+        cache_s = ctx.tokens.cache_s
+        text, tok = await ctx.tokens.create("renewed", "viewer", created_by="tests")
+        assert await ctx.tokens.verify(text) is not None
+        end = time.monotonic() + 3 * cache_s
+        while time.monotonic() < end:  # a wall screen asking every 50 ms
+            assert ctx.tokens.cached(text) is not None
+            await asyncio.sleep(0.05)
+        other = TokenStore(ctx.store.r)  # another process (the CLI) revokes it in Redis
+        await other.revoke(tok.id)
+        revoked_at = time.monotonic()
+        while ctx.tokens.cached(text) is not None:
+            assert time.monotonic() - revoked_at < cache_s + 0.5, "a revoked token outlived its cache time"
+            await asyncio.sleep(0.05)
+        assert await ctx.tokens.verify(text) is None
+        await ctx.close()
+
+    asyncio.run(go())
+
+
+def test_an_unchanged_alert_list_keeps_its_pages_past_the_ttl_and_a_change_replaces_it(cockpit_redis, demo_run):
+    """After the TTL the list is re-read in the background while the old one is served (bounded by the grace);
+    an unchanged read keeps the very same object, so the encoded pages stay valid; a changed one replaces it."""
+    import json
+
+    import redis as sync_redis
+
+    from dashboards.api.routers.alerts import ALERTS_GRACE_S, ALERTS_TTL_S, _alerts, _shared_alerts
+    from tests.dashboards.conftest import context
+
+    city, out = demo_run
+    r = sync_redis.Redis.from_url(cockpit_redis)
+    fp, raw = next(iter(r.hgetall("citybrain:alerts:alerts").items()))
+
+    async def go():
+        ctx = context(city, out, cockpit_redis)
+        first = await _alerts(ctx)
+        await asyncio.sleep(ALERTS_TTL_S + 0.05)
+        assert _shared_alerts(ctx) is first  # within the grace: still served, a read started meanwhile
+        await ctx._alerts_read
+        assert ctx.alerts_cache[1] is first and time.monotonic() < ctx.alerts_cache[0]  # same content: same object
+        changed = {**json.loads(raw), "last_seen_ms": json.loads(raw)["last_seen_ms"] + 1}
+        r.hset("citybrain:alerts:alerts", fp, json.dumps(changed))
+        await asyncio.sleep(ALERTS_TTL_S + 0.05)
+        assert await _alerts(ctx) is first  # the grace again; the read brings the change
+        await ctx._alerts_read
+        now = ctx.alerts_cache[1]
+        assert now is not first and [a.last_seen_ms for a in now if a.fingerprint == fp.decode()] == [changed["last_seen_ms"]]
+        ctx.alerts_cache = (time.monotonic() - ALERTS_GRACE_S - 1, now)  # past the grace: a caller waits for Redis
+        assert _shared_alerts(ctx) is None
+        await ctx.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        r.hset("citybrain:alerts:alerts", fp, raw)
+        r.close()

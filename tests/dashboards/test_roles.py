@@ -44,6 +44,7 @@ ENDPOINTS = [
     ("PUT", "/api/v1/subscriptions/roles-test", {"department": "交警支队", "channel": {"type": "log"}}, DEPT),
     ("DELETE", "/api/v1/subscriptions/roles-test", None, DEPT),
     ("POST", "/api/v1/plans/jiefang/priority", {"intersection": "JF01", "eta_s": 40, "vehicle_id": "AMB-1"}, CTRL),
+    ("POST", "/api/v1/plans/escort", {"origin": "JF02", "destination": "JF06", "vehicle_id": "AMB-2"}, CTRL),
     ("GET", "/api/v1/tokens", None, ADMIN),
     ("POST", "/api/v1/tokens", {"name": "made-by-test", "role": "viewer", "ttl_h": 1}, ADMIN),
     ("DELETE", "/api/v1/tokens/{token_id}", None, ADMIN),

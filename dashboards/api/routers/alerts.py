@@ -42,22 +42,39 @@ def alert_row(a: Alert) -> dict:
 ALERTS_TTL_S = 0.5  # the list is shared by every caller for this long (the live push announces changes anyway)
 
 
+# after the TTL the old list is still served this long while one read replaces it in the background (the
+# read and the pages rebuilt from it stalled every request behind them: bench/api_load.py's p99); a change
+# announced by the engine's feed drops the list at once (live hub) and is never served stale
+ALERTS_GRACE_S = 1.0
+
+
 async def _alerts(ctx) -> list[Alert]:
     cached = ctx.alerts_cache  # dropped by the live hub as soon as the engine's alert feed changes
-    if cached is not None and time.monotonic() < cached[0]:
+    now = time.monotonic()
+    if cached is not None and now < cached[0]:
         return cached[1]
+    task = _refresh_alerts(ctx)
+    if cached is not None and now < cached[0] + ALERTS_GRACE_S:
+        return cached[1]
+    return await asyncio.shield(task)
+
+
+def _refresh_alerts(ctx) -> asyncio.Future:
     # one read of the alert hash however many requests arrive while it is under way (at 250 alert
     # pages/s each expiry of the shared list started dozens of identical HGETALLs)
     task = getattr(ctx, "_alerts_read", None)
     if task is None or task.done():
         task = ctx._alerts_read = asyncio.ensure_future(_read_alerts(ctx))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    return await asyncio.shield(task)
+    return task
 
 
 async def _read_alerts(ctx) -> list[Alert]:
     out = sorted(await ctx.store.alerts(),
                  key=lambda a: (STATUS_ORDER.get(a.status, 9), a.severity, -a.last_seen_ms, a.fingerprint))
+    old = ctx.alerts_cache
+    if old is not None and old[1] == out:
+        out = old[1]  # nothing changed: the same object, so the pages kept for it stay valid (no rebuild)
     ctx.alerts_cache = (time.monotonic() + ALERTS_TTL_S, out)
     return out
 
@@ -113,9 +130,18 @@ async def list_alerts(request: Request, status: str | None = Query(None, descrip
 
 
 def _shared_alerts(ctx):
-    """The shared alert list while it is valid (the version of cached alert pages), else None."""
+    """The shared alert list while it is valid (the version of cached alert pages), else None; within the
+    grace after its TTL it is still given while a background read replaces it (see ``ALERTS_GRACE_S``)."""
     cached = ctx.alerts_cache
-    return cached[1] if cached is not None and time.monotonic() < cached[0] else None
+    if cached is None:
+        return None
+    now = time.monotonic()
+    if now < cached[0]:
+        return cached[1]
+    if now < cached[0] + ALERTS_GRACE_S:
+        _refresh_alerts(ctx)
+        return cached[1]
+    return None
 
 
 @router.get("/incidents", summary="active alerts grouped per incident (inhibited duplicates folded)")

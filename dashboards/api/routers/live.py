@@ -7,6 +7,7 @@ proxies from closing an idle connection. Clients send the token in the Authoriza
 from __future__ import annotations
 
 import asyncio
+import os
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -26,7 +27,7 @@ async def live(request: Request, who: Identity = Depends(require("read"))):
 
     async def events():
         try:
-            yield sse_frame("hello", {"actor": who.actor, "clients": hub.clients})
+            yield sse_frame("hello", {"actor": who.actor, "clients": hub.clients, "pid": os.getpid()})  # serve --workers
             while True:
                 try:
                     _event, _data, frame = await asyncio.wait_for(queue.get(), KEEPALIVE_S)

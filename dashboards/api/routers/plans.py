@@ -47,18 +47,25 @@ def _text(x):
     return x.decode() if isinstance(x, bytes) else x
 
 
+async def controller_reports(r, count: int) -> dict[str, list[dict]]:
+    """The controllers' own signed reports (applied, rejected, restored) per hub request id, oldest first,
+    from the last ``count`` lines of the hub's priority log."""
+    reports: dict[str, list] = {}
+    for _, f in await r.xrevrange(f"{HUB}:priority_log", count=count):
+        e = json.loads(f[b"line"])
+        if e.get("event") == "controller":
+            rid = e["request_id"].removesuffix("-restore")
+            reports.setdefault(rid, []).append({k: e.get(k) for k in ("status", "ts_ms", "held_from_ms", "held_to_ms", "reason")})
+    return reports
+
+
 @router.get("/priority", summary="priority requests (一键护航): what was asked, what the hub sent, what each controller did")
 async def priority_requests(request: Request, limit: int = Query(50, ge=1, le=1000), _=Depends(require("read"))):
     r = request.app.state.ctx.store.r
     asked = await r.xrevrange(PRIORITY_STREAM, count=limit)
     ids = [_text(eid) for eid, _f in asked]
     states = await r.hmget(PRIORITY_STATUS, ids) if ids else []
-    reports: dict[str, list] = {}
-    for _, f in await r.xrevrange(f"{HUB}:priority_log", count=20 * limit):
-        e = json.loads(f[b"line"])
-        if e.get("event") == "controller":
-            rid = e["request_id"].removesuffix("-restore")
-            reports.setdefault(rid, []).append({k: e.get(k) for k in ("status", "ts_ms", "held_from_ms", "held_to_ms", "reason")})
+    reports = await controller_reports(r, 20 * limit)
     rows = []
     for (eid, fields), st in zip(asked, states):
         req = {_text(k): _text(v) for k, v in fields.items()}
