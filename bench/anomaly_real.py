@@ -21,7 +21,9 @@ Peers (same points, same order, learning as they score): River ``HalfSpaceTrees`
 
 Also per detector and corpus: the share of normal points flagged at 0.999 per kind of series,
 the share of false-alarm points in runs of 10 or more, flags by age of the series (warm-up
-storms), and how many scores are exactly 1.0 (saturated: a threshold cannot rank them).
+storms), how many scores are exactly 1.0 (saturated: a threshold cannot rank them), and per kind
+the recall of labelled windows at 0.999 with the median points from a window's start to its first
+flag (how early).
 
 Usage: ``.venv/bin/python bench/anomaly_real.py [--per-kind 3] [--seed N] [--no-skab] [--no-hst]``
 """
@@ -153,6 +155,7 @@ def health(scored: list[Scored], thr: float = DECLARED) -> dict:
     in_runs = fa_total = 0
     ages = np.zeros((len(AGE_EDGES) - 1, 2))
     saturated = 0
+    hits: dict[str, list] = {}  # kind -> [windows, windows flagged, points from window start to first flag]
     for s in scored:
         normal = s.case.normal_mask()
         flag = (s.scores >= thr) & normal
@@ -160,6 +163,13 @@ def health(scored: list[Scored], thr: float = DECLARED) -> dict:
         acc = per_kind.setdefault(kind, [0, 0])
         acc[0] += int(flag.sum())
         acc[1] += int(normal.sum())
+        h = hits.setdefault(kind, [0, 0, []])
+        for a, b, pmax in s.windows:
+            i = int(np.searchsorted(pmax, thr, side="left"))
+            h[0] += 1
+            if i < pmax.size:
+                h[1] += 1
+                h[2].append(i)
         saturated += int((s.scores >= 1.0).sum())
         # runs of consecutive false-alarm points
         d = np.diff(np.concatenate([[0], flag.astype(np.int8), [0]]))
@@ -173,7 +183,9 @@ def health(scored: list[Scored], thr: float = DECLARED) -> dict:
             ages[j, 1] += m.sum()
     return {"per_kind": {k: v[0] / max(v[1], 1) for k, v in per_kind.items()},
             "runs": in_runs / fa_total if fa_total else 0.0, "fa_points": fa_total,
-            "ages": [a / b if b else float("nan") for a, b in ages], "saturated": saturated}
+            "ages": [a / b if b else float("nan") for a, b in ages], "saturated": saturated,
+            "recall": {k: (v[1] / v[0] if v[0] else float("nan"), float(np.median(v[2])) if v[2] else float("nan"))
+                       for k, v in hits.items()}}
 
 
 def run_corpus(title: str, cases: list[Case], detectors: dict) -> dict:
@@ -197,6 +209,11 @@ def run_corpus(title: str, cases: list[Case], detectors: dict) -> dict:
     print(f"{'detector':<20} " + " ".join(f"{k[:11]:>11}" for k in kinds))
     for name, r in results.items():
         print(f"{name:<20} " + " ".join(f"{100 * r[3]['per_kind'].get(k, float('nan')):>11.3f}" for k in kinds))
+    print("\nrecall of labelled windows at 0.999 / median points from a window's start to its first flag, per kind")
+    print(f"{'detector':<20} " + " ".join(f"{k[:11]:>11}" for k in kinds))
+    for name, r in results.items():
+        rec = r[3]["recall"]
+        print(f"{name:<20} " + " ".join(f"{rec[k][0]:>5.2f}/{rec[k][1]:<5.0f}" if k in rec else f"{'':>11}" for k in kinds))
     labels = [f"{a}-{b}" if b < 10**9 else f">={a}" for a, b in zip(AGE_EDGES[:-1], AGE_EDGES[1:])]
     print("\nshare of normal points flagged at 0.999 by point index in its series (%): warm-up storms")
     print(f"{'detector':<20} " + " ".join(f"{lab:>11}" for lab in labels))
