@@ -45,11 +45,15 @@ from brain.kernels import sensorfault as sf
 from brain.pipeline import AIR_FIELDS, TickBatch
 
 HOUR_MS = 3_600_000
-#: families whose drift must be larger than the kernel's DRIFT_MIN_LOG (log ratio to the peers): the
-#: two or three sensors of a hazard source each follow their own process (a tank level, a gas
-#: reading), so their ratio to each other wanders by itself, up to 0.23 on clean simulated days (at
-#: the kernel's 0.22 that was ~1 false drift a day); a failing sensor walks further (a ±50 % drift is
-#: 0.38 or more by its end). Stuck, spikes and dropout are judged as for every family.
+#: families judged for drift against their own level (the kernel sees no peers and a constant
+#: reference, so its ring holds the sensor's own log level in 15-minute blocks over 4 h): a hazard
+#: source has two or three sensors, each following its own process (a tank level, a gas reading),
+#: often only one of the same quantity and unit (no median of two peers: never judged), and the
+#: ratio of two independent wanders is noisier than either (up to 0.23 against peers on clean days).
+SELF_REFERENCE = frozenset({"hazard"})
+#: families whose drift must be larger than the kernel's DRIFT_MIN_LOG: a hazard sensor's own level
+#: wanders by itself (a tank filling, a working point moving); a failing sensor walks further (a
+#: ±50 % drift is 0.38 or more in log by its end). Stuck, spikes and dropout are judged as for every family.
 DRIFT_MIN_LOG_BY_FAMILY = {"hazard": 0.3}
 #: signed fields (their scale): the kernels judge spikes and drift on the log of the primary value, which
 #: a temperature around or below 0 °C does not have (a -1 °C reading spiking to -4 °C was read as the
@@ -118,7 +122,8 @@ class _Family:
         self.peer_ptr, self.peer_idx = sf.peers_csr(peers)
         # carried peers: the kernel sees no peers and gets their latest readings' median as the reference
         self.carry = name in CARRY_PEERS
-        self.kernel_peers = sf.peers_csr([[] for _ in sensors]) if self.carry else (self.peer_ptr, self.peer_idx)
+        self.own = name in SELF_REFERENCE
+        self.kernel_peers = sf.peers_csr([[] for _ in sensors]) if self.carry or self.own else (self.peer_ptr, self.peer_idx)
         self.last_val = np.full(len(sensors), np.nan)  # latest primary value (carried peers)
         self.last_ms = np.full(len(sensors), -np.inf)
         self.state = sf.fault_state(len(sensors), len(fields), len(types))
@@ -174,6 +179,8 @@ class _Family:
                     vals[rows[ok], f] = col[ok]
         if self.carry:
             ref = self.carried_ref(vals, end)
+        elif self.own:
+            ref = np.ones(len(self.ids))  # log 1 = 0: the drift ring holds the sensor's own log level
         return sf.fault_tick(vals, ref, self.ktype, self.prim, *self.kernel_peers, self.block_ticks, sf.STUCK_LOG_P,
                              *self.state)
 

@@ -10,8 +10,8 @@ driver's batch handler does). Documented delays (after the fault starts):
 * spikes: 60 min (air stations included);
 * drift of +-50 % over 4 h: 210 min (a ramp needs to be told from a step).
 
-Hazard sensors drift against their source's two other sensors with a higher bar (0.3 in log
-ratio) and a dragged partner is not blamed (the healthy-sensor test below fails without that).
+Hazard sensors are judged for drift against their own level (a source's two or three sensors are
+no peer median), with a higher bar (0.3 in log ratio).
 Not covered from a cold start (the notes say so): drift of air stations (two stations per
 district, so a station is held against the city's other stations, whose district levels differ
 day by day; not caught within 4 h on simulated nights). Spikes on a thermometer below 0 °C:

@@ -8,10 +8,11 @@ real operator with its configuration from before as the peer (which fails the sa
   judged for drift. It is now held against its peers' latest readings (``CARRY_PEERS``).
 * a spiking weather station sends a few readings outside its valid range, often one an hour:
   out-of-range readings are now counted over its last 12 reports (2 h), not one hour.
-* a hazard source's two or three sensors are each other's only peers: a drifting one drags the
-  median of two the other way, so the healthy sensor looked like it drifted too (the peer that
-  moved further is now the one blamed), and their ratio wanders by itself up to ~0.23 on clean
-  days, so hazard drift needs a log ratio of 0.3 (``DRIFT_MIN_LOG_BY_FAMILY``).
+* a hazard source's two or three sensors are often each other's only peers of their quantity and
+  unit: with one peer a sensor was never judged (no median of two), and a drifting one dragged the
+  median of two the other way, so its healthy partner looked like it drifted too. Hazard sensors
+  are now judged against their own level (``SELF_REFERENCE``, log change >= 0.3); where a family
+  is judged against few peers, the peer that moved further is the one blamed (``_Family.dragged``).
 """
 from __future__ import annotations
 
@@ -133,20 +134,36 @@ def _hazard_day(city, drifting: str | None, ticks: int) -> dict[str, int]:
     return first
 
 
-def test_a_drifting_hazard_sensor_is_blamed_and_its_source_partners_are_not(city):
-    hz = [s for s in city.sensors if s.type == "hazard"]
-    target = hz[0].id
+def _one_partner(city) -> str:
+    """A hazard sensor whose only peer of its quantity and unit is one other sensor."""
+    fam = fo.FaultOperator(city).families["hazard"]
+    return next(fam.ids[k] for k in range(len(fam.ids)) if fam.peer_ptr[k + 1] - fam.peer_ptr[k] == 1)
+
+
+def test_a_drifting_hazard_sensor_with_one_partner_is_caught_and_its_partner_is_not(city):
+    target = _one_partner(city)
     first = _hazard_day(city, target, 24 + 48)
     assert f"{target}/drift" in first, first
     assert first[f"{target}/drift"] - 24 <= 42, first
     assert [k for k in first if not k.startswith(target)] == [], first
 
 
-def test_without_blame_a_partner_of_the_drifting_sensor_is_flagged_too(city, monkeypatch):
-    monkeypatch.setattr(fo._Family, "dragged", lambda self, flags, dtot: None)  # the configuration before
-    hz = [s for s in city.sensors if s.type == "hazard"]
-    first = _hazard_day(city, hz[0].id, 24 + 48)
-    assert [k for k in first if not k.startswith(hz[0].id)] != [], first
+def test_held_against_its_one_partner_it_is_never_judged(city, monkeypatch):
+    monkeypatch.setattr(fo, "SELF_REFERENCE", frozenset())  # the configuration before: peers only
+    target = _one_partner(city)
+    assert f"{target}/drift" not in _hazard_day(city, target, 24 + 48)
+
+
+def test_against_two_peers_the_drifting_one_is_blamed_not_the_partner_it_drags(city, monkeypatch):
+    monkeypatch.setattr(fo, "SELF_REFERENCE", frozenset())  # judged against peers, as other families are
+    fam = fo.FaultOperator(city).families["hazard"]
+    target = next(fam.ids[k] for k in range(len(fam.ids)) if fam.peer_ptr[k + 1] - fam.peer_ptr[k] == 2)
+    first = _hazard_day(city, target, 24 + 48)
+    assert f"{target}/drift" in first, first
+    assert [k for k in first if not k.startswith(target)] == [], first
+    monkeypatch.setattr(fo._Family, "dragged", lambda self, flags, dtot: None)  # without the blame
+    first = _hazard_day(city, target, 24 + 48)
+    assert [k for k in first if not k.startswith(target)] != [], first
 
 
 def test_a_healthy_hazard_day_raises_nothing(city):
