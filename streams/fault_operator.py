@@ -6,8 +6,11 @@ through :func:`brain.kernels.sensorfault.fault_tick` (stuck, spikes, drift again
 sensor's last-seen time through :func:`brain.kernels.sensorfault.silence_tick` (dropout). Peers are
 the sensor's neighbours: for a traffic detector its segment's probe speed (another source, in which
 the road's own rush hour cancels), else the sensors of the same type, quantity and unit in its
-district when there are three or more, else in the city; two sensors of a district drifting the
-same way at once are the district changing (a pollution episode), not two faults. What they
+district when there are three or more, else in the city (weather stations, which report every 10
+minutes at their own phase, against their peers' latest readings); a hazard sensor, whose source's
+other sensors follow their own processes, against its own level. Two sensors of a district
+drifting the same way at once are the district changing (a pollution episode), not two faults; of
+two peers drifting opposite ways the one that moved further is blamed. What they
 learn is pooled per type, so judging starts in the first hour of a cold start rather than after
 days of a sensor's own history.
 
