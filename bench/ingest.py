@@ -17,7 +17,7 @@ Contenders, each in its own process (so peak memory is its own), all on the same
             types; the same gate checks in the same order (schema, physical range, registry,
             sensor range, places); event time as ours (a clock per sensor, the city's clock robust to a
             few wild ones; late against the watermark as it stood
-            before the batch, too far ahead against the batch's 99th percentile, duplicates in a
+            before the batch, too far ahead against the sensor's own clock, duplicates in a
             dict); tick windows, hourly air panes (1 h, 24 h and 8 h O3 means), newest time per
             sensor and the case/incident/outage lifecycle state (pruned after retention) in dicts;
             per closed tick the same input tables built as polars frames, and the same one-tick

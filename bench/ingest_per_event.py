@@ -514,25 +514,44 @@ def run_per_event(path: Path) -> dict:
             if got is not None:
                 kind, rec, sensor = got
                 good.setdefault(kind, []).append((rec, sensor[0]))
-        # 2. Event time against the watermark as it stood before the batch (too far ahead: also
-        # against the batch's 99th percentile, every kind's records together); then duplicates.
+        # 2. Event time against the watermark as it stood before the batch; too far ahead: against
+        # the sensor's own clock as it stood before the batch, moved on by its earlier records of the
+        # kind in this batch that were not ahead, never below the kind's (lower) median time when
+        # several sensors share the batch; a sensor without a recent clock against the city's clock
+        # or the batch's 99th percentile (every kind's records together). Then duplicates.
         batch_max = earliest = None
         ts_sorted = sorted(rec["ts_ms"] for recs in good.values() for rec, _ in recs)
         if ts_sorted:
             last = len(ts_sorted) - 1
             low, high = ts_sorted[math.ceil(0.01 * last)], ts_sorted[math.floor(0.99 * last)]
+        clock_before: dict = {}  # sensor -> its clock before this batch, once the batch has moved it
         for kind in kinds_seen:
             recs = good.get(kind)
             if not recs:
                 continue
             keys = seen_keys[kind]
             ident = entity.get(kind)
+            kind_ts = sorted(rec["ts_ms"] for rec, _ in recs)
+            several = len({sensor for _, sensor in recs}) > 1
+            floor = kind_ts[(len(kind_ts) - 1) // 2] if several else None
+            own_now: dict = {}  # sensor -> its clock as it stands at this record (this kind, this batch)
             for rec, sensor in recs:
                 ts = rec["ts_ms"]
                 if max_ts is None:  # no history: a lone wild clock must not open windows years away
                     late, ahead = ts < low - max_ahead, ts > high + max_ahead
                 else:
-                    late, ahead = ts < max_ts - lateness, ts > max(max_ts, high) + max_ahead
+                    late = ts < max_ts - lateness
+                    if sensor not in own_now:
+                        own = clock_before[sensor] if sensor in clock_before else clocks.get(sensor)
+                        active = own is not None and own >= max_ts - idle
+                        own_now[sensor] = (max(own, floor) if floor is not None else own) if active else None
+                    now = own_now[sensor]
+                    if now is None:
+                        ahead = ts > max(max_ts, high) + max_ahead
+                    else:
+                        ahead = ts > now + max_ahead
+                        if not ahead and ts > now:
+                            own_now[sensor] = ts
                 if late:
                     counters["late"] += 1
                     continue
@@ -547,6 +566,8 @@ def run_per_event(path: Path) -> dict:
                 counters["applied"] += 1
                 apply(kind, rec, sensor, ts)
                 if ts > clocks.get(sensor, ts - 1):
+                    if sensor not in clock_before:
+                        clock_before[sensor] = clocks.get(sensor)
                     clocks[sensor] = ts
                 earliest = ts if earliest is None or ts < earliest else earliest
                 batch_max = ts if batch_max is None or ts > batch_max else batch_max

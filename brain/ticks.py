@@ -233,21 +233,27 @@ class StateAsOf:
         for kind, (table, name, schema) in self.tables.items():
             parts = self.pending[kind]
             pending = (parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")) if parts else None
-            ts = pending.get_column("ts_ms").to_numpy() if pending is not None else np.zeros(0, np.int64)
-            by_end, frame, done = {}, None, np.zeros(len(ts), dtype=bool)
-            for end in ends:
-                due = ~done & (ts <= end)
-                if due.any():
-                    updates = pending.filter(pl.Series(due))
+            if pending is not None:
+                # Sorted by time once (stable: arrival order among equal times), each tick's updates
+                # are then one contiguous slice, not a filter over everything pending.
+                pending = pending.sort("ts_ms", maintain_order=True)
+                ts = pending.get_column("ts_ms").to_numpy()
+            else:
+                ts = np.zeros(0, np.int64)
+            cuts = np.searchsorted(ts, np.asarray(ends, dtype=np.int64), side="right")
+            by_end, frame, done = {}, None, 0
+            for end, upto in zip(ends, cuts.tolist()):
+                if upto > done:
+                    updates = pending.slice(done, upto - done)
                     table.update(updates)
-                    done |= due
+                    done = upto
                     frame = table.current(schema)
                     if self._note_fields(kind, table, updates):
                         self.field_changes.add(end)
                 if frame is None:
                     frame = table.current(schema)
                 by_end[end] = frame
-            self.pending[kind] = [pending.filter(pl.Series(~done))] if pending is not None and not done.all() else []
+            self.pending[kind] = [pending.slice(done)] if pending is not None and done < len(ts) else []
             out[name] = by_end
         return out
 
