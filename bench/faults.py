@@ -28,7 +28,9 @@ them belonged to *other* sensors (what a wrong clock must never cause).
 
 A Redis table runs the alerts end to end (the shipped rules, one webhook subscriber on a real
 receiver) while a real redis-server is SIGKILLed mid-run and started again, restarted empty (no
-persistence), or unreachable at start, each on this tree and on a ``git archive`` of ``--before``
+persistence), or unreachable at start, or while the engine itself is killed during an outage (Redis down
+from 1/4 of the run, the engine killed at 1/2 with notifications spilled to disk, restarted from its
+checkpoint once Redis is back), each on this tree and on a ``git archive`` of ``--before``
 (the code before the alert journal) in a subprocess, same data: notifications lost and duplicated
 against the same code's uninterrupted run, vital-sign history rows lost, and whether the engine
 died (bench/faults_alerts.py). A delivery table runs bench/delivery.py's receiver outage and slow receiver against the

@@ -61,18 +61,57 @@ class RedisProc:
             self.proc.wait(10)
 
 
-REDIS_SCENARIOS = ("none (peer)", "redis killed mid-run", "redis restarted empty", "redis unreachable at start")
+KILLED_IN_OUTAGE = "engine killed in an outage"
+REDIS_SCENARIOS = ("none (peer)", "redis killed mid-run", "redis restarted empty", "redis unreachable at start",
+                   KILLED_IN_OUTAGE)
 
 
-async def _alert_service(city, url: str, hook: str):
+class EngineKilled(Exception):
+    """The engine process dies here (the stand-in for kill -9): nothing it holds in memory survives."""
+
+
+async def _alert_service(city, url: str, hook: str, state_dir: Path):
+    import inspect
+
     from brain.alerts.routing import Subscription
     from streams.alerts.delivery import DeliveryConfig
     from streams.alerts.service import AlertService
 
     sub = Subscription.from_dict({"id": "ops", "department": "ops", "group_wait": "0s", "group_interval": "5m",
                                   "channel": {"type": "webhook", "url": hook, "timeout_s": 5}})
+    # the state folder holds the spill file of an outage's notifications (as `citybrain run` gives it --out/redis);
+    # an older tree's service has no spill
+    kw = {"spill_dir": state_dir} if "spill_dir" in inspect.signature(AlertService).parameters else {}
     return await AlertService.start(url, city=city, subscriptions=[sub], window_s=300,
-                                    delivery=DeliveryConfig(backoff_base_s=0.05, backoff_max_s=0.5, block_ms=20))
+                                    delivery=DeliveryConfig(backoff_base_s=0.05, backoff_max_s=0.5, block_ms=20), **kw)
+
+
+async def _abandon(svc) -> None:
+    """What a killed engine leaves: no flush of buffered alert transactions, no delivery bookkeeping after this."""
+    journal = getattr(svc, "journal", None)
+    if journal is not None and journal._retry is not None:
+        journal._retry.cancel()
+    if getattr(svc, "_poller", None) is not None:
+        svc._poller.cancel()
+    if svc.pool is not None:
+        await svc.pool.close()
+    await svc.store.close()
+
+
+async def _finish(svc, rproc) -> None:
+    """The end of a run: Redis brought back if it is down (as an operator would), what is queued delivered (as
+    `citybrain run` does before exiting), the service closed."""
+    try:
+        if rproc.proc.poll() is not None:
+            rproc.start()
+        journal = getattr(svc, "journal", None)
+        for _ in range(600):
+            if (journal is None or await journal.flush()) and not sum((await svc.store.outbox_lengths()).values()):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    finally:
+        await svc.close()
 
 
 def redis_scenario(name: str, city, path: Path, work: Path, chunk_bytes: int) -> dict:
@@ -86,11 +125,13 @@ def redis_scenario(name: str, city, path: Path, work: Path, chunk_bytes: int) ->
     rx = Receiver()
     crashed, note, stops = False, "", 0
     out = work / "out"
+    spilled = [0, 0]  # most notifications in the spill file, most in memory (buffered), during the outage
+    at_kill: list[str] = []  # what the receiver had got when the engine was killed
 
     async def one_run(fault: bool):
         driver = make_driver(city, path, out, chunk_bytes)
         driver.resume()
-        svc = await _alert_service(city, rproc.url, rx.url)
+        svc = await _alert_service(city, rproc.url, rx.url, work / "state")
         driver.window_handlers.append(svc.on_window_result)
         if hasattr(driver, "attach"):
             driver.attach("alerts", svc)
@@ -101,6 +142,17 @@ def redis_scenario(name: str, city, path: Path, work: Path, chunk_bytes: int) ->
 
             def fault_at(_result):
                 count[0] += 1
+                st = getattr(getattr(svc, "journal", None), "stats", None)
+                if st is not None:
+                    spilled[0] = max(spilled[0], getattr(st, "spilled_notifications", 0))
+                    spilled[1] = max(spilled[1], st.buffered_notifications)
+                if name == KILLED_IN_OUTAGE:  # Redis down from 1/4 on; the engine killed at 1/2, Redis still down
+                    if count[0] == n_batches // 4:
+                        rproc.kill()
+                    elif count[0] == n_batches // 2:
+                        at_kill[:] = rx.keys()
+                        raise EngineKilled()
+                    return
                 if count[0] == n_batches // 3:
                     rproc.kill()
                     if name == "redis restarted empty":
@@ -109,21 +161,16 @@ def redis_scenario(name: str, city, path: Path, work: Path, chunk_bytes: int) ->
                     rproc.start()
 
             driver.batch_handlers.append(fault_at)
+        killed = False
         try:
             await driver.run()
+        except EngineKilled:
+            killed = True
+            await _abandon(svc)
+            raise
         finally:
-            try:
-                if rproc.proc.poll() is not None:
-                    rproc.start()  # the operator brings Redis back before restarting the engine
-                # deliver what is queued (as `citybrain run` does before exiting)
-                journal = getattr(svc, "journal", None)
-                for _ in range(600):
-                    if (journal is None or await journal.flush()) and not sum((await svc.store.outbox_lengths()).values()):
-                        break
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.3)
-            finally:
-                await svc.close()
+            if not killed:
+                await _finish(svc, rproc)
         return driver
 
     try:
@@ -146,6 +193,10 @@ def redis_scenario(name: str, city, path: Path, work: Path, chunk_bytes: int) ->
             rproc.start()
             try:
                 asyncio.run(one_run(name != "none (peer)"))
+            except EngineKilled:  # the injected kill: not the engine's failure; restarted once Redis is back
+                note = f"killed, restarted; {spilled[0]} notes spilled to disk, max {spilled[1]} in memory"
+                rproc.start()
+                asyncio.run(one_run(False))
             except Exception as exc:  # noqa: BLE001 - the engine died: restart it, as an operator would
                 crashed, stops = True, stops + 1
                 note = f"died: {type(exc).__name__}; restarted"
@@ -153,6 +204,9 @@ def redis_scenario(name: str, city, path: Path, work: Path, chunk_bytes: int) ->
         r = redis.Redis.from_url(rproc.url)
         enqueued = [f[b"key"].decode() for _, f in r.xrange("citybrain:alerts:notifications")]
         history = history_rows(out)
+        if at_kill:  # a repeat of a send the killed engine made but could not record (Redis was down): same key
+            got = Counter(rx.keys())
+            note += f"; repeats of its unrecorded sends: {sum(1 for k in set(at_kill) if got[k] > 1)}"
         return {"enqueued": enqueued, "received": rx.keys(), "crashed": crashed, "note": note,
                 "history": sum(history.values()), "history_rows": {f"{t}:{h}": n for (t, h), n in history.items()}}
     finally:

@@ -65,15 +65,21 @@ def alert_state_metrics(alerts):
                             value=st.buffered_tx)
     yield GaugeMetricFamily("citybrain_alert_tx_buffer_max", "Bound of that buffer (over it the oldest are merged)",
                             value=st.max_buffered_tx)
-    yield GaugeMetricFamily("citybrain_alert_notifications_buffered", "Notifications in buffered transactions",
+    yield GaugeMetricFamily("citybrain_alert_notifications_buffered", "Notifications in buffered transactions, in memory",
                             value=st.buffered_notifications)
+    yield GaugeMetricFamily("citybrain_alert_notifications_spilled",
+                            "Notifications of buffered transactions waiting in the spill file (on disk)",
+                            value=st.spilled_notifications)
+    yield GaugeMetricFamily("citybrain_alert_spill_bytes", "Size of the alert spill file (0 once drained)",
+                            value=st.spill_bytes)
     for name, field, help_ in (
             ("applied_tx", "applied_tx_total", "Alert-state transactions applied to Redis"),
             ("merged_tx", "merged_tx_total", "Buffered transactions merged to keep the buffer bounded"),
             ("redis_failures", "failures_total", "Alert-state writes that failed because Redis was unreachable"),
             ("redis_reconnects", "reconnects_total", "Times Redis answered again after an outage"),
             ("redis_resyncs", "resyncs_total", "Times Redis came back with less than it had confirmed (rewritten)"),
-            ("reenqueued_notifications", "reenqueued_notifications_total", "Notifications enqueued again after Redis lost them")):
+            ("reenqueued_notifications", "reenqueued_notifications_total", "Notifications enqueued again after Redis lost them"),
+            ("spill_failures", "spill_failures_total", "Spill file writes that failed (disk full): notifications kept in memory")):
         yield CounterMetricFamily(f"citybrain_alert_{name}", help_, value=getattr(st, field))
     yield CounterMetricFamily("citybrain_alert_redis_outage_seconds", "Time the alert-state Redis was unreachable",
                               value=st.outage_seconds_total)

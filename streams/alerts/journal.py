@@ -7,7 +7,10 @@ sequence number (``meta.tx_seq``). :class:`AlertJournal` applies it at once when
 while Redis is down it keeps the transactions in a bounded buffer (over the bound the two oldest
 are merged: later alert values replace earlier ones, notifications and audit entries are kept,
 in order), retries with capped exponential backoff and, when Redis answers again, applies them
-in order. After a failure it first reads ``tx_seq``: a transaction whose EXEC reached Redis
+in order. Notifications and audit entries of buffered transactions — what grows with the length of
+an outage — go to an append-only, fsynced spill file (:class:`streams.alerts.spill.NoteSpill`), not
+memory; they are applied from it in bounded chunks, each chunk's MULTI/EXEC also recording how far it
+got (``meta.spill_mark``), so a chunk is never applied twice either. After a failure it first reads ``tx_seq``: a transaction whose EXEC reached Redis
 but whose reply was lost is not applied twice (no duplicate notification); a Redis that came
 back with *less* than was applied (a restart that lost its last writes) is rewritten whole from
 memory and the notifications of the lost transactions are enqueued again.
@@ -76,6 +79,7 @@ class AlertTx(msgspec.Struct, kw_only=True):
     feed: bytes | None = None
     subscriptions: dict[str, bytes] | None = None  # only when rewriting a Redis that lost them
     windows: int = 1  # how many transactions this one stands for (merged)
+    spilled: int = 0  # its notifications waiting in the spill file (not in ``notes``)
 
     def merged(self, later: "AlertTx") -> "AlertTx":
         """One transaction with the effect of applying ``self`` then ``later``."""
@@ -98,7 +102,7 @@ class AlertTx(msgspec.Struct, kw_only=True):
             sent_cutoff_ms=later.sent_cutoff_ms if later.sent_cutoff_ms is not None else self.sent_cutoff_ms,
             feed=later.feed if later.feed is not None else self.feed,
             subscriptions=later.subscriptions if later.subscriptions is not None else self.subscriptions,
-            windows=self.windows + later.windows)
+            windows=self.windows + later.windows, spilled=self.spilled + later.spilled)
 
 
 class JournalStats(msgspec.Struct):
@@ -110,7 +114,9 @@ class JournalStats(msgspec.Struct):
 
     redis_up: bool = True
     buffered_tx: int = 0
-    buffered_notifications: int = 0
+    buffered_notifications: int = 0  # in memory
+    spilled_notifications: int = 0  # waiting in the spill file
+    spill_bytes: int = 0
     max_buffered_tx: int = 0
     applied_tx_total: int = 0
     merged_tx_total: int = 0
@@ -119,6 +125,7 @@ class JournalStats(msgspec.Struct):
     resyncs_total: int = 0
     reenqueued_notifications_total: int = 0
     duplicate_tx_skipped_total: int = 0
+    spill_failures_total: int = 0  # spill file writes that failed (disk full): those notifications stayed in memory
     outage_seconds_total: float = 0.0
 
 
@@ -150,7 +157,8 @@ class AlertJournal:
     """
 
     def __init__(self, store, write, full_state, max_buffered: int = 1000, backoff_base_s: float = 0.1,
-                 backoff_max_s: float = 5.0, keep_notes_tx: int = 4096):
+                 backoff_max_s: float = 5.0, keep_notes_tx: int = 4096, spill=None, spill_chunk: int = 512,
+                 spill_keep_s: float = 30.0):
         if max_buffered < 2:
             raise ValueError(f"max_buffered must be at least 2, got {max_buffered!r}")
         self.store = store
@@ -169,10 +177,27 @@ class AlertJournal:
         self._down_since: float | None = None
         self.stats = JournalStats(max_buffered_tx=self.max_buffered)
         self.on_reconnect = None  # optional coroutine function run after Redis answers again
+        # the spill file (None: buffered notifications stay in memory)
+        self.spill = spill
+        self.spill_chunk = max(1, int(spill_chunk))
+        self.spill_keep_s = spill_keep_s  # a drained file is kept this long (a Redis losing its last second)
+        self._base_seq = 0  # records after this one belong to windows this run recomputes
+        self._spill_cut = False
+        self._cursor = 0  # byte offset: records before it are in Redis
+        self._redis_seq = 0  # tx_seq as Redis holds it (read after a failure, then kept up)
+        self._mark = (0, -1, -1)  # (seq, part, item) of the last spilled item Redis holds
+        self._filter_sent = False  # re-applying after Redis lost writes: skip notifications it still has
+        self._spill_applied_at: float | None = None
 
     async def open(self) -> None:
         """Continue the sequence Redis holds (a restarted engine)."""
-        self.seq = self.applied_seq = int(await self.store.r.hget(self.store.k("meta"), "tx_seq") or 0)
+        seq_b, mark_b = await self.store.r.hmget(self.store.k("meta"), "tx_seq", "spill_mark")
+        self.applied_seq = self._base_seq = self._redis_seq = int(seq_b or 0)
+        self._mark = _parse_mark(mark_b)
+        # a previous engine killed while draining its spill file leaves a mark past ``tx_seq``, on records of
+        # windows this one computes again (they are cut off): its own records must number past that mark, or
+        # the mark would skip them as "already in Redis" (they hold other windows' notifications)
+        self.seq = max(self.applied_seq, self._mark[0])
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -188,7 +213,10 @@ class AlertJournal:
             tx.seq = self.next_seq()
         async with self._lock:
             self._push(tx)
-            return await self._drain()
+            if await self._drain():
+                return True
+            self._spill_buffered()
+            return False
 
     async def flush(self, timeout_s: float = 0.0) -> bool:
         """Try to apply the buffer now (and keep trying for ``timeout_s``); True when it is empty."""
@@ -204,7 +232,13 @@ class AlertJournal:
     async def reconcile(self) -> bool:
         """Write the whole memory over Redis' copy (after anything buffered); False when Redis is down
         (the buffered transactions and the next reconcile catch up)."""
-        return await self.submit(self._full_state(False))
+        done = await self.submit(self._full_state(False))
+        if done and self.spill is not None and self._spill_applied_at is not None \
+                and time.monotonic() - self._spill_applied_at >= self.spill_keep_s:
+            self.spill.clear()  # everything in it is in Redis (and a checkpoint no longer points at it)
+            self._cursor, self._spill_applied_at = 0, None
+            self._update_gauges()
+        return done
 
     def pending(self) -> list[AlertTx]:
         return list(self.buffer)
@@ -221,7 +255,69 @@ class AlertJournal:
     def _update_gauges(self) -> None:
         self.stats.buffered_tx = len(self.buffer)
         self.stats.buffered_notifications = sum(len(t.notes) for t in self.buffer)
+        self.stats.spilled_notifications = sum(t.spilled for t in self.buffer)
+        self.stats.spill_bytes = self.spill.size_bytes if self.spill is not None else 0
         self.stats.redis_up = self.redis_up
+
+    # --- the spill file ---------------------------------------------------------------------------
+    def _spill_ready(self) -> None:
+        if not self._spill_cut:  # records after the base were written for windows a restart computes again
+            self.spill.truncate_after(self._base_seq)
+            self._spill_cut, self._cursor = True, 0
+
+    def _spill_buffered(self) -> None:
+        """Move the growing parts of buffered transactions to disk (in sequence order, fsynced)."""
+        if self.spill is None:
+            return
+        self._spill_ready()
+        last = self.spill.last_key
+        for tx in self.buffer:
+            if (tx.notes or tx.audit) and (last is None or tx.seq >= last[0]):  # (an older checkpoint's stay)
+                try:
+                    self.spill.append(tx.seq, tx.notes, tx.audit)
+                except OSError as exc:  # disk full: memory, as without a spill file (the window must go on);
+                    self.stats.spill_failures_total += 1  # this and later ones stay in memory, so order holds
+                    log.error("alert spill file not writable; buffered notifications stay in memory",
+                              extra={"fields": {"path": str(self.spill.path), "error": str(exc)}})
+                    break
+                tx.spilled += len(tx.notes)
+                tx.notes, tx.audit = [], []
+                self._spill_applied_at = None
+        self._update_gauges()
+
+    async def _apply_spilled(self, upto_seq: int) -> None:
+        """Apply the spilled items of transactions up to ``upto_seq``, ``spill_chunk`` per MULTI/EXEC, each
+        recording its last item in ``meta.spill_mark``; what Redis already holds is skipped."""
+        self._spill_ready()
+        notes, audit, mark, unflushed, last_end = [], [], self._mark, False, self._cursor
+        for start, end, rec in self.spill.records(self._cursor):
+            if rec.seq > upto_seq:
+                break
+            n = len(rec.notes)
+            for j, item in enumerate(rec.notes + rec.audit):
+                if rec.seq <= self._redis_seq or (rec.seq, rec.part, j) <= self._mark:
+                    continue
+                (notes if j < n else audit).append(item)
+                mark, unflushed = (rec.seq, rec.part, j), True
+                if len(notes) + len(audit) >= self.spill_chunk:
+                    await self._write_spilled(notes, audit, mark)
+                    notes, audit, unflushed = [], [], False
+                    self._cursor = start  # this record may hold more
+            last_end = end
+            if not unflushed:
+                self._cursor = end
+        if notes or audit:
+            await self._write_spilled(notes, audit, mark)
+            self._cursor = last_end
+
+    async def _write_spilled(self, notes: list[NoteOut], audit: list[dict], mark: tuple[int, int, int]) -> None:
+        if self._filter_sent and notes:
+            notes = self._unsent(notes, await self._known_keys(notes))
+        pipe = self.store.r.pipeline(transaction=True)
+        self._write(pipe, AlertTx(notes=notes, audit=audit))
+        pipe.hset(self.store.k("meta"), "spill_mark", ":".join(map(str, mark)))
+        await pipe.execute()
+        self._mark = mark
 
     async def _drain(self) -> bool:
         try:
@@ -229,15 +325,20 @@ class AlertJournal:
                 await self._after_failure()
             while self.buffer:
                 tx = self.buffer[0]
+                if self.spill is not None:
+                    await self._apply_spilled(tx.seq)  # its notifications (and older ones) first
                 pipe = self.store.r.pipeline(transaction=True)
                 self._write(pipe, tx)
                 pipe.hset(self.store.k("meta"), "tx_seq", tx.seq)
                 await pipe.execute()
                 self.buffer.popleft()
-                self.applied_seq = tx.seq
+                self.applied_seq = self._redis_seq = tx.seq
                 self.stats.applied_tx_total += 1
                 if tx.notes:
                     self._recent_notes.append((tx.seq, tx.notes))
+            self._filter_sent = False
+            if self.spill is not None and self.spill.size_bytes and self._spill_applied_at is None:
+                self._spill_applied_at = time.monotonic()  # all of it is in Redis now
         except REDIS_DOWN as exc:
             self._failed(exc)
             self._update_gauges()
@@ -253,7 +354,11 @@ class AlertJournal:
 
     async def _after_failure(self) -> None:
         """Redis answered again: skip what it already has, rewrite it whole when it lost some."""
-        kept = int(await self.store.r.hget(self.store.k("meta"), "tx_seq") or 0)
+        seq_b, mark_b = await self.store.r.hmget(self.store.k("meta"), "tx_seq", "spill_mark")
+        kept, mark = int(seq_b or 0), _parse_mark(mark_b)
+        if kept < self._redis_seq or mark < self._mark:  # Redis lost writes: read the spill file again from
+            self._cursor, self._filter_sent = 0, True  # its start, skipping notifications Redis still has
+        self._redis_seq, self._mark = kept, mark
         while self.buffer and self.buffer[0].seq <= kept:  # EXEC reached Redis, its reply did not reach us
             self.applied_seq = self.buffer.popleft().seq
             self.stats.duplicate_tx_skipped_total += 1
@@ -322,6 +427,8 @@ class AlertJournal:
             except (asyncio.CancelledError, Exception):
                 pass
             self._retry = None
+        if self.spill is not None:
+            self.spill.close()
         return done
 
     # --- checkpoint: what Redis does not have yet goes into the driver's checkpoint -----------------
@@ -334,6 +441,21 @@ class AlertJournal:
         data = msgspec.msgpack.decode(blob, type=dict)
         pending = msgspec.convert(data.get("pending", []), list[AlertTx])
         self.seq = max(self.seq, int(data.get("seq", 0)))
+        # spilled records after the base: windows after the checkpoint, computed again (those Redis confirmed
+        # with ``tx_seq`` are skipped anyway)
+        self._base_seq = max(self._redis_seq, int(data.get("seq", 0)))
+        self._spill_cut, self._cursor = False, 0
+        if self.spill is None and any(tx.spilled for tx in pending):
+            raise ValueError("the checkpoint's alert transactions have notifications in a spill file, "
+                             "but this alert service has no state folder to read it from")
         self.buffer.extend(tx for tx in pending if tx.seq > self.applied_seq)
         self._check_seq = True
         self._update_gauges()
+
+
+def _parse_mark(raw) -> tuple[int, int, int]:
+    """``meta.spill_mark`` ("seq:part:item") as a tuple; none yet: before every item."""
+    if not raw:
+        return (0, -1, -1)
+    seq, part, item = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(":")
+    return (int(seq), int(part), int(item))

@@ -39,6 +39,7 @@ from brain.alerts.silences import MaintenanceWindow
 from brain.alerts.state import AlertState, AuditEntry
 from streams.alerts.delivery import DeliveryConfig, DeliveryPool
 from streams.alerts.journal import REDIS_DOWN, AlertJournal
+from streams.alerts.spill import NoteSpill
 from streams.alerts.store import DEFAULT_LOG_DAYS, DEFAULT_PREFIX, AlertStore, now_ms
 from streams.redis_server import EmbeddedRedis, resolve_redis_url
 
@@ -102,7 +103,7 @@ class AlertService:
                  subscriptions: list[Subscription] | None = None, maintenance: list[MaintenanceWindow] | None = None,
                  lifecycle: Lifecycle | None = None, escalation: Escalation | None = None,
                  delivery: DeliveryConfig | None = None, deliver: bool = True, server: EmbeddedRedis | None = None,
-                 window_s: float = 0, max_buffered_tx: int = 1000):
+                 window_s: float = 0, max_buffered_tx: int = 1000, spill_dir: str | os.PathLike | None = None):
         self.store = store
         self.rules_path = Path(rules_path) if rules_path else default_rules_dir()
         self.city = city
@@ -124,7 +125,9 @@ class AlertService:
         self.reload_error: str = ""
         self._trimmed_ms = 0
         # alert-state writes survive a Redis outage: buffered (bounded), applied in order on reconnect
-        self.journal = AlertJournal(store, store.write_tx, self._full_state, max_buffered=max_buffered_tx)
+        # the notifications of buffered transactions wait on disk, not in memory (``spill_dir``: the state folder)
+        spill = NoteSpill(Path(spill_dir) / f"alert-spill-{store.p.replace(':', '_')}.bin") if spill_dir else None
+        self.journal = AlertJournal(store, store.write_tx, self._full_state, max_buffered=max_buffered_tx, spill=spill)
         self.inputs_stale_windows = 0  # windows evaluated with the last known silences (Redis down)
         self._reload_after_flush = False
 
@@ -147,10 +150,13 @@ class AlertService:
             if maintenance is None:
                 maintenance = load_maintenance_file(subscriptions)
             subscriptions = load_subscriptions_file(subscriptions)
+        kw.setdefault("spill_dir", state_dir)
         svc = cls(AlertStore.from_url(redis_url, prefix, log_days=retention_days), rules_path=rules_path, city=city,
                   subscriptions=subscriptions, maintenance=maintenance, server=server, **kw)
         if fresh:
             await svc.store.reset_state(actor="engine")
+            if svc.journal.spill is not None:
+                svc.journal.spill.clear()
         await svc._open()
         return svc
 

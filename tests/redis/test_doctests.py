@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["streams.alerts.journal", "streams.redis_server", "dashboards.metrics"]
+MODULES = ["streams.alerts.journal", "streams.alerts.spill", "streams.redis_server", "dashboards.metrics"]
 
 
 @pytest.mark.parametrize("name", MODULES)
