@@ -200,10 +200,19 @@ class CityPipeline:
         # Grid-case figures kept up to date by the cases that change, not recounted over every case per tick.
         from brain.vitals.config import VitalsConfig
         from brain.vitals.stack.casetally import CaseTally
+        from brain.vitals.stack.liverows import LiveRows, incident_until, outage_until
 
         self._tallied_fn = self.vitals_batch_fn
         self.case_tally = (CaseTally(self.lifecycle["grid_case"], int(VitalsConfig().case_lookback_s * 1000))
                            if self.vitals_batch_fn is not None else None)
+        # Incidents and outages: only the rows that can still count are read per tick, not every row
+        # kept for retention. (case_tally = None and live_rows = {} recount everything: the
+        # differential tests' peer.)
+        self.live_rows = {} if self.vitals_batch_fn is None else {
+            "incidents": LiveRows(self.lifecycle["incident"], incident_until(int(VitalsConfig().incident_lookback_s * 1000)),
+                                  list(_lifecycle_schema("incident"))),
+            "outages": LiveRows(self.lifecycle["outage"], outage_until, list(_lifecycle_schema("outage"))),
+        }
         self.window_operators = list(window_operators)
         segment_ids = [s.id for s in city.segments]
         self.ticks = TickBuilder(self._members, self._sensor_place_index("segment", segment_ids), segment_ids,
@@ -406,20 +415,29 @@ class CityPipeline:
         if len(runs) == 1:
             return dict(self.vitals_batch(inputs, self.city, ends))
         parts: dict[str, list[pl.DataFrame]] = {}
-        for run in runs:
+        for k, run in enumerate(runs):
             ticks = pl.Series(run, dtype=pl.Int64)
             run_inputs = {name: states[name][run[-1]] if name in states else
                           frame.filter(pl.col("tick_end_ms").is_in(ticks)) if "tick_end_ms" in frame.columns else frame
                           for name, frame in inputs.items()}
-            for name, frame in self.vitals_batch(run_inputs, self.city, run).items():
+            if k < len(runs) - 1 and self.vitals_batch_fn is self._tallied_fn:
+                # An earlier state than the tables' own (the last run's): its rows of the live entities.
+                for name, live in self.live_rows.items():
+                    if name in run_inputs:
+                        run_inputs[name] = live.frame(run[0], run_inputs[name])
+            for name, frame in self.vitals_batch(run_inputs, self.city, run, latest=k == len(runs) - 1).items():
                 parts.setdefault(name, []).append(frame)
         return {name: pl.concat(frames, how="vertical_relaxed") for name, frames in parts.items()}
 
-    def vitals_batch(self, inputs: dict[str, pl.DataFrame], city: City, ends: list[int]) -> dict[str, pl.DataFrame]:
-        """Vital signs of stacked ticks: the batch function when there is one, else tick by tick."""
+    def vitals_batch(self, inputs: dict[str, pl.DataFrame], city: City, ends: list[int], latest: bool = True) -> dict[str, pl.DataFrame]:
+        """Vital signs of stacked ticks: the batch function when there is one, else tick by tick.
+        ``latest``: the lifecycle inputs are the tables' current state (not an earlier tick's)."""
         if self.vitals_batch_fn is not None:
-            if self.case_tally is not None and self.vitals_batch_fn is self._tallied_fn:
-                return self.vitals_batch_fn(inputs, city, ends, cases=self.case_tally)
+            if self.vitals_batch_fn is self._tallied_fn:
+                # An earlier state (not the last run of a pass): the tally only if it holds for it.
+                tally = self.case_tally if latest or (self.case_tally is not None and self.case_tally.exact_until(ends[-1])) else None
+                live = self.live_rows if latest else {}
+                return self.vitals_batch_fn(inputs, city, ends, cases=tally, **live)
             return self.vitals_batch_fn(inputs, city, ends)
         per_tick: dict[str, list[pl.DataFrame]] = {}
         for end in ends:

@@ -77,6 +77,7 @@ from brain.city.model import City
 from brain.vitals.config import VitalsConfig
 from brain.vitals.inputs import INPUT_SCHEMAS, city_refs
 from brain.vitals.stack.casetally import CaseTally, _TalliedCases
+from brain.vitals.stack.liverows import LiveRows
 from brain.vitals.stack.areas import AREA_COLUMNS, _AreaGrid, _area_tables  # noqa: F401 (AREA_COLUMNS: public)
 from brain.vitals.stack.families import _air_station, _noise_sensor, _segment_traffic, _utility_sensor
 from brain.vitals.stack.keys import T, WINDOW_TABLES, _conformed, _index, _window_rows  # noqa: F401 (WINDOW_TABLES: public)
@@ -99,12 +100,16 @@ def _tick_list(window_ends_ms) -> list[int]:
 
 
 def compute_vitals_batch(frames: Mapping[str, pl.DataFrame], city: City, window_ends_ms: Sequence[int],
-                         config: VitalsConfig | None = None, *, cases: CaseTally | None = None) -> dict[str, pl.DataFrame]:
+                         config: VitalsConfig | None = None, *, cases: CaseTally | None = None,
+                         incidents: LiveRows | None = None, outages: LiveRows | None = None) -> dict[str, pl.DataFrame]:
     """All vital-sign frames for each of the tick ends ``window_ends_ms`` (see the module docstring).
 
     ``cases``: a :class:`brain.vitals.stack.casetally.CaseTally` watching the lifecycle table that
     ``frames["cases"]`` is the current state of; the grid-case figures then come from its counters
     (O(cells) per tick) instead of from every case (a tally of another lookback is not used).
+    ``incidents`` / ``outages``: :class:`brain.vitals.stack.liverows.LiveRows` watching the lifecycle
+    tables that ``frames["incidents"]`` / ``frames["outages"]`` are the current state of; only the rows
+    that can still count at these ticks are read (the same figures, O(live rows) instead of O(rows kept)).
 
     >>> from brain.city import demo_city_path, load_city
     >>> out = compute_vitals_batch({}, load_city(demo_city_path()), [300_000, 600_000])
@@ -120,6 +125,13 @@ def compute_vitals_batch(frames: Mapping[str, pl.DataFrame], city: City, window_
     ends = _tick_list(window_ends_ms)
     if cases is not None and not isinstance(cases, CaseTally):
         raise ValueError(f"cases must be a brain.vitals.stack.casetally.CaseTally, got {type(cases).__name__}")
+    for name, live in (("incidents", incidents), ("outages", outages)):
+        if live is not None and not isinstance(live, LiveRows):
+            raise ValueError(f"{name} must be a brain.vitals.stack.liverows.LiveRows, got {type(live).__name__}")
+    if outages is not None:
+        frames = {**frames, "outages": outages.frame(ends[0])}
+    if incidents is not None and incidents.lookback_ms == int(cfg.incident_lookback_s * 1000):
+        frames = {**frames, "incidents": incidents.frame(ends[0])}
     return _compute(frames, city, ends, ends[0] if len(ends) == 1 else None, cfg, cases)
 
 

@@ -99,20 +99,64 @@ class CaseTally:
         self.cells: dict = {}  # cell id (None too) -> code
         self.categories: dict = {}
         self._stale = True  # the table was replaced: read it whole at the next tick
+        # The counters are the table's latest state. A tick whose state was older (an earlier run of a
+        # stacked pass, see brain.ticks.StateAsOf.runs) gets the same figures unless a field they read
+        # changed after it: the newest such change is remembered (changes unseen since a reset: blind).
+        self.refield_ms = np.iinfo(np.int64).min
+        self._blind = True
         table.watch(self)
+
+    #: The fields the figures read besides the stage times (a change of one is remembered).
+    FIELDS = ("cell_id", "category", "deadline_ms")
 
     # --- the table's notifications -----------------------------------------------------------------
     def reset(self) -> None:
         """The whole table changed (restored, or rebuilt): start again from it at the next tick."""
         self._stale = True
+        self._blind = True
 
     def changed(self, old: pl.DataFrame | None, new: pl.DataFrame | None) -> None:
         """Cases ``old`` (their previous rows) left the table and ``new`` came in (updated or added)."""
+        if old is not None and old.height and new is not None and new.height:
+            self._note_refields(old, new.head(old.height))
         if self._stale:
             return
         for rows, sign in ((old, -1), (new, 1)):
             if rows is not None and rows.height:
                 self._add(*self._events(rows, sign))
+
+    def _note_refields(self, old: pl.DataFrame, new: pl.DataFrame) -> None:
+        """``new`` = the same cases as ``old``, row for row (the table's update keeps its touched rows first)."""
+        id_col = self.table.id_col
+        if not old.get_column(id_col).equals(new.get_column(id_col)):
+            self._blind = True  # not row for row after all: assume the worst until the next whole read
+            return
+        diff = np.zeros(old.height, dtype=bool)
+        for f in self.FIELDS:
+            if f in old.columns and f in new.columns:
+                diff |= old.get_column(f).ne_missing(new.get_column(f)).to_numpy()
+        if diff.any():
+            at = new.get_column("updated_ms").to_numpy()[diff] if "updated_ms" in new.columns else None
+            self.refield_ms = max(self.refield_ms, int(at.max()) if at is not None else np.iinfo(np.int64).max)
+
+    def exact_until(self, tick_ms: int) -> bool:
+        """Whether the counters also hold for the ticks up to ``tick_ms`` when the table's state as of
+        ``tick_ms`` is older than its current one: no case changed a field they read after ``tick_ms``
+        (stages reached later only open intervals after ``tick_ms``). Else the caller recounts.
+
+        >>> import polars as pl
+        >>> from brain.lifecycle import LifecycleTable
+        >>> table = LifecycleTable("case_id", {"reported": "reported_ms", "closed": "closed_ms"}, ["category", "cell_id", "deadline_ms"])
+        >>> tally = CaseTally(table, lookback_ms=3_600_000)
+        >>> table.update(pl.DataFrame({"case_id": ["a"], "status": ["reported"], "ts_ms": [0], "category": ["litter"],
+        ...     "cell_id": ["C1"], "deadline_ms": [3_600_000]}))
+        >>> _ = tally.snapshots([60_000])
+        >>> table.update(pl.DataFrame({"case_id": ["a"], "status": ["reported"], "ts_ms": [90_000], "category": ["litter"],
+        ...     "cell_id": ["C2"], "deadline_ms": [3_600_000]}))  # moved to another cell at 90 s
+        >>> tally.exact_until(60_000), tally.exact_until(120_000)
+        (False, True)
+        """
+        return not self._blind and self.refield_ms <= int(tick_ms)
 
     # --- counters -------------------------------------------------------------------------------------
     def _start(self, first_tick: int) -> None:
@@ -124,6 +168,7 @@ class CaseTally:
         self._keys: list[int] = []  # heap of bucket keys
         self.applied_ms = first_tick
         self._stale = False
+        self._blind = False  # read whole now: the changes from here on are all seen
         if frame is not None and frame.height:
             self._add(*self._events(frame, 1))
 
