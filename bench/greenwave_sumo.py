@@ -111,7 +111,7 @@ def shared_timing(spec: CorridorSpec):
 
 
 def strategies(spec: CorridorSpec, art, workdir: Path, placebo: bool = True, previous: bool = True,
-               before: bool = True):
+               variant: bool = True):
     C, greens = shared_timing(spec)
     t0 = time.perf_counter()
     ours = optimize_corridor(spec, cycle_s=C, greens_s=greens)
@@ -138,15 +138,16 @@ def strategies(spec: CorridorSpec, art, workdir: Path, placebo: bool = True, pre
     }
     if not previous:
         del out["MAXBAND numba"]
-    if before:
-        # the delay planner as it was before the side-queue joins and the travel-time scenarios
-        from brain.greenwave.delay import delay_offsets
+    if variant:
+        # the delay planner with side-queue joins and travel-time scenarios (options, off by default:
+        # this row is how they were judged against the default in the same run)
+        from brain.greenwave.delay import ROBUST_TRAVEL_SCALES, delay_offsets
 
         t0 = time.perf_counter()
-        old = delay_offsets(spec, C, greens, travel_scales=(1.0,), join_queue=False)
-        t_old = time.perf_counter() - t0
-        out["ours (before)"] = (write_offsets(art, (old.green_start_s - old.green_start_s[0]) % C, workdir / "before.add.xml"),
-                                {"plan_ms": t_old * 1e3, "start": old.start})
+        var = delay_offsets(spec, C, greens, travel_scales=ROBUST_TRAVEL_SCALES, join_queue=True)
+        t_var = time.perf_counter() - t0
+        out[VARIANT] = (write_offsets(art, (var.green_start_s - var.green_start_s[0]) % C, workdir / "variant.add.xml"),
+                        {"plan_ms": t_var * 1e3, "start": var.start})
     if cuts:
         # the subsystem cut alone (MAXBAND per subsystem, placed by the model), no descent: what splitting buys
         out["MAXBAND subsys"] = (write_offsets(art, sub_off, workdir / "subsys.add.xml"),
@@ -227,6 +228,7 @@ def via_controllers(plan, workdir: Path) -> list[float]:
 
 
 BASELINES = ("zero offsets", "tlsCoordinator", "MAXBAND MILP")
+VARIANT = "ours (joins+tt)"
 
 
 def run_corridor(n: int, corridor_seed: int, a) -> dict:
@@ -241,7 +243,7 @@ def run_corridor(n: int, corridor_seed: int, a) -> dict:
     routes = write_routes(art, workdir / "demand.rou.xml", spec.volume_out_vph or 800, spec.volume_in_vph or 800,
                           side, a.duration, turns_out=turns_out, turns_in=turns_in)
     strat, ours_plan, C = strategies(spec, art, workdir, placebo=not a.no_placebo, previous=not a.no_previous,
-                                     before=not a.no_before)
+                                     variant=not a.no_variant)
     length_m = spec.intersections[-1].position_m
     end_s = a.duration + 600 + 4 * length_m / (ARTERIAL_KMH / 3.6)
     print(f"\n== {spec.id}: {spec.n} signals over {length_m:.0f} m, cycle {C} s, volumes {spec.volume_out_vph:.0f}/"
@@ -277,13 +279,13 @@ def run_corridor(n: int, corridor_seed: int, a) -> dict:
           f"lowest on {wins}/{a.seeds} seeds; worse-direction stops {max(ours['stops_out'], ours['stops_in']):.2f} "
           f"(worst baseline {worst_stops:.2f}); MILP plan {results['MAXBAND MILP']['plan_ms']:.0f} ms vs ours "
           f"{ours['plan_ms']:.0f} ms", flush=True)
-    if "ours (before)" in results:
-        ob = results["ours (before)"]
-        wins_b = sum(per_seed["ours (before)"][s]["delay_all_s"] < min(per_seed[b][s]["delay_all_s"] for b in BASELINES)
+    if VARIANT in results:
+        ob = results[VARIANT]
+        wins_b = sum(per_seed[VARIANT][s]["delay_all_s"] < min(per_seed[b][s]["delay_all_s"] for b in BASELINES)
                      for s in range(a.seeds))
-        print(f"  before (same run): ours (before) vs {best}: {100 * (ob['delay_all_s'] / results[best]['delay_all_s'] - 1):+.1f} %, "
-              f"lowest on {wins_b}/{a.seeds} seeds; ours vs ours (before) "
-              f"{100 * (ours['delay_all_s'] / ob['delay_all_s'] - 1):+.1f} % ({ob['start']})", flush=True)
+        print(f"  variant (same run): {VARIANT} vs {best}: {100 * (ob['delay_all_s'] / results[best]['delay_all_s'] - 1):+.1f} %, "
+              f"lowest on {wins_b}/{a.seeds} seeds; {VARIANT} vs ours "
+              f"{100 * (ob['delay_all_s'] / ours['delay_all_s'] - 1):+.1f} % ({ob['start']})", flush=True)
     best_at = min(BASELINES, key=lambda k: results[k]["delay_art_turn_s"])
     print(f"  arterial + turning vehicles only (what offsets act on): ours {ours['delay_art_turn_s']:.1f} s vs "
           f"{best_at} {results[best_at]['delay_art_turn_s']:.1f} s "
@@ -335,8 +337,8 @@ def main() -> int:
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--no-placebo", action="store_true", help="skip the noise-floor run (ours shifted by half a cycle)")
     ap.add_argument("--no-previous", action="store_true", help="skip the previous plan (MAXBAND numba) row")
-    ap.add_argument("--no-before", action="store_true",
-                    help="skip the 'ours (before)' row (delay planner without side-queue joins and travel-time scenarios)")
+    ap.add_argument("--no-variant", action="store_true",
+                    help="skip the 'ours (joins+tt)' row (delay planner with side-queue joins and travel-time scenarios)")
     a = ap.parse_args()
     a.cycle = a.cycle or None
     a.ambulance = a.ambulance or a.ambulance_only
@@ -360,12 +362,12 @@ def main() -> int:
                  for r in out]
         print(f"  mean {float(np.mean(gains)):+.1f} % vs the best baseline; lowest on "
               f"{sum(r['wins'] for r in out)}/{len(out) * a.seeds} corridor-seeds")
-        if all("ours (before)" in r["results"] for r in out):
-            gb = [100 * (r["results"]["ours (before)"]["delay_all_s"] / r["results"][r["best_baseline"]]["delay_all_s"] - 1)
+        if all(VARIANT in r["results"] for r in out):
+            gb = [100 * (r["results"][VARIANT]["delay_all_s"] / r["results"][r["best_baseline"]]["delay_all_s"] - 1)
                   for r in out]
-            wb = sum(sum(r["per_seed"]["ours (before)"][s]["delay_all_s"]
+            wb = sum(sum(r["per_seed"][VARIANT][s]["delay_all_s"]
                          < min(r["per_seed"][b][s]["delay_all_s"] for b in BASELINES) for s in range(a.seeds)) for r in out)
-            print(f"  before (same run): ours (before) mean {float(np.mean(gb)):+.1f} % vs the best baseline; lowest on "
+            print(f"  variant (same run): {VARIANT} mean {float(np.mean(gb)):+.1f} % vs the best baseline; lowest on "
                   f"{wb}/{len(out) * a.seeds} corridor-seeds")
         reach = [100 * (r["results"]["ours (delay)"]["delay_art_turn_s"]
                         / min(r["results"][k]["delay_art_turn_s"] for k in BASELINES) - 1) for r in out]

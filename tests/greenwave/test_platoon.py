@@ -77,6 +77,7 @@ def test_scenario_descent_equals_twin(seed, n, nb, step, scales, loss):
         np.testing.assert_array_equal(got, K.descend_offsets(nb, u0, prms[0], 3, step, 1e9, loss))
 
 
+@settings(deadline=None)   # the first call compiles the kernel
 @given(jl=st.integers(1, 90), head=st.integers(-2, 95), peak=st.floats(0.0, 10.0))
 def test_join_shape_keeps_the_joins_per_cycle(jl, head, peak):
     hl, h, t = K._join_shape(jl, float(head), peak)
@@ -94,10 +95,21 @@ def test_side_queue_discharges_first_and_keeps_the_side_flow():
     assert s * hl + f * (20 - hl) == pytest.approx(f * 60, rel=0.1)   # what arrived in a cycle leaves in its green
     assert _side_queue(PhaseSpec(name="s", min_green_s=12, flow_vph=1700), 20.0, 60.0, 1.0) == (0.0, 1.0)  # never clears
     spec = corridor(3, 1)
-    _, _, prm = delay_params(spec, 60.0, [np.array([33.0, 17.0])] * 3)
+    _, _, prm = delay_params(spec, 60.0, [np.array([33.0, 17.0])] * 3, join_queue=True)
     assert (prm[K.P_JOIN_HEAD] > 0).all() and (prm[K.P_JOIN_PEAK] > 1).all()
     _, _, flat = delay_params(spec, 60.0, [np.array([33.0, 17.0])] * 3, join_queue=False)
     assert (flat[K.P_JOIN_HEAD] == 0).all()
+
+
+@pytest.mark.parametrize("n", [8, 20])
+def test_robust_option_reports_its_own_scenario_mean(n):
+    from brain.greenwave.delay import ROBUST_TRAVEL_SCALES
+
+    spec = corridor(n, 11)
+    greens = [np.array([33.0, 17.0])] * n
+    res = delay_offsets(spec, 60.0, greens, travel_scales=ROBUST_TRAVEL_SCALES, join_queue=True)
+    assert res.delay_s_per_veh <= res.maxband_delay_s_per_veh + 1e-9
+    assert res.stops_worse <= res.maxband_stops_worse * (1 + STOP_SLACK) + 1e-6
 
 
 def test_flow_is_conserved_and_an_unconstrained_queue_has_no_delay():
