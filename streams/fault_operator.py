@@ -130,6 +130,9 @@ class _Family:
         self.last_val = np.full(len(sensors), np.nan)  # latest primary value (carried peers)
         self.last_ms = np.full(len(sensors), -np.inf)
         self.state = sf.fault_state(len(sensors), len(fields), len(types))
+        # judged against its own level and, where it has two peers or more, against them too (a short
+        # drift shows sooner against peers, a sensor with one peer only against itself)
+        self.peer_state = sf.fault_state(len(sensors), len(fields), len(types)) if self.own else None
 
     def carried_ref(self, vals: np.ndarray, end: int) -> np.ndarray:
         """Each sensor's reference: the median of its peers' latest primary values of the last
@@ -184,8 +187,16 @@ class _Family:
             ref = self.carried_ref(vals, end)
         elif self.own:
             ref = np.ones(len(self.ids))  # log 1 = 0: the drift ring holds the sensor's own log level
-        return sf.fault_tick(vals, ref, self.ktype, self.prim, *self.kernel_peers, self.block_ticks, sf.STUCK_LOG_P,
-                             *self.state)
+        out = sf.fault_tick(vals, ref, self.ktype, self.prim, *self.kernel_peers, self.block_ticks, sf.STUCK_LOG_P,
+                            *self.state)
+        if self.peer_state is None:
+            return out
+        flags, logp, events, dtot = out
+        pflags, _, _, ptot = sf.fault_tick(vals, np.full(len(self.ids), np.nan), self.ktype, self.prim, self.peer_ptr,
+                                           self.peer_idx, self.block_ticks, sf.STUCK_LOG_P, *self.peer_state)
+        by_peers = (pflags & sf.FLAG_DRIFT).astype(bool) & (np.abs(ptot) > np.abs(dtot))
+        flags = flags | (pflags & sf.FLAG_DRIFT)
+        return flags, logp, events, np.where(by_peers, ptot, dtot)
 
 
 class FaultOperator:
@@ -313,7 +324,9 @@ class FaultOperator:
         return checkpoint.encode({
             "families": {n: [np.ascontiguousarray(a) for a in f.state] for n, f in self.families.items()},
             "silence": self.silence, "last_seen": self.last_seen,
-            "carried": {n: [f.last_val, f.last_ms] for n, f in self.families.items() if f.carry}})
+            "carried": {n: [f.last_val, f.last_ms] for n, f in self.families.items() if f.carry},
+            "peer_states": {n: [np.ascontiguousarray(a) for a in f.peer_state] for n, f in self.families.items()
+                            if f.peer_state is not None}})
 
     def restore(self, blob: bytes) -> None:
         state = checkpoint.decode(blob)
@@ -325,6 +338,10 @@ class FaultOperator:
                 raise ValueError(f"sensor-fault operator snapshot: family {name} has another shape (another city?)")
             fam.state = tuple(np.array(a) for a in arrays)
         self.silence, self.last_seen = np.array(state["silence"]), np.array(state["last_seen"])
+        for name, arrays in state.get("peer_states", {}).items():  # none in a snapshot from before: relearned
+            fam = self.families.get(name)
+            if fam is not None and fam.peer_state is not None and [a.shape for a in arrays] == [a.shape for a in fam.peer_state]:
+                fam.peer_state = tuple(np.array(a) for a in arrays)
         for name, (val, ms) in state.get("carried", {}).items():  # a snapshot from before has none: refilled within minutes
             if name in self.families and len(val) == len(self.families[name].ids):
                 self.families[name].last_val, self.families[name].last_ms = np.array(val), np.array(ms)

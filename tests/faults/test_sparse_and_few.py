@@ -168,3 +168,45 @@ def test_against_two_peers_the_drifting_one_is_blamed_not_the_partner_it_drags(c
 
 def test_a_healthy_hazard_day_raises_nothing(city):
     assert _hazard_day(city, None, 24 + 48) == {}
+
+
+def _mixed_tick(city, t: int) -> TickBatch:
+    """Tick ``t`` of weather stations out of phase (one drifting) and hazard sensors (one drifting), deterministic per tick."""
+    rng = np.random.default_rng([11, t])
+    end = T0 + (t + 1) * TICK
+    wx = [s.id for s in city.sensors if s.type == "weather"]
+    now = [i for i in range(len(wx)) if i % 2 == t % 2]
+    temp = 15.0 + rng.normal(0.0, 0.15, len(wx))
+    temp[0] *= 1.0 - 0.5 * min(max(t - 12, 0) / 36.0, 1.0)
+    weather = pl.DataFrame({"sensor_id": [wx[i] for i in now], "ts_ms": [end - 1000] * len(now),
+                            "window_end_ms": [end] * len(now), "temp_c": np.round(temp[now], 1),
+                            "humidity_pct": [70.0] * len(now), "wind_ms": [3.0] * len(now), "rain_mm": [0.0] * len(now)})
+    hz = [s for s in city.sensors if s.type == "hazard"]
+    value = np.array([0.4 * (s.valid_max - s.valid_min) + s.valid_min + 1.0 for s in hz]) * (1.0 + 0.01 * rng.normal(0.0, 1.0, len(hz)))
+    value[1] *= 1.0 - 0.5 * min(max(t - 12, 0) / 36.0, 1.0)
+    hazard = pl.DataFrame({"sensor_id": [s.id for s in hz], "ts_ms": [end - 1000] * len(hz), "window_end_ms": [end] * len(hz),
+                           "value": np.round(value, 3), "value_max": np.round(value * 1.01, 3)})
+    return TickBatch(ends=[end], inputs={"weather": weather, "hazard": hazard}, vitals={})
+
+
+def test_a_restart_from_the_snapshot_judges_as_the_uninterrupted_operator(city):
+    """Carried peer readings and the hazard sensors' peer state are in the snapshot."""
+    whole, first_half = fo.FaultOperator(city), fo.FaultOperator(city)
+    rows_whole, rows_restarted = [], []
+    for t in range(60):
+        out = whole(_mixed_tick(city, t))["sensor_faults"]
+        if t >= 30:
+            rows_whole.append(out)
+    for t in range(30):
+        first_half(_mixed_tick(city, t))
+    restarted = fo.FaultOperator(city)
+    restarted.restore(first_half.snapshot())
+    for t in range(30, 60):
+        rows_restarted.append(restarted(_mixed_tick(city, t))["sensor_faults"])
+    got, want = pl.concat(rows_restarted), pl.concat(rows_whole)
+    assert want.filter(pl.col("fault") == "drift").height > 0  # the span holds drift to carry over
+    assert got.equals(want)
+    for name, fam in whole.families.items():  # and the state judging goes on from is the same
+        again = restarted.families[name]
+        for a, b in zip(fam.state + (fam.peer_state or ()), again.state + (again.peer_state or ())):
+            np.testing.assert_array_equal(a, b)
