@@ -63,19 +63,27 @@ def start_tansu(tmp: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.05)
 
 
-def make_lines(hours: float, seed: int) -> list[bytes]:
-    from brain.city import demo_city_path, load_city
+def make_city(size: int, seed: int, tmp: Path):
+    """The demo city (size 1) or a generated city of ``size`` times its sensors (bench/scale.py's
+    cities: 10x = 5,030 sensors, 100x = 50,300); returns (city, its folder or None for the demo)."""
+    from bench.scale import _city
+
+    city = _city(size, seed, tmp)
+    return city, (None if size == 1 else tmp / f"city{size}x")
+
+
+def make_lines(city, hours: float, seed: int) -> list[bytes]:
     from streams.sim import Simulator
 
-    city = load_city(demo_city_path())
-    sim = Simulator(city, seed=seed, bad_fraction=0.01)
+    rng = random.Random(seed)
+    start = 1_780_243_200_000 + rng.randrange(7, 16) * 3_600_000  # a daytime hour (Asia/Shanghai midnight + 7..15 h)
+    sim = Simulator(city, seed=seed, bad_fraction=0.01, start_ms=start)
     return [line for b in sim.jsonl_batches(sim.start_ms + int(hours * 3_600_000), batch_s=60) for line in b.split(b"\n") if line]
 
 
-def produce(path: Path, broker: str, topic: str, partitions: int, fmt: str) -> None:
+def produce(path: Path, broker: str, topic: str, partitions: int, fmt: str, block: int = 200) -> None:
     cmd = [sys.executable, "-m", "citybrain", "produce", str(path), "--broker", broker, "--topic", topic, "--partitions", str(partitions)]
-    if fmt == "single":
-        cmd.append("--single")
+    cmd += ["--single"] if fmt == "single" else ["--block", str(block)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         raise SystemExit(out.stdout + out.stderr)
@@ -110,20 +118,23 @@ async def _consume(bootstrap: str, topic: str, n_lines: int, n_messages: int, pi
     return {"records_per_s": n_lines / wall, "wall_s": wall, "cpu_s": cpu, "records_per_cpu_s": n_lines / cpu if cpu > 0 else float("nan")}
 
 
-def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_lines: int, tmp: Path, batch: int) -> dict:
+def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_lines: int, tmp: Path, batch: int,
+                city_dir: Path | None = None, profile: Path | None = None, extra: tuple[str, ...] = ()) -> dict:
     from streams.faust_state import read_status
 
     out = tmp / f"workers-{n_workers}-{random.randrange(1 << 30)}"
     out.mkdir()
     app_id = f"bench{random.randrange(1 << 30)}"
     procs = []
+    spy = None
     t0 = time.monotonic()
     for i in range(n_workers):
         log = (out / f"worker{i}.log").open("wb")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "citybrain", "worker", "--broker", broker, "--topic", topic, "--partitions", str(partitions),
-             "--out", str(out), "--app-id", app_id, "--id", str(i), "--within", "0.5", "--batch", str(batch)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        cmd = [sys.executable, "-m", "citybrain", "worker", "--broker", broker, "--topic", topic, "--partitions", str(partitions),
+               "--out", str(out), "--app-id", app_id, "--id", str(i), "--within", "0.5", "--batch", str(batch), *extra]
+        if city_dir is not None:
+            cmd += ["--city", str(city_dir)]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
     try:
         deadline = time.monotonic() + 900
         first = None  # (time, records in, cpu) when the first batch was checkpointed: start-up and group join are over
@@ -131,6 +142,10 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
             st = read_status(out, app_id, partitions)
             if first is None and st["records_in"]:
                 first = (time.monotonic(), st["records_in"], sum(_proc_cpu(p.pid) for p in procs))
+                if profile is not None:  # py-spy samples worker 0 from its first batch until it stops
+                    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-r", "100",
+                                            "-f", "raw", "-o", str(profile), "--pid", str(procs[0].pid)],
+                                           stdout=subprocess.DEVNULL, stderr=Path(str(profile) + ".log").open("wb"))
             if st["records_in"] >= n_lines and st["merged_all"]:
                 break
             for p in procs:
@@ -149,6 +164,8 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if spy is not None:
+            spy.wait(timeout=60)
     steady_s = t0 + wall - first[0]
     steady_cpu = cpu - first[2]
     # Steady rate: records after the first checkpointed batch over the time after it (start-up,
@@ -168,39 +185,55 @@ def _proc_cpu(pid: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hours", type=float, default=8.0)
+    ap.add_argument("--hours", type=float, default=8.0, help="simulated hours (default 8; e.g. 0.25 for the 100x city)")
+    ap.add_argument("--size", type=int, default=1, help="city: 1 = the demo city, 10 or 100 = generated cities of 10x/100x its sensors")
+    ap.add_argument("--block", type=int, default=200, help="records per block message (citybrain produce --block; default 200)")
+    ap.add_argument("--batch", type=int, default=None, help="worker --batch (messages per batch; default 100 for blocks, 10,000 single)")
+    ap.add_argument("--worker-args", default="", help="extra arguments for every worker, e.g. '--checkpoint-s 5'")
+    ap.add_argument("--no-peers", action="store_true", help="skip the peers (the raw consumer is always measured)")
+    ap.add_argument("--profile", type=Path, default=None, help="py-spy raw (collapsed) profile of worker 0 of the first worker run")
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--format", nargs="+", default=["block", "single"], choices=["block", "single"])
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    from brain.city import demo_city_path, load_city
     from brain.pipeline import CityPipeline, PipelineConfig
     from streams.faust_driver import bootstrap_of, merge_operators
 
     tmp = Path(tempfile.mkdtemp(prefix="faust-scale-"))
-    lines = make_lines(args.hours, seed)
+    city, city_dir = make_city(args.size, seed, tmp)
+    lines = make_lines(city, args.hours, seed)
     path = tmp / "input.jsonl"
     path.write_bytes(b"".join(line + b"\n" for line in lines))
-    print(f"seed {seed}: {len(lines):,} records ({args.hours:g} simulated hours of the demo city), {args.partitions} partitions")
+    print(f"seed {seed}: {len(lines):,} records ({args.hours:g} simulated hours of the {args.size}x city, {len(city.sensors):,} sensors), "
+          f"{args.partitions} partitions, load {os.getloadavg()[0]:.1f}", flush=True)
     tansu, broker = start_tansu(tmp)
     results: dict[str, dict] = {}
+    profile = args.profile
     try:
-        city = load_city(demo_city_path())
         for fmt in args.format:
             topic = f"records-{fmt}"
-            produce(path, broker, topic, args.partitions, fmt)
+            produce(path, broker, topic, args.partitions, fmt, args.block)
             n_messages = len(lines) if fmt == "single" else asyncio.run(_count_messages(bootstrap_of(broker), topic))
             results[f"ceiling/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages))
-            results[f"peer/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages, CityPipeline(city)))
-            # The same topology as the workers: the merge stage's operators too (anomaly, faults, green wave).
-            ops = merge_operators(city, PipelineConfig(), tmp / f"peer-{fmt}")
-            results[f"peer+ops/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages,
-                                                              CityPipeline(city, window_operators=ops)))
+            if not args.no_peers:
+                results[f"peer/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages, CityPipeline(city)))
+                # The same topology as the workers: the merge stage's operators too (anomaly, faults, green wave).
+                # Their kernels are loaded first, on a throwaway pipeline over the first quarter of the input
+                # (the workers load theirs before joining the group and are timed after their first batch;
+                # timed cold, the peer's figure was mostly numba's cache loading).
+                warm = CityPipeline(city, window_operators=merge_operators(city, PipelineConfig(), tmp / f"warm-{fmt}"))
+                warm.ingest_jsonl(b"\n".join(lines[: len(lines) // 4]) + b"\n")
+                ops = merge_operators(city, PipelineConfig(), tmp / f"peer-{fmt}")
+                results[f"peer+ops/{fmt}"] = asyncio.run(_consume(bootstrap_of(broker), topic, len(lines), n_messages,
+                                                                  CityPipeline(city, window_operators=ops)))
             for n in args.workers:
                 # A batch of 100 blocks is up to 20k records; single-record messages get the issue's 10,000 per take.
-                results[f"worker x{n}/{fmt}"] = run_workers(broker, topic, args.partitions, n, len(lines), tmp, 100 if fmt == "block" else 10_000)
+                batch = args.batch or (100 if fmt == "block" else 10_000)
+                results[f"worker x{n}/{fmt}"] = run_workers(broker, topic, args.partitions, n, len(lines), tmp, batch, city_dir,
+                                                            profile, tuple(args.worker_args.split()))
+                profile = None
             for name in [k for k in results if k.endswith(fmt)]:
                 r = results[name]
                 extra = f"  (with start-up: {r['with_start_records_per_s']:,.0f}/s, start {r['start_s']:.1f} s)" if "start_s" in r else ""
@@ -208,7 +241,7 @@ def main() -> int:
                       f"wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s{extra}")
             for n in args.workers:
                 w, c = results[f"worker x{n}/{fmt}"], results[f"ceiling/{fmt}"]
-                for peer in ("peer", "peer+ops"):
+                for peer in () if args.no_peers else ("peer", "peer+ops"):
                     p = results[f"{peer}/{fmt}"]
                     print(f"  worker x{n}/{fmt} vs {peer}: {w['records_per_s'] / p['records_per_s']:.2f}x by wall time, "
                           f"{w['records_per_cpu_s'] / p['records_per_cpu_s']:.2f}x per CPU second")

@@ -7,15 +7,18 @@ Topology (stages in :mod:`streams.faust_stages`, their checkpoints in :mod:`stre
   (one per message)  ┘   P partitions,              │ validate, event time,     │    (reason per record)
                          partition = murmur2(sensor) │ dedup, per-sensor windows │
                                                      └────────────┬─────────────┘
-                                  closed windows of its sensors,  │ Partial (sparse arrays,
-                                  lifecycle rows, its watermark   ▼ key "<partition>:<tick end>")
+                                  closed windows of its sensors,  │ Partial (sparse arrays) in pieces
+                                  lifecycle rows, its watermark   ▼ of <= 512 KB, key "<partition>:<tick end>"
                                                  <app>.partials (1 partition)
                                                      ┌────────────┴─────────────┐
                                                      │ merge stage (x1)          │──► citybrain.vitals
                                                      │ tick closes when every    │    key "<table>:<window_end_ms>"
                                                      │ partition has closed it;  │    district, city, anomaly,
-                                                     │ segments, vital signs,    │    sensor_faults, signal_plans
-                                                     │ anomaly, faults, plans    │
+                                                     │ lifecycle as of its end;  │    sensor_faults, signal_plans,
+                                                     │ segments, vital signs,    │    grid_unit
+                                                     │ anomaly, faults, plans,   │
+                                                     │ cockpit tables; alert     │──► Redis: alert state, outboxes
+                                                     │ rules + alert pipeline    │    ──► delivery ──► subscribers
                                                      └──────────────────────────┘
 
 - Input: a message is one JSON record, or a block (header ``cb-block``) of records, one per line,
@@ -27,7 +30,8 @@ Topology (stages in :mod:`streams.faust_stages`, their checkpoints in :mod:`stre
   (its own watermark over its sensors), duplicates and per-sensor windows. Batches come from
   ``stream.take_events(n, within=t)``: all records of a batch's messages of one partition are
   joined and decoded columnar in one ``ingest_jsonl``; with blocks, Faust's per-message cost is
-  paid once per 200 records.
+  paid once per 200 records. The read path (dead letters keyed by input position, checkpoint
+  cadence, idle partitions) is :mod:`streams.faust_read`.
 - Merge (what spans sensors): one agent on the one partition of ``<app>.partials``. A tick closes
   once every input partition has closed it (the merged watermark is the partitions' minimum);
   then the pipeline's own tick code builds segment, district and city tables, vital signs, and
@@ -35,28 +39,41 @@ Topology (stages in :mod:`streams.faust_stages`, their checkpoints in :mod:`stre
   replanning. Its input is per-sensor window sums, O(sensors) per tick, not O(records); it is not
   the bottleneck (bench/faust_scale.py). The anomaly and fault operators run here, not per
   partition, because their series span sensors (a segment's speed averages detectors that live on
-  different partitions; a detector is judged against its segment's probe speed).
-- Why blocks and not "Faust for membership, records read in bulk by our own consumer": a second
-  consumer would need its own assignment, its offsets committed outside Faust, and a rebalance
-  protocol of its own; blocks keep Faust doing all of that and measured within the aiokafka
-  loop's reach (see bench/faust_scale.py and notes). Single-record messages still work (the
-  MQTT bridge), at Faust's per-message speed.
+  different partitions; a detector is judged against its segment's probe speed). Lifecycle rows
+  (cases, incidents, outages) travel with the partial that follows them and wait in the merge
+  until the tick holding their time closes (:class:`brain.ticks.StateAsOf`), so each tick sees
+  the city as of its own end, as in the local driver, whatever the batching.
+- Alerts: the worker holding the merge feeds every closed tick to an
+  :class:`streams.alerts.service.AlertService` (the rule packs, the alert pipeline, delivery), its
+  state in Redis (``CITYBRAIN_REDIS_URL``: the same for every worker, so the merge's alert memory
+  follows it). One Redis transaction per window carries the window's end, so a window the merge
+  replays after a crash is skipped there: each notification goes out once, under its idempotency key.
+- Partials are cut into pieces of at most 512 KB (:func:`streams.faust_stages.partial_pieces`)
+  and reassembled by the merge: a day read at once, or a tick of a big city, fits Kafka's default
+  1 MB message limit.
+- Why blocks and not "Faust for membership, records read in bulk by our own consumer": with
+  blocks Faust's per-message work is ~1 % of a worker's time (py-spy, bench/faust_scale.py); what
+  costs is per batch (checkpoints), so a consumer of our own would save little and need its own
+  assignment, offset commits and rebalance protocol. Single records (MQTT bridge) work, at Faust's
+  per-message speed.
 
 Checkpointing (why not Faust tables): Faust tables need one current event per update and raise
 ``Operation outside of stream iteration`` after ``take()``; the pipeline's state is columnar anyway.
-After each batch a stage (1) flushes its output messages, (2) atomically replaces its partition's
-checkpoint (``<out>/faust-<app>-p<N>.ckpt``, or ``-merge.ckpt``) holding its snapshot *and* the
-last input offset applied, (3) lets Faust acknowledge the batch so the offsets get committed. A
-worker killed between (2) and the commit is handed those events again; the stage skips every
-offset at or below its checkpoint's, so state is applied exactly once. Outputs are at-least-once
-(a kill between (1) and (2) re-sends them): the merge drops ticks a partition sends again, lifecycle
-updates are idempotent, and published windows repeat the same rows under the same key. tansu (the
-test broker) has no transactions, so this does not rely on them. Because checkpoints belong to
-partitions, a partition moved by a rebalance is resumed by its new owner from the shared ``--out``.
+After a batch a stage (1) flushes its output messages, (2) atomically replaces its partition's
+checkpoint (``<out>/faust-<app>-p<N>.ckpt``, or ``-merge.ckpt``; written in a thread) holding its
+snapshot *and* the last input offset applied — a partition's stage at most every
+``checkpoint_every_s``, its batches in between held unacknowledged —, (3) lets Faust acknowledge
+the batches the checkpoint holds so their offsets get committed. A worker killed before the commit
+is handed those events again; the stage skips every offset at or below its checkpoint's, so state
+is applied exactly once. Outputs are at-least-once (a kill before (2) re-sends them): the merge
+drops ticks a partition sends again, lifecycle updates are idempotent, published windows repeat
+the same rows under the same key, dead letters the same record under the same key. tansu (the test
+broker) has no transactions, so this does not rely on them. Checkpoints belong to partitions: a
+partition moved by a rebalance is resumed by its new owner from the shared ``--out``.
 
-Limits: an input partition that never receives a record holds the merged watermark back (no
-idleness timeout across partitions yet); checkpoints live in a directory every worker can reach
-(not yet in a changelog topic); alert rules and the alert pipeline are not wired into the merge.
+Limits: checkpoints live in a directory every worker can reach
+(not yet in a changelog topic); with no ``CITYBRAIN_REDIS_URL`` the alert state is an embedded
+Redis under ``--out/redis`` that lives and dies with the worker holding the merge (one worker only).
 
 Example:
     >>> from brain.city import load_city, demo_city_path
@@ -73,13 +90,15 @@ import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 
 import msgspec
 
 from brain.city.model import City
 from brain.ingest import MAX_LINE_BYTES
-from brain.pipeline import CityPipeline, PipelineConfig, StepResult, WindowResult
+from brain.pipeline import PipelineConfig, StepResult, WindowResult
+from streams.faust_read import ingest_isolating  # noqa: F401 (tools and tests use it from here)
 from streams.faust_stages import merge_operators, warm_up  # noqa: F401 (the worker command uses them from here)
 
 log = logging.getLogger("citybrain.faust")
@@ -89,7 +108,7 @@ VITALS_TOPIC = "citybrain.vitals"
 DEADLETTER_TOPIC = "citybrain.deadletter"
 BLOCK_HEADER = "cb-block"
 #: Tables the merge stage publishes per window (vital signs, then the window operators' tables).
-PUBLISHED_TABLES = ("district", "city", "anomaly", "sensor_faults", "signal_plans")
+PUBLISHED_TABLES = ("district", "city", "anomaly", "sensor_faults", "signal_plans", "grid_unit")
 
 
 class _SensorKey(msgspec.Struct):
@@ -179,58 +198,6 @@ def deadletter_messages(result: StepResult) -> list[bytes]:
     return out
 
 
-def ingest_isolating(pipeline: CityPipeline, lines: list[bytes], before: bytes | None = None) -> tuple[list[StepResult], list[bytes]]:
-    """Ingest ``lines`` as one batch; should the pipeline raise, only the lines that make it raise
-    are refused: the batch is halved from a snapshot taken before each try (``before``: the
-    pipeline's snapshot as it stands now, if the caller has one) down to single lines. Returns the
-    results of what was applied and one dead-letter message per refused line (``reason_code``
-    ``unprocessable``), each counted as a record in and a dead letter. A poison message thus goes to
-    the dead-letter topic and the offsets move on, instead of the worker stopping on it forever.
-
-    >>> from brain.city import load_city, demo_city_path
-    >>> class Fragile(CityPipeline):  # a fault injected by the example: one line breaks the pipeline
-    ...     def ingest_jsonl(self, buf):
-    ...         if b"BOOM" in buf:
-    ...             self.counters["records_in"] += 99  # damage done before the failure, rolled back
-    ...             raise RuntimeError("boom")
-    ...         return super().ingest_jsonl(buf)
-    >>> pipe = Fragile(load_city(demo_city_path()))
-    >>> good = b'{"kind":"noise","sensor_id":"NS-01","ts_ms":1780243200000,"laeq_db":55.0}'
-    >>> results, refused = ingest_isolating(pipe, [good, b'{"BOOM":1}', good.replace(b"55.0", b"56.0")])
-    >>> len(refused), json.loads(refused[0])["reason_code"], pipe.counters["records_in"], pipe.invariant_holds()
-    (1, 'unprocessable', 3, True)
-    """
-    if before is None:
-        before = pipeline.snapshot()
-    try:
-        return [pipeline.ingest_jsonl(b"\n".join(lines) + b"\n")], []
-    except Exception as exc:  # noqa: BLE001 - whatever breaks, only the lines that break it are refused
-        pipeline.restore(before)
-        if len(lines) == 1:
-            c = pipeline.counters
-            c["records_in"] += 1
-            c["dead_lettered"] += 1
-            c["dead.unprocessable"] += 1
-            log.error("record refused: the pipeline failed on it", extra={"fields": {"error": repr(exc)[:300]}})
-            return [], [_dumps({"reason_code": "unprocessable", "reason": f"the pipeline failed on it ({type(exc).__name__}: {exc})"[:500],
-                                "raw": lines[0][:2000].decode("utf-8", "replace")})]
-        mid = len(lines) // 2
-        first, refused_first = ingest_isolating(pipeline, lines[:mid])
-        second, refused_second = ingest_isolating(pipeline, lines[mid:])
-        return first + second, refused_first + refused_second
-
-
-def read_checkpoint(path: str | os.PathLike, city: City, config: PipelineConfig | None = None):
-    """A partition stage restored from its checkpoint file, and its input offset (for tools and tests)."""
-    from streams.faust_stages import PartitionPipeline
-    from streams.faust_state import StageState
-
-    state = StageState(PartitionPipeline(city, config), Path(path))
-    if not state.load():
-        raise FileNotFoundError(path)
-    return state.pipeline, state.offset
-
-
 def _hold_offsets(events) -> None:
     for event in events:
         event.message.acked = True  # Faust's consumer then never adds these offsets to its commit
@@ -243,24 +210,13 @@ def checkpoint_path(out_dir: str | os.PathLike, app_id: str = "citybrain", parti
     return stage_path(out_dir, app_id, partition)
 
 
+def _is_block(headers) -> bool:
+    return any(name == BLOCK_HEADER for name, _ in (headers.items() if isinstance(headers, dict) else headers or ()))
+
+
 def partials_topic_name(app_id: str) -> str:
     """The merge stage's input: internal to one app (one consumer group), one partition."""
     return f"{app_id}.partials"
-
-
-def block_lines(value: bytes, headers) -> list[bytes]:
-    """The records of one input message: a block (header ``cb-block``) holds one per line; any other
-    message is one record, its newlines read as JSON whitespace.
-
-    >>> block_lines(b'{"a":1}\\n{"a":2}', [("cb-block", b"1")]), block_lines(b'{"a":\\n1}', [])
-    ([b'{"a":1}', b'{"a":2}'], [b'{"a": 1}'])
-    """
-    if not value:
-        return []
-    for name, _ in (headers.items() if isinstance(headers, dict) else headers or ()):
-        if name == BLOCK_HEADER:
-            return [line for line in value.split(b"\n") if line.strip()]
-    return [value.rstrip(b"\n").replace(b"\n", b" ")]
 
 
 def make_app(
@@ -280,6 +236,10 @@ def make_app(
     batch_within_s: float = 1.0,
     web: bool = False,
     operators=None,
+    alerts=None,
+    piece_bytes: int | None = None,
+    idle_timeout_s: float | None = 30.0,
+    checkpoint_every_s: float = 0.0,
 ):
     """A Faust app with the two stages of the distributed engine (see the module docstring).
 
@@ -287,11 +247,20 @@ def make_app(
     them). Topics are not declared by Faust (create them first, e.g. with :func:`ensure_topics`), so
     the same app runs against brokers whose admin API differs. ``operators``: a callable
     ``(city, config, out_dir) -> [window operators]`` for the merge stage (default :func:`merge_operators`).
+    ``alerts``: an async callable returning a started :class:`streams.alerts.service.AlertService`
+    (rules, alert pipeline, Redis state, delivery) that the merge stage feeds every closed window,
+    as ``citybrain run`` does; None runs without alerts. ``piece_bytes``: the largest message a
+    partial is cut into (default :data:`streams.faust_stages.PIECE_BYTES`).
+    ``idle_timeout_s``: an input partition with nothing to read and no message for this long is
+    left out of the merged watermark until it sends again (:mod:`streams.faust_read`); None: never.
+    ``checkpoint_every_s``: a partition's stage is checkpointed at most this often (0: after every
+    batch); the batches in between are held — not acknowledged, so their offsets are not committed —
+    until the checkpoint that holds them.
     ``app.citybrain`` holds the settings and, while running, the stages' states.
     """
     import faust
 
-    from streams.faust_stages import MergePipeline, PartitionPipeline, decode_partial, encode_partial
+    from streams.faust_stages import PIECE_BYTES, MergePipeline
     from streams.faust_state import StageState
 
     if not isinstance(city, City):
@@ -304,6 +273,10 @@ def make_app(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if not (isinstance(batch_within_s, (int, float)) and math.isfinite(batch_within_s) and batch_within_s > 0):
         raise ValueError(f"batch_within_s must be > 0 seconds, got {batch_within_s!r}")
+    if idle_timeout_s is not None and not (isinstance(idle_timeout_s, (int, float)) and math.isfinite(idle_timeout_s) and idle_timeout_s > 0):
+        raise ValueError(f"idle_timeout_s must be > 0 seconds or None, got {idle_timeout_s!r}")
+    if not (isinstance(checkpoint_every_s, (int, float)) and math.isfinite(checkpoint_every_s) and checkpoint_every_s >= 0):
+        raise ValueError(f"checkpoint_every_s must be >= 0 seconds, got {checkpoint_every_s!r}")
     if not isinstance(worker_id, int) or worker_id < 0:
         raise ValueError(f"worker_id must be a non-negative int, got {worker_id!r}")
     config = config or PipelineConfig()
@@ -335,12 +308,14 @@ def make_app(
     partials_out = app.topic(partials_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                              partitions=1)
     vitals_out = app.topic(vitals_topic, key_serializer="raw", value_serializer="raw", partitions=1)
-    dead_out = app.topic(deadletter_topic, value_serializer="raw", partitions=1)
+    dead_out = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw", partitions=1)
     settings = app.citybrain = type("CityBrainSettings", (), {})()
     settings.topic_names = [input_topic, vitals_topic, deadletter_topic, partials_name]
     settings.out_dir = Path(out_dir)
     settings.states = {}
     settings.merge = None
+    settings.alerts = None  # the merge stage's alert service, while this worker holds the merge
+    piece_bytes = int(os.environ.get("CITYBRAIN_FAUST_PIECE_BYTES", "0") or 0) or piece_bytes or PIECE_BYTES
 
     # Fault injection for the kill tests: die like SIGKILL right after the n-th batch of a partition
     # has flushed its outputs and before its checkpoint, the one moment that makes outputs repeat.
@@ -356,49 +331,34 @@ def make_app(
         logging.shutdown()
         os._exit(70)
 
-    def stage(partition: int) -> StageState:
-        state = settings.states.get(partition)
-        if state is None or state.stale():  # first batch here, or the partition was elsewhere meanwhile
-            state = StageState(PartitionPipeline(city, config, partition=partition), checkpoint_path(out_dir, app_id, partition))
-            if state.load():
-                log.info("partition resumed", extra={"fields": {"partition": partition, "offset": state.offset}})
-            settings.states[partition] = state
-        return state
+    from streams.faust_read import Message, PartitionReader
+
+    async def send(topic: str, key: bytes, value: bytes) -> None:
+        if topic == deadletter_topic:
+            await dead_out.send(key=key, value=value)
+        else:
+            await partials_out.send(key=key, value=value, partition=0)
+
+    async def flush() -> None:
+        await app.producer.flush()
+
+    reader = PartitionReader(city, config, out_dir, app_id, send=send, flush=flush, input_topic=input_topic,
+                             partials_topic=partials_name, deadletter_topic=deadletter_topic, worker_id=worker_id,
+                             piece_bytes=piece_bytes, idle_timeout_s=idle_timeout_s, crash_after=crash_after,
+                             checkpoint_every_s=checkpoint_every_s, hold=lambda m: m.incref(), release=lambda m: m.ack(app.consumer))
+    settings.reader = reader
+    settings.states = reader.states
 
     @app.agent(records, name="citybrain-partition")
     async def per_partition(stream):
         async for events in stream.take_events(batch_size, within=batch_within_s):
             by_partition: dict[int, list] = {}
             for event in events:
-                by_partition.setdefault(event.message.partition, []).append(event.message)
+                msg = event.message
+                by_partition.setdefault(msg.partition, []).append(Message(msg.offset, msg.value, _is_block(msg.headers), msg))
             try:
                 for partition, messages in sorted(by_partition.items()):
-                    state = stage(partition)
-                    lines: list[bytes] = []
-                    top = -1
-                    for msg in messages:
-                        if msg.offset <= state.offset:
-                            continue  # applied before a restart; its offset was not committed yet
-                        lines.extend(block_lines(msg.value, msg.headers))
-                        top = max(top, msg.offset)
-                    if top < 0:
-                        continue
-                    if state.last_blob is None:
-                        state.last_blob = state.pipeline.snapshot()  # what the first batch rolls back to, should it fail
-                    results, refused = ingest_isolating(state.pipeline, lines, state.last_blob) if lines else ([], [])
-                    for result in results:
-                        for value in deadletter_messages(result):
-                            await dead_out.send(value=value)
-                    for value in refused:
-                        await dead_out.send(value=value)
-                    for part in state.pipeline.take_partials():
-                        await partials_out.send(key=part.key, value=encode_partial(part), partition=0)
-                    await app.producer.flush()
-                    state.offset = top
-                    state.batches += 1
-                    if state.batches == crash_after:  # fault injection (tests): outputs sent, checkpoint not saved
-                        os._exit(137)
-                    state.save({"closed_upto": state.pipeline.closed_upto, "worker_id": worker_id})
+                    await reader.batch(partition, messages)
             except asyncio.CancelledError:
                 # Shutdown in mid-batch. take_events() acks the batch in a ``finally`` even so; marking
                 # its messages acked first keeps their offsets uncommitted, so they come back on restart.
@@ -407,38 +367,86 @@ def make_app(
             except Exception:
                 fail_stop(events)
 
-    @app.agent(partials_out, name="citybrain-merge")
-    async def merge(stream):
-        async for events in stream.take_events(max(64, batch_size), within=min(batch_within_s, 0.25)):
+    if idle_timeout_s is not None or checkpoint_every_s > 0:
+        @app.timer(interval=max(0.2, min(1.0, (idle_timeout_s or 4.0) / 4, (checkpoint_every_s or 2.0) / 2)))
+        async def partition_timer():
+            # Held batches whose checkpoint is due (a quiet or revoked partition's too), then the idle
+            # check over the input partitions this worker holds, with the high-water mark its consumer
+            # last fetched (None before a first fetch).
             try:
-                state = settings.merge
-                if state is None or state.stale():
-                    ops = (operators or merge_operators)(city, config, out_dir)
-                    state = StageState(MergePipeline(city, config, partitions=partitions, window_operators=ops),
-                                       checkpoint_path(out_dir, app_id, "merge"))
-                    if state.load():
-                        log.info("merge resumed", extra={"fields": {"offset": state.offset}})
-                    settings.merge = state
-                top = -1
-                for event in events:
-                    msg = event.message
-                    if msg.offset <= state.offset:
-                        continue
-                    top = max(top, msg.offset)
-                    for window_result in state.pipeline.add(decode_partial(msg.value)):
-                        for key, value in vitals_messages([window_result], tables):
-                            await vitals_out.send(key=key, value=value)
-                if top < 0:
-                    continue
-                await app.producer.flush()
-                state.offset = top
-                state.save({"merged_upto": state.pipeline.merged_upto(), "closed_upto": state.pipeline.closed_upto,
-                            "windows": state.pipeline.counters["windows_closed"], "worker_id": worker_id})
+                held = [tp for tp in app.consumer.assignment() if tp.topic == input_topic]
+                highwaters = {tp.partition: app.consumer.highwater(tp) for tp in held}
+            except Exception:  # noqa: BLE001 - consumer not started yet, or a rebalance under way: no idle check now
+                highwaters = {}
+            try:
+                await reader.checkpoint_due()
+                await reader.check_idle(highwaters)
             except asyncio.CancelledError:
-                _hold_offsets(events)
                 raise
             except Exception:
-                fail_stop(events)
+                fail_stop([])
+
+    async def merge_stage() -> StageState:
+        state = settings.merge
+        if state is not None and not state.stale():
+            return state
+        # First batch here, or the merge was on another worker meanwhile: its alert memory is in
+        # Redis and its checkpoint on disk, both newer than this worker's.
+        parts = {}
+        if alerts is not None:
+            if settings.alerts is not None:
+                await settings.alerts.close()
+            settings.alerts = parts["alerts"] = await alerts()
+            settings.alerts_reconciled = time.monotonic()
+        ops = (operators or merge_operators)(city, config, out_dir)
+        state = StageState(MergePipeline(city, config, partitions=partitions, window_operators=ops),
+                           checkpoint_path(out_dir, app_id, "merge"), parts)
+        if state.load():
+            log.info("merge resumed", extra={"fields": {"offset": state.offset}})
+        settings.merge = state
+        return state
+
+    @app.agent(partials_out, name="citybrain-merge")
+    async def merge(stream):
+        try:
+            async for events in stream.take_events(max(64, batch_size), within=min(batch_within_s, 0.25)):
+                try:
+                    state = await merge_stage()
+                    top = -1
+                    for event in events:
+                        msg = event.message
+                        if msg.offset <= state.offset:
+                            continue
+                        top = max(top, msg.offset)
+                        for window_result in state.pipeline.add_piece(msg.value):
+                            for key, value in vitals_messages([window_result], tables):
+                                await vitals_out.send(key=key, value=value)
+                            if settings.alerts is not None:
+                                # Rules, alert pipeline and one Redis transaction per window, with the
+                                # window's end as its sequence: a window the merge replays after a crash
+                                # is skipped there, so a page goes out once (idempotency key).
+                                await settings.alerts.on_window_result(window_result)
+                    if top < 0:
+                        continue
+                    await app.producer.flush()
+                    state.offset = top
+                    await state.save_async({"merged_upto": state.pipeline.merged_upto(), "closed_upto": state.pipeline.closed_upto,
+                                "windows": state.pipeline.counters["windows_closed"], "worker_id": worker_id})
+                    if settings.alerts is not None and time.monotonic() - settings.alerts_reconciled > 10.0:
+                        settings.alerts_reconciled = time.monotonic()
+                        await settings.alerts.on_checkpoint()  # Redis reconciled with memory, as the local driver does
+                except asyncio.CancelledError:
+                    _hold_offsets(events)
+                    raise
+                except Exception:
+                    fail_stop(events)
+        finally:
+            if settings.alerts is not None:  # what is not delivered yet stays in Redis, for the next merge
+                service, settings.alerts = settings.alerts, None
+                try:
+                    await asyncio.shield(service.close())
+                except Exception:  # noqa: BLE001 - shutting down: the alert state is in Redis and the checkpoint
+                    log.warning("alert service did not close cleanly", exc_info=True)
 
     settings.agents = (per_partition, merge)
     return app

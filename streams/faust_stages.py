@@ -65,11 +65,14 @@ class Partial:
     seen: dict[int, tuple] = field(default_factory=dict)
     air: dict[int, tuple] = field(default_factory=dict)
     lifecycle: dict[str, pl.DataFrame] = field(default_factory=dict)
+    #: The partition has nothing to read and has closed what its records cover (streams.faust_read):
+    #: the merged watermark leaves it out until it sends ticks again.
+    idle: bool = False
 
     @property
     def key(self) -> bytes:
         """Kafka key: partition and last tick end (the merge topic is keyed by window)."""
-        return f"{self.partition}:{self.ends[-1] if self.ends else 'updates'}".encode()
+        return f"{self.partition}:{self.ends[-1] if self.ends else ('idle' if self.idle else 'updates')}".encode()
 
 
 def _sparse(w: ClosedWindow) -> tuple:
@@ -84,7 +87,7 @@ def encode_partial(p: Partial) -> bytes:
 
     return checkpoint.encode({"version": PARTIAL_VERSION, "partition": p.partition, "ends": p.ends, "watermark_ms": p.watermark_ms,
                               "windows": {k: table(v) for k, v in p.windows.items()}, "seen": table(p.seen), "air": table(p.air),
-                              "lifecycle": dict(p.lifecycle)})
+                              "lifecycle": dict(p.lifecycle), "idle": bool(p.idle)})
 
 
 def decode_partial(blob: bytes) -> Partial:
@@ -97,7 +100,8 @@ def decode_partial(blob: bytes) -> Partial:
         return {int(end): tuple(parts) for end, parts in d.items()}
 
     return Partial(int(state["partition"]), [int(e) for e in state["ends"]], state["watermark_ms"],
-                   {k: table(v) for k, v in state["windows"].items()}, table(state["seen"]), table(state["air"]), dict(state["lifecycle"]))
+                   {k: table(v) for k, v in state["windows"].items()}, table(state["seen"]), table(state["air"]), dict(state["lifecycle"]),
+                   bool(state.get("idle", False)))
 
 
 #: A piece of a partial on the partials topic: this header, then up to ``PIECE_BYTES`` of its bytes.
@@ -255,6 +259,7 @@ class MergePipeline(CityPipeline):
         self.seen = MergedWindows(self.seen.n_keys, self.seen.width_ms, self.seen.fields)
         self.closed_upto: dict[int, int] = {}  # partition -> newest tick end it has closed
         self.watermarks: dict[int, int] = {}
+        self.idle: set[int] = set()  # partitions out of the merged watermark (streams.faust_read: idle partitions)
         self._pieces: dict[int, list[bytes]] = {}  # partition -> the pieces of its partial so far
 
     def add_piece(self, message: bytes) -> list[WindowResult]:
@@ -291,11 +296,20 @@ class MergePipeline(CityPipeline):
                 self.states.add(kind, frame)
         if part.watermark_ms is not None:
             self.watermarks[part.partition] = max(part.watermark_ms, self.watermarks.get(part.partition, part.watermark_ms))
+        if part.idle:
+            self.idle.add(part.partition)
+        else:
+            self.idle.discard(part.partition)  # it reads records again: the merged watermark waits for it
         done = self.closed_upto.get(part.partition)
         fresh = [e for e in part.ends if done is None or e > done]  # a repeat after a partition's restart: dropped
         self.counters["ticks_repeated"] += len(part.ends) - len(fresh)
         if fresh:
-            keep = set(fresh)
+            # Ticks the merge closed while this partition was idle: too late to count (they hold
+            # records that came after the partition's idle spell began), counted, not merged.
+            late = {e for e in fresh if self.counters["windows_closed"] and self.next_tick_end_ms is not None and e < self.next_tick_end_ms}
+            if late:
+                self.counters["ticks_late"] += len(late)
+            keep = set(fresh) - late
             for kind, by_end in part.windows.items():
                 for end, parts in by_end.items():
                     if end in keep:
@@ -312,10 +326,14 @@ class MergePipeline(CityPipeline):
         return self._close_merged()
 
     def merged_upto(self) -> int | None:
-        """The newest tick every partition has closed (None until each has closed one)."""
-        if len(self.closed_upto) < self.partitions:
+        """The newest tick every partition has closed (None until each has closed one); idle
+        partitions are left out (all idle: the newest tick any has closed)."""
+        active = [p for p in range(self.partitions) if p not in self.idle]
+        if not active:
+            return max(self.closed_upto.values()) if self.closed_upto else None
+        if any(p not in self.closed_upto for p in active):
             return None
-        return min(self.closed_upto.values())
+        return min(self.closed_upto[p] for p in active)
 
     def _close_merged(self) -> list[WindowResult]:
         upto = self.merged_upto()
@@ -336,6 +354,7 @@ class MergePipeline(CityPipeline):
     def snapshot(self) -> bytes:
         return checkpoint.encode({"pipeline": super().snapshot(), "closed_upto": {str(k): v for k, v in self.closed_upto.items()},
                                   "watermarks": {str(k): v for k, v in self.watermarks.items()}, "partitions": self.partitions,
+                                  "idle": sorted(self.idle),
                                   "pieces": {str(k): v for k, v in self._pieces.items()}})
 
     def restore(self, blob: bytes) -> None:
@@ -345,6 +364,7 @@ class MergePipeline(CityPipeline):
         super().restore(state["pipeline"])
         self.closed_upto = {int(k): int(v) for k, v in state["closed_upto"].items()}
         self.watermarks = {int(k): int(v) for k, v in state["watermarks"].items()}
+        self.idle = {int(p) for p in state.get("idle", [])}
         self._pieces = {int(k): [bytes(b) for b in v] for k, v in state.get("pieces", {}).items()}
 
 
@@ -363,9 +383,11 @@ def merge_operators(city, config, out_dir) -> list:
     return ops + [fault_operator(city), CockpitTables(city)]
 
 
-def warm_up(city, config, out_dir) -> None:
+def warm_up(city, config, out_dir) -> list:
     """Load (or compile) every kernel both stages run, before the worker joins its group: done
     inside an agent, the first merge batch would hold the event loop (and the partitions' batches
-    with it) for as long as the merge operators' kernels take to load."""
+    with it) for as long as the merge operators' kernels take to load. Returns the merge
+    operators it built, for the merge stage's first start (a 50k-sensor city's take minutes to
+    build: built twice, the second time inside the agent, they stalled every partition's batches)."""
     PartitionPipeline(city, config)
-    merge_operators(city, config, out_dir)
+    return merge_operators(city, config, out_dir)

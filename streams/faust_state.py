@@ -90,9 +90,25 @@ class StageState:
         return True
 
     def save(self, status: dict | None = None) -> None:
+        self.file.save(self._state())
+        self._saved(status)
+
+    async def save_async(self, status: dict | None = None) -> None:
+        """:meth:`save` with the file written (and fsynced) in a thread: the snapshot is taken
+        here, so the stage may change as soon as this returns; meanwhile the event loop serves the
+        worker's other agents (a 50k-sensor merge checkpoint is hundreds of MB: written in the loop
+        it stalled every partition's batches)."""
+        import asyncio
+
+        await asyncio.to_thread(self.file.save, self._state())
+        self._saved(status)
+
+    def _state(self) -> dict:
         self.last_blob = self.pipeline.snapshot()
-        self.file.save({"version": STAGE_VERSION, "snapshot": self.last_blob, "offset": self.offset,
-                        "parts": {name: part.snapshot() for name, part in self.parts.items()}})
+        return {"version": STAGE_VERSION, "snapshot": self.last_blob, "offset": self.offset,
+                "parts": {name: part.snapshot() for name, part in self.parts.items()}}
+
+    def _saved(self, status: dict | None) -> None:
         self._stamp = self._file_stamp()
         c = self.pipeline.counters
         info = {"offset": self.offset, "records_in": c["records_in"], "counters": dict(c), **(status or {})}

@@ -12,12 +12,12 @@ from collections import Counter
 
 from brain.ingest import MAX_LINE_BYTES
 from streams.faust_driver import DEADLETTER_TOPIC, bootstrap_of
-from tests.faust.test_distributed import Workers, _read_topic
+from tests.faust.test_distributed import Workers, _read_topic, _redis_url
 
 GOOD = b'{"kind":"noise","sensor_id":"NS-01","ts_ms":%d,"laeq_db":55.0}'
 
 
-def test_poison_lines_reach_the_dead_letter_topic_and_the_worker_goes_on(broker, city, tmp_path):
+def test_poison_lines_reach_the_dead_letter_topic_and_the_worker_goes_on(broker, city, tmp_path, redis_socket):
     t0 = 1_780_243_200_000
     good = [GOOD % (t0 + i * 60_000) for i in range(20)]
     poison = {
@@ -35,7 +35,7 @@ def test_poison_lines_reach_the_dead_letter_topic_and_the_worker_goes_on(broker,
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
     assert "sent 18 records" in text and "1 lines too long" in text and "Traceback" not in text
-    workers = Workers(broker, tmp_path / "worker", partitions=1)
+    workers = Workers(broker, tmp_path / "worker", _redis_url(redis_socket, 9), partitions=1)
     try:
         workers.start(0)
         c = workers.wait(lambda s: s["records_in"] >= 18, "18 records in")["counters"]
