@@ -133,13 +133,17 @@ def child(size: int, minutes: int, realtime_s: float, seed: int) -> dict:
     timed = n_lines - batches[0].count(b"\n")
     res["fast"] = {"records": timed, "wall_s": wall, "cpu_s": cpu, "windows": windows,
                    "close_p50_ms": (_pct(closes, 0.5) or 0) * 1000, "close_p99_ms": (_pct(closes, 0.99) or 0) * 1000}
-    t = time.perf_counter()
+    from brain import checkpoint
+
+    t, c = time.perf_counter(), time.process_time()
     blob = pipe.snapshot()
-    snap_s = time.perf_counter() - t
+    snap_s, snap_cpu = time.perf_counter() - t, time.process_time() - c
     fresh = _pipeline(city, tmp / "restore")
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     fresh.restore(blob)
     res["checkpoint"] = {"bytes": len(blob), "snapshot_s": snap_s, "restore_s": time.perf_counter() - t,
+                         "snapshot_cpu_s": snap_cpu, "restore_cpu_s": time.process_time() - c,
+                         "operators_bytes": {type(op).__name__: len(checkpoint.encode(op.snapshot())) for op in pipe.window_operators if hasattr(op, "snapshot")},
                          "cases_kept": pipe.lifecycle["grid_case"].frame.height if pipe.lifecycle["grid_case"].frame is not None else 0}
     del fresh, blob, pipe
 
@@ -245,6 +249,8 @@ def _report(r: dict) -> None:
           f"{f['windows']} windows, close p50 {f['close_p50_ms']:.0f} ms, p99 {f['close_p99_ms']:.0f} ms")
     print(f"  real time (1x)            {rt['records'] / max(rt['wall_s'], 1e-9):>12,.0f} records/s, CPU {100 * rt['cpu_s'] / rt['wall_s']:.1f} % "
           f"of one core over {rt['wall_s']:.0f} s; {rt['closes']} closes, p50 {rt['close_p50_ms']:.0f} ms, p99 {rt['close_p99_ms']:.0f} ms")
+    print(f"  checkpoint CPU            snapshot {cp.get('snapshot_cpu_s', 0):.2f} CPU-s, restore {cp.get('restore_cpu_s', 0):.2f} CPU-s; "
+          f"operators' share: {', '.join(f'{k} {v / 1e6:.1f} MB' for k, v in cp.get('operators_bytes', {}).items())}")
     print(f"  checkpoint                {cp['bytes'] / 1e6:>12,.1f} MB, snapshot {cp['snapshot_s']:.2f} s, restore {cp['restore_s']:.2f} s "
           f"({cp['cases_kept']:,} cases kept)")
     print(f"  RSS peak                  {r['rss_peak_mb']:>12,.0f} MB", flush=True)
