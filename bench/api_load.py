@@ -284,11 +284,16 @@ def main() -> int:
         procs.append(ours)
         base = f"http://127.0.0.1:{ours_port}"
         wait_http(base + "/healthz")
-        if args.workers > 1:
-            end = time.monotonic() + 120
-            while "processes serve this port" not in (tmp / "serve.log").read_text() and time.monotonic() < end:
-                time.sleep(0.2)
-            time.sleep(3)  # the other workers' start (city, app) after the first one's banner
+        if args.workers > 1:  # every worker answering (its start, city and app, is not charged to the load)
+            import urllib.request
+
+            seen, end = set(), time.monotonic() + 180
+            while len(seen) < args.workers and time.monotonic() < end:
+                seen.add(json.loads(urllib.request.urlopen(base + "/healthz", timeout=10).read())["pid"])
+                time.sleep(0.05)
+            if len(seen) < args.workers:
+                raise RuntimeError(f"only {len(seen)} of {args.workers} serve workers answered within 180 s")
+            time.sleep(2)
         headers = {"Authorization": f"Bearer {token}"}
         import urllib.request
 

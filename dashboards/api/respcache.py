@@ -84,6 +84,8 @@ class FastReads:
     token this process verified within ``token_cache_s``, whose role may read, is answered with the
     kept bytes without routing, dependency resolution or validation (the same bytes the route would
     send). Anything else (a miss, another method, an unverified token) goes to the app unchanged.
+    A verified reader's live push (``/api/v1/live``) is streamed the same way
+    (:func:`dashboards.api.routers.live.stream_asgi`).
     """
 
     def __init__(self, app, ctx):
@@ -93,6 +95,13 @@ class FastReads:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "GET":
             ctx = self.ctx
+            if scope["path"] == "/api/v1/live":  # live push for a verified reader: the stream without the app
+                who = ctx.tokens.cached(_bearer(scope))
+                if who is not None and who.role in READ_ROLES:
+                    from dashboards.api.routers.live import stream_asgi
+
+                    self.served += 1
+                    return await stream_asgi(ctx.hub, who, receive, send)
             key = scope["path"] + "?" + scope["query_string"].decode("latin-1")
             body = ctx.responses.current_body(key)
             if body is not None:

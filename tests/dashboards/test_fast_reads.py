@@ -185,3 +185,27 @@ def test_an_unchanged_alert_list_keeps_its_pages_past_the_ttl_and_a_change_repla
     finally:
         r.hset("citybrain:alerts:alerts", fp, raw)
         r.close()
+
+
+def test_live_push_from_the_front_streams_events_and_lets_go_on_disconnect(server, client, tokens):
+    """A verified reader's /api/v1/live is streamed by the front (no app): hello naming the token, the hub's events
+    as they are published, the subscription dropped when the client goes; an unknown token still gets the app's 401."""
+    import json
+
+    ctx = server.cockpit.ctx
+    h = {"Authorization": f"Bearer {tokens['viewer']}"}
+    assert client.get(LATEST, headers=h).status_code == 200  # the token is now verified in this process
+    before = ctx.hub.clients
+    with client.stream("GET", "/api/v1/live", headers=h) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        lines = resp.iter_lines()
+        hello = json.loads(next(x for x in lines if x.startswith("data: "))[6:])
+        assert hello["actor"].startswith("test-viewer (viewer ") and ctx.hub.clients == before + 1
+
+        server._loop.call_soon_threadsafe(ctx.hub.publish, "alerts", {"count": 4242})  # in the server's loop
+        assert next(x for x in lines if x.startswith("data: ")) == 'data: {"count":4242}'
+    end = time.monotonic() + 10
+    while ctx.hub.clients != before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert ctx.hub.clients == before
+    assert client.get("/api/v1/live", headers={"Authorization": "Bearer cbt_00000000_forged"}).status_code == 401
