@@ -1,6 +1,6 @@
 """Reliability bench: an operator's worst day, scenario by scenario, against an uninterrupted run.
 
-    .venv/bin/python bench/faults.py [--hours 6] [--seed N] [--chunk-kb 256] [--skip restarts,clocks,redis,delivery]
+    .venv/bin/python bench/faults.py [--hours 6] [--seed N] [--chunk-kb 256] [--skip config,restarts,clocks,redis,delivery]
 
 A simulated stretch of the demo city is written as JSON lines (random seed unless given) and read
 by the local driver (``streams.local.LocalDriver`` over a file source cut in ``--chunk-kb``
@@ -204,7 +204,7 @@ def main() -> int:
                     help="git revision measured as 'before' in the Redis table (default: before the alert journal)")
     ap.add_argument("--delivery-before", default="769fdf2~1", help="the delivery module measured as 'before'")
     ap.add_argument("--redis-hours", type=float, default=3.0, help="simulated hours of the Redis scenarios")
-    ap.add_argument("--skip", default="", help="comma list of tables to skip: restarts, clocks, redis, delivery")
+    ap.add_argument("--skip", default="", help="comma list of tables to skip: config, restarts, clocks, redis, delivery")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     seed = random.randrange(10_000) if args.seed is None else args.seed
@@ -224,6 +224,8 @@ def main() -> int:
         chunk = args.chunk_kb * 1024
         print(f"data: {n:,} lines, {args.hours:g} simulated hours of the demo city (seed {seed}), "
               f"read in {args.chunk_kb} KB batches, a checkpoint after each")
+        if "config" not in skip:
+            config_table()
         if "redis" not in skip:
             redis_day = work / "redis-day.jsonl"
             rn = make_day(redis_day, args.redis_hours, seed)
@@ -265,6 +267,91 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def config_table() -> None:
+    """Config, rules and signal plans an operator (or an attacker with write access) can hand the engine: each
+    must be refused with a message naming what is wrong (or planned safely), never crash it or emit an unsafe
+    plan. The issue's cases: a rule summary ``{sensor_id:>300000000}``, a GeoJSON nested 100k deep, and
+    corridors asking for yellow = all-red = 0 s, a yellow of 0.000001 s, a fixed 100,000 s cycle and a fixed
+    400 s cycle on a corridor bounded 60-120 s."""
+    import subprocess
+
+    from brain.city import CityError, demo_city_path, load_city
+    from brain.greenwave.limits import DEFAULT_LIMITS as LIM
+    from brain.greenwave.model import CorridorSpec, IntersectionSpec, PhaseSpec
+    from brain.greenwave.optimizer import optimize_corridor
+
+    print(f"{'config / plan fault':<41}| {'outcome':<9}| crashed | note")
+    print("-" * 100)
+    tmp = Path(tempfile.mkdtemp(prefix="cb-config-"))
+    try:
+        (tmp / "rules").mkdir()
+        (tmp / "rules" / "evil.yaml").write_text(
+            "pack: p\nrules:\n  - id: wide\n    kind: threshold\n    table: segment_traffic\n    value: tti\n"
+            "    op: \">=\"\n    threshold: 0\n    severity: yellow\n    labels_from: [segment_id]\n"
+            "    summary: \"{segment_id:>300000000}\"\n")
+        proc = subprocess.run([sys.executable, "-m", "citybrain", "rules", "check", str(tmp / "rules")],
+                              capture_output=True, text=True, timeout=300)
+        said = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "300000000" in ln] or ["?"]
+        print(f"{'rule summary {sensor_id:>300000000}':<41}| {'refused' if proc.returncode else 'ACCEPTED':<9}| "
+              f"{'yes' if 'Traceback' in proc.stderr else 'no':>7} | {said[-1][:70]}")
+        shutil.copytree(demo_city_path(), tmp / "city")
+        (tmp / "city" / "districts.geojson").write_text('{"type":"FeatureCollection","features":' + "[" * 100_000
+                                                        + "]" * 100_000 + "}")
+        try:
+            load_city(tmp / "city")
+            outcome, crashed, note = "ACCEPTED", False, ""
+        except CityError as exc:
+            outcome, crashed, note = "refused", False, str(exc).splitlines()[-1]
+        except Exception as exc:  # noqa: BLE001 - what the bench measures
+            outcome, crashed, note = "-", True, f"{type(exc).__name__}"
+        print(f"{'districts.geojson nested 100k deep':<41}| {outcome:<9}| {'yes' if crashed else 'no':>7} | {note[:70]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def corridor(yellow: float, all_red: float, fixed: float | None, lo: float = 30.0, hi: float = 180.0):
+        ph = [PhaseSpec(name="EW", min_green_s=15, coordinated=True, yellow_s=yellow, all_red_s=all_red),
+              PhaseSpec(name="NS", min_green_s=15, yellow_s=yellow, all_red_s=all_red)]
+        return CorridorSpec(id="C", cycle_s=fixed, cycle_min_s=lo, cycle_max_s=hi,
+                            intersections=[IntersectionSpec(id="A", position_m=0, phases=ph),
+                                           IntersectionSpec(id="B", position_m=300, phases=ph)])
+
+    def plan_outcome(sp, q) -> None:
+        try:
+            plan = optimize_corridor(sp)
+            unsafe = [p for it in plan.intersections for p in it.phases
+                      if p.yellow_s < LIM.yellow_min_s or p.all_red_s < LIM.all_red_min_s]
+            bad_cycle = not (LIM.cycle_min_s <= plan.cycle_s <= LIM.cycle_max_s and sp.cycle_min_s - 1e-6 <= plan.cycle_s
+                             <= sp.cycle_max_s + 1e-6)
+            q.put(("UNSAFE" if unsafe or bad_cycle else "safe", False, f"cycle {plan.cycle_s:g} s"))
+        except ValueError as exc:  # UnsafePlanError is a ValueError: refused with a reason
+            q.put(("refused", False, str(exc).splitlines()[0]))
+        except Exception as exc:  # noqa: BLE001 - what the bench measures
+            q.put(("-", True, type(exc).__name__))
+
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for name, sp in (("plan: yellow 0 s, all-red 0 s", corridor(0.0, 0.0, None)),
+                     ("plan: yellow 0.000001 s", corridor(1e-6, 2.0, None)),
+                     ("plan: fixed cycle 100,000 s", corridor(3.0, 2.0, 100_000.0)),
+                     ("plan: fixed 400 s on a 60-120 s corridor", corridor(3.0, 2.0, 400.0, 60.0, 120.0))):
+        q = ctx.Queue()
+        proc = ctx.Process(target=plan_outcome, args=(sp, q))  # a plan that never comes is a hang: bounded here
+        proc.start()
+        proc.join(PLAN_TIMEOUT_S)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            outcome, crashed, note = "HUNG", True, f"no answer in {PLAN_TIMEOUT_S:g} s (the engine's re-planner would stall)"
+        else:
+            outcome, crashed, note = q.get() if not q.empty() else ("-", True, f"exit {proc.exitcode}")
+        print(f"{name:<41}| {outcome:<9}| {'yes' if crashed else 'no':>7} | {note[:70]}")
+    print()
+
+
+PLAN_TIMEOUT_S = 60.0
 
 
 def _shift(lines: list[bytes], sensor: bytes, offset_ms: int, first_only: bool) -> bytes:
