@@ -32,7 +32,8 @@ from brain.greenwave.band import BandProblem, band_problem, demand_weights  # no
 from brain.greenwave.delay import choose_cycle_s, delay_offsets
 from brain.greenwave.model import CorridorSpec
 from brain.greenwave.plan import IntersectionTiming, PhaseTiming, Plan
-from brain.greenwave.safety import assert_safe
+from brain.greenwave.limits import cycle_limit_violations
+from brain.greenwave.safety import UnsafePlanError, assert_safe
 from brain.greenwave.webster import corridor_cycle_s, corridor_greens_s
 from brain.kernels.bandwidth import band_of_offsets, max_bandwidth
 
@@ -79,6 +80,11 @@ def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, p
         cycle = corridor_cycle_s(spec)
         if objective == "delay" and choose_cycle and greens_s is None and spec.fixed_cycle_s() is None:
             cycle = _delay_cycle_s(spec, cycle)
+    # An absurd cycle (a fixed 100,000 s) is refused before planning: the delay model's work grows
+    # with the cycle, so checked only at the end it kept the planner busy for minutes first.
+    early = cycle_limit_violations(cycle, fixed_s=spec.cycle_s, bounds_s=(spec.cycle_min_s, spec.cycle_max_s))
+    if early:
+        raise UnsafePlanError(early)
     greens = greens_s if greens_s is not None else corridor_greens_s(spec, cycle)
     prob = band_problem(spec, cycle, greens)
     bands, starts = max_bandwidth(*prob.args(), refine_sweeps)

@@ -117,3 +117,18 @@ def test_a_fixed_cycle_outside_the_corridor_bounds_is_refused():
                                        IntersectionSpec(id="B", position_m=300, phases=ph)])
     with pytest.raises(UnsafePlanError, match="outside the corridor's bounds"):
         optimize_corridor(spec)
+
+
+@pytest.mark.parametrize("fixed_s", [100_000.0, 5_000.0, 400.0])
+def test_an_absurd_fixed_cycle_is_refused_before_any_planning(fixed_s):
+    # The delay model's work grows with the cycle: a fixed 100,000 s cycle checked only at the
+    # end kept the planner busy for minutes before the refusal.
+    import time
+
+    phases = [PhaseSpec(name="EW", min_green_s=15, coordinated=True, flow_vph=700), PhaseSpec(name="NS", min_green_s=15, flow_vph=400)]
+    spec = CorridorSpec(id="absurd", intersections=[IntersectionSpec(id=f"I{i}", position_m=400.0 * i, phases=phases) for i in range(6)],
+                        cycle_min_s=5.0, cycle_max_s=200_000.0, cycle_s=fixed_s)
+    t0 = time.process_time()
+    with pytest.raises(UnsafePlanError, match="outside the absolute range"):
+        optimize_corridor(spec)
+    assert time.process_time() - t0 < 2.0
