@@ -17,7 +17,7 @@ only those two tables as input:
 
 Their emergency, utility_outages, district and city tables are checked equal each round. The update is
 timed with the LiveRows watching (as in the pipeline) and, as its peer, on a copy of the tables with no
-watcher. Seeds are random unless --seed is given; medians printed.
+watcher (both with the previous tick's frames still held, as the pipeline's tick states hold them). Seeds are random unless --seed is given; medians printed.
 """
 from __future__ import annotations
 
@@ -140,6 +140,9 @@ def main() -> int:
             bare[1].update(upd_out)
             ups_bare.append(time.perf_counter() - t)
             frames = {"incidents": inc.current(inc_schema), "outages": out.current(out_schema)}
+            # the peer's tables are read too and their frames held until the next update, as the live
+            # ones (and the pipeline's tick states): a held frame makes the next in-place write copy
+            held = [bare[0].current(inc_schema), bare[1].current(out_schema)]  # noqa: F841
             t = time.perf_counter()
             got = compute_vitals_batch(frames, city, [now], cfg, incidents=live_inc, outages=live_out)
             fast.append(time.perf_counter() - t)
