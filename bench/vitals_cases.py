@@ -18,20 +18,17 @@ tally watching (the pipeline's update). Seeds are random unless --seed is given;
 """
 from __future__ import annotations
 
-import argparse
-import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import lifecycle_bench_city  # noqa: E402 (beside this script)
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from brain.city import demo_city_path, load_city  # noqa: E402
 from brain.lifecycle import LifecycleTable  # noqa: E402
 from brain.pipeline import LIFECYCLE_KINDS, _lifecycle_schema  # noqa: E402
 from brain.vitals import compute_vitals_batch  # noqa: E402
@@ -60,22 +57,8 @@ def _cases(rng, ids: list[str], cells: list[str], start_ms: np.ndarray, closed: 
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kept", type=int, nargs="+", default=[10_000, 300_000, 2_000_000])
-    ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--rows", type=int, default=14)
-    ap.add_argument("--city", default=None, help="a city folder (default: a generated 50k-sensor city, 4096 cells)")
-    ap.add_argument("--seed", type=int, default=None)
-    args = ap.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
-    rng = np.random.default_rng(seed)
-    if args.city:
-        city = load_city(args.city)
-    else:
-        from brain.city.synth import write
-        tmp = tempfile.mkdtemp(prefix="bench-vitals-cases-")
-        write(tmp, 50_000, 16, seed % 1000)
-        city = load_city(tmp)
+    args = lifecycle_bench_city.parse(__doc__, [10_000, 300_000, 2_000_000], 7)
+    seed, rng, city = lifecycle_bench_city.city_and_rng(args, "bench-vitals-cases-")
     cells = [c.id for c in city.cells]
     cfg = VitalsConfig()
     warm_up()
