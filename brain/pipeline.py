@@ -37,8 +37,12 @@ import polars as pl
 from brain import checkpoint, series
 from brain.city.model import City
 from brain.eventtime import Deduper, EventClock
-from brain.ingest import DEAD_SCHEMA, KIND_DTYPES, MAX_DEPTH, MAX_LINE_BYTES, DeadLetters, decode_jsonl
+from brain.ingest import DEAD_SCHEMA, DeadLetters, decode_jsonl
 from brain.lifecycle import LifecycleTable
+from brain.pipeline_config import PipelineConfig  # (drivers import it from here)
+from brain.lifecycle_kinds import (  # noqa: F401 (re-exported: operators, drivers and benches import them from here)
+    CASE_STAGES, INCIDENT_STAGES, LIFECYCLE_KINDS, OUTAGE_STAGES, lifecycle_schema as _lifecycle_schema,
+)
 from brain.schemas import KIND_SENSOR_TYPES
 from brain.ticks import (  # noqa: F401 (the tables' names, re-exported: operators and benches import them from here)
     AIR_FIELDS, HOUR_MS, PASS_THROUGH, SENSOR_TABLES, STATE_TABLES, TICK_SCHEMAS, WINDOW_FIELDS, StateAsOf, TickBatch, TickBuilder, WindowResult,
@@ -68,74 +72,9 @@ def warm_up() -> None:
 _WARM = False
 
 
-class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """Stream-processing settings (validated at construction).
-
-    Example:
-        >>> PipelineConfig(window_s=300).window_ms
-        300000
-        >>> PipelineConfig(window_s=7)
-        Traceback (most recent call last):
-        ...
-        ValueError: window_s must divide 3600 (one hour), got 7
-    """
-
-    window_s: int = 300
-    allowed_lateness_s: int = 120
-    max_ahead_s: int = 3600
-    retention_days: int = 7
-    max_line_bytes: int = MAX_LINE_BYTES  # a longer input line is dead-lettered unread (too_large)
-    max_depth: int = MAX_DEPTH  # deeper bracket nesting is dead-lettered unread (too_deep)
-    wild_clock_share: float = 0.05  # share of sources whose clocks may be wild without moving the city's
-    source_idle_s: int = 3600  # a source this far behind the city's clock no longer counts for it
-
-    def __post_init__(self) -> None:
-        if self.window_s <= 0 or 3600 % self.window_s:
-            raise ValueError(f"window_s must divide 3600 (one hour), got {self.window_s}")
-        if self.allowed_lateness_s < 0:
-            raise ValueError(f"allowed_lateness_s must be >= 0, got {self.allowed_lateness_s}")
-        if self.max_ahead_s <= 0:
-            raise ValueError(f"max_ahead_s must be > 0, got {self.max_ahead_s}")
-        if self.retention_days <= 0:
-            raise ValueError(f"retention_days must be > 0, got {self.retention_days}")
-        if self.max_line_bytes < 64:
-            raise ValueError(f"max_line_bytes must be >= 64, got {self.max_line_bytes}")
-        if not 0.0 <= self.wild_clock_share < 0.5:
-            raise ValueError(f"wild_clock_share must be in [0, 0.5) (a minority), got {self.wild_clock_share}")
-        if self.source_idle_s <= 0:
-            raise ValueError(f"source_idle_s must be > 0, got {self.source_idle_s}")
-        if not 1 <= self.max_depth <= 512:
-            raise ValueError(f"max_depth must be in 1..512 (deeper would exhaust the decoder's stack), got {self.max_depth}")
-
-    @property
-    def window_ms(self) -> int:
-        return self.window_s * 1000
-
-
-CASE_STAGES = {"reported": "reported_ms", "dispatched": "dispatched_ms", "handling": "handling_ms", "closed": "closed_ms"}
-INCIDENT_STAGES = {"reported": "reported_ms", "dispatched": "dispatched_ms", "on_scene": "on_scene_ms", "closed": "closed_ms"}
-OUTAGE_STAGES = {"start": "started_ms", "end": "ended_ms"}
-LIFECYCLE_KINDS = {
-    "grid_case": ("case_id", CASE_STAGES, ["category", "cell_id", "unit", "deadline_ms", "sensor_id"], "cases"),
-    "incident": ("incident_id", INCIDENT_STAGES, ["type", "severity", "lon", "lat", "units", "segment_id", "sensor_id"], "incidents"),
-    "outage": ("outage_id", OUTAGE_STAGES, ["utility", "cell_id", "customers", "sensor_id"], "outages"),
-}
-
-
 def _floats(cols, name: str) -> np.ndarray:
     """A checked column as float64 (NaN where null), as the validator already read it."""
     return cols.values(name).astype(np.float64, copy=False)
-
-
-def _lifecycle_schema(kind: str) -> dict[str, pl.DataType]:
-    id_col, stages, fields, _ = LIFECYCLE_KINDS[kind]
-    dtypes = KIND_DTYPES[kind]
-    return (
-        {id_col: pl.Utf8}
-        | {c: pl.Int64 for c in stages.values()}
-        | {f: dtypes[f] for f in fields}
-        | {"status": pl.Utf8, "updated_ms": pl.Int64}
-    )
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 
 MODULES = [
     "brain.ingest", "brain.validate", "brain.eventtime", "brain.windows", "brain.kernels.window", "brain.kernels.dedup", "brain.kernels.lifecycle", "brain.lifecycle", "brain.series",
-    "brain.pipeline", "brain.ticks", "streams.local", "streams.feeds", "streams.sinks.history", "streams.anomaly_operator",
+    "brain.pipeline", "brain.pipeline_config", "brain.lifecycle_kinds", "brain.ticks", "streams.local", "streams.feeds", "streams.sinks.history", "streams.anomaly_operator",
     "dashboards.metrics", "citybrain.settings", "citybrain.commands.run", "citybrain.engine",
     "brain.warmup", "citybrain.outputs",
     "brain.checkpoint", "brain.nesting", "streams.checkpoint_file",
