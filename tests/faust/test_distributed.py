@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,11 +31,11 @@ import pytest
 
 from brain.pipeline import CityPipeline
 from streams.sim import Simulator
+from tests.faust.workers import TIMEOUT_S, WorkerProcs, produce, read_topic, table_rows
 
 SEED = 23
 MINUTES = 60
 PARTITIONS = 3
-TIMEOUT_S = 420  # generous: the machine running the suite may be shared
 TABLES = ("district", "city", "anomaly", "sensor_faults", "signal_plans", "grid_unit")
 PIECE_BYTES = 16 << 10  # small pieces: the merge reassembles partials from several messages
 #: every rule, every severity, grouped per incident, to a log channel (nothing to receive)
@@ -82,20 +80,6 @@ def lines(city):
     return [line for b in sim.jsonl_batches(sim.start_ms + MINUTES * 60_000, batch_s=60) for line in b.split(b"\n") if line]
 
 
-def _norm(value):
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"  # NaN != NaN: compare "no data" as a marker
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_norm(v) for v in value]
-    return value
-
-
-def _rows(rows: list[dict]) -> list[str]:
-    return sorted(json.dumps(_norm(r), sort_keys=True, default=str) for r in rows)
-
-
 @pytest.fixture(scope="module")
 def local(city, lines, tmp_path_factory, redis_socket):
     """The reference: the local pipeline with the merge stage's operators, batches of 2000 lines,
@@ -115,7 +99,7 @@ def local(city, lines, tmp_path_factory, redis_socket):
         for w in result.windows:
             for name in TABLES:
                 if name in w.vitals:
-                    tables[(name, w.window_end_ms)] = _rows(w.vitals[name].to_dicts())
+                    tables[(name, w.window_end_ms)] = table_rows(w.vitals[name].to_dicts())
         reasons.update((m["reason_code"], m["raw"]) for m in map(json.loads, deadletter_messages(result)))
     url = _redis_url(redis_socket, 10)
     _seed_alert_state(url)
@@ -137,92 +121,33 @@ def _cli(args: list[str], cwd: Path, log: Path, env: dict | None = None) -> subp
                             env={**os.environ, **(env or {})})
 
 
-def _produce(lines: list[bytes], path: Path, broker: str) -> None:
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    proc = subprocess.run([sys.executable, "-m", "citybrain", "produce", str(path), "--broker", broker, "--partitions", str(PARTITIONS),
-                           "--block", "50"], cwd=path.parent, capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-class Workers:
+class Workers(WorkerProcs):
     """``citybrain worker`` processes of one app sharing one --out directory (an app of its own
     publishes to topics of its own, so several apps can read one input topic side by side)."""
 
     def __init__(self, broker: str, out: Path, redis_url: str, partitions: int = PARTITIONS, app: str = "citybrain"):
-        self.broker, self.out, self.procs, self.partitions, self.app = broker, out, {}, partitions, app
+        super().__init__(broker, out, partitions, app)
         self.redis_url = redis_url
         _seed_alert_state(redis_url)
         self.env = {"CITYBRAIN_REDIS_URL": redis_url, "CITYBRAIN_FAUST_PIECE_BYTES": str(PIECE_BYTES)}
-        out.mkdir(exist_ok=True)
-        self.topics = ("citybrain.vitals", "citybrain.deadletter") if app == "citybrain" else (f"{app}.vitals", f"{app}.deadletter")
 
     def start(self, i: int, env: dict | None = None) -> None:
         self.procs[i] = _cli(["worker", "--broker", self.broker, "--out", str(self.out), "--partitions", str(self.partitions), "--id", str(i),
                               "--app-id", self.app, "--vitals-topic", self.topics[0], "--deadletter-topic", self.topics[1],
                               "--batch", "40", "--within", "0.3"], self.out, self.out / f"worker{i}.log", {**self.env, **(env or {})})
 
-    def kill(self, i: int) -> None:
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- worker{i}\n{(self.out / f'worker{i}.log').read_text()[-2500:]}" for i in self.procs)
-
-    def wait(self, done, what: str) -> dict:
-        from streams.faust_state import read_status
-
-        deadline = time.monotonic() + TIMEOUT_S
-        status = None
-        while time.monotonic() < deadline:
-            for i, p in self.procs.items():
-                if p.poll() is not None and p.returncode not in (-signal.SIGKILL, 137):
-                    pytest.fail(f"worker {i} exited with {p.returncode}:\n{self.logs()}")
-            status = read_status(self.out, self.app, self.partitions)
-            if done(status):
-                return status
-            time.sleep(0.3)
-        pytest.fail(f"{what} not reached within {TIMEOUT_S} s: {status and {k: status[k] for k in ('records_in', 'closed_upto', 'merged_upto')}}\n{self.logs()}")
-
-
-async def _read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    out, idle = [], 0
-    try:
-        while idle < 3:
-            got = await consumer.getmany(timeout_ms=400, max_records=10_000)
-            n = sum(len(v) for v in got.values())
-            idle = 0 if n else idle + 1
-            out.extend((m.key, m.value) for msgs in got.values() for m in msgs)
-    finally:
-        await consumer.stop()
-    return out
-
 
 def _published(broker: str, topics: tuple[str, str]) -> tuple[dict, Counter]:
     from streams.faust_driver import bootstrap_of
 
     tables: dict[tuple[str, int], list[str]] = {}
-    for key, value in asyncio.run(_read_topic(bootstrap_of(broker), topics[0])):
+    for key, value in asyncio.run(read_topic(bootstrap_of(broker), topics[0])):
         msg = json.loads(value)
         assert key.decode() == f"{msg['table']}:{msg['window_end_ms']}"
-        rows = _rows(msg["rows"])
+        rows = table_rows(msg["rows"])
         # At-least-once after a kill: a window published again carries the same rows under the same key.
         assert tables.setdefault((msg["table"], msg["window_end_ms"]), rows) == rows, f"{key} repeated with other rows"
-    dead = Counter((m["reason_code"], m["raw"]) for m in (json.loads(v) for _, v in asyncio.run(_read_topic(bootstrap_of(broker), topics[1]))))
+    dead = Counter((m["reason_code"], m["raw"]) for m in (json.loads(v) for _, v in asyncio.run(read_topic(bootstrap_of(broker), topics[1]))))
     return tables, dead
 
 
@@ -266,7 +191,7 @@ def test_one_two_and_three_workers_match_local_pipeline(broker, lines, local, tm
     # broker, one produce, and their group joins overlap instead of adding up.
     apps = {n: Workers(broker, tmp_path / f"app{n}", _redis_url(redis_socket, 10 + n), app=f"cb{n}") for n in (1, 2, 3)}
     try:
-        _produce(lines, tmp_path / "input.jsonl", broker)
+        produce(lines, tmp_path / "input.jsonl", broker, PARTITIONS)
         for n, workers in apps.items():
             for i in range(n):
                 workers.start(i)
@@ -285,7 +210,7 @@ def test_killed_workers_restarted_give_identical_results(broker, lines, local, t
     again. The results are the local pipeline's; repeats carry the same rows under the same key."""
     workers = Workers(broker, tmp_path / "out", _redis_url(redis_socket, 14))
     try:
-        _produce(lines, tmp_path / "input.jsonl", broker)
+        produce(lines, tmp_path / "input.jsonl", broker, PARTITIONS)
         workers.start(0, env={"CITYBRAIN_FAUST_EXIT_AFTER_BATCH": "2"})
         workers.start(1)
         deadline = time.monotonic() + TIMEOUT_S

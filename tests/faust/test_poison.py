@@ -12,7 +12,8 @@ from collections import Counter
 
 from brain.ingest import MAX_LINE_BYTES
 from streams.faust_driver import DEADLETTER_TOPIC, bootstrap_of
-from tests.faust.test_distributed import Workers, _read_topic, _redis_url
+from tests.faust.test_distributed import Workers, _redis_url
+from tests.faust.workers import read_topic
 
 GOOD = b'{"kind":"noise","sensor_id":"NS-01","ts_ms":%d,"laeq_db":55.0}'
 
@@ -43,6 +44,6 @@ def test_poison_lines_reach_the_dead_letter_topic_and_the_worker_goes_on(broker,
         assert workers.procs[0].poll() is None, "the worker stopped"
     finally:
         workers.stop_all()
-    dead = asyncio.run(_read_topic(bootstrap_of(broker), DEADLETTER_TOPIC))
+    dead = asyncio.run(read_topic(bootstrap_of(broker), DEADLETTER_TOPIC))
     reasons = Counter(json.loads(v)["reason_code"] for _, v in dead)
     assert reasons == {"too_deep": 1, "malformed": 3, "too_large": 1}, reasons

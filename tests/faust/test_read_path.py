@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,11 +25,11 @@ import pytest
 
 from brain.pipeline import CityPipeline, PipelineConfig
 from streams.sim import Simulator
+from tests.faust.workers import WorkerProcs, produce, read_topic, table_rows
 
 SEED = 29
 MINUTES = 45
 PARTITIONS = 3
-TIMEOUT_S = 420  # generous: the machine running the suite may be shared
 TABLES = ("district", "city", "anomaly", "sensor_faults", "signal_plans")
 
 
@@ -41,40 +39,17 @@ def lines(city):
     return [line for b in sim.jsonl_batches(sim.start_ms + MINUTES * 60_000, batch_s=60) for line in b.split(b"\n") if line]
 
 
-def _norm(value):
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"  # NaN != NaN: compare "no data" as a marker
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_norm(v) for v in value]
-    return value
-
-
-def _rows(rows: list[dict]) -> list[str]:
-    return sorted(json.dumps(_norm(r), sort_keys=True, default=str) for r in rows)
-
-
 def _operators(city, out):
     from streams.faust_driver import merge_operators
 
     return merge_operators(city, PipelineConfig(), out)
 
 
-def _produce(lines: list[bytes], path: Path, broker: str) -> None:
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    proc = subprocess.run([sys.executable, "-m", "citybrain", "produce", str(path), "--broker", broker, "--partitions", str(PARTITIONS),
-                           "--block", "50"], cwd=path.parent, capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-class Workers:
+class Workers(WorkerProcs):
     """``citybrain worker`` processes of one app sharing one --out directory."""
 
     def __init__(self, broker: str, out: Path, partitions: int = PARTITIONS):
-        self.broker, self.out, self.procs, self.partitions, self.app = broker, out, {}, partitions, "citybrain"
-        self.topics = ("citybrain.vitals", "citybrain.deadletter")
-        out.mkdir(exist_ok=True)
+        super().__init__(broker, out, partitions)
 
     def start(self, i: int, env: dict | None = None, extra: tuple[str, ...] = ()) -> None:
         args = ["worker", "--broker", self.broker, "--out", str(self.out), "--partitions", str(self.partitions), "--id", str(i),
@@ -82,56 +57,6 @@ class Workers:
         self.procs[i] = subprocess.Popen([sys.executable, "-m", "citybrain", *args], cwd=self.out,
                                          stdout=(self.out / f"worker{i}.log").open("ab"), stderr=subprocess.STDOUT,
                                          env={**os.environ, **(env or {})})
-
-    def kill(self, i: int) -> None:
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- worker{i}\n{(self.out / f'worker{i}.log').read_text()[-2500:]}" for i in self.procs)
-
-    def wait(self, done, what: str) -> dict:
-        from streams.faust_state import read_status
-
-        deadline = time.monotonic() + TIMEOUT_S
-        status = None
-        while time.monotonic() < deadline:
-            for i, p in self.procs.items():
-                if p.poll() is not None and p.returncode not in (-signal.SIGKILL, 137):
-                    pytest.fail(f"worker {i} exited with {p.returncode}:\n{self.logs()}")
-            status = read_status(self.out, self.app, self.partitions)
-            if done(status):
-                return status
-            time.sleep(0.3)
-        pytest.fail(f"{what} not reached within {TIMEOUT_S} s: {status}\n{self.logs()}")
-
-
-async def _read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    out, idle = [], 0
-    try:
-        while idle < 3:
-            got = await consumer.getmany(timeout_ms=400, max_records=10_000)
-            n = sum(len(v) for v in got.values())
-            idle = 0 if n else idle + 1
-            out.extend((m.key, m.value) for msgs in got.values() for m in msgs)
-    finally:
-        await consumer.stop()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -151,11 +76,11 @@ def _published(broker: str, topics: tuple[str, str]):
     from streams.faust_driver import bootstrap_of
 
     tables = {}
-    for key, value in asyncio.run(_read_topic(bootstrap_of(broker), topics[0])):
+    for key, value in asyncio.run(read_topic(bootstrap_of(broker), topics[0])):
         msg = json.loads(value)
-        rows = _rows(msg["rows"])
+        rows = table_rows(msg["rows"])
         assert tables.setdefault((msg["table"], msg["window_end_ms"]), rows) == rows, f"{key} repeated with other rows"
-    dead = asyncio.run(_read_topic(bootstrap_of(broker), topics[1]))
+    dead = asyncio.run(read_topic(bootstrap_of(broker), topics[1]))
     return tables, dead
 
 
@@ -195,11 +120,11 @@ def test_an_empty_partition_does_not_hold_the_windows_back(broker, city, lines, 
         for w in result.windows:
             for name in TABLES:
                 if name in w.vitals:
-                    ref[(name, w.window_end_ms)] = _rows(w.vitals[name].to_dicts())
+                    ref[(name, w.window_end_ms)] = table_rows(w.vitals[name].to_dicts())
     last_end = max(end for _, end in ref)
     workers = Workers(broker, tmp_path / "out", partitions=partitions)
     try:
-        _produce(mine, tmp_path / "input.jsonl", broker)
+        produce(mine, tmp_path / "input.jsonl", broker, PARTITIONS)
         workers.start(0, extra=("--idle-timeout", "2"))
 
         def merged(status):
@@ -220,7 +145,7 @@ def test_dead_letters_repeated_by_crashes_share_a_key(broker, lines, local, tmp_
     _, ref_reasons = local
     workers = Workers(broker, tmp_path / "out")
     try:
-        _produce(lines, tmp_path / "input.jsonl", broker)
+        produce(lines, tmp_path / "input.jsonl", broker, PARTITIONS)
         workers.start(0, env={"CITYBRAIN_FAUST_EXIT_AFTER_BATCH": "2"})  # dies between its outputs and its checkpoint
         workers.start(1)
         deadline = time.monotonic() + 420
