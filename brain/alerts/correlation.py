@@ -14,7 +14,9 @@ Links are directed: an *anchor* alert explains a *target* alert.
   that share the ``equal`` labels (and lie within ``within_m`` metres, when set; or, with
   ``upstream_m``, whose segment is the anchor's or feeds it within that many metres of road:
   :class:`brain.alerts.roadgraph.RoadNetwork`, so a queue growing kilometres back along the road
-  stays with its accident while the roads around it do not join);
+  stays with its accident while the roads around it do not join; or, with ``same_zone``, whose
+  sensors lie in the same metered supply zone as the anchor's: :class:`brain.alerts.supplyzones.SupplyZones`,
+  so the distant flow meter that supplies a burst main's area joins the burst);
 - a multi-point alert (多点触发) anchors the alerts about the sources that made it fire (its
   ``sources`` label lists them as ``feed:id``: sensor, case or incident ids).
 
@@ -49,6 +51,7 @@ import numpy as np
 from brain.alerts.inhibition import InhibitRule
 from brain.alerts.model import Alert, match_all
 from brain.alerts.roadgraph import RoadNetwork
+from brain.alerts.supplyzones import SupplyZones
 
 #: labels of a target alert that can name a multi-point alert's source (``feed:id`` in ``sources``)
 SOURCE_LABELS = ("sensor_id", "case_id", "incident_id")
@@ -60,22 +63,29 @@ class CorrelateRule(InhibitRule):
     _noun = "a correlate rule"
 
     def __init__(self, source: object, target: object, equal: list[str] | tuple[str, ...] = (),
-                 within_m: float | None = None, upstream_m: float | None = None, network: RoadNetwork | None = None):
+                 within_m: float | None = None, upstream_m: float | None = None, network: RoadNetwork | None = None,
+                 same_zone: bool = False, zones: SupplyZones | None = None):
         super().__init__(source, target, equal)
         for name, v in (("within_m", within_m), ("upstream_m", upstream_m)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
                 raise ValueError(f"correlate rule {name} must be a positive number of metres, got {v!r}")
-        if not equal and within_m is None and upstream_m is None:
-            raise ValueError("a correlate rule needs 'equal' labels, 'within_m' or 'upstream_m' (else it would link everything)")
+        if not isinstance(same_zone, bool):
+            raise ValueError(f"correlate rule same_zone must be true or false, got {same_zone!r}")
+        if not equal and within_m is None and upstream_m is None and not same_zone:
+            raise ValueError("a correlate rule needs 'equal' labels, 'within_m', 'upstream_m' or 'same_zone' "
+                             "(else it would link everything)")
         self.within_m = None if within_m is None else float(within_m)
         # along the road graph: the target's segment_id is the anchor's or lies upstream of it within
         # upstream_m metres of road (the rule links nothing until a network is bound, e.g. by the rule engine)
         self.upstream_m = None if upstream_m is None else float(upstream_m)
         self.network = network
+        # in the same metered supply zone (the rule links nothing until zones are bound, e.g. by the rule engine)
+        self.same_zone = same_zone
+        self.zones = zones
 
     def __repr__(self) -> str:
         return (f"CorrelateRule(source={[str(m) for m in self.source]}, target={[str(m) for m in self.target]}, "
-                f"equal={list(self.equal)}, within_m={self.within_m}, upstream_m={self.upstream_m})")
+                f"equal={list(self.equal)}, within_m={self.within_m}, upstream_m={self.upstream_m}, same_zone={self.same_zone})")
 
 
 def _age(a: Alert) -> tuple:
@@ -134,7 +144,13 @@ class Correlator:
                 if not match_all(rule.target, t.labels):
                     continue
                 key = tuple(t.labels.get(n, "") for n in rule.equal)
-                if rule.upstream_m is not None:
+                if rule.same_zone:
+                    zones = rule.zones.zones_of(t.labels) if rule.zones is not None else set()
+                    if zones:
+                        for anchor in index.get(key, ()):
+                            if zones & rule.zones.zones_of(anchor.labels):
+                                offer(t, anchor)
+                elif rule.upstream_m is not None:
                     seg = t.labels.get("segment_id")
                     if rule.network is None or not seg:
                         continue

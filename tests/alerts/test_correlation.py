@@ -116,6 +116,7 @@ def test_digest_only_keys_are_not_sticky_an_accident_takes_its_expected_jam_alon
     ({"source": ["a=b"], "target": ["c=d"], "within_m": -5}, "within_m"),
     ({"source": ["a=b"], "target": ["c=d"], "equal": "district"}, "list of label names"),
     ({"source": ["a=~("], "target": ["c=d"], "equal": ["x"]}, "regular expression"),
+    ({"source": ["a=b"], "target": ["c=d"], "same_zone": "yes"}, "same_zone must be true or false"),
 ])
 def test_bad_correlate_rules_are_refused_with_clear_errors(kw, msg):
     with pytest.raises(ValueError, match=msg):

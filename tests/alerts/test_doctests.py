@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 MODULES = ["brain.alerts.model", "brain.alerts.fingerprint", "brain.alerts.lifecycle", "brain.alerts.inhibition",
-           "brain.alerts.silences", "brain.alerts.correlation", "brain.alerts.roadgraph", "brain.alerts.escalation", "brain.alerts.routing", "brain.alerts.grouping",
+           "brain.alerts.silences", "brain.alerts.correlation", "brain.alerts.roadgraph", "brain.alerts.supplyzones", "brain.alerts.escalation", "brain.alerts.routing", "brain.alerts.grouping",
            "brain.alerts.state", "brain.alerts.pipeline", "brain.alerts.rules", "brain.alerts.rules.schema", "brain.alerts.rules.packs",
            "brain.alerts.rules.templates", "brain.alerts.rules.locate", "brain.alerts.rules.candidates",
            "brain.alerts.rules.compiled", "brain.alerts.rules.reference", "brain.alerts.rules.kinds",

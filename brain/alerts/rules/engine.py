@@ -36,6 +36,7 @@ from brain.alerts.rules.locate import Locator
 from brain.alerts.rules.packs import check_packs, default_rules_dir, load_rule_packs, rule_columns
 from brain.alerts.rules.reference import evaluate_rule_ref
 from brain.alerts.rules.schema import CompositeRule, Rule, RulePack
+from brain.alerts.supplyzones import SupplyZones
 
 _MSGPACK = msgspec.msgpack.Encoder()
 
@@ -66,6 +67,7 @@ class RuleEngine:
         self.locator = Locator(city)
         self.enricher = Enricher(city)
         self.network = RoadNetwork.of_city(city) if city is not None else None
+        self.zones = SupplyZones.of_city(city) if city is not None else None
         self.errors: dict[str, str] = {}
         self._memory: dict[str, tuple[str, dict]] = {}
         self.reload(list(packs))
@@ -81,8 +83,9 @@ class RuleEngine:
         self.rules: list[Rule] = [r for p in packs for r in p.rules if r.enabled]
         self.inhibit_rules: list[InhibitRule] = [i for p in packs for i in p.inhibit_rules()]
         self.correlate_rules: list[CorrelateRule] = [c for p in packs for c in p.correlate_rules()]
-        for c in self.correlate_rules:  # links along the road graph need the city's roads
+        for c in self.correlate_rules:  # links along the road graph need the city's roads, zones its meters
             c.network = self.network
+            c.zones = self.zones
         self._needs: dict[str, set[str]] = {}
         for r in self.rules:
             for table, cols in rule_columns(r).items():

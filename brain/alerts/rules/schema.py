@@ -274,13 +274,15 @@ class InhibitSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class CorrelateSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Alerts matching ``target`` belong to the incident of an active alert matching ``source`` that shares
-    the ``equal`` labels (and lies within ``within_m`` metres, when set)."""
+    the ``equal`` labels (and lies within ``within_m`` metres, when set; or whose sensors lie in its metered
+    supply zone, with ``same_zone``)."""
 
     source: list[str]
     target: list[str]
     equal: list[str] = []
     within_m: float | None = None
     upstream_m: float | None = None  # the target's segment feeds the source's within this many metres of road
+    same_zone: bool = False  # the target's sensors lie in the source's metered supply zone (brain.alerts.supplyzones)
 
 
 class PackDefaults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -307,4 +309,5 @@ class RulePack(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def correlate_rules(self) -> list[CorrelateRule]:
         """The pack's correlation links; every inhibit rule is one too (what explains an alert is its incident)."""
         return ([CorrelateRule(i.source, i.target, i.equal) for i in self.inhibit]
-                + [CorrelateRule(c.source, c.target, c.equal, c.within_m, c.upstream_m) for c in self.correlate])
+                + [CorrelateRule(c.source, c.target, c.equal, c.within_m, c.upstream_m, same_zone=c.same_zone)
+                   for c in self.correlate])
