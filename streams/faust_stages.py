@@ -390,4 +390,47 @@ def warm_up(city, config, out_dir) -> list:
     operators it built, for the merge stage's first start (a 50k-sensor city's take minutes to
     build: built twice, the second time inside the agent, they stalled every partition's batches)."""
     PartitionPipeline(city, config)
+    load_merge_kernels(config)
     return merge_operators(city, config, out_dir)
+
+
+#: Simulated minutes of the demo city :func:`load_merge_kernels` runs: enough ticks for every merge
+#: operator to call its kernels (anomaly and fault scoring, a green-wave replan, vital signs).
+WARM_UP_MINUTES = 40
+
+
+def load_merge_kernels(config=None, minutes: int = WARM_UP_MINUTES) -> float:
+    """Run ``minutes`` of the demo city through two partition stages and a merge stage with
+    throwaway operators (plans written to a temporary directory); returns the seconds taken.
+
+    The operators' numba kernels are loaded from the cache (or compiled) on their first call, with
+    the argument types of that call: the kernel modules' own ``warm_up`` functions do not cover
+    every kernel nor every signature the merge stage calls (green-wave planning, segment traffic,
+    anomaly scoring of real windows), so without this the first merged ticks of a worker loaded
+    them inside the event loop and every partition's reads waited. Types, not sizes, choose the
+    machine code, so the demo city loads what any city needs, in seconds, whatever the worker's
+    city size.
+
+    >>> load_merge_kernels(minutes=10) < 600
+    True
+    """
+    import tempfile
+    import time
+
+    from brain.city import demo_city_path, load_city
+    from streams.sim import Simulator
+
+    t0 = time.perf_counter()
+    demo = load_city(demo_city_path())
+    sim = Simulator(demo, seed=1)
+    lines = [line for batch in sim.jsonl_batches(sim.start_ms + minutes * 60_000, batch_s=60)
+             for line in batch.split(b"\n") if line]
+    with tempfile.TemporaryDirectory(prefix="citybrain-warm-up-") as tmp:
+        parts = [PartitionPipeline(demo, config, partition=p) for p in (0, 1)]
+        merge = MergePipeline(demo, config, partitions=2, window_operators=merge_operators(demo, config, tmp))
+        for p, pipe in enumerate(parts):
+            pipe.ingest_jsonl(b"\n".join(line for line in lines if hash_partition(line, 2) == p))
+            for partial in pipe.take_partials():
+                for piece in partial_pieces(partial):
+                    merge.add_piece(piece)
+    return time.perf_counter() - t0
