@@ -249,6 +249,10 @@ class DeliveryWorker:
                 raise
             except Exception as exc:  # Redis hiccup: wait and retry, never die
                 log.warning("outbox read failed", extra={"fields": {"sub": self.sub.id, "error": str(exc)}})
+                # A read whose reply was lost (Redis killed mid-command) may have moved entries into this
+                # consumer's pending list without our seeing them: read our own pending ones first again
+                # (those in flight are skipped below), else they would wait there for ever.
+                cursor = "0"
                 if "NOGROUP" in str(exc):  # a Redis that restarted empty: the engine rewrites it, we re-create ours
                     try:
                         await self.store.ensure_group(self.sub.id)

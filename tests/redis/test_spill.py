@@ -302,9 +302,6 @@ def test_restart_after_a_half_drained_spill_loses_nothing(redis_process, receive
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device whose writes fail: disk full)")
-@pytest.mark.xfail(strict=False, reason="known open bug (issue 16): about one run in three a notification of a window "
-                   "applied before the Redis kill never reaches the receiver (seeds 515614490, 1010838254, 1046315168); "
-                   "under investigation, kept visible as XFAIL/XPASS rather than hidden")
 def test_a_full_disk_keeps_the_notifications_in_memory_and_the_windows_going(redis_process, receivers, tmp_path):
     """The spill file's disk is full (``/dev/full`` refuses every write with ENOSPC): a window must not fail
     for it. The notifications stay in memory (as without a spill file), counted on ``/metrics``, and reach
