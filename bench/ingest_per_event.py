@@ -2,72 +2,17 @@
 way — json per line, dicts and sets for state, a record at a time; per closed tick the same input
 tables as polars frames and the same one-tick vital-sign function. Only contracts are shared with
 ours (record schemas, the gate's tables, settings, table names and columns), never its decoding,
-checking or windowing code. Run by ``bench/ingest.py`` (``--child per-event``).
-
-    >>> _has_lone_surrogate({"k": ["ok", "\\ud800"]}), _has_lone_surrogate("fine")
-    (True, False)
+checking or windowing code. Run by ``bench/ingest.py`` (``--child per-event``); its gate (a line to a
+record or a counted reason) is ``bench/ingest_per_event_gate.py``.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from ingest_data import read_batches
 from ingest_digest import Untimed, digest, tick_figures
-
-# The same computation as CityPipeline, written the plain way: json per line, dicts and sets for
-# state, a record at a time; per closed tick the same input tables as polars frames and the same
-# one-tick vital-sign function. Only contracts are shared with ours (record schemas, the gate's
-# tables, settings, table names and columns), never its decoding, checking or windowing code.
-#
-# Where the per-line reading can still differ from msgspec's (none of these occurs in the benchmark's
-# data): a line with two faults, a type fault ahead of a syntax fault (msgspec reads front to back and
-# says wrong_type; json parses the whole line first and says malformed); a repeated key (msgspec
-# checks every copy, json keeps the last); bytes that are not UTF-8 inside a string of a field the
-# schema does not know (msgspec skips the field, here the line is malformed).
-
-def _per_event_specs() -> dict:
-    """Per kind: {field: (type, optional, allowed values)}, required fields, defaults (from the schema structs)."""
-    import types
-    import typing
-
-    import msgspec
-
-    from brain.schemas import RECORD_TYPES
-
-    specs = {}
-    for kind, t in RECORD_TYPES.items():
-        hints = typing.get_type_hints(t)
-        fields, required, defaults = {}, [], {}
-        for f in msgspec.structs.fields(t):
-            hint, optional, allowed = hints[f.name], False, None
-            if typing.get_origin(hint) in (typing.Union, types.UnionType):
-                args = typing.get_args(hint)
-                optional = type(None) in args
-                hint = next(a for a in args if a is not type(None))
-            if typing.get_origin(hint) is typing.Literal:
-                typ, allowed = "literal", frozenset(typing.get_args(hint))
-            else:
-                typ = {int: "int", float: "float", str: "str"}[hint]
-            fields[f.name] = (typ, optional, allowed)
-            if f.required:
-                required.append(f.name)
-            else:
-                defaults[f.name] = f.default
-        specs[kind] = (fields, required, defaults)
-    return specs
-
-
-def _has_lone_surrogate(value) -> bool:
-    """A string (key or value, at any depth) with an unpaired UTF-16 surrogate from a ``\\u`` escape."""
-    if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
+from ingest_per_event_gate import per_event_gate
 
 
 def run_per_event(path: Path) -> dict:
@@ -81,8 +26,6 @@ def run_per_event(path: Path) -> dict:
     from brain.pipeline import (AIR_FIELDS, HOUR_MS, LIFECYCLE_KINDS, PASS_THROUGH, TICK_SCHEMAS, WINDOW_FIELDS,
                                 PipelineConfig, _lifecycle_schema)
     from brain.eventtime import ENTITY_KEYS
-    from brain.schemas import KIND_SENSOR_TYPES, PHYSICAL_RANGE, PRIMARY_FIELD
-    from brain.validate import MEASURED_FIELDS, PLACE_FIELDS, UNIT_FIELD
     from brain.vitals import compute_vitals
 
     # Shared with ours: the contracts only (record schemas, the gate's tables, settings, table names
@@ -95,35 +38,20 @@ def run_per_event(path: Path) -> dict:
     max_ahead = config.max_ahead_s * 1000
     retention = config.retention_days * 86_400_000
 
-    # --- static lookups: the schema and the city ---
-    specs = _per_event_specs()
-    ids = [s.id for s in city.sensors]
-    segment_ids = [s.id for s in city.segments]
-    segment_pos = {sid: i for i, sid in enumerate(segment_ids)}
-    # sensor id -> (registry index, type, valid_min, valid_max, unit, segment index or -1)
-    sensors = {s.id: (i, s.type, float(s.valid_min), float(s.valid_max), s.unit, segment_pos.get(s.segment or "", -1))
-               for i, s in enumerate(city.sensors)}
-    seg_of = [sensors[i][5] for i in ids]
-    known_places = {"cell": {c.id for c in city.cells}, "segment": set(segment_ids), "intersection": {x.id for x in city.intersections}}
-    places = {kind: [(name, f"unknown_{place}", known_places[place]) for name, place in fields.items()]
-              for kind, fields in PLACE_FIELDS.items()}
-    # Range checks in column order: sensor_id, ts_ms, then the struct's own fields.
-    ranged = {kind: [(f, *PHYSICAL_RANGE[f]) for f in ["sensor_id", "ts_ms", *fields] if f in PHYSICAL_RANGE]
-              for kind, (fields, _, _) in specs.items()}
+    # --- static lookups: the schema and the city, and the gate (bench/ingest_per_event_gate.py) ---
     entity = {kind: keys[0] for kind, keys in ENTITY_KEYS.items()}  # a lifecycle record's key adds entity and status
     schemas = {name: {c: t for c, t in schema.items() if c != "tick_end_ms"} for name, schema in TICK_SCHEMAS.items()}
-    int64_min, int64_max = -(2**63), 2**63 - 1
     inf = math.inf
+    dead: dict[str, int] = {}
 
-    def reject_constant(name):
-        raise ValueError(f"{name} is not JSON")
+    def dead_letter(code: str) -> None:
+        dead[code] = dead.get(code, 0) + 1
 
-    decoder = json.JSONDecoder(parse_constant=reject_constant)  # NaN and Infinity are not JSON
-    decode, raw_decode = decoder.decode, decoder.raw_decode
+    read, lookups = per_event_gate(city, dead_letter)
+    specs, ids, segment_ids, seg_of = lookups.specs, lookups.ids, lookups.segment_ids, lookups.seg_of
 
     # --- state ---
     counters: dict[str, int] = {"records_in": 0, "applied": 0, "late": 0, "windows": 0}
-    dead: dict[str, int] = {}
     max_ts = None  # the city's clock: robust to a few wild sensor clocks (as brain.eventtime)
     clocks: dict = {}  # sensor -> newest applied event time
     wild_share, idle = config.wild_clock_share, config.source_idle_s * 1000
@@ -138,119 +66,6 @@ def run_per_event(path: Path) -> dict:
     held_lifecycle: list[tuple[int, str, dict]] = []  # (ts, kind, record) of ticks not closed yet
     ticks: dict = {}  # tick end -> figures for the digest (taken with the clock paused)
     untimed = Untimed()
-
-    def dead_letter(code: str) -> None:
-        dead[code] = dead.get(code, 0) + 1
-
-    def read(line: bytes, kinds_seen: dict):
-        """(kind, record, sensor) of a line that passes the gate, else None (counted as dead).
-        ``kinds_seen`` gets the kinds in order of their first well-typed record."""
-        trailing = False
-        try:
-            text = line.decode()
-            try:
-                rec = decode(text)
-            except json.JSONDecodeError as exc:
-                if exc.msg != "Extra data":
-                    raise
-                # More after the first value: msgspec reads that value (and may refuse it) first.
-                rec, trailing = raw_decode(text, len(text) - len(text.lstrip()))[0], True
-            if "\\u" in text and _has_lone_surrogate(rec):
-                raise ValueError("lone surrogate")
-        except (ValueError, RecursionError):
-            dead_letter("malformed")
-            return None
-        if type(rec) is not dict:
-            dead_letter("malformed")
-            return None
-        kind = rec.get("kind")
-        if type(kind) is not str or kind not in specs:
-            dead_letter("unknown_kind")
-            return None
-        fields, required, defaults = specs[kind]
-        # Strict types, field by field in the line's order (the first offence is the reason).
-        wide = False
-        for key, value in rec.items():
-            spec = fields.get(key)
-            if spec is None:
-                continue
-            typ, optional, allowed = spec
-            if value is None:
-                if optional:
-                    continue
-                dead_letter("wrong_type")
-                return None
-            cls = type(value)
-            if typ == "float":
-                if cls is int:
-                    try:
-                        rec[key] = float(value)
-                    except OverflowError:
-                        dead_letter("wrong_type")
-                        return None
-                elif cls is not float or value == inf or value == -inf:  # 1e999: out of a float's range
-                    dead_letter("wrong_type")
-                    return None
-            elif typ == "int":
-                if cls is not int:
-                    dead_letter("wrong_type")
-                    return None
-                if not int64_min <= value <= int64_max:
-                    wide = True
-            elif cls is not str:
-                dead_letter("wrong_type")
-                return None
-            elif allowed is not None and value not in allowed:
-                dead_letter("bad_value")
-                return None
-        for name in required:
-            if name not in rec:
-                dead_letter("missing_field")
-                return None
-        if trailing:
-            dead_letter("malformed")
-            return None
-        kinds_seen.setdefault(kind, None)
-        if wide:  # columns are 64-bit
-            dead_letter("wrong_type")
-            return None
-        for name, default in defaults.items():
-            if name not in rec:
-                rec[name] = default
-        # The gate, in its order.
-        names = MEASURED_FIELDS.get(kind)
-        if names and all(rec[f] is None for f in names):
-            dead_letter("missing_field")
-            return None
-        for name, lo, hi in ranged[kind]:
-            v = rec[name]
-            if v is not None and (v < lo or v > hi):
-                dead_letter("out_of_range")
-                return None
-        sensor = sensors.get(rec["sensor_id"])
-        if sensor is None:
-            dead_letter("unknown_sensor")
-            return None
-        if sensor[1] not in KIND_SENSOR_TYPES[kind]:
-            dead_letter("kind_not_allowed")
-            return None
-        primary = PRIMARY_FIELD[kind]
-        if primary is not None:
-            v = rec[primary]
-            if v is not None and (v < sensor[2] or v > sensor[3]):
-                dead_letter("out_of_sensor_range")
-                return None
-        if kind == "utility" and sensor[4] in UNIT_FIELD:  # the registered range of what the sensor measures
-            v = rec[UNIT_FIELD[sensor[4]]]
-            if v is not None and (v < sensor[2] or v > sensor[3]):
-                dead_letter("out_of_sensor_range")
-                return None
-        for name, code, known in places.get(kind, ()):
-            v = rec[name]
-            if v is not None and v not in known:
-                dead_letter(code)
-                return None
-        return kind, rec, sensor
 
     def add(acc_by_sensor: dict, sensor: int, values: list) -> None:
         acc = acc_by_sensor.get(sensor)
