@@ -28,7 +28,10 @@ sources already paged. Keys are *sticky*: an alert whose incident already paged 
 an active alert that is not digest-only) keeps it for the rest of its activation, so alerts never
 move between notified groups. Resolved alerts keep their key, so a fault that re-fires soon after
 resolving comes back into its old incident; a re-fired alert that now has an anchor (a district
-roll-up lit again by a new accident) follows the anchor instead.
+roll-up lit again by a new accident) follows the anchor instead. Within the subscriptions' reopen window an
+alert resolved moments ago still explains what it would explain if active: a new alert it is linked to, or
+one sharing a source with it, joins its incident (a burst cluster that resolves and re-forms a tick later
+around the same flow meter is the same burst, an update, not a second page).
 
 Example:
     >>> from brain.alerts.model import Alert
@@ -113,10 +116,19 @@ class _Points:
 
 
 class Correlator:
-    """Sets ``Alert.incident`` on every active alert; returns ``{fingerprint: incident key}`` for them."""
+    """Sets ``Alert.incident`` on every active alert; returns ``{fingerprint: incident key}`` for them.
 
-    def __init__(self, rules: list[CorrelateRule] | tuple[CorrelateRule, ...] = ()):
+    ``reopen_ms`` (0: off; the alert pipeline sets its subscriptions' longest ``reopen_within``): an
+    alert that fires with nothing active to explain it joins the incident of an alert resolved less than
+    that long ago that would have explained it (a correlate link from the resolved alert to it) or that
+    shares a source with it (a multi-point alert made of the resolved alert's sensor, or two multi-point
+    alerts with a source in common). So a cluster that resolves and re-forms a tick later in another shape
+    stays the incident it paged as, and its group reports it as an update.
+    """
+
+    def __init__(self, rules: list[CorrelateRule] | tuple[CorrelateRule, ...] = (), reopen_ms: int = 0):
         self.rules = list(rules)
+        self.reopen_ms = int(reopen_ms)
 
     def anchors(self, active: list[Alert]) -> dict[str, str]:
         """Target fingerprint → its best anchor's fingerprint (the most severe, then the oldest)."""
@@ -179,6 +191,34 @@ class Correlator:
                         offer(t, m)
         return {fp: a.fingerprint for fp, a in best.items()}
 
+    def reopened(self, alerts: dict[str, Alert], fresh: list[Alert], now_ms: int) -> dict[str, str]:
+        """Fresh root alert's fingerprint → the incident key of the recently resolved alert it re-forms."""
+        recent = [a for a in alerts.values() if a.status == "resolved" and a.incident
+                  and now_ms - a.resolved_ms < self.reopen_ms]
+        if not recent or not fresh:
+            return {}
+        by_fp = {a.fingerprint: a for a in recent}
+        links: dict[str, list[Alert]] = {}
+        # a correlate link from a resolved alert to the fresh one: what explained it a moment ago still does
+        # (the reverse, a fresh alert that would explain a resolved one, is a new cause and pages on its own)
+        for t, anc in self.anchors(recent + fresh).items():
+            if anc in by_fp and t not in by_fp:
+                links.setdefault(t, []).append(by_fp[anc])
+        # shared sources: a multi-point alert is made of its sources, whichever of them resolved first
+        for m in fresh:
+            if m.kind != "multipoint" or not m.labels.get("sources"):
+                continue
+            ids = {src.split(":", 1)[-1] for src in m.labels["sources"].split(",") if src}
+            for r in recent:
+                own = {r.labels[n] for n in SOURCE_LABELS if r.labels.get(n)}
+                if r.kind == "multipoint" and r.labels.get("sources"):
+                    own |= {src.split(":", 1)[-1] for src in r.labels["sources"].split(",") if src}
+                if own & ids:
+                    links.setdefault(m.fingerprint, []).append(r)
+        # the most severe, then the most recently resolved
+        return {fp: min(rs, key=lambda r: (r.severity, -r.resolved_ms, r.fingerprint)).incident
+                for fp, rs in links.items()}
+
     def apply(self, alerts: dict[str, Alert], now_ms: int) -> dict[str, str]:
         active = sorted((a for a in alerts.values() if a.active), key=_age)
         by_fp = {a.fingerprint: a for a in active}
@@ -191,6 +231,9 @@ class Correlator:
             a, k = by_fp[t], by_fp[t].incident
             if by_fp[m].kind == "multipoint" and k in paged and (m not in adopt or a.incident_ms < by_fp[adopt[m]].incident_ms):
                 adopt[m] = t
+        # a root that fires now (never keyed before) may re-form an incident that resolved moments ago
+        reopened = self.reopened(alerts, [a for a in active if not a.incident and a.fingerprint not in anchor
+                                          and a.fingerprint not in adopt], now_ms) if self.reopen_ms else {}
         key_of: dict[str, str] = {}
 
         def own_key(a: Alert, anc: str | None) -> str | None:
@@ -203,7 +246,8 @@ class Correlator:
                 return None
             if a.fingerprint in adopt:
                 return by_fp[adopt[a.fingerprint]].incident
-            return a.incident or a.fingerprint  # a root founds its own incident (or keeps the one it had)
+            # a root founds its own incident (or keeps the one it had, or re-forms one that just resolved)
+            return a.incident or reopened.get(a.fingerprint) or a.fingerprint
 
         def resolve(fp: str) -> str:
             # follow anchors (iteratively: chains may be long) until an alert settles, then hand its key down

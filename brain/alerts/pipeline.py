@@ -65,6 +65,8 @@ class AlertPipeline:
         trans = self.lifecycle.step(st.alerts, cands, now_ms)
         self.inhibitor.apply(st.alerts)
         before = {fp: a.incident for fp, a in st.alerts.items() if a.active}
+        # an alert resolved within a subscriber's reopen window can still explain a new one (same incident)
+        self.correlator.reopen_ms = max((s._reopen_ms for s in st.subscriptions.values()), default=0)
         for fp, key in self.correlator.apply(st.alerts, now_ms).items():
             if key != before.get(fp):
                 st.dirty.add(fp)

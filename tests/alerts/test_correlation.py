@@ -133,3 +133,37 @@ def test_long_anchor_chains_and_mutual_anchors_resolve_to_one_incident():
     pair = [mk("x", "burst", 2, fired=0, district="D1"), mk("y", "burst", 2, fired=0, district="D1")]
     keys = run([CorrelateRule(["rule=burst"], ["rule=burst"], ["district"])], pair, 0)
     assert keys["x"] == keys["y"] and keys["x"] in ("x", "y")
+
+
+def test_an_alert_resolved_within_the_reopen_window_still_explains_a_new_one_never_the_reverse():
+    corr = Correlator(INCIDENT_RULES, reopen_ms=60 * M)
+    inc = mk("inc", "incident", 2, fired=0, segment_id="S1", category="emergency")
+    corr.apply({"inc": inc}, 0)
+    inc.status, inc.resolved_ms = "resolved", 20 * M
+    jam = mk("j", "jam", fired=25 * M, segment_id="S1", category="traffic")  # the queue it left behind
+    assert corr.apply({"inc": inc, "j": jam}, 25 * M) == {"j": "inc"}
+    # a new accident that would explain a resolved jam is a new cause: its own incident
+    old_jam = mk("oj", "jam", fired=0, segment_id="S2", category="traffic")
+    corr.apply({"oj": old_jam}, 0)
+    old_jam.status, old_jam.resolved_ms = "resolved", 20 * M
+    new_inc = mk("ni", "incident", 2, fired=25 * M, segment_id="S2", category="emergency")
+    assert corr.apply({"oj": old_jam, "ni": new_inc}, 25 * M) == {"ni": "ni"}
+    # beyond the window, or with the window off, a new alert founds its own incident
+    late = mk("j2", "jam", fired=81 * M, segment_id="S1", category="traffic")
+    assert corr.apply({"inc": inc, "j2": late}, 81 * M) == {"j2": "j2"}
+    assert Correlator(INCIDENT_RULES).apply({"inc": inc, "j3": mk("j3", "jam", fired=25 * M, segment_id="S1",
+                                                                   category="traffic")}, 25 * M) == {"j3": "j3"}
+
+
+def test_a_multipoint_alert_sharing_a_source_with_a_resolved_one_re_forms_its_incident():
+    corr = Correlator([], reopen_ms=60 * M)
+    first = mk("m1", "burst", 2, fired=0, kind="multipoint", sources="cases:GC-a,flow:WF-2")
+    spike = mk("s", "flow_spike", 3, fired=0, sensor_id="WF-9")
+    corr.apply({"m1": first, "s": spike}, 0)
+    first.status = spike.status = "resolved"
+    first.resolved_ms = spike.resolved_ms = 10 * M
+    again = mk("m2", "burst", 2, fired=10 * M, kind="multipoint", sources="flow:WF-2,pressure:WP-2")
+    with_spike = mk("m3", "burst", 2, fired=10 * M, kind="multipoint", sources="flow:WF-9,cases:GC-b")
+    other = mk("m4", "burst", 2, fired=10 * M, kind="multipoint", sources="flow:WF-5,cases:GC-c")
+    keys = corr.apply({a.fingerprint: a for a in (first, spike, again, with_spike, other)}, 10 * M)
+    assert keys == {"m2": "m1", "m3": "s", "m4": "m4"}
