@@ -31,8 +31,8 @@ def register(sub) -> None:
         help="forward MQTT sensor messages to the Kafka input topic of the workers",
         description=(
             "Subscribe to the topic filter of the MQTT URL (QoS 1, persistent session, reconnect with backoff) and send "
-            "every record of every payload (one JSON record or an array) to the workers' input topic, keyed by "
-            "sensor_id. A message is acknowledged to MQTT only once Kafka has all its records, so stopping or killing "
+            "every record of every payload (one JSON record or an array) to the workers' input topic, in block "
+            "messages of up to --block records, each record in the partition its sensor_id key gives. A message is acknowledged to MQTT only once Kafka has all its records, so stopping or killing "
             "the bridge loses nothing. Runs until Ctrl-C."
         ),
     )
@@ -43,6 +43,10 @@ def register(sub) -> None:
     b.add_argument("--session", default="bridge", metavar="NAME",
                    help="name of this bridge's persistent MQTT session (default 'bridge'; two bridges need two names, "
                         "or share the load with a shared subscription $share/<group>/city/#)")
+    b.add_argument("--block", type=int, default=200, metavar="N",
+                   help="records per Kafka message (default 200, as `citybrain produce`: the workers pay the per-message "
+                        "cost once per block; a block goes out when full or when no MQTT message waits; 1 = one keyed "
+                        "message per record)")
     b.set_defaults(func=bridge_command)
 
 
@@ -97,12 +101,14 @@ def bridge_command(args) -> int:
         raise UserError(f"--broker must look like kafka://HOST:PORT, got {args.broker!r}")
     if args.partitions < 1:
         raise UserError(f"--partitions must be >= 1, got {args.partitions}")
+    if args.block < 1:
+        raise UserError(f"--block must be >= 1, got {args.block}")
     topic = args.topic or INPUT_TOPIC
     try:
         asyncio.run(ensure_topics(bootstrap_of(args.broker), {topic: args.partitions}, timeout_s=10.0))
     except ConnectionError as exc:
         raise UserError(f"{exc}: is the Kafka broker running, and is --broker right?") from None
-    bridge = MqttKafkaBridge(url, args.broker, topic=topic, session_scope=args.session)
+    bridge = MqttKafkaBridge(url, args.broker, topic=topic, session_scope=args.session, block=args.block)
     print(f"citybrain bridge: {url.redacted()} -> {args.broker} topic {topic} (session {bridge.client_id})", file=sys.stderr, flush=True)
     try:
         asyncio.run(bridge.run())

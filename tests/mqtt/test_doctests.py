@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["streams.sources.mqtt", "streams.mqtt_publish", "streams.mqtt_bridge"]
+MODULES = ["streams.sources.mqtt", "streams.mqtt_publish", "streams.mqtt_bridge", "streams.kafka_blocks"]
 
 
 @pytest.mark.parametrize("name", MODULES)
