@@ -57,6 +57,7 @@ from brain.greenwave.band import band_problem  # noqa: E402
 from brain.greenwave.optimizer import optimize_corridor  # noqa: E402
 from brain.greenwave.subsystems import split_subsystems  # noqa: E402
 from brain.kernels.platoon import warm_up  # noqa: E402
+from bench.sumo_net.own_cycle import own_cycle_rows, own_cycle_report, own_cycle_summary  # noqa: E402
 
 ARTERIAL_KMH = 50.0
 
@@ -111,7 +112,7 @@ def shared_timing(spec: CorridorSpec):
 
 
 def strategies(spec: CorridorSpec, art, workdir: Path, placebo: bool = True, previous: bool = True,
-               variant: bool = True):
+               variant: bool = True, subsys: bool = True):
     C, greens = shared_timing(spec)
     t0 = time.perf_counter()
     ours = optimize_corridor(spec, cycle_s=C, greens_s=greens)
@@ -148,7 +149,7 @@ def strategies(spec: CorridorSpec, art, workdir: Path, placebo: bool = True, pre
         t_var = time.perf_counter() - t0
         out[VARIANT] = (write_offsets(art, (var.green_start_s - var.green_start_s[0]) % C, workdir / "variant.add.xml"),
                         {"plan_ms": t_var * 1e3, "start": var.start})
-    if cuts:
+    if cuts and subsys:
         # the subsystem cut alone (MAXBAND per subsystem, placed by the model), no descent: what splitting buys
         out["MAXBAND subsys"] = (write_offsets(art, sub_off, workdir / "subsys.add.xml"),
                                  {"cuts": [spec.intersections[c].id for c in cuts]})
@@ -233,6 +234,8 @@ VARIANT = "ours (joins+tt)"
 
 def run_corridor(n: int, corridor_seed: int, a) -> dict:
     spec, side, turns_out, turns_in = default_corridor(n, corridor_seed, cycle_s=a.cycle)
+    if a.cycle_min:
+        spec.cycle_min_s = a.cycle_min  # the bounds ours' own cycle may use; the given cycle is unchanged
     workdir = Path(a.workdir or tempfile.mkdtemp(prefix="greenwave_sumo_")) / spec.id
     C, greens = shared_timing(spec)
     art = build_arterial(spec, optimize_corridor(spec, cycle_s=C, greens_s=greens, objective="bandwidth"), workdir,
@@ -243,7 +246,7 @@ def run_corridor(n: int, corridor_seed: int, a) -> dict:
     routes = write_routes(art, workdir / "demand.rou.xml", spec.volume_out_vph or 800, spec.volume_in_vph or 800,
                           side, a.duration, turns_out=turns_out, turns_in=turns_in)
     strat, ours_plan, C = strategies(spec, art, workdir, placebo=not a.no_placebo, previous=not a.no_previous,
-                                     variant=not a.no_variant)
+                                     variant=not a.no_variant, subsys=not a.no_subsys)
     length_m = spec.intersections[-1].position_m
     end_s = a.duration + 600 + 4 * length_m / (ARTERIAL_KMH / 3.6)
     print(f"\n== {spec.id}: {spec.n} signals over {length_m:.0f} m, cycle {C} s, volumes {spec.volume_out_vph:.0f}/"
@@ -296,8 +299,14 @@ def run_corridor(n: int, corridor_seed: int, a) -> dict:
               f"({100 * (pl['delay_all_s'] / ours['delay_all_s'] - 1):+.1f} % vs ours; per seed "
               + " ".join(f"{100 * (p['delay_all_s'] / o['delay_all_s'] - 1):+.1f}"
                          for p, o in zip(per_seed["ours +C/2"], per_seed["ours (delay)"])) + " %)", flush=True)
-    return {"corridor": spec.id, "n": n, "cycle_s": C, "results": results, "per_seed": per_seed,
-            "best_baseline": best, "wins": wins, "spec": msgspec.to_builtins(spec), "_art": (art, routes, strat, ours_plan, spec)}
+    out = {"corridor": spec.id, "n": n, "cycle_s": C, "results": results, "per_seed": per_seed,
+           "best_baseline": best, "wins": wins, "spec": msgspec.to_builtins(spec), "_art": (art, routes, strat, ours_plan, spec)}
+    if not a.no_own_cycle:
+        # ours also picks its own cycle within the corridor's bounds (Webster's splits at it); the
+        # baselines keep the given cycle, and are also run at ours' cycle (bench/sumo_net/own_cycle.py)
+        own = own_cycle_rows(spec, side, turns_out, turns_in, workdir, a, end_s, via_controllers, summarise, given=out)
+        out["own_cycle"] = own_cycle_report(out, own, a.seeds)
+    return out
 
 
 def ambulance_case(n: int, corridor_seed: int, a) -> dict:
@@ -335,6 +344,11 @@ def main() -> int:
     ap.add_argument("--ambulance-only", action="store_true", help="only the ambulance trial (implies --ambulance)")
     ap.add_argument("--workdir", help="keep SUMO files here (default: a temporary folder)")
     ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--no-own-cycle", action="store_true",
+                    help="skip the own-cycle mode (ours picks its cycle within the corridor's bounds by modelled delay)")
+    ap.add_argument("--cycle-min", type=float, default=None,
+                    help="lower cycle bound (s) of the corridors for ours' own cycle (default: the corridor's, 60)")
+    ap.add_argument("--no-subsys", action="store_true", help="skip the 'MAXBAND subsys' row")
     ap.add_argument("--no-placebo", action="store_true", help="skip the noise-floor run (ours shifted by half a cycle)")
     ap.add_argument("--no-previous", action="store_true", help="skip the previous plan (MAXBAND numba) row")
     ap.add_argument("--no-variant", action="store_true",
@@ -377,6 +391,8 @@ def main() -> int:
         if floors:
             print(f"  noise floor (|ours +C/2 - ours|, same plan): mean {float(np.mean(floors)):.1f} %, "
                   f"max {max(floors):.1f} %")
+    if out and not a.no_own_cycle:
+        own_cycle_summary(out, a.seeds)
     if a.json:
         for r in out:
             r.pop("_art")

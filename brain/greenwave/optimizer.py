@@ -42,7 +42,8 @@ Objective = Literal["delay", "bandwidth"]
 
 #: Cycles the delay objective compares when the corridor gives bounds (s): Webster's own cycle
 #: and those of these above it within the bounds (a longer cycle can buy better progression).
-CYCLE_CANDIDATES = (60.0, 70.0, 80.0, 90.0, 100.0, 120.0, 150.0)
+#: 45-55 s matter only where the bounds allow cycles under 60 s (side streets wait less).
+CYCLE_CANDIDATES = (45.0, 50.0, 55.0, 60.0, 70.0, 80.0, 90.0, 100.0, 120.0, 150.0)
 
 
 def _delay_cycle_s(spec: CorridorSpec, webster_s: float) -> float:

@@ -26,6 +26,7 @@ MODULES = [
     "brain.greenwave.escort",
     "brain.greenwave.network",
     "brain.greenwave.subsystems",
+    "bench.sumo_net.own_cycle",
 ]
 
 
