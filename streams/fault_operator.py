@@ -10,7 +10,9 @@ district when there are three or more, else in the city (weather stations, which
 minutes at their own phase, against their peers' latest readings); a hazard sensor, whose source's
 other sensors follow their own processes, against its own level. Two sensors of a district
 drifting the same way at once are the district changing (a pollution episode), not two faults; of
-two peers drifting opposite ways the one that moved further is blamed. What they
+two peers drifting opposite ways the one that moved further is blamed. Readings outside a sensor's
+valid range (dead letters) and tick means at the top of it (a probe saturating at full scale) are
+spike evidence too. What they
 learn is pooled per type, so judging starts in the first hour of a cold start rather than after
 days of a sensor's own history.
 
@@ -72,6 +74,12 @@ SPIKE_REJECTED_MIN = 2
 SPIKE_REJECTED_READINGS = 12
 #: the longest span out-of-range readings are counted over (and kept)
 REJECTED_KEEP_MS = 4 * HOUR_MS
+#: a tick whose primary value sits at or above the top of the sensor's valid range (full scale) counts
+#: as an out-of-range reading: a spiking probe that saturates reads the rail, not beyond it, wherever its
+#: valid range is the quantity's physical one (pH 0-14: a water-quality spike x2.5 reads 14.0 and is no
+#: dead letter; 1 in 2 water-quality spike faults on random days made only two separate excursions in
+#: 90 min, below the kernel's three). The bottom of the range is no evidence: 0 is an ordinary floor.
+FULL_SCALE_IS_SPIKE = True
 
 #: family -> (input table, fields, primary field (None: per sensor), sensor types, ticks per drift block)
 FAMILIES: dict[str, tuple[str, list[str], str | None, frozenset[str], int]] = {
@@ -133,6 +141,19 @@ class _Family:
         # judged against its own level and, where it has two peers or more, against them too (a short
         # drift shows sooner against peers, a sensor with one peer only against itself)
         self.peer_state = sf.fault_state(len(sensors), len(fields), len(types)) if self.own else None
+
+    def full_scale(self, frame: pl.DataFrame, vmax: np.ndarray) -> np.ndarray:
+        """Indices of the sensors whose primary tick value is at or above ``vmax`` (their valid maximum)."""
+        if frame.height == 0:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.array([self.index.get(s, -1) for s in frame["sensor_id"].to_list()], dtype=np.int64)
+        hit = np.zeros(frame.height, dtype=bool)
+        for f, name in enumerate(self.fields):
+            if name in frame.columns:
+                col = frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                mine = (rows >= 0) & (self.prim[np.maximum(rows, 0)] == f)
+                hit |= mine & (col >= vmax[np.maximum(rows, 0)])
+        return np.unique(rows[hit])
 
     def carried_ref(self, vals: np.ndarray, end: int) -> np.ndarray:
         """Each sensor's reference: the median of its peers' latest primary values of the last
@@ -222,6 +243,10 @@ class FaultOperator:
         self._rejected_idx = np.zeros(0, dtype=np.int64)
         self._rejected_ts = np.zeros(0, dtype=np.int64)
         self._range = {s.id: (s.valid_min, s.valid_max) for s in self.monitored}
+        # per family: each sensor's valid maximum (inf: none), for readings at full scale
+        self._vmax = {fam.name: np.array([s.valid_max if s.valid_max is not None and s.valid_min is not None
+                                          and s.valid_max > s.valid_min else np.inf for s in fam.sensors])
+                      for fam in self.families.values()}
 
     def observe_rejected(self, dead: pl.DataFrame | None) -> None:
         """Take a batch's dead letters: readings outside the sensor's own valid range are spike
@@ -258,17 +283,26 @@ class FaultOperator:
     def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
         rows: list[tuple] = []
         for end in batch.ends:
+            frames = {fam.name: batch.tick_table("inputs", fam.table, end)
+                      for fam in self.families.values() if fam.table in batch.inputs}
+            if FULL_SCALE_IS_SPIKE:
+                for name, frame in frames.items():
+                    fam = self.families[name]
+                    pinned = [self.mon_index[fam.ids[k]] for k in fam.full_scale(frame, self._vmax[name])]
+                    if pinned:
+                        self._rejected_idx = np.concatenate([self._rejected_idx, np.array(pinned, dtype=np.int64)])
+                        self._rejected_ts = np.concatenate([self._rejected_ts, np.full(len(pinned), int(end), np.int64)])
             rejected = self._out_of_range(end)
             for k, (n, span) in rejected.items():
                 s = self.monitored[k]
                 lo, hi = self._range[s.id]
                 rows.append(self._row(s, self.family_of[s.id], "spikes",
-                                      f"{n} readings outside its valid range [{lo:g}, {hi:g}] in the last "
+                                      f"{n} readings outside or at the top of its valid range [{lo:g}, {hi:g}] in the last "
                                       f"{'hour' if span <= HOUR_MS else f'{span / HOUR_MS:.1f} h'}", end))
             for fam in self.families.values():
-                if fam.table not in batch.inputs:
+                if fam.name not in frames:
                     continue
-                frame = batch.tick_table("inputs", fam.table, end)
+                frame = frames[fam.name]
                 ref = self._probe_speed(batch, end) if fam.name == "traffic" else np.full(len(fam.ids), np.nan)
                 flags, logp, events, dtot = fam.tick(frame, ref, end)
                 fam.common_mode(flags, dtot)
