@@ -16,6 +16,13 @@ the same topic:
               distributed topology (per-partition stage + merge stage); timed from their start
               until every partition's stage has taken in every record and the merge stage has
               published the vital signs of the last window every partition has closed.
+  1m+Np       the role split (``--split N``): one ``--role merge`` worker and N ``--role
+              partitions`` workers, timed the same way.
+
+Window-close latency: per merged piece that closed windows, the wall time from its partition stage
+sending it (the Kafka timestamp of the partial) to the merge having published those windows
+(p50/p99 over the run, from the merge's status file). Catching up, it includes the queue of partials
+waiting for the merge: it says whether the merge keeps up with the partitions.
 
 ``--format single`` sends one record per Kafka message (what the MQTT bridge sends),
 ``--format block`` sends blocks of records per partition (what ``citybrain produce`` sends): the
@@ -119,7 +126,9 @@ async def _consume(bootstrap: str, topic: str, n_lines: int, n_messages: int, pi
 
 
 def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_lines: int, tmp: Path, batch: int,
-                city_dir: Path | None = None, profile: Path | None = None, extra: tuple[str, ...] = ()) -> dict:
+                city_dir: Path | None = None, profile: Path | None = None, extra: tuple[str, ...] = (), split: bool = False) -> dict:
+    """``n_workers`` workers of one app until every record is in and merged; ``split``: worker 0
+    runs ``--role merge``, the others ``--role partitions``."""
     from streams.faust_state import read_status
 
     out = tmp / f"workers-{n_workers}-{random.randrange(1 << 30)}"
@@ -132,6 +141,8 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
         log = (out / f"worker{i}.log").open("wb")
         cmd = [sys.executable, "-m", "citybrain", "worker", "--broker", broker, "--topic", topic, "--partitions", str(partitions),
                "--out", str(out), "--app-id", app_id, "--id", str(i), "--within", "0.5", "--batch", str(batch), *extra]
+        if split:
+            cmd += ["--role", "merge" if i == 0 else "partitions"]
         if city_dir is not None:
             cmd += ["--city", str(city_dir)]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
@@ -158,7 +169,9 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
         else:
             raise SystemExit(f"workers did not finish: {read_status(out, app_id, partitions)}")
         wall = time.monotonic() - t0
-        cpu = sum(_proc_cpu(p.pid) for p in procs)
+        cpus = [_proc_cpu(p.pid) for p in procs]
+        cpu = sum(cpus)
+        latency = st["merge"].get("close_latency_ms", {})
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -179,7 +192,9 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
             "records_per_cpu_s": (n_lines - first[1]) / steady_cpu if steady_cpu > 0 else float("nan"),
             "with_start_records_per_s": n_lines / wall, "start_s": wall - steady_s,
             # first batch checkpointed -> first tick merged: the first windows' cost (kernels loaded lazily land here)
-            "first_merge_s": (first_merge - first[0]) if first_merge is not None else float("nan")}
+            "first_merge_s": (first_merge - first[0]) if first_merge is not None else float("nan"),
+            "close_p50_ms": latency.get("p50", float("nan")), "close_p99_ms": latency.get("p99", float("nan")),
+            "cpu_s_per_worker": [round(c, 1) for c in cpus]}
 
 
 def _proc_cpu(pid: int) -> float:
@@ -199,6 +214,8 @@ def main() -> int:
     ap.add_argument("--profile", type=Path, default=None, help="py-spy raw (collapsed) profile of worker 0 of the first worker run")
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--split", type=int, nargs="*", default=[], metavar="N",
+                    help="also run 1 --role merge worker + N --role partitions workers, for each N given (e.g. --split 2)")
     ap.add_argument("--format", nargs="+", default=["block", "single"], choices=["block", "single"])
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
@@ -239,19 +256,30 @@ def main() -> int:
                 results[f"worker x{n}/{fmt}"] = run_workers(broker, topic, args.partitions, n, len(lines), tmp, batch, city_dir,
                                                             profile, tuple(args.worker_args.split()))
                 profile = None
+            for n in args.split:
+                batch = args.batch or (100 if fmt == "block" else 10_000)
+                results[f"1m+{n}p/{fmt}"] = run_workers(broker, topic, args.partitions, n + 1, len(lines), tmp, batch, city_dir,
+                                                        None, tuple(args.worker_args.split()), split=True)
             for name in [k for k in results if k.endswith(fmt)]:
                 r = results[name]
                 extra = (f"  (with start-up: {r['with_start_records_per_s']:,.0f}/s, start {r['start_s']:.1f} s, "
-                         f"first batch -> first merged tick {r['first_merge_s']:.2f} s)") if "start_s" in r else ""
+                         f"first batch -> first merged tick {r['first_merge_s']:.2f} s; window close p50/p99 "
+                         f"{r['close_p50_ms']:,.0f}/{r['close_p99_ms']:,.0f} ms; CPU-s per worker {r['cpu_s_per_worker']})") if "start_s" in r else ""
                 print(f"  {name:<18} {r['records_per_s']:>10,.0f} records/s  {r['records_per_cpu_s']:>10,.0f} records/cpu-s  "
                       f"wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s{extra}")
-            for n in args.workers:
-                w, c = results[f"worker x{n}/{fmt}"], results[f"ceiling/{fmt}"]
+            for name in [f"worker x{n}" for n in args.workers] + [f"1m+{n}p" for n in args.split]:
+                w, c = results[f"{name}/{fmt}"], results[f"ceiling/{fmt}"]
                 for peer in () if args.no_peers else ("peer", "peer+ops"):
                     p = results[f"{peer}/{fmt}"]
-                    print(f"  worker x{n}/{fmt} vs {peer}: {w['records_per_s'] / p['records_per_s']:.2f}x by wall time, "
+                    print(f"  {name}/{fmt} vs {peer}: {w['records_per_s'] / p['records_per_s']:.2f}x by wall time, "
                           f"{w['records_per_cpu_s'] / p['records_per_cpu_s']:.2f}x per CPU second")
-                print(f"  worker x{n}/{fmt}: {w['records_per_s'] / c['records_per_s']:.2f}x the raw consumer by wall time")
+                print(f"  {name}/{fmt}: {w['records_per_s'] / c['records_per_s']:.2f}x the raw consumer by wall time")
+            if args.workers and args.workers[0] == 1:
+                one = results[f"worker x1/{fmt}"]
+                for name in [f"worker x{n}" for n in args.workers[1:]] + [f"1m+{n}p" for n in args.split]:
+                    w = results[f"{name}/{fmt}"]
+                    print(f"  {name}/{fmt} vs worker x1: {w['records_per_s'] / one['records_per_s']:.2f}x by wall time, "
+                          f"{w['records_per_cpu_s'] / one['records_per_cpu_s']:.2f}x per CPU second")
     finally:
         tansu.terminate()
         tansu.wait(timeout=10)

@@ -48,6 +48,26 @@ Topology (stages in :mod:`streams.faust_stages`, their checkpoints in :mod:`stre
   state in Redis (``CITYBRAIN_REDIS_URL``: the same for every worker, so the merge's alert memory
   follows it). One Redis transaction per window carries the window's end, so a window the merge
   replays after a crash is skipped there: each notification goes out once, under its idempotency key.
+- Roles (``citybrain worker --role``): by default every worker runs both stages (``all``) and the
+  merge lands on one of them. ``--role merge`` runs only the merge agent, ``--role partitions``
+  only the per-partition agent; all in one consumer group, where Faust's assignor gives each
+  topic's partitions only to the workers subscribed to it. One merge worker and N partition
+  workers keep the merge's tick work (green waves, vital signs, JSON of the tables, alerts) out of
+  the event loops that read the records (``--merge-thread`` instead moves it to a thread of the
+  worker that holds both)::
+
+      citybrain.records (P partitions)         <app>.partials (1)           citybrain.vitals
+      ┌──────────────────────┐
+      │ worker --role         │  p0, p2, ...  ┐
+      │ partitions (#1)       │───────────────┤  ┌──────────────────────┐   columnar tables,
+      └──────────────────────┘               ├─►│ worker --role merge   │──► one message per
+      ┌──────────────────────┐               │  │ tick work, alerts     │   table and window
+      │ worker --role         │  p1, p3, ...  │  └──────────────────────┘
+      │ partitions (#2..N)    │───────────────┘
+      └──────────────────────┘
+
+- Published tables are columnar JSON (:mod:`streams.faust_io`: one object of column arrays per
+  table and window; :func:`decode_vitals_message` gives the rows back).
 - Partials are cut into pieces of at most 512 KB (:func:`streams.faust_stages.partial_pieces`)
   and reassembled by the merge: a day read at once, or a tick of a big city, fits Kafka's default
   1 MB message limit.
@@ -86,18 +106,19 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
+import collections
 import logging
 import math
 import os
 import time
 from pathlib import Path
 
-import msgspec
-
 from brain.city.model import City
-from brain.ingest import MAX_LINE_BYTES
-from brain.pipeline import PipelineConfig, StepResult, WindowResult
+from brain.ingest import MAX_LINE_BYTES  # noqa: F401 (citybrain produce uses it from here)
+from brain.pipeline import PipelineConfig
+from streams.faust_io import (  # noqa: F401 (the worker command, the MQTT bridge, tools and tests use them from here)
+    _dumps, bootstrap_of, bounded_lines, deadletter_messages, decode_vitals_message, ensure_topics, record_key, too_large_letter,
+    vitals_messages)
 from streams.faust_read import ingest_isolating  # noqa: F401 (tools and tests use it from here)
 from streams.faust_stages import merge_operators, warm_up  # noqa: F401 (the worker command uses them from here)
 
@@ -111,91 +132,32 @@ BLOCK_HEADER = "cb-block"
 PUBLISHED_TABLES = ("district", "city", "anomaly", "sensor_faults", "signal_plans", "grid_unit")
 
 
-class _SensorKey(msgspec.Struct):
-    sensor_id: str | None = None
+#: What a worker runs (``citybrain worker --role``): both stages, only the partitions', only the merge.
+ROLES = ("all", "partitions", "merge")
 
 
-_key_decoder = msgspec.json.Decoder(_SensorKey)
+def _merge_piece(pipeline, value: bytes, tables: tuple[str, ...]) -> list:
+    """One piece into the merge; the windows it closed, each with its published messages."""
+    return [(w, vitals_messages([w], tables)) for w in pipeline.add_piece(value)]
 
 
-def record_key(line: bytes) -> bytes | None:
-    """The Kafka key of one JSON-line record: its ``sensor_id`` (None when the line can't say).
-
-    >>> record_key(b'{"kind":"noise","sensor_id":"N1","ts_ms":1}'), record_key(b'{"kind":')
-    (b'N1', None)
-    """
+async def _in_thread(fn, *args):
+    # Not cancellable half-way: a cancelled wait would leave the thread changing the merge while
+    # the agent shuts down, so a cancellation waits for the thread, then goes on.
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
     try:
-        sid = _key_decoder.decode(line).sensor_id
-    except Exception:  # noqa: BLE001 - any unreadable line (bad JSON, bad UTF-8, nesting past the stack) has no key
-        return None
-    return sid.encode() if sid else None
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
-def bounded_lines(fh, max_line_bytes: int = MAX_LINE_BYTES):
-    """``(line, length)`` for each non-blank line of a binary file, newline stripped, never reading
-    more than ``max_line_bytes`` + 1 bytes of one line into memory: a longer line comes back as its
-    first ``max_line_bytes`` bytes with its full ``length``, for the caller to refuse.
-
-    >>> import io
-    >>> [(l, n) for l, n in bounded_lines(io.BytesIO(b'{"a":1}\\n\\r\\n' + b"x" * 100 + b"\\n[]"), 64)]
-    [(b'{"a":1}', 7), (b'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', 100), (b'[]', 2)]
-    """
-    while True:
-        line = fh.readline(max_line_bytes + 1)
-        if not line:
-            return
-        if len(line) > max_line_bytes and not line.endswith(b"\n"):
-            length = len(line)
-            while True:  # skip the rest of the long line, a bounded chunk at a time
-                rest = fh.readline(1 << 16)
-                if not rest:
-                    break
-                if rest.endswith(b"\n"):
-                    length += len(rest.rstrip(b"\r\n"))
-                    break
-                length += len(rest)
-            yield line[:max_line_bytes], length
-            continue
-        stripped = line.rstrip(b"\r\n")
-        if stripped.strip():
-            yield stripped, len(stripped)
-
-
-def too_large_letter(line: bytes, length: int, max_line_bytes: int = MAX_LINE_BYTES) -> bytes:
-    """The dead-letter message (as the worker writes them) for a line too long to send as a record."""
-    return _dumps({"reason_code": "too_large", "reason": f"line of {length} bytes is longer than the limit of {max_line_bytes} bytes",
-                   "raw": line[:2000].decode("utf-8", "replace")})
-
-
-def _json_default(value):
-    return str(value)
-
-
-def _dumps(obj) -> bytes:
-    # allow_nan: vital signs use NaN for "no data"; Python's json reads it back.
-    return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def vitals_messages(windows: list[WindowResult], tables: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
-    """(key, value) messages for closed windows: one per window and published table it has."""
-    out = []
-    for w in windows:
-        for name in tables:
-            if name not in w.vitals:
-                continue
-            rows = w.vitals[name].to_dicts()
-            value = {"table": name, "window_start_ms": w.window_start_ms, "window_end_ms": w.window_end_ms, "rows": rows}
-            out.append((f"{name}:{w.window_end_ms}".encode(), _dumps(value)))
-    return out
-
-
-def deadletter_messages(result: StepResult) -> list[bytes]:
-    """One JSON value per dead or late record of one step."""
-    out = []
-    for frame in (result.dead, result.late):
-        for code, reason, raw in frame.select("reason_code", "reason", "raw").iter_rows():
-            out.append(_dumps({"reason_code": code, "reason": reason, "raw": raw}))
-    return out
+def _quantiles(values) -> dict:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
+    return {"n": len(ordered), "p50": pick(0.5), "p99": pick(0.99), "max": round(ordered[-1], 1)}
 
 
 def _hold_offsets(events) -> None:
@@ -240,6 +202,8 @@ def make_app(
     piece_bytes: int | None = None,
     idle_timeout_s: float | None = 30.0,
     checkpoint_every_s: float = 0.0,
+    role: str = "all",
+    merge_thread: bool = False,
 ):
     """A Faust app with the two stages of the distributed engine (see the module docstring).
 
@@ -256,6 +220,11 @@ def make_app(
     ``checkpoint_every_s``: a partition's stage is checkpointed at most this often (0: after every
     batch); the batches in between are held — not acknowledged, so their offsets are not committed —
     until the checkpoint that holds them.
+    ``role``: which stages this worker runs — ``"all"`` (both), ``"partitions"`` (only the
+    per-partition stage: it never holds the merge) or ``"merge"`` (only the merge stage); one
+    consumer group either way, Faust assigns each topic's partitions among the workers subscribed to
+    it. ``merge_thread``: the merge's tick work (and the encoding of its published tables) runs in
+    a thread, so the event loop keeps serving the partitions' batches while a tick closes.
     ``app.citybrain`` holds the settings and, while running, the stages' states.
     """
     import faust
@@ -279,6 +248,8 @@ def make_app(
         raise ValueError(f"checkpoint_every_s must be >= 0 seconds, got {checkpoint_every_s!r}")
     if not isinstance(worker_id, int) or worker_id < 0:
         raise ValueError(f"worker_id must be a non-negative int, got {worker_id!r}")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     config = config or PipelineConfig()
     app = faust.App(
         app_id,
@@ -315,6 +286,10 @@ def make_app(
     settings.states = {}
     settings.merge = None
     settings.alerts = None  # the merge stage's alert service, while this worker holds the merge
+    settings.role = role
+    # wall ms from a partial piece's Kafka timestamp (its partition stage sent it) to the windows it
+    # closed being published: the merge's window-close latency, the last 2,000 in the status file
+    settings.close_latency_ms = collections.deque(maxlen=2000)
     piece_bytes = int(os.environ.get("CITYBRAIN_FAUST_PIECE_BYTES", "0") or 0) or piece_bytes or PIECE_BYTES
 
     # Fault injection for the kill tests: die like SIGKILL right after the n-th batch of a partition
@@ -349,7 +324,6 @@ def make_app(
     settings.reader = reader
     settings.states = reader.states
 
-    @app.agent(records, name="citybrain-partition")
     async def per_partition(stream):
         async for events in stream.take_events(batch_size, within=batch_within_s):
             by_partition: dict[int, list] = {}
@@ -367,7 +341,9 @@ def make_app(
             except Exception:
                 fail_stop(events)
 
-    if idle_timeout_s is not None or checkpoint_every_s > 0:
+    if role != "merge":  # this worker's consumer subscribes to the input topic only if it runs the partitions' stage
+        per_partition = app.agent(records, name="citybrain-partition")(per_partition)
+    if role != "merge" and (idle_timeout_s is not None or checkpoint_every_s > 0):
         @app.timer(interval=max(0.2, min(1.0, (idle_timeout_s or 4.0) / 4, (checkpoint_every_s or 2.0) / 2)))
         async def partition_timer():
             # Held batches whose checkpoint is due (a quiet or revoked partition's too), then the idle
@@ -406,7 +382,6 @@ def make_app(
         settings.merge = state
         return state
 
-    @app.agent(partials_out, name="citybrain-merge")
     async def merge(stream):
         try:
             async for events in stream.take_events(max(64, batch_size), within=min(batch_within_s, 0.25)):
@@ -418,8 +393,14 @@ def make_app(
                         if msg.offset <= state.offset:
                             continue
                         top = max(top, msg.offset)
-                        for window_result in state.pipeline.add_piece(msg.value):
-                            for key, value in vitals_messages([window_result], tables):
+                        if merge_thread:
+                            closed = await _in_thread(_merge_piece, state.pipeline, msg.value, tables)
+                        else:
+                            closed = _merge_piece(state.pipeline, msg.value, tables)
+                        if closed and msg.timestamp:
+                            settings.close_latency_ms.append(time.time() * 1000.0 - msg.timestamp * 1000.0)
+                        for window_result, messages in closed:
+                            for key, value in messages:
                                 await vitals_out.send(key=key, value=value)
                             if settings.alerts is not None:
                                 # Rules, alert pipeline and one Redis transaction per window, with the
@@ -431,12 +412,14 @@ def make_app(
                     await app.producer.flush()
                     state.offset = top
                     await state.save_async({"merged_upto": state.pipeline.merged_upto(), "closed_upto": state.pipeline.closed_upto,
+                                "close_latency_ms": _quantiles(settings.close_latency_ms),
                                 "windows": state.pipeline.counters["windows_closed"], "worker_id": worker_id})
                     if settings.alerts is not None and time.monotonic() - settings.alerts_reconciled > 10.0:
                         settings.alerts_reconciled = time.monotonic()
                         await settings.alerts.on_checkpoint()  # Redis reconciled with memory, as the local driver does
                 except asyncio.CancelledError:
                     _hold_offsets(events)
+                    settings.merge = None  # it may have merged past its checkpoint: the next start reloads that
                     raise
                 except Exception:
                     fail_stop(events)
@@ -448,51 +431,7 @@ def make_app(
                 except Exception:  # noqa: BLE001 - shutting down: the alert state is in Redis and the checkpoint
                     log.warning("alert service did not close cleanly", exc_info=True)
 
+    if role != "partitions":  # the one partition of the partials topic goes to a worker subscribed to it
+        merge = app.agent(partials_out, name="citybrain-merge")(merge)
     settings.agents = (per_partition, merge)
     return app
-
-
-async def ensure_topics(bootstrap: str, spec: dict[str, int], timeout_s: float = 10.0) -> dict[str, int]:
-    """Create the topics in ``spec`` ({name: partitions}) that do not exist yet; returns each one's
-    partition count as the broker has it (an existing topic keeps its own).
-
-    Raises ``ConnectionError`` with a plain message when the broker cannot be reached.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
-    try:
-        await admin.start()
-    except (KafkaConnectionError, KafkaError, OSError) as exc:
-        try:
-            await admin.close()
-        except Exception:  # pragma: no cover - best effort after a failed start
-            pass
-        raise ConnectionError(f"cannot reach the Kafka broker at {bootstrap} ({exc.__class__.__name__})") from None
-    try:
-        existing = set(await admin.list_topics())
-        todo = [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in spec.items() if name not in existing]
-        if todo:
-            try:
-                await admin.create_topics(todo)
-            except TopicAlreadyExistsError:
-                pass
-        counts = {}
-        for meta in await admin.describe_topics(list(spec)):
-            counts[meta["topic"]] = len(meta["partitions"]) or spec[meta["topic"]]
-        return counts
-    finally:
-        await admin.close()
-
-
-def bootstrap_of(broker_url: str) -> str:
-    """``kafka://host:port`` (Faust style) -> ``host:port`` (aiokafka style).
-
-    >>> bootstrap_of("kafka://127.0.0.1:19092")
-    '127.0.0.1:19092'
-    """
-    for prefix in ("kafka://", "tcp://"):
-        if broker_url.startswith(prefix):
-            return broker_url[len(prefix):]
-    return broker_url

@@ -383,15 +383,16 @@ def merge_operators(city, config, out_dir) -> list:
     return ops + [fault_operator(city), CockpitTables(city)]
 
 
-def warm_up(city, config, out_dir) -> list:
+def warm_up(city, config, out_dir, *, merge: bool = True) -> list:
     """Load (or compile) every kernel both stages run, before the worker joins its group: done
     inside an agent, the first merge batch would hold the event loop (and the partitions' batches
     with it) for as long as the merge operators' kernels take to load. Returns the merge
     operators it built, for the merge stage's first start (a 50k-sensor city's take minutes to
-    build: built twice, the second time inside the agent, they stalled every partition's batches)."""
+    build: built twice, the second time inside the agent, they stalled every partition's batches);
+    none with ``merge=False`` (a ``--role partitions`` worker never runs the merge)."""
     PartitionPipeline(city, config)
     load_merge_kernels(config)
-    return merge_operators(city, config, out_dir)
+    return merge_operators(city, config, out_dir) if merge else []
 
 
 #: Simulated minutes of the demo city :func:`load_merge_kernels` runs: enough ticks for every merge

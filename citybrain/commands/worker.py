@@ -64,6 +64,14 @@ def register(sub) -> None:
                    help="do not evaluate alert rules in the merge stage (by default the worker holding the merge runs the rules, "
                         "the alert pipeline and delivery, with its state in CITYBRAIN_REDIS_URL — give every worker the same "
                         "Redis — or else an embedded Redis under --out/redis)")
+    w.add_argument("--role", default="all", choices=("all", "partitions", "merge"),
+                   help="which stages this worker runs: all (default: the per-partition stage of whichever input partitions "
+                        "Faust gives it, and the merge stage if it gets that), partitions (never the merge), merge (only the "
+                        "merge). Start one --role merge and any number of --role partitions workers so the merge's tick work "
+                        "(vital signs, anomaly, green waves, alerts) never holds back the partitions' reading")
+    w.add_argument("--merge-thread", action="store_true",
+                   help="run the merge's tick work in a thread, so this worker's partitions keep reading while a tick closes "
+                        "(polars and the numba kernels release the GIL; the Python parts do not)")
     w.set_defaults(func=worker_command)
 
     p = sub.add_parser(
@@ -142,7 +150,8 @@ def worker_command(args) -> int:
     ckpt = out / f"faust-{args.app_id}-*.ckpt"
     from streams.faust_driver import merge_operators, warm_up
 
-    prebuilt = [warm_up(city, config, out)]  # before the group join; the merge stage's first start takes these
+    # before the group join; the merge stage's first start takes these (a partitions-only worker builds none)
+    prebuilt = [warm_up(city, config, out, merge=args.role != "partitions")]
 
     def operators(city_, config_, out_):
         return prebuilt.pop() if prebuilt else merge_operators(city_, config_, out_)
@@ -151,8 +160,9 @@ def worker_command(args) -> int:
                    partitions=partitions, app_id=args.app_id,
                    worker_id=args.worker_id, config=config, batch_size=args.batch, batch_within_s=args.within, operators=operators,
                    idle_timeout_s=args.idle_timeout or None, checkpoint_every_s=args.checkpoint_s,
-                   alerts=None if args.no_alerts else _alert_factory(city, args, out))
-    print(f"citybrain worker {args.worker_id}: {args.broker} topic {topic} ({partitions} partitions) -> {VITALS_TOPIC}, "
+                   role=args.role, merge_thread=args.merge_thread,
+                   alerts=None if args.no_alerts or args.role == "partitions" else _alert_factory(city, args, out))
+    print(f"citybrain worker {args.worker_id} (role {args.role}): {args.broker} topic {topic} ({partitions} partitions) -> {VITALS_TOPIC}, "
           f"{DEADLETTER_TOPIC}; checkpoints {ckpt}",
           file=sys.stderr, flush=True)
     worker = faust.Worker(app, loglevel=logging.getLevelName(logging.getLogger().level) or "WARNING", quiet=True)

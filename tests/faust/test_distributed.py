@@ -131,18 +131,18 @@ class Workers(WorkerProcs):
         _seed_alert_state(redis_url)
         self.env = {"CITYBRAIN_REDIS_URL": redis_url, "CITYBRAIN_FAUST_PIECE_BYTES": str(PIECE_BYTES)}
 
-    def start(self, i: int, env: dict | None = None) -> None:
+    def start(self, i: int, env: dict | None = None, args: tuple[str, ...] = ()) -> None:
         self.procs[i] = _cli(["worker", "--broker", self.broker, "--out", str(self.out), "--partitions", str(self.partitions), "--id", str(i),
                               "--app-id", self.app, "--vitals-topic", self.topics[0], "--deadletter-topic", self.topics[1],
-                              "--batch", "40", "--within", "0.3"], self.out, self.out / f"worker{i}.log", {**self.env, **(env or {})})
+                              "--batch", "40", "--within", "0.3", *args], self.out, self.out / f"worker{i}.log", {**self.env, **(env or {})})
 
 
 def _published(broker: str, topics: tuple[str, str]) -> tuple[dict, Counter]:
-    from streams.faust_driver import bootstrap_of
+    from streams.faust_driver import bootstrap_of, decode_vitals_message
 
     tables: dict[tuple[str, int], list[str]] = {}
     for key, value in asyncio.run(read_topic(bootstrap_of(broker), topics[0])):
-        msg = json.loads(value)
+        msg = decode_vitals_message(value)  # columnar on the wire, rows here
         assert key.decode() == f"{msg['table']}:{msg['window_end_ms']}"
         rows = table_rows(msg["rows"])
         # At-least-once after a kill: a window published again carries the same rows under the same key.
@@ -226,5 +226,34 @@ def test_killed_workers_restarted_give_identical_results(broker, lines, local, t
         assert status["counters"]["records_in"] == len(lines), "a record was applied twice or lost"
         # The partials sent before the first crash came again, and the merge dropped them by tick.
         assert status["merge"]["counters"].get("ticks_repeated", 0) > 0, status["merge"]["counters"]
+    finally:
+        workers.stop_all()
+
+
+def test_one_merge_and_two_partition_workers_match_local_pipeline(broker, lines, local, tmp_path, redis_socket):
+    """The role split: worker 0 runs only the merge stage (``--role merge``, its tick work in a
+    thread), workers 1 and 2 only the per-partition stage (``--role partitions``). Killed with
+    SIGKILL mid-stream and started again, the merge worker resumes from its checkpoint: the same
+    tables, accounting, dead letters and notifications as the local pipeline, no page twice."""
+    workers = Workers(broker, tmp_path / "roles", _redis_url(redis_socket, 15), app="cbroles")
+    try:
+        produce(lines, tmp_path / "input.jsonl", broker, PARTITIONS)
+        merge_args = ("--role", "merge", "--merge-thread")
+        workers.start(0, args=merge_args)
+        for i in (1, 2):
+            workers.start(i, args=("--role", "partitions"))
+        workers.wait(lambda s: s["merge"].get("worker_id") == 0 and s["merged_upto"] is not None and s["records_in"] >= len(lines) // 3,
+                     "a third in and merged by the merge worker")
+        workers.kill(0)
+        workers.start(0, args=merge_args)
+        status = workers.wait(_all_in(len(lines)), "every record in and merged (1 merge + 2 partition workers)")
+        from streams.faust_state import stage_path
+
+        # Only worker 0 subscribes to the partials, only workers 1 and 2 to the records.
+        assert status["merge"]["worker_id"] == 0, "the merge ran on a --role partitions worker"
+        owners = {json.loads(stage_path(workers.out, workers.app, p).with_suffix(".json").read_text())["worker_id"] for p in range(PARTITIONS)}
+        assert owners <= {1, 2}, f"input partitions were read by workers {owners}"
+        assert status["merge"]["close_latency_ms"]["n"] > 0, status["merge"]
+        _compare(local, status, broker, len(lines), workers)
     finally:
         workers.stop_all()

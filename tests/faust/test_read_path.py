@@ -73,11 +73,11 @@ def local(city, lines, tmp_path_factory):
 
 
 def _published(broker: str, topics: tuple[str, str]):
-    from streams.faust_driver import bootstrap_of
+    from streams.faust_driver import bootstrap_of, decode_vitals_message
 
     tables = {}
     for key, value in asyncio.run(read_topic(bootstrap_of(broker), topics[0])):
-        msg = json.loads(value)
+        msg = decode_vitals_message(value)
         rows = table_rows(msg["rows"])
         assert tables.setdefault((msg["table"], msg["window_end_ms"]), rows) == rows, f"{key} repeated with other rows"
     dead = asyncio.run(read_topic(bootstrap_of(broker), topics[1]))
