@@ -11,7 +11,10 @@ rows by the numba kernel (`merge`) —, polars' group-by formulation of it (`mer
 --polars), and a `vstack` of the table with the update rows. As in the pipeline, a CaseTally (the grid-case
 vital signs kept up to date by the rows that change) watches the table and gets every update (--no-tally:
 without it). With --previous REF, the LifecycleTable of commit REF (its brain/lifecycle.py, read from git)
-gets the same updates in the same run (no tally: it had none). Seeds are random unless --seed is given.
+gets the same updates in the same run (no tally: it had none). With --hold each table's frame as it
+stood before the update is held during it, as the pipeline holds the previous tick's state (a
+TickBatch, a live view): an update then has to leave that frame's values alone (polars copies a
+shared buffer before writing into it). Seeds are random unless --seed is given.
 """
 from __future__ import annotations
 
@@ -71,10 +74,12 @@ def main() -> int:
     ap.add_argument("--polars", action="store_true", help="also time polars' group-by over the whole table (slow)")
     ap.add_argument("--no-tally", action="store_true", help="no CaseTally watching the table")
     ap.add_argument("--previous", default=None, metavar="REF", help="also time the LifecycleTable of git commit REF")
+    ap.add_argument("--no-merge", action="store_true", help="leave out the whole-table merge peer (seconds per update at 2M)")
+    ap.add_argument("--hold", action="store_true", help="hold each table's previous frame during its update (as the pipeline does)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     rng = np.random.default_rng(seed)
-    print(f"seed {seed}; {args.rows}-row updates, median of {args.repeat}")
+    print(f"seed {seed}; {args.rows}-row updates, median of {args.repeat}" + ("; the previous frame held during each update" if args.hold else ""))
     previous = _previous(args.previous) if args.previous else None
     print(f"{'cases kept':>12} {'update ms':>10} {'whole-table merge ms':>21} {'ratio':>8} {'polars ref ms':>14} {'vstack ms':>10}"
           + (f" {'previous ms':>12} {'ratio':>6}" if previous else ""))
@@ -102,26 +107,30 @@ def main() -> int:
             t = time.perf_counter()
             stacked = table.frame.vstack(rows)
             floor.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            merge(stacked, ID, list(STAGES.values()), FIELDS)
-            whole_times.append(time.perf_counter() - t)
+            if not args.no_merge:
+                t = time.perf_counter()
+                merge(stacked, ID, list(STAGES.values()), FIELDS)
+                whole_times.append(time.perf_counter() - t)
             if args.polars:
                 t = time.perf_counter()
                 merge_reference(stacked, ID, list(STAGES.values()), FIELDS)
                 ref_times.append(time.perf_counter() - t)
             del stacked  # it shares the table's columns: held, it would make the in-place write copy them
+            held = table.frame if args.hold else None
             t = time.perf_counter()
             table.update(upd)
             times.append(time.perf_counter() - t)
             if previous is not None:
+                held = prev.frame if args.hold else None
                 t = time.perf_counter()
                 prev.update(upd)
                 prev_times.append(time.perf_counter() - t)
+            del held
         med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
         ref = f"{med(ref_times):>14.1f}" if ref_times else f"{'-':>14}"
         extra = f" {med(prev_times):>12.2f} {med(prev_times) / med(times):>5.1f}x" if prev_times else ""
-        print(f"{kept:>12,} {med(times):>10.2f} {med(whole_times):>21.1f} {med(whole_times) / med(times):>7.0f}x {ref} {med(floor):>10.3f}{extra}",
-              flush=True)
+        whole = f"{med(whole_times):>21.1f} {med(whole_times) / med(times):>7.0f}x" if whole_times else f"{'-':>21} {'-':>8}"
+        print(f"{kept:>12,} {med(times):>10.2f} {whole} {ref} {med(floor):>10.3f}{extra}", flush=True)
         if prev_times:
             assert prev.frame.equals(table.frame), "the previous table and this one differ"
             del prev

@@ -22,9 +22,14 @@ from brain import series
 from brain.kernels.lifecycle import merge_rows
 
 
-#: New entities wait in a small frame of their own and are folded into the main columns (one copy
-#: of the table) when it grows past this, so appending costs O(rows) amortised, not O(table).
+#: New entities wait in a small frame of their own and are folded into the main blocks (a copy of the
+#: last block, not of the table) when it grows past this, so appending costs O(rows) amortised.
 TAIL_ROWS = 4096
+#: The main rows are kept in blocks of about this many rows, each column of a block one buffer. A
+#: reader that still holds an earlier frame (the previous tick's state, a live view) shares the
+#: buffers; polars copies a shared buffer before writing into it, so an update then copies only the
+#: blocks it touches, O(rows changed x BLOCK_ROWS), where whole columns cost O(table) per tick.
+BLOCK_ROWS = 16_384
 #: Expired entities stay (hidden) until they are this share of the table; then one compaction.
 COMPACT_SHARE = 0.05
 
@@ -32,10 +37,11 @@ COMPACT_SHARE = 0.05
 class LifecycleTable:
     """Entity id -> first time of each stage, newest fields and status.
 
-    An update costs O(rows it touches), not O(entities kept): the table is columns that are
-    written in place (``Series.scatter``) at the touched entities' positions (an id -> position
+    An update costs O(rows it touches), not O(entities kept): the table is blocks of columns that
+    are written in place (``Series.scatter``) at the touched entities' positions (an id -> position
     index), plus a small tail of new entities; entities past retention are hidden at once and
-    removed in bulk. ``frame`` is the same table, in the same row order, as merging the whole table
+    removed in bulk. A frame handed out earlier keeps its values: the blocks an update touches are
+    copied first when it still shares them (:data:`BLOCK_ROWS`), never the whole table. ``frame`` is the same table, in the same row order, as merging the whole table
     with every update (:func:`merge`) and filtering expired entities at each ``prune`` would give.
 
     Example:
@@ -55,7 +61,9 @@ class LifecycleTable:
         self.fields = list(fields)
         self.retention_ms = int(retention_ms)
         self.final_stage_col = list(self.stages.values())[-1]
-        self._cols: list[pl.Series] | None = None  # the main columns, each one chunk, written in place
+        self._blocks: list[list[pl.Series]] | None = None  # the main rows in blocks: per block its columns, one chunk each
+        self._ends = np.zeros(0, dtype=np.int64)  # each block's end row (cumulative)
+        self._signature: list | None = None  # the columns' (name, dtype)
         self._tail: pl.DataFrame | None = None  # entities added since the last fold, after the main rows
         self._pos: dict | None = None  # id -> row (main rows, then tail rows); built when first needed
         self._dead: np.ndarray | None = None  # rows of expired entities, hidden until a compaction (shorter: False)
@@ -83,13 +91,31 @@ class LifecycleTable:
 
     @frame.setter
     def frame(self, value: pl.DataFrame | None) -> None:
-        self._cols = None if value is None else [c.rechunk() for c in value.get_columns()]
+        self._blocks, self._ends, self._signature = None, np.zeros(0, dtype=np.int64), None
         self._tail, self._pos, self._dead = None, None, None
+        if value is not None:
+            self._blocks = []
+            self._add_blocks(value.get_columns())
+            self._signature = list(zip(value.columns, value.dtypes))
+
+    def _add_blocks(self, cols: list[pl.Series]) -> None:
+        """Rows ``cols`` after the main rows, as blocks of at most :data:`BLOCK_ROWS` (one copy of them)."""
+        cols = [c.rechunk() for c in cols]
+        n, start = cols[0].len(), int(self._ends[-1]) if len(self._ends) else 0
+        bounds = list(range(0, n, BLOCK_ROWS)) or [0]
+        self._blocks += [[c.slice(b, BLOCK_ROWS) for c in cols] for b in bounds]
+        self._ends = np.concatenate([self._ends, [start + min(b + BLOCK_ROWS, n) for b in bounds]]).astype(np.int64)
+
+    def _main(self) -> list[pl.Series]:
+        """The main columns, each the blocks' buffers in a row (no copy)."""
+        if len(self._blocks) == 1:
+            return list(self._blocks[0])
+        return [pl.concat([b[j] for b in self._blocks], rechunk=False) for j in range(len(self._blocks[0]))]
 
     def _raw(self) -> pl.DataFrame | None:
-        if self._cols is None:
+        if self._blocks is None:
             return None
-        main = series.frame(self._cols)
+        main = series.frame(self._main())
         return main if self._tail is None or not self._tail.height else main.vstack(self._tail)
 
     def _dead_mask(self, n: int) -> np.ndarray:
@@ -97,13 +123,22 @@ class LifecycleTable:
         return dead if len(dead) == n else np.concatenate([dead, np.zeros(n - len(dead), dtype=bool)])
 
     def _fold(self) -> None:
-        """The tail into the main columns (one copy of the table); positions do not change."""
+        """The tail into the main blocks (a copy of the last block and the tail); positions do not change."""
         if self._tail is not None and self._tail.height:
-            self._cols = [pl.concat([c, self._tail.to_series(j)], rechunk=True) for j, c in enumerate(self._cols)]
+            tail = self._tail.get_columns()
+            first = int(self._ends[-2]) if len(self._ends) > 1 else 0
+            if int(self._ends[-1]) - first < BLOCK_ROWS:  # the last block not full: it takes the tail's rows first
+                last = self._blocks.pop()
+                self._ends = self._ends[:-1]
+                tail = [pl.concat([c, t], rechunk=False) for c, t in zip(last, tail)]
+            self._add_blocks(tail)
         self._tail = None
 
+    def _n_main(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
     def _height(self) -> int:
-        return (0 if self._cols is None else self._cols[0].len()) + (0 if self._tail is None else self._tail.height)
+        return self._n_main() + (0 if self._tail is None else self._tail.height)
 
     def _positions(self) -> dict:
         if self._pos is None:
@@ -139,14 +174,14 @@ class LifecycleTable:
             self.frame = merge(rows, self.id_col, list(self.stages.values()), self.fields)
             self._reset_watchers()
             return
-        if [(c.name, c.dtype) for c in self._cols] != list(rows.schema.items()):
+        if list(zip(rows.columns, rows.dtypes)) != self._signature:
             # e.g. a table restored from an older snapshot: polars reconciles the types, once.
             self.frame = merge_reference(pl.concat([self.frame, rows], how="vertical_relaxed"), self.id_col,
                                          list(self.stages.values()), self.fields)
             self._reset_watchers()
             return
         pos = self._positions()
-        n_main = self._cols[0].len()
+        n_main = self._n_main()
         tail = self._tail if self._tail is not None else rows.clear()
         at = {k for i in rows.get_column(self.id_col).to_list() if (k := pos.get(i)) is not None}
         touched = np.array(sorted(k for k in at if k < n_main), dtype=np.int64)
@@ -154,23 +189,37 @@ class LifecycleTable:
         # The touched entities' rows (main, then tail) and the updates: merged as the whole table would
         # merge them (each entity's table row first, then its updates in order; new entities in order
         # of arrival, after them).
-        before = series.frame([series.take(c, touched) for c in self._cols]).vstack(series.take_rows(tail, in_tail))
+        before = series.frame([series.take(c, touched) for c in self._main()]).vstack(series.take_rows(tail, in_tail))
         merged = merge(before.vstack(rows), self.id_col, list(self.stages.values()), self.fields)
         m, m_tail = len(touched), len(in_tail)
         for w in self._watchers:
             w.changed(before, merged)
-        if m:
-            for j, col in enumerate(self._cols):
-                col.scatter(touched, merged.to_series(j).slice(0, m))
-        if m_tail:  # the tail is small: its touched rows are written into a copy
-            tail = series.frame([c.clone().scatter(in_tail, merged.to_series(j).slice(m, m_tail)) for j, c in enumerate(tail.get_columns())])
+        if m:  # only the columns whose values change (an update sets a stage or two, a field or two)
+            self._write(touched, [(j, c) for j, (b, c) in enumerate(zip(before.get_columns(), merged.get_columns()))
+                                  if not b.slice(0, m).equals(c.slice(0, m))])
+        if m_tail:  # the tail is small: gathered anew with its touched rows from the merge (a take per column)
+            src = np.arange(tail.height, dtype=np.int64)
+            src[in_tail] = tail.height + np.arange(m_tail, dtype=np.int64)
+            tail = series.take_rows(tail.vstack(merged.slice(m, m_tail)), src)
         added = merged.slice(m + m_tail)
         for k, i in enumerate(added.get_column(self.id_col).to_list(), start=n_main + tail.height):
             pos[i] = k
         tail = tail.vstack(added) if added.height else tail
         self._tail = tail.rechunk() if tail.n_chunks() > 32 else tail
-        if tail.height > TAIL_ROWS:  # one copy of the table per TAIL_ROWS new entities
+        if tail.height > TAIL_ROWS:  # one copy of the last block per TAIL_ROWS new entities, not of the table
             self._fold()
+
+    def _write(self, touched: np.ndarray, values: list[tuple[int, pl.Series]]) -> None:
+        """Each ``(column, values)``: the values' first ``len(touched)`` rows written at the main rows
+        ``touched`` (ascending), block by block: a block a reader still shares is copied first (by
+        polars), the others not."""
+        block = np.searchsorted(self._ends, touched, side="right")
+        cuts = np.flatnonzero(np.diff(block)) + 1
+        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(touched)].tolist()):
+            b = int(block[lo])
+            at = series.u32("", touched[lo:hi] - (int(self._ends[b - 1]) if b else 0))
+            for j, v in values:
+                self._blocks[b][j].scatter(at, v.slice(lo, hi - lo))
 
     def prune(self, now_ms: int) -> None:
         """Forget entities that ended more than ``retention_ms`` ago."""
@@ -186,7 +235,7 @@ class LifecycleTable:
         rows = np.flatnonzero(due)
         for w in self._watchers:
             w.changed(series.take_rows(raw, rows), None)
-        if rows[-1] >= self._cols[0].len():
+        if rows[-1] >= self._n_main():
             self._fold()  # the tail is merged whole by update(): it must hold living entities only
         if self._pos is not None:  # expired entities leave the index: an update for one starts it afresh
             for k, i in zip(rows.tolist(), series.take(raw.get_column(self.id_col), rows).to_list()):

@@ -46,12 +46,13 @@ ops = st.lists(st.one_of(update_op, update_op, prune_op, st.just(("checkpoint", 
 
 
 @settings(max_examples=250, deadline=None)
-@given(ops, st.sampled_from([0, 1, 3, 4096]), st.sampled_from([0.0, 0.3, 1.0]))
-def test_in_place_table_is_the_whole_table_merge(sequence, tail_rows, compact_share):
-    old = (lifecycle.TAIL_ROWS, lifecycle.COMPACT_SHARE)
-    lifecycle.TAIL_ROWS, lifecycle.COMPACT_SHARE = tail_rows, compact_share
+@given(ops, st.sampled_from([0, 1, 3, 4096]), st.sampled_from([0.0, 0.3, 1.0]), st.sampled_from([1, 2, 5, 16_384]))
+def test_in_place_table_is_the_whole_table_merge(sequence, tail_rows, compact_share, block_rows):
+    old = (lifecycle.TAIL_ROWS, lifecycle.COMPACT_SHARE, lifecycle.BLOCK_ROWS)
+    lifecycle.TAIL_ROWS, lifecycle.COMPACT_SHARE, lifecycle.BLOCK_ROWS = tail_rows, compact_share, block_rows
     try:
         table, whole = LifecycleTable("incident_id", STAGES, FIELDS, RETENTION_MS), WholeTable()
+        held = []  # every frame handed out, with its rows then: later writes must not reach them
         for op, arg in sequence:
             if op == "update":
                 batch = pl.DataFrame(arg, schema=SCHEMA)
@@ -67,8 +68,11 @@ def test_in_place_table_is_the_whole_table_merge(sequence, tail_rows, compact_sh
             got = None if table.frame is None else table.frame.rows()
             want = None if whole.frame is None else whole.frame.rows()
             assert got == want, (op, arg)
+            held.append((table.frame, got))  # (it shares the table's buffers)
+        for frame, rows in held:
+            assert (None if frame is None else frame.rows()) == rows
     finally:
-        lifecycle.TAIL_ROWS, lifecycle.COMPACT_SHARE = old
+        lifecycle.TAIL_ROWS, lifecycle.COMPACT_SHARE, lifecycle.BLOCK_ROWS = old
 
 
 def test_a_reader_keeps_its_frame_while_the_table_moves_on():
@@ -102,3 +106,27 @@ def test_a_small_update_does_not_touch_the_whole_table(kept):
     per_update_ms = (time.perf_counter() - start) / 20 * 1000
     assert per_update_ms < 25, per_update_ms  # the whole-table merge costs ~150 ms at 50k on this machine
     assert t.frame.height == kept + 7
+
+
+def test_a_held_frame_makes_an_update_copy_only_the_blocks_it_touches(monkeypatch):
+    """A reader holding the previous tick's frame (the pipeline does, a live view does) must not make
+    the next small update copy every column: only the block written to is copied."""
+    monkeypatch.setattr(lifecycle, "BLOCK_ROWS", 100)
+    table = LifecycleTable("incident_id", STAGES, FIELDS, 10**12)
+    n = 1_000
+    table.update(pl.DataFrame({"incident_id": [f"c{k}" for k in range(n)], "status": ["reported"] * n,
+                               "ts_ms": list(range(n)), "segment_id": ["A"] * n, "severity": [1] * n}, schema=SCHEMA))
+    table.update(pl.DataFrame({"incident_id": ["c0"], "status": ["reported"], "ts_ms": [0], "segment_id": ["A"], "severity": [1]},
+                              schema=SCHEMA))  # the index, and a first write, out of the way
+
+    def addresses():
+        # closed_ms's values buffer per block (Arrow export shares polars' buffers)
+        return [blk[3].to_arrow().buffers()[1].address for blk in table._blocks]  # noqa: SLF001
+
+    held = table.frame
+    before = addresses()
+    table.update(pl.DataFrame({"incident_id": ["c250"], "status": ["closed"], "ts_ms": [5_000], "segment_id": ["B"], "severity": [2]},
+                              schema=SCHEMA))
+    after = addresses()
+    assert [k for k, (a, b) in enumerate(zip(before, after)) if a != b] == [2]  # row 250 lives in block 2
+    assert held.row(250)[3] is None and table.frame.row(250)[3] == 5_000  # closed_ms: the reader's is unchanged

@@ -67,9 +67,11 @@ def _recount(frame: pl.DataFrame, cells: list, ends: list[int]) -> np.ndarray:
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(step, min_size=1, max_size=25), tail=st.sampled_from([0, 2, 4096]), compact=st.sampled_from([0.0, 0.3]))
-def test_tally_equals_recount(city, steps, tail, compact, monkeypatch):
+@given(steps=st.lists(step, min_size=1, max_size=25), tail=st.sampled_from([0, 2, 4096]), compact=st.sampled_from([0.0, 0.3]),
+       block=st.sampled_from([1, 3, 16_384]))
+def test_tally_equals_recount(city, steps, tail, compact, block, monkeypatch):
     monkeypatch.setattr(lifecycle, "TAIL_ROWS", tail)
+    monkeypatch.setattr(lifecycle, "BLOCK_ROWS", block)
     monkeypatch.setattr(lifecycle, "COMPACT_SHARE", compact)
     cfg = VitalsConfig(case_lookback_s=LOOKBACK_S)
     table = LifecycleTable(ID, STAGES, FIELDS, retention_ms=40 * MIN)
