@@ -117,7 +117,7 @@ def generalise(n_seeds: int, first_seed: int | None, hours: float, clean_hours: 
         midnight = probe.start_ms  # local midnight (the simulator default start)
         events, faults, family = random_day(city, seed, midnight)
         notes, truth, _, _, _, st = run_day(city, seed, midnight, hours, events, faults)
-        missed = []
+        missed, misrouted = [], []
         for gt in truth.iter_rows(named=True):
             if gt["start_ms"] >= midnight + hours * H:
                 continue
@@ -129,6 +129,8 @@ def generalise(n_seeds: int, first_seed: int | None, hours: float, clean_hours: 
                 by_family[f"{gt['type'].removeprefix('sensor_')}/{family[gt['scenario_id']]}"].append(row["caught"])
             if not row["caught"]:
                 missed.append(f"{gt['scenario_id']}@{row['start_h']:.1f}h")
+            if row["misrouted"]:  # a fault that paged a city-event department
+                misrouted.append(f"{gt['scenario_id']}:{','.join(gt['sensor_ids'] or [])}@{row['start_h']:.1f}h")
         cnotes, _, _, _, _, cst = run_day(city, seed + 10_000, midnight + 24 * H, clean_hours, [], [])
         clean_total_h += clean_hours
         for n in _actionable(cnotes):
@@ -136,7 +138,8 @@ def generalise(n_seeds: int, first_seed: int | None, hours: float, clean_hours: 
         for n in _actionable(cst["prev_notes"]):
             clean_prev[n.subscription_id] += 1
         clean_maint[seed] = sum(n.subscription_id == MAINT for n in _actionable(cnotes))
-        print(f"  seed {seed}: missed {missed or 'none'} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"  seed {seed}: missed {missed or 'none'}; misrouted {misrouted or 'none'}; clean pages "
+              f"{len(_actionable(cnotes))} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     print(f"\n{'type':<19}{'recall':<9}{'prev':<8}{'misrouted':<11}{'t→page med (min-max)':<24}{'pages/sub':<11}prev/sub")
     caught = total = 0
