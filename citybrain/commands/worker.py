@@ -193,9 +193,9 @@ def _alert_factory(city, args, out: Path):
 async def _produce(path: Path, bootstrap: str, topic: str, block: int = 1) -> tuple[int, int]:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaConnectionError, KafkaError
-    from aiokafka.partitioner import murmur2
 
     from streams.faust_driver import BLOCK_HEADER, DEADLETTER_TOPIC, MAX_LINE_BYTES, bounded_lines, record_key, too_large_letter
+    from streams.kafka_blocks import PartitionBlocks
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, max_request_size=8 << 20,
                                 request_timeout_ms=15000)
@@ -206,16 +206,15 @@ async def _produce(path: Path, bootstrap: str, topic: str, block: int = 1) -> tu
         raise UserError(f"cannot reach the Kafka broker at {bootstrap} ({exc.__class__.__name__})") from None
     sent = refused = 0
     try:
-        n_parts = len(await producer.partitions_for(topic))
         pending = []
-        blocks: dict[int, list[bytes]] = {}
-        spread = 0  # lines with no sensor_id (unreadable: dead letters to be) go round the partitions
+        # A block's partition is the one Kafka's default partitioner gives its lines' sensor_id keys, so a
+        # sensor's records land where its single-record messages land (streams/kafka_blocks.py).
+        blocks = PartitionBlocks(len(await producer.partitions_for(topic)), block) if block > 1 else None
 
-        async def send_block(partition: int) -> None:
-            lines = blocks.pop(partition)
-            # The partition is the one Kafka's default partitioner gives the lines' sensor_id keys (murmur2),
-            # so a sensor's records land where its single-record messages (the MQTT bridge's) land.
-            pending.append(await producer.send(topic, value=b"\n".join(lines), partition=partition, headers=[(BLOCK_HEADER, b"1")]))
+        async def send_blocks(full: list[tuple[int, list[bytes]]]) -> None:
+            for partition, lines in full:
+                pending.append(await producer.send(topic, value=b"\n".join(lines), partition=partition,
+                                                   headers=[(BLOCK_HEADER, b"1")]))
 
         with path.open("rb") as fh:
             for line, length in bounded_lines(fh):
@@ -224,22 +223,15 @@ async def _produce(path: Path, bootstrap: str, topic: str, block: int = 1) -> tu
                     refused += 1
                     continue
                 sent += 1
-                key = record_key(line)
-                if block <= 1:
-                    pending.append(await producer.send(topic, value=line, key=key))
+                if blocks is None:
+                    pending.append(await producer.send(topic, value=line, key=record_key(line)))
                 else:
-                    if key is None:
-                        partition, spread = spread % n_parts, spread + 1
-                    else:
-                        partition = (murmur2(key) & 0x7FFFFFFF) % n_parts
-                    blocks.setdefault(partition, []).append(line)
-                    if len(blocks[partition]) >= block:
-                        await send_block(partition)
+                    await send_blocks(blocks.add(line))
                 if len(pending) >= 5000:
                     await asyncio.gather(*pending)
                     pending.clear()
-        for partition in list(blocks):
-            await send_block(partition)
+        if blocks is not None:
+            await send_blocks(blocks.drain())
         await asyncio.gather(*pending)
     except KafkaError as exc:
         raise UserError(f"sending to {topic} failed after {sent} records: {exc}") from None
