@@ -22,8 +22,8 @@ Topology (stages in :mod:`streams.faust_stages`, their checkpoints in :mod:`stre
                                                      └──────────────────────────┘
 
 - Input: a message is one JSON record, or a block (header ``cb-block``) of records, one per line,
-  all of one partition (``citybrain produce`` sends blocks of 200; the MQTT bridge single
-  records). A record's partition is Kafka's default for its ``sensor_id`` key either way, so one
+  all of one partition (``citybrain produce`` and the MQTT bridge send blocks of up to 200,
+  :mod:`streams.kafka_blocks`). A record's partition is Kafka's default for its ``sensor_id`` key either way, so one
   sensor's records are on one partition, in order.
 - Per partition (where the sensor's partition lives): a :class:`streams.faust_stages.PartitionPipeline`
   per input partition, whichever worker holds it — the local driver's validation, event time
@@ -74,7 +74,7 @@ Topology (stages in :mod:`streams.faust_stages`, their checkpoints in :mod:`stre
 - Why blocks and not "Faust for membership, records read in bulk by our own consumer": with
   blocks Faust's per-message work is ~1 % of a worker's time (py-spy, bench/faust_scale.py); what
   costs is per batch (checkpoints), so a consumer of our own would save little and need its own
-  assignment, offset commits and rebalance protocol. Single records (MQTT bridge) work, at Faust's
+  assignment, offset commits and rebalance protocol. Single records (``--block 1``) work, at Faust's
   per-message speed.
 
 Checkpointing (why not Faust tables): Faust tables need one current event per update and raise
