@@ -35,7 +35,7 @@ from dashboards.api.auth import require
 from dashboards.api.context import ApiContext
 from dashboards.api.errors import install_error_handlers
 from dashboards.api.prom import vitals_text
-from dashboards.api.routers import admin, alerts, delivery, escort, live, plans, sensors, subscriptions, vitals
+from dashboards.api.routers import admin, alerts, delivery, escort, live, plans, sensors, subscriptions, vehicles, vitals
 
 STATIC_DIR = resources.files("dashboards") / "static"
 API_VERSION = "1"
@@ -58,7 +58,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
                               "(`citybrain tokens create`).")
     app.state.ctx = ctx
     install_error_handlers(app)
-    for r in (vitals.router, alerts.router, subscriptions.router, escort.router, plans.router, sensors.router, admin.router,
+    for r in (vitals.router, alerts.router, subscriptions.router, escort.router, vehicles.router, plans.router, sensors.router, admin.router,
               live.router, delivery.router):
         app.include_router(r)
 

@@ -25,6 +25,11 @@ function localTime(ms) {  // the city's own local time, whatever the browser's z
   return new Intl.DateTimeFormat(S.lang === "zh" ? "zh-CN" : "en-GB", { timeZone: S.tz, year: "numeric", month: "2-digit",
     day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false }).format(new Date(Number(ms)));
 }
+function localClock(ms) {  // local time with seconds: a re-timed arrival moves by seconds
+  if (!ms) return "–";
+  return new Intl.DateTimeFormat(S.lang === "zh" ? "zh-CN" : "en-GB", { timeZone: S.tz, hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hour12: false }).format(new Date(Number(ms)));
+}
 function toast(text) { const el = $("#toast"); el.textContent = text; el.className = ""; setTimeout(() => (el.className = "hidden"), 2500); }
 
 async function api(path, opts = {}) {
@@ -246,10 +251,12 @@ async function loadControllers() {
         const via = $("#esc-via").value.split(",").map((x) => x.trim()).filter(Boolean);
         const r = await api("/api/v1/plans/escort", { method: "POST", body: JSON.stringify({
           origin: $("#esc-origin").value, destination: $("#esc-destination").value, via, kind: $("#esc-kind").value,
-          vehicle_id: $("#esc-vehicle").value || "AMB-1", speed_kmh: Number($("#esc-speed").value), start_in_s: Number($("#esc-start").value) }) });
+          vehicle_id: $("#esc-vehicle").value || "AMB-1", speed_kmh: Number($("#esc-speed").value), start_in_s: Number($("#esc-start").value),
+          follow: $("#esc-follow").checked }) });
         S.escort = r.escort_id; renderEscort(r);
         toast(t("priority_sent")); setTimeout(() => loadControllers().catch(() => {}), 1500);
-        followEscort(r.escort_id, Date.now() + (Math.max(0, ...Object.values(r.eta_s)) + 90) * 1000);
+        // a followed escort runs as long as the vehicle reports (the hub ends it on arrival, cancel or lost positions)
+        followEscort(r.escort_id, r.follow ? Date.now() + 4 * 3600e3 : Date.now() + (Math.max(0, ...Object.values(r.eta_s)) + 90) * 1000);
       } catch (err) { toast(err.message); }
     });
     form.addEventListener("submit", async (e) => {
@@ -266,6 +273,7 @@ async function loadControllers() {
 
 // one escort: its route, legs and each signal's state (unplanned / queued / hub's answer / controller's report)
 function renderEscort(r) {
+  if (r.follow) return renderFollowed(r);
   const sig = r.signals || r.route.map((i) => ({ intersection: i, corridor: null, state: r.unplanned.includes(i) ? "unplanned" : "queued" }));
   const eta = r.eta_s || Object.fromEntries(sig.map((x) => [x.intersection, x.eta_s]));
   $("#escort-result").innerHTML = `<div class="kv" data-escort="${esc(r.escort_id)}"><span class="k">${t("escort_route")}</span><span>${esc(r.route.join(" → "))}</span></div>` +
@@ -279,10 +287,43 @@ function renderEscort(r) {
   document.querySelectorAll("#escort-signals tbody tr").forEach((tr, i) => { tr.dataset.signal = sig[i].intersection; tr.dataset.state = sig[i].state; });
 }
 
+// a followed escort: each signal's last request, re-timed by the hub from the vehicle's positions, and the vehicle
+function renderFollowed(r) {
+  const v = r.vehicle || { status: "waiting" }, sig = r.signals || r.route.map((i) => ({ intersection: i, state: r.unplanned.includes(i) ? "unplanned" : "waiting" }));
+  const live = ["waiting", "following"].includes(v.status);
+  $("#escort-result").innerHTML = `<div class="kv" data-escort="${esc(r.escort_id)}" data-vehicle-status="${esc(v.status)}"><span class="k">${t("escort_route")}</span><span>${esc(r.route.join(" → "))}</span></div>` +
+    `<div class="kv"><span class="k">${t("escort_legs")}</span><span>${r.legs.map((l) => `${esc(l.corridor)} ${esc(l.signals[0])}..${esc(l.signals[l.signals.length - 1])} (${esc(l.direction)})`).join(" · ")}</span></div>` +
+    `<div class="kv"><span class="k">${t("escort_vehicle")}</span><span id="escort-vehicle">${esc(r.vehicle_id)} · ${esc(t("v_" + v.status))}` +
+    (v.s_m != null ? ` · ${Math.round(v.s_m)} / ${Math.round(v.length_m)} m · ${esc(v.speed_kmh)} km/h · ${localClock(v.ts_ms)}` : "") +
+    (v.reason ? ` · ${esc(v.reason)}` : "") + `</span>` +
+    (live && may("priority") ? ` <button id="escort-cancel">${t("escort_cancel")}</button>` : "") + `</div>` +
+    `<div id="escort-signals">` + table(sig.map((x) => ({ intersection: x.intersection, corridor: x.corridor || "–", direction: x.direction || "–",
+      arrival: x.eta_ms ? localClock(x.eta_ms) : "–", state: t(`st_${x.state}`), requests: x.hub ? x.hub.requests : "–",
+      hub: x.hub ? `${x.hub.action}${x.hub.cross_delay_s ? ` · ${x.hub.cross_delay_s} s` : ""}${x.hub.action !== "restore" ? ` · ${localClock(x.hub.hold_from_ms)}–${localClock(x.hub.hold_to_ms)}` : ""}` : "–",
+      controller: (x.controller || []).map((c) => c.status).join(" → ") || "–" })),
+      ["intersection", "corridor", "direction", "arrival", "state", "requests", "hub", "controller"]) + `</div>`;
+  document.querySelectorAll("#escort-signals tbody tr").forEach((tr, i) => {
+    tr.dataset.signal = sig[i].intersection; tr.dataset.state = sig[i].state;
+    tr.dataset.eta = sig[i].eta_ms || ""; tr.dataset.requests = sig[i].hub ? sig[i].hub.requests : 0; });
+  const b = $("#escort-cancel");
+  if (b) b.addEventListener("click", async () => {
+    try { await api(`/api/v1/plans/escort/${encodeURIComponent(r.escort_id)}`, { method: "DELETE" }); toast(t("escort_cancel")); }
+    catch (err) { toast(err.message); }
+  });
+}
+
 async function followEscort(id, until) {  // refresh while the escort runs and the traffic page shows it
   while (S.escort === id && Date.now() < until) {
-    if (S.page === "traffic") { try { renderEscort(await api(`/api/v1/plans/escort/${encodeURIComponent(id)}`)); } catch (e) { console.error(e); } }
-    await new Promise((ok) => setTimeout(ok, 2000));
+    let ended = false;
+    if (S.page === "traffic") {
+      try {
+        const r = await api(`/api/v1/plans/escort/${encodeURIComponent(id)}`);
+        renderEscort(r);
+        ended = r.follow && !["waiting", "following"].includes((r.vehicle || {}).status);
+      } catch (e) { console.error(e); }
+    }
+    if (ended) break;
+    await new Promise((ok) => setTimeout(ok, 1000));  // a followed vehicle moves ~15 m/s: a second per refresh
   }
 }
 

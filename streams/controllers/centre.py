@@ -16,7 +16,9 @@ alert pipeline, priority requests (一键护航) from the cockpit to the control
   into a green window against the plan in force (:func:`brain.greenwave.priority.green_window`,
   bus priority within the bus bounds), signs it for its controller (:class:`PriorityDispatch`),
   restores the plan after the vehicle's window, and records the outcome per request in
-  ``citybrain:priority:status`` (what the cockpit shows beside the controllers' own reports).
+  ``citybrain:priority:status`` (what the cockpit shows beside the controllers' own reports);
+* **followed escorts** — an escort started from the cockpit with ``follow`` is re-timed from the
+  vehicle's positions by :class:`~streams.controllers.follow.EscortFollower` (same dispatch).
 
 The master secret is ``CITYBRAIN_CONTROLLER_SECRET`` when set, else a random one kept in
 ``<out>/controllers/master.key`` (mode 0600) so controllers commissioned once keep their keys.
@@ -56,6 +58,7 @@ from brain.greenwave.optimizer import optimize_corridor
 from brain.greenwave.plan import Plan, to_ntcip
 from brain.greenwave.priority import BusPriority, PriorityRequest, _served_phase, green_window
 from brain.greenwave.problems import CONTROLLER_PROBLEMS_SCHEMA, problems_frame
+from streams.controllers.follow import EscortFollower
 from streams.controllers.hub import ControllerHub
 from streams.controllers.priority import PriorityDispatch
 from streams.controllers.status_ingest import StatusIngest
@@ -151,6 +154,7 @@ class ControllerCentre:
         self.url = ""
         # with the engine's --out: controllers' status reports validated as signal_status records
         self.status = StatusIngest(city, client, out_dir, known) if out_dir is not None else None
+        self.follow = EscortFollower(self)  # page-started escorts re-timed from the vehicle's positions
 
     # ------------------------------------------------------------------ priority
     def plan(self, corridor: str) -> Plan:
@@ -241,6 +245,7 @@ class ControllerCentre:
                 now = int(time.time() * 1000)
                 await asyncio.to_thread(self.consume_priority, now)
                 await asyncio.to_thread(self.restore_due, now)
+                await asyncio.to_thread(self.follow.poll)
                 if self.status is not None:
                     await asyncio.to_thread(self.status.poll)
             except asyncio.CancelledError:

@@ -7,8 +7,10 @@ coordinated plan to bend). Each planned signal becomes one priority request on t
 as ``POST /plans/{corridor}/priority``, with the leg's direction and the arrival predicted at
 ``speed_kmh`` from ``start_in_s`` (free flow); the controller hub of ``citybrain run`` turns each
 into a signed green window and a restore after the vehicle's window, exactly as for a single request.
-What this does not do: follow the vehicle's reported positions and re-time the requests (that is
-``citybrain controller escort``, the :class:`~brain.greenwave.escort.Escort` fed by ``vehicle_position``).
+With ``"follow": true`` nothing is predicted once: the escort is handed to the hub's
+:class:`~streams.controllers.follow.EscortFollower`, which follows the vehicle's reported positions
+(``POST /api/v1/vehicles/positions``), re-times each signal ahead as the vehicle goes and releases each
+one it has passed; ``DELETE /escort/{escort_id}`` ends it (:mod:`dashboards.api.routers.vehicles`).
 
 ``GET /escort/{escort_id}`` shows the route with each signal's state: unplanned, queued, what the hub
 did (sent / not needed / denied / refused) and the controller's own signed reports (applied, restored);
@@ -58,6 +60,9 @@ class EscortBody(BaseModel):
     kind: str = Field("emergency", pattern="^(emergency|bus)$")
     speed_kmh: float = Field(50.0, ge=10, le=120, description="expected travel speed (free flow), km/h")
     start_in_s: float = Field(0.0, ge=0, le=600, description="seconds until the vehicle is at the origin")
+    follow: bool = Field(False, description="follow the vehicle's reported positions (POST /api/v1/vehicles/"
+                                            "positions) and re-time each signal as it goes, instead of predicting "
+                                            "every arrival once at speed_kmh")
 
 
 _STATIC: dict[int, tuple[dict, dict]] = {}
@@ -118,6 +123,8 @@ async def escort(request: Request, body: EscortBody, who: Identity = Depends(req
                                      f"no signal plan to bend")
     escort_id = f"ESC-{uuid.uuid4().hex[:8]}"
     ts = now_ms()
+    if body.follow:
+        return await start_follow(ctx, who, body, plan, escort_id, ts)
     pipe = ctx.store.r.pipeline(transaction=True)
     for req in plan["requests"]:
         entry = {**req, "vehicle_id": body.vehicle_id, "incident_id": body.incident_id, "kind": body.kind,
@@ -136,6 +143,26 @@ async def escort(request: Request, body: EscortBody, who: Identity = Depends(req
     await audit(ctx, who, "priority", escort_id, "escort-requested",
                 f"{body.kind} {body.vehicle_id} {body.origin}→{body.destination} via {','.join(body.via) or '-'}: "
                 f"{len(plan['requests'])} signal(s) on {len(plan['legs'])} leg(s)")
+    return record
+
+
+async def start_follow(ctx, who: Identity, body: EscortBody, plan: dict, escort_id: str, ts: int) -> dict:
+    """Record a followed escort and hand it to the hub (nothing is requested before the first position)."""
+    from streams.controllers.follow import FOLLOW
+
+    record = {"escort_id": escort_id, "vehicle_id": body.vehicle_id, "kind": body.kind, "speed_kmh": body.speed_kmh,
+              "requested_by": who.actor, "ts_ms": ts, "follow": True, **plan}
+    spec = {"escort_id": escort_id, "origin": body.origin, "destination": body.destination, "via": body.via,
+            "vehicle_id": body.vehicle_id, "kind": body.kind, "incident_id": body.incident_id}
+    p = ctx.store.r.pipeline(transaction=True)
+    p.hset(ESCORTS, escort_id, json.dumps(record, ensure_ascii=False))
+    p.zadd(ESCORTS_BY_TIME, {escort_id: ts})
+    p.hset(FOLLOW, escort_id, json.dumps(spec, ensure_ascii=False))
+    await p.execute()
+    await _trim(ctx.store.r)
+    await audit(ctx, who, "priority", escort_id, "escort-requested",
+                f"{body.kind} {body.vehicle_id} {body.origin}→{body.destination} via {','.join(body.via) or '-'}, "
+                f"following its positions: {len(plan['requests'])} signal(s) on {len(plan['legs'])} leg(s)")
     return record
 
 
@@ -186,6 +213,10 @@ async def escort_state(request: Request, escort_id: str, _=Depends(require("read
     if raw is None:
         raise ApiError(404, "escort_id", f"no escort {escort_id!r} (the newest {KEEP_ESCORTS} are kept)")
     record = json.loads(raw)
+    if record.get("follow"):
+        from dashboards.api.routers.vehicles import followed_state
+
+        return await followed_state(r, record)
     ids = [q["id"] for q in record["requests"]]
     hub = {i: json.loads(v) for i, v in zip(ids, await r.hmget(PRIORITY_STATUS, ids)) if v}
     reports = await controller_reports(r, 4000)
@@ -197,5 +228,5 @@ async def escorts(request: Request, limit: int = Query(20, ge=1, le=KEEP_ESCORTS
     r = request.app.state.ctx.store.r
     ids = await r.zrevrange(ESCORTS_BY_TIME, 0, limit - 1)
     rows = [json.loads(x) for x in (await r.hmget(ESCORTS, ids) if ids else []) if x]
-    keys = ("escort_id", "vehicle_id", "kind", "requested_by", "ts_ms", "route", "unplanned")
+    keys = ("escort_id", "vehicle_id", "kind", "requested_by", "ts_ms", "route", "unplanned", "follow")
     return {"rows": [{k: x.get(k) for k in keys} for x in rows]}
