@@ -99,11 +99,14 @@ class LifecycleTable:
             self._signature = list(zip(value.columns, value.dtypes))
 
     def _add_blocks(self, cols: list[pl.Series]) -> None:
-        """Rows ``cols`` after the main rows, as blocks of at most :data:`BLOCK_ROWS` (one copy of them)."""
-        cols = [c.rechunk() for c in cols]
+        """Rows ``cols`` after the main rows, as blocks of at most :data:`BLOCK_ROWS` (one copy of them).
+
+        Each block gets buffers of its own (a gather, not a slice): slices would share one buffer,
+        so the first write into each would copy it (polars cannot write into a shared buffer)."""
         n, start = cols[0].len(), int(self._ends[-1]) if len(self._ends) else 0
         bounds = list(range(0, n, BLOCK_ROWS)) or [0]
-        self._blocks += [[c.slice(b, BLOCK_ROWS) for c in cols] for b in bounds]
+        spans = [np.arange(b, min(b + BLOCK_ROWS, n), dtype=np.int64) for b in bounds]
+        self._blocks += [[series.take(c, at) for c in cols] for at in spans]
         self._ends = np.concatenate([self._ends, [start + min(b + BLOCK_ROWS, n) for b in bounds]]).astype(np.int64)
 
     def _main(self) -> list[pl.Series]:
