@@ -27,12 +27,14 @@ Example (an hour of the simulated demo city):
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
 from brain import checkpoint, series
 from brain.anomaly import DetectorPeers, KeyedDetector
+from brain.anomaly.delta import apply_delta, delta_nbytes, diff_arrays
 from brain.anomaly.snapshot import SnapshotFormatError, pack_arrays, unpack_arrays
 from brain.anomaly.peers import PEER_COLUMN
 from brain.pipeline import TickBatch
@@ -47,6 +49,7 @@ SERIES = [
 HOURLY_SERIES = [("air_1h", "sensor_id", ["pm25_ugm3", "pm10_ugm3"])]
 
 _FORMAT = "AnomalyOperator/2"
+_DELTA_FORMAT = "AnomalyOperator/delta/1"  # what changed since a base file (streams.anomaly_store)
 SCHEMA = {"key": pl.Utf8, "metric": pl.Utf8, "window_end_ms": pl.Int64, "value": pl.Float64, "expected": pl.Float64,
           "z": pl.Float64, "score": pl.Float64, "reason": pl.Utf8, "ongoing": pl.Float64}
 
@@ -55,14 +58,28 @@ class AnomalyOperator:
     """Window operator ``op(batch) -> {"anomaly": frame}`` with ``snapshot()``/``restore()``.
 
     ``city``: when given, traffic detectors are scored against their peers (see the module docstring).
+    With :meth:`keep_bases_in` a snapshot is a delta against a base file (see :meth:`snapshot`).
     """
 
     def __init__(self, n_keys_hint: int = 2048, city=None):
         self.detector = KeyedDetector(n_keys_hint)
         self.peers = DetectorPeers(city) if city is not None else None
         self._last_air_end: int | None = None
+        self._store = None  # streams.anomaly_store.BaseStore, when snapshots are deltas
+        self._rebase_share = 0.5
+        self._base: _Base | None = None
+        self._scored = 0  # calls that may have changed the state (a snapshot taken since none: the same bytes)
+        self._last: tuple[int, bytes] | None = None
+
+    def keep_bases_in(self, store, rebase_share: float = 0.5) -> "AnomalyOperator":
+        """Snapshots as deltas against whole states kept in ``store`` (a :class:`streams.anomaly_store.BaseStore`):
+        a new base is written when the delta would exceed ``rebase_share`` of the whole state."""
+        self._store, self._rebase_share = store, float(rebase_share)
+        self._base, self._last = None, None
+        return self
 
     def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
+        self._scored += 1
         parts = []
         sources = [(batch.vitals.get(t), k, m) for t, k, m in SERIES]
         detectors = batch.vitals.get("detector_sensor")
@@ -100,11 +117,59 @@ class AnomalyOperator:
 
     def snapshot(self) -> bytes:
         """Key names, the detector's compact columnar state and the last air hour, packed with one
-        copy of the arrays (:mod:`brain.anomaly.snapshot`): a 50k-sensor city's anomaly state is ~250 MB."""
+        copy of the arrays (:mod:`brain.anomaly.snapshot`): a 50k-sensor city's anomaly state is ~170 MB.
+
+        With a base store (:meth:`keep_bases_in`), only what changed since the last base: the keys
+        added since and the elements that differ (:func:`brain.anomaly.delta.diff_arrays`), with the
+        base's generation and SHA-256; a snapshot with nothing scored since the previous one is the
+        previous bytes. The whole state is written to the store (first) when there is no base yet
+        or the delta would be larger than ``rebase_share`` of it."""
+        if self._store is not None and self._last is not None and self._last[0] == self._scored:
+            return self._last[1]
         names, arrays = self.detector.state()
-        return pack_arrays(_FORMAT, {"names": names, "last_air_end": self._last_air_end}, arrays)
+        fields = {"names": names, "last_air_end": self._last_air_end}
+        if self._store is None:
+            return pack_arrays(_FORMAT, fields, arrays)
+        base, delta = self._base, None
+        if base is not None and len(names) >= base.n_names and (not base.n_names or names[base.n_names - 1] == base.last_name):
+            delta = diff_arrays(base.arrays, arrays)
+            if delta_nbytes(delta) > self._rebase_share * sum(a.nbytes for a in arrays.values()):
+                delta = None
+        if delta is None:  # a new base, written before any checkpoint refers to it
+            generation, digest = self._store.write(pack_arrays(_FORMAT, fields, arrays))
+            base = self._base = _Base(generation, digest, len(names), names[-1] if names else None,
+                                      {k: np.array(v, copy=True) for k, v in arrays.items()})
+            delta = {}
+        blob = pack_arrays(_DELTA_FORMAT, {"base": base.generation, "digest": base.digest, "new_names": names[base.n_names:],
+                                           "last_air_end": self._last_air_end}, delta)
+        self._last = (self._scored, blob)
+        return blob
 
     def restore(self, blob: bytes) -> None:
+        self._last = None
+        try:
+            fields, delta = unpack_arrays(_DELTA_FORMAT, blob)
+        except SnapshotFormatError:
+            self._restore_whole(blob)
+            self._base = None  # the next snapshot writes a base
+            return
+        if self._store is None:
+            raise ValueError("anomaly operator snapshot is a delta against a base file, and no base directory is set")
+        generation, digest, new_names = fields.get("base"), fields.get("digest"), fields.get("new_names")
+        if not isinstance(generation, int) or not isinstance(digest, str) or not isinstance(new_names, list):
+            raise ValueError("anomaly operator snapshot has another format (delta fields)")
+        try:
+            base_fields, base_arrays = unpack_arrays(_FORMAT, self._store.read(generation, digest))
+        except SnapshotFormatError as exc:
+            raise ValueError(f"anomaly base {generation} has another format ({exc})") from None
+        names = list(base_fields.get("names") or [])
+        self.detector = KeyedDetector().restore_state(names + new_names, apply_delta(base_arrays, delta))
+        self._base = _Base(generation, digest, len(names), names[-1] if names else None, base_arrays)
+        last = fields.get("last_air_end")
+        self._last_air_end = int(last) if isinstance(last, int) else None
+        self._last = (self._scored, bytes(blob))  # the state is this snapshot's until something is scored
+
+    def _restore_whole(self, blob: bytes) -> None:
         if bytes(blob[: len(checkpoint.MAGIC)]) == checkpoint.MAGIC:  # the format before compact snapshots
             state = checkpoint.decode(blob)
             if not isinstance(state, dict) or not isinstance(state.get("detector"), bytes):
@@ -119,6 +184,17 @@ class AnomalyOperator:
         self.detector = KeyedDetector().restore_state(fields.get("names"), arrays)
         last = fields.get("last_air_end")
         self._last_air_end = int(last) if isinstance(last, int) else None
+
+
+class _Base(NamedTuple):
+    """The base a delta snapshot is taken against: its file, how many key names it had (the last
+    one, to tell a detector that restarted its keys), and its arrays (a copy, for the comparison)."""
+
+    generation: int
+    digest: str
+    n_names: int
+    last_name: str | None
+    arrays: dict
 
 
 def maybe_anomaly_operator(city, config):

@@ -16,6 +16,8 @@ MODULES = [
     "brain.kernels.detector_batch",
     "brain.anomaly.base",
     "brain.anomaly.snapshot",
+    "brain.anomaly.delta",
+    "streams.anomaly_store",
     "brain.kernels.surprise",
     "brain.anomaly.streaming",
     "brain.anomaly.onnx_scorer",
