@@ -30,6 +30,8 @@ def register(sub) -> None:
                    help="processes serving the same port (SO_REUSEPORT; the kernel spreads connections among "
                         "them; each has its own live push fed by the engine's Redis and history). Default 1")
     p.add_argument("--worker-of", type=int, metavar="PID", help=argparse.SUPPRESS)  # a worker started by --workers
+    # a worker of `citybrain run --http-workers`: the newest window comes from the run process over Redis
+    p.add_argument("--relay-windows", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=serve_command)
 
 
@@ -77,6 +79,11 @@ def serve_command(args) -> int:
         except OSError as exc:
             raise UserError(str(exc)) from None
         children = [] if worker else start_workers(args, settings, url, cockpit, args.workers - 1)
+        relay = None
+        if args.relay_windows:
+            from dashboards.api.relay import follow_windows
+
+            relay = asyncio.create_task(follow_windows(cockpit.ctx.store.r, cockpit.ctx.hub), name="cockpit:relayed")
         if not worker:
             print_banner(cockpit)
         if children:
@@ -89,6 +96,8 @@ def serve_command(args) -> int:
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, cockpit.task], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
+        if relay is not None:
+            relay.cancel()
         for c in children:
             c.terminate()
         await cockpit.stop()
@@ -102,12 +111,12 @@ def serve_command(args) -> int:
     return run_fast_loop(go())
 
 
-def start_workers(args, settings, redis_url: str, cockpit, n: int) -> list[subprocess.Popen]:
+def start_workers(args, settings, redis_url: str, cockpit, n: int, extra: tuple[str, ...] = ()) -> list[subprocess.Popen]:
     """``n`` more ``citybrain serve`` processes on the cockpit's port (SO_REUSEPORT), against the same Redis
     (the one this process resolved, never a second embedded server) and ``--out``; each stops with this one."""
     port = cockpit.url.rstrip("/").rsplit(":", 1)[1]
     cmd = [sys.executable, "-m", "citybrain", "serve", "--out", str(settings.out_dir), "--redis", redis_url,
-           "--host", settings.http_host, "--http-port", port, "--worker-of", str(os.getpid())]
+           "--host", settings.http_host, "--http-port", port, "--worker-of", str(os.getpid()), *extra]
     if args.city:
         cmd += ["--city", args.city]
     if args.config:
@@ -143,6 +152,9 @@ def add_http_arguments(p) -> None:
     p.add_argument("--http-port", type=int, metavar="PORT",
                    help="serve the web cockpit and API v1 on http_host:PORT (default 8080 on 127.0.0.1)")
     p.add_argument("--no-http", action="store_true", help="do not start the web cockpit and API")
+    p.add_argument("--http-workers", type=int, default=1, metavar="N",
+                   help="HTTP processes serving the cockpit's port (SO_REUSEPORT); the extra ones get each window "
+                        "from this process over Redis pub/sub and push it to their own browsers. Default 1")
 
 
 async def maybe_start_cockpit(args, settings, city, pipeline, driver):
@@ -158,10 +170,45 @@ async def maybe_start_cockpit(args, settings, city, pipeline, driver):
     if not 0 <= port <= 65535:
         raise UserError(f"--http-port must be 0..65535, got {port}")
     url = settings.redis_url or running_redis_url(Path(settings.out_dir) / "redis")
+    n = getattr(args, "http_workers", 1)
+    if not 1 <= n <= 64:
+        raise UserError(f"--http-workers must be 1..64, got {n}")
+    if n > 1 and not url:
+        raise UserError("--http-workers needs the engine's Redis to reach the other processes, which is not "
+                        "running (--no-alerts); set redis_url or drop --http-workers")
     try:
         cockpit = await start_cockpit(city, settings.out_dir, url, host=settings.http_host, port=port,
-                                      limits=limits_from(settings), pipeline=pipeline, driver=driver)
+                                      limits=limits_from(settings), pipeline=pipeline, driver=driver, reuse_port=n > 1)
     except OSError as exc:
         raise UserError(f"{exc} (choose another --http-port, or --no-http)") from None
     print_banner(cockpit)
+    if n > 1:
+        start_http_workers(args, settings, url, cockpit, driver, n - 1)
     return cockpit
+
+
+def start_http_workers(args, settings, url: str, cockpit, driver, n: int) -> None:
+    """``citybrain run --http-workers``: ``n`` more ``serve`` processes on the cockpit's port, each fed this
+    process's windows over Redis (:mod:`dashboards.api.relay`); they stop with the cockpit (or die with us)."""
+    from dashboards.api.relay import WindowRelay
+
+    relay = WindowRelay(cockpit.ctx.store.r)
+    if driver is not None:
+        driver.window_handlers.append(relay.on_window)
+    if cockpit.ctx.hub.latest_window is not None:
+        relay.on_window(cockpit.ctx.hub.latest_window)
+    relay.start()
+    children = start_workers(args, settings, url, cockpit, n, extra=("--relay-windows", "--no-admin-token"))
+    print(f"citybrain: {n + 1} processes serve the cockpit (pids {os.getpid()}, "
+          f"{', '.join(str(c.pid) for c in children)}); windows reach the others over Redis", file=sys.stderr)
+
+    async def stop() -> None:
+        await relay.stop()
+        for c in children:
+            c.terminate()
+        for c in children:
+            try:
+                await asyncio.to_thread(c.wait, 15)
+            except subprocess.TimeoutExpired:
+                c.kill()
+    cockpit.on_stop.append(stop)

@@ -95,10 +95,12 @@ class LiveHub:
                     pass
             q.put_nowait(item)
 
-    def on_window(self, window) -> None:
-        """Window handler for the local driver: remember the newest window (cheap, synchronous)."""
+    def on_window(self, window, closed_wall_ms: int | None = None) -> None:
+        """Window handler for the local driver: remember the newest window (cheap, synchronous).
+        ``closed_wall_ms``: when the engine closed it, if not now (a window relayed from another process)."""
         self.latest_window = window
-        self._window_wall_ms = int(time.time() * 1000)  # for clients measuring window close -> screen
+        # for clients measuring window close -> screen
+        self._window_wall_ms = int(time.time() * 1000) if closed_wall_ms is None else int(closed_wall_ms)
         self._window_dirty = True
         if self._wake is not None:
             self._wake.set()

@@ -51,8 +51,11 @@ class Cockpit:
                  own_redis=None):
         self.ctx, self.server, self.task, self.url, self.admin_token = ctx, server, task, url, admin_token
         self._own_redis = own_redis
+        self.on_stop: list = []  # coroutine functions run at stop (e.g. run's extra HTTP processes and relay)
 
     async def stop(self) -> None:
+        for fn in self.on_stop:
+            await fn()
         self.server.should_exit = True
         try:
             await asyncio.wait_for(self.task, 10)

@@ -9,7 +9,8 @@ MODULES = ["dashboards.api.tokens", "dashboards.api.errors", "dashboards.api.aut
            "dashboards.api.app", "dashboards.api.server", "dashboards.api.encoding", "dashboards.api.policy", "dashboards.terminal",
            "dashboards.api.routers.sensors", "dashboards.api.routers.admin", "streams.cockpit_tables",
            "streams.controllers.centre", "brain.greenwave.problems", "dashboards.api.respcache",
-           "streams.controllers.status_ingest", "dashboards.api.routers.escort"]
+           "streams.controllers.status_ingest", "dashboards.api.routers.escort", "dashboards.api.routers.vehicles",
+           "streams.controllers.follow", "dashboards.api.relay"]
 
 
 @pytest.mark.parametrize("name", MODULES)
