@@ -222,7 +222,7 @@ class LifecycleTable:
             b = int(block[lo])
             at = series.u32("", touched[lo:hi] - (int(self._ends[b - 1]) if b else 0))
             for j, v in values:
-                self._blocks[b][j].scatter(at, v.slice(lo, hi - lo))
+                series.scatter(self._blocks[b][j], at, v.slice(lo, hi - lo))
 
     def prune(self, now_ms: int) -> None:
         """Forget entities that ended more than ``retention_ms`` ago."""

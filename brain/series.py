@@ -102,6 +102,27 @@ u32 = CONSTRUCTORS["u32"]
 take, frame = _frame_ops(u32)
 
 
+def _scatter_op():
+    """``scatter(col, at, values)``: ``values`` written into ``col`` at the UInt32 positions ``at`` (a
+    Series), in place; through the series' own scatter (~9 us) when it behaves as the public one (~14 us)."""
+    def public(col: pl.Series, at: pl.Series, values: pl.Series) -> None:
+        col.scatter(at, values)
+
+    try:
+        def own(col: pl.Series, at: pl.Series, values: pl.Series) -> None:
+            col._s.scatter(at._s, values._s)
+
+        probe, want = pl.Series("x", [1, None, 3]), pl.Series("x", [1, None, 3])
+        own(probe, u32("", np.array([2, 0])), pl.Series("x", [7, None]))
+        public(want, u32("", np.array([2, 0])), pl.Series("x", [7, None]))
+        return own if probe.equals(want) else public
+    except Exception:  # noqa: BLE001 (any change of polars' internals: the public form)
+        return public
+
+
+scatter = _scatter_op()
+
+
 def not_null(col: pl.Series, values: np.ndarray | None = None) -> np.ndarray:
     """Where ``col`` is not null, as a numpy bool array.
 

