@@ -2,6 +2,14 @@
 
     .venv/bin/python bench/greenwave_sumo.py [--signals 8,12,20,30] [--seeds 3] [--duration 900]
                                              [--corridor-seed N] [--cycle 60] [--ambulance | --ambulance-only] [--json FILE]
+                                             [--cycle-min 40] [--no-own-cycle] [--no-placebo] [--no-subsys]
+
+Own-cycle mode (on unless ``--no-own-cycle``; :mod:`bench.sumo_net.own_cycle`): after the
+same-cycle table, ours also picks its own cycle within the corridor's bounds (60-120 s, or
+``--cycle-min``-120 s) by modelled all-vehicle delay, with Webster's splits at that cycle in whole
+seconds (the rule every strategy gets), and runs against the baselines at the corridor's given
+cycle (as a city runs them today) and, on the same network, the baselines at ours' cycle: the
+printout splits the gain into the cycle's part and the offsets' part.
 
 For each size, generates a two-way arterial (``default_corridor``: spacings 200-600 m, two lanes
 each way, unbalanced directional demand, side streets with through traffic and with traffic
