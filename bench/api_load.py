@@ -129,10 +129,13 @@ def wait_http(url: str, timeout_s: float = 120.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
-async def sse_client(url: str, headers: dict, stop: asyncio.Event, sink: list | None = None) -> None:
+async def sse_client(url: str, headers: dict, stop: asyncio.Event, sink: list | None = None,
+                     by_pid: dict | None = None) -> None:
+    """One live-push client; ``sink`` gets window close -> receive latencies (ms), ``by_pid`` the same per
+    answering process (the hello event names it: ``run --http-workers`` has several)."""
     async with aiohttp.ClientSession() as s:
         async with s.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as r:
-            event = None
+            event, pid = None, None
             while not stop.is_set():
                 line = await r.content.readline()  # the caller cancels the task at the end
                 if not line:
@@ -140,10 +143,14 @@ async def sse_client(url: str, headers: dict, stop: asyncio.Event, sink: list | 
                 text = line.decode().rstrip("\n")
                 if text.startswith("event: "):
                     event = text[7:]
+                elif text.startswith("data: ") and event == "hello":
+                    pid = json.loads(text[6:]).get("pid")
                 elif text.startswith("data: ") and sink is not None and event == "window":
                     data = json.loads(text[6:])
                     if data.get("closed_wall_ms"):
                         sink.append(time.time() * 1000 - data["closed_wall_ms"])
+                        if by_pid is not None:
+                            by_pid.setdefault(pid, []).append(sink[-1])
 
 
 async def load(base: str, headers: dict, rate: float, seconds: float, sse: int) -> dict[str, list[float]]:
@@ -354,20 +361,34 @@ def main() -> int:
         # --- window close -> push -----------------------------------------------------------------------
         port = free_port()
         run, token = start_logged([CITYBRAIN, "run", "--headless", "--fresh", "--speed", str(args.speed), "--duration",
-                                   "24h", "--out", str(tmp / "live"), "--http-port", str(port), "--no-controllers"], tmp / "run.log",
+                                   "24h", "--out", str(tmp / "live"), "--http-port", str(port), "--no-controllers",
+                                   "--http-workers", str(args.workers)], tmp / "run.log",
                                   {k: v for k, v in env.items() if k != "CITYBRAIN_REDIS_URL"})
         procs.append(run)
         wait_http(f"http://127.0.0.1:{port}/healthz")
+        if args.workers > 1:  # the extra HTTP processes listening too, before the clients connect
+            import urllib.request
+
+            seen, end = set(), time.monotonic() + 180
+            while len(seen) < args.workers and time.monotonic() < end:
+                seen.add(json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read())["pid"])
+                time.sleep(0.05)
+            if len(seen) < args.workers:
+                raise RuntimeError(f"only {len(seen)} of {args.workers} HTTP processes of the run answered within 180 s")
         push: list[float] = []
+        push_by_pid: dict = {}
 
         async def record():
+            # with --workers N (run --http-workers N), 4 clients per process: the kernel spreads them
             stop = asyncio.Event()
-            task = asyncio.create_task(sse_client(f"http://127.0.0.1:{port}/api/v1/live",
-                                                  {"Authorization": f"Bearer {token}"}, stop, push))
+            tasks = [asyncio.create_task(sse_client(f"http://127.0.0.1:{port}/api/v1/live",
+                                                    {"Authorization": f"Bearer {token}"}, stop, push, push_by_pid))
+                     for _ in range(1 if args.workers == 1 else 4 * args.workers)]
             await asyncio.sleep(args.push_seconds)
             stop.set()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         asyncio.run(record())
         screen = browser_latency(f"http://127.0.0.1:{port}/", token, args.push_seconds)
@@ -376,6 +397,9 @@ def main() -> int:
         print(f"window close -> SSE client ({len(push)} windows at speed {args.speed:g}): p50 {pct(push, 50):.0f} ms, "
               f"p99 {pct(push, 99):.0f} ms, max {max(push, default=float('nan')):.0f} ms; target < 1000 ms: "
               f"{'met' if push and max(push) < 1000 else 'NOT met'}")
+        if len(push_by_pid) > 1:
+            print("  per HTTP process: " + "; ".join(f"pid {p}: {len(v)} pushes, p50 {pct(v, 50):.0f} ms, p99 {pct(v, 99):.0f} ms"
+                                                       for p, v in sorted(push_by_pid.items(), key=lambda kv: str(kv[0]))))
         if screen:
             print(f"window close -> painted in headless Chromium ({len(screen)} windows): p50 {pct(screen, 50):.0f} ms, "
                   f"p90 {pct(screen, 90):.0f} ms, max {max(screen):.0f} ms; load average {os.getloadavg()[0]:.1f}")
