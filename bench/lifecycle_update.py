@@ -74,12 +74,16 @@ def main() -> int:
     ap.add_argument("--polars", action="store_true", help="also time polars' group-by over the whole table (slow)")
     ap.add_argument("--no-tally", action="store_true", help="no CaseTally watching the table")
     ap.add_argument("--previous", default=None, metavar="REF", help="also time the LifecycleTable of git commit REF")
+    ap.add_argument("--recent", type=float, default=None, metavar="SHARE",
+                    help="existing cases updated are drawn from the newest SHARE of the table (a real city's: cases "
+                         "progress within hours of their report, the table keeps 7 days); default: any case")
     ap.add_argument("--no-merge", action="store_true", help="leave out the whole-table merge peer (seconds per update at 2M)")
     ap.add_argument("--hold", action="store_true", help="hold each table's previous frame during its update (as the pipeline does)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     rng = np.random.default_rng(seed)
-    print(f"seed {seed}; {args.rows}-row updates, median of {args.repeat}" + ("; the previous frame held during each update" if args.hold else ""))
+    print(f"seed {seed}; {args.rows}-row updates, median of {args.repeat}" + ("; the previous frame held during each update" if args.hold else "")
+          + (f"; existing cases from the newest {args.recent:.0%}" if args.recent is not None else ""))
     previous = _previous(args.previous) if args.previous else None
     print(f"{'cases kept':>12} {'update ms':>10} {'whole-table merge ms':>21} {'ratio':>8} {'polars ref ms':>14} {'vstack ms':>10}"
           + (f" {'previous ms':>12} {'ratio':>6}" if previous else ""))
@@ -99,7 +103,8 @@ def main() -> int:
             prev._positions()  # noqa: SLF001 - its id index built before timing, as this table's
         next_id = kept
         for r in range(args.repeat):
-            old = [ids[i] for i in rng.integers(0, kept, args.rows // 2)]
+            low = 0 if args.recent is None else max(0, kept - max(1, int(args.recent * kept)))
+            old = [ids[i] for i in rng.integers(low, kept, args.rows // 2)]
             new = [f"case-{next_id + i}" for i in range(args.rows - len(old))]
             next_id += len(new)
             upd = _updates(rng, old + new, 1_700_000_000_000 + (r + 1) * 60_000)

@@ -192,7 +192,7 @@ class LifecycleTable:
         # The touched entities' rows (main, then tail) and the updates: merged as the whole table would
         # merge them (each entity's table row first, then its updates in order; new entities in order
         # of arrival, after them).
-        before = series.frame([series.take(c, touched) for c in self._main()]).vstack(series.take_rows(tail, in_tail))
+        before = series.frame(self._take_main(touched)).vstack(series.take_rows(tail, in_tail))
         merged = merge(before.vstack(rows), self.id_col, list(self.stages.values()), self.fields)
         m, m_tail = len(touched), len(in_tail)
         for w in self._watchers:
@@ -212,15 +212,30 @@ class LifecycleTable:
         if tail.height > TAIL_ROWS:  # one copy of the last block per TAIL_ROWS new entities, not of the table
             self._fold()
 
+    def _spans(self, rows: np.ndarray):
+        """``(block, lo, hi, positions in the block)`` for the main rows ``rows`` (ascending), block by block."""
+        block = np.searchsorted(self._ends, rows, side="right")
+        cuts = np.flatnonzero(np.diff(block)) + 1
+        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(rows)].tolist()):
+            b = int(block[lo])
+            yield b, lo, hi, rows[lo:hi] - (int(self._ends[b - 1]) if b else 0)
+
+    def _take_main(self, rows: np.ndarray) -> list[pl.Series]:
+        """The main columns at ``rows`` (ascending): a take in each block touched, not a concatenation
+        of every block (~0.2 ms a column at 2 M rows)."""
+        if len(self._blocks) == 1 or not len(rows):
+            return [series.take(c, rows) for c in self._blocks[-1 if not len(rows) else 0]]
+        parts = [[series.take(c, at) for c in self._blocks[b]] for b, _, _, at in self._spans(rows)]
+        if len(parts) == 1:
+            return parts[0]
+        return [pl.concat([p[j] for p in parts], rechunk=True) for j in range(len(parts[0]))]
+
     def _write(self, touched: np.ndarray, values: list[tuple[int, pl.Series]]) -> None:
         """Each ``(column, values)``: the values' first ``len(touched)`` rows written at the main rows
         ``touched`` (ascending), block by block: a block a reader still shares is copied first (by
         polars), the others not."""
-        block = np.searchsorted(self._ends, touched, side="right")
-        cuts = np.flatnonzero(np.diff(block)) + 1
-        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(touched)].tolist()):
-            b = int(block[lo])
-            at = series.u32("", touched[lo:hi] - (int(self._ends[b - 1]) if b else 0))
+        for b, lo, hi, rows in self._spans(touched):
+            at = series.u32("", rows)
             for j, v in values:
                 series.scatter(self._blocks[b][j], at, v.slice(lo, hi - lo))
 
