@@ -155,7 +155,7 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
             if first is not None and first_merge is None and st["merged_upto"] is not None:
                 first_merge = time.monotonic()
             if first is None and st["records_in"]:
-                first = (time.monotonic(), st["records_in"], sum(_proc_cpu(p.pid) for p in procs))
+                first = (time.monotonic(), st["records_in"], [_proc_cpu(p.pid) for p in procs])
                 if profile is not None:  # py-spy samples worker 0 from its first batch until it stops
                     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-r", "100",
                                             "-f", "raw", "-o", str(profile), "--pid", str(procs[0].pid)],
@@ -183,7 +183,7 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
         if spy is not None:
             spy.wait(timeout=60)
     steady_s = t0 + wall - first[0]
-    steady_cpu = cpu - first[2]
+    steady_cpu = cpu - sum(first[2])
     # Steady rate: records after the first checkpointed batch over the time after it (start-up,
     # imports, kernel loading and the group join left out); the start-up is reported apart. On a
     # shared machine wall time says more about the neighbours than about us: records per CPU
@@ -194,7 +194,8 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
             # first batch checkpointed -> first tick merged: the first windows' cost (kernels loaded lazily land here)
             "first_merge_s": (first_merge - first[0]) if first_merge is not None else float("nan"),
             "close_p50_ms": latency.get("p50", float("nan")), "close_p99_ms": latency.get("p99", float("nan")),
-            "cpu_s_per_worker": [round(c, 1) for c in cpus]}
+            # CPU seconds each worker spent after the first checkpointed batch (start-up left out)
+            "cpu_s_per_worker": [round(c - c0, 1) for c, c0 in zip(cpus, first[2])]}
 
 
 def _proc_cpu(pid: int) -> float:
@@ -211,9 +212,11 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=None, help="worker --batch (messages per batch; default 100 for blocks, 10,000 single)")
     ap.add_argument("--worker-args", default="", help="extra arguments for every worker, e.g. '--checkpoint-s 5'")
     ap.add_argument("--no-peers", action="store_true", help="skip the peers (the raw consumer is always measured)")
-    ap.add_argument("--profile", type=Path, default=None, help="py-spy raw (collapsed) profile of worker 0 of the first worker run")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="py-spy raw (collapsed) profile of worker 0 of the first worker run (with --workers and no count: "
+                         "the merge worker of the first --split run)")
     ap.add_argument("--partitions", type=int, default=2)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="worker counts to run (none: only the --split runs)")
     ap.add_argument("--split", type=int, nargs="*", default=[], metavar="N",
                     help="also run 1 --role merge worker + N --role partitions workers, for each N given (e.g. --split 2)")
     ap.add_argument("--format", nargs="+", default=["block", "single"], choices=["block", "single"])
@@ -259,12 +262,13 @@ def main() -> int:
             for n in args.split:
                 batch = args.batch or (100 if fmt == "block" else 10_000)
                 results[f"1m+{n}p/{fmt}"] = run_workers(broker, topic, args.partitions, n + 1, len(lines), tmp, batch, city_dir,
-                                                        None, tuple(args.worker_args.split()), split=True)
+                                                        profile, tuple(args.worker_args.split()), split=True)
+                profile = None
             for name in [k for k in results if k.endswith(fmt)]:
                 r = results[name]
                 extra = (f"  (with start-up: {r['with_start_records_per_s']:,.0f}/s, start {r['start_s']:.1f} s, "
                          f"first batch -> first merged tick {r['first_merge_s']:.2f} s; window close p50/p99 "
-                         f"{r['close_p50_ms']:,.0f}/{r['close_p99_ms']:,.0f} ms; CPU-s per worker {r['cpu_s_per_worker']})") if "start_s" in r else ""
+                         f"{r['close_p50_ms']:,.0f}/{r['close_p99_ms']:,.0f} ms; steady CPU-s per worker {r['cpu_s_per_worker']})") if "start_s" in r else ""
                 print(f"  {name:<18} {r['records_per_s']:>10,.0f} records/s  {r['records_per_cpu_s']:>10,.0f} records/cpu-s  "
                       f"wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s{extra}")
             for name in [f"worker x{n}" for n in args.workers] + [f"1m+{n}p" for n in args.split]:

@@ -8,22 +8,28 @@ object per table and window, ``{"table", "window_start_ms", "window_end_ms", "co
 row: the merge stage spent ~10 % of a worker's time in ``json.dumps`` of them
 (bench/faust_scale.py --profile); column arrays encode in ~0.6x the CPU and ~0.55x the bytes
 (the demo city's published tables). Arrow IPC was measured too and was no faster for tables this
-small (a fixed cost per frame). NaN ("no data") stays a JSON ``NaN`` literal, as before (Python's
-``json`` and polars read it back; msgspec/orjson would write ``null``). :func:`decode_vitals_message`
-gives a consumer the rows (it also reads the older row format, ``"rows": [...]``).
+small (a fixed cost per frame).
+
+The values are written by msgspec (half the CPU of ``json.dumps`` again: its float formatting),
+which writes NaN and infinities as ``null``. So that "no data" (NaN) stays apart from a missing
+value (null), a float column holding either lists their rows under ``"nonfinite": {column:
+{"NaN": [rows], "Infinity": [...], "-Infinity": [...]}}``. :func:`decode_vitals_message` gives a
+consumer the columns and rows with NaN and infinities back in place (it also reads the older row
+format, ``"rows": [...]``, with JSON ``NaN`` literals).
 
 Example:
     >>> import polars as pl
-    >>> table = pl.DataFrame({"district": ["a", "b"], "health_index": [91.5, float("nan")]})
+    >>> table = pl.DataFrame({"district": ["a", "b", "c"], "health_index": [91.5, float("nan"), None]})
     >>> ((key, value),) = table_messages("district", 0, 300_000, table)
     >>> key, value
-    (b'district:300000', b'{"table":"district","window_start_ms":0,"window_end_ms":300000,"columns":{"district":["a","b"],"health_index":[91.5,NaN]}}')
+    (b'district:300000', b'{"table":"district","window_start_ms":0,"window_end_ms":300000,"columns":{"district":["a","b","c"],"health_index":[91.5,null,null]},"nonfinite":{"health_index":{"NaN":[1]}}}')
     >>> decode_vitals_message(value)["rows"]
-    [{'district': 'a', 'health_index': 91.5}, {'district': 'b', 'health_index': nan}]
+    [{'district': 'a', 'health_index': 91.5}, {'district': 'b', 'health_index': nan}, {'district': 'c', 'health_index': None}]
 """
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -107,11 +113,39 @@ def deadletter_messages(result: StepResult) -> list[bytes]:
     return out
 
 
+_encoder = msgspec.json.Encoder(enc_hook=_json_default)
+_NONFINITE = (("NaN", math.nan), ("Infinity", math.inf), ("-Infinity", -math.inf))
+
+
+def _nonfinite(values: list) -> dict[str, list[int]]:
+    """Rows of a float column's values holding NaN, inf or -inf (msgspec writes them all as null)."""
+    # One sum first (NaN and infinities carry through it; a few us for a column of 1,000 rows): most
+    # columns have none, and per-value or per-column polars work cost more than the encoding saves.
+    try:
+        total = sum(values)
+    except TypeError:  # nulls in the column
+        total = sum(v for v in values if v is not None)
+    if math.isfinite(total):
+        return {}
+    out: dict[str, list[int]] = {}
+    for row, v in enumerate(values):
+        if v is not None and not math.isfinite(v):  # (a sum that overflowed finds none here)
+            out.setdefault("NaN" if v != v else ("Infinity" if v > 0 else "-Infinity"), []).append(row)
+    return out
+
+
 def table_messages(name: str, window_start_ms: int, window_end_ms: int, frame) -> list[tuple[bytes, bytes]]:
     """The one ``(key, value)`` message of a published table of one window (columnar, see module)."""
-    value = {"table": name, "window_start_ms": window_start_ms, "window_end_ms": window_end_ms,
-             "columns": {col: frame.get_column(col).to_list() for col in frame.columns}}
-    return [(f"{name}:{window_end_ms}".encode(), _dumps(value))]
+    columns, nonfinite = {}, {}
+    for col in frame.columns:
+        series = frame.get_column(col)
+        columns[col] = values = series.to_list()
+        if series.dtype.is_float() and (special := _nonfinite(values)):
+            nonfinite[col] = special
+    value = {"table": name, "window_start_ms": window_start_ms, "window_end_ms": window_end_ms, "columns": columns}
+    if nonfinite:
+        value["nonfinite"] = nonfinite
+    return [(f"{name}:{window_end_ms}".encode(), _encoder.encode(value))]
 
 
 def vitals_messages(windows, tables: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
@@ -127,8 +161,8 @@ def vitals_messages(windows, tables: tuple[str, ...]) -> list[tuple[bytes, bytes
 
 def decode_vitals_message(value: bytes) -> dict:
     """A published table message as ``{"table", "window_start_ms", "window_end_ms", "rows"}`` (rows
-    as dicts, in order), from the columnar format or the older row format; ``ValueError`` if it is
-    neither."""
+    as dicts, in order; with ``"columns"`` too for the columnar format, NaN and infinities back in
+    place), from the columnar format or the older row format; ``ValueError`` if it is neither."""
     try:
         msg = json.loads(value)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -136,11 +170,18 @@ def decode_vitals_message(value: bytes) -> dict:
     if not isinstance(msg, dict) or "table" not in msg or ("columns" not in msg and "rows" not in msg):
         raise ValueError("not a published table message (no table and columns)")
     if "columns" in msg:
-        cols = msg.pop("columns")
+        cols = msg["columns"]
         names = list(cols)
         lengths = {len(v) for v in cols.values()}
         if len(lengths) > 1:
             raise ValueError(f"published table {msg['table']!r} has columns of different lengths {sorted(lengths)}")
+        try:
+            for col, special in msg.pop("nonfinite", {}).items():
+                for kind, value in _NONFINITE:
+                    for row in special.get(kind, ()):
+                        cols[col][row] = value
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise ValueError(f"published table {msg['table']!r} has a bad nonfinite entry") from None
         msg["rows"] = [dict(zip(names, values)) for values in zip(*cols.values())]
     return msg
 

@@ -38,8 +38,8 @@ def test_columns_round_trip_to_the_frames_rows(data, n):
     assert key == b"district:301000"
     assert (msg["table"], msg["window_start_ms"], msg["window_end_ms"]) == ("district", 1_000, 301_000)
     assert _marked(msg["rows"]) == _marked(frame.to_dicts())
-    # polars reads the columns straight back into the same frame (NaN stays NaN, null stays null)
-    back = pl.DataFrame(json.loads(value)["columns"], schema=frame.schema)
+    # the columns go straight back into the same frame (NaN stays NaN, null stays null)
+    back = pl.DataFrame(msg["columns"], schema=frame.schema)
     assert back.equals(frame)
 
 
@@ -73,6 +73,12 @@ def test_what_is_not_a_table_message_is_a_clear_error(value):
         decode_vitals_message(value)
 
 
-def test_nan_is_a_json_literal():
-    ((_, value),) = table_messages("city", 0, 300_000, pl.DataFrame({"health_index": [math.nan]}))
-    assert b"[NaN]" in value
+def test_nonfinite_values_are_listed_apart_from_nulls():
+    frame = pl.DataFrame({"health_index": [math.nan, None, math.inf, 1.5, -math.inf, math.nan]})
+    ((_, value),) = table_messages("city", 0, 300_000, frame)
+    wire = json.loads(value)  # plain JSON (no NaN literal): any JSON reader takes it
+    assert wire["columns"]["health_index"] == [None, None, None, 1.5, None, None]
+    assert wire["nonfinite"] == {"health_index": {"NaN": [0, 5], "Infinity": [2], "-Infinity": [4]}}
+    assert _marked(decode_vitals_message(value)["rows"]) == _marked(frame.to_dicts())
+    with pytest.raises(ValueError, match="bad nonfinite"):
+        decode_vitals_message(b'{"table":"x","columns":{"a":[1]},"nonfinite":{"a":{"NaN":[3]}}}')
