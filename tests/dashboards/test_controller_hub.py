@@ -7,10 +7,8 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import aiohttp
 import httpx
@@ -19,18 +17,7 @@ import pytest
 from streams.controllers.emulator import EmulatedController, poll_once
 from streams.controllers.priority import PriorityHandler, poll_priority_once
 from streams.controllers.protocol import controller_key
-
-CITYBRAIN = str(Path(sys.executable).parent / "citybrain")
-
-
-def wait_for(fn, timeout_s, what):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.dashboards.processes import CITYBRAIN, wait_for
 
 
 @pytest.fixture

@@ -7,32 +7,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import redis
 
-CITYBRAIN = str(Path(sys.executable).parent / "citybrain")
-
-
-def _wait(fn, timeout_s, what):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from tests.dashboards.processes import CITYBRAIN, alive, wait_for
 
 
 def _listen(base, h, pids):
@@ -78,7 +59,7 @@ def test_run_with_two_http_processes_pushes_the_same_windows_from_both(tmp_path)
                                  "--no-controllers"], stdout=subprocess.DEVNULL, stderr=err, env=env)
     pids = []
     try:
-        text = _wait(lambda: (t := log.read_text()) and "processes serve the cockpit" in t and "first admin token" in t and t,
+        text = wait_for(lambda: (t := log.read_text()) and "processes serve the cockpit" in t and "first admin token" in t and t,
                      300, "the engine's start lines")
         base = re.search(r"cockpit and API v1 at (http://127\.0\.0\.1:\d+)/", text).group(1)
         token = re.search(r"first admin token.*(cbt_\S+)", text).group(1)
@@ -93,7 +74,7 @@ def test_run_with_two_http_processes_pushes_the_same_windows_from_both(tmp_path)
                     j = c.get(base + "/healthz").json()
                     seen[j["pid"]] = j["engine_in_process"]
             return seen if set(seen) == set(pids) else None
-        seen = _wait(engines, 120, "both processes to answer")
+        seen = wait_for(engines, 120, "both processes to answer")
         assert seen == {pids[0]: True, pids[1]: False}  # the extra process runs no engine of its own
 
         clients = _listen(base, h, pids)
@@ -103,7 +84,7 @@ def test_run_with_two_http_processes_pushes_the_same_windows_from_both(tmp_path)
                    for pid, (_c, _s, lines) in clients.items()]
         for t in threads:
             t.start()
-        _wait(lambda: all(sum(e == "window" for e, _, _ in got[p]) >= 8 for p in pids), 180, "window pushes on both")
+        wait_for(lambda: all(sum(e == "window" for e, _, _ in got[p]) >= 8 for p in pids), 180, "window pushes on both")
         # an alert change of the engine (its feed in Redis) reaches the clients of both processes
         from streams.redis_server import running_redis_url
 
@@ -111,7 +92,7 @@ def test_run_with_two_http_processes_pushes_the_same_windows_from_both(tmp_path)
         changed_at = time.time()
         r.set("citybrain:alerts:feed", b'[{"fingerprint": "http-workers-test"}, {"fingerprint": "x"}]')
         r.close()
-        _wait(lambda: all(any(e == "alerts" and at >= changed_at for e, _, at in got[p]) for p in pids), 30,
+        wait_for(lambda: all(any(e == "alerts" and at >= changed_at for e, _, at in got[p]) for p in pids), 30,
               "the alert change pushed by both processes")
         time.sleep(3)
         stop.set()
@@ -139,10 +120,10 @@ def test_run_with_two_http_processes_pushes_the_same_windows_from_both(tmp_path)
                     answers.setdefault(body["window_end_ms"], {})[pid] = body
             both = [v for v in answers.values() if set(v) == set(pids)]
             return both[0] if both else None
-        pair = _wait(same_latest, 60, "both processes answering the same window")
+        pair = wait_for(same_latest, 60, "both processes answering the same window")
         a, b = pair[pids[0]], pair[pids[1]]
         assert a["rows"] == b["rows"] and len(a["rows"]) > 0 and a["source"] == b["source"] == "engine"
     finally:
         proc.terminate()
         proc.wait(90)
-    _wait(lambda: not any(_alive(p) for p in pids), 30, "the extra process to stop with the engine")
+    wait_for(lambda: not any(alive(p) for p in pids), 30, "the extra process to stop with the engine")

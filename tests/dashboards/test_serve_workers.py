@@ -7,38 +7,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import redis
 
-CITYBRAIN = str(Path(sys.executable).parent / "citybrain")
-
-
-def _wait(fn, timeout_s, what):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from tests.dashboards.processes import CITYBRAIN, alive, wait_for
 
 
 def _start(out, url, log):
     err = open(log, "w")
     proc = subprocess.Popen([CITYBRAIN, "serve", "--out", str(out), "--redis", url, "--http-port", "0", "--workers", "2",
                              "--no-admin-token"], stdout=subprocess.DEVNULL, stderr=err)
-    text = _wait(lambda: (t := log.read_text()) and "processes serve this port" in t and t, 180, "the serve banner")
+    text = wait_for(lambda: (t := log.read_text()) and "processes serve this port" in t and t, 180, "the serve banner")
     base = re.search(r"at (http://127\.0\.0\.1:\d+)/", text).group(1)
     pids = [int(x) for x in re.search(r"\(pids ([\d, ]+)\)", text).group(1).split(", ")]
     return proc, base, pids
@@ -57,7 +37,7 @@ def test_two_workers_share_the_port_and_stop_together(demo_run, cockpit_redis, t
     proc, base, pids = _start(out, cockpit_redis, tmp_path / "serve.log")
     try:
         assert len(pids) == 2 and pids[0] == proc.pid
-        _wait(lambda: _pids_answering(base) == set(pids), 60, "both processes to answer")
+        wait_for(lambda: _pids_answering(base) == set(pids), 60, "both processes to answer")
         # the same answer from both: a token made elsewhere (shared Redis) works on each, bytes identical
         h = {"Authorization": f"Bearer {tokens['viewer']}"}
         bodies = {}
@@ -98,7 +78,7 @@ def test_two_workers_share_the_port_and_stop_together(demo_run, cockpit_redis, t
     finally:
         proc.terminate()
         proc.wait(60)
-    _wait(lambda: not any(_alive(p) for p in pids), 30, "the worker to stop with the first process")
+    wait_for(lambda: not any(alive(p) for p in pids), 30, "the worker to stop with the first process")
 
 
 def test_a_killed_first_process_takes_its_workers_along(demo_run, cockpit_redis, tmp_path):
@@ -106,4 +86,4 @@ def test_a_killed_first_process_takes_its_workers_along(demo_run, cockpit_redis,
     proc, base, pids = _start(out, cockpit_redis, tmp_path / "serve.log")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
-    _wait(lambda: not any(_alive(p) for p in pids[1:]), 30, "the worker to die with its parent")
+    wait_for(lambda: not any(alive(p) for p in pids[1:]), 30, "the worker to die with its parent")
