@@ -20,6 +20,7 @@ import numpy as np
 from brain.anomaly.snapshot import SnapshotFormatError, pack_arrays, unpack_arrays
 from brain.kernels import detector as _k
 from brain.kernels import detector_batch as _kb
+from brain.kernels import detector_single as _ks
 
 _MAGIC = b"CBAD1\n"  # the npz format of full arrays (read only)
 _FORMAT = "BatchDetector/2"  # rows of keys seen, sparse peer-drift rows, in brain.checkpoint's format
@@ -71,14 +72,16 @@ _STEP_AT = None
 def _step_at():
     global _STEP_AT
     if _STEP_AT is None:
-        buf = _k.single_state()
-        _STEP_AT = _entry(_k.detector_step_at, (buf.ctypes.data, 0.0, 1.0))
+        buf = _ks.single_state()
+        _STEP_AT = _entry(_ks.detector_step_at, (buf.ctypes.data, 0.0, 1.0))
     return _STEP_AT
 
 
 #: state columns of snapshots written before brain.kernels.surprise (restored with fresh new columns)
 _OLD_N_COLS = 21
-#: the most keys a BatchDetector allocates (~3.6 kB each): a guard against sparse ids
+#: seasonal columns of snapshots written before the hour-of-day noise profile (the hour bins alone)
+_OLD_SEA_COLS = _k.NOISE0
+#: the most keys a BatchDetector allocates (~3.8 kB each): a guard against sparse ids
 MAX_KEYS = 5_000_000
 
 
@@ -91,7 +94,8 @@ def _positive_int(name: str, value) -> int:
 class SeasonalDetector:
     """Univariate streaming anomaly detector; no per-series parameters.
 
-    Model: robust level + hour-of-week/hour-of-day seasonal profile + robust noise scale, with four
+    Model: robust level + hour-of-week/hour-of-day seasonal profile + robust noise scale (at least
+    the key's usual noise at this hour of the day), with four
     statistics (spike/dip, CUSUM level shift, flatline, drift) and missing values (NaN), each
     calibrated on the key's own past (heavy tails, bursts), combined into a score in ``[0, 1)``:
     the confidence that an anomaly *starts or is still news* at this point. An episode (a level
@@ -128,18 +132,18 @@ class SeasonalDetector:
     """
 
     learns_online = True
-    # faster attribute access; the state is one float64 buffer (~3.7 kB) and views of it
+    # faster attribute access; the state is one float64 buffer (~3.9 kB) and views of it
     __slots__ = ("_buf", "_addr", "_S", "_SEA", "_PD", "_out", "_peered", "_step")
 
     def __init__(self) -> None:
-        self._set_buffer(_k.single_state())
+        self._set_buffer(_ks.single_state())
         self._peered = False  # once a peer was given, every point takes the peer path
         self._step = _step_at()
 
     def _set_buffer(self, buf: np.ndarray) -> None:
         self._buf = buf
         self._addr = buf.ctypes.data  # the kernel reads the state through this address: buf stays referenced
-        self._S, self._SEA, self._PD, self._out = _k.single_views(buf)
+        self._S, self._SEA, self._PD, self._out = _ks.single_views(buf)
 
     def score_learn_one(self, timestamp, value, peer=None) -> float:
         """Score ``value`` at ``timestamp`` against what was learned so far, then learn it.
@@ -165,8 +169,8 @@ class SeasonalDetector:
         # (the peer path without any peer learned yet is the plain path: same scores)
         if buf is self._buf:
             self._peered = True
-        S, SEA, PD, out = _k.single_views(buf)
-        score, out[_k.OUT_EXPECTED], out[_k.OUT_Z], out[_k.OUT_REASON], out[_k.OUT_ONGOING] = _k.detector_step_peer(
+        S, SEA, PD, out = _ks.single_views(buf)
+        score, out[_ks.OUT_EXPECTED], out[_ks.OUT_Z], out[_ks.OUT_REASON], out[_ks.OUT_ONGOING] = _k.detector_step_peer(
             S, SEA, PD, 0, ts_ms, value, _to_value(peer))
         return score
 
@@ -183,9 +187,9 @@ class SeasonalDetector:
         """What :meth:`score_one` would answer, with ``expected``, ``z``, ``reason`` and ``ongoing``."""
         buf = self._buf.copy()
         score = self._point(buf, timestamp, value, peer)
-        out = _k.single_views(buf)[3]
-        return {"score": score, "expected": float(out[_k.OUT_EXPECTED]), "z": float(out[_k.OUT_Z]),
-                "reason": _k.REASONS[int(out[_k.OUT_REASON])], "ongoing": float(out[_k.OUT_ONGOING])}
+        out = _ks.single_views(buf)[3]
+        return {"score": score, "expected": float(out[_ks.OUT_EXPECTED]), "z": float(out[_ks.OUT_Z]),
+                "reason": _k.REASONS[int(out[_ks.OUT_REASON])], "ongoing": float(out[_ks.OUT_ONGOING])}
 
     def _arrays(self, ts_s, values):
         ts = np.asarray(ts_s, dtype=np.float64)
@@ -200,7 +204,7 @@ class SeasonalDetector:
         ts_ms, values = self._arrays(ts_s, values)
         if self._peered:
             return np.array([self._point(buf, t / 1000.0, v, math.nan) for t, v in zip(ts_ms.tolist(), values.tolist())])
-        S, SEA, _, _ = _k.single_views(buf)
+        S, SEA, _, _ = _ks.single_views(buf)
         return _kb.detector_scores(np.zeros(ts_ms.size, dtype=np.int64), ts_ms, values, S, SEA, np.empty(ts_ms.size))
 
     def score_learn_many(self, ts_s, values) -> np.ndarray:
@@ -220,23 +224,23 @@ class SeasonalDetector:
     @property
     def last_expected(self) -> float:
         """The baseline the last learned value was compared to (NaN for a missing value)."""
-        return float(self._out[_k.OUT_EXPECTED])
+        return float(self._out[_ks.OUT_EXPECTED])
 
     @property
     def last_z(self) -> float:
         """The last learned value's calibrated standardised residual."""
-        return float(self._out[_k.OUT_Z])
+        return float(self._out[_ks.OUT_Z])
 
     @property
     def last_ongoing(self) -> float:
         """The last learned point's confidence that it is part of an anomaly, news or not (the score
         before onset suppression: what a rule that must *hold* for a while, e.g. ``for: 15m``, reads)."""
-        return float(self._out[_k.OUT_ONGOING])
+        return float(self._out[_ks.OUT_ONGOING])
 
     @property
     def last_reason(self) -> str:
         """Which statistic dominated the last learned point: none, spike, level_shift, flatline, drift, missing."""
-        return _k.REASONS[int(self._out[_k.OUT_REASON])]
+        return _k.REASONS[int(self._out[_ks.OUT_REASON])]
 
     @property
     def n_seen(self) -> int:
@@ -257,7 +261,7 @@ class BatchDetector:
     reference of the same quantity: see :meth:`SeasonalDetector.score_learn_one`.
 
     Parameters:
-        n_keys_hint: initial number of keys to allocate (grows automatically; ~3.6 kB per key).
+        n_keys_hint: initial number of keys to allocate (grows automatically; ~3.8 kB per key).
 
     Example:
         >>> import numpy as np
@@ -440,6 +444,10 @@ class BatchDetector:
             fresh, _ = _k.detector_state(S.shape[0])
             fresh[:, :_OLD_N_COLS] = S
             S = fresh
+        if SEA.ndim == 2 and SEA.shape[1] == _OLD_SEA_COLS:
+            # a snapshot from before the noise profile: the hour bins carry over; the noise profile
+            # starts at 0 (the global noise alone, as before) and learns with the bins' memory
+            SEA = np.concatenate([SEA, np.zeros((SEA.shape[0], _k.SEA_COLS - _OLD_SEA_COLS))], axis=1)
         if S.ndim != 2 or S.shape[1] != _k.N_COLS or SEA.shape != (S.shape[0], _k.SEA_COLS):
             raise ValueError(f"BatchDetector snapshot has incompatible state shapes {S.shape}, {SEA.shape}")
         self._n_used = S.shape[0]

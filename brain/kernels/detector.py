@@ -11,8 +11,10 @@ Per key the model is ``value = level + seasonal(t) + deviation + noise``:
 * ``seasonal``: hour-of-week profile, falling back to hour-of-day while cold, linear between
   hour centres (:mod:`brain.kernels.seasonal`);
 * ``noise``: clipped mean absolute residual -> sigma (:mod:`brain.kernels.robust`), inflated
-  during warm-up, floored at half the smallest recent step (quantised series such as counts and
-  set-points; the quantum forgets, ``QUANT_REGROW``, so one noisy hour does not remove it).
+  during warm-up, at least the usual |residual| at this hour of the day (an hour-of-day noise
+  profile, :func:`brain.kernels.seasonal.noise_value`: quiet nights and busy afternoons, the edges
+  of a daily schedule), floored at half the smallest recent step (quantised series such as counts
+  and set-points; the quantum forgets, ``QUANT_REGROW``, so one noisy hour does not remove it).
 
 Four statistics become surprises ``-ln p``: spike/dip (Gaussian tail of the residual z), level
 shift (two-sided CUSUM, :mod:`brain.kernels.changepoint`; on alarm the level jumps to the new
@@ -33,8 +35,8 @@ clean point in a thousand scores ``>= 0.999``. The evidence itself, news or not,
 a run of missing points (like a flatline).
 
 Keys are dense integer ids indexing rows of two state arrays (:func:`detector_state`); the loops
-over many points are in :mod:`brain.kernels.detector_batch`. :func:`detector_step_at` is the
-one-key entry for one point at a time (state in one contiguous buffer, :func:`single_state`).
+over many points are in :mod:`brain.kernels.detector_batch`; the one-key entry for one point at a
+time (state in one contiguous buffer) is :mod:`brain.kernels.detector_single`.
 :func:`detector_step_ref` is the plain-Python reference the tests compare against.
 
 Example:
@@ -56,11 +58,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import carray, njit, types
-from numba.core.extending import intrinsic
+from numba import njit
 
 from brain.kernels.ewma import decay_alpha, decay_alpha_ref, memory_s, memory_s_ref
-from brain.kernels.faults import (
+from brain.kernels.faults import (  # PD_COLS, peer_drift_state: re-exported for brain.anomaly.streaming
     PD_COLS,
     PD_N,
     drift_z,
@@ -98,6 +99,11 @@ from brain.kernels.surprise import (
 )
 from brain.kernels.seasonal import (
     N_BINS,
+    N_TOD,
+    noise_learn,
+    noise_learn_ref,
+    noise_value,
+    noise_value_ref,
     seasonal_learn,
     seasonal_learn_ref,
     seasonal_value,
@@ -167,10 +173,16 @@ RFAST_ALPHA = 0.3
 # a young key's spikes do not end their episode at the next quiet point (its noise estimate is still a guess)
 SPIKE_END_MIN_N = 100.0
 RFAST_CLIP = 20.0  # sigmas
-# the quantum (smallest step) forgets: one noisy hour must not remove a set-point's floor for good
-QUANT_REGROW = 1.002
+# the quantum (smallest step) forgets: one noisy hour must not remove a set-point's floor for good.
+# 0.1 % a point (it doubles in ~700 points): at 0.2 % a noise-free daily schedule's floor grew ~4x
+# over a quiet night, so a spike of 10x its level read as ~3 sigmas (bench/anomaly_real.py `steps`)
+QUANT_REGROW = 1.001
 DT_ALPHA = 0.05
 N_COMPONENTS = 4.0
+# the seasonal row: hour-of-day and hour-of-week bins, then the hour-of-day noise profile
+# (brain.kernels.seasonal.noise_value)
+NOISE0 = 2 * N_BINS
+SEA_COLS = NOISE0 + N_TOD
 
 REASON_NONE = 0
 REASON_SPIKE = 1
@@ -182,7 +194,7 @@ REASONS = ("none", "spike", "level_shift", "flatline", "drift", "missing")
 
 
 def detector_state(n_keys: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh ``(scalars (n_keys, N_COLS), seasonal (n_keys, 2 * N_BINS))`` state arrays."""
+    """Fresh ``(scalars (n_keys, N_COLS), seasonal (n_keys, SEA_COLS))`` state arrays."""
     S = np.zeros((n_keys, N_COLS))
     S[:, C_Q] = Q_S
     S[:, C_QS] = Q_S
@@ -190,62 +202,8 @@ def detector_state(n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     S[:, C_QD] = Q_S
     S[:, C_QLO] = S[:, C_QSLO] = S[:, C_QFLO] = S[:, C_QDLO] = QLO_S
     S[:, C_QUANT] = np.inf
-    return S, np.zeros((n_keys, 2 * N_BINS))
+    return S, np.zeros((n_keys, SEA_COLS))
 
-
-#: one key's state in one contiguous float64 buffer (:func:`detector_step_at`): the scalars, the
-#: seasonal profile, the peer-drift state, then the last point's outputs
-OUT_EXPECTED = 0
-OUT_Z = 1
-OUT_REASON = 2
-OUT_ONGOING = 3
-N_OUT = 4
-SEA_COLS = 2 * N_BINS
-SINGLE_LEN = N_COLS + SEA_COLS + PD_COLS + N_OUT
-
-
-def single_state() -> np.ndarray:
-    """A fresh one-key buffer for :func:`detector_step_at`; ``single_views`` gives its parts."""
-    buf = np.zeros(SINGLE_LEN)
-    S, SEA, PD, _ = single_views(buf)
-    S[:], SEA[:] = detector_state(1)
-    PD[:] = peer_drift_state(1)
-    return buf
-
-
-def single_views(buf: np.ndarray):
-    """``(S (1, N_COLS), SEA (1, SEA_COLS), PD (1, PD_COLS), out (N_OUT,))`` views of a one-key buffer."""
-    a, b, c = N_COLS, N_COLS + SEA_COLS, N_COLS + SEA_COLS + PD_COLS
-    return buf[:a].reshape(1, N_COLS), buf[a:b].reshape(1, SEA_COLS), buf[b:c].reshape(1, PD_COLS), buf[c:]
-
-
-@intrinsic
-def _f64_ptr(typingctx, addr):
-    # an integer address as a float64 pointer: passing one int instead of numpy arrays saves numba's
-    # per-call array unboxing (~0.25 us of the ~0.6 us a point costs one at a time)
-    sig = types.CPointer(types.float64)(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.float64)))
-
-    return sig, codegen
-
-
-@njit(cache=True)
-def detector_step_at(addr, ts_s, x):
-    """Score then learn one point of the one-key buffer at address ``addr`` (``buf.ctypes.data`` of
-    :func:`single_state`; the caller keeps ``buf`` alive). ``ts_s``: seconds since the epoch,
-    rounded to ms as Python's ``round`` does. Returns the score; the other outputs are written to the
-    buffer's ``out`` part (:func:`single_views`)."""
-    S = carray(_f64_ptr(addr), (1, N_COLS))
-    SEA = carray(_f64_ptr(addr + 8 * N_COLS), (1, SEA_COLS))
-    out = carray(_f64_ptr(addr + 8 * (N_COLS + SEA_COLS + PD_COLS)), (N_OUT,))
-    score, expected, z, reason, ongoing = _step(S, SEA, 0, np.int64(np.rint(ts_s * 1000.0)), x, -1.0)
-    out[OUT_EXPECTED] = expected
-    out[OUT_Z] = z
-    out[OUT_REASON] = reason
-    out[OUT_ONGOING] = ongoing
-    return score
 
 
 @njit(cache=True)
@@ -314,6 +272,10 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     expected = base + dev
     r = x - expected
     sigma = MAD_TO_SIGMA * S[k, C_SCALE]
+    # at least the usual noise at this hour of the day: the edges of a daily schedule are normal
+    sigma_tod = MAD_TO_SIGMA * noise_value(SEA, k, ts_ms, NOISE0, min_tod)
+    if sigma < sigma_tod:
+        sigma = sigma_tod
     floor = 1e-9 * (1.0 + abs(level))
     if sigma < floor:
         sigma = floor
@@ -424,6 +386,7 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     S[k, C_LEVEL] = level
     S[k, C_DEV] = dev
     S[k, C_DSCALE] += al * (abs(dev) - S[k, C_DSCALE])
+    noise_learn(SEA, k, ts_ms, NOISE0, abs(rc), dt_s, min_tod)
     seasonal_learn(SEA, k, ts_ms, base + rb - level, dt_s)
     if n > 0.0:
         S[k, C_REP] = rate_update(S[k, C_REP], n - 1.0, rep)
@@ -469,7 +432,8 @@ def detector_step_ref(row, sea, t, x, s_peer=-1.0):
     base = level + seasonal_value_ref(sea, t, min_week, min_tod)
     expected = base + dev
     r = x - expected
-    sigma = max(MAD_TO_SIGMA * row[C_SCALE], 1e-9 * (1.0 + abs(level)), 0.5 * row[C_QUANT])
+    sigma = max(MAD_TO_SIGMA * row[C_SCALE], MAD_TO_SIGMA * noise_value_ref(sea, t, NOISE0, min_tod),
+                1e-9 * (1.0 + abs(level)), 0.5 * row[C_QUANT])
     sig_eff = sigma * math.sqrt(1.0 + WARMUP_N / (n + 1.0))
     z = r / sig_eff
     zcl = clip_ref(z, 4.0)
@@ -525,6 +489,7 @@ def detector_step_ref(row, sea, t, x, s_peer=-1.0):
         rfast = cp = cn = 0.0
     row[C_RFAST], row[C_CP], row[C_CN], row[C_LEVEL], row[C_DEV] = rfast, cp, cn, level, dev
     row[C_DSCALE] += al * (abs(dev) - row[C_DSCALE])
+    noise_learn_ref(sea, t, NOISE0, abs(rc), dt, min_tod)
     seasonal_learn_ref(sea, t, base + rb - level, dt)
     if n > 0:
         row[C_REP] = rate_update_ref(row[C_REP], n - 1.0, rep)

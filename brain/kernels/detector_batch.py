@@ -38,6 +38,7 @@ from brain.kernels.detector import (
     C_QSLO,
     C_QUANT,
     N_COLS,
+    SEA_COLS,
     detector_step,
     detector_step_peer,
     detector_step_ref,
@@ -49,7 +50,6 @@ from brain.kernels.faults import (
     peer_drift_state,
     peer_drift_z_ref,
 )
-from brain.kernels.seasonal import N_BINS
 from brain.kernels.surprise import QLO_S, Q_S, surprise_ref
 
 
@@ -122,7 +122,7 @@ def detector_batch_ref(keys, ts_ms, values, state=None, peers=None):
             row[C_Q] = row[C_QS] = row[C_QF] = row[C_QD] = Q_S
             row[C_QLO] = row[C_QSLO] = row[C_QFLO] = row[C_QDLO] = QLO_S
             row[C_QUANT] = math.inf
-            st[k] = (row, [0.0] * (2 * N_BINS), peer_drift_state(1)[0].tolist())
+            st[k] = (row, [0.0] * SEA_COLS, peer_drift_state(1)[0].tolist())
         row, sea, pd_row = st[k]
         s_peer = -1.0
         if peer is not None and math.isfinite(x):

@@ -14,6 +14,7 @@ MODULES = [
     "brain.kernels.faults",
     "brain.kernels.detector",
     "brain.kernels.detector_batch",
+    "brain.kernels.detector_single",
     "brain.anomaly.base",
     "brain.anomaly.snapshot",
     "brain.anomaly.delta",
