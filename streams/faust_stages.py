@@ -368,22 +368,28 @@ class MergePipeline(CityPipeline):
         self._pieces = {int(k): [bytes(b) for b in v] for k, v in state.get("pieces", {}).items()}
 
 
-def merge_operators(city, config, out_dir) -> list:
+def merge_operators(city, config, out_dir, anomaly_bases=None) -> list:
     """The window operators of the merge stage, as ``citybrain run`` wires them: anomaly scores,
     green-wave plans (the ``signal_plans`` table, and plan files under ``<out_dir>/signal_plans/``,
     whose latest plan per corridor keeps a replayed tick from publishing a plan twice), sensor
-    faults, and the cockpit's ``grid_unit`` and ``sensor_freshness`` tables."""
+    faults, and the cockpit's ``grid_unit`` and ``sensor_freshness`` tables. With ``anomaly_bases``
+    (a directory of the merge stage's own, beside its checkpoint) the anomaly state checkpoints as
+    a delta against whole states kept there (:mod:`streams.anomaly_store`), as ``citybrain run``'s."""
     from streams.anomaly_operator import maybe_anomaly_operator
     from streams.cockpit_tables import CockpitTables
     from streams.fault_operator import fault_operator
     from streams.greenwave_operator import maybe_greenwave_operator
 
     anomaly, greenwave = maybe_anomaly_operator(city, config), maybe_greenwave_operator(city, out_dir)
+    if anomaly is not None and anomaly_bases is not None:
+        from streams.anomaly_store import BaseStore
+
+        anomaly = anomaly.keep_bases_in(BaseStore(anomaly_bases))
     ops = [op for op in (anomaly, greenwave) if op is not None]
     return ops + [fault_operator(city), CockpitTables(city)]
 
 
-def warm_up(city, config, out_dir, *, merge: bool = True) -> list:
+def warm_up(city, config, out_dir, *, merge: bool = True, anomaly_bases=None) -> list:
     """Load (or compile) every kernel both stages run, before the worker joins its group: done
     inside an agent, the first merge batch would hold the event loop (and the partitions' batches
     with it) for as long as the merge operators' kernels take to load. Returns the merge
@@ -392,7 +398,7 @@ def warm_up(city, config, out_dir, *, merge: bool = True) -> list:
     none with ``merge=False`` (a ``--role partitions`` worker never runs the merge)."""
     PartitionPipeline(city, config)
     load_merge_kernels(config)
-    return merge_operators(city, config, out_dir) if merge else []
+    return merge_operators(city, config, out_dir, anomaly_bases) if merge else []
 
 
 #: Simulated minutes of the demo city :func:`load_merge_kernels` runs: enough ticks for every merge

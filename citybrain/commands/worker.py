@@ -151,10 +151,13 @@ def worker_command(args) -> int:
     from streams.faust_driver import merge_operators, warm_up
 
     # before the group join; the merge stage's first start takes these (a partitions-only worker builds none)
-    prebuilt = [warm_up(city, config, out, merge=args.role != "partitions")]
+    # The merge stage's anomaly state checkpoints as a delta against whole states in a directory of its
+    # own beside its checkpoint (shared --out: whichever worker runs the merge finds them).
+    bases = Path(str(checkpoint_path(out, args.app_id, "merge")).removesuffix(".ckpt") + "-anomaly-bases")
+    prebuilt = [warm_up(city, config, out, merge=args.role != "partitions", anomaly_bases=bases)]
 
     def operators(city_, config_, out_):
-        return prebuilt.pop() if prebuilt else merge_operators(city_, config_, out_)
+        return prebuilt.pop() if prebuilt else merge_operators(city_, config_, out_, bases)
 
     app = make_app(city, args.broker, out_dir=out, input_topic=topic, vitals_topic=vitals_topic, deadletter_topic=dead_topic,
                    partitions=partitions, app_id=args.app_id,
