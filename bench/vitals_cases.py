@@ -13,8 +13,13 @@ table as input, so the figures measured are the case figures plus the fixed cost
   recount   ``compute_vitals_batch(...)`` without it: ``_codes``/``np.unique`` over every case's cell
             and category strings and the case kernel over every case (the previous per-tick cost)
 
-Both get the same frame; their tables are checked equal each round. Also the 14-row update with the
-tally watching (the pipeline's update). Seeds are random unless --seed is given; medians printed.
+Both get the same frame; their tables are checked equal each round. Then the cockpit's ``grid_unit``
+table (one row per unit and category) the same way:
+
+  unit tally    ``grid_unit_frame(UnitCaseTally.snapshots(...))`` (what CockpitTables runs now)
+  unit recount  ``CockpitTables._grid_unit_recount``: ``case_metrics`` over every case kept per tick
+
+Also the 14-row update with both tallies watching (the pipeline's update). Seeds are random unless --seed is given; medians printed.
 """
 from __future__ import annotations
 
@@ -35,11 +40,14 @@ from brain.vitals import compute_vitals_batch  # noqa: E402
 from brain.vitals.batch import warm_up  # noqa: E402
 from brain.vitals.config import VitalsConfig  # noqa: E402
 from brain.vitals.stack.casetally import CaseTally  # noqa: E402
+from brain.vitals.stack.unittally import UnitCaseTally, grid_unit_frame  # noqa: E402
+from streams.cockpit_tables import CockpitTables  # noqa: E402
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
 DAY, MIN = 86_400_000, 60_000
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % (5 * MIN)
 CATEGORIES = [f"cat{i:02d}" for i in range(40)]
+UNITS = [f"unit{i:02d}" for i in range(30)] + [None]
 
 
 def _cases(rng, ids: list[str], cells: list[str], start_ms: np.ndarray, closed: np.ndarray) -> pl.DataFrame:
@@ -49,7 +57,7 @@ def _cases(rng, ids: list[str], cells: list[str], start_ms: np.ndarray, closed: 
     cat = [CATEGORIES[i] for i in rng.integers(0, len(CATEGORIES), n)]
     deadline = start_ms + rng.integers(2, 48, n) * 3_600_000
     rep = pl.DataFrame({ID: ids, "status": ["reported"] * n, "ts_ms": start_ms, "category": cat, "cell_id": cell,
-                        "unit": ["u"] * n, "deadline_ms": deadline, "sensor_id": ["GI-1"] * n})
+                        "unit": [UNITS[i] for i in rng.integers(0, len(UNITS), n)], "deadline_ms": deadline, "sensor_id": ["GI-1"] * n})
     close_at = start_ms + rng.integers(10, 2 * 24 * 60, n) * MIN
     done = closed & (close_at < T0)
     cl = rep.filter(pl.Series(done)).with_columns(status=pl.lit("closed"), ts_ms=pl.Series(close_at[done]))
@@ -63,17 +71,21 @@ def main() -> int:
     cfg = VitalsConfig()
     warm_up()
     print(f"seed {seed}; city {city.name!r}: {len(cells)} cells; {args.rows}-row update + 1 tick, median of {args.repeat}", flush=True)
-    print(f"{'cases kept':>12} {'update ms':>10} {'tick (tally) ms':>16} {'tick (recount) ms':>18} {'ratio':>7} {'pending events':>15}")
+    print(f"{'cases kept':>12} {'update ms':>10} {'tick (tally) ms':>16} {'tick (recount) ms':>18} {'ratio':>7} {'pending events':>15}"
+          f" {'grid_unit (tally) ms':>21} {'grid_unit (recount) ms':>23} {'ratio':>7}")
+    cockpit = CockpitTables(city, cfg)
     schema = _lifecycle_schema("grid_case")
     for kept in args.kept:
         table = LifecycleTable(ID, STAGES, FIELDS)
         tally = CaseTally(table, int(cfg.case_lookback_s * 1000))
+        unit_tally = UnitCaseTally(table, int(cfg.case_lookback_s * 1000))
         ids = [f"GC-{i}" for i in range(kept)]
         start = np.sort(T0 - rng.integers(0, 7 * DAY, kept))
         table.update(_cases(rng, ids, cells, start, rng.random(kept) < 0.97))
         frame = table.current(schema)
         tally.snapshots([T0])  # the table read whole once (as after a start or a restore)
-        ups, fast, slow = [], [], []
+        unit_tally.snapshots([T0])
+        ups, fast, slow, ufast, uslow = [], [], [], [], []
         next_id = kept
         for r in range(args.repeat):
             now = T0 + (r + 1) * 5 * MIN
@@ -94,8 +106,16 @@ def main() -> int:
             slow.append(time.perf_counter() - t)
             for name in ("grid_cell", "grid_category", "district", "city"):
                 assert got[name].equals(want[name]), f"{name} differs at {kept} cases"
+            t = time.perf_counter()
+            got = grid_unit_frame(unit_tally.snapshots([now]), [now])
+            ufast.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            want = cockpit._grid_unit_recount(frame, [now])
+            uslow.append(time.perf_counter() - t)
+            assert got.equals(want), f"grid_unit differs at {kept} cases"
         med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
-        print(f"{kept:>12,} {med(ups):>10.2f} {med(fast):>16.1f} {med(slow):>18.1f} {med(slow) / med(fast):>6.1f}x {tally.pending_events():>15,}", flush=True)
+        print(f"{kept:>12,} {med(ups):>10.2f} {med(fast):>16.1f} {med(slow):>18.1f} {med(slow) / med(fast):>6.1f}x {tally.pending_events():>15,}"
+              f" {med(ufast):>21.2f} {med(uslow):>23.1f} {med(uslow) / med(ufast):>6.1f}x", flush=True)
     return 0
 
 

@@ -153,6 +153,9 @@ class CityPipeline:
             "outages": LiveRows(self.lifecycle["outage"], outage_until, list(_lifecycle_schema("outage"))),
         }
         self.window_operators = list(window_operators)
+        for op in self.window_operators:  # operators keeping their own tallies of the lifecycle tables
+            if hasattr(op, "watch_lifecycle"):
+                op.watch_lifecycle(self.lifecycle)
         segment_ids = [s.id for s in city.segments]
         self.ticks = TickBuilder(self._members, self._sensor_place_index("segment", segment_ids), segment_ids,
                                  list(self.registry.ids), self.config.window_ms)

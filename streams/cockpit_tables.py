@@ -38,9 +38,7 @@ from brain.city.model import City
 from brain.pipeline import TickBatch
 from brain.vitals import grid, sensors
 from brain.vitals.config import VitalsConfig
-
-GRID_UNIT_SCHEMA = {"unit": pl.Utf8, "category": pl.Utf8, **{c: pl.Int64 for c in grid.METRIC_COLUMNS[:5]},
-                    "on_time_closure_rate": pl.Float64, "mean_time_to_close_h": pl.Float64, "window_end_ms": pl.Int64}
+from brain.vitals.stack.unittally import GRID_UNIT_SCHEMA, UnitCaseTally, grid_unit_frame  # noqa: F401 (GRID_UNIT_SCHEMA re-exported)
 
 
 class CockpitTables:
@@ -53,6 +51,13 @@ class CockpitTables:
             "district": [s.district for s in city.sensors], "lon": [float(s.lon) for s in city.sensors],
             "lat": [float(s.lat) for s in city.sensors]})
         self.interval_s = np.asarray([self.config.expected_interval_s.get(s.type, 3600.0) for s in city.sensors])
+        self.tally: UnitCaseTally | None = None  # set by watch_lifecycle (no tally: recount every case per tick)
+
+    def watch_lifecycle(self, tables: dict) -> None:
+        """Keep the ``grid_unit`` figures up to date from the pipeline's grid-case table (``tables``:
+        :attr:`brain.pipeline.CityPipeline.lifecycle`), whose state as of a batch's last tick is the
+        batch's ``cases`` input: O(rows changed) per update, O(pairs) per tick, not O(cases kept)."""
+        self.tally = UnitCaseTally(tables["grid_case"], int(self.config.case_lookback_s * 1000))
 
     def __call__(self, batch: TickBatch) -> dict[str, pl.DataFrame]:
         return {"grid_unit": self._grid_unit(batch), "sensor_freshness": self._freshness(batch, batch.ends[-1])}
@@ -61,10 +66,16 @@ class CockpitTables:
         cases = batch.inputs.get("cases")
         if cases is None or cases.height == 0 or "unit" not in cases.columns:
             return pl.DataFrame(schema=GRID_UNIT_SCHEMA)
+        if self.tally is not None:
+            return grid_unit_frame(self.tally.snapshots(batch.ends), batch.ends)
+        return self._grid_unit_recount(cases, batch.ends)
+
+    def _grid_unit_recount(self, cases: pl.DataFrame, ends: list[int]) -> pl.DataFrame:
+        """Every case kept recounted per tick (no tally; the differential tests' peer)."""
         cases = cases.with_columns(pl.col("unit").fill_null(""), pl.col("category").fill_null(""))
         parts = [grid.case_metrics(cases.filter(pl.col("reported_ms") <= end), end, by=["unit", "category"],
                                    lookback_s=self.config.case_lookback_s).with_columns(pl.lit(end, pl.Int64).alias("window_end_ms"))
-                 for end in batch.ends]
+                 for end in ends]
         return pl.concat(parts).cast(GRID_UNIT_SCHEMA)
 
     def _freshness(self, batch: TickBatch, end: int) -> pl.DataFrame:

@@ -185,10 +185,14 @@ class CaseTally:
         lookup = pl.DataFrame({"v": list(table), "code": np.arange(len(table), dtype=np.int64)}, schema={"v": values.dtype, "code": pl.Int64})
         return values.to_frame("v").join(lookup, on="v", how="left", nulls_equal=True, maintain_order="left")["code"].to_numpy()
 
+    def _cell_codes(self, rows: pl.DataFrame) -> np.ndarray:
+        """The rows' codes in the first counter group (``self.cells``): their cell ids (a subclass may key it otherwise)."""
+        return self._codes(rows.get_column("cell_id"), self.cells)
+
     def _events(self, rows: pl.DataFrame, sign) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The rows' interval ends as events: times, cell slot, category slot (code * 7 + figure), delta
         (``sign``: +1 a row comes in, -1 it leaves; one for all rows, or one per row)."""
-        cell = self._codes(rows.get_column("cell_id"), self.cells)
+        cell = self._cell_codes(rows)
         cat = self._codes(rows.get_column("category"), self.categories)
         (r, r_ok), (c, c_ok), (d, d_ok) = (_ints(rows.get_column(n)) for n in ("reported_ms", "closed_ms", "deadline_ms"))
         n = len(r)
