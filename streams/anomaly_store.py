@@ -28,6 +28,8 @@ import os
 import re
 from pathlib import Path
 
+from streams.checkpoint_file import fsync_dir
+
 _NAME = re.compile(r"^base-(\d{8})\.bin$")
 
 
@@ -60,7 +62,7 @@ class BaseStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         for old in (generations + [generation])[: -self.keep]:
             self.path(old).unlink(missing_ok=True)
         return generation, hashlib.sha256(blob).hexdigest()
@@ -76,15 +78,3 @@ class BaseStore:
             raise ValueError(f"anomaly base {path} is damaged (its SHA-256 is not the checkpoint's)")
         return blob
 
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

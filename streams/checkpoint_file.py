@@ -49,7 +49,8 @@ class CheckpointError(ValueError):
     """No checkpoint file could be read (each candidate's problem is in the message)."""
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable (best effort where directories cannot be fsynced)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -115,7 +116,7 @@ class CheckpointFile:
         if self.path.exists() and not self.fell_back:  # a damaged latest must not push out the good previous
             os.replace(self.path, self.previous)
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self.fell_back = False
 
     def load(self):

@@ -133,13 +133,8 @@ async def escort(request: Request, body: EscortBody, who: Identity = Depends(req
     ids = await pipe.execute()
     for req, eid in zip(plan["requests"], ids):
         req["id"] = eid.decode() if isinstance(eid, bytes) else eid
-    record = {"escort_id": escort_id, "vehicle_id": body.vehicle_id, "kind": body.kind, "speed_kmh": body.speed_kmh,
-              "requested_by": who.actor, "ts_ms": ts, **plan}
-    p = ctx.store.r.pipeline(transaction=True)
-    p.hset(ESCORTS, escort_id, json.dumps(record, ensure_ascii=False))
-    p.zadd(ESCORTS_BY_TIME, {escort_id: ts})
-    await p.execute()
-    await _trim(ctx.store.r)
+    record = _escort_record(who, body, plan, escort_id, ts)
+    await _keep(ctx.store.r, record)
     await audit(ctx, who, "priority", escort_id, "escort-requested",
                 f"{body.kind} {body.vehicle_id} {body.origin}→{body.destination} via {','.join(body.via) or '-'}: "
                 f"{len(plan['requests'])} signal(s) on {len(plan['legs'])} leg(s)")
@@ -150,20 +145,34 @@ async def start_follow(ctx, who: Identity, body: EscortBody, plan: dict, escort_
     """Record a followed escort and hand it to the hub (nothing is requested before the first position)."""
     from streams.controllers.follow import FOLLOW
 
-    record = {"escort_id": escort_id, "vehicle_id": body.vehicle_id, "kind": body.kind, "speed_kmh": body.speed_kmh,
-              "requested_by": who.actor, "ts_ms": ts, "follow": True, **plan}
+    record = _escort_record(who, body, plan, escort_id, ts, follow=True)
     spec = {"escort_id": escort_id, "origin": body.origin, "destination": body.destination, "via": body.via,
             "vehicle_id": body.vehicle_id, "kind": body.kind, "incident_id": body.incident_id}
-    p = ctx.store.r.pipeline(transaction=True)
-    p.hset(ESCORTS, escort_id, json.dumps(record, ensure_ascii=False))
-    p.zadd(ESCORTS_BY_TIME, {escort_id: ts})
-    p.hset(FOLLOW, escort_id, json.dumps(spec, ensure_ascii=False))
-    await p.execute()
-    await _trim(ctx.store.r)
+    await _keep(ctx.store.r, record, also=(FOLLOW, spec))
     await audit(ctx, who, "priority", escort_id, "escort-requested",
                 f"{body.kind} {body.vehicle_id} {body.origin}→{body.destination} via {','.join(body.via) or '-'}, "
                 f"following its positions: {len(plan['requests'])} signal(s) on {len(plan['legs'])} leg(s)")
     return record
+
+
+def _escort_record(who: Identity, body: EscortBody, plan: dict, escort_id: str, ts: int, follow: bool = False) -> dict:
+    record = {"escort_id": escort_id, "vehicle_id": body.vehicle_id, "kind": body.kind, "speed_kmh": body.speed_kmh,
+              "requested_by": who.actor, "ts_ms": ts}
+    if follow:
+        record["follow"] = True
+    return {**record, **plan}
+
+
+async def _keep(r, record: dict, also: tuple[str, dict] | None = None) -> None:
+    """Store an escort (and ``also``: a hash and the value to put under its id) in one transaction, then trim."""
+    escort_id = record["escort_id"]
+    p = r.pipeline(transaction=True)
+    p.hset(ESCORTS, escort_id, json.dumps(record, ensure_ascii=False))
+    p.zadd(ESCORTS_BY_TIME, {escort_id: record["ts_ms"]})
+    if also is not None:
+        p.hset(also[0], escort_id, json.dumps(also[1], ensure_ascii=False))
+    await p.execute()
+    await _trim(r)
 
 
 async def _trim(r) -> None:
