@@ -13,7 +13,8 @@
 * :class:`OnnxModel` / :func:`load_model` — learned models (``models/``) scored with onnxruntime.
 """
 from brain.anomaly.base import BatchScorer, OnePointDetector
-from brain.anomaly.streaming import BatchDetector, SeasonalDetector, default_detector, warm_up
+from brain.anomaly.batch_detector import BatchDetector
+from brain.anomaly.streaming import SeasonalDetector, default_detector, warm_up
 
 __all__ = ["BatchDetector", "BatchScorer", "OnePointDetector", "SeasonalDetector", "default_detector", "warm_up"]
 from brain.anomaly.keyed import KeyedDetector

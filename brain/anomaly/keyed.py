@@ -29,7 +29,7 @@ import polars as pl
 
 from brain import series
 from brain.anomaly.snapshot import SnapshotFormatError, pack_arrays, unpack_arrays
-from brain.anomaly.streaming import BatchDetector
+from brain.anomaly.batch_detector import BatchDetector
 
 _MAGIC = b"CBKD1\n"  # the format before brain.checkpoint (read only)
 _FORMAT = "KeyedDetector/2"  # brain.anomaly.snapshot arrays: names in the header

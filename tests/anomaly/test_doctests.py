@@ -20,7 +20,7 @@ MODULES = [
     "brain.anomaly.delta",
     "streams.anomaly_store",
     "brain.kernels.surprise",
-    "brain.anomaly.streaming",
+    "brain.anomaly.streaming", "brain.anomaly.batch_detector",
     "brain.anomaly.onnx_scorer",
     "brain.anomaly.keyed",
     "brain.anomaly.peers",
