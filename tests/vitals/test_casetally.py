@@ -24,6 +24,7 @@ from brain.vitals.config import VitalsConfig
 from brain.kernels.cases import case_counts_reference
 from brain.vitals.stack.casetally import CaseTally
 from brain.vitals.stack.keys import HOUR_MS, _ints
+from tests.vitals.steps import tick_ends
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
 MIN = 60_000
@@ -91,14 +92,7 @@ def test_tally_equals_recount(city, steps, tail, compact, block, monkeypatch):
         if kind == "checkpoint":
             table.load(table.state())
             continue
-        if kind == "back":
-            now = max(MIN, now - arg * MIN)
-            ends = [now]
-        else:
-            ends = []
-            for m in arg:
-                now += m * 5 * MIN
-                ends.append(now)
+        now, ends = tick_ends(kind, arg, now, MIN)
         frames = {"cases": table.current(schema)}
         if steps.index((kind, arg)) % 2:  # (the counters themselves, exists too, against a recount)
             snap = tally.snapshots(ends)

@@ -25,6 +25,7 @@ from brain.pipeline import LIFECYCLE_KINDS, _lifecycle_schema
 from brain.vitals import compute_vitals_batch
 from brain.vitals.config import VitalsConfig
 from brain.vitals.stack.liverows import LiveRows, incident_until, outage_until
+from tests.vitals.steps import tick_ends
 
 INC_ID, INC_STAGES, INC_FIELDS, _ = LIFECYCLE_KINDS["incident"]
 OUT_ID, OUT_STAGES, OUT_FIELDS, _ = LIFECYCLE_KINDS["outage"]
@@ -133,14 +134,7 @@ def test_live_rows_equal_recount(city, steps, tail, compact, monkeypatch):
             incidents.load(incidents.state())
             outages.load(outages.state())
             continue
-        if kind == "back":
-            now = max(MIN, now - arg * MIN)
-            ends = [now]
-        else:
-            ends = []
-            for m in arg:
-                now += m * 5 * MIN
-                ends.append(now)
+        now, ends = tick_ends(kind, arg, now, MIN)
         frames = {"incidents": incidents.current(inc_schema), "outages": outages.current(out_schema)}
         got = compute_vitals_batch(frames, city, ends, cfg, incidents=live_inc, outages=live_out)
         want = compute_vitals_batch(frames, city, ends, cfg)

@@ -24,6 +24,7 @@ from brain.vitals.config import VitalsConfig
 from brain.vitals.stack.unittally import UnitCaseTally, grid_unit_frame
 from streams.cockpit_tables import CockpitTables
 from streams.sim import Simulator
+from tests.vitals.steps import tick_ends
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
 MIN = 60_000
@@ -77,14 +78,7 @@ def test_grid_unit_from_tally_equals_recount(city, first, steps, tail, compact, 
         if kind == "checkpoint":
             table.load(table.state())
             continue
-        if kind == "back":
-            now = max(MIN, now - arg * MIN)
-            ends = [now]
-        else:
-            ends = []
-            for m in arg:
-                now += m * 5 * MIN
-                ends.append(now)
+        now, ends = tick_ends(kind, arg, now, MIN)
         frame = table.current(schema)
         got = grid_unit_frame(tally.snapshots(ends), ends)
         if frame.height == 0:  # (the operator answers an empty table without reading anything)
