@@ -14,3 +14,17 @@ def tick_ends(kind: str, arg, now_ms: int, minute_ms: int = 60_000) -> tuple[int
         now_ms += m * 5 * minute_ms
         ends.append(now_ms)
     return now_ms, ends
+
+
+def lifecycle_steps(update):
+    """A hypothesis strategy of steps over ``update`` rows: updates, ticks (stacked), ticks back,
+    prunes and checkpoint round trips, as :func:`tick_ends` and the tests read them."""
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.tuples(st.just("update"), st.lists(update, min_size=1, max_size=6)),
+        st.tuples(st.just("tick"), st.lists(st.integers(1, 4), min_size=1, max_size=3)),  # minutes ahead, stacked ticks
+        st.tuples(st.just("back"), st.integers(1, 12).map(lambda m: 5 * m)),
+        st.tuples(st.just("prune"), st.integers(0, 300)),
+        st.tuples(st.just("checkpoint"), st.none()),
+    )

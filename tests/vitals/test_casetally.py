@@ -24,7 +24,7 @@ from brain.vitals.config import VitalsConfig
 from brain.kernels.cases import case_counts_reference
 from brain.vitals.stack.casetally import CaseTally
 from brain.vitals.stack.keys import HOUR_MS, _ints
-from tests.vitals.steps import tick_ends
+from tests.vitals.steps import lifecycle_steps, tick_ends
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
 MIN = 60_000
@@ -50,13 +50,7 @@ update = st.fixed_dictionaries({
     "cell": st.integers(0, 6),
     "deadline_ms": st.one_of(st.none(), st.integers(0, 60).map(lambda m: m * 5 * MIN)),
 })
-step = st.one_of(
-    st.tuples(st.just("update"), st.lists(update, min_size=1, max_size=6)),
-    st.tuples(st.just("tick"), st.lists(st.integers(1, 4), min_size=1, max_size=3)),  # minutes ahead, stacked ticks
-    st.tuples(st.just("back"), st.integers(1, 12).map(lambda m: 5 * m)),
-    st.tuples(st.just("prune"), st.integers(0, 300)),
-    st.tuples(st.just("checkpoint"), st.none()),
-)
+step = lifecycle_steps(update)
 
 
 def _recount(frame: pl.DataFrame, cells: list, ends: list[int]) -> np.ndarray:

@@ -24,7 +24,7 @@ from brain.vitals.config import VitalsConfig
 from brain.vitals.stack.unittally import UnitCaseTally, grid_unit_frame
 from streams.cockpit_tables import CockpitTables
 from streams.sim import Simulator
-from tests.vitals.steps import tick_ends
+from tests.vitals.steps import lifecycle_steps, tick_ends
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
 MIN = 60_000
@@ -48,13 +48,7 @@ update = st.fixed_dictionaries({
     "cell_id": st.sampled_from(["C1", None]),
     "deadline_ms": st.one_of(st.none(), st.integers(0, 60).map(lambda m: m * 5 * MIN)),
 })
-step = st.one_of(
-    st.tuples(st.just("update"), st.lists(update, min_size=1, max_size=6)),
-    st.tuples(st.just("tick"), st.lists(st.integers(1, 4), min_size=1, max_size=3)),  # minutes ahead, stacked ticks
-    st.tuples(st.just("back"), st.integers(1, 12).map(lambda m: 5 * m)),
-    st.tuples(st.just("prune"), st.integers(0, 300)),
-    st.tuples(st.just("checkpoint"), st.none()),
-)
+step = lifecycle_steps(update)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
