@@ -28,3 +28,17 @@ def lifecycle_steps(update):
         st.tuples(st.just("prune"), st.integers(0, 300)),
         st.tuples(st.just("checkpoint"), st.none()),
     )
+
+
+def maintenance_step(kind: str, arg, tables, minute_ms: int = 60_000) -> bool:
+    """Apply a ``"prune"`` (at ``arg`` minutes) or ``"checkpoint"`` (state round trip) step to every
+    lifecycle table in ``tables``; True when the step was one of those (the caller moves on)."""
+    if kind == "prune":
+        for table in tables:
+            table.prune(arg * minute_ms)
+        return True
+    if kind == "checkpoint":
+        for table in tables:
+            table.load(table.state())
+        return True
+    return False

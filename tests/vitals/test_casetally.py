@@ -24,7 +24,7 @@ from brain.vitals.config import VitalsConfig
 from brain.kernels.cases import case_counts_reference
 from brain.vitals.stack.casetally import CaseTally
 from brain.vitals.stack.keys import HOUR_MS, _ints
-from tests.vitals.steps import lifecycle_steps, tick_ends
+from tests.vitals.steps import lifecycle_steps, maintenance_step, tick_ends
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
 MIN = 60_000
@@ -80,11 +80,7 @@ def test_tally_equals_recount(city, steps, tail, compact, block, monkeypatch):
             table.update(pl.DataFrame(rows, schema={ID: pl.Utf8, "status": pl.Utf8, "ts_ms": pl.Int64, "category": pl.Utf8,
                                                     "deadline_ms": pl.Int64, "cell_id": pl.Utf8, "unit": pl.Utf8, "sensor_id": pl.Utf8}))
             continue
-        if kind == "prune":
-            table.prune(arg * MIN)
-            continue
-        if kind == "checkpoint":
-            table.load(table.state())
+        if maintenance_step(kind, arg, [table], MIN):
             continue
         now, ends = tick_ends(kind, arg, now, MIN)
         frames = {"cases": table.current(schema)}

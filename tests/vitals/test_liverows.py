@@ -25,7 +25,7 @@ from brain.pipeline import LIFECYCLE_KINDS, _lifecycle_schema
 from brain.vitals import compute_vitals_batch
 from brain.vitals.config import VitalsConfig
 from brain.vitals.stack.liverows import LiveRows, incident_until, outage_until
-from tests.vitals.steps import tick_ends
+from tests.vitals.steps import maintenance_step, tick_ends
 
 INC_ID, INC_STAGES, INC_FIELDS, _ = LIFECYCLE_KINDS["incident"]
 OUT_ID, OUT_STAGES, OUT_FIELDS, _ = LIFECYCLE_KINDS["outage"]
@@ -126,13 +126,7 @@ def test_live_rows_equal_recount(city, steps, tail, compact, monkeypatch):
         if kind == "outages":
             outages.update(_outage_rows(city, arg))
             continue
-        if kind == "prune":
-            incidents.prune(arg * MIN)
-            outages.prune(arg * MIN)
-            continue
-        if kind == "checkpoint":
-            incidents.load(incidents.state())
-            outages.load(outages.state())
+        if maintenance_step(kind, arg, [incidents, outages], MIN):
             continue
         now, ends = tick_ends(kind, arg, now, MIN)
         frames = {"incidents": incidents.current(inc_schema), "outages": outages.current(out_schema)}

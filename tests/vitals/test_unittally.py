@@ -24,7 +24,7 @@ from brain.vitals.config import VitalsConfig
 from brain.vitals.stack.unittally import UnitCaseTally, grid_unit_frame
 from streams.cockpit_tables import CockpitTables
 from streams.sim import Simulator
-from tests.vitals.steps import lifecycle_steps, tick_ends
+from tests.vitals.steps import lifecycle_steps, maintenance_step, tick_ends
 
 ID, STAGES, FIELDS, _ = LIFECYCLE_KINDS["grid_case"]
 MIN = 60_000
@@ -66,11 +66,7 @@ def test_grid_unit_from_tally_equals_recount(city, first, steps, tail, compact, 
         if kind == "update":
             table.update(pl.DataFrame([{**u, "sensor_id": "GI-1"} for u in arg], schema=SCHEMA))
             continue
-        if kind == "prune":
-            table.prune(arg * MIN)
-            continue
-        if kind == "checkpoint":
-            table.load(table.state())
+        if maintenance_step(kind, arg, [table], MIN):
             continue
         now, ends = tick_ends(kind, arg, now, MIN)
         frame = table.current(schema)
