@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from brain import ingest
 from brain.ingest import KIND_DTYPES, SCAN_SPEC, SENSOR_POSITION, decode_jsonl
-from brain.kernels import jsonscan, jsonscan_reference
+from brain.kernels import jsonscan, jsonscan_reference, jsonscan_spec, newlines
 from brain.kernels.jsonscan import line_bounds, line_bounds_reference, make_spec, scan
 from brain.kernels.jsonscan_reference import scan_reference
 from brain.schemas import KINDS, RECORD_TYPES
@@ -388,7 +388,7 @@ def test_spec_covers_exactly_the_numeric_kinds():
 
 def test_warm_up_and_examples():
     jsonscan.warm_up()
-    for module in (jsonscan, jsonscan_reference):
+    for module in (jsonscan, jsonscan_reference, jsonscan_spec, newlines):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, module.__name__
     assert ingest.__doc__ is not None and "fast=False" in ingest.__doc__
