@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brain.city.demo_gen import OWNERS
+from brain.city.demo_layout import OWNERS
 from brain.city.geo import EARTH_RADIUS_M
 
 CENTER = (114.06, 22.55)

@@ -92,7 +92,7 @@ def test_hazards(city):
         assert monitors and all(s.type == "hazard" and s.unit == h.unit for s in monitors)
 
 
-@pytest.mark.parametrize("module", ["brain.city", "brain.city.loader", "brain.city.checks", "brain.city.shapes", "brain.city.problems", "brain.city.geo", "brain.city.demo_gen"])
+@pytest.mark.parametrize("module", ["brain.city", "brain.city.loader", "brain.city.checks", "brain.city.shapes", "brain.city.problems", "brain.city.geo", "brain.city.demo_gen", "brain.city.demo_layout"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib
