@@ -139,6 +139,23 @@ def server(demo_run, cockpit_redis):
     s.stop()
 
 
+@pytest.fixture
+def live_setup(demo_run, tmp_path):
+    """A cockpit and an alert engine of their own (own Redis), so raising alerts in a test disturbs no other test."""
+    from tests.alerts.svc_helpers import write_rules
+
+    city, out = demo_run
+    own_redis = EmbeddedRedis(tmp_path / "redis")
+    url = own_redis.start()
+    toks = asyncio.run(make_tokens(url))
+    cockpit = ServerThread(city, out, url)
+    engine = EngineThread(url, write_rules(tmp_path))
+    yield cockpit, engine, toks
+    engine.close()
+    cockpit.stop()
+    own_redis.stop()
+
+
 @pytest.fixture(scope="session")
 def firing_fp(demo_run, cockpit_redis):
     """Fingerprints of alerts firing at the end of the demo run (the engine left them in Redis)."""

@@ -7,16 +7,12 @@ page loaded is checked to come from the cockpit itself.
 """
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-
-from tests.dashboards.conftest import EngineThread, ServerThread, make_tokens
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("CITYBRAIN_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts")) / "cockpit"
@@ -138,24 +134,6 @@ def test_overview_shows_every_district_with_the_apis_values_and_no_ack_for_a_vie
     cells = d.execute_script("return echarts.getMap('cells').geoJSON.features.map(f => f.properties.id)")
     assert sorted(cells) == sorted(x.id for x in city.cells)  # the grid page's map by cell
     assert only_local_resources(d, url) == []
-
-
-@pytest.fixture
-def live_setup(demo_run, tmp_path):
-    """A cockpit and an alert engine of their own (own Redis), so raising alerts here disturbs no other test."""
-    from streams.redis_server import EmbeddedRedis
-    from tests.alerts.svc_helpers import write_rules
-
-    city, out = demo_run
-    server_r = EmbeddedRedis(tmp_path / "redis")
-    url = server_r.start()
-    toks = asyncio.run(make_tokens(url))
-    cockpit = ServerThread(city, out, url)
-    engine = EngineThread(url, write_rules(tmp_path))
-    yield cockpit, engine, toks
-    engine.close()
-    cockpit.stop()
-    server_r.stop()
 
 
 def test_a_new_alert_appears_without_reload_and_an_operator_acknowledges_it(browser, live_setup):

@@ -1,5 +1,4 @@
 """Acknowledge and take back through API v1, applied by the real alert service; both under the tokens' identities."""
-import asyncio
 import time
 
 import httpx
@@ -7,24 +6,7 @@ import pytest
 
 from brain.alerts.lifecycle import Lifecycle
 from brain.alerts.model import Alert
-from tests.alerts.svc_helpers import seg_table, write_rules
-from tests.dashboards.conftest import EngineThread, ServerThread, make_tokens
-
-
-@pytest.fixture
-def live(demo_run, tmp_path):
-    from streams.redis_server import EmbeddedRedis
-
-    city, out = demo_run
-    r = EmbeddedRedis(tmp_path / "redis")
-    url = r.start()
-    toks = asyncio.run(make_tokens(url))
-    cockpit = ServerThread(city, out, url)
-    engine = EngineThread(url, write_rules(tmp_path))
-    yield cockpit, engine, toks
-    engine.close()
-    cockpit.stop()
-    r.stop()
+from tests.alerts.svc_helpers import seg_table
 
 
 def wait_for(pred, timeout_s=10.0):
@@ -36,8 +18,8 @@ def wait_for(pred, timeout_s=10.0):
     return pred()
 
 
-def test_ack_then_unack_are_applied_by_the_engine_under_each_token(live):
-    cockpit, engine, toks = live
+def test_ack_then_unack_are_applied_by_the_engine_under_each_token(live_setup):
+    cockpit, engine, toks = live_setup
     engine.call(engine.svc.on_window(seg_table({"S3": 2.4}), int(time.time() * 1000)))
     fp = next(iter(engine.svc.pipeline.state.alerts))
     alerts = engine.svc.pipeline.state.alerts
