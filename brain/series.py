@@ -151,3 +151,14 @@ def i64_or_null(name: str, values: np.ndarray) -> pl.Series:
 def take_rows(table: pl.DataFrame, idx: np.ndarray) -> pl.DataFrame:
     """The rows of ``table`` at the non-negative positions ``idx`` (a gather per column, no query)."""
     return frame([take(col, idx) for col in table.get_columns()])
+
+
+def floats(col: pl.Series) -> np.ndarray:
+    """``col`` as float64 numpy with NaN for a null: what ``col.cast(pl.Float64).fill_null(np.nan).to_numpy()``
+    gives, without ``fill_null``'s query (~0.1 ms of CPU each, ~0.01 ms this way: numpy reads a
+    float null as NaN). Read-only when polars can hand its buffer out as is.
+
+    >>> floats(pl.Series("n", [1, None, 3])).tolist()
+    [1.0, nan, 3.0]
+    """
+    return col.cast(pl.Float64).to_numpy()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from brain import series
 from brain.city.model import City
 from brain.pipeline import TickBatch
 from brain.vitals import grid, sensors
@@ -86,10 +87,10 @@ class CockpitTables:
         # a sensor never heard from has last_seen_ms -1 in the engine's clock table: null here
         frame = self.registry.join(seen, on="sensor_id", how="left").with_columns(
             pl.when(pl.col("last_seen_ms") >= 0).then(pl.col("last_seen_ms")).otherwise(None).alias("last_seen_ms"))
-        last = frame["last_seen_ms"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        last = series.floats(frame["last_seen_ms"])
         code = sensors.freshness(last, end, self.interval_s, self.config.fresh_factor, self.config.silent_factor)
         age_s = (end - last) / 1000.0
         return frame.with_columns(
-            pl.Series("age_s", age_s, dtype=pl.Float64).fill_nan(None),
+            series.f64("age_s", age_s, nan_to_null=True),
             pl.Series("freshness", [sensors.FRESHNESS_NAMES[c] for c in code], dtype=pl.Utf8),
             pl.lit(end, pl.Int64).alias("window_end_ms"))

@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from brain import checkpoint
+from brain import checkpoint, series
 from brain.city.model import utility_field
 from brain.faults import SENSOR_FAULTS_SCHEMA
 from brain.kernels import sensorfault as sf
@@ -142,15 +142,19 @@ class _Family:
         # drift shows sooner against peers, a sensor with one peer only against itself)
         self.peer_state = sf.fault_state(len(sensors), len(fields), len(types)) if self.own else None
 
-    def full_scale(self, frame: pl.DataFrame, vmax: np.ndarray) -> np.ndarray:
+    def rows_of(self, frame: pl.DataFrame) -> np.ndarray:
+        """Each row's sensor index in the family (-1: not one of its sensors)."""
+        return np.array([self.index.get(s, -1) for s in frame["sensor_id"].to_list()], dtype=np.int64)
+
+    def full_scale(self, frame: pl.DataFrame, vmax: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Indices of the sensors whose primary tick value is at or above ``vmax`` (their valid maximum)."""
         if frame.height == 0:
             return np.zeros(0, dtype=np.int64)
-        rows = np.array([self.index.get(s, -1) for s in frame["sensor_id"].to_list()], dtype=np.int64)
+        rows = self.rows_of(frame) if rows is None else rows
         hit = np.zeros(frame.height, dtype=bool)
         for f, name in enumerate(self.fields):
             if name in frame.columns:
-                col = frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                col = series.floats(frame[name])
                 mine = (rows >= 0) & (self.prim[np.maximum(rows, 0)] == f)
                 hit |= mine & (col >= vmax[np.maximum(rows, 0)])
         return np.unique(rows[hit])
@@ -192,14 +196,15 @@ class _Family:
             if len(peers) and np.any((dtot[peers] * dtot[k] < 0) & (np.abs(dtot[peers]) > abs(dtot[k]))):
                 flags[k] &= ~sf.FLAG_DRIFT
 
-    def tick(self, frame: pl.DataFrame, ref: np.ndarray, end: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def tick(self, frame: pl.DataFrame, ref: np.ndarray, end: int = 0,
+             rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         vals = np.full((len(self.ids), len(self.fields)), np.nan)
         if frame.height:
-            rows = np.array([self.index.get(s, -1) for s in frame["sensor_id"].to_list()], dtype=np.int64)
+            rows = self.rows_of(frame) if rows is None else rows
             ok = rows >= 0
             for f, name in enumerate(self.fields):
                 if name in frame.columns:
-                    col = frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                    col = series.floats(frame[name])
                     if name in SIGNED_SCALE:
                         z = col / SIGNED_SCALE[name]
                         col = z + np.sqrt(z * z + 1.0)  # = exp(asinh(z)), > 0 for every z
@@ -285,10 +290,12 @@ class FaultOperator:
         for end in batch.ends:
             frames = {fam.name: batch.tick_table("inputs", fam.table, end)
                       for fam in self.families.values() if fam.table in batch.inputs}
+            # each frame's sensor rows, once for both uses (a dict lookup per row)
+            rows_of = {name: self.families[name].rows_of(frame) for name, frame in frames.items() if frame.height}
             if FULL_SCALE_IS_SPIKE:
                 for name, frame in frames.items():
                     fam = self.families[name]
-                    pinned = [self.mon_index[fam.ids[k]] for k in fam.full_scale(frame, self._vmax[name])]
+                    pinned = [self.mon_index[fam.ids[k]] for k in fam.full_scale(frame, self._vmax[name], rows_of.get(name))]
                     if pinned:
                         self._rejected_idx = np.concatenate([self._rejected_idx, np.array(pinned, dtype=np.int64)])
                         self._rejected_ts = np.concatenate([self._rejected_ts, np.full(len(pinned), int(end), np.int64)])
@@ -304,7 +311,7 @@ class FaultOperator:
                     continue
                 frame = frames[fam.name]
                 ref = self._probe_speed(batch, end) if fam.name == "traffic" else np.full(len(fam.ids), np.nan)
-                flags, logp, events, dtot = fam.tick(frame, ref, end)
+                flags, logp, events, dtot = fam.tick(frame, ref, end, rows_of.get(fam.name))
                 fam.common_mode(flags, dtot)
                 fam.dragged(flags, dtot)
                 if fam.name in DRIFT_MIN_LOG_BY_FAMILY:
@@ -341,7 +348,9 @@ class FaultOperator:
             seen = batch.tick_table("inputs", "sensor_last_seen", end)
             if seen.height:
                 idx = np.array([self.mon_index.get(s, -1) for s in seen["sensor_id"].to_list()], dtype=np.int64)
-                ts = seen["last_seen_ms"].cast(pl.Float64).fill_null(-1.0).to_numpy()
+                col = seen["last_seen_ms"]
+                ts = series.floats(col)
+                ts = np.where(series.not_null(col, ts), ts, -1.0)
                 ok = idx >= 0
                 np.maximum.at(self.last_seen, idx[ok], ts[ok])
         flags, quiet = sf.silence_tick(self.last_seen, float(end), self.silence)

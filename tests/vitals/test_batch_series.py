@@ -45,3 +45,18 @@ def test_gathers_and_frames_equal_public_ones(numbers, texts, data):
     assert_frame_equal(series.frame(table.get_columns()), pl.DataFrame(table.get_columns()))
     with pytest.raises((IndexError, pl.exceptions.PolarsError)):
         series.take(table["x"], np.array([n]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)), max_size=40).map(
+           lambda v: pl.Series("x", v, dtype=pl.Float64)),
+       st.lists(st.one_of(st.none(), st.integers(-(2**53), 2**53)), max_size=40).map(lambda v: pl.Series("n", v, dtype=pl.Int64)),
+       st.lists(st.one_of(st.none(), st.floats(width=32)), max_size=40).map(lambda v: pl.Series("f", v, dtype=pl.Float32))))
+def test_floats_equal_fill_null_nan(col):
+    """``series.floats`` (the operators' numpy view of a numeric column) gives what the query it
+    replaced gives: the values as float64, NaN where null, NaN values and infinities kept."""
+    from brain import series
+
+    got, want = series.floats(col), col.cast(pl.Float64).fill_null(np.nan).to_numpy()
+    assert got.dtype == np.float64 and got.shape == want.shape
+    assert np.array_equal(got.view(np.int64), want.view(np.int64)) or np.array_equal(got, want, equal_nan=True)

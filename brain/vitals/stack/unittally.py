@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from brain import series
 from brain.vitals import grid
 from brain.vitals.stack.casetally import CaseSnapshots, CaseTally, _figures
 
@@ -72,7 +73,7 @@ def grid_unit_frame(snap: CaseSnapshots, ticks) -> pl.DataFrame:
             "category": pl.Series("category", [pairs[order[i]][1] for i in g.tolist()], dtype=pl.Utf8)}
     for name in grid.METRIC_COLUMNS:
         v = m[name][ti, g]
-        cols[name] = (pl.Series(name, v, dtype=pl.Float64).fill_nan(None) if v.dtype == np.float64
+        cols[name] = (series.f64(name, v, nan_to_null=True) if v.dtype == np.float64
                       else pl.Series(name, v, dtype=pl.Int64))
     cols["window_end_ms"] = pl.Series("window_end_ms", np.asarray(ticks, dtype=np.int64)[ti], dtype=pl.Int64)
     return pl.DataFrame(cols, schema=GRID_UNIT_SCHEMA)
