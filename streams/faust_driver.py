@@ -66,6 +66,11 @@ Topology (stages in :mod:`streams.faust_stages`, their checkpoints in :mod:`stre
       │ partitions (#2..N)    │───────────────┘
       └──────────────────────┘
 
+- The split merge (``citybrain worker --merge-shards S``, :mod:`streams.faust_shards`): the
+  corridors are dealt over S corridor shards (``<app>.shards``, S partitions, role stage
+  ``shards``); each partition stage also sends every shard its partial restricted to the shard's
+  sensors, each shard closes ticks on the same merged watermark and plans its corridors' green
+  waves (``signal_plans:<end>:s<k>``), and the city merge runs the rest without them.
 - Published tables are columnar JSON (:mod:`streams.faust_io`: one object of column arrays per
   table and window; :func:`decode_vitals_message` gives the rows back).
 - Partials are cut into pieces of at most 512 KB (:func:`streams.faust_stages.partial_pieces`)
@@ -134,6 +139,23 @@ PUBLISHED_TABLES = ("district", "city", "anomaly", "sensor_faults", "signal_plan
 
 #: What a worker runs (``citybrain worker --role``): both stages, only the partitions', only the merge.
 ROLES = ("all", "partitions", "merge")
+#: The stages a role may name, joined by ``+`` (``partitions+shards``); ``all`` is every one of them.
+STAGES = ("partitions", "merge", "shards")
+
+
+def role_stages(role: str) -> set[str]:
+    """The stages of a ``--role``: ``all``, or stages joined by ``+`` (``shards``: the corridor
+    shards of the split merge, :mod:`streams.faust_shards`).
+
+    >>> sorted(role_stages("all")), sorted(role_stages("partitions+shards"))
+    (['merge', 'partitions', 'shards'], ['partitions', 'shards'])
+    """
+    if role == "all":
+        return set(STAGES)
+    stages = set(role.split("+")) if isinstance(role, str) else set()
+    if not stages or not stages <= set(STAGES):
+        raise ValueError(f"role must be all or some of {', '.join(STAGES)} joined by '+', got {role!r}")
+    return stages
 
 
 def _merge_piece(pipeline, value: bytes, tables: tuple[str, ...]) -> list:
@@ -204,6 +226,7 @@ def make_app(
     checkpoint_every_s: float = 0.0,
     role: str = "all",
     merge_thread: bool = False,
+    merge_shards: int = 0,
 ):
     """A Faust app with the two stages of the distributed engine (see the module docstring).
 
@@ -223,8 +246,12 @@ def make_app(
     ``role``: which stages this worker runs — ``"all"`` (both), ``"partitions"`` (only the
     per-partition stage: it never holds the merge) or ``"merge"`` (only the merge stage); one
     consumer group either way, Faust assigns each topic's partitions among the workers subscribed to
-    it. ``merge_thread``: the merge's tick work (and the encoding of its published tables) runs in
+    it; stages may be joined by ``+`` (:func:`role_stages`), ``shards`` being the corridor shards.
+    ``merge_thread``: the merge's tick work (and the encoding of its published tables) runs in
     a thread, so the event loop keeps serving the partitions' batches while a tick closes.
+    ``merge_shards``: the split merge (:mod:`streams.faust_shards`): 0 (default) plans the green
+    waves in the merge; S > 0 deals the corridors over S shards (``<app>.shards``, S partitions, to
+    create first) planned by the workers whose role has ``shards``; every worker must give the same S.
     ``app.citybrain`` holds the settings and, while running, the stages' states.
     """
     import faust
@@ -248,8 +275,9 @@ def make_app(
         raise ValueError(f"checkpoint_every_s must be >= 0 seconds, got {checkpoint_every_s!r}")
     if not isinstance(worker_id, int) or worker_id < 0:
         raise ValueError(f"worker_id must be a non-negative int, got {worker_id!r}")
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    stages = role_stages(role)
+    if not isinstance(merge_shards, int) or merge_shards < 0:
+        raise ValueError(f"merge_shards must be an int >= 0, got {merge_shards!r}")
     config = config or PipelineConfig()
     app = faust.App(
         app_id,
@@ -282,6 +310,15 @@ def make_app(
     dead_out = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw", partitions=1)
     settings = app.citybrain = type("CityBrainSettings", (), {})()
     settings.topic_names = [input_topic, vitals_topic, deadletter_topic, partials_name]
+    shard_plan = shards_out = None
+    if merge_shards:  # the split merge: green waves per corridor shard, the rest in the city merge
+        from streams.faust_shards import ShardPlan, shards_topic_name
+
+        shard_plan = ShardPlan(city, merge_shards)
+        shards_out = app.topic(shards_topic_name(app_id), key_type=bytes, value_type=bytes, key_serializer="raw",
+                               value_serializer="raw", partitions=merge_shards)
+        settings.topic_names.append(shards_topic_name(app_id))
+    settings.shard_plan = shard_plan
     settings.out_dir = Path(out_dir)
     settings.states = {}
     settings.merge = None
@@ -317,10 +354,14 @@ def make_app(
     async def flush() -> None:
         await app.producer.flush()
 
+    async def send_shard(shard: int, key: bytes, value: bytes) -> None:
+        await shards_out.send(key=key, value=value, partition=shard)
+
     reader = PartitionReader(city, config, out_dir, app_id, send=send, flush=flush, input_topic=input_topic,
                              partials_topic=partials_name, deadletter_topic=deadletter_topic, worker_id=worker_id,
                              piece_bytes=piece_bytes, idle_timeout_s=idle_timeout_s, crash_after=crash_after,
-                             checkpoint_every_s=checkpoint_every_s, hold=lambda m: m.incref(), release=lambda m: m.ack(app.consumer))
+                             checkpoint_every_s=checkpoint_every_s, hold=lambda m: m.incref(), release=lambda m: m.ack(app.consumer),
+                             shards=shard_plan, send_shard=send_shard)
     settings.reader = reader
     settings.states = reader.states
 
@@ -341,9 +382,9 @@ def make_app(
             except Exception:
                 fail_stop(events)
 
-    if role != "merge":  # this worker's consumer subscribes to the input topic only if it runs the partitions' stage
+    if "partitions" in stages:  # this worker's consumer subscribes to the input topic only if it runs the partitions' stage
         per_partition = app.agent(records, name="citybrain-partition")(per_partition)
-    if role != "merge" and (idle_timeout_s is not None or checkpoint_every_s > 0):
+    if "partitions" in stages and (idle_timeout_s is not None or checkpoint_every_s > 0):
         @app.timer(interval=max(0.2, min(1.0, (idle_timeout_s or 4.0) / 4, (checkpoint_every_s or 2.0) / 2)))
         async def partition_timer():
             # Held batches whose checkpoint is due (a quiet or revoked partition's too), then the idle
@@ -375,6 +416,10 @@ def make_app(
             settings.alerts = parts["alerts"] = await alerts()
             settings.alerts_reconciled = time.monotonic()
         ops = (operators or merge_operators)(city, config, out_dir)
+        if shard_plan is not None:  # the corridor shards plan the green waves
+            from streams.greenwave_operator import GreenWaveOperator
+
+            ops = [op for op in ops if not isinstance(op, GreenWaveOperator)]
         state = StageState(MergePipeline(city, config, partitions=partitions, window_operators=ops),
                            checkpoint_path(out_dir, app_id, "merge"), parts)
         if state.load():
@@ -431,7 +476,14 @@ def make_app(
                 except Exception:  # noqa: BLE001 - shutting down: the alert state is in Redis and the checkpoint
                     log.warning("alert service did not close cleanly", exc_info=True)
 
-    if role != "partitions":  # the one partition of the partials topic goes to a worker subscribed to it
+    if "merge" in stages:  # the one partition of the partials topic goes to a worker subscribed to it
         merge = app.agent(partials_out, name="citybrain-merge")(merge)
-    settings.agents = (per_partition, merge)
+    shards = None
+    if shard_plan is not None and "shards" in stages:
+        from streams.faust_shards import add_shard_agent
+
+        shards = add_shard_agent(app, shards_out, vitals_out, city=city, config=config, out_dir=out_dir, app_id=app_id,
+                                 partitions=partitions, plan=shard_plan, worker_id=worker_id, batch_size=batch_size,
+                                 batch_within_s=batch_within_s, fail_stop=fail_stop, hold_offsets=_hold_offsets)
+    settings.agents = (per_partition, merge, shards)
     return app

@@ -223,7 +223,7 @@ class PartitionReader:
 
     def __init__(self, city, config, out_dir, app_id: str, *, send, flush, input_topic: str, partials_topic: str,
                  deadletter_topic: str, worker_id: int = 0, piece_bytes: int | None = None, idle_timeout_s: float | None = None,
-                 crash_after: int = 0, checkpoint_every_s: float = 0.0, hold=None, release=None):
+                 crash_after: int = 0, checkpoint_every_s: float = 0.0, hold=None, release=None, shards=None, send_shard=None):
         from brain.pipeline import PipelineConfig
 
         self.city, self.config, self.out_dir, self.app_id = city, config or PipelineConfig(), Path(out_dir), app_id
@@ -237,6 +237,9 @@ class PartitionReader:
             raise ValueError("checkpoint_every_s must be >= 0 seconds, and > 0 needs hold and release")
         self.checkpoint_every_s = checkpoint_every_s
         self.hold, self.release = hold, release
+        # The split merge (streams.faust_shards): each partial also goes, restricted to its sensors,
+        # to every corridor shard, ``send_shard(shard, key, value)``.
+        self.shards, self.send_shard = shards, send_shard
         self.held: dict[int, list] = {}  # partition -> transport messages applied, not yet in a checkpoint (not acked)
         self.replay: dict[int, list[bytes]] = {}  # partition -> the batches applied since its last checkpoint
         self.saved_at: dict[int, float] = {}
@@ -346,12 +349,21 @@ class PartitionReader:
         return done
 
     async def _send_partials(self, state) -> None:
+        await self._send_parts(state.pipeline.take_partials(), state.pipeline)
+
+    async def _send_parts(self, parts, pipeline) -> None:
         from streams.faust_stages import partial_pieces
 
-        for part in state.pipeline.take_partials():
-            pieces = partial_pieces(part, self.piece_bytes) if self.piece_bytes else partial_pieces(part)
-            for piece in pieces:  # a big partial in several messages
+        def pieces(part):
+            return partial_pieces(part, self.piece_bytes) if self.piece_bytes else partial_pieces(part)
+
+        for part in parts:
+            for piece in pieces(part):  # a big partial in several messages
                 await self.send(self.partials_topic, part.key, piece)
+            if self.shards is not None:
+                for shard, sub in enumerate(self.shards.restrict(part, pipeline)):
+                    for piece in pieces(sub):
+                        await self.send_shard(shard, sub.key, piece)
 
     async def _save(self, state) -> None:
         partition = state.pipeline.partition
@@ -389,11 +401,7 @@ class PartitionReader:
                     self.flushed[partition] = state.pipeline.clock.newest_ms()
                 parts = state.pipeline.take_partials()
                 parts.append(Partial(partition, [], state.pipeline.clock.watermark_ms, idle=True))
-                from streams.faust_stages import partial_pieces
-
-                for part in parts:
-                    for piece in partial_pieces(part, self.piece_bytes) if self.piece_bytes else partial_pieces(part):
-                        await self.send(self.partials_topic, part.key, piece)
+                await self._send_parts(parts, state.pipeline)
                 await self.flush()
                 self.idle_sent[partition] = now
                 await self._save(state)

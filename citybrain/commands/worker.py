@@ -64,11 +64,16 @@ def register(sub) -> None:
                    help="do not evaluate alert rules in the merge stage (by default the worker holding the merge runs the rules, "
                         "the alert pipeline and delivery, with its state in CITYBRAIN_REDIS_URL — give every worker the same "
                         "Redis — or else an embedded Redis under --out/redis)")
-    w.add_argument("--role", default="all", choices=("all", "partitions", "merge"),
+    w.add_argument("--role", default="all", metavar="ROLE",
                    help="which stages this worker runs: all (default: the per-partition stage of whichever input partitions "
                         "Faust gives it, and the merge stage if it gets that), partitions (never the merge), merge (only the "
                         "merge). Start one --role merge and any number of --role partitions workers so the merge's tick work "
-                        "(vital signs, anomaly, green waves, alerts) never holds back the partitions' reading")
+                        "(vital signs, anomaly, green waves, alerts) never holds back the partitions' reading. With "
+                        "--merge-shards, shards runs corridor shards; stages join with + (partitions+shards)")
+    w.add_argument("--merge-shards", type=int, default=0, metavar="S",
+                   help="split merge: deal the city's corridors over S shards, each planned (green waves) by whichever worker "
+                        "whose role has shards holds it (default 0: the merge plans them). Every worker of the app must give "
+                        "the same S")
     w.add_argument("--merge-thread", action="store_true",
                    help="run the merge's tick work in a thread, so this worker's partitions keep reading while a tick closes "
                         "(polars and the numba kernels release the GIL; the Python parts do not)")
@@ -123,6 +128,15 @@ def worker_command(args) -> int:
         raise UserError(f"--idle-timeout must be >= 0 seconds (0: never), got {args.idle_timeout}")
     if args.worker_id < 0:
         raise UserError(f"--id must be >= 0, got {args.worker_id}")
+    from streams.faust_driver import role_stages
+
+    try:
+        stages = role_stages(args.role)
+    except ValueError as exc:
+        raise UserError(f"--role: {exc}") from None
+    if args.merge_shards < 0:
+        raise UserError(f"--merge-shards must be >= 0, got {args.merge_shards}")
+    from streams.faust_shards import shard_stage, shards_topic_name
     try:
         config = PipelineConfig(window_s=args.window, allowed_lateness_s=args.lateness)
     except ValueError as exc:
@@ -130,7 +144,13 @@ def worker_command(args) -> int:
     city = _load_city(args.city)
     topic = args.topic or INPUT_TOPIC
     vitals_topic, dead_topic = args.vitals_topic or VITALS_TOPIC, args.deadletter_topic or DEADLETTER_TOPIC
-    counts = _check_broker(args.broker, {topic: args.partitions, vitals_topic: 1, dead_topic: 1, partials_topic_name(args.app_id): 1})
+    spec = {topic: args.partitions, vitals_topic: 1, dead_topic: 1, partials_topic_name(args.app_id): 1}
+    if args.merge_shards:
+        spec[shards_topic_name(args.app_id)] = args.merge_shards
+    counts = _check_broker(args.broker, spec)
+    if args.merge_shards and counts.get(shards_topic_name(args.app_id), args.merge_shards) != args.merge_shards:
+        raise UserError(f"topic {shards_topic_name(args.app_id)} has {counts[shards_topic_name(args.app_id)]} partitions, "
+                        f"--merge-shards says {args.merge_shards}: give the same number, or another --app-id")
     partitions = counts.get(topic, args.partitions)  # an existing topic keeps its own count
     out = Path(args.out)
     try:
@@ -138,6 +158,7 @@ def worker_command(args) -> int:
     except OSError as exc:
         raise UserError(f"cannot create --out {out}: {exc}") from None
     paths = [checkpoint_path(out, args.app_id, p) for p in range(partitions)] + [checkpoint_path(out, args.app_id, "merge")]
+    paths += [checkpoint_path(out, args.app_id, shard_stage(k)) for k in range(args.merge_shards)]
     if args.fresh:
         for ckpt in paths:
             CheckpointFile(ckpt).remove()  # the latest and the previous one
@@ -154,7 +175,7 @@ def worker_command(args) -> int:
     # The merge stage's anomaly state checkpoints as a delta against whole states in a directory of its
     # own beside its checkpoint (shared --out: whichever worker runs the merge finds them).
     bases = Path(str(checkpoint_path(out, args.app_id, "merge")).removesuffix(".ckpt") + "-anomaly-bases")
-    prebuilt = [warm_up(city, config, out, merge=args.role != "partitions", anomaly_bases=bases)]
+    prebuilt = [warm_up(city, config, out, merge=bool(stages & {"merge", "shards"}), anomaly_bases=bases)]
 
     def operators(city_, config_, out_):
         return prebuilt.pop() if prebuilt else merge_operators(city_, config_, out_, bases)
@@ -163,8 +184,8 @@ def worker_command(args) -> int:
                    partitions=partitions, app_id=args.app_id,
                    worker_id=args.worker_id, config=config, batch_size=args.batch, batch_within_s=args.within, operators=operators,
                    idle_timeout_s=args.idle_timeout or None, checkpoint_every_s=args.checkpoint_s,
-                   role=args.role, merge_thread=args.merge_thread,
-                   alerts=None if args.no_alerts or args.role == "partitions" else _alert_factory(city, args, out))
+                   role=args.role, merge_thread=args.merge_thread, merge_shards=args.merge_shards,
+                   alerts=None if args.no_alerts or "merge" not in stages else _alert_factory(city, args, out))
     print(f"citybrain worker {args.worker_id} (role {args.role}): {args.broker} topic {topic} ({partitions} partitions) -> {VITALS_TOPIC}, "
           f"{DEADLETTER_TOPIC}; checkpoints {ckpt}",
           file=sys.stderr, flush=True)

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("faust", reason="faust-streaming is not installed (the `test`/`kafka` extras)")
 pytest.importorskip("aiokafka", reason="aiokafka is not installed (the `test`/`kafka` extras)")
 
-MODULES = ["streams.faust_driver", "streams.faust_io", "streams.faust_read", "streams.faust_stages", "streams.faust_state"]
+MODULES = ["streams.faust_driver", "streams.faust_io", "streams.faust_read", "streams.faust_shards", "streams.faust_stages", "streams.faust_state"]
 
 
 @pytest.mark.parametrize("name", MODULES)
