@@ -107,13 +107,17 @@ def default_corridor(n: int = 8, seed: int = 4, cycle_s: float | None = 60.0):
     spec = CorridorSpec(id=f"sumo-{n}-s{seed}", intersections=inters, speed_out_kmh=v, speed_in_kmh=v,
                         cycle_s=cycle_s, cycle_min_s=60, cycle_max_s=120, volume_out_vph=vol_out, volume_in_vph=vol_in,
                         lanes_per_direction=2, join_out_vph=join_out, join_in_vph=join_in,
-                        exit_share_out=exit_out, exit_share_in=exit_in)
+                        exit_share_out=exit_out, exit_share_in=exit_in,
+                        # the joins turn left from the one-lane side streets on a permissive green
+                        joins_permissive_left=True)
     return spec, [float(s) for s in side], turns_out, turns_in
 
 
 def shared_timing(spec: CorridorSpec):
-    """Webster cycle and splits rounded to whole seconds: the common ground of every strategy."""
-    plan = optimize_corridor(spec, objective="bandwidth")
+    """Webster cycle and splits rounded to whole seconds: the common ground of every strategy.
+    The corridor's given timing, as a timing sheet without turning-movement adjustments has it:
+    Webster from the nominal saturation flows (no permissive-left factor on the side lanes)."""
+    plan = optimize_corridor(msgspec.structs.replace(spec, joins_permissive_left=False), objective="bandwidth")
     ints = integer_timings(plan)
     greens = [np.array([g for g, _, _ in row]) for row in ints]
     return round(plan.cycle_s), greens

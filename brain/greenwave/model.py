@@ -104,7 +104,8 @@ class CorridorSpec(msgspec.Struct, forbid_unknown_fields=True):
     (:mod:`brain.greenwave.delay`) at the corridor's ends. For that model, per intersection:
     ``join_out_vph``/``join_in_vph`` side-street traffic turning into the arterial there (veh/h,
     released in the side phase), ``exit_share_out``/``exit_share_in`` the share of the arterial
-    traffic that turns off there (0-1); ``lanes_per_direction`` the arterial's through lanes.
+    traffic that turns off there (0-1); ``lanes_per_direction`` the arterial's through lanes;
+    ``joins_permissive_left`` the joins turn left on a permissive green from one shared side lane.
     """
 
     id: str
@@ -124,6 +125,10 @@ class CorridorSpec(msgspec.Struct, forbid_unknown_fields=True):
     join_in_vph: list[float] | None = None
     exit_share_out: list[float] | None = None
     exit_share_in: list[float] | None = None
+    #: the joins turn left from the side street's single shared lane on a permissive green
+    #: (yielding to the opposing side flow): the planner lowers the side phase's saturation flow
+    #: for the through vehicles they block (:mod:`brain.greenwave.side_streets`)
+    joins_permissive_left: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

@@ -34,6 +34,7 @@ from brain.greenwave.model import CorridorSpec
 from brain.greenwave.plan import IntersectionTiming, PhaseTiming, Plan
 from brain.greenwave.limits import cycle_limit_violations
 from brain.greenwave.safety import UnsafePlanError, assert_safe
+from brain.greenwave.side_streets import with_effective_side_saturation
 from brain.greenwave.webster import corridor_cycle_s, corridor_greens_s
 from brain.kernels.bandwidth import band_of_offsets, max_bandwidth
 
@@ -75,6 +76,9 @@ def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, p
     """
     if objective not in ("delay", "bandwidth"):
         raise ValueError(f"objective must be 'delay' or 'bandwidth', got {objective!r}")
+    # joins turning left on a permissive green from one shared side lane block its through
+    # vehicles: cycle, splits and the side-street model all see the lane's real saturation flow
+    spec = with_effective_side_saturation(spec)
     if cycle_s is not None:
         cycle = float(cycle_s)
     else:

@@ -92,7 +92,8 @@ def test_own_cycle_is_the_least_modelled_candidate_within_the_bounds():
     cands = candidates_s(spec)
     assert set(ch.modelled_s) == set(cands) and all(40.0 <= c <= spec.cycle_max_s for c in cands)
     assert ch.cycle_s == min(cands, key=lambda c: ch.modelled_s[c])
-    # the splits are the whole-second Webster splits at that cycle, the same rule the baselines get
+    # the splits are the whole-second Webster splits at that cycle (from the side lanes' effective
+    # saturation), the same splits the baselines get at ours' cycle
     for got, want in zip(ch.greens_s, whole_second_greens(msgspec.structs.replace(spec, cycle_s=None), ch.cycle_s)):
         np.testing.assert_array_equal(got, want)
     for it, g in zip(ch.plan.intersections, ch.greens_s):

@@ -27,6 +27,7 @@ MODULES = [
     "brain.greenwave.network",
     "brain.greenwave.subsystems",
     "bench.sumo_net.own_cycle",
+    "brain.greenwave.side_streets",
 ]
 
 
