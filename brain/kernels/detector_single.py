@@ -18,8 +18,10 @@ import numpy as np
 from numba import carray, njit, types
 from numba.core.extending import intrinsic
 
-from brain.kernels.detector import N_COLS, REASONS, SEA_COLS, _step, detector_state  # noqa: F401 (REASONS: doctest)
-from brain.kernels.faults import PD_COLS, peer_drift_state
+import math
+
+from brain.kernels.detector import N_COLS, REASONS, SEA_COLS, _step, detector_state, peer_surprise  # noqa: F401 (REASONS: doctest)
+from brain.kernels.faults import PD_COLS, PD_N, peer_drift_state
 
 #: one key's state in one contiguous float64 buffer (:func:`detector_step_at`): the scalars, the
 #: seasonal profile, the peer-drift state, then the last point's outputs
@@ -29,6 +31,10 @@ OUT_REASON = 2
 OUT_ONGOING = 3
 N_OUT = 4
 SINGLE_LEN = N_COLS + SEA_COLS + PD_COLS + N_OUT
+#: timestamps (s) the one-key entry takes; beyond, it returns ``REFUSED`` and changes nothing
+#: (int64 ms stay exact below it; the caller raises the error)
+MAX_TS_S = 9.0e12
+REFUSED = -1.0
 
 
 def single_state() -> np.ndarray:
@@ -63,14 +69,25 @@ def detector_step_at(addr, ts_s, x):
     """Score then learn one point of the one-key buffer at address ``addr`` (``buf.ctypes.data`` of
     :func:`single_state`; the caller keeps ``buf`` alive). ``ts_s``: seconds since the epoch,
     rounded to ms as Python's ``round`` does. Returns the score; the other outputs are written to the
-    buffer's ``out`` part (:func:`single_views`)."""
+    buffer's ``out`` part (:func:`single_views`). A timestamp that is not finite or not within
+    ``MAX_TS_S`` of the epoch returns ``REFUSED`` and changes nothing. A key that has learned a
+    peer reference (:func:`brain.kernels.detector.detector_step_peer`) keeps its peer-drift
+    statistic here too, as with a missing peer: the checks live here, not in the caller, because
+    each Python-side test costs ~10-20 % of a point one at a time."""
+    if not (-MAX_TS_S < ts_s < MAX_TS_S):
+        return REFUSED
     S = carray(_f64_ptr(addr), (1, N_COLS))
     SEA = carray(_f64_ptr(addr + 8 * N_COLS), (1, SEA_COLS))
     out = carray(_f64_ptr(addr + 8 * (N_COLS + SEA_COLS + PD_COLS)), (N_OUT,))
-    score, expected, z, reason, ongoing = _step(S, SEA, 0, np.int64(np.rint(ts_s * 1000.0)), x, -1.0)
+    ts_ms = np.int64(np.rint(ts_s * 1000.0))
+    s_peer = -1.0
+    if math.isfinite(x):
+        PD = carray(_f64_ptr(addr + 8 * (N_COLS + SEA_COLS)), (1, PD_COLS))
+        if PD[0, PD_N] != 0.0:
+            s_peer = peer_surprise(PD, 0, x, math.nan, ts_ms)
+    score, expected, z, reason, ongoing = _step(S, SEA, 0, ts_ms, x, s_peer)
     out[OUT_EXPECTED] = expected
     out[OUT_Z] = z
     out[OUT_REASON] = reason
     out[OUT_ONGOING] = ongoing
     return score
-

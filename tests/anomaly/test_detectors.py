@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from brain.anomaly import BatchDetector, SeasonalDetector, default_detector, warm_up
 from brain.kernels import detector as kernel
@@ -204,3 +207,42 @@ def test_scores_rank_strong_evidence_without_saturating():
         det = BatchDetector(1)
         tops.append(det.score_learn_many(np.zeros(2001, dtype=np.int64), ts, np.r_[base, 50 + size])[-1])
     assert 0.999 < tops[0] < tops[1] < tops[2] < 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.5, 600.0), st.floats(-50.0, 150.0),
+                          st.sampled_from(["none", "peer", "nan_peer", "nan_value", "int_ts"])),
+                min_size=5, max_size=120))
+def test_one_point_fast_path_equals_the_kernel(points):
+    """The one-point path (range check and a peered key's peer statistic inside the one-key kernel)
+    answers what the array kernels answer, whatever mix of peers, missing peers and missing values."""
+    det = default_detector()
+    S, SEA = kernel.detector_state(1)
+    PD = kernel.peer_drift_state(1)
+    t = 1_767_571_200.0
+    for gap_s, x, kind in points:
+        t += gap_s
+        value = math.nan if kind == "nan_value" else x
+        ts = int(t) if kind == "int_ts" else t
+        peer = 0.9 * x + 1.0 if kind == "peer" else (math.nan if kind == "nan_peer" else None)
+        got = det.score_learn_one(ts, value, peer)
+        ts_ms = int(round(float(ts) * 1000.0))
+        if peer is None and not det._peered:
+            want = kernel.detector_step(S, SEA, 0, ts_ms, value)
+        else:
+            want = kernel.detector_step_peer(S, SEA, PD, 0, ts_ms, value, math.nan if peer is None else peer)
+        assert got == want[0]
+        assert det.last_reason == kernel.REASONS[want[3]]
+
+
+def test_out_of_range_timestamps_are_refused_and_learn_nothing():
+    det = default_detector()
+    for i in range(50):
+        det.score_learn_one(60.0 * i, 1.0 + i % 3)
+    before = det._buf.copy()
+    for bad in (1e13, -1e13, math.inf, math.nan, 10**20):
+        with pytest.raises(ValueError, match="timestamp"):
+            det.score_learn_one(bad, 2.0)
+    with pytest.raises(TypeError, match="timestamp"):
+        det.score_learn_one("yesterday", 2.0)
+    assert np.array_equal(det._buf, before)
