@@ -144,14 +144,13 @@ def test_no_checkpoint_means_no_committed_output(recording, city, tmp_path, stra
     assert history(tmp_path) == straight[0]
 
 
-def test_sigterm_to_citybrain_run_mid_file_then_restart(tmp_path, city):
-    """The real signal path: `citybrain run --source FILE` paced at 1 simulated hour per second,
-    SIGTERM once its first checkpoint is on disk, then run again; the history equals a run that
-    was never stopped."""
+def _recorded_day_run_whole(tmp_path, city, seed: int) -> tuple[list[str], dict[str, str]]:
+    """Six simulated hours recorded to a file, run once without a stop into ``tmp_path/whole``: the
+    ``citybrain run`` command line and environment to run it again, checkpointing after every batch."""
     from streams.sim import Simulator
 
     rec = tmp_path / "day.jsonl"
-    sim = Simulator(city, seed=5)
+    sim = Simulator(city, seed=seed)
     with rec.open("wb") as fh:
         for chunk in sim.jsonl_batches(sim.start_ms + 6 * 3_600_000, batch_s=3600):
             fh.write(chunk)
@@ -160,6 +159,14 @@ def test_sigterm_to_citybrain_run_mid_file_then_restart(tmp_path, city):
     whole = subprocess.run([*cli, "--speed", "0", "--out", str(tmp_path / "whole")], capture_output=True, text=True,
                            timeout=300, env=env)
     assert whole.returncode == 0, whole.stderr
+    return cli, env
+
+
+def test_sigterm_to_citybrain_run_mid_file_then_restart(tmp_path, city):
+    """The real signal path: `citybrain run --source FILE` paced at 1 simulated hour per second,
+    SIGTERM once its first checkpoint is on disk, then run again; the history equals a run that
+    was never stopped."""
+    cli, env = _recorded_day_run_whole(tmp_path, city, seed=5)
     out = tmp_path / "stopped"
     proc = subprocess.Popen([*cli, "--speed", "3600", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
@@ -182,18 +189,7 @@ def test_kill_9_at_random_moments_then_finish(tmp_path, city):
     checkpoint), then run to the end: the history equals a run never interrupted."""
     import random
 
-    from streams.sim import Simulator
-
-    rec = tmp_path / "day.jsonl"
-    sim = Simulator(city, seed=9)
-    with rec.open("wb") as fh:
-        for chunk in sim.jsonl_batches(sim.start_ms + 6 * 3_600_000, batch_s=3600):
-            fh.write(chunk)
-    env = {**os.environ, "PYTHONHASHSEED": "0", "CITYBRAIN_CHECKPOINT_EVERY_S": "0"}
-    cli = [sys.executable, "-m", "citybrain", "run", "--source", str(rec), "--headless", "--no-alerts", "--no-http"]
-    whole = subprocess.run([*cli, "--speed", "0", "--out", str(tmp_path / "whole")], capture_output=True, text=True,
-                           timeout=300, env=env)
-    assert whole.returncode == 0, whole.stderr
+    cli, env = _recorded_day_run_whole(tmp_path, city, seed=9)
     out = tmp_path / "killed"
     rng = random.Random()
     kills = 0
