@@ -257,3 +257,27 @@ def test_one_merge_and_two_partition_workers_match_local_pipeline(broker, lines,
         _compare(local, status, broker, len(lines), workers)
     finally:
         workers.stop_all()
+
+
+def test_merge_thread_beside_partition_stages_matches_local_pipeline(broker, lines, local, tmp_path, redis_socket):
+    """``--merge-thread`` with the default role: two workers that each run both stages, the merge's
+    tick work in a thread while the same process's partition batches go on in the event loop. The
+    worker holding the merge is killed with SIGKILL mid-stream (a thread may be half-way through a
+    piece) and started again: the same tables, accounting and notifications as the local pipeline,
+    no page twice."""
+    workers = Workers(broker, tmp_path / "thread", _redis_url(redis_socket, 13), app="cbthread")
+    try:
+        produce(lines, tmp_path / "input.jsonl", broker, PARTITIONS)
+        for i in (0, 1):
+            workers.start(i, args=("--merge-thread",))
+        status = workers.wait(lambda s: s["merge"].get("worker_id") in (0, 1) and s["merged_upto"] is not None
+                              and s["records_in"] >= len(lines) // 3, "a third in and merged")
+        holder = status["merge"]["worker_id"]
+        workers.kill(holder)
+        workers.start(holder, args=("--merge-thread",))
+        status = workers.wait(_all_in(len(lines)), "every record in and merged (both stages per worker, merge in a thread)")
+        assert status["merge"]["close_latency_ms"]["n"] > 0, status["merge"]
+        _compare(local, status, broker, len(lines), workers, crashed=True)
+        assert status["counters"]["records_in"] == len(lines), "a record was applied twice or lost"
+    finally:
+        workers.stop_all()
