@@ -18,9 +18,17 @@ the same topic:
               published the vital signs of the last window every partition has closed.
   1m+Np       the role split (``--split N``): one ``--role merge`` worker and N ``--role
               partitions`` workers, timed the same way.
+  1m+Nps/S    the split merge (``--sharded N --shards S``): one ``--role merge`` worker (the city
+              merge) and N ``--role partitions+shards`` workers, ``--merge-shards S`` (the corridors'
+              green waves on S corridor shards, streams/faust_shards.py); timed until the city
+              merge and every shard have merged the last tick.
 
-Window-close latency: per merged piece that closed windows, the wall time from its partition stage
-sending it (the Kafka timestamp of the partial) to the merge having published those windows
+Merge CPU per window: the steady CPU-s of the worker holding the city merge over the windows it
+merged (in split runs it runs nothing else), the figure that bounds a catch-up however many
+partition workers there are.
+
+Window-close latency: per merge batch that closed windows, the wall time from a partition stage
+sending its oldest piece (the Kafka timestamp of the partial) to the merge having published those windows
 (p50/p99 over the run, from the merge's status file). Catching up, it includes the queue of partials
 waiting for the merge: it says whether the merge keeps up with the partitions.
 
@@ -126,10 +134,22 @@ async def _consume(bootstrap: str, topic: str, n_lines: int, n_messages: int, pi
 
 
 def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_lines: int, tmp: Path, batch: int,
-                city_dir: Path | None = None, profile: Path | None = None, extra: tuple[str, ...] = (), split: bool = False) -> dict:
+                city_dir: Path | None = None, profile: Path | None = None, extra: tuple[str, ...] = (), split: bool = False,
+                shards: int = 0, log_level: str | None = None, root: Path = ROOT) -> dict:
     """``n_workers`` workers of one app until every record is in and merged; ``split``: worker 0
-    runs ``--role merge``, the others ``--role partitions``."""
-    from streams.faust_state import read_status
+    runs ``--role merge``, the others ``--role partitions`` (``partitions+shards`` with ``shards``,
+    every worker given ``--merge-shards shards``); ``root``: the checkout whose code the workers run
+    (``python -m`` puts it first on the path; default this one)."""
+    from streams.faust_state import read_status, stage_path
+
+    def shards_upto() -> int:
+        upto = []
+        for k in range(shards):
+            try:
+                upto.append(json.loads(stage_path(out, app_id, f"shard{k}").with_suffix(".json").read_text()).get("merged_upto"))
+            except (FileNotFoundError, ValueError):
+                return -1
+        return min((-1 if u is None else u for u in upto), default=1 << 62)
 
     out = tmp / f"workers-{n_workers}-{random.randrange(1 << 30)}"
     out.mkdir()
@@ -139,13 +159,16 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
     t0 = time.monotonic()
     for i in range(n_workers):
         log = (out / f"worker{i}.log").open("wb")
-        cmd = [sys.executable, "-m", "citybrain", "worker", "--broker", broker, "--topic", topic, "--partitions", str(partitions),
+        cmd = [sys.executable, "-m", "citybrain", *(("--log-level", log_level) if log_level else ()),
+               "worker", "--broker", broker, "--topic", topic, "--partitions", str(partitions),
                "--out", str(out), "--app-id", app_id, "--id", str(i), "--within", "0.5", "--batch", str(batch), *extra]
         if split:
-            cmd += ["--role", "merge" if i == 0 else "partitions"]
+            cmd += ["--role", "merge" if i == 0 else ("partitions+shards" if shards else "partitions")]
+        if shards:
+            cmd += ["--merge-shards", str(shards)]
         if city_dir is not None:
             cmd += ["--city", str(city_dir)]
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT))
     try:
         deadline = time.monotonic() + 900
         first = None  # (time, records in, cpu) when the first batch was checkpointed: start-up and group join are over
@@ -160,7 +183,7 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
                     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-r", "100",
                                             "-f", "raw", "-o", str(profile), "--pid", str(procs[0].pid)],
                                            stdout=subprocess.DEVNULL, stderr=Path(str(profile) + ".log").open("wb"))
-            if st["records_in"] >= n_lines and st["merged_all"]:
+            if st["records_in"] >= n_lines and st["merged_all"] and shards_upto() >= st["merged_upto"]:
                 break
             for p in procs:
                 if p.poll() is not None:
@@ -172,6 +195,7 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
         cpus = [_proc_cpu(p.pid) for p in procs]
         cpu = sum(cpus)
         latency = st["merge"].get("close_latency_ms", {})
+        merge_worker, windows = st["merge"].get("worker_id", 0), st["merge"].get("windows", 0)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -195,7 +219,10 @@ def run_workers(broker: str, topic: str, partitions: int, n_workers: int, n_line
             "first_merge_s": (first_merge - first[0]) if first_merge is not None else float("nan"),
             "close_p50_ms": latency.get("p50", float("nan")), "close_p99_ms": latency.get("p99", float("nan")),
             # CPU seconds each worker spent after the first checkpointed batch (start-up left out)
-            "cpu_s_per_worker": [round(c - c0, 1) for c, c0 in zip(cpus, first[2])]}
+            "cpu_s_per_worker": [round(c - c0, 1) for c, c0 in zip(cpus, first[2])],
+            # the worker holding the (city) merge: its steady CPU per window it merged (alone in it only in split runs)
+            "merge_worker": merge_worker, "windows": windows,
+            "merge_cpu_ms_per_window": 1000 * (cpus[merge_worker] - first[2][merge_worker]) / windows if windows else float("nan")}
 
 
 def _proc_cpu(pid: int) -> float:
@@ -219,8 +246,18 @@ def main() -> int:
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="worker counts to run (none: only the --split runs)")
     ap.add_argument("--split", type=int, nargs="*", default=[], metavar="N",
                     help="also run 1 --role merge worker + N --role partitions workers, for each N given (e.g. --split 2)")
+    ap.add_argument("--sharded", type=int, nargs="*", default=[], metavar="N",
+                    help="also run the split merge: 1 --role merge worker + N --role partitions+shards workers with "
+                         "--merge-shards --shards, for each N given (e.g. --sharded 2)")
+    ap.add_argument("--log-level", default=None, help="the workers' log level (e.g. INFO: group joins and rebalances in "
+                                                      "<tmp>/workers-*/worker<i>.log; default WARNING)")
+    ap.add_argument("--shards", type=int, default=2, help="corridor shards of the --sharded runs (default 2)")
     ap.add_argument("--format", nargs="+", default=["block", "single"], choices=["block", "single"])
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--previous", type=Path, default=None, metavar="DIR",
+                    help="also run one worker from this checkout (e.g. a git worktree of an earlier commit): before/after in one run")
+    ap.add_argument("--also", action="append", default=[], metavar="ARGS",
+                    help="also run one worker with these extra arguments (e.g. --also=--merge-thread); repeatable")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     from brain.pipeline import CityPipeline, PipelineConfig
@@ -257,21 +294,35 @@ def main() -> int:
                 # A batch of 100 blocks is up to 20k records; single-record messages get the issue's 10,000 per take.
                 batch = args.batch or (100 if fmt == "block" else 10_000)
                 results[f"worker x{n}/{fmt}"] = run_workers(broker, topic, args.partitions, n, len(lines), tmp, batch, city_dir,
-                                                            profile, tuple(args.worker_args.split()))
+                                                            profile, tuple(args.worker_args.split()), log_level=args.log_level)
                 profile = None
+            extra_runs = [(f"x1 {a}", ROOT, tuple(a.split())) for a in args.also]
+            extra_runs += [("x1 previous", args.previous.resolve(), ())] if args.previous is not None else []
+            for name, root, more in extra_runs:  # one worker each: with other arguments, or an earlier checkout's code
+                batch = args.batch or (100 if fmt == "block" else 10_000)
+                results[f"worker {name}/{fmt}"] = run_workers(broker, topic, args.partitions, 1, len(lines), tmp, batch, city_dir, None,
+                                                              (*args.worker_args.split(), *more), log_level=args.log_level, root=root)
             for n in args.split:
                 batch = args.batch or (100 if fmt == "block" else 10_000)
                 results[f"1m+{n}p/{fmt}"] = run_workers(broker, topic, args.partitions, n + 1, len(lines), tmp, batch, city_dir,
-                                                        profile, tuple(args.worker_args.split()), split=True)
+                                                        profile, tuple(args.worker_args.split()), split=True, log_level=args.log_level)
+                profile = None
+            for n in args.sharded:
+                batch = args.batch or (100 if fmt == "block" else 10_000)
+                results[f"1m+{n}ps/S{args.shards}/{fmt}"] = run_workers(broker, topic, args.partitions, n + 1, len(lines), tmp, batch,
+                                                                       city_dir, profile, tuple(args.worker_args.split()), split=True,
+                                                                       shards=args.shards, log_level=args.log_level)
                 profile = None
             for name in [k for k in results if k.endswith(fmt)]:
                 r = results[name]
                 extra = (f"  (with start-up: {r['with_start_records_per_s']:,.0f}/s, start {r['start_s']:.1f} s, "
                          f"first batch -> first merged tick {r['first_merge_s']:.2f} s; window close p50/p99 "
-                         f"{r['close_p50_ms']:,.0f}/{r['close_p99_ms']:,.0f} ms; steady CPU-s per worker {r['cpu_s_per_worker']})") if "start_s" in r else ""
+                         f"{r['close_p50_ms']:,.0f}/{r['close_p99_ms']:,.0f} ms; steady CPU-s per worker {r['cpu_s_per_worker']}; "
+                         f"merge on worker {r['merge_worker']}: {r['merge_cpu_ms_per_window']:.1f} ms CPU per window over {r['windows']})") if "start_s" in r else ""
                 print(f"  {name:<18} {r['records_per_s']:>10,.0f} records/s  {r['records_per_cpu_s']:>10,.0f} records/cpu-s  "
                       f"wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s{extra}")
-            for name in [f"worker x{n}" for n in args.workers] + [f"1m+{n}p" for n in args.split]:
+            runs = [f"worker x{n}" for n in args.workers] + [f"worker {name}" for name, _, _ in extra_runs] + [f"1m+{n}p" for n in args.split] + [f"1m+{n}ps/S{args.shards}" for n in args.sharded]
+            for name in runs:
                 w, c = results[f"{name}/{fmt}"], results[f"ceiling/{fmt}"]
                 for peer in () if args.no_peers else ("peer", "peer+ops"):
                     p = results[f"{peer}/{fmt}"]
@@ -280,13 +331,22 @@ def main() -> int:
                 print(f"  {name}/{fmt}: {w['records_per_s'] / c['records_per_s']:.2f}x the raw consumer by wall time")
             if args.workers and args.workers[0] == 1:
                 one = results[f"worker x1/{fmt}"]
-                for name in [f"worker x{n}" for n in args.workers[1:]] + [f"1m+{n}p" for n in args.split]:
+                for name in runs[1:]:
                     w = results[f"{name}/{fmt}"]
                     print(f"  {name}/{fmt} vs worker x1: {w['records_per_s'] / one['records_per_s']:.2f}x by wall time, "
                           f"{w['records_per_cpu_s'] / one['records_per_cpu_s']:.2f}x per CPU second")
     finally:
         tansu.terminate()
         tansu.wait(timeout=10)
+    for fmt in args.format:  # the split merge against the role split: what moving the green waves out saves the merge
+        for n in args.sharded:
+            base = results.get(f"1m+{n}p/{fmt}")
+            got = results[f"1m+{n}ps/S{args.shards}/{fmt}"]
+            if base is not None:
+                print(f"  merge CPU per window, 1m+{n}ps/S{args.shards} vs 1m+{n}p/{fmt}: {got['merge_cpu_ms_per_window']:.1f} vs "
+                      f"{base['merge_cpu_ms_per_window']:.1f} ms ({got['merge_cpu_ms_per_window'] / base['merge_cpu_ms_per_window']:.2f}x); "
+                      f"records/s {got['records_per_s'] / base['records_per_s']:.2f}x, per CPU-s "
+                      f"{got['records_per_cpu_s'] / base['records_per_cpu_s']:.2f}x")
     print(json.dumps({"seed": seed, "records": len(lines), "results": results}))
     return 0
 
