@@ -360,7 +360,7 @@ class PartitionReader:
         for part in parts:
             for piece in pieces(part):  # a big partial in several messages
                 await self.send(self.partials_topic, part.key, piece)
-            if self.shards is not None:
+            if self.shards is not None:  # every partial, even one of lifecycle rows only: it says the partition reads again
                 for shard, sub in enumerate(self.shards.restrict(part, pipeline)):
                     for piece in pieces(sub):
                         await self.send_shard(shard, sub.key, piece)

@@ -89,12 +89,13 @@ class ShardPlan:
         order = {c.id: i for i, c in enumerate(city.corridors)}
         self.corridors = [sorted(cs, key=order.__getitem__) for cs in self.corridors]  # the city's order, as the local operator's
         self.segments = [{s for cid in cs for s in segments[cid]} for cs in self.corridors]
-        self._keys: dict[int, list[dict[str, np.ndarray]]] = {}
+        self._keys: list[dict[str, np.ndarray]] | None = None
 
     def keys(self, pipeline, shard: int) -> dict[str, np.ndarray]:
         """Shard ``shard``'s window keys per window kind of ``pipeline`` (and ``"seen"``: registry
         indices), sorted: the sensors on its corridors' segments."""
-        cached = self._keys.get(id(pipeline.registry))
+        # Computed once: every stage of one city has the same registry order and window members.
+        cached = self._keys
         if cached is None:
             ids = list(pipeline.registry.ids)
             place = {s.id: s.segment for s in self.city.sensors}
@@ -104,7 +105,7 @@ class ShardPlan:
                 per_kind = {kind: np.flatnonzero(np.isin(members, wanted)).astype(np.int64) for kind, members in pipeline._members.items()}
                 per_kind["seen"] = wanted
                 cached.append(per_kind)
-            self._keys = {id(pipeline.registry): cached}
+            self._keys = cached
         return cached[shard]
 
     def restrict(self, part: Partial, pipeline) -> list[Partial]:
