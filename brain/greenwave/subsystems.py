@@ -37,6 +37,7 @@ import numpy as np
 
 from brain.kernels import platoon as K
 from brain.kernels.bandwidth import max_bandwidth
+from brain.kernels.platoon_shift import shift_objectives
 
 #: Least share of the objective a cut must save: below it a cut is noise the model cannot resolve.
 MIN_CUT_GAIN = 0.01
@@ -79,7 +80,14 @@ def split_subsystems(nb: int, bin_s: float, prm: np.ndarray, prob_args: tuple, s
     :meth:`brain.greenwave.band.BandProblem.args`; ``stop_bound``, ``loss`` as for
     :func:`brain.kernels.platoon.descend_offsets`."""
     n = prm.shape[1]
-    u = _band_starts(prob_args, 0, n, bin_s, nb)
+    starts: dict[tuple[int, int], np.ndarray] = {}  # a stretch's own MAXBAND starts: the same in every round
+
+    def band(lo: int, hi: int) -> np.ndarray:
+        if (lo, hi) not in starts:
+            starts[lo, hi] = _band_starts(prob_args, lo, hi, bin_s, nb)
+        return starts[lo, hi]
+
+    u = band(0, n)
     single = best = _objective(nb, u, prm, stop_bound, loss)
     cuts: list[int] = []
     limit = max_cuts if max_cuts is not None else n // min_size
@@ -88,16 +96,18 @@ def split_subsystems(nb: int, bin_s: float, prm: np.ndarray, prob_args: tuple, s
         found = None
         for a, b in zip(bounds[:-1], bounds[1:]):
             for c in range(a + min_size, b - min_size + 1):
-                left = _band_starts(prob_args, a, c, bin_s, nb)
-                right = _band_starts(prob_args, c, b, bin_s, nb)
+                left = band(a, c)
+                right = band(c, b)
                 trial = u.copy()
                 trial[a:c] = (left + u[a]) % nb  # the left part keeps its place against what precedes it
-                for s in range(0, nb, max(step, 1)):
-                    trial[c:b] = (right + s) % nb
-                    # what follows b moves with the right part, so its own alignment is kept
-                    trial[b:] = (u[b:] - u[c] + s) % nb if b < n else trial[b:]
-                    obj = _objective(nb, trial, prm, stop_bound, loss)
+                # what follows b moves with the right part, so its own alignment is kept
+                tail = u[b:] - u[c]
+                objs = shift_objectives(nb, trial.copy(), prm, c, right, tail, step, stop_bound, loss)
+                for j, s in enumerate(range(0, nb, max(step, 1))):
+                    obj = float(objs[j])
                     if obj < best - 1e-9 and (found is None or obj < found[0]):
+                        trial[c:b] = (right + s) % nb
+                        trial[b:] = (tail + s) % nb
                         found = (obj, c, trial.copy())
         if found is None or found[0] > best * (1.0 - min_gain):
             break

@@ -234,6 +234,18 @@ def _objective(d_out, d_in, s_out, s_in, v_out, v_in, stop_bound, stop_loss):
 
 
 @njit(cache=True)
+def _keep_rows(po, do, so, pi, di, si, o_po, o_do, o_so, o_pi, o_di, o_si, i, k_in):
+    """Copy the rows a trial at intersection ``i`` overwrites (outbound from ``i``, inbound from
+    travel position ``k_in``) of every scenario from the first six arrays to the last six."""
+    o_po[:, i:, :] = po[:, i:, :]
+    o_do[:, i:] = do[:, i:]
+    o_so[:, i:] = so[:, i:]
+    o_pi[:, k_in:, :] = pi[:, k_in:, :]
+    o_di[:, k_in:] = di[:, k_in:]
+    o_si[:, k_in:] = si[:, k_in:]
+
+
+@njit(cache=True)
 def descend_offsets(nb, u0, prm, sweeps, step, stop_bound, stop_loss):
     """Coordinate descent on the green starts (bins; the first intersection stays put).
 
@@ -272,12 +284,21 @@ def descend_offsets_multi(nb, u0, prms, sweeps, step, stop_bound, stop_loss):
     v_out = _vehicles(nb, prms[0], False)
     v_in = _vehicles(nb, prms[0], True)
     best = _objective(do.sum() / S, di.sum() / S, so.sum() / S, si.sum() / S, v_out, v_in, stop_bound, stop_loss)
+    # the accepted state's rows a trial overwrites, copied aside: copying them back after the
+    # trials costs a few memcpy instead of re-running 2 x (n + 1) stop lines (same numbers)
+    a_po = np.empty_like(po)
+    a_pi = np.empty_like(pi)
+    a_do = np.empty_like(do)
+    a_so = np.empty_like(so)
+    a_di = np.empty_like(di)
+    a_si = np.empty_like(si)
     for _ in range(sweeps):
         changed = False
         for i in range(1, n):
             k_in = n - 1 - i
             keep = u[i]
             best_v = keep
+            _keep_rows(po, do, so, pi, di, si, a_po, a_do, a_so, a_pi, a_di, a_si, i, k_in)
             for phase in range(2):
                 if phase == 0:
                     lo, hi, st = 0, nb, max(step, 1)
@@ -285,7 +306,8 @@ def descend_offsets_multi(nb, u0, prms, sweeps, step, stop_bound, stop_loss):
                     lo, hi, st = best_v - 1, best_v + 2, 1
                 for cand in range(lo, hi, st):
                     v = cand % nb
-                    if v == keep:
+                    # the accepted start itself would only give the accepted objective again
+                    if v == keep or v == best_v:
                         continue
                     u[i] = v
                     # the accepted state is kept in po/pi..., trials overwrite from i on only
@@ -297,11 +319,10 @@ def descend_offsets_multi(nb, u0, prms, sweeps, step, stop_bound, stop_loss):
                     if obj < best - 1e-9:
                         best = obj
                         best_v = v
+                        _keep_rows(po, do, so, pi, di, si, a_po, a_do, a_so, a_pi, a_di, a_si, i, k_in)
                 u[i] = best_v
                 # bring the arrays back to the accepted state from each start on
-                for s in range(S):
-                    _direction(nb, u, prms[s], False, i, po[s], do[s], so[s], buf, nxt)
-                    _direction(nb, u, prms[s], True, k_in, pi[s], di[s], si[s], buf, nxt)
+                _keep_rows(a_po, a_do, a_so, a_pi, a_di, a_si, po, do, so, pi, di, si, i, k_in)
             if best_v != keep:
                 changed = True
         if not changed:
@@ -453,3 +474,6 @@ def warm_up() -> None:
     descend_offsets(20, np.zeros(3, dtype=np.int64), prm, 1, 2, 1e9, 4.0)
     descend_offsets_multi(20, np.zeros(3, dtype=np.int64), np.stack([prm, prm]), 1, 2, 1e9, 4.0)
     corridor_delay(20, np.zeros(3, dtype=np.int64), prm)
+    from brain.kernels.platoon_shift import warm_up as shift_warm_up  # it imports this module
+
+    shift_warm_up()

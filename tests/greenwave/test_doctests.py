@@ -20,6 +20,7 @@ MODULES = [
     "brain.greenwave.priority",
     "streams.sinks.signal_plans",
     "brain.kernels.platoon",
+    "brain.kernels.platoon_shift",
     "brain.greenwave.band",
     "brain.greenwave.delay",
     "brain.greenwave.limits",
