@@ -17,6 +17,7 @@ _MAGIC = b"CBAD1\n"  # the npz format of full arrays (read only)
 _FORMAT = "BatchDetector/2"  # rows of keys seen, sparse peer-drift rows, in brain.checkpoint's format
 #: state columns of snapshots written before brain.kernels.surprise (restored with fresh new columns)
 _OLD_N_COLS = 21
+_OLD_N_COLS_ALL = (_OLD_N_COLS, 27)
 #: seasonal columns of snapshots written before the hour-of-day noise profile (the hour bins alone)
 _OLD_SEA_COLS = _k.NOISE0
 #: the most keys a BatchDetector allocates (~3.8 kB each): a guard against sparse ids
@@ -219,11 +220,12 @@ class BatchDetector:
             PD[rows] = arrays["PD"]
         except Exception as exc:  # missing arrays, bad row indexes or shapes
             raise ValueError(f"corrupt BatchDetector snapshot: {exc}") from None
-        if S.ndim == 2 and S.shape[1] == _OLD_N_COLS:
-            # a snapshot from before onset scores and tail calibration: its learned state carries
-            # over, the new columns start fresh (no open episode, i.i.d. 95th percentiles)
+        if S.ndim == 2 and S.shape[1] in _OLD_N_COLS_ALL:
+            # a snapshot from before onset scores and tail calibration (21 columns) or before the far
+            # tail's Hill estimate (27): its learned state carries over, the new columns start fresh
+            # (no open episode, i.i.d. 95th percentiles, an exponential far tail)
             fresh, _ = _k.detector_state(S.shape[0])
-            fresh[:, :_OLD_N_COLS] = S
+            fresh[:, :S.shape[1]] = S
             S = fresh
         if SEA.ndim == 2 and SEA.shape[1] == _OLD_SEA_COLS:
             # a snapshot from before the noise profile: the hour bins carry over; the noise profile

@@ -24,7 +24,8 @@ log-ratio to the peer instead: what tells a drifting sensor from the city changi
 (:mod:`brain.kernels.faults`). Real series break the i.i.d. assumptions behind those tails
 (heavy tails, bursts, autocorrelated residuals, counts), so each key also tracks the 95th and
 99.5th percentiles of each surprise (an alarm run counts once) and calibrates it against them,
-with a power-law far tail (:func:`brain.kernels.surprise.calibrate`): this is what replaces
+with a power-law far tail (:func:`brain.kernels.surprise.calibrate`; the spike's far tail also from
+a Hill estimate, :func:`brain.kernels.surprise.calibrate_far`): this is what replaces
 per-series tuning. A young key is conservative (:func:`brain.kernels.surprise.young_factor`).
 The largest calibrated surprise is the point's evidence; the *score* reports it when an episode
 starts or grows materially, and decays inside it (:func:`brain.kernels.surprise.onset_step`),
@@ -80,9 +81,14 @@ from brain.kernels.faults import (  # PD_COLS, peer_drift_state: re-exported for
 )
 from brain.kernels.robust import MAD_TO_SIGMA, clip, clip_ref, exp_step, exp_step_ref, quantile_step_log
 from brain.kernels.surprise import (
+    HILL0,
     QLO_S,
     calibrate,
+    calibrate_far,
+    calibrate_far_ref,
     calibrate_ref,
+    hill_step,
+    hill_step_ref,
     gauss_surprise,
     gauss_surprise_ref,
     onset_step,
@@ -138,7 +144,8 @@ C_QLO = 23  # 95th percentiles of the spike, level-shift, flatline and drift sur
 C_QSLO = 24
 C_QFLO = 25
 C_QDLO = 26
-N_COLS = 27
+C_HILL = 27  # Hill estimate of 1 / the spike surprise's far-tail index (brain.kernels.surprise.hill_step)
+N_COLS = 28
 
 # --- constants (the same for every series: there are no per-series parameters) ---------------------
 WARMUP_N = 10.0
@@ -202,6 +209,7 @@ def detector_state(n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     S[:, C_QD] = Q_S
     S[:, C_QLO] = S[:, C_QSLO] = S[:, C_QFLO] = S[:, C_QDLO] = QLO_S
     S[:, C_QUANT] = np.inf
+    S[:, C_HILL] = HILL0
     return S, np.zeros((n_keys, SEA_COLS))
 
 
@@ -305,7 +313,7 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     # statistics standardised by the key's own noise estimate are shrunk while it is young; the
     # flatline and peer-drift tests carry their own warm-up (rate prior, minimum bins)
     yf = young_factor(n)
-    best = calibrate(s_spike, S[k, C_Q], S[k, C_QLO]) * yf
+    best = calibrate_far(s_spike, S[k, C_Q], S[k, C_QLO], S[k, C_HILL], n) * yf
     reason = REASON_SPIKE
     shift_cal = calibrate(s_shift, S[k, C_QS], S[k, C_QSLO])
     if shift_cal * yf > best:
@@ -344,6 +352,7 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
             # a residual's tail is learned faster (steps squared: Q_ETA_SPIKE = 2): glitches every
             # few points must become normal within a few hundred points, while slow statistics
             # (shift, drift) must not learn an anomaly that builds up for hours
+            S[k, C_HILL] = hill_step(S[k, C_HILL], s_spike, S[k, C_Q], n)
             S[k, C_Q] = quantile_step_log(S[k, C_Q], s_spike, up * up, down * down)
             up = exp_step(eta * QLO_TAU)
             down = 1.0 if alarm else exp_step(-eta * (1.0 - QLO_TAU))
@@ -450,6 +459,7 @@ def detector_step_ref(row, sea, t, x, s_peer=-1.0):
     }
     qlo = {C_Q: C_QLO, C_QS: C_QSLO, C_QF: C_QFLO, C_QD: C_QDLO}
     cal = {c: calibrate_ref(raw[c], row[c], row[qlo[c]]) for c in raw}
+    cal[C_Q] = calibrate_far_ref(raw[C_Q], row[C_Q], row[C_QLO], row[C_HILL], n)
     why = {C_Q: REASON_SPIKE, C_QS: REASON_SHIFT, C_QF: REASON_FLATLINE, C_QD: REASON_DRIFT}
     yf = young_factor_ref(n)
     shrunk = {C_Q: cal[C_Q] * yf, C_QS: cal[C_QS] * yf, C_QF: cal[C_QF], C_QD: cal[C_QD] * (1.0 if s_peer >= 0 else yf)}
@@ -468,6 +478,7 @@ def detector_step_ref(row, sea, t, x, s_peer=-1.0):
         alarm = best >= S_ALARM
         if not alarm or row[C_ALARM] == 0.0:
             eta = max(Q_ETA / math.sqrt(n + 1.0), Q_ETA_MIN)
+            row[C_HILL] = hill_step_ref(row[C_HILL], raw[C_Q], row[C_Q], n)
             for tau, cols in ((Q_TAU, (C_Q, C_QS, C_QF, C_QD)), (QLO_TAU, (C_QLO, C_QSLO, C_QFLO, C_QDLO))):
                 up = exp_step_ref(eta * tau)
                 down = 1.0 if alarm else exp_step_ref(-eta * (1.0 - tau))

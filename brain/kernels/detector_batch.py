@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from brain.kernels.detector import (
+    C_HILL,
     C_Q,
     C_QD,
     C_QF,
@@ -50,7 +51,7 @@ from brain.kernels.faults import (
     peer_drift_state,
     peer_drift_z_ref,
 )
-from brain.kernels.surprise import QLO_S, Q_S, surprise_ref
+from brain.kernels.surprise import HILL0, QLO_S, Q_S, surprise_ref
 
 
 @njit(cache=True)
@@ -122,6 +123,7 @@ def detector_batch_ref(keys, ts_ms, values, state=None, peers=None):
             row[C_Q] = row[C_QS] = row[C_QF] = row[C_QD] = Q_S
             row[C_QLO] = row[C_QSLO] = row[C_QFLO] = row[C_QDLO] = QLO_S
             row[C_QUANT] = math.inf
+            row[C_HILL] = HILL0
             st[k] = (row, [0.0] * SEA_COLS, peer_drift_state(1)[0].tolist())
         row, sea, pd_row = st[k]
         s_peer = -1.0

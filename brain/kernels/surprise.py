@@ -8,6 +8,10 @@ conservative while young, reported at the onset of an episode, never saturated.
   power-law tail, so a linear map would flag far too often): it is extrapolated as a power law,
   ``Q_S + a ln(s / q)``, whose index ``a`` comes from the key's 95th and 99.5th percentiles
   (:func:`tail_index`); the linear map bounds it (never less conservative than that).
+* :func:`hill_step` / :func:`calibrate_far` — the spike surprise's far tail beyond the 99.5th
+  percentile is also estimated directly (a Hill estimate, the mean log-excess over that percentile)
+  and replaces the 95th-to-99.5th index when it is materially heavier: a lognormal body with 1 %
+  of power-law bursts reads light in its body and flagged its normal bursts at ~2x the promise.
 * :func:`young_factor` — the surprise is shrunk by ``n / (n + N_YOUNG)`` while the key has seen
   few points: its noise and tail estimates are still guesses, so it must be conservative, not a
   storm, from its first scored point.
@@ -57,6 +61,15 @@ GAUSS_ASYMPTOTIC_X = 25.0  # erfc(25) ~ 8e-274: still a normal float
 EPI_DECAY = 0.9  # the episode's remembered peak keeps 90 % per point
 EPI_MARGIN_HALVING = 0.5
 EPI_HUGE = 3.0 * S_ALARM  # an onset this large followed by a quiet point was a one-point spike: it ends there
+# the far tail's Hill estimate (calibrate_far): its prior is an exponential tail's (1 / Q_S), worth
+# HILL_PRIOR exceedances; its memory is at most 1 / HILL_W_MIN exceedances (~10,000 points)
+HILL0 = 1.0 / Q_S
+HILL_PRIOR = 5.0
+HILL_W_MIN = 0.02
+TAIL_P = 0.005  # the share of points above the 99.5th percentile
+HILL_CLIP = 3.0  # one exceedance counts at most as s = e^3 q (~20 q)
+HILL_MIN_N = 2000.0  # points seen before the Hill index may replace the other
+HILL_GATE = 2.0  # the Hill index replaces the 95th-to-99.5th one only when this much heavier
 
 
 SURPRISE_OF_ZERO = 690.7755278982137  # -ln(1e-300): p = 0 counts as this surprise
@@ -157,6 +170,65 @@ def calibrate_ref(s: float, q: float, qlo: float) -> float:
         return s
     lin = s * (Q_S / q)
     return lin if s <= q else min(lin, Q_S + tail_index_ref(q, qlo) * math.log(s / q))
+
+
+@njit(cache=True)
+def hill_step(h, s, q, n):
+    """The key's Hill estimate ``h`` of ``1 / a`` (the far tail's power-law index) after a surprise
+    ``s`` against its 99.5th percentile ``q``, ``n`` points seen: an exceedance ``s > q`` moves
+    ``h`` towards ``ln(s / q)`` (for a tail ``P(S > s) ~ s^-a`` the mean of ``ln(S / q)`` over
+    exceedances is ``1 / a``, whatever ``q``: each exceedance is a full observation, so this
+    converges in tens of exceedances where a 99.9th-percentile tracker needs hundreds)."""
+    if s <= q:
+        return h
+    w = 1.0 / (HILL_PRIOR + TAIL_P * n)
+    w = w if w > HILL_W_MIN else HILL_W_MIN
+    # clipped: one anomaly hundreds of times the percentile must not make the key's tail heavy
+    e = math.log(s / q)
+    e = e if e < HILL_CLIP else HILL_CLIP
+    return h + w * (e - h)
+
+
+def hill_step_ref(h: float, s: float, q: float, n: float) -> float:
+    if s <= q:
+        return h
+    return h + max(1.0 / (HILL_PRIOR + TAIL_P * n), HILL_W_MIN) * (min(math.log(s / q), HILL_CLIP) - h)
+
+
+@njit(cache=True)
+def calibrate_far(s, q, qlo, h, n):
+    """:func:`calibrate` with the far tail's Hill estimate ``h`` (:func:`hill_step`): the tail is
+    extrapolated with the Hill index ``1 / h`` instead of the 95th-to-99.5th one when it is
+    materially heavier (``HILL_GATE`` times) and the key has seen ``HILL_MIN_N`` points: a mixture
+    whose body is lognormal-like and whose far tail is a few percent of power-law bursts reads light between the 95th and 99.5th percentiles
+    and flagged its normal bursts at several times the promised rate. Before ``HILL_MIN_N`` points
+    (~10 exceedances) one anomaly would weigh as much as the prior: a young key's first huge spike
+    must not make it deaf to a second anomaly."""
+    if q <= Q_S:
+        return s
+    lin = s * (Q_S / q)
+    if s <= q:
+        return lin
+    a = tail_index(q, qlo)
+    ah = 1.0 / h if h > 1.0 / q else q
+    ah = ah if ah > A_MIN else A_MIN
+    if ah * HILL_GATE < a and n >= HILL_MIN_N:
+        a = ah
+    tail = Q_S + a * math.log(s / q)
+    return tail if tail < lin else lin
+
+
+def calibrate_far_ref(s: float, q: float, qlo: float, h: float, n: float) -> float:
+    if q <= Q_S:
+        return s
+    lin = s * (Q_S / q)
+    if s <= q:
+        return lin
+    a = tail_index_ref(q, qlo)
+    ah = max(1.0 / h if h > 1.0 / q else q, A_MIN)
+    if ah * HILL_GATE < a and n >= HILL_MIN_N:
+        a = ah
+    return min(lin, Q_S + a * math.log(s / q))
 
 
 @njit(cache=True)
