@@ -62,7 +62,8 @@ def _plan_id(spec: CorridorSpec, body: bytes) -> str:
 
 def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, plan_id: str | None = None,
                       cycle_s: float | None = None, greens_s: list[np.ndarray] | None = None,
-                      refine_sweeps: int = 0, objective: Objective = "delay", choose_cycle: bool = True) -> Plan:
+                      refine_sweeps: int = 0, objective: Objective = "delay", choose_cycle: bool = True,
+                      warm_start: Plan | None = None) -> Plan:
     """The corridor's plan (checked safe). ``cycle_s``/``greens_s`` override Webster when given.
 
     ``objective="delay"`` (the default) places the offsets by the platoon delay model
@@ -72,7 +73,9 @@ def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, p
     the MAXBAND optimum, with ``refine_sweeps`` > 0 re-placing the greens within the max-band
     ranges by the progression score. ``choose_cycle=False`` keeps Webster's cycle (what a live
     re-planner wants: the cycle then follows the flows smoothly instead of jumping between
-    candidates of nearly equal modelled delay).
+    candidates of nearly equal modelled delay). ``warm_start`` (the plan in force, same
+    intersections) seeds the offset search with its offsets instead of the cold starts
+    (:func:`brain.greenwave.delay.delay_offsets`'s ``warm_start_s``): what a re-planner does.
     """
     if objective not in ("delay", "bandwidth"):
         raise ValueError(f"objective must be 'delay' or 'bandwidth', got {objective!r}")
@@ -95,7 +98,12 @@ def optimize_corridor(spec: CorridorSpec, *, valid_from_ms: int | None = None, p
     bands, starts = max_bandwidth(*prob.args(), refine_sweeps)
     method = "maxband-numba"
     if objective == "delay":
-        res = delay_offsets(spec, cycle, greens)
+        warm = None
+        if warm_start is not None and len(warm_start.intersections) == spec.n:
+            # outbound coordinated green starts of the plan in force (s, on its own clock)
+            warm = [it.offset_s + it.phase_start_s(spec.intersections[i].phase_index("out"))
+                    for i, it in enumerate(warm_start.intersections)]
+        res = delay_offsets(spec, cycle, greens, warm_start_s=warm)
         starts = res.green_start_s.astype(np.float64)
         # what these offsets really give: the plan never advertises more than it delivers
         got = band_of_offsets(cycle, prob.green_out_s, prob.green_in_s, prob.in_shift_s,
