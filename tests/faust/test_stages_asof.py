@@ -70,8 +70,14 @@ def reference(city, lines, tmp_path_factory):
     return rec.ticks
 
 
-def _distributed(city, lines, tmp_path_factory, step: int | None) -> tuple[dict, MergePipeline]:
-    """The stretch over the partition stages (``step`` lines per batch, None: all at once) and the merge."""
+def _distributed(city, lines, tmp_path_factory, step: int | None, grouped: bool = False) -> tuple[dict, MergePipeline]:
+    """The stretch over the partition stages (``step`` lines per batch, None: all at once) and the
+    merge; ``grouped``: the pieces reach the merge in groups of 1-12 (``add_pieces``, as the merge
+    agent takes a batch: ticks of several partials closed in one pass), not one by one."""
+    import random
+
+    rng = random.Random(SEED)
+    held: list[bytes] = []
     rec = Recorder(city)
     merge = MergePipeline(city, partitions=PARTITIONS, window_operators=_operators(city, tmp_path_factory, f"merge{step}"))
     parts = [PartitionPipeline(city, partition=p) for p in range(PARTITIONS)]
@@ -85,13 +91,21 @@ def _distributed(city, lines, tmp_path_factory, step: int | None) -> tuple[dict,
                 pipe.ingest_jsonl(b"\n".join(chunk))
             for partial in pipe.take_partials():
                 for piece in partial_pieces(partial, 16 << 10):
-                    rec.take(merge.add_piece(piece))
+                    if not grouped:
+                        rec.take(merge.add_piece(piece))
+                        continue
+                    held.append(piece)
+                    if len(held) >= rng.randint(1, 12):
+                        rec.take(merge.add_pieces(held))
+                        held = []
+    rec.take(merge.add_pieces(held))
     return rec.ticks, merge
 
 
-@pytest.fixture(scope="module", params=[200, None], ids=["small-batches", "whole-partitions"])
+@pytest.fixture(scope="module", params=[(200, False), (None, False), (200, True)],
+                ids=["small-batches", "whole-partitions", "small-batches-grouped-pieces"])
 def distributed(request, city, lines, tmp_path_factory):
-    return _distributed(city, lines, tmp_path_factory, request.param)
+    return _distributed(city, lines, tmp_path_factory, *request.param)
 
 
 def _same(a: pl.DataFrame, b: pl.DataFrame) -> bool:
