@@ -10,6 +10,8 @@ Corridor A (west-east) and corridor B (south-north) share their middle signal ``
 * SUMO's ``tools/tlsCoordinator.py`` on the whole network (routes of both arterials, weighted by volume);
 * independent plans: each corridor planned on its own (ours), X run by A's plan — what two
   corridor plans give when nobody reconciles the shared signal: B's offsets ignore X's timing;
+* MAXBAND (shared X): each corridor's exact MAXBAND optimum (the numba kernel, the bands of the
+  MILP), B's shifted to agree with A at X by the same rule as ours;
 * ours: :func:`brain.greenwave.network.plan_crossing` — B's plan shifted to agree with A at X.
 
 Reported: mean delay (SUMO timeLoss) of all vehicles, of each arterial's through traffic and of
@@ -86,6 +88,8 @@ def main() -> int:
         "independent plans": {it.id: it.offset_s for it in indep_b.intersections} | {it.id: it.offset_s for it in pa.intersections},
         "ours (shared X)": {it.id: it.offset_s for it in pb.intersections} | {it.id: it.offset_s for it in pa.intersections},
     }
+    ma, mb = plan_crossing(spec_a, spec_b, "X", cycle_s=60.0, greens_a_s=ga, greens_b_s=gb, objective="bandwidth")
+    offs["MAXBAND (shared X)"] = {it.id: it.offset_s for it in mb.intersections} | {it.id: it.offset_s for it in ma.intersections}
     zero_prog = write_crossing_programs(cr, pa, indep_b, offs["zero offsets"], wd / "zero.add.xml")
     offs["tlsCoordinator"] = tls_coordinator(cr, spec_a, spec_b, zero_prog, spec_a.speed_out_kmh / 50.0)
     length_m = max(spec_a.intersections[-1].position_m, spec_b.intersections[-1].position_m)
@@ -96,7 +100,7 @@ def main() -> int:
           f"{spec_b.volume_out_vph:.0f}/{spec_b.volume_in_vph:.0f} veh/h; shared X; cycle 60 s; SUMO seeds {a.seeds}",
           flush=True)
     res: dict[str, list[dict]] = {}
-    for name in ("zero offsets", "tlsCoordinator", "independent plans", "ours (shared X)"):
+    for name in ("zero offsets", "tlsCoordinator", "independent plans", "MAXBAND (shared X)", "ours (shared X)"):
         prog = write_crossing_programs(cr, pa, indep_b, offs[name], wd / f"{name.split()[0]}.add.xml")
         for s in range(1, a.seeds + 1):
             st = run_crossing(cr, routes, prog, s, end_s, name.split()[0])
