@@ -1,6 +1,7 @@
 """Solve time of the numba MAXBAND kernel against scipy.optimize.milp (HiGHS) at equal bandwidth.
 
     .venv/bin/python bench/greenwave_speed.py [--sizes 8 20 40] [--instances 5] [--milp-time-limit 120]
+    .venv/bin/python bench/greenwave_speed.py --sizes --delay-sizes --plan-instances 20   # the whole-plan table only
 
 For each corridor size, random realistic corridors (greens 20-70 % of the cycle, links 150-900 m,
 30-60 km/h, unequal directional demand) are solved by both; the table shows median solve times,
@@ -15,6 +16,15 @@ two-phase corridors with side-street joins and exits, against the MILP on the sa
 wall time and in CPU time of this process (what one core spends: the machine is shared, and the
 CPU ratio is what survives its load), and the modelled all-vehicle delay (with stop losses) of
 ours against the MILP's offsets, and how many subsystem cuts each of our plans has.
+
+A third table times the whole ``citybrain plan`` path as users run it
+(:func:`brain.greenwave.optimizer.optimize_corridor` on a corridor with cycle bounds 60-150 s and no
+fixed cycle: the cycle choice by modelled delay, Webster's splits, delay-model offsets and
+subsystems, the safety check) on random arterials (flows drawn per corridor, so Webster's cycle
+and the pick vary), in CPU seconds of this process, median and p95 over the instances, against
+scipy's milp MAXBAND on the same corridor at the picked cycle and splits, and against the same
+path with the cycle scan judging every candidate (``--full-scan``: what it did before the scan
+stopped early), which must pick the same cycle.
 """
 from __future__ import annotations
 
@@ -74,6 +84,105 @@ def delay_table(sizes, instances: int, rng, time_limit_s: float) -> None:
               f"{statistics.mean(dz):>6.1f}  {cuts}")
 
 
+def _p95(xs):
+    return float(np.percentile(xs, 95))
+
+
+def plan_table(sizes, instances: int, rng, time_limit_s: float, full_scan: bool) -> None:
+    """The whole ``citybrain plan`` path (cycle choice within bounds) against scipy's milp."""
+    from brain.greenwave import delay as D
+    from brain.greenwave.optimizer import optimize_corridor
+
+    warm_up()
+    optimize_corridor(corridor(4, 0))
+    print(f"\nwhole plan (citybrain plan: cycle choice in 60-150 s, delay offsets, subsystems), CPU ms, "
+          f"{instances} random corridors per size")
+    print(f"{'n':>3} {'ours med':>9} {'p95':>7} {'milp med':>9} {'p95':>7} {'milp/ours':>9} "
+          f"{'full scan med':>13} {'p95':>7} {'same cycle':>10}  cycles picked")
+    for n in sizes:
+        ours, milp, full, same, cycles = [], [], [], 0, []
+        for _ in range(instances):
+            seed = int(rng.integers(1, 2**31))
+            spec = corridor(n, seed)
+            frng = np.random.default_rng(seed)
+            for it in spec.intersections:   # per-corridor flows: Webster's cycle and the pick vary
+                it.phases[0].flow_vph = float(frng.uniform(250, 800))
+                it.phases[1].flow_vph = float(frng.uniform(80, 450))
+            _, cpu, plan = _timed(lambda: optimize_corridor(spec))
+            ours.append(cpu)
+            cycles.append(int(plan.cycle_s))
+            greens = [np.array([p.green_s for p in it.phases]) for it in plan.intersections]
+            prob = band_problem(spec, plan.cycle_s, greens)
+            milp.append(_timed(lambda: maxband_milp(*prob.args(), time_limit_s=time_limit_s))[1])
+            if full_scan:
+                kw = D.choose_cycle_s.__kwdefaults__
+                saved = kw["patience"]
+                kw["patience"] = None   # judge every candidate cycle
+                try:
+                    _, cpu_full, plan_full = _timed(lambda: optimize_corridor(spec))
+                finally:
+                    kw["patience"] = saved
+                full.append(cpu_full)
+                same += plan_full.cycle_s == plan.cycle_s and plan_full.plan_id == plan.plan_id
+        med = statistics.median
+        fs = (f"{med(full) * 1e3:>13.0f} {_p95(full) * 1e3:>7.0f} {same:>6}/{instances:<3}" if full
+              else f"{'-':>13} {'-':>7} {'-':>10}")
+        print(f"{n:>3} {med(ours) * 1e3:>9.0f} {_p95(ours) * 1e3:>7.0f} {med(milp) * 1e3:>9.0f} {_p95(milp) * 1e3:>7.0f} "
+              f"{med(milp) / max(med(ours), 1e-9):>8.2f}x {fs}  {cycles}")
+
+
+def live_table(hours: int, seed: int) -> None:
+    """The live re-planner on the simulated demo city (what the Faust merge and ``citybrain run``
+    run every tick): the operator's CPU with the warm start (default) and cold, same windows."""
+    from brain.city import demo_city_path, load_city
+    from brain.greenwave.delay import modelled
+    from brain.pipeline import CityPipeline
+    from streams.greenwave_operator import GreenWaveOperator
+    from streams.sim import Simulator
+
+    class _Sink:
+        def publish(self, plan):
+            pass
+
+        def latest(self, corridor):
+            return None
+
+    city = load_city(demo_city_path())
+    start = Simulator(city).start_ms
+    batches = [b.frames for b in Simulator(city, seed=seed, start_ms=start).batches(start + hours * 3_600_000, batch_s=1800)]
+    print(f"\nlive re-planning, demo city ({', '.join(c.id for c in city.corridors)}), {hours} h simulated, "
+          f"sim seed {seed}: GreenWaveOperator CPU, warm start vs cold")
+    print(f"{'mode':>5} {'operator CPU ms':>15} {'per tick ms':>11} {'plans':>6} {'mean modelled s/veh of the plans (last flows)':>46}")
+    class _Timed:  # the operator as the pipeline calls it, its own CPU summed
+        def __init__(self, op):
+            self.op, self.cpu_s = op, 0.0
+
+        def __call__(self, batch):
+            _, c, out = _timed(lambda: self.op(batch))
+            self.cpu_s += c
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self.op, name)
+
+    for warm in (True, False):
+        op = GreenWaveOperator(city, _Sink(), warm_start=warm)
+        timed = _Timed(op)
+        pipe = CityPipeline(city, window_operators=[timed])
+        ticks, figures = 0, []
+        for frames in batches:
+            ticks += len(pipe.ingest_frames(frames).windows)
+        cpu = timed.cpu_s
+        for rp in op.replanners.values():
+            spec = rp._spec_now()
+            for p in rp.history:
+                greens = [np.array([ph.green_s for ph in it.phases]) for it in p.intersections]
+                figures.append(modelled(spec, p.cycle_s, greens, [it.offset_s for it in p.intersections])["delay_s_per_veh"])
+        n_plans = sum(len(rp.history) for rp in op.replanners.values())
+        print(f"{'warm' if warm else 'cold':>5} {cpu * 1e3:>15.0f} {cpu * 1e3 / max(ticks, 1):>11.2f} {n_plans:>6} "
+              f"{statistics.mean(figures) if figures else float('nan'):>46.2f}")
+
+
 def time_kernel(args, refine_sweeps: int = 0, repeat: int = 100) -> tuple[float, np.ndarray]:
     bands, _ = max_bandwidth(*args, refine_sweeps)
     best = float("inf")
@@ -87,19 +196,27 @@ def time_kernel(args, refine_sweeps: int = 0, repeat: int = 100) -> tuple[float,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[8, 20, 40])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[8, 20, 40])
     ap.add_argument("--instances", type=int, default=5)
     ap.add_argument("--milp-time-limit", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
-    ap.add_argument("--delay-sizes", type=int, nargs="+", default=[8, 12, 20, 30, 40])
+    ap.add_argument("--delay-sizes", type=int, nargs="*", default=[8, 12, 20, 30, 40])
+    ap.add_argument("--plan-sizes", type=int, nargs="*", default=[8, 12, 20, 30, 40],
+                    help="sizes of the whole-plan table (empty: skip it)")
+    ap.add_argument("--plan-instances", type=int, default=12, help="random corridors per size in the whole-plan table")
+    ap.add_argument("--full-scan", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the plan with the cycle scan judging every candidate (default on)")
+    ap.add_argument("--live-hours", type=int, default=24,
+                    help="simulated demo-city hours of the live re-planning table (0: skip it)")
     a = ap.parse_args()
     if a.seed is None:
         a.seed = int(np.random.default_rng().integers(1, 100_000))
     print(f"seed {a.seed}")
     rng = np.random.default_rng(a.seed)
     max_bandwidth(*random_problem(rng, 4), 3)  # warm-up / load the compiled kernel
-    print(f"{'n':>3} {'numba (ms)':>11} {'milp (ms)':>11} {'speed-up':>9} {'max gap':>9} {'milp status':>12} "
-          f"{'+refine (ms)':>12} {'speed-up':>9}")
+    if a.sizes:
+        print(f"{'n':>3} {'numba (ms)':>11} {'milp (ms)':>11} {'speed-up':>9} {'max gap':>9} {'milp status':>12} "
+              f"{'+refine (ms)':>12} {'speed-up':>9}")
     for n in a.sizes:
         tk, tm, tr, gaps, statuses = [], [], [], [], set()
         done = 0
@@ -126,6 +243,10 @@ def main() -> int:
               f"{r * 1e3:>12.3f} {m / r:>8.0f}x")
     if a.delay_sizes:
         delay_table(a.delay_sizes, a.instances, rng, a.milp_time_limit)
+    if a.plan_sizes:
+        plan_table(a.plan_sizes, a.plan_instances, rng, a.milp_time_limit, a.full_scan)
+    if a.live_hours:
+        live_table(a.live_hours, int(rng.integers(1, 100_000)))
     return 0
 
 

@@ -55,13 +55,15 @@ class GreenWaveOperator:
     (25 % flow shift, 20 min hold, 3 s) are stricter than the replanner's: every plan change
     costs a few cycles of transition, and on the demo city they give about 25 plans per
     corridor per simulated weekday of 288 windows; ``tolerance_m`` —
-    how close a segment's end must be to an intersection to count as the corridor's link.
+    how close a segment's end must be to an intersection to count as the corridor's link;
+    ``warm_start`` — re-plans start their offset search from the plan in force (default; False:
+    every plan searched cold, as before).
     Raises ``ValueError`` naming the corridor when its segments cannot be resolved.
     """
 
     def __init__(self, city, sink, corridors: list[str] | None = None, *, threshold: float = 0.25,
                  min_hold_ms: int = 1_200_000, smoothing: float = 0.5, min_change_s: float = 3.0,
-                 lead_ms: int = 0, tolerance_m: float = 25.0):
+                 lead_ms: int = 0, tolerance_m: float = 25.0, warm_start: bool = True):
         sinks = list(sink) if isinstance(sink, (list, tuple)) else [sink]
         if not sinks or any(not hasattr(s, "publish") or not hasattr(s, "latest") for s in sinks):
             raise ValueError("sink must be a plan sink (publish, latest) or a non-empty list of them")
@@ -74,7 +76,7 @@ class GreenWaveOperator:
             self.flows[cf.corridor_id] = cf
             self.replanners[cf.corridor_id] = CorridorReplanner(
                 corridor_from_city(city, cf.corridor_id), threshold=threshold, min_hold_ms=min_hold_ms,
-                smoothing=smoothing, min_change_s=min_change_s, lead_ms=lead_ms)
+                smoothing=smoothing, min_change_s=min_change_s, lead_ms=lead_ms, warm_start=warm_start)
         seg = sorted({s for cf in self.flows.values() for s in cf.segment_ids})
         self._segments = pl.DataFrame({"segment_id": seg, "_col": np.arange(len(seg), dtype=np.int64)})
         self._cols = {cid: np.array([seg.index(s) for s in cf.segment_ids], dtype=np.int64) for cid, cf in self.flows.items()}
