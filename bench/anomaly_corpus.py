@@ -23,6 +23,9 @@ family draws its parameters from the seed, so each run sees new series of the sa
                         wave in it, sampled at irregular intervals (2 s to minutes)
 ``count_bursts``        tweet-like volumes: negative-binomial counts (overdispersed) around a
                         daily rate, with rare normal bursts, 5 min
+``odd_steps``           a noise-free step schedule at an odd period (7 h, 90 min or 37 sampling
+                        intervals) with a dip before its falling edge, sampled every 20 s or 1 min,
+                        regularly or irregularly: its sharp edges are normal at their phase
 ======================  ===========================================================================
 
 Anomalies (one to three per series, after the first 30 % of it): spike, dip, burst (a sustained
@@ -43,7 +46,7 @@ START_MS = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
 MIN_WINDOW = 30
 DAY_S = 86_400.0
 KINDS = ("seasonal", "counts", "bursty", "heavy_tail", "steps", "level_shift", "drift", "trend", "irregular", "flat",
-         "odd_period", "count_bursts")
+         "odd_period", "count_bursts", "odd_steps")
 
 
 @dataclass
@@ -211,6 +214,17 @@ def synthetic_case(kind: str, seed: int, n: int = 8000) -> Case:
         duty = rng.uniform(0.2, 0.6)
         v = level + 6 * sd * np.where(ph < duty, 1.0, 0.0) + 3 * sd * np.sin(2 * np.pi * ph) + rng.normal(0, sd, n)
         opts = ("spike", "dip", "shift", "burst")
+    elif kind == "odd_steps":
+        dt_s = float(rng.choice([20.0, 60.0]))
+        gaps = np.full(n, dt_s) if rng.random() < 0.5 else rng.exponential(0.5 * dt_s, n) + 0.5 * dt_s
+        ts = START_MS + (np.cumsum(gaps) * 1000).astype(np.int64)
+        period_s = float(rng.choice([7 * 3600.0, 5400.0, 37 * dt_s]))
+        ph = ((ts - START_MS) / 1000.0 / period_s + rng.uniform()) % 1.0
+        on = rng.uniform(0.1, 0.3)
+        off = on + rng.uniform(0.3, 0.5)
+        v = np.where((ph > on) & (ph < off), level * 4.0, level) - ((ph > off - 0.1) & (ph < off - 0.05)) * level * 1.5
+        opts = ("spike", "outage", "shift")
+        sd = level
     elif kind == "count_bursts":
         # tweet-like volumes: negative-binomial counts around a daily rate, with normal bursts
         mean = rng.uniform(2.0, 60.0) * np.exp(0.8 * np.sin(2 * np.pi * ((ts / 3_600_000.0) % 24 - 9) / 24))

@@ -19,8 +19,9 @@ _FORMAT = "BatchDetector/2"  # rows of keys seen, sparse peer-drift rows, in bra
 _OLD_N_COLS = 21
 _OLD_N_COLS_ALL = (_OLD_N_COLS, 27)
 #: seasonal columns of snapshots written before the hour-of-day noise profile (the hour bins alone)
-_OLD_SEA_COLS = _k.NOISE0
-#: the most keys a BatchDetector allocates (~3.8 kB each): a guard against sparse ids
+#: and before the own-period block (brain.kernels.period)
+_OLD_SEA_COLS = (_k.NOISE0, _k.PER0)
+#: the most keys a BatchDetector allocates (~4.4 kB each): a guard against sparse ids
 MAX_KEYS = 5_000_000
 
 
@@ -227,10 +228,11 @@ class BatchDetector:
             fresh, _ = _k.detector_state(S.shape[0])
             fresh[:, :S.shape[1]] = S
             S = fresh
-        if SEA.ndim == 2 and SEA.shape[1] == _OLD_SEA_COLS:
-            # a snapshot from before the noise profile: the hour bins carry over; the noise profile
-            # starts at 0 (the global noise alone, as before) and learns with the bins' memory
-            SEA = np.concatenate([SEA, np.zeros((SEA.shape[0], _k.SEA_COLS - _OLD_SEA_COLS))], axis=1)
+        if SEA.ndim == 2 and SEA.shape[1] in _OLD_SEA_COLS:
+            # a snapshot from before the noise profile or the own-period block: what it has carries
+            # over; the newer columns start at 0 (no noise profile: the global noise alone; no
+            # period yet: the buffer starts at the next point)
+            SEA = np.concatenate([SEA, np.zeros((SEA.shape[0], _k.SEA_COLS - SEA.shape[1]))], axis=1)
         if S.ndim != 2 or S.shape[1] != _k.N_COLS or SEA.shape != (S.shape[0], _k.SEA_COLS):
             raise ValueError(f"BatchDetector snapshot has incompatible state shapes {S.shape}, {SEA.shape}")
         self._n_used = S.shape[0]

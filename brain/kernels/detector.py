@@ -9,7 +9,9 @@ Per key the model is ``value = level + seasonal(t) + deviation + noise``:
   Huber-clipped residual, which follows short-lived departures (weather, events) so that they do
   not read as anomalies for long, and whose size against its usual size is the drift statistic;
 * ``seasonal``: hour-of-week profile, falling back to hour-of-day while cold, linear between
-  hour centres (:mod:`brain.kernels.seasonal`);
+  hour centres (:mod:`brain.kernels.seasonal`); or, once the key's own period is found (by
+  autocorrelation, :mod:`brain.kernels.period`) and is not a day or a week, a profile over that
+  period in the hour-of-week block, used while it predicts clearly better than the hour-of-day bins;
 * ``noise``: clipped mean absolute residual -> sigma (:mod:`brain.kernels.robust`), inflated
   during warm-up, at least the usual |residual| at this hour of the day (an hour-of-day noise
   profile, :func:`brain.kernels.seasonal.noise_value`: quiet nights and busy afternoons, the edges
@@ -103,6 +105,20 @@ from brain.kernels.surprise import (
     z_calibration,
     z_calibration_ref,
 )
+from brain.kernels.period import (
+    P_NB,
+    P_USE,
+    PER_COLS,
+    period_choose,
+    period_choose_ref,
+    period_learn,
+    period_learn_ref,
+    period_min_weight,
+    period_min_weight_ref,
+    period_value,
+    period_value_ref,
+)
+from brain.kernels.period_find import period_push, period_push_ref
 from brain.kernels.seasonal import (
     N_BINS,
     N_TOD,
@@ -111,6 +127,8 @@ from brain.kernels.seasonal import (
     noise_value,
     noise_value_ref,
     seasonal_learn,
+    seasonal_learn_day,
+    seasonal_learn_day_ref,
     seasonal_learn_ref,
     seasonal_value,
     seasonal_value_ref,
@@ -189,7 +207,11 @@ N_COMPONENTS = 4.0
 # the seasonal row: hour-of-day and hour-of-week bins, then the hour-of-day noise profile
 # (brain.kernels.seasonal.noise_value)
 NOISE0 = 2 * N_BINS
-SEA_COLS = NOISE0 + N_TOD
+# ... then the own-period block (brain.kernels.period: a header and a 64-slot buffer; an odd
+# period's profile takes over the hour-of-week bins)
+PER0 = NOISE0 + N_TOD
+SEA_COLS = PER0 + PER_COLS
+ERR_CLIP = 5.0  # sigmas: how far one point counts when the two profiles' errors are compared
 
 REASON_NONE = 0
 REASON_SPIKE = 1
@@ -276,7 +298,17 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     min_week = min_week if min_week > MIN_BIN_COUNT else MIN_BIN_COUNT
     min_tod = TOD_WARM_VISITS * per_bin
     min_tod = min_tod if min_tod > MIN_BIN_COUNT else MIN_BIN_COUNT
-    base = level + seasonal_value(SEA, k, ts_ms, min_week, min_tod)
+    # a key with its own (odd) period keeps that profile in the hour-of-week block: its hour-of-day
+    # bins are the fallback and the comparator
+    own = SEA[k, PER0 + P_NB] > 0.0
+    base_h = level + seasonal_value(SEA, k, ts_ms, math.inf if own else min_week, min_tod)
+    base = base_h
+    per_val = 0.0
+    per_warm = False
+    if own:
+        per_val, per_warm = period_value(SEA, k, PER0, ts_ms / 1000.0, period_min_weight(SEA, k, PER0, S[k, C_DT]))
+        if per_warm and SEA[k, PER0 + P_USE] == 1.0:
+            base = per_val
     expected = base + dev
     r = x - expected
     sigma = MAD_TO_SIGMA * S[k, C_SCALE]
@@ -379,10 +411,13 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     al = decay_alpha(dt_s, memory_s(TAU_LONG_S, LONG_MIN_POINTS, LONG_MAX_POINTS, S[k, C_DT]), n)
     # the baseline learns the value clipped around the baseline itself, never the deviation:
     # otherwise level, profile and deviation would all absorb the same departure and overshoot
-    rb = x - base
+    # (the level and hour profile learn against their own baseline even while the own-period profile
+    # is used: they are what the detector falls back to)
+    rb = x - base_h
     if n >= WARMUP_N:
         rb = clip(rb, CLIP_SIGMAS * sig_eff)
     level += al * rb
+    level_before = level  # (an adopted level shift moves the own-period profile's mean too)
     if shift_cal > CUSUM_H or s_shift > CUSUM_H_RAW:
         # a level shift: move the baseline to the new regime instead of flagging it until it adapts
         level += rfast
@@ -396,7 +431,15 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     S[k, C_DEV] = dev
     S[k, C_DSCALE] += al * (abs(dev) - S[k, C_DSCALE])
     noise_learn(SEA, k, ts_ms, NOISE0, abs(rc), dt_s, min_tod)
-    seasonal_learn(SEA, k, ts_ms, base + rb - level, dt_s)
+    if own:
+        seasonal_learn_day(SEA, k, ts_ms, base_h + rb - level, dt_s)
+        if per_warm and n >= WARMUP_N:
+            lim = ERR_CLIP * sig_eff
+            period_choose(SEA, k, PER0, abs(clip(x - base_h, lim)), abs(clip(x - per_val, lim)), S[k, C_DT])
+        period_learn(SEA, k, PER0, ts_ms / 1000.0, x, dt_s, CLIP_SIGMAS * sig_eff, level - level_before)
+    else:
+        seasonal_learn(SEA, k, ts_ms, base_h + rb - level, dt_s)
+    period_push(SEA, k, PER0, ts_ms / 1000.0, x, S[k, C_DT])
     if n > 0.0:
         S[k, C_REP] = rate_update(S[k, C_REP], n - 1.0, rep)
         step = abs(x - S[k, C_PREV])
@@ -438,7 +481,13 @@ def detector_step_ref(row, sea, t, x, s_peer=-1.0):
     per_bin = 3600.0 / row[C_DT] if row[C_DT] > 0 else 1.0
     min_week = max(WEEK_WARM_VISITS * per_bin, MIN_BIN_COUNT)
     min_tod = max(TOD_WARM_VISITS * per_bin, MIN_BIN_COUNT)
-    base = level + seasonal_value_ref(sea, t, min_week, min_tod)
+    own = sea[PER0 + P_NB] > 0.0
+    base_h = level + seasonal_value_ref(sea, t, math.inf if own else min_week, min_tod)
+    base, per_val, per_warm = base_h, 0.0, False
+    if own:
+        per_val, per_warm = period_value_ref(sea, PER0, t / 1000.0, period_min_weight_ref(sea, PER0, row[C_DT]))
+        if per_warm and sea[PER0 + P_USE] == 1.0:
+            base = per_val
     expected = base + dev
     r = x - expected
     sigma = max(MAD_TO_SIGMA * row[C_SCALE], MAD_TO_SIGMA * noise_value_ref(sea, t, NOISE0, min_tod),
@@ -493,15 +542,24 @@ def detector_step_ref(row, sea, t, x, s_peer=-1.0):
     row[C_SCALE] += max(a, 1.0 / (n + 1.0)) * (abs(rc) - row[C_SCALE])
     rfast = row[C_RFAST] + RFAST_ALPHA * clip_ref(r - row[C_RFAST], max(RFAST_CLIP * sig_eff, abs(row[C_RFAST])))
     al = decay_alpha_ref(dt, memory_s_ref(TAU_LONG_S, LONG_MIN_POINTS, LONG_MAX_POINTS, row[C_DT]), n)
-    rb = clip_ref(x - base, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else x - base
+    rb = clip_ref(x - base_h, CLIP_SIGMAS * sig_eff) if n >= WARMUP_N else x - base_h
     level += al * rb
+    level_before = level
     if cal[C_QS] > CUSUM_H or raw[C_QS] > CUSUM_H_RAW:
         level += rfast
         rfast = cp = cn = 0.0
     row[C_RFAST], row[C_CP], row[C_CN], row[C_LEVEL], row[C_DEV] = rfast, cp, cn, level, dev
     row[C_DSCALE] += al * (abs(dev) - row[C_DSCALE])
     noise_learn_ref(sea, t, NOISE0, abs(rc), dt, min_tod)
-    seasonal_learn_ref(sea, t, base + rb - level, dt)
+    if own:
+        seasonal_learn_day_ref(sea, t, base_h + rb - level, dt)
+        if per_warm and n >= WARMUP_N:
+            lim = ERR_CLIP * sig_eff
+            period_choose_ref(sea, PER0, abs(clip_ref(x - base_h, lim)), abs(clip_ref(x - per_val, lim)), row[C_DT])
+        period_learn_ref(sea, PER0, t / 1000.0, x, dt, CLIP_SIGMAS * sig_eff, level - level_before)
+    else:
+        seasonal_learn_ref(sea, t, base_h + rb - level, dt)
+    period_push_ref(sea, PER0, t / 1000.0, x, row[C_DT])
     if n > 0:
         row[C_REP] = rate_update_ref(row[C_REP], n - 1.0, rep)
         step = abs(x - row[C_PREV])

@@ -140,6 +140,24 @@ def seasonal_learn_ref(row, ts_ms: int, target: float, dt_s: float) -> None:
         row[b1 + 1] += w1
 
 
+@njit(cache=True)
+def seasonal_learn_day(sea, k, ts_ms, target, dt_s):
+    """:func:`seasonal_learn` for the hour-of-day profile only (the hour-of-week block then holds a
+    profile over the key's own period, :mod:`brain.kernels.period`)."""
+    tod0, tod1, _, _, w1 = season_bins(ts_ms)
+    _learn_pair(sea, k, tod0, tod1, w1, target, dt_s, TOD_MEMORY_DAYS)
+
+
+def seasonal_learn_day_ref(row, ts_ms: int, target: float, dt_s: float) -> None:
+    tod0, tod1, _, _, w1 = season_bins_ref(ts_ms)
+    a0 = _bin_alpha_ref(row[tod0 + 1], 1.0 - w1, dt_s, TOD_MEMORY_DAYS)
+    a1 = _bin_alpha_ref(row[tod1 + 1], w1, dt_s, TOD_MEMORY_DAYS)
+    row[tod0] += a0 * (target - row[tod0])
+    row[tod0 + 1] += 1.0 - w1
+    row[tod1] += a1 * (target - row[tod1])
+    row[tod1 + 1] += w1
+
+
 # --- the noise's own daily profile ------------------------------------------------------------------
 # N_TOD more columns after the bins (offset ``o`` = 2 * N_BINS in the detector's row): the usual
 # |residual| per hour of day. A daily pattern with sharp edges (a schedule that steps at 07:13 and

@@ -15,6 +15,8 @@ MODULES = [
     "brain.kernels.detector",
     "brain.kernels.detector_batch",
     "brain.kernels.detector_single",
+    "brain.kernels.period",
+    "brain.kernels.period_find",
     "brain.anomaly.base",
     "brain.anomaly.snapshot",
     "brain.anomaly.delta",
