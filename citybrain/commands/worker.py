@@ -175,7 +175,11 @@ def worker_command(args) -> int:
     # The merge stage's anomaly state checkpoints as a delta against whole states in a directory of its
     # own beside its checkpoint (shared --out: whichever worker runs the merge finds them).
     bases = Path(str(checkpoint_path(out, args.app_id, "merge")).removesuffix(".ckpt") + "-anomaly-bases")
+    # Timed: a worker's start-up is mostly this (numba kernels loaded, or compiled when their source
+    # changed), not the group join (one generation, ~4 s: bench/faust_scale.py --log-level INFO).
+    warm_s = time.monotonic()
     prebuilt = [warm_up(city, config, out, merge=bool(stages & {"merge", "shards"}), anomaly_bases=bases)]
+    warm_s = time.monotonic() - warm_s
 
     def operators(city_, config_, out_):
         return prebuilt.pop() if prebuilt else merge_operators(city_, config_, out_, bases)
@@ -187,7 +191,7 @@ def worker_command(args) -> int:
                    role=args.role, merge_thread=args.merge_thread, merge_shards=args.merge_shards,
                    alerts=None if args.no_alerts or "merge" not in stages else _alert_factory(city, args, out))
     print(f"citybrain worker {args.worker_id} (role {args.role}): {args.broker} topic {topic} ({partitions} partitions) -> {VITALS_TOPIC}, "
-          f"{DEADLETTER_TOPIC}; checkpoints {ckpt}",
+          f"{DEADLETTER_TOPIC}; checkpoints {ckpt}; warm-up {warm_s:.1f} s",
           file=sys.stderr, flush=True)
     worker = faust.Worker(app, loglevel=logging.getLevelName(logging.getLogger().level) or "WARNING", quiet=True)
     try:
