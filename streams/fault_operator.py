@@ -112,6 +112,7 @@ class _Family:
         self.sensors = sensors
         self.ids = [s.id for s in sensors]
         self.index = {sid: i for i, sid in enumerate(self.ids)}
+        self._rows = _IdRows(self.index)
         prim_field = [primary or utility_field(s) for s in sensors]
         self.prim = np.array([fields.index(f) for f in prim_field], dtype=np.int64)
         # peers measure the same quantity in the same unit (a tank level is no peer of a gas detector)
@@ -144,7 +145,7 @@ class _Family:
 
     def rows_of(self, frame: pl.DataFrame) -> np.ndarray:
         """Each row's sensor index in the family (-1: not one of its sensors)."""
-        return np.array([self.index.get(s, -1) for s in frame["sensor_id"].to_list()], dtype=np.int64)
+        return self._rows(frame["sensor_id"])
 
     def full_scale(self, frame: pl.DataFrame, vmax: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Indices of the sensors whose primary tick value is at or above ``vmax`` (their valid maximum)."""
@@ -225,6 +226,23 @@ class _Family:
         return flags, logp, events, np.where(by_peers, ptot, dtot)
 
 
+class _IdRows:
+    """``ids`` -> each id's position in ``index`` (-1: not in it), remembered for the last ids
+    column: a tick's tables list mostly the same sensors in the same order as the last tick's, and
+    a comparison in polars costs far less than a dict lookup per row in Python (~1 ms a tick at
+    5,000 sensors). The array handed out is read-only (shared between calls)."""
+
+    def __init__(self, index: dict):
+        self.index, self._ids, self._rows = index, None, None
+
+    def __call__(self, ids: pl.Series) -> np.ndarray:
+        if self._ids is None or not ids.equals(self._ids, check_dtypes=True):
+            self._rows = np.array([self.index.get(s, -1) for s in ids.to_list()], dtype=np.int64)
+            self._rows.setflags(write=False)
+            self._ids = ids
+        return self._rows
+
+
 class FaultOperator:
     """Window operator ``op(batch) -> {"sensor_faults": frame}`` with ``snapshot()``/``restore()``.
 
@@ -241,6 +259,7 @@ class FaultOperator:
         self.family_of = {sid: fam.name for fam in self.families.values() for sid in fam.ids}
         self.monitored = [s for fam in self.families.values() for s in fam.sensors]
         self.mon_index = {s.id: i for i, s in enumerate(self.monitored)}
+        self._seen_rows = _IdRows(self.mon_index)
         self.silence = sf.silence_state(len(self.monitored))
         self.last_seen = np.full(len(self.monitored), -1.0)
         self._seg_km = {g.id: g.length_m / 1000.0 for g in city.segments if g.length_m > 0}
@@ -347,7 +366,7 @@ class FaultOperator:
         if "sensor_last_seen" in batch.inputs:
             seen = batch.tick_table("inputs", "sensor_last_seen", end)
             if seen.height:
-                idx = np.array([self.mon_index.get(s, -1) for s in seen["sensor_id"].to_list()], dtype=np.int64)
+                idx = self._seen_rows(seen["sensor_id"])
                 col = seen["last_seen_ms"]
                 ts = series.floats(col)
                 ts = np.where(series.not_null(col, ts), ts, -1.0)
