@@ -42,8 +42,8 @@ from brain.kernels.detector import (
     SEA_COLS,
     detector_step,
     detector_step_peer,
-    detector_step_ref,
 )
+from brain.kernels.detector_ref import detector_step_ref
 from brain.kernels.faults import (
     PD_N,
     peer_drift_learn_ref,

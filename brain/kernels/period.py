@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from brain.kernels.robust import clip, clip_ref
@@ -257,3 +258,87 @@ def period_choose_ref(row, o, err_hour, err_period, dt_s):
         for j in range(2 * NB_MAX):
             row[PROF0 + j] = 0.0
     return row[o + P_USE] == 1.0
+
+
+@njit(cache=True)
+def seed_profile(P, k, o, n, dt_s):
+    """Start key ``k``'s profile from its first ``n`` buffer slots folded at its period (detrended),
+    so it is usable at once; each bin averages the slots whose phase is within half a slot (or bin) of it."""
+    slot = P[k, o + P_SLOT]
+    per = P[k, o + P_PERIOD]
+    nb = P[k, o + P_NB]
+    mi = 0.5 * (n - 1)
+    my = 0.0
+    for i in range(n):
+        my += P[k, o + P_BUF + i]
+    my /= n
+    sxy = 0.0
+    sxx = 0.0
+    for i in range(n):
+        sxy += (i - mi) * (P[k, o + P_BUF + i] - my)
+        sxx += (i - mi) * (i - mi)
+    b = sxy / sxx
+    f = np.empty(n)
+    for i in range(n):
+        ph = (P[k, o + P_ORIGIN] + (i + 0.5) * slot - P[k, o + P_ANCHOR]) / per
+        f[i] = (ph - math.floor(ph)) * nb
+    bin_s = per / nb
+    half = 0.5 * slot / bin_s
+    half = half if half > 0.5 else 0.5
+    w = SEED_VISITS * bin_s / dt_s
+    w = w if w > MIN_BIN_WEIGHT else MIN_BIN_WEIGHT
+    for j in range(2 * NB_MAX):
+        P[k, PROF0 + j] = 0.0
+    for j in range(int(nb)):
+        acc = 0.0
+        cnt = 0.0
+        for i in range(n):
+            dist = abs(f[i] - (j + 0.5))
+            if dist > 0.5 * nb:
+                dist = nb - dist
+            if dist < half:
+                acc += P[k, o + P_BUF + i] - my - b * (i - mi)
+                cnt += 1.0
+        if cnt > 0.0:
+            P[k, PROF0 + 2 * j] = acc / cnt
+            P[k, PROF0 + 2 * j + 1] = w
+    P[k, o + P_MEAN] = my + b * (n - 1 - mi)
+    P[k, o + P_MEAN_N] = per / dt_s
+
+
+def seed_profile_ref(row, o, n, dt_s):
+    slot, per, nb = row[o + P_SLOT], row[o + P_PERIOD], row[o + P_NB]
+    y = row[o + P_BUF:o + P_BUF + n]
+    mi = 0.5 * (n - 1)
+    my = 0.0
+    for v in y:
+        my += v
+    my /= n
+    sxy = sxx = 0.0
+    for i in range(n):
+        sxy += (i - mi) * (y[i] - my)
+        sxx += (i - mi) * (i - mi)
+    b = sxy / sxx
+    f = []
+    for i in range(n):
+        ph = (row[o + P_ORIGIN] + (i + 0.5) * slot - row[o + P_ANCHOR]) / per
+        f.append((ph - math.floor(ph)) * nb)
+    bin_s = per / nb
+    half = max(0.5 * slot / bin_s, 0.5)
+    w = max(SEED_VISITS * bin_s / dt_s, MIN_BIN_WEIGHT)
+    for j in range(2 * NB_MAX):
+        row[PROF0 + j] = 0.0
+    for j in range(int(nb)):
+        acc = cnt = 0.0
+        for i in range(n):
+            dist = abs(f[i] - (j + 0.5))
+            if dist > 0.5 * nb:
+                dist = nb - dist
+            if dist < half:
+                acc += y[i] - my - b * (i - mi)
+                cnt += 1.0
+        if cnt > 0.0:
+            row[PROF0 + 2 * j] = acc / cnt
+            row[PROF0 + 2 * j + 1] = w
+    row[o + P_MEAN] = my + b * (n - 1 - mi)
+    row[o + P_MEAN_N] = per / dt_s

@@ -31,8 +31,9 @@ import numpy as np
 from numba import njit
 
 from brain.kernels.period import (
+    seed_profile,
+    seed_profile_ref,
     BUF_N,
-    MIN_BIN_WEIGHT,
     NB_MAX,
     PROF0,
     P_ANCHOR,
@@ -43,8 +44,6 @@ from brain.kernels.period import (
     P_ERR_N,
     P_ERR_P,
     P_LASTV,
-    P_MEAN,
-    P_MEAN_N,
     P_NB,
     P_ORIGIN,
     P_PERIOD,
@@ -52,7 +51,6 @@ from brain.kernels.period import (
     P_STRENGTH,
     P_SUM,
     P_USE,
-    SEED_VISITS,
 )
 
 SLOT_MIN_S = 1.0
@@ -404,56 +402,10 @@ def _detect(P, k, o, t_s, dt_s, n):
     P[k, o + P_ERR_N] = 0.0
     P[k, o + P_USE] = 0.0
     if nb > 0.0:
-        _seed(P, k, o, n, dt_s)
+        seed_profile(P, k, o, n, dt_s)
     elif had_profile:
         for j in range(2 * NB_MAX):  # the hour-of-week bins start again
             P[k, PROF0 + j] = 0.0
-
-
-@njit(cache=True)
-def _seed(P, k, o, n, dt_s):
-    # a new period's profile starts from the buffer folded at that period (detrended), so it is
-    # usable at once; each bin averages the slots whose phase is within half a slot (or bin) of it
-    slot = P[k, o + P_SLOT]
-    per = P[k, o + P_PERIOD]
-    nb = P[k, o + P_NB]
-    mi = 0.5 * (n - 1)
-    my = 0.0
-    for i in range(n):
-        my += P[k, o + P_BUF + i]
-    my /= n
-    sxy = 0.0
-    sxx = 0.0
-    for i in range(n):
-        sxy += (i - mi) * (P[k, o + P_BUF + i] - my)
-        sxx += (i - mi) * (i - mi)
-    b = sxy / sxx
-    f = np.empty(n)
-    for i in range(n):
-        ph = (P[k, o + P_ORIGIN] + (i + 0.5) * slot - P[k, o + P_ANCHOR]) / per
-        f[i] = (ph - math.floor(ph)) * nb
-    bin_s = per / nb
-    half = 0.5 * slot / bin_s
-    half = half if half > 0.5 else 0.5
-    w = SEED_VISITS * bin_s / dt_s
-    w = w if w > MIN_BIN_WEIGHT else MIN_BIN_WEIGHT
-    for j in range(2 * NB_MAX):
-        P[k, PROF0 + j] = 0.0
-    for j in range(int(nb)):
-        acc = 0.0
-        cnt = 0.0
-        for i in range(n):
-            dist = abs(f[i] - (j + 0.5))
-            if dist > 0.5 * nb:
-                dist = nb - dist
-            if dist < half:
-                acc += P[k, o + P_BUF + i] - my - b * (i - mi)
-                cnt += 1.0
-        if cnt > 0.0:
-            P[k, PROF0 + 2 * j] = acc / cnt
-            P[k, PROF0 + 2 * j + 1] = w
-    P[k, o + P_MEAN] = my + b * (n - 1 - mi)
-    P[k, o + P_MEAN_N] = per / dt_s
 
 
 def _detect_ref(row, o, t_s, dt_s, n):
@@ -482,45 +434,7 @@ def _detect_ref(row, o, t_s, dt_s, n):
     row[o + P_PERIOD], row[o + P_ANCHOR], row[o + P_NB] = per, t_s, nb
     row[o + P_ERR_H] = row[o + P_ERR_P] = row[o + P_ERR_N] = row[o + P_USE] = 0.0
     if nb > 0.0:
-        _seed_ref(row, o, n, dt_s)
+        seed_profile_ref(row, o, n, dt_s)
     elif had_profile:
         for j in range(2 * NB_MAX):
             row[PROF0 + j] = 0.0
-
-
-def _seed_ref(row, o, n, dt_s):
-    slot, per, nb = row[o + P_SLOT], row[o + P_PERIOD], row[o + P_NB]
-    y = row[o + P_BUF:o + P_BUF + n]
-    mi = 0.5 * (n - 1)
-    my = 0.0
-    for v in y:
-        my += v
-    my /= n
-    sxy = sxx = 0.0
-    for i in range(n):
-        sxy += (i - mi) * (y[i] - my)
-        sxx += (i - mi) * (i - mi)
-    b = sxy / sxx
-    f = []
-    for i in range(n):
-        ph = (row[o + P_ORIGIN] + (i + 0.5) * slot - row[o + P_ANCHOR]) / per
-        f.append((ph - math.floor(ph)) * nb)
-    bin_s = per / nb
-    half = max(0.5 * slot / bin_s, 0.5)
-    w = max(SEED_VISITS * bin_s / dt_s, MIN_BIN_WEIGHT)
-    for j in range(2 * NB_MAX):
-        row[PROF0 + j] = 0.0
-    for j in range(int(nb)):
-        acc = cnt = 0.0
-        for i in range(n):
-            dist = abs(f[i] - (j + 0.5))
-            if dist > 0.5 * nb:
-                dist = nb - dist
-            if dist < half:
-                acc += y[i] - my - b * (i - mi)
-                cnt += 1.0
-        if cnt > 0.0:
-            row[PROF0 + 2 * j] = acc / cnt
-            row[PROF0 + 2 * j + 1] = w
-    row[o + P_MEAN] = my + b * (n - 1 - mi)
-    row[o + P_MEAN_N] = per / dt_s

@@ -15,6 +15,7 @@ MODULES = [
     "brain.kernels.detector",
     "brain.kernels.detector_batch",
     "brain.kernels.detector_single",
+    "brain.kernels.detector_ref",
     "brain.kernels.period",
     "brain.kernels.period_find",
     "brain.anomaly.base",
