@@ -23,6 +23,9 @@ family draws its parameters from the seed, so each run sees new series of the sa
                         wave in it, sampled at irregular intervals (2 s to minutes)
 ``count_bursts``        tweet-like volumes: negative-binomial counts (overdispersed) around a
                         daily rate, with rare normal bursts, 5 min
+``low_counts``          incidents per window: Poisson or negative-binomial counts (mean 0.2 to 5,
+                        mostly 0/1/2/3, a mild daily rhythm), 5 min; the anomalies are bursts of
+                        the *rate* (x4 for 20 to 120 points), drawn as counts, not scaled values
 ``odd_steps``           a noise-free step schedule at an odd period (7 h, 90 min or 37 sampling
                         intervals) with a dip before its falling edge, sampled every 20 s or 1 min,
                         regularly or irregularly: its sharp edges are normal at their phase
@@ -46,7 +49,7 @@ START_MS = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
 MIN_WINDOW = 30
 DAY_S = 86_400.0
 KINDS = ("seasonal", "counts", "bursty", "heavy_tail", "steps", "level_shift", "drift", "trend", "irregular", "flat",
-         "odd_period", "count_bursts", "odd_steps")
+         "odd_period", "count_bursts", "odd_steps", "low_counts")  # new kinds go last: earlier kinds keep their seeds
 
 
 @dataclass
@@ -152,10 +155,33 @@ def _inject(rng, kind, v, ts_ms, scale, options):
     return windows
 
 
+def _low_counts(rng, kind, seed, ts) -> Case:
+    """Low-rate counts whose anomaly is the rate itself rising x4: the burst is drawn from the same
+    count law at four times the mean, so it is as quantised and noisy as the normal points."""
+    n = ts.size
+    mean = 10 ** rng.uniform(np.log10(0.2), np.log10(5.0)) * np.exp(0.4 * np.sin(2 * np.pi * ((ts / 3_600_000.0) % 24 - 9) / 24))
+    r = rng.uniform(1.0, 5.0) if rng.random() < 0.5 else np.inf  # inf: Poisson; else variance = mean + mean^2 / r
+
+    def draw(m):
+        return rng.poisson(m) if np.isinf(r) else rng.negative_binomial(r, r / (r + m))
+
+    v = draw(mean).astype(float)
+    windows = []
+    last_end = -1
+    for a in np.sort(rng.choice(np.arange(int(0.3 * n), n - 400), size=int(rng.integers(1, 4)), replace=False)).tolist():
+        if a < last_end + 200:
+            continue
+        d = int(rng.integers(20, 120))
+        v[a:a + d] = draw(4.0 * mean[a:a + d])
+        windows.append((a, a + max(d, MIN_WINDOW)))
+        last_end = a + max(d, MIN_WINDOW)
+    return Case(kind, f"{kind}-{seed}", ts, [v], windows)
+
+
 def synthetic_case(kind: str, seed: int, n: int = 8000) -> Case:
     """One synthetic series of ``kind`` (see the module docstring), about ``n`` points."""
     rng = np.random.default_rng(seed)
-    step_s = 300.0 if kind in ("seasonal", "counts", "level_shift", "drift", "trend") else 60.0
+    step_s = 300.0 if kind in ("seasonal", "counts", "level_shift", "drift", "trend", "low_counts") else 60.0
     ts = START_MS + (np.arange(n) * step_s * 1000).astype(np.int64)
     level = 10 ** rng.uniform(0, 3)
     sd = level * rng.uniform(0.01, 0.1)
@@ -233,6 +259,8 @@ def synthetic_case(kind: str, seed: int, n: int = 8000) -> Case:
         v = rng.negative_binomial(r, r / (r + mean)).astype(float)
         windows = _inject(rng, kind, v, ts, float(np.sqrt(np.mean(mean) + np.mean(mean) ** 2 / r)), ("spike", "burst", "outage"))
         return Case(kind, f"{kind}-{seed}", ts, [np.round(v)], windows)
+    elif kind == "low_counts":
+        return _low_counts(rng, kind, seed, ts)
     elif kind == "flat":
         q = 10 ** np.round(np.log10(level) - 2)
         setpoints = np.round(level * (1 + 0.2 * rng.standard_normal(n // 2000 + 1)) / q) * q
@@ -247,7 +275,9 @@ def synthetic_case(kind: str, seed: int, n: int = 8000) -> Case:
     return Case(kind, f"{kind}-{seed}", ts, [v], windows)
 
 
-def synthetic_cases(base_seed: int, per_kind: int, n: int = 8000) -> list[Case]:
-    """``per_kind`` series of every kind, seeds drawn from ``base_seed``."""
+def synthetic_cases(base_seed: int, per_kind: int, n: int = 8000, kinds=None) -> list[Case]:
+    """``per_kind`` series of every kind (or only of ``kinds``), seeds drawn from ``base_seed``: a
+    series' seed does not depend on which kinds are selected."""
     rng = np.random.default_rng(base_seed)
-    return [synthetic_case(kind, int(rng.integers(2**31)), n) for kind in KINDS for _ in range(per_kind)]
+    seeds = [(kind, int(rng.integers(2**31))) for kind in KINDS for _ in range(per_kind)]
+    return [synthetic_case(kind, s, n) for kind, s in seeds if kinds is None or kind in kinds]

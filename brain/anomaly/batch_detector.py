@@ -17,7 +17,7 @@ _MAGIC = b"CBAD1\n"  # the npz format of full arrays (read only)
 _FORMAT = "BatchDetector/2"  # rows of keys seen, sparse peer-drift rows, in brain.checkpoint's format
 #: state columns of snapshots written before brain.kernels.surprise (restored with fresh new columns)
 _OLD_N_COLS = 21
-_OLD_N_COLS_ALL = (_OLD_N_COLS, 27)
+_OLD_N_COLS_ALL = (_OLD_N_COLS, 27, 28)
 #: seasonal columns of snapshots written before the hour-of-day noise profile (the hour bins alone)
 #: and before the own-period block (brain.kernels.period)
 _OLD_SEA_COLS = (_k.NOISE0, _k.PER0)
@@ -223,8 +223,9 @@ class BatchDetector:
             raise ValueError(f"corrupt BatchDetector snapshot: {exc}") from None
         if S.ndim == 2 and S.shape[1] in _OLD_N_COLS_ALL:
             # a snapshot from before onset scores and tail calibration (21 columns) or before the far
-            # tail's Hill estimate (27): its learned state carries over, the new columns start fresh
-            # (no open episode, i.i.d. 95th percentiles, an exponential far tail)
+            # tail's Hill estimate (27) or the count model (28): its learned state carries over, the new
+            # columns start fresh (no open episode, i.i.d. 95th percentiles, an exponential far tail,
+            # no counts seen)
             fresh, _ = _k.detector_state(S.shape[0])
             fresh[:, :S.shape[1]] = S
             S = fresh

@@ -63,6 +63,7 @@ import math
 import numpy as np
 from numba import njit
 
+from brain.kernels.counts import COUNT_COLS, count_step
 from brain.kernels.ewma import decay_alpha, memory_s
 from brain.kernels.faults import (  # PD_COLS, peer_drift_state: re-exported for brain.anomaly.streaming
     PD_COLS,
@@ -141,7 +142,8 @@ C_QSLO = 24
 C_QFLO = 25
 C_QDLO = 26
 C_HILL = 27  # Hill estimate of 1 / the spike surprise's far-tail index (brain.kernels.surprise.hill_step)
-N_COLS = 28
+C_CT0 = 28  # the count model's COUNT_COLS columns (brain.kernels.counts): low-rate integer series
+N_COLS = C_CT0 + COUNT_COLS
 
 # --- constants (the same for every series: there are no per-series parameters) ---------------------
 WARMUP_N = 10.0
@@ -337,6 +339,11 @@ def _step(S, SEA, k, ts_ms, x, s_peer):
     if v > best:
         best = v
         reason = REASON_DRIFT
+    # low-rate counts: their Poisson / negative-binomial surprise (0 unless the key reads as counts)
+    v = count_step(S, k, C_CT0, ts_ms, x, n)
+    if v > best:
+        best = v
+        reason = REASON_SHIFT
     zc = z * z_calibration(S[k, C_Q])
     if n < WARMUP_N:
         score = 0.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from brain.kernels.counts import count_step_ref
 from brain.kernels.ewma import (
     decay_alpha_ref,
     memory_s_ref,
@@ -67,6 +68,7 @@ from brain.kernels.detector import (
     C_DSCALE,
     C_DT,
     C_EPI,
+    C_CT0,
     C_HILL,
     C_LAST_TS,
     C_LEVEL,
@@ -190,6 +192,9 @@ def detector_step_ref(row, sea, t, x, s_peer=-1.0):
     for c in (C_QS, C_QF, C_QD):  # first strictly larger wins, as in the kernel
         if shrunk[c] > best:
             best, reason = shrunk[c], why[c]
+    s_count = count_step_ref(row, C_CT0, t, x, n)
+    if s_count > best:
+        best, reason = s_count, REASON_SHIFT
     zc = z * z_calibration_ref(row[C_Q])
     if n < WARMUP_N:
         score, reason, ongoing = 0.0, REASON_NONE, 0.0

@@ -16,6 +16,7 @@ MODULES = [
     "brain.kernels.detector_batch",
     "brain.kernels.detector_single",
     "brain.kernels.detector_ref",
+    "brain.kernels.counts",
     "brain.kernels.period",
     "brain.kernels.period_find",
     "brain.anomaly.base",
