@@ -276,7 +276,8 @@ def test_merge_thread_beside_partition_stages_matches_local_pipeline(broker, lin
         workers.kill(holder)
         workers.start(holder, args=("--merge-thread",))
         status = workers.wait(_all_in(len(lines)), "every record in and merged (both stages per worker, merge in a thread)")
-        assert status["merge"]["close_latency_ms"]["n"] > 0, status["merge"]
+        # (no close-latency check here: a merge that had closed every window before the kill only
+        # drops repeats after its restart, and the latency kept in memory starts empty)
         _compare(local, status, broker, len(lines), workers, crashed=True)
         assert status["counters"]["records_in"] == len(lines), "a record was applied twice or lost"
     finally:
