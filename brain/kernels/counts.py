@@ -4,13 +4,15 @@ On such a series the detector's continuous robust residual reads quantisation as
 nothing: the median absolute deviation of Poisson(0.3) counts is 0, so a 0 -> 2 jump is many
 "sigmas", or, once the quantum floor takes over, a burst of the *rate* (x4 for an hour) is a run of
 1s and 2s each no larger than normal ones and never adds up. This module keeps, per key, what a
-count model needs and turns it into one surprise (``-ln p``) the detector takes the maximum with:
+count model needs and turns it into one surprise (``-ln p``) the detector takes the maximum with
+(reported as a level shift):
 
 * the gate, detected per key with no parameters: every value so far a non-negative integer (at most
   ``COUNT_NONINT_MAX`` of them not), at least ``COUNT_MIN_N`` points, a running mean in
-  ``(0, COUNT_MAX_MEAN]``. Otherwise the surprise is 0 and the detector is unchanged;
-* the expected count ``mu`` at this hour of the day (24 bins, each blended with the key's global
-  mean until it holds ``COUNT_BIN_WARM`` visits): a daily rhythm of the rate is normal;
+  ``(0, COUNT_MAX_MEAN]``. Otherwise the surprise is -1 and the detector is unchanged;
+* the expected count ``mu`` at this time of day (12 two-hour bins, linear between their centres,
+  each blended with the key's global mean until it holds ``COUNT_BIN_WARM`` visits): a daily
+  rhythm of the rate is normal;
 * the overdispersion from the running variance of ``x - mu``: negative binomial with
   ``r = m^2 / (var - m)`` when the variance exceeds the mean, Poisson otherwise;
 * a CUSUM of the log-likelihood ratio of "the rate is ``COUNT_RATE_X`` times ``mu``" against
@@ -41,8 +43,9 @@ COUNT_RATE_X = 4.0  # the alternative: the rate multiplied by this (a burst wort
 COUNT_MIN_N = 100.0  # points before the count model speaks
 COUNT_MAX_MEAN = 8.0  # a larger mean is continuous enough for the robust residual
 COUNT_NONINT_MAX = 0.01  # share of non-integer (or negative) values a count series may have
-COUNT_BIN_WARM = 20.0  # visits before an hour bin's own mean is used alone
-COUNT_BIN_MEMORY = 300.0  # visits an hour bin's mean remembers
+COUNT_BIN_WARM = 20.0  # visits before a time-of-day bin's own mean is used alone
+COUNT_BIN_MEMORY = 300.0  # visits a time-of-day bin's mean remembers
+COUNT_BIN_MS = 7_200_000  # two-hour bins: a daily rhythm, in half the state of hour bins
 COUNT_MEMORY = 2000.0  # points the global mean and the variance remember
 COUNT_MU_MIN = 0.02  # expected count floor: an hour never seen non-zero is not "impossible"
 COUNT_ALARM = 8.294049640102028  # -ln(0.001 / 4): the detector's alarm surprise (S_ALARM)
@@ -52,9 +55,9 @@ CT_NONINT = 0
 CT_MEAN = 1
 CT_VAR = 2
 CT_CUSUM = 3
-CT_BIN = 4  # 24 hour-of-day means
-CT_VIS = 28  # 24 hour-of-day visit counts
-COUNT_COLS = 52
+CT_BIN = 4  # 12 time-of-day means
+CT_VIS = 16  # 12 time-of-day visit counts
+COUNT_COLS = 28
 
 
 def _llr(x, m, gm, var, rate_x):
@@ -72,16 +75,26 @@ _llr_nb = njit(cache=True)(_llr)
 @njit(cache=True)
 def count_step(S, k, c0, ts_ms, x, n):
     """The count surprise of finite ``x`` at ``ts_ms`` for key ``k`` (``n`` points seen before it),
-    and learn it; 0 unless the key reads as low-rate counts. State: ``S[k, c0:c0 + COUNT_COLS]``."""
-    hour = int((ts_ms // 3_600_000) % 24)
+    and learn it; -1 unless the key reads as low-rate counts. State: ``S[k, c0:c0 + COUNT_COLS]``."""
+    hour = int((ts_ms // COUNT_BIN_MS) % 12)
     gm = S[k, c0 + CT_MEAN]
     vis = S[k, c0 + CT_VIS + hour]
-    a = vis / COUNT_BIN_WARM
+    # linear between bin centres: a steep daily ramp is not a step every two hours
+    p = (ts_ms % 86_400_000) / COUNT_BIN_MS - 0.5
+    fl = math.floor(p)
+    f = p - fl
+    i0 = int(fl) % 12
+    i1 = (i0 + 1) % 12
+    a = S[k, c0 + CT_VIS + i0] / COUNT_BIN_WARM
     a = a if a < 1.0 else 1.0
-    mu = a * S[k, c0 + CT_BIN + hour] + (1.0 - a) * gm
+    m0 = a * S[k, c0 + CT_BIN + i0] + (1.0 - a) * gm
+    a = S[k, c0 + CT_VIS + i1] / COUNT_BIN_WARM
+    a = a if a < 1.0 else 1.0
+    m1 = a * S[k, c0 + CT_BIN + i1] + (1.0 - a) * gm
+    mu = (1.0 - f) * m0 + f * m1
     is_int = x >= 0.0 and x == math.floor(x)
     gate = n >= COUNT_MIN_N and S[k, c0 + CT_NONINT] <= COUNT_NONINT_MAX * n and 0.0 < gm <= COUNT_MAX_MEAN
-    s = 0.0
+    s = 0.0 if gate else -1.0
     if gate and is_int:
         m = mu if mu > COUNT_MU_MIN else COUNT_MU_MIN
         c = S[k, c0 + CT_CUSUM] + _llr_nb(x, m, gm, S[k, c0 + CT_VAR], COUNT_RATE_X)
@@ -106,13 +119,21 @@ def count_step(S, k, c0, ts_ms, x, n):
 
 def count_step_ref(row, c0, ts_ms, x, n):
     """Plain-Python twin of :func:`count_step` on one key's row (a list or a 1-D array)."""
-    hour = (int(ts_ms) // 3_600_000) % 24
+    hour = (int(ts_ms) // COUNT_BIN_MS) % 12
     gm = row[c0 + CT_MEAN]
     vis = row[c0 + CT_VIS + hour]
-    mu = min(vis / COUNT_BIN_WARM, 1.0) * row[c0 + CT_BIN + hour] + (1.0 - min(vis / COUNT_BIN_WARM, 1.0)) * gm
+    p = (int(ts_ms) % 86_400_000) / COUNT_BIN_MS - 0.5
+    f = p - math.floor(p)
+    i0 = int(math.floor(p)) % 12
+
+    def bin_mean(i):
+        a = min(row[c0 + CT_VIS + i] / COUNT_BIN_WARM, 1.0)
+        return a * row[c0 + CT_BIN + i] + (1.0 - a) * gm
+
+    mu = (1.0 - f) * bin_mean(i0) + f * bin_mean((i0 + 1) % 12)
     is_int = x >= 0.0 and float(x).is_integer()
     counts_like = n >= COUNT_MIN_N and row[c0 + CT_NONINT] <= COUNT_NONINT_MAX * n and 0.0 < gm <= COUNT_MAX_MEAN
-    s = 0.0
+    s = 0.0 if counts_like else -1.0
     if counts_like and is_int:
         s = max(0.0, row[c0 + CT_CUSUM] + _llr(x, max(mu, COUNT_MU_MIN), gm, row[c0 + CT_VAR], COUNT_RATE_X))
         row[c0 + CT_CUSUM] = 0.0 if s >= COUNT_ALARM else s
