@@ -76,8 +76,14 @@ _llr_nb = njit(cache=True)(_llr)
 def count_step(S, k, c0, ts_ms, x, n):
     """The count surprise of finite ``x`` at ``ts_ms`` for key ``k`` (``n`` points seen before it),
     and learn it; -1 unless the key reads as low-rate counts. State: ``S[k, c0:c0 + COUNT_COLS]``."""
-    hour = int((ts_ms // COUNT_BIN_MS) % 12)
     gm = S[k, c0 + CT_MEAN]
+    gate = n >= COUNT_MIN_N and S[k, c0 + CT_NONINT] <= COUNT_NONINT_MAX * n and 0.0 < gm <= COUNT_MAX_MEAN
+    if not (x >= 0.0 and x == math.floor(x)):
+        # not a count: cheap for continuous keys (nothing else to learn)
+        S[k, c0 + CT_NONINT] += 1.0
+        S[k, c0 + CT_CUSUM] = 0.0
+        return 0.0 if gate else -1.0
+    hour = int((ts_ms // COUNT_BIN_MS) % 12)
     vis = S[k, c0 + CT_VIS + hour]
     # linear between bin centres: a steep daily ramp is not a step every two hours
     p = (ts_ms % 86_400_000) / COUNT_BIN_MS - 0.5
@@ -92,19 +98,14 @@ def count_step(S, k, c0, ts_ms, x, n):
     a = a if a < 1.0 else 1.0
     m1 = a * S[k, c0 + CT_BIN + i1] + (1.0 - a) * gm
     mu = (1.0 - f) * m0 + f * m1
-    is_int = x >= 0.0 and x == math.floor(x)
-    gate = n >= COUNT_MIN_N and S[k, c0 + CT_NONINT] <= COUNT_NONINT_MAX * n and 0.0 < gm <= COUNT_MAX_MEAN
     s = 0.0 if gate else -1.0
-    if gate and is_int:
+    if gate:
         m = mu if mu > COUNT_MU_MIN else COUNT_MU_MIN
         c = S[k, c0 + CT_CUSUM] + _llr_nb(x, m, gm, S[k, c0 + CT_VAR], COUNT_RATE_X)
         s = c if c > 0.0 else 0.0
         # restart once it pages: the onset is reported, a sustained burst pages again as it grows
         S[k, c0 + CT_CUSUM] = 0.0 if s >= COUNT_ALARM else s
-    if not is_int:
-        S[k, c0 + CT_NONINT] += 1.0
-        S[k, c0 + CT_CUSUM] = 0.0
-    elif s < COUNT_ALARM:
+    if s < COUNT_ALARM:
         # learn (not the points that page: a burst must not become its key's normal)
         w = 1.0 / (n + 1.0)
         w = w if w > 1.0 / COUNT_MEMORY else 1.0 / COUNT_MEMORY
