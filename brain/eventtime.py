@@ -131,14 +131,27 @@ class EventClock:
         with a single record in the batch is judged too."""
         return _p1_p99(ts_ms) if len(ts_ms) else None
 
+    @staticmethod
+    def batch_floor(ts_ms: np.ndarray, source: np.ndarray) -> int:
+        """The batch's lower median event time when several sources share the batch (``UNKNOWN_MS``
+        otherwise): no active source's clock counts below it (see :meth:`judge`). Take it over the
+        whole batch, every kind together: a sparse feed (an incident closed 75 minutes after its last
+        update) is then held to where the stream is, not refused as a clock jump because it was the
+        only record of its kind in the batch."""
+        if len(ts_ms) == 0 or source.min() == source.max():
+            return UNKNOWN_MS
+        return int(np.partition(ts_ms, (len(ts_ms) - 1) // 2)[(len(ts_ms) - 1) // 2])
+
     def judge(self, ts_ms: np.ndarray, rows: np.ndarray | None = None,
-              bounds: tuple[int, int] | None = None, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              bounds: tuple[int, int] | None = None, source: np.ndarray | None = None,
+              floor_ms: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(late, too far ahead) masks over ``ts_ms``, judging only ``rows`` (a mask; default all).
 
         "Too far ahead" is judged against each record's own source clock (``source``: the records'
         source indices) when that source is active, else against the city's clock or the batch's
         own 99th percentile, so a replay batch spanning hours is fine while a lone wild clock is not.
-        ``bounds``: the batch's :meth:`bounds` (default: those of the rows judged).
+        ``bounds``: the batch's :meth:`bounds` (default: those of the rows judged); ``floor_ms``: the
+        batch's :meth:`batch_floor` (default: that of the rows judged).
         """
         late = np.zeros(len(ts_ms), dtype=bool)
         ahead = np.zeros(len(ts_ms), dtype=bool)
@@ -152,13 +165,13 @@ class EventClock:
             is_late = ts < low - self.max_ahead_ms
         else:
             is_late = ts < self.watermark_ms
-            is_ahead = self._ahead(ts, None if source is None else (source if rows is None else source[rows]), low, high)
+            is_ahead = self._ahead(ts, None if source is None else (source if rows is None else source[rows]), low, high, floor_ms)
         if rows is None:
             return is_late, is_ahead
         late[rows], ahead[rows] = is_late, is_ahead
         return late, ahead
 
-    def _ahead(self, ts: np.ndarray, source: np.ndarray | None, low: int, high: int) -> np.ndarray:
+    def _ahead(self, ts: np.ndarray, source: np.ndarray | None, low: int, high: int, floor_ms: int | None = None) -> np.ndarray:
         """Too far ahead: a record of an active source (it has spoken, at most ``idle_ms`` behind the
         city's clock) more than ``max_ahead_ms`` past its own source's clock as it stands at that record
         (its clock before the batch, moved on by its earlier records of the batch that were not
@@ -176,7 +189,7 @@ class EventClock:
             rows = np.flatnonzero(active)
             # A whole stream that jumped is no wild clock: with several sources in the batch, nobody's
             # clock counts below the batch's (lower) median.
-            floor = int(np.partition(ts, (len(ts) - 1) // 2)[(len(ts) - 1) // 2]) if source.min() != source.max() else UNKNOWN_MS
+            floor = self.batch_floor(ts, source) if floor_ms is None else floor_ms
             ahead[rows] = ahead_of_own_clock(ts[rows], source[rows], np.maximum(own[rows], floor), self.max_ahead_ms)
         return ahead
 

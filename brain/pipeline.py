@@ -209,11 +209,16 @@ class CityPipeline:
                 self.counters[f"in.{kind}"] += frame.height
                 idx, outcome, cols = self.validator.check(kind, frame)
                 checked.append((kind, frame, idx, outcome, cols, cols.int64("ts_ms")))
-        bounds = self.clock.bounds(np.concatenate([ts[outcome < 0] for *_, outcome, _, ts in checked])) if checked else None
+        bounds = floor = None
+        if checked:
+            batch_ts = np.concatenate([ts[outcome < 0] for *_, outcome, _, ts in checked])
+            bounds = self.clock.bounds(batch_ts)
+            if batch_ts.size:
+                floor = self.clock.batch_floor(batch_ts, np.concatenate([cols.sensor_idx[outcome < 0] for *_, outcome, cols, _ in checked]))
         accepted = []
         for kind, frame, idx, outcome, cols, ts in checked:
             good = outcome < 0
-            late, ahead = self.clock.judge(ts, good, bounds, source=cols.sensor_idx)
+            late, ahead = self.clock.judge(ts, good, bounds, source=cols.sensor_idx, floor_ms=floor)
             on_time = good & ~late & ~ahead
             fresh = self.deduper.first_copies(kind, self.deduper.keys(kind, frame, idx, ts), ts, on_time)
             # Refused rows of every stage (checks, too far ahead, duplicate) as one set of dead letters.

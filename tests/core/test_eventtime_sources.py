@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brain.eventtime import EventClock
+from brain.eventtime import UNKNOWN_MS, EventClock
 from brain.pipeline import CityPipeline, PipelineConfig
 from tests.core.conftest import T0
 
@@ -135,6 +135,28 @@ def test_a_reading_an_hour_past_its_own_slow_clock_is_quarantined_though_within_
     assert clock.judge(np.array([reading]), source=np.array([0]))[1].tolist() == [False]
     # A source idle for longer than idle_ms (or never heard) is held to the city's clock instead.
     assert clock.judge(np.array([t + MAX_AHEAD - 1]), source=np.array([7]))[1].tolist() == [False]
+
+
+def test_a_sparse_feeds_lone_record_is_held_to_the_batch_not_refused_as_a_clock_jump():
+    """An incident feed speaks rarely: its close, 75 minutes after its last update, is the only record of
+    its kind in a batch whose other kinds are at the same time. Judged per kind, with no median of its
+    own, it read as a jump past its own clock and was refused — so the result depended on how the stream
+    was cut into batches (and on the partition it landed in). The batch's floor, over every kind, holds
+    it to where the stream is; a wild reading an hour past that floor is still refused."""
+    clock = EventClock(120_000, MAX_AHEAD, n_sources=3)
+    t = 1_780_000_000_000
+    clock.observe(np.array([t, t, t - 59 * 60_000]), np.arange(3))  # source 2 (the feed) last spoke 59 min ago
+    detectors = np.array([t + m * 60_000 for m in range(10, 17)] * 2)
+    batch_ts = np.r_[detectors, t + 16 * 60_000]
+    batch_src = np.r_[np.zeros(7, np.int64), np.ones(7, np.int64), 2]
+    floor = clock.batch_floor(batch_ts, batch_src)
+    assert t + 10 * 60_000 <= floor <= t + 16 * 60_000
+    close = np.array([t + 16 * 60_000])
+    assert clock.judge(close, source=np.array([2]))[1].tolist() == [True]  # its kind alone: no floor (the old verdict)
+    assert clock.judge(close, source=np.array([2]), floor_ms=floor)[1].tolist() == [False]
+    wild = np.array([floor + MAX_AHEAD + 1])
+    assert clock.judge(wild, source=np.array([2]), floor_ms=floor)[1].tolist() == [True]
+    assert clock.batch_floor(batch_ts[:7], batch_src[:7]) == UNKNOWN_MS  # one source: no floor
 
 
 def _ahead_walk(ts, source, clock, max_ahead):

@@ -104,10 +104,29 @@ def _shards_upto(workers: Workers, shards: int) -> int:
     return min(-1 if u is None else u for u in upto)
 
 
+def _assert_matches_local(status, n_lines, local, workers, broker):
+    """Every record applied once, the local pipeline's accounting, tables for every window both closed
+    and its notifications, none sent twice; returns the compared window ends and the published tables."""
+    counters, ref_tables, _, ref_notes = local
+    assert status["counters"]["records_in"] == n_lines, "a record was applied twice or lost"
+    got = {k: v for k, v in status["counters"].items() if k not in ("windows_closed", "ticks_closed")}
+    assert got == {k: v for k, v in counters.items() if k != "windows_closed"}, "accounting differs from the local pipeline"
+    tables = _published_split(broker, workers.topics)
+    ends = sorted({end for (name, end) in tables if name == "city"} & {end for (_, end) in ref_tables})
+    assert len(ends) >= 60 // 5 - 2, ends
+    for name in TABLES:
+        for end in ends:
+            assert tables.get((name, end)) == ref_tables.get((name, end)), f"{name} differs for the window ending {end}"
+    notes = [n for n in _notifications(workers.redis_url) if int(n[4]) <= ends[-1]]
+    expected = [n for n in ref_notes if int(n[4]) <= ends[-1]]
+    assert expected and [k for k, n in Counter(n[0] for n in notes).items() if n > 1] == [], "a notification went out twice"
+    assert sorted(notes) == sorted(expected), "notifications differ from the local pipeline's"
+    return ends, tables
+
+
 def test_split_merge_on_two_workers_with_a_kill_matches_local_pipeline(broker, lines, local, tmp_path, redis_socket):
     """Two workers, every stage on each (``--merge-shards 2``: the city merge on one of them, the two
     corridor shards wherever Faust puts them); worker 1 is SIGKILLed mid-stream and started again."""
-    counters, ref_tables, _, ref_notes = local
     workers = Workers(broker, tmp_path / "split", _redis_url(redis_socket, 7), app="cbsplit")
     args = ("--merge-shards", "2")
     try:
@@ -119,20 +138,8 @@ def test_split_merge_on_two_workers_with_a_kill_matches_local_pipeline(broker, l
         workers.start(1, args=args)
         status = workers.wait(lambda s: _all_in(len(lines))(s) and _shards_upto(workers, 2) >= s["merged_upto"],
                               "every record in, merged by the city merge and by both corridor shards (2 workers)")
-        assert status["counters"]["records_in"] == len(lines), "a record was applied twice or lost"
-        got = {k: v for k, v in status["counters"].items() if k not in ("windows_closed", "ticks_closed")}
-        assert got == {k: v for k, v in counters.items() if k != "windows_closed"}, "accounting differs from the local pipeline"
-        tables = _published_split(broker, workers.topics)
-        ends = sorted({end for (name, end) in tables if name == "city"} & {end for (_, end) in ref_tables})
-        assert len(ends) >= 60 // 5 - 2, ends
-        for name in TABLES:
-            for end in ends:
-                assert tables.get((name, end)) == ref_tables.get((name, end)), f"{name} differs for the window ending {end}"
+        ends, tables = _assert_matches_local(status, len(lines), local, workers, broker)
         assert sum(len(tables.get(("signal_plans", e), [])) for e in ends) > 0, "no plan compared"
-        notes = [n for n in _notifications(workers.redis_url) if int(n[4]) <= ends[-1]]
-        expected = [n for n in ref_notes if int(n[4]) <= ends[-1]]
-        assert expected and [k for k, n in Counter(n[0] for n in notes).items() if n > 1] == [], "a notification went out twice"
-        assert sorted(notes) == sorted(expected), "notifications differ from the local pipeline's"
     finally:
         workers.stop_all()
 
@@ -142,7 +149,6 @@ def test_split_merge_on_three_workers_one_killed_for_good_matches_local_pipeline
     worker 2 is SIGKILLed mid-stream and not started again, so whatever it held — input
     partitions, shards, perhaps the city merge — moves to the two left by Faust's rebalance and
     resumes from its checkpoint: the same tables and notifications as the local pipeline."""
-    counters, ref_tables, _, ref_notes = local
     workers = Workers(broker, tmp_path / "split3", _redis_url(redis_socket, 8), app="cbsplit3")
     args = ("--merge-shards", "3")
     try:
@@ -154,18 +160,6 @@ def test_split_merge_on_three_workers_one_killed_for_good_matches_local_pipeline
         workers.kill(2)
         status = workers.wait(lambda s: _all_in(len(lines))(s) and _shards_upto(workers, 3) >= s["merged_upto"],
                               "every record in, merged by the city merge and the three shards (2 of 3 workers left)")
-        assert status["counters"]["records_in"] == len(lines), "a record was applied twice or lost"
-        got = {k: v for k, v in status["counters"].items() if k not in ("windows_closed", "ticks_closed")}
-        assert got == {k: v for k, v in counters.items() if k != "windows_closed"}, "accounting differs from the local pipeline"
-        tables = _published_split(broker, workers.topics)
-        ends = sorted({end for (name, end) in tables if name == "city"} & {end for (_, end) in ref_tables})
-        assert len(ends) >= 60 // 5 - 2, ends
-        for name in TABLES:
-            for end in ends:
-                assert tables.get((name, end)) == ref_tables.get((name, end)), f"{name} differs for the window ending {end}"
-        notes = [n for n in _notifications(workers.redis_url) if int(n[4]) <= ends[-1]]
-        expected = [n for n in ref_notes if int(n[4]) <= ends[-1]]
-        assert expected and [k for k, n in Counter(n[0] for n in notes).items() if n > 1] == [], "a notification went out twice"
-        assert sorted(notes) == sorted(expected), "notifications differ from the local pipeline's"
+        _assert_matches_local(status, len(lines), local, workers, broker)
     finally:
         workers.stop_all()
