@@ -306,19 +306,25 @@ def seed_profile(P, k, o, n, dt_s):
     P[k, o + P_MEAN_N] = per / dt_s
 
 
-def seed_profile_ref(row, o, n, dt_s):
-    slot, per, nb = row[o + P_SLOT], row[o + P_PERIOD], row[o + P_NB]
-    y = row[o + P_BUF:o + P_BUF + n]
+def linear_trend_ref(y, n):
+    """(centre index, mean, slope) of the least-squares line through ``y[:n]`` against its index, the
+    operations in the kernels' order (the twins' detrend: both period twins use it)."""
     mi = 0.5 * (n - 1)
     my = 0.0
-    for v in y:
+    for v in y[:n]:
         my += v
     my /= n
     sxy = sxx = 0.0
     for i in range(n):
         sxy += (i - mi) * (y[i] - my)
         sxx += (i - mi) * (i - mi)
-    b = sxy / sxx
+    return mi, my, sxy / sxx
+
+
+def seed_profile_ref(row, o, n, dt_s):
+    slot, per, nb = row[o + P_SLOT], row[o + P_PERIOD], row[o + P_NB]
+    y = row[o + P_BUF:o + P_BUF + n]
+    mi, my, b = linear_trend_ref(y, n)
     f = []
     for i in range(n):
         ph = (row[o + P_ORIGIN] + (i + 0.5) * slot - row[o + P_ANCHOR]) / per

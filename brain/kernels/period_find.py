@@ -33,6 +33,7 @@ from numba import njit
 from brain.kernels.period import (
     seed_profile,
     seed_profile_ref,
+    linear_trend_ref,
     BUF_N,
     NB_MAX,
     PROF0,
@@ -298,16 +299,7 @@ def find_period_slots(y):
 
 def find_period_slots_ref(y):
     n = len(y)
-    mi = 0.5 * (n - 1)
-    my = 0.0
-    for v in y:
-        my += v
-    my /= n
-    sxy = sxx = 0.0
-    for i in range(n):
-        sxy += (i - mi) * (y[i] - my)
-        sxx += (i - mi) * (i - mi)
-    b = sxy / sxx
+    mi, my, b = linear_trend_ref(y, n)
     d = [y[i] - my - b * (i - mi) for i in range(n)]
     s2 = s4 = 0.0
     for v in d:
